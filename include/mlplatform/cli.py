@@ -1,0 +1,251 @@
+"""The ``mlplatform`` command line: the same functions the DAGs run, outside Airflow.
+
+Every command has ``--help``. Exit codes: 0 success, 1 the data or model failed a check,
+2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+CommandFn = Callable[[argparse.Namespace], int]
+
+
+def _month(value: str) -> str:
+    import re
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
+        raise argparse.ArgumentTypeError(f"month must be YYYY-MM, got {value!r}")
+    return value
+
+
+def _months(start: str, count: int) -> list[str]:
+    year, month = map(int, start.split("-"))
+    out = []
+    for i in range(count):
+        y, m = divmod(month - 1 + i, 12)
+        out.append(f"{year + y:04d}-{m + 1:02d}")
+    return out
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from mlplatform import generator, ingest
+    from mlplatform.lake import Lake
+
+    drift = generator.Drift(args.congestion, args.outer_borough_shift, args.trip_length)
+    for month in _months(args.month, args.months):
+        started = time.perf_counter()
+        if args.out:
+            import pyarrow.parquet as pq
+
+            made = generator.generate_month(args.kind, month, args.rows, args.seed, drift, args.generation)
+            target = Path(args.out)
+            path = (
+                target / f"{args.kind}_tripdata_{month}.parquet"
+                if target.is_dir() or args.months > 1
+                else target
+            )
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(made.table, path)
+            where = str(path)
+        else:
+            lake = Lake(args.lake)
+            landed, made = ingest.land_generated(
+                lake, args.dataset, args.kind, month, args.rows, args.seed, drift, replace=args.replace
+            )
+            where = lake.uri(landed.path)
+        seconds = time.perf_counter() - started
+        summary = {
+            "path": where,
+            "kind": args.kind,
+            "month": month,
+            "rows": made.table.num_rows,
+            "seconds": round(seconds, 3),
+            "rows_per_second": round(made.table.num_rows / seconds) if seconds else None,
+            "noise_floor_rmse_minutes": round(made.noise_floor_rmse, 4),
+        }
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            print(
+                f"wrote {summary['rows']:,} {args.kind} trips for {month} to {where} in {seconds:.1f}s "
+                f"({summary['rows_per_second'] or 0:,} rows/s); noise floor RMSE "
+                f"{made.noise_floor_rmse:.3f} min"
+            )
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from mlplatform import ingest, spec, tlc
+    from mlplatform.lake import Lake
+
+    use_case = spec.load_spec(args.use_case)
+    data = Path(args.path).read_bytes()
+    import io
+
+    import pyarrow.parquet as pq
+
+    try:
+        report = tlc.inspect_schema(pq.read_schema(io.BytesIO(data)), use_case.data.taxi_type)
+    except Exception as exc:
+        print(f"error: {args.path} is not a readable parquet file: {exc}", file=sys.stderr)
+        return 2
+    if report.taxi_type != use_case.data.taxi_type:
+        print(
+            f"error: {args.path} holds {report.taxi_type} trips but {use_case.name} expects "
+            f"{use_case.data.taxi_type}",
+            file=sys.stderr,
+        )
+        return 2
+    lake = Lake(args.lake)
+    try:
+        landed = ingest.land_bytes(
+            lake, use_case.data.dataset, use_case.data.taxi_type, args.month, data, args.replace
+        )
+    except ingest.LandingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    state = "landed" if landed.changed else "already present (identical)"
+    print(f"{state}: {lake.uri(landed.path)} ({landed.rows:,} rows, sha256 {landed.digest[:12]})")
+    return 0
+
+
+def cmd_lake(args: argparse.Namespace) -> int:
+    from mlplatform.lake import Lake, inventory
+
+    lake = Lake(args.lake)
+    zones = inventory(lake)
+    if args.json:
+        print(json.dumps({z: [e.__dict__ for e in entries] for z, entries in zones.items()}, indent=2))
+        return 0
+    print(f"lake {lake.root_uri}")
+    for zone, entries in zones.items():
+        size = sum(e.size for e in entries)
+        print(f"  {zone:<12} {len(entries):>5} objects  {size / 1e6:>9.1f} MB")
+        for entry in entries[: args.limit]:
+            print(f"      {entry.path}  ({entry.size / 1e6:.1f} MB)")
+        if len(entries) > args.limit:
+            print(f"      ... {len(entries) - args.limit} more")
+    return 0
+
+
+def cmd_spec(args: argparse.Namespace) -> int:
+    from mlplatform import spec
+
+    try:
+        if args.file:
+            loaded = [spec.load_spec_file(Path(f)) for f in args.file]
+        else:
+            loaded = [spec.load_spec(n) for n in (args.name or spec.use_case_names())]
+    except spec.SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for use_case in loaded:
+        if args.json:
+            print(json.dumps(use_case.model_dump(mode="json", by_alias=True), indent=2))
+        else:
+            print(
+                f"{use_case.name}: {use_case.task}, level {use_case.maturity_level}, "
+                f"{use_case.data.taxi_type} data, model {use_case.model.family}, "
+                f"serving {use_case.serving.mode}"
+            )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from mlplatform import embedded
+
+    return embedded.run(months=args.months, rows=args.rows, start=args.start)
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from mlplatform import embedded
+
+    return embedded.stop()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlplatform", description="Run the ML platform's steps outside Airflow, on any TLC files."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    lake_help = "lake root URI (default: MLPLATFORM_LAKE_URI or the embedded default)"
+
+    p = sub.add_parser("generate", help="generate TLC-format monthly trip files")
+    p.description = "Generate months of synthetic trips in the exact TLC parquet format."
+    p.add_argument("--kind", choices=["yellow", "green"], default="yellow", help="taxi type (default yellow)")
+    p.add_argument("--month", type=_month, required=True, help="first month, YYYY-MM")
+    p.add_argument("--months", type=int, default=1, help="number of consecutive months (default 1)")
+    p.add_argument("--rows", type=int, default=100_000, help="trips per month (default 100000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same file (default 0)")
+    p.add_argument(
+        "--generation", choices=["legacy", "2024", "2025"], help="TLC schema generation (default: by month)"
+    )
+    p.add_argument(
+        "--congestion", type=float, default=1.0, help="drift: travel-time multiplier (default 1.0)"
+    )
+    p.add_argument(
+        "--outer-borough-shift", type=float, default=0.0, help="drift: pickups moved out of Manhattan, 0-1"
+    )
+    p.add_argument(
+        "--trip-length", type=float, default=1.0, help="drift: trip distance multiplier (default 1.0)"
+    )
+    p.add_argument("--out", help="write to this file or folder instead of the lake's raw zone")
+    p.add_argument("--lake", help=lake_help)
+    p.add_argument("--dataset", default="nyc_tlc_yellow", help="raw dataset folder in the lake")
+    p.add_argument("--replace", action="store_true", help="supersede a different file already in the lake")
+    p.add_argument("--json", action="store_true", help="print one JSON object per month")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("ingest", help="land a real (or any) TLC parquet file in the lake's raw zone")
+    p.description = "Copy a TLC trip-record parquet file into the raw zone for a use case and month."
+    p.add_argument("path", help="TLC parquet file (green or yellow, any year)")
+    p.add_argument("--use-case", required=True, help="use case whose dataset the file belongs to")
+    p.add_argument("--month", type=_month, required=True, help="month the file covers, YYYY-MM")
+    p.add_argument("--lake", help=lake_help)
+    p.add_argument("--replace", action="store_true", help="supersede a different file already there")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("lake", help="list what the lake holds, by zone")
+    p.description = "List the lake's objects by zone (raw, validated, quarantine, ...)."
+    p.add_argument("--lake", help=lake_help)
+    p.add_argument("--limit", type=int, default=12, help="objects listed per zone (default 12)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_lake)
+
+    p = sub.add_parser("spec", help="validate and show use-case specs")
+    p.description = "Validate use-case specs and print a summary (or the full spec with --json)."
+    p.add_argument("name", nargs="*", help="use case names (default: all shipped)")
+    p.add_argument("--file", nargs="+", help="validate these spec files instead")
+    p.add_argument("--json", action="store_true", help="print the validated spec as JSON")
+    p.set_defaults(func=cmd_spec)
+
+    p = sub.add_parser("run", help="run the platform on the embedded default")
+    p.description = "Run the main job on the embedded default: local lake, MLflow, Airflow."
+    p.add_argument("--months", type=int, default=4, help="months of data to land (default 4)")
+    p.add_argument("--rows", type=int, default=50_000, help="trips per month (default 50000)")
+    p.add_argument("--start", type=_month, default="2024-01", help="first month (default 2024-01)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("stop", help="stop every process `mlplatform run` started")
+    p.description = "Stop the processes the embedded default started, by process id."
+    p.set_defaults(func=cmd_stop)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

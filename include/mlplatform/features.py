@@ -1,0 +1,44 @@
+"""Features derived from normalised trip records, shared by every taxi use case.
+
+A use case's spec names the columns its model uses; :func:`trip_features` computes all
+of them from the normalised trips, so training, batch scoring and the serving app build
+exactly the same inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mlplatform import tlc
+
+AIRPORTS = np.array(sorted(tlc.AIRPORT_ZONES))
+HOUR_BANDS = ("night", "morning_rush", "midday", "evening_rush", "evening")
+
+
+def hour_band(hour: pd.Series) -> pd.Series:
+    """Coarse time-of-day band, used for slices and reports."""
+    bins = [-1, 5, 9, 15, 19, 23]
+    return pd.cut(hour, bins=bins, labels=list(HOUR_BANDS)).astype(str)
+
+
+def trip_features(trips: pd.DataFrame) -> pd.DataFrame:
+    """Add the derived trip features to normalised trips (returns a new frame).
+
+    Needs ``pickup_datetime``, ``pu_location_id``, ``do_location_id`` and
+    ``trip_distance``; every other column is kept as it is.
+    """
+    out = trips.copy()
+    pickup = pd.to_datetime(out["pickup_datetime"])
+    pu = out["pu_location_id"].fillna(264).astype("int64")
+    do = out["do_location_id"].fillna(264).astype("int64")
+    out["pickup_hour"] = pickup.dt.hour.astype("int64")
+    out["pickup_weekday"] = pickup.dt.dayofweek.astype("int64")
+    out["is_weekend"] = (out["pickup_weekday"] >= 5).astype("int64")
+    out["is_airport_pickup"] = pu.isin(AIRPORTS).astype("int64")
+    out["is_airport_dropoff"] = do.isin(AIRPORTS).astype("int64")
+    out["pu_borough"] = tlc.borough_of(pu.to_numpy())
+    out["do_borough"] = tlc.borough_of(do.to_numpy())
+    out["pu_do_pair"] = pu.astype(str) + "_" + do.astype(str)
+    out["hour_band"] = hour_band(out["pickup_hour"])
+    return out
