@@ -32,7 +32,7 @@ def dag_bag():
         ),
     ):
         started = time.perf_counter()
-        bag = DagBag(dag_folder=str(DAGS_FOLDER), include_examples=False)
+        bag = DagBag(dag_folder=str(DAGS_FOLDER))
         bag.parse_seconds = time.perf_counter() - started
     return bag
 
@@ -57,7 +57,7 @@ def test_parse_time_is_recorded(dag_bag, record_property) -> None:
 def _dag_ids() -> list[str]:
     from airflow.dag_processing.dagbag import DagBag
 
-    return sorted(DagBag(dag_folder=str(DAGS_FOLDER), include_examples=False).dag_ids)
+    return sorted(DagBag(dag_folder=str(DAGS_FOLDER)).dag_ids)
 
 
 @pytest.mark.parametrize("dag_id", _dag_ids())
