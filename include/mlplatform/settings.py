@@ -64,7 +64,7 @@ SETTINGS: tuple[Setting, ...] = (
         "slack_conn_id",
     ),
     Setting(
-        "MLPLATFORM_SERVING_URL", "Base URL of the real-time serving app.", "http://127.0.0.1:8080", None
+        "MLPLATFORM_SERVING_URL", "Base URL of the real-time serving app.", "http://127.0.0.1:8000", None
     ),
     Setting(
         "MLPLATFORM_SAGEMAKER_ROLE_ARN",
