@@ -1,0 +1,72 @@
+output "ssm_prefix" {
+  description = "Prefix of the published settings (`MLPLATFORM_SSM_PREFIX`)."
+  value       = module.wiring.ssm_prefix
+}
+
+output "ssm_parameter_names" {
+  description = "Published settings by name."
+  value       = module.wiring.parameter_names
+}
+
+output "lake_uri" {
+  description = "Root URI of the data lake."
+  value       = module.data_lake.lake_uri
+}
+
+output "mlflow_tracking_uri" {
+  description = "MLflow tracking URI (server ARN, for the sagemaker-mlflow plugin)."
+  value       = module.model_registry.tracking_uri
+}
+
+output "mlflow_tracking_server_url" {
+  description = "URL of the MLflow UI."
+  value       = module.model_registry.tracking_server_url
+}
+
+output "airflow_webserver_url" {
+  description = "Host name of the Airflow UI."
+  value       = module.orchestration.webserver_url
+}
+
+output "airflow_environment_name" {
+  description = "Name of the MWAA environment."
+  value       = module.orchestration.environment_name
+}
+
+output "dag_bucket_name" {
+  description = "Bucket MWAA reads the bundle from."
+  value       = module.orchestration.dag_bucket_name
+}
+
+output "serving_repository_url" {
+  description = "ECR repository to push the serving image to."
+  value       = module.serving.repository_url
+}
+
+output "serving_endpoint_name" {
+  description = "Endpoint name the deploy DAG must use so that the alarms and autoscaling apply."
+  value       = module.serving.endpoint_name
+}
+
+output "serving_instance_type" {
+  description = "Instance type the deploy DAG should give the endpoint."
+  value       = module.serving.instance_type
+}
+
+output "serving_instance_counts" {
+  description = "Minimum and maximum instance counts of the endpoint variant."
+  value = {
+    min = module.serving.min_instance_count
+    max = module.serving.max_instance_count
+  }
+}
+
+output "slack_secret_name" {
+  description = "Secrets Manager secret to put the Slack webhook connection into."
+  value       = module.alerts.slack_secret_name
+}
+
+output "alerts_topic_arn" {
+  description = "SNS topic of alarms and budget notifications."
+  value       = module.alerts.topic_arn
+}

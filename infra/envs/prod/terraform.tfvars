@@ -1,0 +1,31 @@
+# Production: room for more workers, two endpoint instances across Availability Zones.
+environment = "prod"
+region      = "eu-west-1"
+
+# Replace with the two private subnets and the self-referencing security group of your VPC.
+subnet_ids         = ["subnet-0bbbbbbbbbbbbbbb1", "subnet-0bbbbbbbbbbbbbbb2"]
+security_group_ids = ["sg-0bbbbbbbbbbbbbbb1"]
+
+alert_emails                     = []
+monthly_budget_usd               = 2500
+budget_filter_by_environment_tag = false
+
+airflow_version            = "3.0.6"
+mwaa_environment_class     = "mw1.medium"
+mwaa_min_workers           = 2
+mwaa_max_workers           = 5
+mwaa_webserver_access_mode = "PRIVATE_ONLY"
+
+mlflow_tracking_server_size = "Medium"
+
+serving_instance_type       = "ml.m5.large"
+serving_min_instance_count  = 2
+serving_max_instance_count  = 4
+create_endpoint_autoscaling = false
+
+quarantine_expiration_days     = 30
+prediction_log_expiration_days = 90
+validated_transition_days      = 90
+
+force_destroy               = false
+kms_deletion_window_in_days = 30

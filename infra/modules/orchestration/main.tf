@@ -1,0 +1,579 @@
+# Amazon MWAA running the DAG bundle: the environment, its versioned DAG bucket with the
+# bundle uploaded from this repository, the startup script that points the bundle at the
+# platform's settings, and an execution role scoped to what the DAGs touch.
+
+data "aws_caller_identity" "current" {}
+
+data "aws_partition" "current" {}
+
+data "aws_region" "current" {}
+
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.region
+
+  # "arn:<partition>:<service>:<region>:<account>" for the services the role reaches.
+  arn = {
+    for service in ["cloudwatch", "logs", "sagemaker", "secretsmanager", "ssm"] :
+    service => "arn:${local.partition}:${service}:${local.region}:${local.account_id}"
+  }
+
+  # MWAA syncs the bucket's dags/ folder to this path on every component.
+  dags_path    = "/usr/local/airflow/dags"
+  include_path = "${local.dags_path}/include"
+
+  environment_variables = {
+    MLPLATFORM_ENV        = "aws"
+    MLPLATFORM_SSM_PREFIX = var.ssm_prefix
+  }
+
+  airflow_configuration_options = merge(
+    {
+      "secrets.backend" = "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"
+      "secrets.backend_kwargs" = jsonencode({
+        connections_prefix = var.connections_prefix
+        variables_prefix   = var.variables_prefix
+      })
+    },
+    var.airflow_configuration_options,
+  )
+
+  ##############################################################################
+  # The bundle, as S3 keys => local paths
+  ##############################################################################
+
+  # Bytecode, build metadata and uncommitted Great Expectations state never ship.
+  excluded = "(__pycache__/|\\.py[co]$|\\.egg-info/|\\.DS_Store$|^great_expectations/uncommitted/|^dags/\\.airflowignore$)"
+
+  # Everything MWAA must see as files sits under dags/, because that folder is what it
+  # syncs; .airflowignore keeps the DAG processor out of the non-DAG folders.
+  bundle_folders = {
+    dags               = "dags/"
+    include            = "dags/include/"
+    great_expectations = "dags/great_expectations/"
+  }
+
+  bundle_files = merge([
+    for folder, key_prefix in local.bundle_folders : {
+      for file in fileset("${var.bundle_root}/${folder}", "**") :
+      "${key_prefix}${file}" => "${var.bundle_root}/${folder}/${file}"
+      if length(regexall(local.excluded, "${folder}/${file}")) == 0
+    }
+  ]...)
+
+  repo_airflowignore = "${var.bundle_root}/dags/.airflowignore"
+  airflowignore = join("\n", compact([
+    fileexists(local.repo_airflowignore) ? trimspace(file(local.repo_airflowignore)) : "",
+    "include/",
+    "great_expectations/",
+    "constraints.txt",
+    "",
+  ]))
+
+  plugin_files       = fileset("${var.bundle_root}/plugins", "**")
+  plugin_files_kept  = [for file in local.plugin_files : file if length(regexall(local.excluded, "plugins/${file}")) == 0]
+  plugin_files_extra = setsubtract(local.plugin_files, local.plugin_files_kept)
+  has_plugins        = length(local.plugin_files_kept) > 0
+
+  # MWAA provides Airflow itself: the bundle's own Airflow pin is dropped, and the
+  # constraints file is referenced where MWAA syncs it.
+  requirements = join("\n", concat(
+    ["--constraint \"${local.dags_path}/constraints.txt\""],
+    [
+      for line in split("\n", file("${var.bundle_root}/requirements.txt")) : line
+      if !startswith(line, "-c ") && !startswith(line, "apache-airflow==")
+    ],
+  ))
+
+  startup_script = templatefile("${path.module}/startup.sh.tftpl", {
+    environment_variables = local.environment_variables
+    include_path          = local.include_path
+  })
+}
+
+################################################################################
+# KMS key (DAG bucket, MWAA metadata, queues and logs)
+################################################################################
+
+data "aws_iam_policy_document" "kms" {
+  #checkov:skip=CKV_AWS_109:A key policy's "*" resource is the key itself; the statements delegate to IAM in this account and to CloudWatch Logs for this account's log groups.
+  #checkov:skip=CKV_AWS_111:A key policy's "*" resource is the key itself; the statements delegate to IAM in this account and to CloudWatch Logs for this account's log groups.
+  #checkov:skip=CKV_AWS_356:A key policy's "*" resource is the key itself; the statements delegate to IAM in this account and to CloudWatch Logs for this account's log groups.
+  statement {
+    sid       = "EnableIamPolicies"
+    actions   = ["kms:*"]
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+  }
+
+  statement {
+    sid = "AllowMwaaLogGroups"
+    actions = [
+      "kms:Encrypt*",
+      "kms:Decrypt*",
+      "kms:ReEncrypt*",
+      "kms:GenerateDataKey*",
+      "kms:Describe*",
+    ]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${local.region}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnLike"
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values   = ["${local.arn.logs}:*"]
+    }
+  }
+}
+
+resource "aws_kms_key" "this" {
+  description             = "${var.name}: MWAA environment and DAG bucket"
+  enable_key_rotation     = true
+  deletion_window_in_days = var.kms_deletion_window_in_days
+  policy                  = data.aws_iam_policy_document.kms.json
+  tags                    = var.tags
+}
+
+resource "aws_kms_alias" "this" {
+  name          = "alias/${var.name}-airflow"
+  target_key_id = aws_kms_key.this.key_id
+}
+
+################################################################################
+# DAG bucket and the bundle in it
+################################################################################
+
+module "dag_bucket" {
+  source = "../secure_bucket"
+
+  bucket            = "${var.name}-airflow-${local.account_id}-${local.region}"
+  kms_key_arn       = aws_kms_key.this.arn
+  access_log_bucket = var.access_log_bucket
+  force_destroy     = var.force_destroy
+  # Old bundle versions are only useful for a quick rollback.
+  noncurrent_version_expiration_days = 30
+  tags                               = var.tags
+}
+
+resource "aws_s3_object" "bundle" {
+  for_each = local.bundle_files
+
+  bucket                 = module.dag_bucket.bucket
+  key                    = each.key
+  source                 = each.value
+  source_hash            = filemd5(each.value)
+  server_side_encryption = "aws:kms"
+  kms_key_id             = aws_kms_key.this.arn
+  tags                   = var.tags
+
+  depends_on = [module.dag_bucket]
+}
+
+resource "aws_s3_object" "airflowignore" {
+  bucket                 = module.dag_bucket.bucket
+  key                    = "dags/.airflowignore"
+  content                = local.airflowignore
+  server_side_encryption = "aws:kms"
+  kms_key_id             = aws_kms_key.this.arn
+  tags                   = var.tags
+
+  depends_on = [module.dag_bucket]
+}
+
+resource "aws_s3_object" "constraints" {
+  bucket                 = module.dag_bucket.bucket
+  key                    = "dags/constraints.txt"
+  source                 = "${var.bundle_root}/constraints.txt"
+  source_hash            = filemd5("${var.bundle_root}/constraints.txt")
+  server_side_encryption = "aws:kms"
+  kms_key_id             = aws_kms_key.this.arn
+  tags                   = var.tags
+
+  depends_on = [module.dag_bucket]
+}
+
+resource "aws_s3_object" "requirements" {
+  bucket                 = module.dag_bucket.bucket
+  key                    = "requirements.txt"
+  content                = local.requirements
+  server_side_encryption = "aws:kms"
+  kms_key_id             = aws_kms_key.this.arn
+  tags                   = var.tags
+
+  depends_on = [module.dag_bucket]
+}
+
+resource "aws_s3_object" "startup_script" {
+  bucket                 = module.dag_bucket.bucket
+  key                    = "startup.sh"
+  content                = local.startup_script
+  server_side_encryption = "aws:kms"
+  kms_key_id             = aws_kms_key.this.arn
+  tags                   = var.tags
+
+  depends_on = [module.dag_bucket]
+}
+
+# MWAA loads plugins only from a zip file.
+data "archive_file" "plugins" {
+  count = local.has_plugins ? 1 : 0
+
+  type        = "zip"
+  source_dir  = "${var.bundle_root}/plugins"
+  excludes    = local.plugin_files_extra
+  output_path = "${path.root}/.build/${var.name}-plugins.zip"
+}
+
+resource "aws_s3_object" "plugins" {
+  count = local.has_plugins ? 1 : 0
+
+  bucket                 = module.dag_bucket.bucket
+  key                    = "plugins.zip"
+  source                 = data.archive_file.plugins[0].output_path
+  source_hash            = data.archive_file.plugins[0].output_md5
+  server_side_encryption = "aws:kms"
+  kms_key_id             = aws_kms_key.this.arn
+  tags                   = var.tags
+
+  depends_on = [module.dag_bucket]
+}
+
+################################################################################
+# Execution role
+################################################################################
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["airflow.amazonaws.com", "airflow-env.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "this" {
+  name               = "${var.name}-mwaa-execution"
+  description        = "Execution role of the MWAA environment ${var.name} and of every task it runs."
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "this" {
+
+  # What MWAA itself needs (AWS's documented execution role, scoped to this environment).
+  statement {
+    sid       = "PublishEnvironmentMetrics"
+    actions   = ["airflow:PublishMetrics"]
+    resources = ["arn:${local.partition}:airflow:${local.region}:${local.account_id}:environment/${var.name}"]
+  }
+
+  statement {
+    sid       = "NoBucketListing"
+    effect    = "Deny"
+    actions   = ["s3:ListAllMyBuckets"]
+    resources = [module.dag_bucket.arn, "${module.dag_bucket.arn}/*"]
+  }
+
+  statement {
+    sid       = "ReadBundle"
+    actions   = ["s3:GetObject*", "s3:GetBucket*", "s3:List*"]
+    resources = [module.dag_bucket.arn, "${module.dag_bucket.arn}/*"]
+  }
+
+  statement {
+    sid       = "CheckAccountPublicAccessBlock"
+    actions   = ["s3:GetAccountPublicAccessBlock"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid = "WriteAirflowLogs"
+    actions = [
+      "logs:CreateLogStream",
+      "logs:CreateLogGroup",
+      "logs:PutLogEvents",
+      "logs:GetLogEvents",
+      "logs:GetLogRecord",
+      "logs:GetLogGroupFields",
+      "logs:GetQueryResults",
+    ]
+    resources = ["${local.arn.logs}:log-group:airflow-${var.name}-*"]
+  }
+
+  statement {
+    sid       = "DescribeLogGroups"
+    actions   = ["logs:DescribeLogGroups"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "PublishMetrics"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = ["AmazonMWAA", "AWS/MWAA"]
+    }
+  }
+
+  statement {
+    sid = "UseCeleryQueues"
+    actions = [
+      "sqs:ChangeMessageVisibility",
+      "sqs:DeleteMessage",
+      "sqs:GetQueueAttributes",
+      "sqs:GetQueueUrl",
+      "sqs:ReceiveMessage",
+      "sqs:SendMessage",
+    ]
+    # The Celery queues live in an account MWAA owns, hence the account wildcard.
+    resources = ["arn:${local.partition}:sqs:${local.region}:*:airflow-celery-*"]
+  }
+
+  statement {
+    sid       = "UseEnvironmentKey"
+    actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey*", "kms:Encrypt"]
+    resources = [aws_kms_key.this.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["sqs.${local.region}.amazonaws.com", "s3.${local.region}.amazonaws.com"]
+    }
+  }
+
+  # What the DAGs need.
+  statement {
+    sid       = "ReadSettings"
+    actions   = ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"]
+    resources = ["${local.arn.ssm}:parameter${var.ssm_prefix}", "${local.arn.ssm}:parameter${var.ssm_prefix}/*"]
+  }
+
+  statement {
+    sid     = "ReadAirflowSecrets"
+    actions = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+    # The whole prefix rather than one secret: the backend looks up every connection id
+    # a task asks for here first, and a denied lookup is an error, a missing one is not.
+    resources = [
+      "${local.arn.secretsmanager}:secret:${var.connections_prefix}/*",
+      "${local.arn.secretsmanager}:secret:${var.variables_prefix}/*",
+    ]
+  }
+
+  statement {
+    sid       = "DecryptAirflowSecrets"
+    actions   = ["kms:Decrypt"]
+    resources = [var.secrets_kms_key_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["secretsmanager.${local.region}.amazonaws.com"]
+    }
+  }
+
+  statement {
+    sid       = "ListDataBuckets"
+    actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
+    resources = [var.lake_bucket_arn, var.mlflow_bucket_arn]
+  }
+
+  statement {
+    sid = "ReadWriteLakeAndArtifacts"
+    # MLflow clients upload and download artifacts straight to and from S3.
+    actions = [
+      "s3:GetObject",
+      "s3:PutObject",
+      "s3:DeleteObject",
+      "s3:AbortMultipartUpload",
+    ]
+    resources = ["${var.lake_bucket_arn}/*", "${var.mlflow_bucket_arn}/*"]
+  }
+
+  statement {
+    sid       = "UseDataKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+    resources = [var.data_kms_key_arn]
+  }
+
+  statement {
+    sid       = "UseTrackingServer"
+    actions   = ["sagemaker-mlflow:*"]
+    resources = [var.mlflow_tracking_server_arn]
+  }
+
+  statement {
+    sid       = "DescribeTrackingServer"
+    actions   = ["sagemaker:DescribeMlflowTrackingServer", "sagemaker:CreatePresignedMlflowTrackingServerUrl"]
+    resources = [var.mlflow_tracking_server_arn]
+  }
+
+  statement {
+    sid = "DeployAndScoreModels"
+    actions = [
+      "sagemaker:AddTags",
+      "sagemaker:ListTags",
+      "sagemaker:CreateModel",
+      "sagemaker:DescribeModel",
+      "sagemaker:DeleteModel",
+      "sagemaker:CreateEndpointConfig",
+      "sagemaker:DescribeEndpointConfig",
+      "sagemaker:DeleteEndpointConfig",
+      "sagemaker:CreateEndpoint",
+      "sagemaker:UpdateEndpoint",
+      "sagemaker:DescribeEndpoint",
+      "sagemaker:DeleteEndpoint",
+      "sagemaker:InvokeEndpoint",
+      "sagemaker:CreateTransformJob",
+      "sagemaker:DescribeTransformJob",
+      "sagemaker:StopTransformJob",
+    ]
+    # SageMaker lower-cases names in ARNs; the DAGs name everything with this prefix.
+    resources = [
+      for kind in ["model", "endpoint-config", "endpoint", "transform-job"] :
+      "${local.arn.sagemaker}:${kind}/${lower(var.sagemaker_resource_prefix)}*"
+    ]
+  }
+
+  statement {
+    sid       = "PassExecutionRoleToSageMaker"
+    actions   = ["iam:PassRole"]
+    resources = [var.sagemaker_execution_role_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["sagemaker.amazonaws.com"]
+    }
+  }
+
+  statement {
+    sid       = "UseServingKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+    resources = [var.serving_kms_key_arn]
+  }
+
+  statement {
+    sid       = "GrantServingKeyToSageMaker"
+    actions   = ["kms:CreateGrant"]
+    resources = [var.serving_kms_key_arn]
+
+    condition {
+      test     = "Bool"
+      variable = "kms:GrantIsForAWSResource"
+      values   = ["true"]
+    }
+  }
+
+  statement {
+    sid       = "ReadServingAlarms"
+    actions   = ["cloudwatch:DescribeAlarms"]
+    resources = ["${local.arn.cloudwatch}:alarm:${var.sagemaker_resource_prefix}*"]
+  }
+
+  statement {
+    sid       = "PublishAlerts"
+    actions   = ["sns:Publish"]
+    resources = [var.alerts_topic_arn]
+  }
+
+  statement {
+    sid       = "EncryptAlerts"
+    actions   = ["kms:GenerateDataKey*", "kms:Decrypt"]
+    resources = [var.secrets_kms_key_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["sns.${local.region}.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "this" {
+  name   = "mwaa-execution"
+  role   = aws_iam_role.this.id
+  policy = data.aws_iam_policy_document.this.json
+}
+
+################################################################################
+# MWAA environment
+################################################################################
+
+resource "aws_mwaa_environment" "this" {
+  name               = var.name
+  airflow_version    = var.airflow_version
+  environment_class  = var.environment_class
+  min_workers        = var.min_workers
+  max_workers        = var.max_workers
+  schedulers         = var.schedulers
+  execution_role_arn = aws_iam_role.this.arn
+  kms_key            = aws_kms_key.this.arn
+
+  source_bucket_arn                = module.dag_bucket.arn
+  dag_s3_path                      = "dags/"
+  requirements_s3_path             = aws_s3_object.requirements.key
+  requirements_s3_object_version   = aws_s3_object.requirements.version_id
+  startup_script_s3_path           = aws_s3_object.startup_script.key
+  startup_script_s3_object_version = aws_s3_object.startup_script.version_id
+  plugins_s3_path                  = local.has_plugins ? aws_s3_object.plugins[0].key : null
+  plugins_s3_object_version        = local.has_plugins ? aws_s3_object.plugins[0].version_id : null
+  airflow_configuration_options    = local.airflow_configuration_options
+  webserver_access_mode            = var.webserver_access_mode
+  weekly_maintenance_window_start  = var.weekly_maintenance_window_start
+  tags                             = var.tags
+
+  network_configuration {
+    subnet_ids         = var.subnet_ids
+    security_group_ids = var.security_group_ids
+  }
+
+  logging_configuration {
+    dag_processing_logs {
+      enabled   = true
+      log_level = var.log_level
+    }
+
+    scheduler_logs {
+      enabled   = true
+      log_level = var.log_level
+    }
+
+    task_logs {
+      enabled   = true
+      log_level = var.log_level
+    }
+
+    webserver_logs {
+      enabled   = true
+      log_level = var.log_level
+    }
+
+    worker_logs {
+      enabled   = true
+      log_level = var.log_level
+    }
+  }
+
+  # The environment must start with its bundle in place and a role that can read it.
+  depends_on = [aws_iam_role_policy.this, aws_s3_object.bundle, aws_s3_object.constraints, aws_s3_object.airflowignore]
+}

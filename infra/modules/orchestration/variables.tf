@@ -1,0 +1,208 @@
+variable "name" {
+  type        = string
+  description = "Name of the MWAA environment and prefix of its bucket, key alias and role, e.g. `mlplatform-dev`."
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.name))
+    error_message = "name must be 2-21 lowercase letters, digits or hyphens, starting with a letter, so that the bucket name stays within 63 characters."
+  }
+}
+
+variable "airflow_version" {
+  type        = string
+  description = "Apache Airflow version of the environment; must be one MWAA offers and match the bundle's Airflow 3 API."
+  default     = "3.0.6"
+
+  validation {
+    condition     = startswith(var.airflow_version, "3.")
+    error_message = "The bundle is written for Airflow 3; airflow_version must be a 3.x version MWAA offers."
+  }
+}
+
+variable "environment_class" {
+  type        = string
+  description = "MWAA environment class: the main orchestration cost driver (mw1.micro up to mw1.2xlarge)."
+  default     = "mw1.small"
+
+  validation {
+    condition     = contains(["mw1.micro", "mw1.small", "mw1.medium", "mw1.large", "mw1.xlarge", "mw1.2xlarge"], var.environment_class)
+    error_message = "environment_class must be one of mw1.micro, mw1.small, mw1.medium, mw1.large, mw1.xlarge, mw1.2xlarge."
+  }
+}
+
+variable "min_workers" {
+  type        = number
+  description = "Workers always running."
+  default     = 1
+}
+
+variable "max_workers" {
+  type        = number
+  description = "Workers MWAA may scale out to under load; each extra worker is billed by the hour."
+  default     = 2
+}
+
+variable "schedulers" {
+  type        = number
+  description = "Schedulers (2-5 for mw1.small and larger, 1 for mw1.micro); null keeps MWAA's default."
+  default     = null
+}
+
+variable "webserver_access_mode" {
+  type        = string
+  description = "`PRIVATE_ONLY` serves the Airflow UI inside the VPC only; `PUBLIC_ONLY` exposes it to the internet behind IAM sign-in."
+  default     = "PRIVATE_ONLY"
+
+  validation {
+    condition     = contains(["PRIVATE_ONLY", "PUBLIC_ONLY"], var.webserver_access_mode)
+    error_message = "webserver_access_mode must be PRIVATE_ONLY or PUBLIC_ONLY."
+  }
+}
+
+variable "weekly_maintenance_window_start" {
+  type        = string
+  description = "Start of MWAA's weekly maintenance window in UTC, `DAY:HH:MM` on the half hour (e.g. `SUN:03:00`)."
+  default     = "SUN:03:00"
+
+  validation {
+    condition     = can(regex("^(MON|TUE|WED|THU|FRI|SAT|SUN):([01][0-9]|2[0-3]):(00|30)$", var.weekly_maintenance_window_start))
+    error_message = "weekly_maintenance_window_start must look like SUN:03:00."
+  }
+}
+
+variable "log_level" {
+  type        = string
+  description = "Level of the scheduler, DAG processing, task, webserver and worker logs sent to CloudWatch."
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"], var.log_level)
+    error_message = "log_level must be CRITICAL, ERROR, WARNING, INFO or DEBUG."
+  }
+}
+
+variable "airflow_configuration_options" {
+  type        = map(string)
+  description = "Extra Airflow configuration options (`section.key` => value), merged over the secrets backend settings."
+  default     = {}
+}
+
+variable "subnet_ids" {
+  type        = list(string)
+  description = "Two private subnets in different Availability Zones, with a route to the internet (NAT) or VPC endpoints for the AWS services used."
+
+  validation {
+    condition     = length(var.subnet_ids) == 2
+    error_message = "MWAA needs exactly two private subnets."
+  }
+}
+
+variable "security_group_ids" {
+  type        = list(string)
+  description = "Security groups of the environment; at least one must allow all traffic from itself."
+
+  validation {
+    condition     = length(var.security_group_ids) >= 1 && length(var.security_group_ids) <= 5
+    error_message = "Give between one and five security group IDs."
+  }
+}
+
+variable "bundle_root" {
+  type        = string
+  description = "Path of the repository root holding `dags/`, `include/`, `plugins/`, `great_expectations/`, `requirements.txt` and `constraints.txt`."
+}
+
+variable "ssm_prefix" {
+  type        = string
+  description = "Prefix of the SSM parameters the DAGs read their settings from; exported to Airflow as `MLPLATFORM_SSM_PREFIX`."
+
+  validation {
+    condition     = startswith(var.ssm_prefix, "/") && !endswith(var.ssm_prefix, "/")
+    error_message = "ssm_prefix must start with a slash and not end with one, e.g. /mlplatform/dev."
+  }
+}
+
+variable "connections_prefix" {
+  type        = string
+  description = "Secrets Manager prefix of Airflow connections (no trailing slash)."
+  default     = "airflow/connections"
+}
+
+variable "variables_prefix" {
+  type        = string
+  description = "Secrets Manager prefix of Airflow variables (no trailing slash)."
+  default     = "airflow/variables"
+}
+
+variable "secrets_kms_key_arn" {
+  type        = string
+  description = "ARN of the KMS key that encrypts the Airflow secrets and the alerts topic."
+}
+
+variable "lake_bucket_arn" {
+  type        = string
+  description = "ARN of the data lake bucket the DAGs read and write."
+}
+
+variable "mlflow_bucket_arn" {
+  type        = string
+  description = "ARN of the MLflow artifact bucket the DAGs log artifacts to."
+}
+
+variable "data_kms_key_arn" {
+  type        = string
+  description = "ARN of the KMS key that encrypts the lake and MLflow buckets."
+}
+
+variable "mlflow_tracking_server_arn" {
+  type        = string
+  description = "ARN of the SageMaker managed MLflow tracking server."
+}
+
+variable "sagemaker_execution_role_arn" {
+  type        = string
+  description = "ARN of the role SageMaker models and jobs run as; the environment may pass it to SageMaker only."
+}
+
+variable "sagemaker_resource_prefix" {
+  type        = string
+  description = "Prefix of every SageMaker model, endpoint config, endpoint, transform job and serving alarm the DAGs manage; the role is limited to names starting with it."
+}
+
+variable "serving_kms_key_arn" {
+  type        = string
+  description = "ARN of the KMS key for endpoint storage and batch transform output."
+}
+
+variable "alerts_topic_arn" {
+  type        = string
+  description = "ARN of the SNS alerts topic the DAGs may publish to."
+}
+
+variable "access_log_bucket" {
+  type        = string
+  description = "Name of the bucket that receives the DAG bucket's server access logs."
+}
+
+variable "force_destroy" {
+  type        = bool
+  description = "Allow `terraform destroy` to delete the DAG bucket with every object version in it."
+  default     = false
+}
+
+variable "kms_deletion_window_in_days" {
+  type        = number
+  description = "Waiting period before the KMS key is deleted after `terraform destroy` (7-30)."
+  default     = 30
+
+  validation {
+    condition     = var.kms_deletion_window_in_days >= 7 && var.kms_deletion_window_in_days <= 30
+    error_message = "kms_deletion_window_in_days must be between 7 and 30."
+  }
+}
+
+variable "tags" {
+  type        = map(string)
+  description = "Tags added to every resource."
+  default     = {}
+}

@@ -1,0 +1,325 @@
+# Everything around the real-time endpoint except the endpoint itself: the image
+# repository, the execution role models and batch transform jobs run as, the key for
+# their storage, the alarms a blue/green update rolls back on, and autoscaling.
+#
+# The deploy DAG creates and updates the endpoint (a new endpoint config per model
+# version); Terraform only refers to it by name.
+
+data "aws_caller_identity" "current" {}
+
+data "aws_partition" "current" {}
+
+data "aws_region" "current" {}
+
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.region
+
+  endpoint_dimensions = {
+    EndpointName = var.endpoint_name
+    VariantName  = var.variant_name
+  }
+
+  alarm_names = [
+    aws_cloudwatch_metric_alarm.latency_p99.alarm_name,
+    aws_cloudwatch_metric_alarm.errors_5xx.alarm_name,
+    aws_cloudwatch_metric_alarm.invocation_errors.alarm_name,
+  ]
+}
+
+################################################################################
+# KMS key
+################################################################################
+
+data "aws_iam_policy_document" "kms" {
+  #checkov:skip=CKV_AWS_109:A key policy's "*" resource is the key itself; the statement delegates to IAM in this account only.
+  #checkov:skip=CKV_AWS_111:A key policy's "*" resource is the key itself; the statement delegates to IAM in this account only.
+  #checkov:skip=CKV_AWS_356:A key policy's "*" resource is the key itself; the statement delegates to IAM in this account only.
+  statement {
+    sid       = "EnableIamPolicies"
+    actions   = ["kms:*"]
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+  }
+}
+
+resource "aws_kms_key" "this" {
+  description             = "${var.name}: serving image, endpoint storage and batch transform output"
+  enable_key_rotation     = true
+  deletion_window_in_days = var.kms_deletion_window_in_days
+  policy                  = data.aws_iam_policy_document.kms.json
+  tags                    = var.tags
+}
+
+resource "aws_kms_alias" "this" {
+  name          = "alias/${var.name}-serving"
+  target_key_id = aws_kms_key.this.key_id
+}
+
+################################################################################
+# ECR repository for the serving image
+################################################################################
+
+resource "aws_ecr_repository" "this" {
+  name                 = "${var.name}-serving"
+  image_tag_mutability = "IMMUTABLE"
+  force_delete         = var.force_delete_repository
+  tags                 = var.tags
+
+  image_scanning_configuration {
+    scan_on_push = true
+  }
+
+  encryption_configuration {
+    encryption_type = "KMS"
+    kms_key         = aws_kms_key.this.arn
+  }
+}
+
+resource "aws_ecr_lifecycle_policy" "this" {
+  repository = aws_ecr_repository.this.name
+
+  policy = jsonencode({
+    rules = [
+      {
+        rulePriority = 1
+        description  = "Expire untagged layers left by interrupted pushes"
+        selection = {
+          tagStatus   = "untagged"
+          countType   = "sinceImagePushed"
+          countUnit   = "days"
+          countNumber = var.untagged_image_expiration_days
+        }
+        action = { type = "expire" }
+      },
+      {
+        rulePriority = 2
+        description  = "Keep the newest images, enough to roll back several releases"
+        selection = {
+          tagStatus   = "any"
+          countType   = "imageCountMoreThan"
+          countNumber = var.image_retention_count
+        }
+        action = { type = "expire" }
+      },
+    ]
+  })
+}
+
+################################################################################
+# SageMaker execution role (models, endpoints, batch transform)
+################################################################################
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["sagemaker.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "this" {
+  name               = "${var.name}-sagemaker-execution"
+  description        = "Role SageMaker models, endpoints and batch transform jobs of ${var.name} run as."
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "this" {
+  statement {
+    sid       = "ListModelArtifactBucket"
+    actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
+    resources = [var.model_artifact_bucket_arn]
+  }
+
+  statement {
+    sid       = "ReadModelArtifacts"
+    actions   = ["s3:GetObject"]
+    resources = ["${var.model_artifact_bucket_arn}/${var.model_artifact_prefix}*"]
+  }
+
+  statement {
+    sid       = "ListLake"
+    actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
+    resources = [var.lake_bucket_arn]
+  }
+
+  statement {
+    sid       = "ReadBatchTransformInput"
+    actions   = ["s3:GetObject"]
+    resources = [for prefix in var.batch_input_prefixes : "${var.lake_bucket_arn}/${prefix}*"]
+  }
+
+  statement {
+    sid       = "WriteBatchTransformOutput"
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+    resources = ["${var.lake_bucket_arn}/${var.batch_output_prefix}*"]
+  }
+
+  statement {
+    sid     = "PullServingImage"
+    actions = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
+    # The deploy DAG may also point a model at another repository of this platform.
+    resources = [aws_ecr_repository.this.arn]
+  }
+
+  statement {
+    sid = "AuthenticateToEcr"
+    # GetAuthorizationToken has no resource-level permissions.
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid     = "WriteLogs"
+    actions = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = [
+      "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/sagemaker/*",
+      "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/sagemaker/*:log-stream:*",
+    ]
+  }
+
+  statement {
+    sid       = "PublishModelMetrics"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringLike"
+      variable = "cloudwatch:namespace"
+      values   = ["/aws/sagemaker/*", "AWS/SageMaker"]
+    }
+  }
+
+  statement {
+    sid     = "UseKeys"
+    actions = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+    resources = [
+      aws_kms_key.this.arn,
+      var.data_kms_key_arn,
+    ]
+  }
+
+  statement {
+    sid       = "GrantKeyToSageMakerVolumes"
+    actions   = ["kms:CreateGrant"]
+    resources = [aws_kms_key.this.arn]
+
+    condition {
+      test     = "Bool"
+      variable = "kms:GrantIsForAWSResource"
+      values   = ["true"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "this" {
+  name   = "sagemaker-execution"
+  role   = aws_iam_role.this.id
+  policy = data.aws_iam_policy_document.this.json
+}
+
+################################################################################
+# Alarms a blue/green endpoint update watches for auto-rollback
+################################################################################
+
+resource "aws_cloudwatch_metric_alarm" "latency_p99" {
+  alarm_name          = "${var.endpoint_name}-model-latency-p99"
+  alarm_description   = "p99 model latency of ${var.endpoint_name}/${var.variant_name} above ${var.latency_p99_threshold_ms} ms; rolls back a blue/green update."
+  namespace           = "AWS/SageMaker"
+  metric_name         = "ModelLatency"
+  dimensions          = local.endpoint_dimensions
+  extended_statistic  = "p99"
+  period              = var.alarm_period_seconds
+  evaluation_periods  = var.alarm_evaluation_periods
+  comparison_operator = "GreaterThanThreshold"
+  # ModelLatency is reported in microseconds.
+  threshold          = var.latency_p99_threshold_ms * 1000
+  treat_missing_data = "notBreaching"
+  alarm_actions      = var.alarm_actions
+  ok_actions         = var.alarm_actions
+  tags               = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "errors_5xx" {
+  alarm_name          = "${var.endpoint_name}-invocation-5xx"
+  alarm_description   = "5xx responses from ${var.endpoint_name}/${var.variant_name}; rolls back a blue/green update."
+  namespace           = "AWS/SageMaker"
+  metric_name         = "Invocation5XXErrors"
+  dimensions          = local.endpoint_dimensions
+  statistic           = "Sum"
+  period              = var.alarm_period_seconds
+  evaluation_periods  = var.alarm_evaluation_periods
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.error_count_threshold
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "invocation_errors" {
+  alarm_name          = "${var.endpoint_name}-invocation-model-errors"
+  alarm_description   = "Invocations of ${var.endpoint_name}/${var.variant_name} that the model container failed; rolls back a blue/green update."
+  namespace           = "AWS/SageMaker"
+  metric_name         = "InvocationModelErrors"
+  dimensions          = local.endpoint_dimensions
+  statistic           = "Sum"
+  period              = var.alarm_period_seconds
+  evaluation_periods  = var.alarm_evaluation_periods
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.error_count_threshold
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+  tags                = var.tags
+}
+
+################################################################################
+# Autoscaling (only once the deploy DAG has created the endpoint)
+################################################################################
+
+resource "aws_appautoscaling_target" "this" {
+  count = var.create_autoscaling ? 1 : 0
+
+  service_namespace  = "sagemaker"
+  resource_id        = "endpoint/${var.endpoint_name}/variant/${var.variant_name}"
+  scalable_dimension = "sagemaker:variant:DesiredInstanceCount"
+  min_capacity       = var.min_instance_count
+  max_capacity       = var.max_instance_count
+  tags               = var.tags
+}
+
+resource "aws_appautoscaling_policy" "this" {
+  count = var.create_autoscaling ? 1 : 0
+
+  name               = "${var.endpoint_name}-invocations-per-instance"
+  policy_type        = "TargetTrackingScaling"
+  service_namespace  = aws_appautoscaling_target.this[0].service_namespace
+  resource_id        = aws_appautoscaling_target.this[0].resource_id
+  scalable_dimension = aws_appautoscaling_target.this[0].scalable_dimension
+
+  target_tracking_scaling_policy_configuration {
+    target_value       = var.target_invocations_per_instance
+    scale_in_cooldown  = var.scale_in_cooldown_seconds
+    scale_out_cooldown = var.scale_out_cooldown_seconds
+
+    predefined_metric_specification {
+      predefined_metric_type = "SageMakerVariantInvocationsPerInstance"
+    }
+  }
+}

@@ -1,0 +1,63 @@
+output "repository_url" {
+  description = "URL of the ECR repository for the serving image (`account.dkr.ecr.region.amazonaws.com/name`); tag images with the release."
+  value       = aws_ecr_repository.this.repository_url
+}
+
+output "repository_arn" {
+  description = "ARN of the ECR repository."
+  value       = aws_ecr_repository.this.arn
+}
+
+output "execution_role_arn" {
+  description = "ARN of the role SageMaker models, endpoints and batch transform jobs run as."
+  value       = aws_iam_role.this.arn
+}
+
+output "kms_key_arn" {
+  description = "ARN of the KMS key for endpoint storage volumes and batch transform output."
+  value       = aws_kms_key.this.arn
+}
+
+output "alarm_names" {
+  description = "Names of the CloudWatch alarms a blue/green endpoint update should watch for auto-rollback."
+  value       = local.alarm_names
+}
+
+output "alarm_arns" {
+  description = "ARNs of the same alarms."
+  value = [
+    aws_cloudwatch_metric_alarm.latency_p99.arn,
+    aws_cloudwatch_metric_alarm.errors_5xx.arn,
+    aws_cloudwatch_metric_alarm.invocation_errors.arn,
+  ]
+}
+
+output "endpoint_name" {
+  description = "Name of the endpoint the alarms and autoscaling refer to."
+  value       = var.endpoint_name
+}
+
+output "variant_name" {
+  description = "Variant the alarms and autoscaling refer to."
+  value       = var.variant_name
+}
+
+output "instance_type" {
+  description = "Instance type the deploy DAG should give the variant."
+  value       = var.instance_type
+}
+
+output "min_instance_count" {
+  description = "Initial (and minimum) instance count for the variant."
+  value       = var.min_instance_count
+}
+
+output "max_instance_count" {
+  description = "Maximum instance count for the variant."
+  value       = var.max_instance_count
+}
+
+output "autoscaling_policy_arn" {
+  description = "ARN of the target-tracking policy, or null while `create_autoscaling` is false."
+  value       = try(aws_appautoscaling_policy.this[0].arn, null)
+}
