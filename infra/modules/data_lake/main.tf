@@ -185,12 +185,14 @@ resource "aws_s3_bucket_policy" "logs" {
 # Lake and MLflow artifact buckets
 ################################################################################
 
+# Both buckets take the log bucket's name from its policy, so that their access logging
+# starts only once log delivery is allowed.
 module "lake" {
   source = "../secure_bucket"
 
   bucket                             = "${var.name}-lake-${local.suffix}"
   kms_key_arn                        = aws_kms_key.this.arn
-  access_log_bucket                  = aws_s3_bucket.logs.id
+  access_log_bucket                  = aws_s3_bucket_policy.logs.bucket
   force_destroy                      = var.force_destroy
   noncurrent_version_expiration_days = var.noncurrent_version_expiration_days
   tags                               = var.tags
@@ -214,7 +216,6 @@ module "lake" {
     },
   ]
 
-  depends_on = [aws_s3_bucket_policy.logs]
 }
 
 module "mlflow" {
@@ -222,10 +223,9 @@ module "mlflow" {
 
   bucket                             = "${var.name}-mlflow-${local.suffix}"
   kms_key_arn                        = aws_kms_key.this.arn
-  access_log_bucket                  = aws_s3_bucket.logs.id
+  access_log_bucket                  = aws_s3_bucket_policy.logs.bucket
   force_destroy                      = var.force_destroy
   noncurrent_version_expiration_days = var.noncurrent_version_expiration_days
   tags                               = var.tags
 
-  depends_on = [aws_s3_bucket_policy.logs]
 }

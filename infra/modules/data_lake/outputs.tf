@@ -45,5 +45,5 @@ output "kms_key_arn" {
 
 output "access_log_bucket_name" {
   description = "Name of the bucket that receives S3 server access logs; other modules' buckets log here too."
-  value       = aws_s3_bucket.logs.id
+  value       = aws_s3_bucket_policy.logs.bucket
 }

@@ -41,7 +41,7 @@ variable "tracking_server_size" {
 
 variable "mlflow_version" {
   type        = string
-  description = "MLflow server version (`major.minor`, e.g. `3.0`); null lets SageMaker pick its newest. Keep the client's major version in requirements.txt in step."
+  description = "MLflow server version, one of those SageMaker offers; null lets SageMaker pick its newest. Keep the `mlflow` client pin in requirements.txt on the same major version."
   default     = null
 }
 
