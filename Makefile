@@ -10,7 +10,7 @@ CHECKOV_VERSION := 3.3.30
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run stop test lint fmt bench lock clean
+.PHONY: help venv system-deps run stop test lint fmt bench lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -33,13 +33,26 @@ $(CHECKOV_VENV)/.installed:
 	$(CHECKOV_VENV)/bin/uv pip install --quiet --python $(CHECKOV_VENV)/bin/python checkov==$(CHECKOV_VERSION)
 	touch $@
 
+# Debian packages some tests drive: docker-compose (validates docker-compose.yaml without an
+# engine) and headless Chromium (the UI test). Installed when missing and we are root; the
+# tests that need them skip with the reason otherwise.
+SYSTEM_PACKAGES := docker-compose chromium chromium-driver
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null; \
+	  else echo "not installing$$missing (needs root and apt-get); the tests that need them will skip"; fi; \
+	fi
+
 run: venv  ## Run the platform on the embedded default (local lake, MLflow, Airflow)
 	$(BIN)/mlplatform run
 
 stop: venv  ## Stop every process `make run` started
 	$(BIN)/mlplatform stop
 
-test: venv $(CHECKOV_VENV)/.installed  ## Run the whole test suite
+test: venv $(CHECKOV_VENV)/.installed system-deps  ## Run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 
