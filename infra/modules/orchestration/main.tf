@@ -56,23 +56,22 @@ locals {
 
   bundle_files = merge([
     for folder, key_prefix in local.bundle_folders : {
-      for file in fileset("${var.bundle_root}/${folder}", "**") :
-      "${key_prefix}${file}" => "${var.bundle_root}/${folder}/${file}"
-      if length(regexall(local.excluded, "${folder}/${file}")) == 0
+      for relative in fileset("${var.bundle_root}/${folder}", "**") :
+      "${key_prefix}${relative}" => "${var.bundle_root}/${folder}/${relative}"
+      if length(regexall(local.excluded, "${folder}/${relative}")) == 0
     }
   ]...)
 
   repo_airflowignore = "${var.bundle_root}/dags/.airflowignore"
-  airflowignore = join("\n", compact([
+  airflowignore = format("%s\n", join("\n", compact([
     fileexists(local.repo_airflowignore) ? trimspace(file(local.repo_airflowignore)) : "",
     "include/",
     "great_expectations/",
     "constraints.txt",
-    "",
-  ]))
+  ])))
 
   plugin_files       = fileset("${var.bundle_root}/plugins", "**")
-  plugin_files_kept  = [for file in local.plugin_files : file if length(regexall(local.excluded, "plugins/${file}")) == 0]
+  plugin_files_kept  = [for relative in local.plugin_files : relative if length(regexall(local.excluded, "plugins/${relative}")) == 0]
   plugin_files_extra = setsubtract(local.plugin_files, local.plugin_files_kept)
   has_plugins        = length(local.plugin_files_kept) > 0
 
@@ -155,7 +154,8 @@ resource "aws_kms_alias" "this" {
 module "dag_bucket" {
   source = "../secure_bucket"
 
-  bucket            = "${var.name}-airflow-${local.account_id}-${local.region}"
+  # MWAA's console and its managed policies expect DAG buckets named airflow-*.
+  bucket            = "airflow-${var.name}-${local.account_id}-${local.region}"
   kms_key_arn       = aws_kms_key.this.arn
   access_log_bucket = var.access_log_bucket
   force_destroy     = var.force_destroy
@@ -276,7 +276,6 @@ resource "aws_iam_role" "this" {
 }
 
 data "aws_iam_policy_document" "this" {
-
   # What MWAA itself needs (AWS's documented execution role, scoped to this environment).
   statement {
     sid       = "PublishEnvironmentMetrics"
