@@ -1,9 +1,10 @@
 """Static checks of the Terraform in infra/, without Terraform or a network.
 
-Every file parses; modules follow the house style (typed, described variables, described
-outputs, generated README tables, version bounds, IAM policies from policy documents);
-checkov finds nothing; the SSM parameters Terraform publishes are exactly the settings
-the code reads; and the environments differ only in values.
+Every file parses and every name it refers to exists; modules follow the house style
+(typed, described variables, described outputs, generated README tables, version bounds,
+IAM policies from policy documents); checkov finds nothing; the SSM parameters Terraform
+publishes are exactly the settings the code reads; and the environments differ only in
+values.
 """
 
 from __future__ import annotations
@@ -130,6 +131,59 @@ def test_versions_pin_terraform_and_provider_lower_bounds(directory):
     assert used <= set(providers), (
         f"{rel(directory)} uses providers it does not declare: {used - set(providers)}"
     )
+
+
+@pytest.mark.parametrize("directory", MODULE_DIRS + ENV_DIRS, ids=rel)
+def test_references_resolve(directory):
+    """What `terraform validate` would catch first: dangling names and module arguments."""
+    code = "\n".join(re.sub(r"(?m)^\s*#.*$", "", path.read_text()) for path in sorted(directory.glob("*.tf")))
+    variables = blocks(directory, "variable")
+    local_values = {
+        name for path in directory.glob("*.tf") for block in parse(path).get("locals", []) for name in block
+    }
+    resources, data, modules = (
+        typed_blocks(directory, "resource"),
+        typed_blocks(directory, "data"),
+        blocks(directory, "module"),
+    )
+    dangling = [f"var.{name}" for name in re.findall(r"\bvar\.(\w+)", code) if name not in variables]
+    dangling += [f"local.{name}" for name in re.findall(r"\blocal\.(\w+)", code) if name not in local_values]
+    dangling += [
+        f"{type_}.{name}"
+        for type_, name in re.findall(r"(?<![\w.])((?:aws|archive)_\w+)\.(\w+)", code)
+        if f"{type_}.{name}" not in resources
+    ]
+    dangling += [
+        f"data.{type_}.{name}"
+        for type_, name in re.findall(r"\bdata\.(\w+)\.(\w+)", code)
+        if f"{type_}.{name}" not in data
+    ]
+    for module_name, output in re.findall(r"\bmodule\.(\w+)\.(\w+)", code):
+        source = (directory / modules[module_name]["source"]).resolve() if module_name in modules else None
+        if source is None or output not in blocks(source, "output"):
+            dangling.append(f"module.{module_name}.{output}")
+    assert not dangling, f"{rel(directory)} refers to undefined {sorted(set(dangling))}"
+    unused = [name for name in variables if f"var.{name}" not in code]
+    assert not unused, f"{rel(directory)} declares unused variables {unused}"
+
+    meta_arguments = {"source", "version", "count", "for_each", "providers", "depends_on"}
+    for module_name, call in modules.items():
+        callee = blocks((directory / call["source"]).resolve(), "variable")
+        unknown = set(call) - meta_arguments - set(callee)
+        missing = {name for name, body in callee.items() if "default" not in body} - set(call)
+        assert not unknown, f"{rel(directory)}: module {module_name} has no variables {sorted(unknown)}"
+        assert not missing, f"{rel(directory)}: module {module_name} needs {sorted(missing)}"
+
+
+@pytest.mark.parametrize("env_dir", ENV_DIRS, ids=rel)
+def test_tfvars_set_known_variables_and_every_required_one(env_dir):
+    variables = blocks(env_dir, "variable")
+    values = parse(env_dir / "terraform.tfvars")
+    assert set(values) <= set(variables), (
+        f"unknown variables in tfvars: {sorted(set(values) - set(variables))}"
+    )
+    required = {name for name, body in variables.items() if "default" not in body}
+    assert required <= set(values), f"tfvars misses required variables {sorted(required - set(values))}"
 
 
 POLICY_ATTRIBUTES = {
