@@ -20,18 +20,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlplatform import settings
 
 HOME = settings.LOCAL_HOME
-RUN_DIR = HOME / "run"
-AIRFLOW_PORT = int(os.getenv("MLPLATFORM_AIRFLOW_PORT", "8080"))
-MLFLOW_PORT = int(os.getenv("MLPLATFORM_MLFLOW_PORT", "5000"))
-SINK_PORT = int(os.getenv("MLPLATFORM_SINK_PORT", "8765"))
-SERVING_PORT = int(os.getenv("MLPLATFORM_SERVING_PORT", "8000"))
 
 
 @dataclass(frozen=True)
@@ -41,191 +35,231 @@ class Service:
     name: str
     argv: tuple[str, ...]
     health_url: str | None
-    timeout_s: float = 120.0
+    timeout_s: float = 180.0
 
 
 def _bin(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
-def secret(name: str) -> str:
-    """A random secret generated once per installation and kept in ``.local``."""
-    path = HOME / "secrets" / name
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
+def _env_port(name: str, default: int) -> int:
+    return int(os.getenv(name, str(default)))
 
 
-def platform_env(home: Path = HOME, airflow_db_uri: str | None = None) -> dict[str, str]:
-    """The environment every process of the embedded platform runs with."""
-    repo = settings.REPO_ROOT
-    airflow_home = home / "airflow"
-    db_uri = (
-        airflow_db_uri or os.getenv("MLPLATFORM_AIRFLOW_DB_URI") or f"sqlite:///{airflow_home / 'airflow.db'}"
-    )
-    sink_url = f"http://127.0.0.1:{SINK_PORT}/hooks/alerts"
-    env = {
-        "PYTHONPATH": str(repo / "include"),
-        "MLPLATFORM_HOME": str(home),
-        "MLPLATFORM_ENV": "local",
-        "MLPLATFORM_LAKE_URI": os.getenv("MLPLATFORM_LAKE_URI", (home / "lake").as_uri()),
-        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{MLFLOW_PORT}",
-        "MLPLATFORM_SLACK_WEBHOOK_URL": sink_url,
-        "MLPLATFORM_SLACK_CONN_ID": "slack_alerts",
-        "AIRFLOW_CONN_SLACK_ALERTS": json.dumps({"conn_type": "slackwebhook", "password": sink_url}),
-        "MLPLATFORM_SERVING_URL": f"http://127.0.0.1:{SERVING_PORT}",
-        "AIRFLOW_HOME": str(airflow_home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(repo / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(repo / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{AIRFLOW_PORT}/execution/",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_uri,
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{AIRFLOW_PORT}",
-        "AIRFLOW__API__PORT": str(AIRFLOW_PORT),
-        "AIRFLOW__API_AUTH__JWT_SECRET": secret("jwt"),
-        "AIRFLOW__API__SECRET_KEY": secret("api"),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
-        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(
-            [
-                {
-                    "name": "mlplatform",
-                    "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-                    "kwargs": {"path": str(repo / "dags")},
-                }
-            ]
-        ),
-        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
-    }
-    return env
+@dataclass(frozen=True)
+class Platform:
+    """One installation of the embedded platform: a home folder, ports and databases.
 
+    ``make run`` uses the default (``.local/``, the usual ports, SQLite); the system test
+    makes its own with a temporary home, free ports and PostgreSQL.
+    """
 
-def services(home: Path = HOME) -> list[Service]:
-    """The processes ``make run`` starts, in start order."""
-    mlflow_db = os.getenv("MLPLATFORM_MLFLOW_BACKEND_URI") or f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
-    artifacts = settings.get("MLPLATFORM_MLFLOW_ARTIFACT_URI")
-    airflow = _bin("airflow")
-    return [
-        Service(
-            "webhook-sink",
-            (sys.executable, "-m", "mlplatform.webhook_sink", "--port", str(SINK_PORT),
-             "--store", str(home / "alerts" / "messages.jsonl")),
-            f"http://127.0.0.1:{SINK_PORT}/messages",
-        ),
-        Service(
-            "mlflow",
-            (_bin("mlflow"), "server", "--host", "127.0.0.1", "--port", str(MLFLOW_PORT),
-             "--backend-store-uri", mlflow_db, "--artifacts-destination", artifacts, "--workers", "1"),
-            f"http://127.0.0.1:{MLFLOW_PORT}/health",
-        ),
-        Service("airflow-api-server", (airflow, "api-server", "--port", str(AIRFLOW_PORT)),
-                f"http://127.0.0.1:{AIRFLOW_PORT}/api/v2/monitor/health"),
-        Service("airflow-scheduler", (airflow, "scheduler"), None),
-        Service("airflow-dag-processor", (airflow, "dag-processor"), None),
-        Service("airflow-triggerer", (airflow, "triggerer"), None),
-        Service(
-            "serving",
-            (sys.executable, "-m", "uvicorn", "mlplatform.serving:app", "--host", "127.0.0.1",
-             "--port", str(SERVING_PORT)),
-            f"http://127.0.0.1:{SERVING_PORT}/health",
-        ),
-    ]  # fmt: skip
+    home: Path = HOME
+    airflow_port: int = field(default_factory=lambda: _env_port("MLPLATFORM_AIRFLOW_PORT", 8080))
+    mlflow_port: int = field(default_factory=lambda: _env_port("MLPLATFORM_MLFLOW_PORT", 5000))
+    sink_port: int = field(default_factory=lambda: _env_port("MLPLATFORM_SINK_PORT", 8765))
+    serving_port: int = field(default_factory=lambda: _env_port("MLPLATFORM_SERVING_PORT", 8000))
+    airflow_db_uri: str | None = field(default_factory=lambda: os.getenv("MLPLATFORM_AIRFLOW_DB_URI"))
+    mlflow_db_uri: str | None = field(default_factory=lambda: os.getenv("MLPLATFORM_MLFLOW_BACKEND_URI"))
+    lake_uri: str | None = None
 
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+    @property
+    def airflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.airflow_port}"
 
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.mlflow_port}"
 
-def _pid(name: str) -> int | None:
-    path = RUN_DIR / f"{name}.pid"
-    try:
-        pid = int(path.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    return pid if _alive(pid) else None
+    @property
+    def sink_url(self) -> str:
+        return f"http://127.0.0.1:{self.sink_port}"
 
+    @property
+    def serving_url(self) -> str:
+        return f"http://127.0.0.1:{self.serving_port}"
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=3) as response:
-            return response.status < 500
-    except (urllib.error.URLError, OSError):
-        return False
+    def secret(self, name: str) -> str:
+        """A random secret generated once per installation and kept in its home."""
+        path = self.home / "secrets" / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
 
+    def env(self) -> dict[str, str]:
+        """The environment every process of the platform runs with."""
+        repo = settings.REPO_ROOT
+        airflow_home = self.home / "airflow"
+        hook = f"{self.sink_url}/hooks/alerts"
+        return {
+            "PYTHONPATH": str(repo / "include"),
+            "MLPLATFORM_HOME": str(self.home),
+            "MLPLATFORM_ENV": "local",
+            "MLPLATFORM_LAKE_URI": self.lake_uri or (self.home / "lake").as_uri(),
+            "MLPLATFORM_MLFLOW_ARTIFACT_URI": (self.home / "mlflow" / "artifacts").as_uri(),
+            "MLFLOW_TRACKING_URI": self.mlflow_url,
+            "MLPLATFORM_SLACK_WEBHOOK_URL": hook,
+            "MLPLATFORM_SLACK_CONN_ID": "slack_alerts",
+            "AIRFLOW_CONN_SLACK_ALERTS": json.dumps({"conn_type": "slackwebhook", "password": hook}),
+            "MLPLATFORM_SERVING_URL": self.serving_url,
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(repo / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(repo / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.airflow_db_uri
+            or f"sqlite:///{airflow_home / 'airflow.db'}",
+            "AIRFLOW__API__BASE_URL": self.airflow_url,
+            "AIRFLOW__API__PORT": str(self.airflow_port),
+            "AIRFLOW__API_AUTH__JWT_SECRET": self.secret("jwt"),
+            "AIRFLOW__API__SECRET_KEY": self.secret("api"),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(
+                [
+                    {
+                        "name": "mlplatform",
+                        "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                        "kwargs": {"path": str(repo / "dags")},
+                    }
+                ]
+            ),
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
+        }
 
-def start(service: Service, env: Mapping[str, str]) -> int:
-    """Start ``service`` unless it already runs; returns its pid."""
-    if (pid := _pid(service.name)) is not None:
-        return pid
-    RUN_DIR.mkdir(parents=True, exist_ok=True)
-    log = open(RUN_DIR / f"{service.name}.log", "ab")  # noqa: SIM115 - handed to the child process
-    process = subprocess.Popen(
-        service.argv,
-        env={**os.environ, **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group, so stop() ends its workers too
-        cwd=settings.REPO_ROOT,
-    )
-    (RUN_DIR / f"{service.name}.pid").write_text(str(process.pid))
-    return process.pid
+    def services(self) -> list[Service]:
+        """The processes of the platform, in start order."""
+        mlflow_db = self.mlflow_db_uri or f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+        airflow = _bin("airflow")
+        return [
+            Service(
+                "webhook-sink",
+                (sys.executable, "-m", "mlplatform.webhook_sink", "--port", str(self.sink_port),
+                 "--store", str(self.home / "alerts" / "messages.jsonl")),
+                f"{self.sink_url}/messages",
+            ),
+            Service(
+                "mlflow",
+                (_bin("mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.mlflow_port),
+                 "--backend-store-uri", mlflow_db,
+                 "--artifacts-destination", (self.home / "mlflow" / "artifacts").as_uri(), "--workers", "1"),
+                f"{self.mlflow_url}/health",
+            ),
+            Service("airflow-api-server", (airflow, "api-server", "--port", str(self.airflow_port)),
+                    f"{self.airflow_url}/api/v2/monitor/health"),
+            Service("airflow-scheduler", (airflow, "scheduler"), None),
+            Service("airflow-dag-processor", (airflow, "dag-processor"), None),
+            Service("airflow-triggerer", (airflow, "triggerer"), None),
+            Service(
+                "serving",
+                (sys.executable, "-m", "uvicorn", "mlplatform.serving:app", "--host", "127.0.0.1",
+                 "--port", str(self.serving_port)),
+                f"{self.serving_url}/health",
+            ),
+        ]  # fmt: skip
 
+    # -- processes ----------------------------------------------------------------------------
+    def pid(self, name: str) -> int | None:
+        """The pid of a running service, or ``None``."""
+        try:
+            pid = int((self.run_dir / f"{name}.pid").read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if _group_alive(pid) else None
 
-def wait_healthy(service: Service) -> None:
-    if service.health_url is None:
-        return
-    deadline = time.monotonic() + service.timeout_s
-    while time.monotonic() < deadline:
-        if _healthy(service.health_url):
+    def start(self, service: Service) -> int:
+        """Start ``service`` unless it already runs; returns its pid."""
+        if (pid := self.pid(service.name)) is not None:
+            return pid
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.run_dir / f"{service.name}.log", "ab")  # noqa: SIM115 - handed to the child
+        process = subprocess.Popen(
+            service.argv,
+            env={**os.environ, **self.env()},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, so stop() ends its workers too
+            cwd=settings.REPO_ROOT,
+        )
+        (self.run_dir / f"{service.name}.pid").write_text(str(process.pid))
+        return process.pid
+
+    def wait_healthy(self, service: Service) -> None:
+        if service.health_url is None:
             return
-        if _pid(service.name) is None:
-            break
-        time.sleep(1)
-    log = RUN_DIR / f"{service.name}.log"
-    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-    raise RuntimeError(f"{service.name} did not become healthy at {service.health_url}; log {log}:\n{tail}")
+        deadline = time.monotonic() + service.timeout_s
+        while time.monotonic() < deadline:
+            if _healthy(service.health_url):
+                return
+            if self.pid(service.name) is None:
+                break
+            time.sleep(1)
+        log = self.run_dir / f"{service.name}.log"
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        raise RuntimeError(
+            f"{service.name} did not become healthy at {service.health_url}; log {log}:\n{tail}"
+        )
 
+    def prepare(self) -> None:
+        """Create or upgrade the Airflow metadata database (idempotent)."""
+        env = self.env()
+        Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+        (self.home / "mlflow" / "artifacts").mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(
+            [_bin("airflow"), "db", "migrate"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"airflow db migrate failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+            )
 
-def prepare_airflow(env: Mapping[str, str]) -> None:
-    """Create or upgrade the Airflow metadata database (idempotent)."""
-    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [_bin("airflow"), "db", "migrate"],
-        env={**os.environ, **env},
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
+    def up(self, only: tuple[str, ...] | None = None) -> None:
+        """Start (or reuse) the platform's processes and wait until they answer."""
+        self.prepare()
+        chosen = [s for s in self.services() if only is None or s.name in only]
+        for service in chosen:
+            self.start(service)
+        for service in chosen:
+            self.wait_healthy(service)
 
+    def airflow_password(self) -> str:
+        """The generated password of the ``admin`` user (the api-server writes it on start)."""
+        path = Path(self.env()["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+        return json.loads(path.read_text())["admin"]
 
-def up(only: tuple[str, ...] | None = None) -> dict[str, str]:
-    """Start (or reuse) the platform's processes and wait until they answer."""
-    env = platform_env()
-    (HOME / "mlflow").mkdir(parents=True, exist_ok=True)
-    prepare_airflow(env)
-    chosen = [s for s in services() if only is None or s.name in only]
-    for service in chosen:
-        start(service, env)
-    for service in chosen:
-        wait_healthy(service)
-    return env
-
-
-def airflow_password(env: Mapping[str, str]) -> str:
-    """The generated password of the ``admin`` user (SimpleAuthManager writes it on start)."""
-    path = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
-    return json.loads(path.read_text())["admin"]
+    def stop(self, grace_s: float = 30.0) -> list[str]:
+        """Stop every process this platform started (SIGTERM, then SIGKILL); returns their names."""
+        groups = {}
+        for pid_file in sorted(self.run_dir.glob("*.pid")):
+            try:
+                pid = int(pid_file.read_text().strip())
+                os.killpg(pid, signal.SIGTERM)
+                groups[pid_file.stem] = pid
+            except (ValueError, ProcessLookupError, PermissionError):
+                pass
+            pid_file.unlink(missing_ok=True)
+        deadline = time.monotonic() + grace_s
+        while any(_group_alive(p) for p in groups.values()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        for pid in groups.values():
+            if _group_alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+        return sorted(groups)
 
 
 def _group_alive(pgid: int) -> bool:
@@ -236,26 +270,18 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def stop(grace_s: float = 30.0) -> int:
-    """Stop every process recorded in ``.local/run/*.pid`` (SIGTERM, then SIGKILL)."""
-    groups = {}
-    for pid_file in sorted(Path(RUN_DIR).glob("*.pid")):
-        try:
-            pid = int(pid_file.read_text().strip())
-            os.killpg(pid, signal.SIGTERM)
-            groups[pid_file.stem] = pid
-        except (ValueError, ProcessLookupError, PermissionError):
-            pass
-        pid_file.unlink(missing_ok=True)
-    deadline = time.monotonic() + grace_s
-    while any(_group_alive(p) for p in groups.values()) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    for name, pid in groups.items():
-        if _group_alive(pid):
-            os.killpg(pid, signal.SIGKILL)
-        print(f"stopped {name} (pid {pid})")
-    if not groups:
-        print("nothing to stop")
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return response.status < 500
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def stop() -> int:
+    """``make stop``: stop every process the default platform started."""
+    stopped = Platform().stop()
+    print("\n".join(f"stopped {name}" for name in stopped) or "nothing to stop")
     return 0
 
 
