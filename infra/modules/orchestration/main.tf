@@ -43,8 +43,9 @@ locals {
   # The bundle, as S3 keys => local paths
   ##############################################################################
 
-  # Bytecode, build metadata and uncommitted Great Expectations state never ship.
-  excluded = "(__pycache__/|\\.py[co]$|\\.egg-info/|\\.DS_Store$|^great_expectations/uncommitted/|^dags/\\.airflowignore$)"
+  # Bytecode, build metadata, folder READMEs and uncommitted Great Expectations state
+  # never ship.
+  excluded = "(__pycache__/|\\.py[co]$|\\.egg-info/|\\.DS_Store$|/README\\.md$|^great_expectations/uncommitted/|^dags/\\.airflowignore$)"
 
   # Everything MWAA must see as files sits under dags/, because that folder is what it
   # syncs; .airflowignore keeps the DAG processor out of the non-DAG folders.
