@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import REPO_ROOT, REQUIRE_SERVICES
 
 COMPOSE = REPO_ROOT / "docker-compose.yaml"

@@ -6,6 +6,7 @@ import re
 import subprocess
 
 import pytest
+
 from conftest import REPO_ROOT
 
 PATTERNS = {
