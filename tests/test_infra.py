@@ -216,6 +216,26 @@ def test_checkov_skips_give_reasons():
                 assert colon and len(reason.strip()) >= 20, f"{rel(path)}:{number}: give the skip a reason"
 
 
+def test_every_lifecycle_rule_aborts_incomplete_uploads():
+    """What CKV_AWS_300 cannot check on rules computed from the use-case specs."""
+    module = MODULES / "secure_bucket"
+    (lifecycle,) = [
+        body
+        for key, body in typed_blocks(module, "resource").items()
+        if key.startswith("aws_s3_bucket_lifecycle")
+    ]
+    assert "rule" not in lifecycle, "keep every lifecycle rule in the one dynamic block"
+    (rule,) = [block["rule"] for block in lifecycle["dynamic"] if "rule" in block]
+    assert rule["for_each"] == "${local.lifecycle_rules}"
+    (content,) = rule["content"]
+    assert content["abort_incomplete_multipart_upload"][0]["days_after_initiation"] <= 7
+    # The first rule has an empty prefix: it covers the whole bucket.
+    (module_locals,) = parse(module / "main.tf")["locals"]
+    assert module_locals["lifecycle_rules"].startswith(
+        '${concat([{id = "all-objects-housekeeping", prefix = ""'
+    )
+
+
 # --------------------------------------------------------------------------- checkov
 
 

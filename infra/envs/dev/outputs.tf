@@ -44,21 +44,18 @@ output "serving_repository_url" {
 }
 
 output "serving_endpoint_name" {
-  description = "Endpoint name the deploy DAG must use so that the alarms and autoscaling apply."
+  description = "Endpoint the alarms and autoscaling refer to (the deploy DAG names it after `serving_use_case`)."
   value       = module.serving.endpoint_name
 }
 
-output "serving_instance_type" {
-  description = "Instance type the deploy DAG should give the endpoint."
-  value       = module.serving.instance_type
+output "serving_alarm_names" {
+  description = "Alarms that roll back a blue/green update of the endpoint."
+  value       = module.serving.alarm_names
 }
 
-output "serving_instance_counts" {
-  description = "Minimum and maximum instance counts of the endpoint variant."
-  value = {
-    min = module.serving.min_instance_count
-    max = module.serving.max_instance_count
-  }
+output "use_cases" {
+  description = "Use cases found in include/mlplatform/use_cases/ (lifecycle rules and IAM scopes follow them)."
+  value       = local.use_cases
 }
 
 output "slack_secret_name" {

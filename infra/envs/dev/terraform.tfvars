@@ -1,4 +1,4 @@
-# Development: smallest sizes, one worker, one endpoint instance, no autoscaling.
+# Development: smallest sizes, one worker, no endpoint autoscaling.
 environment = "dev"
 region      = "eu-west-1"
 
@@ -7,7 +7,7 @@ subnet_ids         = ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0aaaaaaaaaaaaaaa2"]
 security_group_ids = ["sg-0aaaaaaaaaaaaaaa1"]
 
 alert_emails                     = []
-monthly_budget_usd               = 1000
+monthly_budget_usd               = 1200
 budget_filter_by_environment_tag = false
 
 airflow_version            = "3.0.6"
@@ -18,7 +18,7 @@ mwaa_webserver_access_mode = "PRIVATE_ONLY"
 
 mlflow_tracking_server_size = "Small"
 
-serving_instance_type       = "ml.t2.medium"
+serving_use_case            = "taxi_trip_duration"
 serving_min_instance_count  = 1
 serving_max_instance_count  = 1
 create_endpoint_autoscaling = false

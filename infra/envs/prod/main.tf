@@ -14,12 +14,28 @@ provider "aws" {
 }
 
 locals {
-  name = "${var.project}-${var.environment}"
+  name        = "${var.project}-${var.environment}"
+  bundle_root = abspath("${path.root}/../../..")
 
   # The code's default for MLPLATFORM_SSM_PREFIX is /mlplatform/<env>.
   ssm_prefix = "/${var.project}/${var.environment}"
 
-  endpoint_name = "${local.name}-endpoint"
+  # A use case is one spec file named after it (include/mlplatform/spec.py enforces that).
+  use_cases = sort([
+    for spec in fileset("${local.bundle_root}/include/mlplatform/use_cases", "*.yaml") : trimsuffix(spec, ".yaml")
+  ])
+
+  # The deploy and scoring DAGs name a use case's endpoint, models, endpoint configs and
+  # transform jobs after it, with dashes for underscores (mlplatform.deployment.endpoint_name).
+  sagemaker_names = [for use_case in local.use_cases : replace(use_case, "_", "-")]
+  endpoint_name   = replace(var.serving_use_case, "_", "-")
+}
+
+check "serving_use_case_has_a_spec" {
+  assert {
+    condition     = contains(local.use_cases, var.serving_use_case)
+    error_message = "serving_use_case ${var.serving_use_case} has no spec in include/mlplatform/use_cases/."
+  }
 }
 
 module "alerts" {
@@ -39,6 +55,7 @@ module "data_lake" {
   source = "../../modules/data_lake"
 
   name                           = local.name
+  use_cases                      = local.use_cases
   force_destroy                  = var.force_destroy
   quarantine_expiration_days     = var.quarantine_expiration_days
   prediction_log_expiration_days = var.prediction_log_expiration_days
@@ -62,7 +79,6 @@ module "serving" {
 
   name                        = local.name
   endpoint_name               = local.endpoint_name
-  instance_type               = var.serving_instance_type
   min_instance_count          = var.serving_min_instance_count
   max_instance_count          = var.serving_max_instance_count
   create_autoscaling          = var.create_endpoint_autoscaling
@@ -70,7 +86,7 @@ module "serving" {
   model_artifact_bucket_arn   = module.data_lake.mlflow_bucket_arn
   model_artifact_prefix       = module.data_lake.mlflow_artifact_prefix
   lake_bucket_arn             = module.data_lake.lake_bucket_arn
-  batch_input_prefixes        = [module.data_lake.lake_prefixes.features]
+  batch_input_prefixes        = [module.data_lake.lake_prefixes.predictions]
   batch_output_prefix         = module.data_lake.lake_prefixes.predictions
   data_kms_key_arn            = module.data_lake.kms_key_arn
   force_delete_repository     = var.force_destroy
@@ -88,7 +104,7 @@ module "orchestration" {
   webserver_access_mode = var.mwaa_webserver_access_mode
   subnet_ids            = var.subnet_ids
   security_group_ids    = var.security_group_ids
-  bundle_root           = abspath("${path.root}/../../..")
+  bundle_root           = local.bundle_root
 
   ssm_prefix                   = local.ssm_prefix
   connections_prefix           = module.alerts.connections_prefix
@@ -100,7 +116,7 @@ module "orchestration" {
   access_log_bucket            = module.data_lake.access_log_bucket_name
   mlflow_tracking_server_arn   = module.model_registry.tracking_server_arn
   sagemaker_execution_role_arn = module.serving.execution_role_arn
-  sagemaker_resource_prefix    = local.name
+  sagemaker_name_prefixes      = local.sagemaker_names
   serving_kms_key_arn          = module.serving.kms_key_arn
   force_destroy                = var.force_destroy
   kms_deletion_window_in_days  = var.kms_deletion_window_in_days

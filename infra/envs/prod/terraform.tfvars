@@ -1,4 +1,4 @@
-# Production: room for more workers, two endpoint instances across Availability Zones.
+# Production: room for more workers; the champion variant scales between two and four instances.
 environment = "prod"
 region      = "eu-west-1"
 
@@ -7,7 +7,7 @@ subnet_ids         = ["subnet-0bbbbbbbbbbbbbbb1", "subnet-0bbbbbbbbbbbbbbb2"]
 security_group_ids = ["sg-0bbbbbbbbbbbbbbb1"]
 
 alert_emails                     = []
-monthly_budget_usd               = 2500
+monthly_budget_usd               = 3000
 budget_filter_by_environment_tag = false
 
 airflow_version            = "3.0.6"
@@ -18,7 +18,7 @@ mwaa_webserver_access_mode = "PRIVATE_ONLY"
 
 mlflow_tracking_server_size = "Medium"
 
-serving_instance_type       = "ml.m5.large"
+serving_use_case            = "taxi_trip_duration"
 serving_min_instance_count  = 2
 serving_max_instance_count  = 4
 create_endpoint_autoscaling = false

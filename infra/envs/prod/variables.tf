@@ -88,21 +88,21 @@ variable "mlflow_version" {
   default     = null
 }
 
-variable "serving_instance_type" {
+variable "serving_use_case" {
   type        = string
-  description = "Instance type of the real-time endpoint the deploy DAG creates."
-  default     = "ml.m5.large"
+  description = "Use case whose real-time endpoint gets the rollback alarms and autoscaling; its instance type is `serving.instance_type` in its spec."
+  default     = "taxi_trip_duration"
 }
 
 variable "serving_min_instance_count" {
   type        = number
-  description = "Initial and minimum instances of the endpoint variant."
+  description = "Minimum instances of the endpoint's champion variant under autoscaling."
   default     = 1
 }
 
 variable "serving_max_instance_count" {
   type        = number
-  description = "Maximum instances of the endpoint variant under autoscaling."
+  description = "Maximum instances of the endpoint's champion variant under autoscaling; caps the serving bill."
   default     = 1
 }
 

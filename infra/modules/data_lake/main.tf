@@ -197,24 +197,29 @@ module "lake" {
   noncurrent_version_expiration_days = var.noncurrent_version_expiration_days
   tags                               = var.tags
 
-  lifecycle_rules = [
-    {
-      id              = "expire-quarantine"
-      prefix          = local.prefixes.quarantine
-      expiration_days = var.quarantine_expiration_days
-    },
-    {
-      id              = "expire-prediction-logs"
-      prefix          = local.prefixes.predictions
-      expiration_days = var.prediction_log_expiration_days
-    },
-    {
-      id                       = "archive-validated-snapshots"
-      prefix                   = local.prefixes.validated
-      transition_days          = var.validated_transition_days
-      transition_storage_class = var.validated_transition_storage_class
-    },
-  ]
+  lifecycle_rules = concat(
+    [
+      {
+        id              = "expire-quarantine"
+        prefix          = local.prefixes.quarantine
+        expiration_days = var.quarantine_expiration_days
+      },
+      {
+        id                       = "archive-validated-snapshots"
+        prefix                   = local.prefixes.validated
+        transition_days          = var.validated_transition_days
+        transition_storage_class = var.validated_transition_storage_class
+      },
+    ],
+    # Only the serving app's request logs expire: batch scores next to them are kept.
+    [
+      for use_case in var.use_cases : {
+        id              = "expire-prediction-logs-${use_case}"
+        prefix          = "${local.prefixes.predictions}${use_case}/serving/"
+        expiration_days = var.prediction_log_expiration_days
+      }
+    ],
+  )
 
 }
 

@@ -20,9 +20,15 @@ variable "quarantine_expiration_days" {
   default     = 30
 }
 
+variable "use_cases" {
+  type        = list(string)
+  description = "Names of the use cases; each gets an expiration rule for its prediction logs under `predictions/<use case>/serving/`."
+  default     = []
+}
+
 variable "prediction_log_expiration_days" {
   type        = number
-  description = "Days prediction logs stay under `predictions/` before they expire."
+  description = "Days the serving app's prediction logs (`predictions/<use case>/serving/`) are kept. Batch scores are not affected."
   default     = 90
 }
 

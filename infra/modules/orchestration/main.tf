@@ -447,11 +447,13 @@ data "aws_iam_policy_document" "this" {
       "sagemaker:DescribeTransformJob",
       "sagemaker:StopTransformJob",
     ]
-    # SageMaker lower-cases names in ARNs; the DAGs name everything with this prefix.
-    resources = [
-      for kind in ["model", "endpoint-config", "endpoint", "transform-job"] :
-      "${local.arn.sagemaker}:${kind}/${lower(var.sagemaker_resource_prefix)}*"
-    ]
+    # SageMaker lower-cases names in ARNs; the DAGs name everything of a use case after it.
+    resources = flatten([
+      for prefix in var.sagemaker_name_prefixes : [
+        for kind in ["model", "endpoint-config", "endpoint", "transform-job"] :
+        "${local.arn.sagemaker}:${kind}/${lower(prefix)}*"
+      ]
+    ])
   }
 
   statement {
@@ -487,7 +489,7 @@ data "aws_iam_policy_document" "this" {
   statement {
     sid       = "ReadServingAlarms"
     actions   = ["cloudwatch:DescribeAlarms"]
-    resources = ["${local.arn.cloudwatch}:alarm:${var.sagemaker_resource_prefix}*"]
+    resources = [for prefix in var.sagemaker_name_prefixes : "${local.arn.cloudwatch}:alarm:${prefix}*"]
   }
 
   statement {

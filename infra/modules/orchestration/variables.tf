@@ -164,9 +164,14 @@ variable "sagemaker_execution_role_arn" {
   description = "ARN of the role SageMaker models and jobs run as; the environment may pass it to SageMaker only."
 }
 
-variable "sagemaker_resource_prefix" {
-  type        = string
-  description = "Prefix of every SageMaker model, endpoint config, endpoint, transform job and serving alarm the DAGs manage; the role is limited to names starting with it."
+variable "sagemaker_name_prefixes" {
+  type        = list(string)
+  description = "Name prefixes of the SageMaker models, endpoint configs, endpoints, transform jobs and serving alarms the DAGs manage (the deploy DAG names them after the use case); the role is limited to names starting with one of them."
+
+  validation {
+    condition     = length(var.sagemaker_name_prefixes) >= 1 && alltrue([for prefix in var.sagemaker_name_prefixes : length(prefix) >= 3])
+    error_message = "Give at least one prefix of three or more characters, so that the role is not opened to every SageMaker resource."
+  }
 }
 
 variable "serving_kms_key_arn" {

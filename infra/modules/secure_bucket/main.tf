@@ -128,6 +128,7 @@ resource "aws_s3_bucket_policy" "this" {
 }
 
 resource "aws_s3_bucket_lifecycle_configuration" "this" {
+  #checkov:skip=CKV_AWS_300:Every rule below aborts incomplete multipart uploads after 7 days, but checkov cannot render rule lists computed from files (the lake's per-use-case rules) and then sees no rule; tests/test_infra.py checks the rule content instead.
   bucket = aws_s3_bucket.this.id
 
   # Every rule, the bucket-wide housekeeping one included, comes from local.lifecycle_rules

@@ -16,16 +16,14 @@ locals {
   partition  = data.aws_partition.current.partition
   region     = data.aws_region.current.region
 
-  endpoint_dimensions = {
-    EndpointName = var.endpoint_name
-    VariantName  = var.variant_name
-  }
+  variants = toset(var.variant_names)
 
-  alarm_names = [
-    aws_cloudwatch_metric_alarm.latency_p99.alarm_name,
-    aws_cloudwatch_metric_alarm.errors_5xx.alarm_name,
-    aws_cloudwatch_metric_alarm.invocation_errors.alarm_name,
-  ]
+  # Every alarm of every variant: any of them firing during a blue/green update rolls it back.
+  alarms = concat(
+    values(aws_cloudwatch_metric_alarm.latency_p99),
+    values(aws_cloudwatch_metric_alarm.errors_5xx),
+    values(aws_cloudwatch_metric_alarm.invocation_errors),
+  )
 }
 
 ################################################################################
@@ -238,11 +236,13 @@ resource "aws_iam_role_policy" "this" {
 ################################################################################
 
 resource "aws_cloudwatch_metric_alarm" "latency_p99" {
-  alarm_name          = "${var.endpoint_name}-model-latency-p99"
-  alarm_description   = "p99 model latency of ${var.endpoint_name}/${var.variant_name} above ${var.latency_p99_threshold_ms} ms; rolls back a blue/green update."
+  for_each = local.variants
+
+  alarm_name          = "${var.endpoint_name}-${each.key}-model-latency-p99"
+  alarm_description   = "p99 model latency of ${var.endpoint_name}/${each.key} above ${var.latency_p99_threshold_ms} ms; rolls back a blue/green update."
   namespace           = "AWS/SageMaker"
   metric_name         = "ModelLatency"
-  dimensions          = local.endpoint_dimensions
+  dimensions          = { EndpointName = var.endpoint_name, VariantName = each.key }
   extended_statistic  = "p99"
   period              = var.alarm_period_seconds
   evaluation_periods  = var.alarm_evaluation_periods
@@ -256,11 +256,13 @@ resource "aws_cloudwatch_metric_alarm" "latency_p99" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "errors_5xx" {
-  alarm_name          = "${var.endpoint_name}-invocation-5xx"
-  alarm_description   = "5xx responses from ${var.endpoint_name}/${var.variant_name}; rolls back a blue/green update."
+  for_each = local.variants
+
+  alarm_name          = "${var.endpoint_name}-${each.key}-invocation-5xx"
+  alarm_description   = "5xx responses from ${var.endpoint_name}/${each.key}; rolls back a blue/green update."
   namespace           = "AWS/SageMaker"
   metric_name         = "Invocation5XXErrors"
-  dimensions          = local.endpoint_dimensions
+  dimensions          = { EndpointName = var.endpoint_name, VariantName = each.key }
   statistic           = "Sum"
   period              = var.alarm_period_seconds
   evaluation_periods  = var.alarm_evaluation_periods
@@ -273,11 +275,13 @@ resource "aws_cloudwatch_metric_alarm" "errors_5xx" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "invocation_errors" {
-  alarm_name          = "${var.endpoint_name}-invocation-model-errors"
-  alarm_description   = "Invocations of ${var.endpoint_name}/${var.variant_name} that the model container failed; rolls back a blue/green update."
+  for_each = local.variants
+
+  alarm_name          = "${var.endpoint_name}-${each.key}-invocation-model-errors"
+  alarm_description   = "Invocations of ${var.endpoint_name}/${each.key} that the model container failed; rolls back a blue/green update."
   namespace           = "AWS/SageMaker"
   metric_name         = "InvocationModelErrors"
-  dimensions          = local.endpoint_dimensions
+  dimensions          = { EndpointName = var.endpoint_name, VariantName = each.key }
   statistic           = "Sum"
   period              = var.alarm_period_seconds
   evaluation_periods  = var.alarm_evaluation_periods
@@ -297,7 +301,7 @@ resource "aws_appautoscaling_target" "this" {
   count = var.create_autoscaling ? 1 : 0
 
   service_namespace  = "sagemaker"
-  resource_id        = "endpoint/${var.endpoint_name}/variant/${var.variant_name}"
+  resource_id        = "endpoint/${var.endpoint_name}/variant/${var.autoscaling_variant_name}"
   scalable_dimension = "sagemaker:variant:DesiredInstanceCount"
   min_capacity       = var.min_instance_count
   max_capacity       = var.max_instance_count
@@ -307,7 +311,7 @@ resource "aws_appautoscaling_target" "this" {
 resource "aws_appautoscaling_policy" "this" {
   count = var.create_autoscaling ? 1 : 0
 
-  name               = "${var.endpoint_name}-invocations-per-instance"
+  name               = "${var.endpoint_name}-${var.autoscaling_variant_name}-invocations-per-instance"
   policy_type        = "TargetTrackingScaling"
   service_namespace  = aws_appautoscaling_target.this[0].service_namespace
   resource_id        = aws_appautoscaling_target.this[0].resource_id

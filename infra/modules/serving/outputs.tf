@@ -20,16 +20,12 @@ output "kms_key_arn" {
 
 output "alarm_names" {
   description = "Names of the CloudWatch alarms a blue/green endpoint update should watch for auto-rollback."
-  value       = local.alarm_names
+  value       = [for alarm in local.alarms : alarm.alarm_name]
 }
 
 output "alarm_arns" {
   description = "ARNs of the same alarms."
-  value = [
-    aws_cloudwatch_metric_alarm.latency_p99.arn,
-    aws_cloudwatch_metric_alarm.errors_5xx.arn,
-    aws_cloudwatch_metric_alarm.invocation_errors.arn,
-  ]
+  value       = [for alarm in local.alarms : alarm.arn]
 }
 
 output "endpoint_name" {
@@ -37,24 +33,9 @@ output "endpoint_name" {
   value       = var.endpoint_name
 }
 
-output "variant_name" {
-  description = "Variant the alarms and autoscaling refer to."
-  value       = var.variant_name
-}
-
-output "instance_type" {
-  description = "Instance type the deploy DAG should give the variant."
-  value       = var.instance_type
-}
-
-output "min_instance_count" {
-  description = "Initial (and minimum) instance count for the variant."
-  value       = var.min_instance_count
-}
-
-output "max_instance_count" {
-  description = "Maximum instance count for the variant."
-  value       = var.max_instance_count
+output "variant_names" {
+  description = "Variants the alarms watch."
+  value       = var.variant_names
 }
 
 output "autoscaling_policy_arn" {

@@ -18,26 +18,26 @@ variable "endpoint_name" {
   }
 }
 
-variable "variant_name" {
-  type        = string
-  description = "Production variant of the endpoint that alarms and autoscaling watch."
-  default     = "AllTraffic"
-}
-
-variable "instance_type" {
-  type        = string
-  description = "Instance type for the endpoint's variant. The deploy DAG creates the endpoint, so this is exported for it; it is the main serving cost driver."
-  default     = "ml.m5.large"
+variable "variant_names" {
+  type        = list(string)
+  description = "Production variants of the endpoint that get alarms. The deploy DAG names them `champion` and, when the use case sends a share of traffic to a challenger, `challenger`; alarms on a variant that does not exist stay OK."
+  default     = ["champion", "challenger"]
 
   validation {
-    condition     = startswith(var.instance_type, "ml.")
-    error_message = "instance_type must be a SageMaker instance type such as ml.m5.large."
+    condition     = length(var.variant_names) >= 1
+    error_message = "Give at least one variant."
   }
+}
+
+variable "autoscaling_variant_name" {
+  type        = string
+  description = "Variant that autoscaling scales (it must exist when `create_autoscaling` is true)."
+  default     = "champion"
 }
 
 variable "min_instance_count" {
   type        = number
-  description = "Fewest instances behind the variant (the initial count, and the autoscaling floor). Two or more spread across Availability Zones."
+  description = "Autoscaling floor for the variant. Two or more spread across Availability Zones."
   default     = 1
 
   validation {
@@ -129,8 +129,8 @@ variable "lake_bucket_arn" {
 
 variable "batch_input_prefixes" {
   type        = list(string)
-  description = "Lake prefixes batch transform jobs may read (with trailing slash)."
-  default     = ["features/"]
+  description = "Lake prefixes batch transform jobs may read (with trailing slash); the scoring DAG stages their input under `predictions/`."
+  default     = ["predictions/"]
 }
 
 variable "batch_output_prefix" {
