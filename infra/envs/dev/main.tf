@@ -85,6 +85,7 @@ module "serving" {
   alarm_actions               = [module.alerts.topic_arn]
   model_artifact_bucket_arn   = module.data_lake.mlflow_bucket_arn
   model_artifact_prefix       = module.data_lake.mlflow_artifact_prefix
+  mlflow_tracking_server_arn  = module.model_registry.tracking_server_arn
   lake_bucket_arn             = module.data_lake.lake_bucket_arn
   batch_input_prefixes        = [module.data_lake.lake_prefixes.predictions]
   batch_output_prefix         = module.data_lake.lake_prefixes.predictions

@@ -169,6 +169,18 @@ data "aws_iam_policy_document" "this" {
   }
 
   statement {
+    sid = "ReadModelRegistry"
+    # A container whose model version has no S3 source loads it through the registry.
+    actions = [
+      "sagemaker:DescribeMlflowTrackingServer",
+      "sagemaker-mlflow:Get*",
+      "sagemaker-mlflow:List*",
+      "sagemaker-mlflow:Search*",
+    ]
+    resources = [var.mlflow_tracking_server_arn]
+  }
+
+  statement {
     sid     = "PullServingImage"
     actions = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
     # The deploy DAG may also point a model at another repository of this platform.

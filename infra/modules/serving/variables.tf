@@ -122,6 +122,11 @@ variable "model_artifact_prefix" {
   default     = "artifacts/"
 }
 
+variable "mlflow_tracking_server_arn" {
+  type        = string
+  description = "ARN of the MLflow tracking server; the execution role may read the registry (a container loads a model version without an S3 source from there)."
+}
+
 variable "lake_bucket_arn" {
   type        = string
   description = "ARN of the data lake bucket batch transform jobs read from and write to."
