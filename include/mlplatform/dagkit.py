@@ -50,17 +50,21 @@ def default_args(use_case: UseCase, **overrides: Any) -> dict[str, Any]:
     return args
 
 
+# Asset URIs use an ``x-`` scheme: Airflow normalises any other scheme through the
+# providers' URI handlers, and loading those imports boto3 at DAG parse time.
+
+
 def validated_asset(use_case: UseCase) -> Asset:
     """Updated each time a new validated snapshot of a month becomes current."""
     return Asset(
-        name=f"{use_case.name}_validated", uri=f"mlplatform://{use_case.name}/validated", group="validated"
+        name=f"{use_case.name}_validated", uri=f"x-mlplatform://{use_case.name}/validated", group="validated"
     )
 
 
 def model_asset(use_case: UseCase, alias: str) -> Asset:
     """Updated each time the registry alias (``challenger`` or ``champion``) moves."""
     return Asset(
-        name=f"{use_case.name}_{alias}", uri=f"mlplatform://{use_case.name}/model/{alias}", group="model"
+        name=f"{use_case.name}_{alias}", uri=f"x-mlplatform://{use_case.name}/model/{alias}", group="model"
     )
 
 
@@ -68,6 +72,6 @@ def predictions_asset(use_case: UseCase) -> Asset:
     """Updated each time a month's batch predictions are written."""
     return Asset(
         name=f"{use_case.name}_predictions",
-        uri=f"mlplatform://{use_case.name}/predictions",
+        uri=f"x-mlplatform://{use_case.name}/predictions",
         group="predictions",
     )
