@@ -90,6 +90,12 @@ class Contract(_Strict):
         description="Allowed row count as a multiple of the recent median month, (low, high)."
     )
     pickup_tolerance_hours: float = Field(6.0, ge=0)
+    max_trip_minutes: float = Field(
+        720.0, gt=0, description="Longest plausible trip; longer rows are quarantined."
+    )
+    max_trip_miles: float = Field(
+        300.0, gt=0, description="Longest plausible trip distance; longer rows are quarantined."
+    )
 
     @field_validator("volume_band")
     @classmethod
