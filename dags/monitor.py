@@ -1,0 +1,143 @@
+"""
+# `<use case>_monitor`: production compared with the champion's promise, and the loop closed
+
+One DAG per use case.
+
+**What it does.** For one window (a month) it measures:
+
+- *performance on delayed ground truth*: batch predictions joined on `row_index` to the
+  target of the snapshot they scored, and real-time predictions from the serving log
+  joined on the trip key to the snapshot of the month the trip began. Overall, per slice
+  (`promotion.slices`) and per variant (`batch`, `champion`, `challenger`). Outcomes that
+  have not arrived (no validated snapshot yet) leave the metric **pending**: no alarm.
+- *drift* of every feature against a sample of the champion's training months (normed
+  Wasserstein for numeric, Jensen-Shannon for categorical, via Evidently), the share of
+  drifted features and drift of the champion's predictions;
+- *data quality* (contract result, quarantined share) and *serving health* (error rate,
+  p99 latency per request).
+
+**Produces.** `monitoring/<use case>/history/window=YYYY-MM/metrics.json` (what the MLOps
+page shows), a row per metric in `monitoring/<use case>/history.parquet`, the Evidently
+HTML drift report under `monitoring/<use case>/reports/`, and an MLflow run per window in
+the experiment `<use case>-monitoring` (metrics, the record, the report).
+
+**Closing the loop.** Thresholds are the spec's `monitoring` section. Any breach sends a
+Slack alert: what breached, value against threshold, links to the report, this run and
+the champion in MLflow. A performance or drift breach also triggers `<use case>_train`
+with conf `{"reason", "triggered_by": "monitor", "window"}`, unless a train run is
+already queued or running, or the monitor triggered one less than
+`retrain_cooldown_hours` ago (`monitoring/<use case>/retrain_state.json`). Data-quality and
+serving breaches are alerted only: a new model would not fix them.
+
+**Triggers.** The spec's `schedules.monitor`; a run evaluates the last full month before
+it was due (a run due on 1 April evaluates March). Trigger it by hand with the `window`
+param to evaluate any month, for example once the ground truth of a pending window
+arrives. Re-running a window replaces its record, history rows and report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import DAG, Param, task
+
+from mlplatform import dagkit
+from mlplatform.spec import UseCase
+
+STAGE = Path(__file__).stem
+
+
+def build(use_case: UseCase) -> DAG:
+    """The monitor DAG of one use case."""
+    train_dag_id = dagkit.dag_id(use_case, "train")
+    with DAG(
+        dag_id=dagkit.dag_id(use_case, STAGE),
+        schedule=use_case.schedules.monitor,
+        start_date=dagkit.start_date(use_case),
+        catchup=False,
+        max_active_runs=1,  # runs share the history file and the retrain state
+        tags=dagkit.tags(use_case, STAGE),
+        default_args=dagkit.default_args(use_case),
+        doc_md=__doc__,
+        params={
+            "window": Param(
+                None,
+                type=["null", "string"],
+                pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+                title="Window",
+                description="Month to evaluate, YYYY-MM. Empty: the last full month before the run was due.",
+            ),
+        },
+    ) as dag:
+
+        @task
+        def evaluate(
+            params: dict[str, Any] | None = None, data_interval_end: Any = None, ti: Any = None
+        ) -> dict[str, Any]:
+            """Measure the window and write its record, history rows, report and MLflow run."""
+            from mlplatform import monitoring
+            from mlplatform.lake import Lake
+
+            window = monitoring.window_of_run((params or {}).get("window"), data_interval_end)
+            run_url = ti.log_url.split("/tasks/")[0] if ti is not None else None
+            record = monitoring.monitor(Lake(), use_case, window, airflow_run_url=run_url)
+            return {
+                k: record.get(k)
+                for k in ("window", "status", "breaches", "record_uri", "report_url", "mlflow_run_url")
+            }
+
+        @task.short_circuit
+        def decide(summary: dict[str, Any], ti: Any = None, run_id: str | None = None) -> bool:
+            """Alert on any breach; go on to retrain only past the cooldown and with no train run active."""
+            from datetime import UTC, datetime
+
+            from mlplatform import monitoring
+            from mlplatform.lake import Lake
+
+            if not summary["breaches"]:
+                return False
+            lake = Lake()
+            record = lake.read_json(monitoring.record_path(use_case.name, summary["window"]))
+            active = ti.get_dr_count(dag_id=train_dag_id, states=["queued", "running"])
+            decision = monitoring.retrain_decision(lake, use_case, record, active, datetime.now(UTC))
+            monitoring.send_alert(use_case, record, decision)
+            ti.xcom_push(key="reason", value=decision.reason)
+            return decision.retrain
+
+        trigger_retrain = TriggerDagRunOperator(
+            task_id="trigger_retrain",
+            trigger_dag_id=train_dag_id,
+            trigger_run_id="monitor__{{ ti.xcom_pull(task_ids='evaluate')['window'] }}__{{ ts_nodash }}",
+            conf={
+                "reason": "{{ ti.xcom_pull(task_ids='decide', key='reason') }}",
+                "triggered_by": "monitor",
+                "window": "{{ ti.xcom_pull(task_ids='evaluate')['window'] }}",
+                "monitor_run_id": "{{ run_id }}",
+            },
+            skip_when_already_exists=True,
+            wait_for_completion=False,
+        )
+
+        @task
+        def record_retrain(summary: dict[str, Any], ti: Any = None, run_id: str | None = None) -> dict:
+            """Note the triggered run in the retrain state, which the cooldown reads."""
+            from datetime import UTC, datetime
+
+            from mlplatform import monitoring
+            from mlplatform.lake import Lake
+
+            train_run = ti.xcom_pull(task_ids="trigger_retrain", key="trigger_run_id")
+            reason = ti.xcom_pull(task_ids="decide", key="reason")
+            return monitoring.record_trigger(
+                Lake(), use_case.name, summary["window"], reason, train_run, run_id, datetime.now(UTC)
+            )
+
+        summary = evaluate()
+        decide(summary) >> trigger_retrain >> record_retrain(summary)
+    return dag
+
+
+for _use_case in dagkit.use_cases():
+    globals()[dagkit.dag_id(_use_case, STAGE)] = build(_use_case)
