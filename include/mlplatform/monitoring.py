@@ -172,19 +172,51 @@ def _sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
     return frame if len(frame) <= rows else frame.sample(rows, random_state=seed).sort_index()
 
 
-def snapshot_frame(lake: Lake, snapshot: snapshots.Snapshot, columns: list[str]) -> pd.DataFrame:
-    present = [c for c in columns if c in (snapshot.manifest.get("schema") or columns)]
-    return snapshots.read_table(lake, snapshot, present).to_pandas()
+ACTUAL = "actual"
+"""Column holding the ground truth once predictions are joined to outcomes."""
+
+
+def _referenced(use_case: UseCase, schema: list[str]) -> list[str]:
+    """Snapshot columns the spec's ``data.filter`` and ``target.expression`` mention."""
+    text = f"{use_case.data.filter or ''} {use_case.target.expression or ''}"
+    return [c for c in schema if re.search(rf"\b{re.escape(c)}\b", text)]
+
+
+def modelled_frame(
+    lake: Lake, use_case: UseCase, snapshot: snapshots.Snapshot, columns: list[str], with_truth: bool = False
+) -> pd.DataFrame:
+    """The snapshot's rows the use case models (``data.filter``), indexed by row position.
+
+    ``with_truth`` adds the ground truth (``target.column`` or ``target.expression``) as
+    :data:`ACTUAL`; it is NaN where the snapshot cannot tell it.
+    """
+    from mlplatform.features import modelled_rows, target_values
+
+    schema = list(snapshot.manifest.get("schema") or {})
+    extra = _referenced(use_case, schema)
+    target = use_case.target.column
+    if with_truth and use_case.target.expression is None and target in schema:
+        extra.append(target)
+    wanted = list(dict.fromkeys([*columns, *extra]))
+    frame = modelled_rows(snapshots.read_table(lake, snapshot, wanted).to_pandas(), use_case.data.filter)
+    out = frame[columns].copy()
+    if with_truth:
+        try:
+            out[ACTUAL] = target_values(frame, target, use_case.target.expression).astype(float)
+        except ValueError:  # the month's data does not carry the outcome (yet)
+            out[ACTUAL] = np.nan
+    return out
 
 
 def reference_sample(
     lake: Lake, use_case: UseCase, months: list[str], columns: list[str], rows: int = SAMPLE_ROWS
 ) -> pd.DataFrame | None:
-    """A uniform sample of ``rows`` trips over the reference months, same rows every run."""
+    """A uniform sample of ``rows`` modelled trips over the reference months, the same every run."""
     parts = []
     for month in months:
         if (snap := snapshots.current_snapshot(lake, use_case.name, month)) is not None:
-            parts.append(_sample(snapshot_frame(lake, snap, columns), rows, _seed(month, snap.digest)))
+            frame = modelled_frame(lake, use_case, snap, columns)
+            parts.append(_sample(frame, rows, _seed(month, snap.digest)))
     if not parts:
         return None
     return _sample(pd.concat(parts, ignore_index=True), rows, _seed(*months))
@@ -235,15 +267,14 @@ def answer_column(use_case: UseCase) -> str:
 
 
 def score(use_case: UseCase, truth: pd.Series, answer: pd.Series) -> dict[str, float]:
-    """The task's metrics on rows with ground truth."""
+    """The task's metrics on rows with ground truth (classifiers: truth is 1 for the positive class)."""
     n = len(truth)
     if use_case.task == "regression":
         error = answer.to_numpy(float) - truth.to_numpy(float)
         return {"rmse": float(np.sqrt(np.mean(error**2))), "mae": float(np.mean(np.abs(error))), "n": n}
     from sklearn.metrics import log_loss, roc_auc_score
 
-    positive = (use_case.target.labels or ("0", "1"))[1]
-    y = (truth.astype(str) == str(positive)).to_numpy(int)
+    y = truth.to_numpy(float).astype(int)
     p = np.clip(answer.to_numpy(float), 1e-6, 1 - 1e-6)
     out = {"log_loss": float(log_loss(y, p, labels=[0, 1])), "n": n}
     if 0 < y.sum() < n:
@@ -252,9 +283,9 @@ def score(use_case: UseCase, truth: pd.Series, answer: pd.Series) -> dict[str, f
 
 
 def batch_outcomes(lake: Lake, use_case: UseCase, window: str) -> tuple[pd.DataFrame | None, str]:
-    """Batch predictions of the window joined to their snapshot's ground truth.
+    """Batch predictions of the window joined on ``row_index`` to their snapshot's ground truth.
 
-    Returns the joined rows (``variant`` = ``batch``) and why there are none when empty:
+    Returns the joined rows (``variant`` = ``batch``) and, when there are none, why:
     ``no_predictions`` or ``no_ground_truth``.
     """
     record = scoring.current_predictions(lake, use_case.name, window)
@@ -268,16 +299,11 @@ def batch_outcomes(lake: Lake, use_case: UseCase, window: str) -> tuple[pd.DataF
         snap = snapshots.read_snapshot(lake, use_case.name, window, record["snapshot_digest"])
     except FileNotFoundError:
         return None, "no_ground_truth"
-    target = use_case.target.column
-    truth = snapshot_frame(lake, snap, [*input_columns(use_case.features.all), target])
-    if target not in truth:
-        return None, "no_ground_truth"
+    truth = modelled_frame(lake, use_case, snap, input_columns(use_case.features.all), with_truth=True)
     predictions = _sample(predictions, MAX_EVAL_ROWS, _seed(window, "batch"))
-    joined = truth.iloc[predictions["row_index"].to_numpy()].reset_index(drop=True)
-    joined[answer] = predictions[answer].to_numpy()
-    joined["model_version"] = predictions["model_version"].astype(str).to_numpy()
-    joined["variant"] = "batch"
-    joined = joined[joined[target].notna()]
+    predictions["model_version"] = predictions["model_version"].astype(str)
+    joined = predictions.join(truth, on="row_index", how="inner").assign(variant="batch")
+    joined = joined[joined[ACTUAL].notna()].reset_index(drop=True)
     return (joined, "") if len(joined) else (None, "no_ground_truth")
 
 
@@ -300,7 +326,7 @@ def serving_outcomes(
     """Served predictions joined on the trip key to the snapshot of the month each trip began."""
     if logged is None or not len(logged):
         return None, "no_predictions"
-    answer, target = answer_column(use_case), use_case.target.column
+    answer = answer_column(use_case)
     keys = input_columns(use_case.features.all)
     if missing := [c for c in [*keys, answer, "variant"] if c not in logged]:
         raise ValueError(
@@ -314,31 +340,30 @@ def serving_outcomes(
     truths = []
     for month in sorted({month_of(t) for t in served["pickup_datetime"].dropna()}):
         if (snap := snapshots.current_snapshot(lake, use_case.name, month)) is not None:
-            frame = snapshot_frame(lake, snap, [*keys, target])
-            if target in frame:
-                truth = _trip_key(frame, keys)
-                truth[target] = frame[target].to_numpy()
-                truths.append(truth.drop_duplicates(keys))
+            frame = modelled_frame(lake, use_case, snap, keys, with_truth=True)
+            truth = _trip_key(frame, keys)
+            truth[ACTUAL] = frame[ACTUAL].to_numpy()
+            truths.append(truth.drop_duplicates(keys))
     if not truths:
         return None, "no_ground_truth"
     joined = served.merge(pd.concat(truths, ignore_index=True), on=keys, how="inner")
-    joined = joined[joined[target].notna()]
+    joined = joined[joined[ACTUAL].notna()]
     return (joined, "") if len(joined) else (None, "no_ground_truth")
 
 
 def performance(use_case: UseCase, outcomes: pd.DataFrame) -> dict[str, Any]:
-    """Overall, per-slice and per-variant metrics of joined predictions."""
-    answer, target = answer_column(use_case), use_case.target.column
+    """Overall, per-slice and per-variant metrics of predictions joined to outcomes."""
+    answer = answer_column(use_case)
     frame = trip_features(outcomes)
-    out: dict[str, Any] = {"overall": score(use_case, frame[target], frame[answer]), "slices": {}}
+    out: dict[str, Any] = {"overall": score(use_case, frame[ACTUAL], frame[answer]), "slices": {}}
     for column in use_case.promotion.slices:
         if column not in frame:
             continue
         for value, rows in frame.groupby(column, observed=True):
             if len(rows) >= MIN_SLICE_ROWS:
-                out["slices"][f"{column}={value}"] = score(use_case, rows[target], rows[answer])
+                out["slices"][f"{column}={value}"] = score(use_case, rows[ACTUAL], rows[answer])
     out["variants"] = {
-        str(v): score(use_case, rows[target], rows[answer]) for v, rows in frame.groupby("variant")
+        str(v): score(use_case, rows[ACTUAL], rows[answer]) for v, rows in frame.groupby("variant")
     }
     out["versions"] = sorted(set(frame["model_version"].astype(str)))
     return out
@@ -612,7 +637,9 @@ def evaluate_window(
     reference = reference_sample(lake, use_case, months, columns)
     snap = snapshots.current_snapshot(lake, use_case.name, window)
     if snap is not None:
-        current = _sample(snapshot_frame(lake, snap, columns), SAMPLE_ROWS, _seed(window, snap.digest))
+        current = _sample(
+            modelled_frame(lake, use_case, snap, columns), SAMPLE_ROWS, _seed(window, snap.digest)
+        )
     elif logged is not None and all(c in logged for c in columns):
         current = _sample(logged[columns], SAMPLE_ROWS, _seed(window, "serving"))
     else:
@@ -866,7 +893,7 @@ def record_trigger(
 # -- alerts -------------------------------------------------------------------------------------
 def alert_text(use_case: UseCase, record: dict[str, Any], decision: Decision) -> tuple[str, list[str]]:
     """The alert's title and lines: what breached, value against threshold, what happens next."""
-    title = f":rotating_light: {use_case.name} monitoring breach in {record['window']}"
+    title = f"{use_case.name} monitoring breach in {record['window']}"
     lines = [f"*{b['metric']}*: {b['message']}" for b in record["breach_details"]]
     train = f"{use_case.name}_train"
     if decision.retrain:
@@ -886,47 +913,31 @@ def alert_links(record: dict[str, Any]) -> dict[str, str]:
     return {k: v for k, v in links.items() if v}
 
 
-def send_alert(use_case: UseCase, record: dict[str, Any], decision: Decision) -> bool:
-    """Post the breach alert to Slack (Block Kit); returns whether it was delivered.
+def breach_alert(use_case: UseCase, record: dict[str, Any], decision: Decision) -> Any:
+    """The Slack alert of a breached window: what breached, value against threshold, what happens next."""
+    from mlplatform.alerts import Alert
 
-    Never raises: an alert that cannot be delivered is logged, and the retrain it
-    announces still happens.
-    """
     title, lines = alert_text(use_case, record, decision)
-    links = alert_links(record)
-    blocks = [
-        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
-        {
-            "type": "context",
-            "elements": [{"type": "mrkdwn", "text": " · ".join(f"<{u}|{k}>" for k, u in links.items())}],
-        },
-    ]
-    try:
-        _post(title, blocks)
-    except Exception as exc:  # network and hook errors come in many types; none may stop a retrain
-        log.error("could not deliver the %s monitoring alert: %s", use_case.name, exc)
-        return False
-    return True
+    metric = use_case.monitoring.performance_metric
+    facts = {"Window": record["window"], "Status": record["status"]}
+    if metric in record["metrics"]:
+        facts[metric] = f"{record['metrics'][metric]:.4g}"
+    if "drift_share" in record["metrics"]:
+        facts["Drifted features"] = f"{record['metrics']['drift_share']:.0%}"
+    if record.get("model"):
+        facts["Champion"] = f"version {record['model']['version']}"
+    return Alert(title=title, severity="breach", lines=tuple(lines), fields=facts, links=alert_links(record))
 
 
-def _post(text: str, blocks: list[dict[str, Any]]) -> None:
-    """Deliver one message: through the Airflow Slack connection when configured, else the webhook URL."""
-    conn_id = settings.get("MLPLATFORM_SLACK_CONN_ID")
-    if conn_id:
-        from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+def send_alert(use_case: UseCase, record: dict[str, Any], decision: Decision) -> bool:
+    """Post the breach alert to Slack through the platform's one alerting module.
 
-        SlackWebhookHook(slack_webhook_conn_id=conn_id).send(text=text, blocks=blocks)
-        return
-    import httpx
+    Never raises (an alert that cannot be delivered is logged): the retrain it announces
+    still happens. Returns whether it was delivered.
+    """
+    from mlplatform import alerts
 
-    url = settings.get("MLPLATFORM_SLACK_WEBHOOK_URL")
-    response = httpx.post(url, json={"text": text, "blocks": blocks}, timeout=10)
-    if response.status_code >= 400:
-        raise RuntimeError(
-            f"the alert webhook {url} answered {response.status_code}: {response.text[:200]}; check "
-            "MLPLATFORM_SLACK_WEBHOOK_URL or the Slack connection MLPLATFORM_SLACK_CONN_ID"
-        )
+    return alerts.send(breach_alert(use_case, record, decision))
 
 
 def summary(record: dict[str, Any]) -> str:
