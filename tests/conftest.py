@@ -92,3 +92,24 @@ def airflow_db() -> Path:
         [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, timeout=600
     )
     return AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def webhook_sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The local Slack webhook sink on a free port, in a thread; alerts are pointed at it.
+
+    No Slack connection is configured, so alerts go to ``MLPLATFORM_SLACK_WEBHOOK_URL``.
+    One sink serves the session: call ``clear()`` first, then read what arrived over HTTP
+    at ``f"{webhook_sink.url}/messages"``.
+    """
+    from mlplatform.webhook_sink import WebhookSink
+
+    sink = WebhookSink(port=0, store=tmp_path_factory.mktemp("alerts") / "messages.jsonl").start()
+    patch = pytest.MonkeyPatch()
+    patch.setenv("MLPLATFORM_SLACK_WEBHOOK_URL", sink.hook_url)
+    patch.setenv("MLPLATFORM_SLACK_CONN_ID", "")
+    try:
+        yield sink
+    finally:
+        patch.undo()
+        sink.stop()
