@@ -157,6 +157,20 @@ def cmd_spec(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from mlplatform import monitoring, spec
+    from mlplatform.lake import Lake
+
+    try:
+        use_case = spec.load_spec(args.use_case)
+    except spec.SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    record = monitoring.monitor(Lake(args.lake), use_case, args.window)
+    print(json.dumps(record, indent=2, default=str) if args.json else monitoring.summary(record), end="\n")
+    return 1 if record["status"] == "breach" else 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from mlplatform import embedded
 
@@ -224,6 +238,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", nargs="+", help="validate these spec files instead")
     p.add_argument("--json", action="store_true", help="print the validated spec as JSON")
     p.set_defaults(func=cmd_spec)
+
+    p = sub.add_parser("monitor", help="measure one window of production against the thresholds")
+    p.description = (
+        "Compute a window's performance on ground truth, drift, data quality and serving health, "
+        "write its record, history rows, drift report and MLflow run, and print it. Exits 1 on a "
+        "breach. Alerts and retraining are the monitor DAG's."
+    )
+    p.add_argument("--use-case", required=True, help="use case to monitor")
+    p.add_argument("--window", type=_month, required=True, help="month to evaluate, YYYY-MM")
+    p.add_argument("--lake", help=lake_help)
+    p.add_argument("--json", action="store_true", help="print the whole record as JSON")
+    p.set_defaults(func=cmd_monitor)
 
     p = sub.add_parser("run", help="run the platform on the embedded default")
     p.description = "Run the main job on the embedded default: local lake, MLflow, Airflow."
