@@ -52,7 +52,7 @@ class Alert:
     @property
     def text(self) -> str:
         """Plain fallback text (notifications and clients without Block Kit show this)."""
-        return f"{_ICON[self.severity]} [{self.severity}] {self.title}"
+        return f"{_ICON.get(self.severity, ':bell:')} [{self.severity}] {self.title}"
 
     def blocks(self) -> list[dict[str, Any]]:
         """The Block Kit message."""

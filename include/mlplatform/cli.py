@@ -115,6 +115,30 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    import re
+
+    from mlplatform import contracts, spec
+    from mlplatform.lake import Lake
+
+    use_case = spec.load_spec(args.use_case)
+    path = Path(args.path)
+    found = re.search(r"(\d{4}-(0[1-9]|1[0-2]))", path.name)
+    month = args.month or (found.group(1) if found else None)
+    if month is None:
+        print(f"error: cannot tell the month from {path.name}; pass --month YYYY-MM", file=sys.stderr)
+        return 2
+    history = contracts.history_row_counts(Lake(args.lake), use_case, month)
+    data = path.read_bytes()
+    evaluation = contracts.evaluate(data, use_case, month, source_path=str(path), history=history)
+    if args.json:
+        result = {"use_case": use_case.name, "month": month, "source": evaluation.source}
+        print(json.dumps({**result, "contract": evaluation.contract()}, indent=2))
+    else:
+        print(evaluation.summary())
+    return 0 if evaluation.success else 1
+
+
 def cmd_lake(args: argparse.Namespace) -> int:
     from mlplatform.lake import Lake, inventory
 
@@ -154,6 +178,18 @@ def cmd_spec(args: argparse.Namespace) -> int:
                 f"{use_case.data.taxi_type} data, model {use_case.model.family}, "
                 f"serving {use_case.serving.mode}"
             )
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from mlplatform import scoring
+
+    try:
+        summary = scoring.score_file(args.model, args.input, args.output, args.batch_rows)
+    except scoring.ModelNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary))
     return 0
 
 
@@ -225,6 +261,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replace", action="store_true", help="supersede a different file already there")
     p.set_defaults(func=cmd_ingest)
 
+    p = sub.add_parser("validate", help="check a TLC file against a use case's data contract")
+    p.description = (
+        "Run the use case's Great Expectations contract on a raw TLC file (nothing is written to the "
+        "lake; Data Docs are rebuilt). Exit 0: the contract holds (bad rows would be quarantined), "
+        "1: breach."
+    )
+    p.add_argument("path", help="raw TLC parquet file")
+    p.add_argument("--use-case", required=True, help="use case whose contract applies")
+    p.add_argument("--month", type=_month, help="month the file covers (default: from the file name)")
+    p.add_argument("--lake", help=lake_help + "; its validated months are the volume history")
+    p.add_argument("--json", action="store_true", help="print the contract result as JSON")
+    p.set_defaults(func=cmd_validate)
+
     p = sub.add_parser("lake", help="list what the lake holds, by zone")
     p.description = "List the lake's objects by zone (raw, validated, quarantine, ...)."
     p.add_argument("--lake", help=lake_help)
@@ -238,6 +287,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", nargs="+", help="validate these spec files instead")
     p.add_argument("--json", action="store_true", help="print the validated spec as JSON")
     p.set_defaults(func=cmd_spec)
+
+    p = sub.add_parser("score", help="score a TLC or normalised trip file with a registered model")
+    p.description = (
+        "Score a parquet file of trips (a TLC file of any year, or normalised trips) with an MLflow "
+        "model, in bounded memory; writes one prediction per row and prints a JSON summary."
+    )
+    p.add_argument("--model", required=True, help="MLflow model URI (models:/<name>@champion, a path...)")
+    p.add_argument("--input", required=True, help="parquet file to score (path or URI)")
+    p.add_argument("--output", required=True, help="predictions parquet file to write (path or URI)")
+    p.add_argument("--batch-rows", type=int, default=250_000, help="rows per record batch (default 250000)")
+    p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("monitor", help="measure one window of production against the thresholds")
     p.description = (

@@ -305,4 +305,7 @@ def run(months: int = 4, rows: int = 50_000, start: str = "2024-01") -> int:
     print()
     for zone, entries in inventory(lake).items():
         print(f"  {zone:<12} {len(entries):>4} objects  {sum(e.size for e in entries) / 1e6:8.1f} MB")
+    from mlplatform.contracts import data_docs_index
+
+    print(f"\ndata docs: {data_docs_index().as_uri()} (rebuilt by every <use case>_validate run)")
     return 0

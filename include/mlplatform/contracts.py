@@ -1,0 +1,1053 @@
+"""Data contracts: what a raw TLC month must satisfy before training and scoring may read it.
+
+A use case's contract is the Great Expectations suite named by ``contract.suite`` in its
+spec, kept in the file data context under ``great_expectations/`` (see its README). The
+suite is generated from the spec by :func:`build_suite` and committed; ``python -m
+mlplatform.contracts sync`` rewrites it after a spec change, and a test checks the two
+agree.
+
+Validating a month (:func:`evaluate`) takes four steps:
+
+1. **Read**: parse the raw parquet bytes and compare its schema with the TLC format:
+   readable, the expected taxi type, every required column, types TLC uses.
+2. **Normalise** with :func:`mlplatform.tlc.normalise`.
+3. **Row rules**: each rule in :data:`ROW_RULES` is computed once, vectorised, as a mask
+   over all rows (nulls in keys, pickup outside the month, dropoff not after pickup,
+   implausible duration or distance, unknown zones, payment types, rate codes or vendors,
+   fares that do not add up, bad flags, duplicates).
+4. **Checkpoint**: the month's *contract profile* (one row: what step 1 found, the row
+   count, the volume against history, the number of rows failing each rule, the share of
+   bad rows) is validated by the use case's checkpoint, which also builds Data Docs.
+   Giving Great Expectations this profile instead of the 3M trips keeps the whole step
+   within a few times the cost of reading the file (``bench/bench_validate.py``); the
+   rows themselves were already checked in step 3.
+
+Each expectation carries a severity in its ``meta`` (and GX ``severity``):
+
+- ``breach`` (critical): the file cannot be trusted as a whole: unreadable, empty,
+  wrong taxi type, schema broken, a required column entirely null, volume far off the
+  recent median, or more bad rows than ``contract.max_bad_row_share``. Nothing is
+  validated; a breach record is written to ``quarantine/`` and the run fails.
+- ``row`` (warning): some rows break a row rule. They are quarantined with their reasons
+  and the rest of the month is validated.
+- ``notice`` (info): worth knowing, harmless (extra columns, which are dropped).
+
+:func:`validate_month` runs all of it for a month in the lake and writes the results
+(:func:`publish`): the validated snapshot, quarantined rows, or the breach record. The
+raw file is only ever read.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import json
+import logging
+import os
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mlplatform import settings, snapshots, tlc
+from mlplatform.lake import Lake
+from mlplatform.spec import UseCase
+
+if TYPE_CHECKING:
+    import great_expectations as gx
+
+log = logging.getLogger(__name__)
+
+DATASOURCE = "lake"
+BATCH_DEFINITION = "month_profile"
+DATA_DOCS_SITE = "local_site"
+NONE = "none"
+"""Profile value of a problem column when there is no problem."""
+HISTORY_MONTHS = 6
+"""How many previous months the volume check takes the median of."""
+
+# Domains of the TLC data dictionary (yellow and green trip records).
+ZONE_IDS = (1, tlc.N_ZONES)
+PAYMENT_TYPES = (
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+)  # 0 flex fare, 1 card, 2 cash, 3 no charge, 4 dispute, 5 unknown, 6 voided
+RATE_CODES = (1, 2, 3, 4, 5, 6, 99)  # standard, JFK, Newark, Nassau/Westchester, negotiated, group, unknown
+VENDORS = (1, 2, 6, 7)  # Creative Mobile, Curb, Myle, Helix
+FLAGS = ("Y", "N")
+FARE_TOLERANCE = 0.05
+"""Dollars by which ``total_amount`` may differ from the sum of its parts (rounding)."""
+KEY_COLUMNS = (
+    "pickup_datetime",
+    "dropoff_datetime",
+    "pu_location_id",
+    "do_location_id",
+    "trip_distance",
+    "fare_amount",
+    "total_amount",
+)
+_FARE_PARTS = (
+    "fare_amount",
+    "extra",
+    "mta_tax",
+    "tip_amount",
+    "tolls_amount",
+    "improvement_surcharge",
+    "congestion_surcharge",
+    "airport_fee",
+    "cbd_congestion_fee",
+    "ehail_fee",
+)
+
+
+class RawFileMissing(FileNotFoundError):
+    """The month has no raw file in the lake: nothing to validate yet."""
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """A rule every trip must satisfy; rows that break it are quarantined."""
+
+    name: str
+    rule: str
+    why: str
+
+
+ROW_RULES: tuple[RowRule, ...] = (
+    RowRule(
+        "missing_key",
+        "pickup and dropoff times, both zones, distance, fare and total are present",
+        "A trip without them can be neither learned from nor scored, and cannot be joined back.",
+    ),
+    RowRule(
+        "pickup_outside_month",
+        "pickup falls inside the partition month, within contract.pickup_tolerance_hours",
+        "Trips filed under the wrong month (other years, future dates) would leak into training "
+        "windows and skew monthly monitoring.",
+    ),
+    RowRule(
+        "dropoff_not_after_pickup",
+        "dropoff is later than pickup",
+        "The duration is the label; zero or negative durations are clock or meter errors.",
+    ),
+    RowRule(
+        "implausible_duration",
+        "trip lasts at most contract.max_trip_minutes",
+        "Meters left running produce day-long trips that dominate a squared-error loss.",
+    ),
+    RowRule(
+        "implausible_distance",
+        "trip distance is between 0 and contract.max_trip_miles",
+        "Negative or huge odometer readings are device faults; distance is the strongest feature.",
+    ),
+    RowRule(
+        "unknown_zone",
+        f"pickup and dropoff zone ids are within {ZONE_IDS[0]}..{ZONE_IDS[1]}",
+        "Zone ids index the TLC taxi-zone map; anything else has no borough, no geography, no slice.",
+    ),
+    RowRule(
+        "unknown_payment_type",
+        f"payment_type is one of {', '.join(map(str, PAYMENT_TYPES))}",
+        "Codes outside the TLC data dictionary mean the feed changed its encoding.",
+    ),
+    RowRule(
+        "unknown_rate_code",
+        f"rate_code_id is empty or one of {', '.join(map(str, RATE_CODES))}",
+        "Rate codes select the tariff (JFK flat fare, Newark); unknown codes break fare logic.",
+    ),
+    RowRule(
+        "unknown_vendor",
+        f"vendor_id is one of {', '.join(map(str, VENDORS))}",
+        "An unknown vendor is an unvetted device feed whose records are not comparable.",
+    ),
+    RowRule(
+        "fare_inconsistent",
+        f"fare_amount is not negative and total_amount equals the sum of its parts within "
+        f"${FARE_TOLERANCE:.2f}",
+        "Totals that do not add up are refunds, voids or corrupted money columns.",
+    ),
+    RowRule(
+        "invalid_store_and_fwd_flag",
+        "store_and_fwd_flag is empty, Y or N",
+        "Anything else is an encoding error (e.g. non-UTF-8 bytes) in a column that should be trivial.",
+    ),
+    RowRule(
+        "duplicate_row",
+        "no trip repeats an earlier one (same times, zones, distance, fare, total and vendor)",
+        "Duplicated deliveries double-count trips in training and in monitoring.",
+    ),
+)
+RULE_NAMES = tuple(r.name for r in ROW_RULES)
+
+
+# --- where the context lives -------------------------------------------------------------
+
+
+def gx_root() -> Path:
+    """The GX file data context: ``MLPLATFORM_GX_ROOT`` or ``great_expectations/`` in the repo.
+
+    Data Docs and validation results are written below it, in ``uncommitted/``; point the
+    variable at a writable copy where the repository is read-only.
+    """
+    return Path(os.getenv("MLPLATFORM_GX_ROOT") or settings.REPO_ROOT / "great_expectations")
+
+
+def data_docs_index(root: Path | None = None) -> Path:
+    """The Data Docs home page (it exists once a validation has run)."""
+    return (root or gx_root()) / "uncommitted" / "data_docs" / DATA_DOCS_SITE / "index.html"
+
+
+def checkpoint_name(use_case: UseCase) -> str:
+    return f"{use_case.name}_validate"
+
+
+def validation_definition_name(use_case: UseCase) -> str:
+    return f"{use_case.name}_contract"
+
+
+def open_context(root: Path | None = None) -> gx.data_context.FileDataContext:
+    import great_expectations as gx
+
+    root = root or gx_root()
+    if not (root / "great_expectations.yml").is_file():
+        raise FileNotFoundError(
+            f"no Great Expectations context at {root}: set MLPLATFORM_GX_ROOT to the "
+            "great_expectations/ folder of the repository (or a copy of it)"
+        )
+    return gx.get_context(mode="file", context_root_dir=str(root))
+
+
+# --- the suite ---------------------------------------------------------------------------
+
+
+def _meta(check: str, severity: str, rule: str, why: str) -> dict[str, Any]:
+    return {
+        "check": check,
+        "severity": severity,
+        "rule": rule,
+        "why": why,
+        "notes": {"format": "markdown", "content": [f"**{severity}**: {rule}.", f"*Why:* {why}"]},
+    }
+
+
+def build_suite(use_case: UseCase) -> gx.ExpectationSuite:
+    """The contract of ``use_case`` as a GX suite over the month's contract profile."""
+    import great_expectations.expectations as gxe
+
+    import great_expectations as gx
+
+    c = use_case.contract
+    taxi = use_case.data.taxi_type
+    breach, row, notice = "breach", "row", "notice"
+    expectations = [
+        gxe.ExpectColumnValuesToBeInSet(
+            column="file_problem",
+            value_set=[NONE],
+            severity="critical",
+            meta=_meta(
+                "file_problem",
+                breach,
+                "the file is a readable parquet file",
+                "Zero-byte, truncated or mislabelled (e.g. CSV) deliveries cannot be validated at all.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="taxi_type",
+            value_set=[taxi],
+            severity="critical",
+            meta=_meta(
+                "taxi_type",
+                breach,
+                f"the file holds {taxi} taxi trips",
+                "Green and yellow trips differ in zones, fares and trip mix; mixing them poisons the model.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="missing_columns",
+            value_set=[NONE],
+            severity="critical",
+            meta=_meta(
+                "missing_columns",
+                breach,
+                "every required TLC column is present (a renamed column counts as missing)",
+                "Features, label and keys are built from these columns.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="mistyped_columns",
+            value_set=[NONE],
+            severity="critical",
+            meta=_meta(
+                "mistyped_columns",
+                breach,
+                "every known column has a type TLC has published it with",
+                "A changed type (money as text, ids as floats) means the producer changed the format; "
+                "casting it silently would hide that.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="all_null_columns",
+            value_set=[NONE],
+            severity="critical",
+            meta=_meta(
+                "all_null_columns",
+                breach,
+                "no key column is entirely empty",
+                "An empty key column is a broken extract, not a few bad rows.",
+            ),
+        ),
+        gxe.ExpectColumnMinToBeBetween(
+            column="row_count",
+            min_value=1,
+            severity="critical",
+            meta=_meta("row_count", breach, "the file has rows", "An empty month is a failed delivery."),
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="row_count",
+            min_value={"$PARAMETER": "volume_min_rows"},
+            max_value={"$PARAMETER": "volume_max_rows"},
+            severity="critical",
+            meta=_meta(
+                "volume",
+                breach,
+                f"the row count is within {c.volume_band[0]}x..{c.volume_band[1]}x the median of the "
+                f"previous {HISTORY_MONTHS} validated months (no history: any count)",
+                "A month far off the usual volume is a partial or duplicated delivery.",
+            ),
+        ),
+        gxe.ExpectColumnMaxToBeBetween(
+            column="bad_row_share",
+            min_value=0,
+            max_value=c.max_bad_row_share,
+            severity="critical",
+            meta=_meta(
+                "bad_row_share",
+                breach,
+                f"at most {c.max_bad_row_share:.1%} of rows break a row rule (contract.max_bad_row_share)",
+                "A few bad rows are quarantined; many mean the whole delivery is suspect.",
+            ),
+        ),
+    ]
+    for rule in ROW_RULES:
+        expectations.append(
+            gxe.ExpectColumnMaxToBeBetween(
+                column=f"rows_{rule.name}",
+                min_value=0,
+                max_value=0,
+                severity="warning",
+                meta=_meta(rule.name, row, rule.rule, rule.why),
+            )
+        )
+    expectations.append(
+        gxe.ExpectColumnValuesToBeInSet(
+            column="unexpected_columns",
+            value_set=[NONE],
+            severity="info",
+            meta=_meta(
+                "unexpected_columns",
+                notice,
+                "the file has no columns outside the TLC format",
+                "New columns are dropped by the normaliser; a notice tells the owner the format moved.",
+            ),
+        )
+    )
+    return gx.ExpectationSuite(
+        name=c.suite,
+        expectations=expectations,
+        meta={
+            "guards": f"raw NYC TLC {taxi} trip records, one monthly file at a time",
+            "generated_by": "mlplatform.contracts.build_suite from the use-case spec's contract",
+        },
+    )
+
+
+def sync_context(root: Path | None = None, use_cases: Sequence[UseCase] | None = None) -> Path:
+    """Create or update the file data context for every use case (idempotent).
+
+    Unchanged objects keep their ids, so running it twice changes no file.
+    """
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    import great_expectations as gx
+    from mlplatform import spec
+
+    root = root or gx_root()
+    root.mkdir(parents=True, exist_ok=True)
+    context = gx.get_context(mode="file", context_root_dir=str(root))
+    quiet = {"globally": False, "metric_calculations": False}
+    if context.variables.analytics_enabled is not False or context.variables.progress_bars != quiet:
+        context.variables.analytics_enabled = False  # no usage statistics sent anywhere
+        context.variables.progress_bars = quiet  # no progress bars in task logs
+        context.variables.save()
+    try:
+        source = context.data_sources.get(DATASOURCE)
+    except KeyError:
+        source = context.data_sources.add_pandas(DATASOURCE)
+    suites: dict[str, Any] = {}
+    owners: dict[str, str] = {}
+    for use_case in use_cases or spec.load_all():
+        suite = build_suite(use_case)
+        if suite.name in suites and suites[suite.name] != suite.to_json_dict():
+            raise ValueError(
+                f"use cases {owners[suite.name]} and {use_case.name} both name suite {suite.name!r} "
+                "but their contracts differ; give each its own contract.suite"
+            )
+        suites[suite.name], owners[suite.name] = suite.to_json_dict(), use_case.name
+        asset_name = use_case.data.dataset
+        try:
+            asset = source.get_asset(asset_name)
+        except LookupError:
+            asset = source.add_dataframe_asset(asset_name)
+        try:
+            batch = asset.get_batch_definition(BATCH_DEFINITION)
+        except KeyError:
+            batch = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION)
+        _keep_ids(context, suite)
+        suite = context.suites.add_or_update(suite)
+        definition = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=validation_definition_name(use_case), data=batch, suite=suite)
+        )
+        context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=checkpoint_name(use_case),
+                validation_definitions=[definition],
+                actions=[UpdateDataDocsAction(name="update_data_docs", site_names=[DATA_DOCS_SITE])],
+                result_format={"result_format": "SUMMARY"},
+            )
+        )
+    return root
+
+
+def _keep_ids(context: Any, suite: Any) -> None:
+    """Give unchanged expectations their stored ids, so a sync without changes rewrites nothing.
+
+    (``suites.add_or_update`` compares expectations including their ids, so it never matches.)
+    """
+    from great_expectations.exceptions import DataContextError
+
+    try:
+        stored = context.suites.get(suite.name)
+    except DataContextError:
+        return
+
+    def content(expectation: Any) -> str:
+        config = expectation.configuration.to_json_dict()
+        config.pop("id", None)
+        return json.dumps(config, sort_keys=True)
+
+    ids = {content(e): e.id for e in stored.expectations}
+    for expectation in suite.expectations:
+        expectation.id = ids.get(content(expectation))
+    suite.id = stored.id
+
+
+# --- step 1: reading ---------------------------------------------------------------------
+
+
+def _allowed_raw_types() -> dict[str, set[pa.DataType]]:
+    allowed: dict[str, set[pa.DataType]] = {}
+    for taxi in ("yellow", "green"):
+        for generation in ("legacy", "2024", "2025"):
+            for f in tlc.raw_schema(taxi, generation):
+                allowed.setdefault(f.name, set()).add(f.type)
+    return allowed
+
+
+_ALLOWED_RAW_TYPES = _allowed_raw_types()
+
+
+def _type_ok(name: str, dtype: pa.DataType) -> bool:
+    allowed = _ALLOWED_RAW_TYPES.get(name)
+    if allowed is None or dtype in allowed:
+        return True
+    if pa.types.is_timestamp(dtype):
+        return all(pa.types.is_timestamp(t) for t in allowed)
+    if pa.types.is_dictionary(dtype):
+        return _type_ok(name, dtype.value_type)
+    if pa.types.is_binary(dtype):  # flags some writers store as bytes; the normaliser decodes them
+        return any(pa.types.is_string(t) or pa.types.is_large_string(t) for t in allowed)
+    return False
+
+
+@dataclass
+class RawRead:
+    """What reading a raw file found (step 1 and 2)."""
+
+    rows: int = 0
+    taxi_type: str | None = None
+    file_problem: str = ""
+    missing_columns: tuple[str, ...] = ()
+    mistyped_columns: tuple[str, ...] = ()
+    unexpected_columns: tuple[str, ...] = ()
+    schema_problem: str = ""
+    trips: pa.Table | None = None  # normalised, when the file could be read and normalised
+
+
+def read_raw(data: bytes, expected: tlc.TaxiType) -> RawRead:
+    """Parse, inspect and normalise a raw file's bytes; never raises for bad data."""
+    if not data:
+        return RawRead(file_problem="the file is empty (zero bytes)")
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as exc:
+        head = data[:64].decode("utf-8", errors="replace").splitlines()[0] if data else ""
+        looks = "; it looks like text/CSV" if "," in head and not data.startswith(b"PAR1") else ""
+        return RawRead(file_problem=f"not a readable parquet file ({exc}){looks}")
+    found = RawRead(rows=table.num_rows)
+    report = tlc.inspect_schema(table.schema)
+    found.taxi_type = report.taxi_type
+    found.unexpected_columns = report.unexpected
+    found.missing_columns = report.missing
+    if report.taxi_type is None:
+        found.missing_columns = ("pickup_datetime", "dropoff_datetime", *report.missing[2:])
+        found.schema_problem = "no tpep_/lpep_ pickup or dropoff column"
+    found.mistyped_columns = tuple(
+        f"{f.name} is {f.type} (TLC: {' or '.join(sorted(map(str, _ALLOWED_RAW_TYPES[f.name])))})"
+        for f in table.schema
+        if not _type_ok(f.name, f.type)
+    )
+    if report.taxi_type != expected or found.missing_columns or found.mistyped_columns:
+        return found
+    try:
+        found.trips = tlc.normalise(table, expected)
+    except tlc.SchemaError as exc:
+        found.mistyped_columns = (str(exc),)
+    return found
+
+
+# --- step 3: row rules -------------------------------------------------------------------
+
+
+def _values(trips: pa.Table, name: str, fill: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A column as numpy values (nulls filled) and its validity mask."""
+    column = trips.column(name)
+    if pa.types.is_timestamp(column.type):
+        column = column.cast(pa.int64())
+    valid = pc.invert(pc.is_null(column, nan_is_null=True)).to_numpy(zero_copy_only=False)
+    return column.fill_null(fill).to_numpy(), valid
+
+
+def _outside(values: np.ndarray, valid: np.ndarray, allowed: Iterable[int]) -> np.ndarray:
+    lookup = np.zeros(max(allowed) + 1, dtype=bool)
+    lookup[list(allowed)] = True
+    in_range = (values >= 0) & (values < lookup.size)
+    ok = np.zeros(values.size, dtype=bool)
+    ok[in_range] = lookup[values[in_range].astype(np.int64)]
+    return valid & ~ok
+
+
+def month_window_us(month: str, tolerance_hours: float) -> tuple[int, int]:
+    """[start, end) of the month in microseconds since the epoch, widened by the tolerance."""
+    start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
+    days = calendar.monthrange(start.year, start.month)[1]
+    lo = int(start.timestamp()) * 1_000_000
+    slack = int(tolerance_hours * 3600 * 1_000_000)
+    return lo - slack, lo + days * 86_400_000_000 + slack
+
+
+def row_rule_masks(trips: pa.Table, use_case: UseCase, month: str) -> dict[str, np.ndarray]:
+    """One boolean mask per rule in :data:`ROW_RULES` (True: the row breaks it)."""
+    c = use_case.contract
+    n = trips.num_rows
+    pickup, p_ok = _values(trips, "pickup_datetime", 0)
+    dropoff, d_ok = _values(trips, "dropoff_datetime", 0)
+    distance, dist_ok = _values(trips, "trip_distance", 0.0)
+    duration, dur_ok = _values(trips, "duration_min", 0.0)
+    pu, pu_ok = _values(trips, "pu_location_id", 0)
+    do, do_ok = _values(trips, "do_location_id", 0)
+    fare, fare_ok = _values(trips, "fare_amount", 0.0)
+    total, total_ok = _values(trips, "total_amount", 0.0)
+    vendor, vendor_ok = _values(trips, "vendor_id", 0)
+    lo, hi = month_window_us(month, c.pickup_tolerance_hours)
+
+    missing = np.zeros(n, dtype=bool)
+    for ok in (p_ok, d_ok, pu_ok, do_ok, dist_ok, fare_ok, total_ok):
+        missing |= ~ok
+    parts = np.zeros(n)
+    for name in _FARE_PARTS:
+        parts += trips.column(name).fill_null(0.0).to_numpy()
+    flag = trips.column("store_and_fwd_flag")
+    bad_flag = pc.and_(pc.is_valid(flag), pc.invert(pc.is_in(flag, pa.array(FLAGS))))
+    masks = {
+        "missing_key": missing,
+        "pickup_outside_month": p_ok & ((pickup < lo) | (pickup >= hi)),
+        "dropoff_not_after_pickup": p_ok & d_ok & (dropoff <= pickup),
+        "implausible_duration": dur_ok & (duration > c.max_trip_minutes),
+        "implausible_distance": dist_ok & ((distance < 0) | (distance > c.max_trip_miles)),
+        "unknown_zone": _outside(pu, pu_ok, range(ZONE_IDS[0], ZONE_IDS[1] + 1))
+        | _outside(do, do_ok, range(ZONE_IDS[0], ZONE_IDS[1] + 1)),
+        "unknown_payment_type": _outside(*_values(trips, "payment_type", 0), PAYMENT_TYPES),
+        "unknown_rate_code": _outside(*_values(trips, "rate_code_id", 0), RATE_CODES),
+        "unknown_vendor": _outside(vendor, vendor_ok, VENDORS),
+        "fare_inconsistent": fare_ok & total_ok & ((fare < 0) | (np.abs(total - parts) > FARE_TOLERANCE)),
+        "invalid_store_and_fwd_flag": bad_flag.to_numpy(zero_copy_only=False),
+        "duplicate_row": _duplicates([pickup, dropoff, pu, do, distance, fare, total, vendor]),
+    }
+    assert tuple(masks) == RULE_NAMES
+    return masks
+
+
+def _duplicates(keys: list[np.ndarray]) -> np.ndarray:
+    """Rows equal on every key to an earlier row: hashed first, then confirmed exactly."""
+    import pandas as pd
+
+    n = keys[0].size
+    if n < 2:
+        return np.zeros(n, dtype=bool)
+    columns = [
+        k.view(np.uint64) if k.dtype.itemsize == 8 else k.astype(np.int64).view(np.uint64) for k in keys
+    ]
+    digest = np.full(n, 0xCBF29CE484222325, dtype=np.uint64)
+    for column in columns:  # FNV-1a over 64-bit words; wraps by design
+        digest ^= column
+        digest *= np.uint64(0x100000001B3)
+    candidates = np.flatnonzero(pd.Series(digest).duplicated(keep=False).to_numpy())
+    out = np.zeros(n, dtype=bool)
+    if candidates.size:
+        frame = pd.DataFrame({i: c[candidates] for i, c in enumerate(columns)})
+        out[candidates[frame.duplicated(keep="first").to_numpy()]] = True
+    return out
+
+
+def quarantine_table(trips: pa.Table, masks: dict[str, np.ndarray], bad: np.ndarray) -> pa.Table:
+    """The bad rows, with ``quarantine_reason`` (rule names joined by ``;``) and ``source_row``."""
+    index = np.flatnonzero(bad)
+    reasons = np.full(index.size, "", dtype=object)
+    for name in RULE_NAMES:
+        hit = masks[name][index]
+        reasons[hit] = reasons[hit] + (name + ";")
+    rows = trips.take(pa.array(index))
+    rows = rows.append_column("quarantine_reason", pa.array([r.rstrip(";") for r in reasons], pa.string()))
+    return rows.append_column("source_row", pa.array(index, pa.int64()))
+
+
+# --- step 4 and the result ---------------------------------------------------------------
+
+
+@dataclass
+class Check:
+    """One expectation's outcome."""
+
+    check: str
+    severity: str
+    success: bool
+    observed: Any
+    rule: str
+
+
+@dataclass
+class Evaluation:
+    """The verdict on one raw month, and what to write."""
+
+    use_case: str
+    month: str
+    suite: str
+    source: dict[str, Any]
+    rows: int
+    rule_counts: dict[str, int]
+    bad_rows: int
+    bad_row_share: float
+    volume: dict[str, Any]
+    breaches: list[str]
+    warnings: list[str]
+    checks: list[Check]
+    statistics: dict[str, Any]
+    data_docs_url: str | None
+    valid: pa.Table | None = field(default=None, repr=False)
+    quarantined: pa.Table | None = field(default=None, repr=False)
+
+    @property
+    def success(self) -> bool:
+        """The contract holds: nothing breached (rows may still have been quarantined)."""
+        return not self.breaches
+
+    @property
+    def severity(self) -> str:
+        """``breach``, ``quarantine`` (passed, some rows set aside) or ``pass``."""
+        if self.breaches:
+            return "breach"
+        return "quarantine" if self.bad_rows else "pass"
+
+    def contract(self) -> dict[str, Any]:
+        """The ``contract`` block of the snapshot manifest (training gates on ``success``)."""
+        return {
+            "success": self.success,
+            "severity": self.severity,
+            "suite": self.suite,
+            "bad_row_share": self.bad_row_share,
+            "quarantined_rows": self.bad_rows,
+            "rule_counts": {k: v for k, v in self.rule_counts.items() if v},
+            "volume": self.volume,
+            "breaches": self.breaches,
+            "warnings": self.warnings,
+            "statistics": self.statistics,
+            "data_docs_url": self.data_docs_url,
+        }
+
+    def summary(self) -> str:
+        """A few lines a person reads first."""
+        verdict = {
+            "pass": "PASSED",
+            "quarantine": f"PASSED with {self.bad_rows:,} rows quarantined ({self.bad_row_share:.2%})",
+            "breach": "BREACHED: nothing validated",
+        }[self.severity]
+        lines = [
+            f"{self.use_case} {self.month}: contract {self.suite} {verdict}",
+            f"  source  {self.source.get('path')} ({self.rows:,} rows, sha256 {self.source['digest'][:12]})",
+        ]
+        lines += [f"  BREACH  {b}" for b in self.breaches]
+        if self.bad_rows:
+            lines += [f"  rows    {n:>9,}  {name}" for name, n in self.rule_counts.items() if n]
+        lines += [f"  notice  {w}" for w in self.warnings]
+        if self.data_docs_url:
+            lines.append(f"  docs    {self.data_docs_url}")
+        return "\n".join(lines)
+
+
+def history_row_counts(lake: Lake, use_case: UseCase, month: str, months: int = HISTORY_MONTHS) -> list[int]:
+    """Raw row counts of the latest ``months`` validated months before ``month``."""
+    earlier = [s for s in snapshots.current_snapshots(lake, use_case.name) if s.month < month][-months:]
+    return [int((s.manifest.get("source") or {}).get("rows", s.rows)) for s in earlier]
+
+
+def volume_bounds(use_case: UseCase, history: Sequence[int]) -> dict[str, Any]:
+    """The allowed row count from the history's median (no history: unchecked)."""
+    if not history:
+        return {"checked": False, "history_months": 0, "median_rows": None, "min_rows": 0, "max_rows": None}
+    median = float(statistics.median(history))
+    low, high = use_case.contract.volume_band
+    return {
+        "checked": True,
+        "history_months": len(history),
+        "median_rows": median,
+        "min_rows": int(np.ceil(low * median)),
+        "max_rows": int(np.floor(high * median)),
+    }
+
+
+def evaluate(
+    data: bytes,
+    use_case: UseCase,
+    month: str,
+    *,
+    source_path: str,
+    history: Sequence[int] = (),
+    root: Path | None = None,
+) -> Evaluation:
+    """Check a raw month's bytes against the use case's contract (nothing is written)."""
+    digest = hashlib.sha256(data).hexdigest()
+    found = read_raw(data, use_case.data.taxi_type)
+    trips = found.trips
+    counts = dict.fromkeys(RULE_NAMES, 0)
+    all_null: list[str] = []
+    valid = quarantined = None
+    bad_rows = 0
+    if trips is not None:
+        if trips.num_rows:
+            all_null = [c for c in KEY_COLUMNS if trips.column(c).null_count == trips.num_rows]
+        masks = row_rule_masks(trips, use_case, month)
+        bad = np.zeros(trips.num_rows, dtype=bool)
+        for name, mask in masks.items():
+            counts[name] = int(mask.sum())
+            bad |= mask
+        bad_rows = int(bad.sum())
+        valid = trips.filter(pa.array(~bad)) if bad_rows else trips
+        quarantined = quarantine_table(trips, masks, bad) if bad_rows else None
+    share = bad_rows / trips.num_rows if trips is not None and trips.num_rows else 0.0
+    volume = volume_bounds(use_case, history)
+    profile = {
+        "file_problem": found.file_problem or NONE,
+        "taxi_type": found.taxi_type or use_case.data.taxi_type,  # unknown: a schema breach already
+        "missing_columns": ", ".join(found.missing_columns) or NONE,
+        "mistyped_columns": "; ".join(found.mistyped_columns) or NONE,
+        "all_null_columns": ", ".join(all_null) or NONE,
+        "unexpected_columns": ", ".join(found.unexpected_columns) or NONE,
+        "row_count": found.rows,
+        "bad_row_share": share,
+        **{f"rows_{name}": n for name, n in counts.items()},
+    }
+    checks, stats, docs_url = _run_checkpoint(use_case, month, digest, profile, volume, root or gx_root())
+    source = {"path": source_path, "digest": digest, "bytes": len(data), "rows": found.rows}
+    evaluation = Evaluation(
+        use_case=use_case.name,
+        month=month,
+        suite=use_case.contract.suite,
+        source=source,
+        rows=found.rows,
+        rule_counts=counts,
+        bad_rows=bad_rows,
+        bad_row_share=share,
+        volume=volume,
+        breaches=[],
+        warnings=[],
+        checks=checks,
+        statistics=stats,
+        data_docs_url=docs_url,
+        valid=valid,
+        quarantined=quarantined,
+    )
+    evaluation.breaches, evaluation.warnings = _explain(evaluation, use_case, found, profile)
+    return evaluation
+
+
+def _run_checkpoint(
+    use_case: UseCase, month: str, digest: str, profile: dict[str, Any], volume: dict[str, Any], root: Path
+) -> tuple[list[Check], dict[str, Any], str | None]:
+    import pandas as pd
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    context = open_context(root)
+    checkpoint = context.checkpoints.get(checkpoint_name(use_case))
+    result = checkpoint.run(
+        batch_parameters={"dataframe": pd.DataFrame([profile])},
+        expectation_parameters={"volume_min_rows": volume["min_rows"], "volume_max_rows": volume["max_rows"]},
+        run_id=RunIdentifier(run_name=f"{use_case.name}-{month}-{digest[:12]}", run_time=datetime.now(UTC)),
+    )
+    identifier, validation = next(iter(result.run_results.items()))
+    checks = []
+    for r in validation.results:
+        meta = r.expectation_config.meta or {}
+        observed = r.result.get("observed_value", r.result.get("partial_unexpected_list"))
+        if r.exception_info and r.exception_info.get("raised_exception"):
+            observed = f"error: {r.exception_info.get('exception_message')}"
+        checks.append(
+            Check(
+                check=meta.get("check", r.expectation_config.type),
+                severity=meta.get("severity", "breach"),
+                success=bool(r.success),
+                observed=_plain(observed),
+                rule=meta.get("rule", ""),
+            )
+        )
+    urls = context.get_docs_sites_urls(resource_identifier=identifier, site_names=[DATA_DOCS_SITE])
+    docs_url = next((u["site_url"] for u in urls if u.get("site_url")), None)
+    return checks, _plain(dict(validation.statistics)), docs_url
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy (numpy scalars and the like become plain numbers and strings)."""
+    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+
+
+def _explain(
+    ev: Evaluation, use_case: UseCase, found: RawRead, profile: dict[str, Any]
+) -> tuple[list[str], list[str]]:
+    """Human sentences for the failed checks: what broke and what to do about it."""
+    failed = {c.check for c in ev.checks if not c.success}
+    breaches: list[str] = []
+    if "file_problem" in failed:
+        breaches.append(f"unreadable file: {found.file_problem}; re-deliver the month as TLC parquet")
+    if "taxi_type" in failed:
+        breaches.append(
+            f"wrong taxi type: the file holds {found.taxi_type} trips but {use_case.name} expects "
+            f"{use_case.data.taxi_type} trips; land the {use_case.data.taxi_type} file for this month"
+        )
+    if "missing_columns" in failed:
+        renamed = (
+            f" (unexpected columns: {profile['unexpected_columns']})" if found.unexpected_columns else ""
+        )
+        breaches.append(f"schema broken: required column(s) missing: {profile['missing_columns']}{renamed}")
+    if "mistyped_columns" in failed:
+        breaches.append(f"schema broken: column type(s) TLC never used: {profile['mistyped_columns']}")
+    if "all_null_columns" in failed:
+        breaches.append(f"key column(s) entirely empty: {profile['all_null_columns']}")
+    if "row_count" in failed and not found.file_problem:
+        breaches.append("the file has no rows")
+    elif "volume" in failed and not found.file_problem:
+        v = ev.volume
+        breaches.append(
+            f"volume far off history: {ev.rows:,} rows, allowed {v['min_rows']:,}..{v['max_rows']:,} "
+            f"({use_case.contract.volume_band[0]}x..{use_case.contract.volume_band[1]}x the median "
+            f"{v['median_rows']:,.0f} of the previous {v['history_months']} months)"
+        )
+    if "bad_row_share" in failed:
+        top = sorted(((n, k) for k, n in ev.rule_counts.items() if n), reverse=True)[:3]
+        breaches.append(
+            f"too many bad rows: {ev.bad_rows:,} of {ev.rows:,} ({ev.bad_row_share:.1%}) break row rules, "
+            f"above the {use_case.contract.max_bad_row_share:.1%} allowed; most: "
+            + ", ".join(f"{k} {n:,}" for n, k in top)
+        )
+    for c in ev.checks:  # an expectation that could not be evaluated is a breach too
+        if isinstance(c.observed, str) and c.observed.startswith("error:") and c.severity == "breach":
+            breaches.append(f"contract check {c.check} could not run: {c.observed}")
+    warnings = []
+    if "unexpected_columns" in failed:
+        warnings.append(f"unexpected column(s) dropped: {profile['unexpected_columns']}")
+    return breaches, warnings
+
+
+# --- writing the results -----------------------------------------------------------------
+
+
+def quarantine_folder(use_case: str, month: str, raw_digest: str) -> str:
+    """Where a raw file's quarantined rows and breach record go (one folder per delivery)."""
+    return f"quarantine/{use_case}/month={month}/{raw_digest}"
+
+
+def publish(lake: Lake, evaluation: Evaluation) -> dict[str, Any]:
+    """Write what the verdict calls for; returns the outcome (small, JSON-ready: URIs, not data).
+
+    - breach: a breach record ``breach.json`` in the quarantine folder; nothing else;
+    - pass: the validated snapshot (a no-op when the identical snapshot is current), and the
+      quarantined rows ``rows.parquet`` with a ``summary.json`` when some rows broke rules.
+    """
+    ev = evaluation
+    folder = quarantine_folder(ev.use_case, ev.month, ev.source["digest"])
+    outcome: dict[str, Any] = {
+        "use_case": ev.use_case,
+        "month": ev.month,
+        "severity": ev.severity,
+        "success": ev.success,
+        "summary": ev.summary(),
+        "breaches": ev.breaches,
+        "warnings": ev.warnings,
+        "rows": ev.rows,
+        "quarantined_rows": ev.bad_rows,
+        "bad_row_share": ev.bad_row_share,
+        "rule_counts": {k: v for k, v in ev.rule_counts.items() if v},
+        "source": {**ev.source, "uri": lake.uri(ev.source["path"])},
+        "suite": ev.suite,
+        "data_docs_url": ev.data_docs_url,
+        "snapshot": None,
+        "quarantine": None,
+        "breach_record": None,
+    }
+    if not ev.success:
+        record = {
+            "use_case": ev.use_case,
+            "month": ev.month,
+            "severity": "breach",
+            "what_broke": ev.breaches,
+            "source": outcome["source"],
+            "recorded_at": datetime.now(UTC).isoformat(),
+            "contract": ev.contract(),
+            "checks": [c.__dict__ for c in ev.checks if not c.success],
+            "raw_file_kept": True,
+        }
+        outcome["breach_record"] = lake.write_json(f"{folder}/breach.json", record)
+        return outcome
+    if ev.quarantined is not None:
+        rows_uri = lake.write_parquet(f"{folder}/rows.parquet", ev.quarantined, compression="zstd")
+        lake.write_json(
+            f"{folder}/summary.json",
+            {
+                "use_case": ev.use_case,
+                "month": ev.month,
+                "source": outcome["source"],
+                "quarantined_rows": ev.bad_rows,
+                "rule_counts": outcome["rule_counts"],
+                "data_docs_url": ev.data_docs_url,
+            },
+        )
+        outcome["quarantine"] = {"rows_uri": rows_uri, "rows": ev.bad_rows}
+    manifest = {
+        "source": {"path": ev.source["path"], "digest": ev.source["digest"], "rows": ev.rows},
+        "contract": ev.contract(),
+    }
+    snapshot, created = snapshots.write_snapshot(lake, ev.use_case, ev.month, ev.valid, manifest)
+    outcome["snapshot"] = {
+        "uri": lake.uri(snapshot.data_path),
+        "digest": snapshot.digest,
+        "rows": snapshot.rows,
+        "created": created,
+    }
+    return outcome
+
+
+def validate_month(lake: Lake, use_case: UseCase, month: str, root: Path | None = None) -> dict[str, Any]:
+    """Validate the month's raw file in the lake and write the results (see :func:`publish`).
+
+    Raises :class:`RawFileMissing` when the month has no raw file yet.
+    """
+    path = Lake.raw_path(use_case.data.dataset, use_case.data.taxi_type, month)
+    if not lake.exists(path):
+        raise RawFileMissing(
+            f"no raw file for {use_case.name} {month} at {lake.uri(path)}: land it first "
+            f"(mlplatform ingest FILE --use-case {use_case.name} --month {month})"
+        )
+    data = lake.read_bytes(path)
+    history = history_row_counts(lake, use_case, month)
+    evaluation = evaluate(data, use_case, month, source_path=path, history=history, root=root)
+    return publish(lake, evaluation)
+
+
+def alert_for(outcome: dict[str, Any], log_url: str | None = None):  # -> alerts.Alert | None
+    """The Slack alert an outcome calls for: breach, quarantine summary, notice; none on a clean pass."""
+    from mlplatform.alerts import Alert
+
+    name, month, severity = outcome["use_case"], outcome["month"], outcome["severity"]
+    source = outcome["source"]
+    fields = {
+        "Use case": name,
+        "Month": month,
+        "Suite": outcome["suite"],
+        "Rows": f"{outcome['rows']:,}",
+        "Quarantined": f"{outcome['quarantined_rows']:,} ({outcome['bad_row_share']:.2%})",
+        "Raw file": f"`{source['path']}` (sha256 {source['digest'][:12]})",
+    }
+    links = {"Data Docs": outcome.get("data_docs_url"), "Task log": log_url}
+    if severity == "breach":
+        return Alert(
+            title=f"{name} {month}: data contract breached, nothing validated",
+            severity="breach",
+            lines=(
+                *(f"• {b}" for b in outcome["breaches"]),
+                "The raw file is kept as delivered; nothing was written to validated/. "
+                f"Breach record: `{outcome['breach_record']}`",
+            ),
+            fields=fields,
+            links=links,
+        )
+    if severity == "quarantine":
+        counts = outcome["rule_counts"]
+        return Alert(
+            title=f"{name} {month}: {outcome['quarantined_rows']:,} rows quarantined, month validated",
+            severity="warning",
+            lines=(
+                *(f"• {rule}: {n:,} rows" for rule, n in counts.items()),
+                *(f"• notice: {w}" for w in outcome["warnings"]),
+                f"Quarantined rows: `{outcome['quarantine']['rows_uri']}`",
+            ),
+            fields=fields,
+            links={**links, "Snapshot": (outcome.get("snapshot") or {}).get("uri")},
+        )
+    if outcome["warnings"]:
+        return Alert(
+            title=f"{name} {month}: month validated with notices",
+            severity="info",
+            lines=tuple(f"• {w}" for w in outcome["warnings"]),
+            fields=fields,
+            links=links,
+        )
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mlplatform.contracts sync``: regenerate the committed suites from the specs."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m mlplatform.contracts", description=main.__doc__)
+    parser.add_argument("command", choices=["sync"])
+    parser.add_argument(
+        "--root", type=Path, help="context folder (default: MLPLATFORM_GX_ROOT or the repo's)"
+    )
+    args = parser.parse_args(argv)
+    root = sync_context(args.root)
+    print(f"synced the Great Expectations context at {root}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

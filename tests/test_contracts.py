@@ -1,0 +1,376 @@
+"""The data contract: GX suites in sync with the specs, row rules, severities, and bad input.
+
+Every kind of bad delivery ends with the right severity, the raw file untouched, nothing
+half-written to validated/, and (for breaches) an alert received over real HTTP.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import io
+import json
+import shutil
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mlplatform import alerts, cli, contracts, generator, ingest, snapshots, spec, tlc
+from mlplatform.lake import Lake
+
+USE_CASE = spec.load_spec("taxi_trip_duration")
+MONTH = "2024-03"
+ROWS = 4000
+RATE, SEED = 0.01, 0
+COMMITTED = Path(__file__).resolve().parents[1] / "great_expectations"
+
+
+@pytest.fixture(scope="module")
+def gx_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A copy of the committed context, so validation results and Data Docs stay out of the repo."""
+    root = tmp_path_factory.mktemp("gx") / "great_expectations"
+    shutil.copytree(COMMITTED, root, ignore=shutil.ignore_patterns("uncommitted"))
+    patch = pytest.MonkeyPatch()
+    patch.setenv("MLPLATFORM_GX_ROOT", str(root))
+    yield root
+    patch.undo()
+
+
+@pytest.fixture
+def sink(webhook_sink: Any) -> Any:
+    webhook_sink.clear()
+    return webhook_sink
+
+
+def month_table(rows: int = ROWS, month: str = MONTH, seed: int = 1, kind: str = "yellow") -> pa.Table:
+    return generator.generate_month(kind, month, rows, seed=seed).table
+
+
+def to_bytes(table: pa.Table) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
+def land(lake: Lake, data: bytes, month: str = MONTH, replace: bool = False) -> str:
+    d = USE_CASE.data
+    return ingest.land_bytes(lake, d.dataset, d.taxi_type, month, data, replace=replace).path
+
+
+def run_month(lake: Lake, month: str = MONTH) -> dict[str, Any]:
+    """What the DAG's check_contract and report tasks do, without Airflow."""
+    outcome = contracts.validate_month(lake, USE_CASE, month)
+    if (alert := contracts.alert_for(outcome)) is not None:
+        alerts.send(alert)
+    return outcome
+
+
+def received(sink: Any) -> list[dict[str, Any]]:
+    """The alerts the sink holds, read over HTTP."""
+    with urllib.request.urlopen(f"{sink.url}/messages", timeout=10) as response:
+        return json.load(response)
+
+
+def validated(lake: Lake, month: str = MONTH) -> list[str]:
+    return [e.path for e in lake.list(f"validated/{USE_CASE.name}/month={month}")]
+
+
+# --- the committed context ---------------------------------------------------------------
+
+
+def test_committed_context_is_in_sync_with_the_specs(tmp_path: Path) -> None:
+    copy = tmp_path / "great_expectations"
+    shutil.copytree(COMMITTED, copy, ignore=shutil.ignore_patterns("uncommitted"))
+    contracts.sync_context(copy)
+    changed = []
+    for path in COMMITTED.rglob("*"):
+        rel = path.relative_to(COMMITTED)
+        if (
+            path.is_file()
+            and rel.parts[0] != "uncommitted"
+            and not filecmp.cmp(path, copy / rel, shallow=False)
+        ):
+            changed.append(str(rel))
+    added = [
+        str(p.relative_to(copy))
+        for p in copy.rglob("*.json")
+        if "uncommitted" not in p.parts and not (COMMITTED / p.relative_to(copy)).exists()
+    ]
+    assert not changed and not added, (
+        f"great_expectations/ is out of date with the specs (changed {changed}, missing {added}); "
+        "run `.venv/bin/python -m mlplatform.contracts sync` and commit the result"
+    )
+
+
+def test_every_expectation_says_why_and_how_severe() -> None:
+    suite = json.loads((COMMITTED / "expectations" / f"{USE_CASE.contract.suite}.json").read_text())
+    gx_severity = {"breach": "critical", "row": "warning", "notice": "info"}
+    checks = set()
+    for expectation in suite["expectations"]:
+        meta = expectation["meta"]
+        assert len(meta["why"]) > 30 and meta["rule"], expectation
+        assert expectation["severity"] == gx_severity[meta["severity"]]
+        checks.add(meta["check"])
+    assert set(contracts.RULE_NAMES) <= checks
+    assert {
+        "file_problem",
+        "taxi_type",
+        "missing_columns",
+        "mistyped_columns",
+        "volume",
+        "bad_row_share",
+    } <= checks
+    for name in ("taxi_trip_duration", "taxi_generous_tip"):
+        checkpoint = json.loads((COMMITTED / "checkpoints" / f"{name}_validate.json").read_text())
+        assert checkpoint["actions"][0]["type"] == "update_data_docs"
+
+
+# --- row rules, without GX ---------------------------------------------------------------
+
+
+def test_each_row_rule_flags_exactly_the_rows_that_break_it() -> None:
+    trips = tlc.normalise(month_table(200))
+    columns = {name: trips.column(name).to_pylist() for name in trips.column_names}
+    for name in ("pickup_datetime", "dropoff_datetime"):  # as microseconds, to edit them
+        columns[name] = trips.column(name).cast(pa.int64()).to_pylist()
+    start_us = contracts.month_window_us(MONTH, 0)[0]
+    broken = {
+        "missing_key": (0, "fare_amount", None),
+        "pickup_outside_month": (1, "pickup_datetime", start_us - 7 * 3_600_000_000),
+        "implausible_duration": (2, "duration_min", 721.0),
+        "implausible_distance": (3, "trip_distance", -0.5),
+        "unknown_zone": (4, "do_location_id", 266),
+        "unknown_payment_type": (5, "payment_type", 7),
+        "unknown_rate_code": (6, "rate_code_id", 7),
+        "unknown_vendor": (7, "vendor_id", 3),
+        "fare_inconsistent": (8, "total_amount", 999.0),
+        "invalid_store_and_fwd_flag": (9, "store_and_fwd_flag", "\ufffdN"),
+    }
+    for row, name, value in broken.values():
+        columns[name][row] = value
+    columns["pickup_datetime"][10] = start_us - 5 * 3_600_000_000  # inside the 6 h tolerance
+    columns["pickup_datetime"][11] = columns["dropoff_datetime"][11]  # zero duration
+    for name in ("pickup_datetime", "dropoff_datetime"):
+        columns[name] = pa.array(columns[name], pa.int64()).cast(pa.timestamp("us"))
+    table = pa.table(columns, schema=tlc.NORMALISED_SCHEMA)
+    table = pa.concat_tables([table, table.slice(12, 1)])  # row 200 repeats row 12
+    masks = contracts.row_rule_masks(table, USE_CASE, MONTH)
+    flagged = {name: np.flatnonzero(mask).tolist() for name, mask in masks.items()}
+    expected = {name: [row] for name, (row, _, _) in broken.items()}
+    assert flagged == expected | {"dropoff_not_after_pickup": [11], "duplicate_row": [200]}
+
+
+def test_a_clean_generated_month_breaks_no_rule() -> None:
+    masks = contracts.row_rule_masks(tlc.normalise(month_table(20_000)), USE_CASE, MONTH)
+    assert {name: int(m.sum()) for name, m in masks.items() if m.any()} == {}
+
+
+# --- whole validations -------------------------------------------------------------------
+
+
+def test_a_clean_month_is_validated_with_its_manifest(lake: Lake, gx_root: Path, sink: Any) -> None:
+    raw = land(lake, to_bytes(month_table()))
+    outcome = run_month(lake)
+    assert outcome["severity"] == "pass" and outcome["success"]
+    snapshot = snapshots.current_snapshot(lake, USE_CASE.name, MONTH)
+    manifest = snapshot.manifest
+    assert manifest["source"] == {"path": raw, "digest": lake.digest(raw), "rows": ROWS}
+    contract = manifest["contract"]
+    assert contract["success"] is True and contract["suite"] == "nyc_tlc_trips"
+    assert contract["bad_row_share"] == 0 and contract["quarantined_rows"] == 0
+    assert contract["statistics"]["unsuccessful_expectations"] == 0
+    docs = Path(contract["data_docs_url"].removeprefix("file://"))
+    assert docs.is_file() and str(docs).startswith(str(gx_root / "uncommitted" / "data_docs"))
+    assert contracts.data_docs_index(gx_root).is_file()
+    assert snapshot.rows == ROWS and received(sink) == []  # a clean pass only logs
+    assert list(lake.list(f"quarantine/{USE_CASE.name}")) == []
+
+
+def test_same_raw_file_is_a_no_op_and_a_changed_one_a_new_version(
+    lake: Lake, gx_root: Path, sink: Any
+) -> None:
+    land(lake, to_bytes(month_table(seed=1)))
+    first = run_month(lake)["snapshot"]
+    again = run_month(lake)["snapshot"]
+    assert first["created"] and not again["created"] and again["digest"] == first["digest"]
+    assert len([p for p in validated(lake) if p.endswith("data.parquet")]) == 1
+
+    raw = land(lake, to_bytes(month_table(seed=2)), replace=True)
+    second = run_month(lake)["snapshot"]
+    assert second["created"] and second["digest"] != first["digest"]
+    current = snapshots.current_snapshot(lake, USE_CASE.name, MONTH)
+    assert current.digest == second["digest"] and current.manifest["source"]["digest"] == lake.digest(raw)
+    assert snapshots.read_snapshot(lake, USE_CASE.name, MONTH, first["digest"]).rows == ROWS  # kept
+
+
+def test_quarantined_rows_keep_their_reasons_and_leave_the_snapshot(
+    lake: Lake, gx_root: Path, sink: Any
+) -> None:
+    table = generator.corrupt(month_table(), "negative_distance", RATE, SEED)
+    picked = np.flatnonzero(np.random.default_rng(SEED).random(ROWS) < RATE)
+    land(lake, to_bytes(table))
+    outcome = run_month(lake)
+    assert outcome["severity"] == "quarantine" and outcome["quarantined_rows"] == picked.size
+    rows = lake.read_parquet(lake.relative(outcome["quarantine"]["rows_uri"]))
+    assert rows.column("source_row").to_pylist() == picked.tolist()
+    assert set(rows.column("quarantine_reason").to_pylist()) == {"implausible_distance"}
+    snapshot = snapshots.current_snapshot(lake, USE_CASE.name, MONTH)
+    assert snapshot.rows == ROWS - picked.size
+    assert snapshot.manifest["contract"]["quarantined_rows"] == picked.size
+    assert min(snapshots.read_table(lake, snapshot, ["trip_distance"]).column(0).to_pylist()) >= 0
+    [message] = received(sink)
+    assert message["text"].startswith(":warning: [warning]") and "quarantined" in message["text"]
+    assert "implausible_distance" in json.dumps(message["blocks"])
+
+
+def test_a_month_without_a_raw_file_says_how_to_land_it(lake: Lake, gx_root: Path) -> None:
+    with pytest.raises(
+        contracts.RawFileMissing, match="mlplatform ingest FILE --use-case taxi_trip_duration"
+    ):
+        contracts.validate_month(lake, USE_CASE, MONTH)
+
+
+# --- bad input ---------------------------------------------------------------------------
+
+# kind -> (how to make the file, expected severity, what the message or reason must name)
+ROW_KINDS = {
+    "negative_distance": "implausible_distance",
+    "dropoff_before_pickup": "dropoff_not_after_pickup",
+    "other_year": "pickup_outside_month",
+    "future_dates": "pickup_outside_month",
+    "duplicate_rows": "duplicate_row",
+    "unknown_zones": "unknown_zone",
+    "outliers": "implausible_distance",
+    "non_utf8_flags": "invalid_store_and_fwd_flag",
+}
+BREACH_KINDS = {
+    "missing_column": "missing: trip_distance",
+    "renamed_column": "missing: pu_location_id (unexpected columns: PU_Location)",
+    "wrong_type": "fare_amount is string",
+    "all_null_column": "entirely empty: trip_distance",
+    "null_burst": "too many bad rows",
+    "negative_distance_in_20pct": "too many bad rows",
+    "empty_file": "no rows",
+    "zero_byte": "zero bytes",
+    "truncated": "not a readable parquet file",
+    "csv_as_parquet": "looks like text/CSV",
+    "green_where_yellow_expected": "holds green trips but taxi_trip_duration expects yellow",
+    "volume_10x": "volume far off history",
+    "volume_tenth": "volume far off history",
+}
+
+
+def bad_file(kind: str) -> bytes:
+    table = month_table()
+    if kind in ROW_KINDS or kind in ("missing_column", "renamed_column", "wrong_type", "all_null_column"):
+        return to_bytes(generator.corrupt(table, kind, RATE, SEED))
+    if kind == "null_burst":
+        return to_bytes(generator.corrupt(table, kind, 0.3, SEED))
+    if kind == "negative_distance_in_20pct":
+        return to_bytes(generator.corrupt(table, "negative_distance", 0.2, SEED))
+    if kind in generator.FILE_CORRUPTIONS:
+        return generator.corrupted_bytes(table, kind)
+    if kind == "green_where_yellow_expected":
+        return to_bytes(month_table(kind="green"))
+    if kind == "volume_10x":
+        return to_bytes(month_table(rows=10 * ROWS))
+    if kind == "volume_tenth":
+        return to_bytes(month_table(rows=ROWS // 10))
+    if kind == "extra_columns":
+        return to_bytes(generator.corrupt(table, kind))
+    raise ValueError(kind)
+
+
+def with_history(lake: Lake) -> None:
+    """Two earlier validated months of the usual volume."""
+    for month in ("2024-01", "2024-02"):
+        trips = tlc.normalise(month_table(rows=100, month=month))
+        manifest = {"source": {"path": "raw", "digest": "0", "rows": ROWS}, "contract": {"success": True}}
+        snapshots.write_snapshot(lake, USE_CASE.name, month, trips, manifest)
+
+
+@pytest.mark.parametrize("kind", sorted(ROW_KINDS))
+def test_a_few_bad_rows_are_quarantined(kind: str, lake: Lake, gx_root: Path, sink: Any) -> None:
+    with_history(lake)
+    raw = land(lake, bad_file(kind))
+    digest = lake.digest(raw)
+    outcome = run_month(lake)
+    assert outcome["severity"] == "quarantine", outcome["summary"]
+    assert set(outcome["rule_counts"]) == {ROW_KINDS[kind]}, outcome["summary"]
+    assert 0 < outcome["quarantined_rows"] <= 2 * RATE * ROWS
+    assert lake.digest(raw) == digest
+    rows = lake.read_parquet(lake.relative(outcome["quarantine"]["rows_uri"]))
+    assert set(rows.column("quarantine_reason").to_pylist()) == {ROW_KINDS[kind]}
+    snapshot = snapshots.current_snapshot(lake, USE_CASE.name, MONTH)
+    assert snapshot.rows + rows.num_rows == outcome["rows"]
+    assert [m["text"].split("]")[0] for m in received(sink)] == [":warning: [warning"]
+
+
+@pytest.mark.parametrize("kind", sorted(BREACH_KINDS))
+def test_a_breach_validates_nothing_keeps_the_raw_file_and_alerts(
+    kind: str, lake: Lake, gx_root: Path, sink: Any
+) -> None:
+    with_history(lake)
+    raw = land(lake, bad_file(kind))
+    digest = lake.digest(raw)
+    outcome = run_month(lake)
+    assert outcome["severity"] == "breach" and not outcome["success"]
+    assert any(BREACH_KINDS[kind] in b for b in outcome["breaches"]), outcome["breaches"]
+    assert lake.digest(raw) == digest  # the raw file is untouched
+    assert validated(lake) == []  # nothing moved to validated/
+    record = lake.read_json(lake.relative(outcome["breach_record"]))
+    assert record["what_broke"] == outcome["breaches"] and record["source"]["digest"] == digest
+    assert record["recorded_at"] and record["raw_file_kept"] is True
+    [message] = received(sink)
+    assert message["text"].startswith(":rotating_light: [breach]")
+    body = json.dumps(message["blocks"])
+    assert BREACH_KINDS[kind].split(" (")[0] in body and "Data Docs" in body
+
+
+def test_extra_columns_are_a_notice_not_a_failure(lake: Lake, gx_root: Path, sink: Any) -> None:
+    land(lake, bad_file("extra_columns"))
+    outcome = run_month(lake)
+    assert outcome["severity"] == "pass" and outcome["warnings"] == [
+        "unexpected column(s) dropped: surprise_column"
+    ]
+    assert "surprise_column" not in snapshots.current_snapshot(lake, USE_CASE.name, MONTH).manifest["schema"]
+    [message] = received(sink)
+    assert message["text"].startswith(":information_source: [info]")
+
+
+def test_without_history_any_volume_passes(lake: Lake, gx_root: Path) -> None:
+    land(lake, bad_file("volume_10x"))
+    outcome = run_month(lake)
+    assert outcome["success"]
+    assert (
+        snapshots.current_snapshot(lake, USE_CASE.name, MONTH).manifest["contract"]["volume"]["checked"]
+        is False
+    )
+
+
+# --- the command line --------------------------------------------------------------------
+
+
+def test_cli_validate_exits_0_on_pass_and_1_on_breach(
+    tmp_path: Path, gx_root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLPLATFORM_LAKE_URI", (tmp_path / "empty-lake").as_uri())
+    good = tmp_path / "yellow_tripdata_2024-03.parquet"
+    good.write_bytes(to_bytes(month_table()))
+    assert cli.main(["validate", str(good), "--use-case", USE_CASE.name]) == 0
+    out = capsys.readouterr().out
+    assert "taxi_trip_duration 2024-03: contract nyc_tlc_trips PASSED" in out and "docs" in out
+
+    bad = tmp_path / "delivery.parquet"
+    bad.write_bytes(bad_file("csv_as_parquet"))
+    assert cli.main(["validate", str(bad), "--use-case", USE_CASE.name, "--month", MONTH, "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["contract"]["success"] is False and "CSV" in result["contract"]["breaches"][0]
+
+    assert cli.main(["validate", str(bad), "--use-case", USE_CASE.name]) == 2
+    assert "pass --month" in capsys.readouterr().err
