@@ -42,3 +42,33 @@ def trip_features(trips: pd.DataFrame) -> pd.DataFrame:
     out["pu_do_pair"] = pu.astype(str) + "_" + do.astype(str)
     out["hour_band"] = hour_band(out["pickup_hour"])
     return out
+
+
+def modelled_rows(trips: pd.DataFrame, data_filter: str | None) -> pd.DataFrame:
+    """The trips a use case models: those its spec's ``data.filter`` query selects (all without one)."""
+    if not data_filter:
+        return trips
+    try:
+        return trips.query(data_filter)
+    except Exception as exc:  # pandas raises several types for a bad query
+        raise ValueError(f"spec data.filter {data_filter!r} cannot be applied to the trips: {exc}") from None
+
+
+def target_values(trips: pd.DataFrame, column: str, expression: str | None = None) -> pd.Series:
+    """The target of each trip: the spec's ``target.expression`` evaluated, else ``target.column``.
+
+    A boolean expression (a classifier's target) comes back as 0/1 integers.
+    """
+    if expression is None:
+        if column not in trips:
+            raise ValueError(
+                f"target column {column!r} is not in the data; set target.expression in the spec"
+            )
+        return trips[column].rename(column)
+    try:
+        values = trips.eval(expression)
+    except Exception as exc:
+        raise ValueError(f"spec target.expression {expression!r} cannot be evaluated: {exc}") from None
+    if values.dtype == bool:
+        values = values.astype("int64")
+    return pd.Series(values, index=trips.index, name=column)

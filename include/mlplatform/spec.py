@@ -51,6 +51,11 @@ class Target(_Strict):
     labels: tuple[str, str] | None = Field(
         None, description="Classifiers: the names of the negative and positive class, in that order."
     )
+    expression: str | None = Field(
+        None,
+        description="Optional pandas expression deriving the target from normalised columns when the "
+        "data has no such column (classifiers: true means the positive class).",
+    )
 
 
 class Features(_Strict):
