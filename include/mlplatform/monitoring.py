@@ -33,9 +33,11 @@ Lake layout written here::
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import re
+import sys
 import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -59,6 +61,9 @@ around 0.02 to be noise, few enough for a report in seconds."""
 MAX_EVAL_ROWS = 500_000
 """Predictions joined to ground truth per source; beyond it a uniform sample is as exact."""
 MIN_SLICE_ROWS = 30
+MIN_DRIFT_ROWS = 1_000
+"""A window with fewer trips has no drift figures: distances between small samples are
+mostly sampling noise (about 1/sqrt(rows)), which would read as drift."""
 TOP_CATEGORIES = 30
 """High-cardinality categories beyond the reference's most frequent ones are pooled as
 ``other``: thousands of rare zone pairs would otherwise read as drift from sampling alone."""
@@ -645,7 +650,7 @@ def evaluate_window(
     else:
         current = None
     result = None
-    if reference is not None and current is not None and len(current):
+    if reference is not None and current is not None and len(current) >= MIN_DRIFT_ROWS:
         model = found.model if found else None
         result = drift(
             use_case,
@@ -793,7 +798,8 @@ def log_to_mlflow(
         if report:
             (Path(tmp) / "drift_report.html").write_bytes(lake.read_bytes(report))
             client.log_artifact(run_id, str(Path(tmp) / "drift_report.html"))
-    client.set_terminated(run_id)
+    with contextlib.redirect_stdout(sys.stderr):  # MLflow prints the run's link; stdout is for results
+        client.set_terminated(run_id)
     base = settings.tracking_uri().rstrip("/")
     return {"run_id": run_id, "url": f"{base}/#/experiments/{experiment_id}/runs/{run_id}"}
 

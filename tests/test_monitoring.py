@@ -1,0 +1,301 @@
+"""Unit tests of mlplatform.monitoring on generated months in a temporary lake."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from mlplatform import generator, monitoring, scoring, snapshots, tlc
+from mlplatform.lake import Lake
+from mlplatform.modelling import TripModel, input_columns
+from mlplatform.spec import load_spec
+
+USE_CASE = load_spec("taxi_trip_duration")
+ROWS = 3_000
+KEYS = input_columns(USE_CASE.features.all)
+
+
+def add_month(lake: Lake, month: str, drift: generator.Drift = generator.Drift(), seed: int = 1) -> Any:
+    table = tlc.normalise(generator.generate_month("yellow", month, ROWS, seed=seed, drift=drift).table)
+    manifest = {"contract": {"success": True, "bad_row_share": 0.01}}
+    return snapshots.write_snapshot(lake, USE_CASE.name, month, table, manifest)[0]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> TripModel:
+    """A linear model on two clean months (fast; monitoring does not care which family)."""
+    from mlplatform.features import trip_features
+    from mlplatform.use_cases.taxi_trip_duration import build_estimator
+
+    lake = Lake(tmp_path_factory.mktemp("train").joinpath("lake").as_uri())
+    frames = [snapshots.read_table(lake, add_month(lake, m)).to_pandas() for m in ("2024-01", "2024-02")]
+    trips = pd.concat(frames, ignore_index=True)
+    estimator = build_estimator("linear", {})
+    estimator.fit(trip_features(trips)[list(USE_CASE.features.all)], trips[USE_CASE.target.column])
+    return TripModel(estimator, USE_CASE.features.all, "regression")
+
+
+@pytest.fixture
+def world(lake: Lake, model: TripModel) -> dict[str, Any]:
+    for month in ("2024-01", "2024-02", "2024-03"):
+        add_month(lake, month)
+    trips = snapshots.read_table(lake, snapshots.current_snapshot(lake, USE_CASE.name, "2024-03")).to_pandas()
+    answer = model.predict(None, trips[KEYS])["prediction"]
+    val_rmse = float(np.sqrt(np.mean((answer - trips[USE_CASE.target.column]) ** 2)))
+    champion = monitoring.Champion(
+        USE_CASE.model_name,
+        "1",
+        None,
+        metrics={"val_rmse": val_rmse},
+        params={"train_months": "2024-01,2024-02"},
+        model=model,
+    )
+    return {"lake": lake, "model": model, "champion": champion, "val_rmse": val_rmse}
+
+
+def score(lake: Lake, model: TripModel, snapshot: Any, version: str = "1") -> None:
+    ref = scoring.ModelRef(USE_CASE.model_name, version, "champion")
+    trips = snapshots.read_table(lake, snapshot, KEYS).to_pandas()
+    folder = scoring.output_folder(USE_CASE.name, snapshot.month, version, snapshot.digest)
+    path = f"{folder}/predictions.parquet"
+    with lake.open_atomic(path) as sink:
+        rows = scoring.write_predictions(
+            sink,
+            [model.predict(None, trips)],
+            digest=snapshot.digest,
+            model_name=ref.name,
+            model_version=version,
+        )
+    scoring.publish(lake, scoring.output_record(lake, USE_CASE, snapshot, ref, path, rows, target="local"))
+
+
+def serving_log(
+    lake: Lake, model: TripModel, month: str, trips: pd.DataFrame, folder: str | None = None
+) -> None:
+    answers = model.predict(None, trips[KEYS])["prediction"].to_numpy()
+    n = len(trips)
+    log = trips[KEYS].assign(
+        request_id=[f"req-{i // 2}" for i in range(n)],  # two trips per request
+        item=[i % 2 for i in range(n)],
+        variant=np.where(np.arange(n) % 4 == 0, "challenger", "champion"),
+        model_name=USE_CASE.model_name,
+        model_version=np.where(np.arange(n) % 4 == 0, "2", "1"),
+        latency_ms=np.linspace(1, 100, n),
+        prediction=answers,
+    )
+    path = f"predictions/{USE_CASE.name}/serving/month={folder or month}/part-0001.parquet"
+    lake.write_parquet(path, pa.Table.from_pandas(log, preserve_index=False))
+
+
+# -- months and references -------------------------------------------------------------------
+def test_months() -> None:
+    assert monitoring.shift_month("2024-01", -1) == "2023-12"
+    assert monitoring.shift_month("2024-12", 1) == "2025-01"
+    assert monitoring.window_of_run(None, datetime(2024, 4, 1, tzinfo=UTC)) == "2024-03"
+    assert monitoring.window_of_run("2024-07", None) == "2024-07"
+    with pytest.raises(ValueError, match="window"):
+        monitoring.window_of_run(None, None)
+    with pytest.raises(ValueError, match="YYYY-MM"):
+        monitoring.window_of_run("2024-13", None)
+
+
+def test_reference_metric_and_months_follow_what_training_logs() -> None:
+    assert monitoring.reference_metric({"val_rmse": 3.0, "rmse": 9.0}, "rmse") == 3.0
+    assert monitoring.reference_metric({"val_rmse.pu_borough.Queens": 3.0}, "rmse") is None
+    available = ["2024-01", "2024-02", "2024-03", "2024-04", "2024-05"]
+    params = {"train_months": "2024-01,2024-02"}
+    assert monitoring.reference_months(USE_CASE, "2024-05", params, available) == ["2024-01", "2024-02"]
+    # Without a record of the training months: the spec's window before the evaluated month.
+    assert monitoring.reference_months(USE_CASE, "2024-05", {}, available) == [
+        "2024-02",
+        "2024-03",
+        "2024-04",
+    ]
+
+
+# -- performance on delayed ground truth ---------------------------------------------------------
+def test_batch_predictions_join_their_snapshot_ground_truth(world: dict[str, Any]) -> None:
+    lake, model = world["lake"], world["model"]
+    snapshot = add_month(lake, "2024-04", seed=5)
+    score(lake, model, snapshot)
+
+    joined, why = monitoring.batch_outcomes(lake, USE_CASE, "2024-04")
+
+    assert why == "" and len(joined) == ROWS
+    trips = snapshots.read_table(lake, snapshot).to_pandas()
+    expected = np.sqrt(np.mean((model.predict(None, trips[KEYS])["prediction"] - trips["duration_min"]) ** 2))
+    perf = monitoring.performance(USE_CASE, joined)
+    assert perf["overall"]["rmse"] == pytest.approx(expected)
+    assert perf["variants"]["batch"]["n"] == ROWS
+    assert {k.split("=")[0] for k in perf["slices"]} == {"pu_borough", "hour_band"}
+    assert monitoring.batch_outcomes(lake, USE_CASE, "2024-05") == (None, "no_predictions")
+
+
+def test_served_predictions_join_on_the_trip_key_and_wait_for_ground_truth(world: dict[str, Any]) -> None:
+    lake, model = world["lake"], world["model"]
+    trips = tlc.normalise(generator.generate_month("yellow", "2024-04", ROWS, seed=6).table).to_pandas()
+    # Replayed later: logged in a later month's folder, still the 2024-04 window.
+    serving_log(lake, model, "2024-04", trips.head(400), folder="2024-06")
+
+    logged = monitoring.serving_log(lake, USE_CASE.name, "2024-04")
+    assert len(logged) == 400 and monitoring.serving_log(lake, USE_CASE.name, "2024-05") is None
+    assert monitoring.serving_outcomes(lake, USE_CASE, logged) == (None, "no_ground_truth")
+
+    snapshots.write_snapshot(
+        lake, USE_CASE.name, "2024-04", pa.Table.from_pandas(trips, preserve_index=False), {}
+    )
+    joined, why = monitoring.serving_outcomes(lake, USE_CASE, logged)
+    assert why == "" and len(joined) == 400
+    perf = monitoring.performance(USE_CASE, joined)
+    assert set(perf["variants"]) == {"champion", "challenger"}
+    assert perf["variants"]["challenger"]["n"] == 100
+
+    health = monitoring.serving_health(logged)
+    assert health["requests"] == 200 and health["p99_latency_ms"] == pytest.approx(99.0, abs=1.0)
+    assert "error_rate" not in health  # the log holds answered requests only
+
+
+def test_missing_ground_truth_leaves_performance_pending(world: dict[str, Any]) -> None:
+    lake, model = world["lake"], world["model"]
+    trips = tlc.normalise(generator.generate_month("yellow", "2024-04", ROWS, seed=7).table).to_pandas()
+    serving_log(lake, model, "2024-04", trips.head(monitoring.MIN_DRIFT_ROWS + 200))
+
+    record, result = monitoring.evaluate_window(lake, USE_CASE, "2024-04", object(), world["champion"])
+
+    assert record["status"] == "pending" and record["breaches"] == [], record["breach_details"]
+    assert "rmse" in record["pending"] and "rmse" not in record["metrics"]
+    assert result is not None and "drift_share" in record["metrics"]  # drift on what serving saw
+
+
+# -- a whole window ---------------------------------------------------------------------------
+def test_clean_window_is_ok_and_drifted_window_breaches(world: dict[str, Any]) -> None:
+    lake, model, champion = world["lake"], world["model"], world["champion"]
+    score(lake, model, add_month(lake, "2024-04", seed=8))
+    score(lake, model, add_month(lake, "2024-05", generator.Drift(outer_borough_shift=0.7, trip_length=1.4)))
+
+    ok, _ = monitoring.evaluate_window(lake, USE_CASE, "2024-04", object(), champion)
+    bad, result = monitoring.evaluate_window(lake, USE_CASE, "2024-05", object(), champion)
+
+    assert ok["status"] == "ok", ok["breach_details"]
+    assert ok["reference"]["months"] == ["2024-01", "2024-02"]
+    assert ok["metrics"]["rmse_reference"] == pytest.approx(world["val_rmse"])
+    assert ok["metrics"]["quarantined_share"] == pytest.approx(0.01)
+    assert bad["status"] == "breach" and "drift_share" in bad["breaches"]
+    assert {"pu_borough", "trip_distance"} <= set(result.drifted)
+    assert all(b["retrain"] for b in bad["breach_details"])
+    assert monitoring.retrain_reason(bad).startswith("2024-05: ")
+
+
+def test_history_is_one_row_per_window_and_metric_and_reruns_replace(world: dict[str, Any]) -> None:
+    lake, model, champion = world["lake"], world["model"], world["champion"]
+    for month in ("2024-04", "2024-05"):
+        score(lake, model, add_month(lake, month, seed=9))
+        record, result = monitoring.evaluate_window(lake, USE_CASE, month, object(), champion)
+        report = monitoring.write_report(lake, USE_CASE, month, result)
+        monitoring.write_history(lake, {**record, "report_url": lake.uri(report)})
+    monitoring.write_history(lake, record)  # the same window again
+
+    history = monitoring.read_history(lake, USE_CASE.name)
+    assert not history.duplicated(["window", "metric"]).any()
+    assert set(history["window"]) == {"2024-04", "2024-05"}
+    assert {"rmse", "drift_share", "slice[pu_borough=Manhattan].rmse", "drift.trip_distance"} <= set(
+        history["metric"]
+    )
+    saved = lake.read_json(monitoring.record_path(USE_CASE.name, "2024-04"))
+    assert saved["report_url"].endswith("drift_report.html") and saved["status"] in (
+        "ok",
+        "breach",
+        "pending",
+    )
+    assert b"<html" in lake.read_bytes(monitoring.report_path(USE_CASE.name, "2024-04")).lower()
+
+
+# -- thresholds and the retrain decision ---------------------------------------------------------
+def test_breaches_compare_with_the_spec_thresholds() -> None:
+    m = USE_CASE.monitoring
+    quiet = {"rmse": 3.0, "rmse_reference": 3.0, "rmse_degradation": 0.0, "drift_share": 0.0}
+    assert monitoring.breaches(USE_CASE, quiet) == []
+    loud = {
+        **quiet,
+        "rmse": 4.0,
+        "rmse_degradation": m.max_relative_degradation + 0.01,
+        "prediction_drift": m.prediction_drift_threshold * 2,
+        "error_rate": m.max_error_rate * 2,
+        "p99_latency_ms": m.max_p99_latency_ms + 1,
+        "contract_success": False,
+    }
+    found = {b.metric: b for b in monitoring.breaches(USE_CASE, loud)}
+    assert set(found) == {"rmse", "prediction_drift", "error_rate", "p99_latency_ms", "contract"}
+    assert found["rmse"].retrain and found["prediction_drift"].retrain
+    assert not found["error_rate"].retrain and not found["contract"].retrain
+    assert "worse than the champion" in found["rmse"].message
+
+
+def test_retrain_decision_cooldown_and_active_runs(lake: Lake) -> None:
+    now = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    breach = {
+        "window": "2024-04",
+        "breach_details": [{"metric": "drift_share", "message": "60% of features drifted", "retrain": True}],
+    }
+    serving_only = {
+        "window": "2024-04",
+        "breach_details": [{"metric": "error_rate", "message": "x", "retrain": False}],
+    }
+
+    assert not monitoring.retrain_decision(lake, USE_CASE, serving_only, 0, now).retrain
+    assert "already queued or running" in monitoring.retrain_decision(lake, USE_CASE, breach, 1, now).why_not
+    assert monitoring.retrain_decision(lake, USE_CASE, breach, 0, now).retrain
+
+    monitoring.record_trigger(lake, USE_CASE.name, "2024-04", "drift", "run-1", "monitor-1", now)
+    inside = now + timedelta(hours=USE_CASE.monitoring.retrain_cooldown_hours - 1)
+    after = now + timedelta(hours=USE_CASE.monitoring.retrain_cooldown_hours + 1)
+    assert "cooldown" in monitoring.retrain_decision(lake, USE_CASE, breach, 0, inside).why_not
+    assert monitoring.retrain_decision(lake, USE_CASE, breach, 0, after).retrain
+    state = monitoring.read_state(lake, USE_CASE.name)
+    assert state["train_run_id"] == "run-1" and len(state["history"]) == 1
+
+
+def test_alert_names_what_breached_and_links(world: dict[str, Any]) -> None:
+    record = {
+        "window": "2024-04",
+        "status": "breach",
+        "metrics": {"rmse": 4.0, "drift_share": 0.5},
+        "breach_details": [{"metric": "rmse", "message": "rmse 4 is 30% worse", "retrain": True}],
+        "report_url": "file:///lake/monitoring/x/drift_report.html",
+        "airflow_run_url": "http://airflow/dags/d/runs/r",
+        "model": {"version": "3", "url": "http://mlflow/#/models/m/versions/3"},
+    }
+    alert = monitoring.breach_alert(USE_CASE, record, monitoring.Decision(True, "2024-04: rmse"))
+    text = json.dumps(alert.payload())
+    assert "rmse 4 is 30% worse" in text and "triggered" in text
+    for link in ("drift_report.html", "http://airflow/dags/d/runs/r", "versions/3"):
+        assert link in text
+
+
+# -- the command line -------------------------------------------------------------------------
+def test_cli_monitor_prints_the_record(
+    lake: Lake, mlflow_server: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from mlplatform import cli
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    for month in ("2024-01", "2024-02", "2024-03", "2024-04"):
+        add_month(lake, month)
+
+    code = cli.main(
+        ["monitor", "--use-case", USE_CASE.name, "--window", "2024-04", "--lake", lake.root_uri, "--json"]
+    )
+
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    record = json.loads(out.out)
+    assert record["window"] == "2024-04"
+    assert record["status"] == "pending" and record["sources"]["batch"] == "no_predictions"
+    assert record["mlflow_run_url"].startswith(mlflow_server)
+    assert lake.exists(monitoring.record_path(USE_CASE.name, "2024-04"))
