@@ -45,6 +45,7 @@ import json
 import logging
 import os
 import statistics
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -244,9 +245,8 @@ def _meta(check: str, severity: str, rule: str, why: str) -> dict[str, Any]:
 
 def build_suite(use_case: UseCase) -> gx.ExpectationSuite:
     """The contract of ``use_case`` as a GX suite over the month's contract profile."""
-    import great_expectations.expectations as gxe
-
     import great_expectations as gx
+    import great_expectations.expectations as gxe
 
     c = use_case.contract
     taxi = use_case.data.taxi_type
@@ -543,9 +543,7 @@ def _outside(values: np.ndarray, valid: np.ndarray, allowed: Iterable[int]) -> n
     lookup = np.zeros(max(allowed) + 1, dtype=bool)
     lookup[list(allowed)] = True
     in_range = (values >= 0) & (values < lookup.size)
-    ok = np.zeros(values.size, dtype=bool)
-    ok[in_range] = lookup[values[in_range].astype(np.int64)]
-    return valid & ~ok
+    return valid & ~(in_range & lookup[np.where(in_range, values, 0)])
 
 
 def month_window_us(month: str, tolerance_hours: float) -> tuple[int, int]:
@@ -604,19 +602,17 @@ def _duplicates(keys: list[np.ndarray]) -> np.ndarray:
     import pandas as pd
 
     n = keys[0].size
+    out = np.zeros(n, dtype=bool)
     if n < 2:
-        return np.zeros(n, dtype=bool)
-    columns = [
-        k.view(np.uint64) if k.dtype.itemsize == 8 else k.astype(np.int64).view(np.uint64) for k in keys
-    ]
+        return out
+    words = [k.view(np.uint64) if k.dtype.itemsize == 8 else k.astype(np.uint64) for k in keys]
     digest = np.full(n, 0xCBF29CE484222325, dtype=np.uint64)
-    for column in columns:  # FNV-1a over 64-bit words; wraps by design
-        digest ^= column
+    for word in words:  # FNV-1a over 64-bit words; wraps by design
+        digest ^= word
         digest *= np.uint64(0x100000001B3)
     candidates = np.flatnonzero(pd.Series(digest).duplicated(keep=False).to_numpy())
-    out = np.zeros(n, dtype=bool)
     if candidates.size:
-        frame = pd.DataFrame({i: c[candidates] for i, c in enumerate(columns)})
+        frame = pd.DataFrame({i: w[candidates] for i, w in enumerate(words)})
         out[candidates[frame.duplicated(keep="first").to_numpy()]] = True
     return out
 
@@ -667,6 +663,8 @@ class Evaluation:
     data_docs_url: str | None
     valid: pa.Table | None = field(default=None, repr=False)
     quarantined: pa.Table | None = field(default=None, repr=False)
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds spent in each step."""
 
     @property
     def success(self) -> bool:
@@ -716,6 +714,19 @@ class Evaluation:
         return "\n".join(lines)
 
 
+class _Clock:
+    """Seconds per step, for logs and the benchmark."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.laps[step] = round(now - self._last, 3)
+        self._last = now
+
+
 def history_row_counts(lake: Lake, use_case: UseCase, month: str, months: int = HISTORY_MONTHS) -> list[int]:
     """Raw row counts of the latest ``months`` validated months before ``month``."""
     earlier = [s for s in snapshots.current_snapshots(lake, use_case.name) if s.month < month][-months:]
@@ -747,8 +758,10 @@ def evaluate(
     root: Path | None = None,
 ) -> Evaluation:
     """Check a raw month's bytes against the use case's contract (nothing is written)."""
+    clock = _Clock()
     digest = hashlib.sha256(data).hexdigest()
     found = read_raw(data, use_case.data.taxi_type)
+    clock.lap("read_and_normalise")
     trips = found.trips
     counts = dict.fromkeys(RULE_NAMES, 0)
     all_null: list[str] = []
@@ -765,6 +778,7 @@ def evaluate(
         bad_rows = int(bad.sum())
         valid = trips.filter(pa.array(~bad)) if bad_rows else trips
         quarantined = quarantine_table(trips, masks, bad) if bad_rows else None
+    clock.lap("row_rules")
     share = bad_rows / trips.num_rows if trips is not None and trips.num_rows else 0.0
     volume = volume_bounds(use_case, history)
     profile = {
@@ -779,6 +793,7 @@ def evaluate(
         **{f"rows_{name}": n for name, n in counts.items()},
     }
     checks, stats, docs_url = _run_checkpoint(use_case, month, digest, profile, volume, root or gx_root())
+    clock.lap("checkpoint")
     source = {"path": source_path, "digest": digest, "bytes": len(data), "rows": found.rows}
     evaluation = Evaluation(
         use_case=use_case.name,
@@ -797,6 +812,7 @@ def evaluate(
         data_docs_url=docs_url,
         valid=valid,
         quarantined=quarantined,
+        timings=clock.laps,
     )
     evaluation.breaches, evaluation.warnings = _explain(evaluation, use_case, found, profile)
     return evaluation
@@ -904,6 +920,7 @@ def publish(lake: Lake, evaluation: Evaluation) -> dict[str, Any]:
       quarantined rows ``rows.parquet`` with a ``summary.json`` when some rows broke rules.
     """
     ev = evaluation
+    clock = _Clock()
     folder = quarantine_folder(ev.use_case, ev.month, ev.source["digest"])
     outcome: dict[str, Any] = {
         "use_case": ev.use_case,
@@ -923,6 +940,7 @@ def publish(lake: Lake, evaluation: Evaluation) -> dict[str, Any]:
         "snapshot": None,
         "quarantine": None,
         "breach_record": None,
+        "timings": ev.timings,
     }
     if not ev.success:
         record = {
@@ -937,6 +955,8 @@ def publish(lake: Lake, evaluation: Evaluation) -> dict[str, Any]:
             "raw_file_kept": True,
         }
         outcome["breach_record"] = lake.write_json(f"{folder}/breach.json", record)
+        clock.lap("write")
+        outcome["timings"] = {**ev.timings, **clock.laps}
         return outcome
     if ev.quarantined is not None:
         rows_uri = lake.write_parquet(f"{folder}/rows.parquet", ev.quarantined, compression="zstd")
@@ -963,6 +983,8 @@ def publish(lake: Lake, evaluation: Evaluation) -> dict[str, Any]:
         "rows": snapshot.rows,
         "created": created,
     }
+    clock.lap("write")
+    outcome["timings"] = {**ev.timings, **clock.laps}
     return outcome
 
 
@@ -977,10 +999,14 @@ def validate_month(lake: Lake, use_case: UseCase, month: str, root: Path | None 
             f"no raw file for {use_case.name} {month} at {lake.uri(path)}: land it first "
             f"(mlplatform ingest FILE --use-case {use_case.name} --month {month})"
         )
+    started = time.perf_counter()
     data = lake.read_bytes(path)
     history = history_row_counts(lake, use_case, month)
+    fetched = round(time.perf_counter() - started, 3)
     evaluation = evaluate(data, use_case, month, source_path=path, history=history, root=root)
-    return publish(lake, evaluation)
+    outcome = publish(lake, evaluation)
+    outcome["timings"] = {"fetch": fetched, **outcome["timings"]}
+    return outcome
 
 
 def alert_for(outcome: dict[str, Any], log_url: str | None = None):  # -> alerts.Alert | None

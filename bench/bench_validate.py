@@ -1,0 +1,106 @@
+"""Contract validation of a real-sized yellow month (3M rows) against reading the same file.
+
+The validation step is what the validate DAG's ``check_contract`` task runs: read the raw
+file from the lake, normalise it, compute the row rules, run the GX checkpoint (which
+rebuilds Data Docs) and write the validated snapshot. The baseline is reading the same
+file from the same lake into an Arrow table, measured in the same run; reading it into
+pandas is reported too. Great Expectations is imported and its context opened once before
+timing (a worker pays that once per process; ``gx_import_s`` shows what it costs).
+
+Each figure is the best of ``--repeat`` runs; each validation run uses a fresh lake, so it
+writes a new snapshot. Targets: under 3x the read, and under 20 s.
+
+    .venv/bin/python bench/bench_validate.py [--rows 3000000] [--repeat 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from mlplatform import contracts, generator, ingest, settings, spec
+from mlplatform.lake import Lake
+
+MONTH = "2024-03"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=3_000_000)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--use-case", default="taxi_trip_duration")
+    args = parser.parse_args()
+    use_case = spec.load_spec(args.use_case)
+    data = use_case.data
+
+    with tempfile.TemporaryDirectory() as tmp:
+        gx_root = Path(tmp) / "great_expectations"  # results and Data Docs stay out of the repo
+        shutil.copytree(
+            settings.REPO_ROOT / "great_expectations", gx_root, ignore=shutil.ignore_patterns("uncommitted")
+        )
+        os.environ["MLPLATFORM_GX_ROOT"] = str(gx_root)
+        buffer = io.BytesIO()
+        pq.write_table(generator.generate_month(data.taxi_type, MONTH, args.rows, seed=0).table, buffer)
+        raw = buffer.getvalue()
+
+        started = time.perf_counter()
+        import great_expectations  # noqa: F401
+
+        gx_import = time.perf_counter() - started
+        warm = Lake((Path(tmp) / "warm").as_uri())
+        small = io.BytesIO()
+        pq.write_table(generator.generate_month(data.taxi_type, MONTH, 1000, seed=0).table, small)
+        ingest.land_bytes(warm, data.dataset, data.taxi_type, MONTH, small.getvalue())
+        contracts.validate_month(warm, use_case, MONTH)  # opens the context, renders Data Docs once
+
+        read_arrow, read_pandas, validate, outcome = [], [], [], {}
+        for i in range(args.repeat):
+            lake = Lake((Path(tmp) / f"lake{i}").as_uri())
+            path = ingest.land_bytes(lake, data.dataset, data.taxi_type, MONTH, raw).path
+
+            started = time.perf_counter()
+            table = lake.read_parquet(path)
+            read_arrow.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            table.to_pandas()
+            read_pandas.append(read_arrow[-1] + time.perf_counter() - started)
+            del table
+
+            started = time.perf_counter()
+            outcome = contracts.validate_month(lake, use_case, MONTH)
+            validate.append(time.perf_counter() - started)
+            assert outcome["success"] and outcome["snapshot"]["created"], outcome["summary"]
+
+    best = min(validate)
+    figures = {
+        "rows": args.rows,
+        "raw_file_mb": round(len(raw) / 1e6, 1),
+        "validate_s": round(best, 2),
+        "read_s": round(min(read_arrow), 2),
+        "ratio_to_read": round(best / min(read_arrow), 2),
+        "read_into_pandas_s": round(min(read_pandas), 2),
+        "ratio_to_read_into_pandas": round(best / min(read_pandas), 2),
+        "steps_s": outcome["timings"],
+        "gx_import_s": round(gx_import, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "target_ratio": 3,
+        "target_s": 20,
+        "within_ratio_target": best / min(read_arrow) < 3,
+        "within_time_target": best < 20,
+        "cpus": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+    }
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""Whole-DAG runs of `<use case>_validate` with dag.test(): pass, no-op re-run, quarantine, breach.
+
+Each run reads its settings when tasks run: the lake (``MLPLATFORM_LAKE_URI``), the GX
+context (``MLPLATFORM_GX_ROOT``) and the alert webhook are pointed at temporary ones.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import shutil
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from mlplatform import dagkit, generator, ingest, snapshots, spec
+from mlplatform.lake import Lake
+
+REPO = Path(__file__).resolve().parents[1]
+USE_CASE = spec.load_spec("taxi_trip_duration")
+DAG_ID = dagkit.dag_id(USE_CASE, "validate")
+MONTH = "2024-03"
+ROWS = 3000
+# dag.test() makes one run per logical date: every manual run gets a fresh one.
+_logical_dates = (datetime(2025, 1, 1, tzinfo=UTC) + timedelta(days=i) for i in itertools.count())
+
+
+@pytest.fixture(scope="module")
+def validate_dag(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The real validate DAG, in a bundle of its own; a copy of the GX context."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    patch = pytest.MonkeyPatch()
+    bundle = tmp_path_factory.mktemp("dags")
+    (bundle / "validate.py").symlink_to(REPO / "dags" / "validate.py")
+    config = [
+        {
+            "name": "dags-folder",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(bundle)},
+        }
+    ]
+    patch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(config))
+    gx_root = tmp_path_factory.mktemp("gx") / "great_expectations"
+    shutil.copytree(REPO / "great_expectations", gx_root, ignore=shutil.ignore_patterns("uncommitted"))
+    patch.setenv("MLPLATFORM_GX_ROOT", str(gx_root))
+    bag = DagBag(dag_folder=str(bundle / "validate.py"))
+    assert not bag.import_errors, bag.import_errors
+    yield bag.dags[DAG_ID]
+    patch.undo()
+
+
+@pytest.fixture
+def world(validate_dag: Any, webhook_sink: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    lake = Lake((tmp_path / "lake").as_uri())
+    monkeypatch.setenv("MLPLATFORM_LAKE_URI", lake.root_uri)
+    webhook_sink.clear()
+    return {"dag": validate_dag, "lake": lake, "sink": webhook_sink}
+
+
+def land(lake: Lake, data: bytes, month: str = MONTH) -> str:
+    d = USE_CASE.data
+    return ingest.land_bytes(lake, d.dataset, d.taxi_type, month, data).path
+
+
+def month_bytes(table: Any = None) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(
+        table if table is not None else generator.generate_month("yellow", MONTH, ROWS).table, buffer
+    )
+    return buffer.getvalue()
+
+
+def run(dag: Any, month: str | None = MONTH, logical_date: datetime | None = None) -> dict[str, str]:
+    """One whole run; returns each task's final state (and the run's under ``"run"``)."""
+    conf = {"month": month} if month else None
+    dag_run = dag.test(logical_date=logical_date or next(_logical_dates), run_conf=conf)
+    states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+    return {**states, "run": str(dag_run.state)}
+
+
+def received(sink: Any) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"{sink.url}/messages", timeout=10) as response:
+        return json.load(response)
+
+
+def asset_events() -> list[dict[str, Any]]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    uri = dagkit.validated_asset(USE_CASE).uri
+    with create_session() as session:
+        events = (
+            session.query(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetModel.uri == uri)
+            .order_by(AssetEvent.id)
+        )
+        return [dict(e.extra) for e in events]
+
+
+def test_scheduled_run_validates_its_interval_month_and_a_rerun_is_a_no_op(world: dict) -> None:
+    lake, dag = world["lake"], world["dag"]
+    land(lake, month_bytes())
+    events_before = len(asset_events())
+    # The @monthly run due on 1 April covers March (no month param).
+    states = run(dag, month=None, logical_date=datetime(2024, 4, 1, tzinfo=UTC))
+    assert states == {
+        "resolve_month": "success",
+        "check_contract": "success",
+        "report": "success",
+        "announce": "success",
+        "run": "success",
+    }
+    snapshot = snapshots.current_snapshot(lake, USE_CASE.name, MONTH)
+    assert snapshot.manifest["contract"]["success"] is True
+    assert asset_events()[events_before:] == [{"month": MONTH, "digest": snapshot.digest}]
+
+    states = run(dag)  # the same raw file again: same snapshot, no new Asset event
+    assert states["run"] == "success" and states["announce"] == "skipped"
+    assert snapshots.current_snapshot(lake, USE_CASE.name, MONTH) == snapshot
+    assert len(asset_events()) == events_before + 1
+    assert received(world["sink"]) == []
+
+
+def test_quarantine_run_validates_the_rest_and_sends_a_summary(world: dict) -> None:
+    lake = world["lake"]
+    table = generator.corrupt(generator.generate_month("yellow", MONTH, ROWS).table, "other_year", 0.01)
+    land(lake, month_bytes(table))
+    states = run(world["dag"])
+    assert states["run"] == "success" and states["announce"] == "success"
+    snapshot = snapshots.current_snapshot(lake, USE_CASE.name, MONTH)
+    quarantined = snapshot.manifest["contract"]["quarantined_rows"]
+    assert quarantined > 0 and snapshot.rows == ROWS - quarantined
+    assert [e.path.rsplit("/", 1)[1] for e in lake.list(f"quarantine/{USE_CASE.name}")] == [
+        "rows.parquet",
+        "summary.json",
+    ]
+    [message] = received(world["sink"])
+    assert "rows quarantined, month validated" in message["text"]
+    assert "pickup_outside_month" in json.dumps(message["blocks"])
+
+
+def test_breach_run_fails_with_what_broke_and_alerts_once(
+    world: dict, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    lake = world["lake"]
+    table = generator.generate_month("yellow", MONTH, ROWS).table
+    raw = land(lake, generator.corrupted_bytes(table, "csv_as_parquet"))
+    digest = lake.digest(raw)
+    states = run(world["dag"])
+    assert states["run"] == "failed"
+    assert states["check_contract"] == "success" and states["report"] == "failed"
+    assert states["announce"] == "upstream_failed"
+    output = capfd.readouterr().out + capfd.readouterr().err + caplog.text
+    assert "breached contract nyc_tlc_trips: unreadable file" in output
+    assert lake.digest(raw) == digest and list(lake.list("validated")) == []
+    [record] = [e.path for e in lake.list(f"quarantine/{USE_CASE.name}")]
+    assert record.endswith(f"{digest}/breach.json")
+    assert "not a readable parquet file" in lake.read_json(record)["what_broke"][0]
+    # One problem, one message: the failure callback stays silent after the breach alert.
+    [message] = received(world["sink"])
+    assert message["text"].startswith(":rotating_light: [breach]")
+    assert "Data Docs" in json.dumps(message["blocks"])
