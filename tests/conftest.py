@@ -21,6 +21,9 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("MLPLATFORM_ENV", "local")
+# OpenMP threads that spin while waiting slow scikit-learn's gradient boosting several-fold
+# on shared cores; read once when OpenMP loads, so set before anything imports sklearn.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Airflow reads its configuration on first import: give every test process (each xdist
 # worker too) its own home and SQLite database before anything imports it.
