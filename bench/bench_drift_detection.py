@@ -1,0 +1,171 @@
+"""Drift detection quality: how often monitoring catches injected drift, and how often it cries wolf.
+
+A champion is trained on clean generated months. Then a batch of simulated months goes
+through the same code the monitor DAG runs (:func:`mlplatform.monitoring.evaluate_window`
+on a lake holding validated snapshots and batch predictions): clean months with other
+seeds, and months with injected drift of known size (congestion: concept drift; outer
+borough shift and trip length: covariate drift). For every drift the RMSE increase over
+the clean months is measured, so detection can be judged against what the drift costs.
+
+Prints JSON: the detection rate over drifts that raise RMSE by 10% or more (target: all
+of them), the detection rate over every injected drift, the false-alarm rate over clean
+months (target: under 5%), and one row per injected drift. Uses the spec's thresholds.
+
+    .venv/bin/python bench/bench_drift_detection.py [--rows 10000] [--clean-months 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mlplatform import generator, monitoring, scoring, snapshots, tlc
+from mlplatform.features import trip_features
+from mlplatform.lake import Lake
+from mlplatform.modelling import TripModel, input_columns
+from mlplatform.spec import load_spec
+from mlplatform.use_cases.taxi_trip_duration import build_estimator
+
+USE_CASE = load_spec("taxi_trip_duration")
+TRAIN_MONTHS = ("2024-01", "2024-02")
+VALIDATION_MONTH = "2024-03"
+DRIFTS = [
+    *[generator.Drift(congestion=c) for c in (1.02, 1.04, 1.045, 1.05, 1.055, 1.06, 1.08, 1.1, 1.2, 1.5)],
+    *[generator.Drift(outer_borough_shift=s) for s in (0.05, 0.1, 0.2, 0.4, 0.7)],
+    *[generator.Drift(trip_length=t) for t in (1.05, 1.06, 1.07, 1.1, 1.2, 1.4)],
+    generator.Drift(congestion=1.1, outer_borough_shift=0.3),
+    generator.Drift(outer_borough_shift=0.3, trip_length=1.2),
+]
+TARGET_RMSE_INCREASE = 0.10
+TARGET_FALSE_ALARM_RATE = 0.05
+
+
+def add_month(lake: Lake, month: str, rows: int, seed: int, drift: generator.Drift) -> snapshots.Snapshot:
+    table = tlc.normalise(generator.generate_month("yellow", month, rows, seed=seed, drift=drift).table)
+    contract = {"success": True, "bad_row_share": 0.0}
+    return snapshots.write_snapshot(lake, USE_CASE.name, month, table, {"contract": contract})[0]
+
+
+def train(lake: Lake) -> tuple[TripModel, float]:
+    """The champion on the training months, and its validation RMSE (what training logs)."""
+
+    def frame(months: tuple[str, ...]) -> pd.DataFrame:
+        current = [snapshots.current_snapshot(lake, USE_CASE.name, m) for m in months]
+        return pd.concat([snapshots.read_table(lake, s).to_pandas() for s in current], ignore_index=True)
+
+    features = USE_CASE.features.all
+    params = {**USE_CASE.model.hyperparameters, "max_iter": 150}
+    train_rows, valid = frame(TRAIN_MONTHS), frame((VALIDATION_MONTH,))
+    estimator = build_estimator(USE_CASE.model.family, params)
+    estimator.fit(trip_features(train_rows)[list(features)], train_rows[USE_CASE.target.column])
+    model = TripModel(estimator, features, USE_CASE.task)
+    answer = model.predict(None, valid[input_columns(features)])["prediction"]
+    return model, float(np.sqrt(np.mean((answer - valid[USE_CASE.target.column]) ** 2)))
+
+
+def score(lake: Lake, model: TripModel, snapshot: snapshots.Snapshot) -> None:
+    """Batch predictions in the batch-score layout, published as the month's current ones."""
+    ref = scoring.ModelRef(USE_CASE.model_name, "1", "champion")
+    trips = snapshots.read_table(lake, snapshot, input_columns(USE_CASE.features.all)).to_pandas()
+    path = f"{scoring.output_folder(USE_CASE.name, snapshot.month, '1', snapshot.digest)}/{scoring.DATA_FILE}"
+    with lake.open_atomic(path) as sink:
+        rows = scoring.write_predictions(
+            sink, [model.predict(None, trips)], digest=snapshot.digest, model_name=ref.name, model_version="1"
+        )
+    scoring.publish(lake, scoring.output_record(lake, USE_CASE, snapshot, ref, path, rows, target="local"))
+
+
+def evaluate(lake: Lake, champion: monitoring.Champion, month: str) -> dict:
+    record, _ = monitoring.evaluate_window(lake, USE_CASE, month, client=object(), found=champion)
+    return record
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000, help="trips per month (default 10000)")
+    parser.add_argument("--clean-months", type=int, default=40, help="months without drift (default 40)")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        lake = Lake((Path(tmp) / "lake").as_uri())
+        for month in (*TRAIN_MONTHS, VALIDATION_MONTH):
+            add_month(lake, month, args.rows * 2, seed=0, drift=generator.Drift())
+        model, val_rmse = train(lake)
+        champion = monitoring.Champion(
+            USE_CASE.model_name,
+            "1",
+            None,
+            metrics={"val_rmse": val_rmse},
+            params={"train_months": ",".join(TRAIN_MONTHS)},
+            model=model,
+        )
+        months = iter(monitoring.shift_month(VALIDATION_MONTH, i) for i in range(1, 1000))
+
+        clean = []
+        for seed in range(1, args.clean_months + 1):
+            month = next(months)
+            score(lake, model, add_month(lake, month, args.rows, seed, generator.Drift()))
+            clean.append(evaluate(lake, champion, month))
+        clean_rmse = float(np.mean([r["metrics"]["rmse"] for r in clean]))
+
+        drifted = []
+        for seed, drift in enumerate(DRIFTS, start=1000):
+            month = next(months)
+            score(lake, model, add_month(lake, month, args.rows, seed, drift))
+            record = evaluate(lake, champion, month)
+            drifted.append(
+                {
+                    "drift": {k: v for k, v in vars(drift).items() if v != getattr(generator.Drift(), k)},
+                    "rmse": round(record["metrics"]["rmse"], 4),
+                    "rmse_increase": round(record["metrics"]["rmse"] / clean_rmse - 1, 4),
+                    "drift_share": round(record["metrics"]["drift_share"], 3),
+                    "prediction_drift": round(record["metrics"].get("prediction_drift", 0.0), 4),
+                    "breaches": record["breaches"],
+                    "detected": record["status"] == "breach",
+                }
+            )
+    costly = [d for d in drifted if d["rmse_increase"] >= TARGET_RMSE_INCREASE]
+    false_alarms = [r for r in clean if r["status"] == "breach"]
+    detection_costly = sum(d["detected"] for d in costly) / len(costly) if costly else 1.0
+    false_alarm_rate = len(false_alarms) / len(clean)
+    figures = {
+        "rows_per_month": args.rows,
+        "thresholds": {
+            k: getattr(USE_CASE.monitoring, k)
+            for k in (
+                "drift_threshold",
+                "drifted_share_threshold",
+                "prediction_drift_threshold",
+                "max_relative_degradation",
+            )
+        },
+        "validation_rmse": round(val_rmse, 4),
+        "clean_months": len(clean),
+        "clean_rmse_mean": round(clean_rmse, 4),
+        "clean_rmse_ratio_to_validation_max": round(max(r["metrics"]["rmse"] for r in clean) / val_rmse, 4),
+        "clean_drift_share_max": round(max(r["metrics"]["drift_share"] for r in clean), 3),
+        "clean_prediction_drift_max": round(max(r["metrics"].get("prediction_drift", 0) for r in clean), 4),
+        "false_alarms": len(false_alarms),
+        "false_alarm_rate": round(false_alarm_rate, 4),
+        "false_alarm_breaches": sorted({b for r in false_alarms for b in r["breaches"]}),
+        "injected_drifts": len(drifted),
+        "drifts_raising_rmse_10pct": len(costly),
+        "detection_rate_rmse_10pct": round(detection_costly, 4),
+        "detection_rate_all_drifts": round(sum(d["detected"] for d in drifted) / len(drifted), 4),
+        "within_target": detection_costly == 1.0 and false_alarm_rate < TARGET_FALSE_ALARM_RATE,
+        "seconds": round(time.perf_counter() - started, 1),
+        "drifts": drifted,
+    }
+    print(json.dumps(figures, indent=2))
+    return 0 if figures["within_target"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
