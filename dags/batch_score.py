@@ -1,0 +1,239 @@
+"""
+# `<use case>_batch_score`: a month of trips scored by the champion model
+
+One DAG per use case whose spec says `serving.mode: batch` or `both`.
+
+**What it does.** Resolves the registry alias `champion` to a version once, at the start
+(the version is recorded in XCom and in every prediction row, so a promotion during the
+run changes nothing). Waits for the month's validated snapshot (its validate run may still
+be going; after 6 hours without one it stops), then checks the snapshot against its data
+contract: a snapshot that failed the contract, or lacks a column the model needs, stops
+scoring with a message saying what to do and a Slack alert. Then scores the snapshot in
+record batches of `serving.batch_rows` (memory stays bounded whatever the month's size)
+and publishes the predictions:
+
+    predictions/<use case>/month=YYYY-MM/v<version>-<digest12>/predictions.parquet
+    predictions/<use case>/month=YYYY-MM/CURRENT.json
+
+Each row has a stable `row_id` (snapshot digest prefix and row index), the prediction,
+the model version and the snapshot digest, so predictions join to ground truth later.
+
+With `serving.target: sagemaker` the same DAG hands the scoring to SageMaker Batch
+Transform (the serving image answers JSON Lines staged next to the output) and collects
+its answers into the same layout.
+
+**Triggers.** The spec's `schedules.batch_score`. A run scores the last full month before
+its data interval ends (a run due on 1 April scores March). Catchup is off; to score past
+months, trigger with the `month` param or backfill a date range from the UI or with
+`airflow backfill create`.
+
+**Produces.** The Asset `<use case>_predictions` (extra: month, model version, path),
+which the monitoring DAG follows.
+
+**Operating it.** Every failure alerts Slack. Re-running a month is safe: the data file
+is replaced atomically and `CURRENT.json` only moves when the new file is complete, so a
+failed run leaves the previous predictions in force. A breach is fixed upstream: repair the delivery, re-run
+`<use case>_validate` for the month, then re-run this DAG with the month.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+from airflow.sdk import DAG, Param, PokeReturnValue, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from mlplatform import alerts, dagkit
+from mlplatform.spec import UseCase
+
+STAGE = Path(__file__).stem
+# SageMaker job status polling; the transform itself takes minutes.
+TRANSFORM_CHECK_SECONDS = 30
+# The month's validate run may still be going when this run is due.
+SNAPSHOT_POKE_SECONDS = 300
+SNAPSHOT_WAIT_SECONDS = 6 * 3600
+
+
+class ScoringStopped(AirflowFailException, alerts.AlertedFailure):
+    """Scoring may not go on (no champion, no snapshot, a contract breach); the task has alerted."""
+
+
+def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECONDS) -> DAG:
+    """The batch-score DAG of one use case."""
+    with DAG(
+        dag_id=dagkit.dag_id(use_case, STAGE),
+        schedule=use_case.schedules.batch_score,
+        start_date=dagkit.start_date(use_case),
+        catchup=False,
+        max_active_runs=1,  # two runs of one month would race for its CURRENT.json
+        tags=dagkit.tags(use_case, STAGE),
+        default_args=dagkit.default_args(
+            use_case, on_failure_callback=alerts.on_failure(use_case.name, STAGE)
+        ),
+        doc_md=__doc__,
+        params={
+            "month": Param(
+                None,
+                type=["null", "string"],
+                pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+                title="Month",
+                description="Month to score, YYYY-MM. Empty: the month that ended when the run was due.",
+            ),
+        },
+    ) as dag:
+
+        def _stop(title: str, message: str, severity: str = "failure") -> NoReturn:
+            from mlplatform import deployment
+
+            deployment.alert(use_case.name, STAGE, title, message, severity)
+            raise ScoringStopped(message)
+
+        @task
+        def resolve_month(params: dict[str, Any] | None = None, data_interval_end: Any = None) -> str:
+            """The month this run scores: the `month` param, else the last full month before the run."""
+            from mlplatform import scoring
+
+            return scoring.month_of_run((params or {}).get("month"), data_interval_end)
+
+        @task.sensor(
+            poke_interval=SNAPSHOT_POKE_SECONDS, timeout=SNAPSHOT_WAIT_SECONDS + 3600, mode="reschedule"
+        )
+        def wait_for_snapshot(month: str, dag_run: Any = None) -> PokeReturnValue:
+            """Wait until the month has a validated snapshot: its validate run may still be going.
+
+            Rescheduled between checks, so no worker slot is held while waiting.
+            """
+            from mlplatform import snapshots
+            from mlplatform.lake import Lake
+
+            if snapshots.current_snapshot(Lake(), use_case.name, month) is not None:
+                return PokeReturnValue(is_done=True, xcom_value=month)
+            waited = (datetime.now(UTC) - dag_run.start_date).total_seconds() if dag_run else 0.0
+            if waited > SNAPSHOT_WAIT_SECONDS:
+                _stop(
+                    f"no validated snapshot for {month}",
+                    f"{use_case.name} has no validated snapshot for {month} after {waited / 3600:.1f} h: "
+                    f"see why the {use_case.name}_validate run for {month} failed or did not run, fix it, "
+                    "then re-run this month",
+                )
+            return PokeReturnValue(is_done=False)
+
+        @task
+        def resolve_champion() -> dict[str, Any]:
+            """Resolve `champion` to a version, once: every later task uses that version."""
+            from mlplatform import scoring
+
+            try:
+                return scoring.resolve(use_case.model_name, "champion").to_dict()
+            except scoring.ModelNotFound as exc:
+                _stop("no champion to score with", str(exc))
+
+        @task
+        def check_contract(month: str, model: dict[str, Any]) -> dict[str, Any]:
+            """Stop, with an alert, unless the month's snapshot passed its data contract."""
+            from mlplatform import scoring
+            from mlplatform.lake import Lake
+
+            columns = scoring.signature_inputs(scoring.ModelRef.from_dict(model))
+            try:
+                snapshot = scoring.checked_snapshot(Lake(), use_case, month, columns)
+            except scoring.InputRejected as exc:
+                _stop(f"scoring of {month} stopped", str(exc), severity="breach")
+            return {"month": month, "digest": snapshot.digest, "rows": snapshot.rows}
+
+        checked = check_contract(wait_for_snapshot(resolve_month()), model := resolve_champion())
+        if use_case.serving.target == "local":
+            output = _score_locally(use_case, checked, model)
+        else:
+            output = _score_on_sagemaker(use_case, checked, model, transform_check_seconds)
+
+        @task(outlets=[dagkit.predictions_asset(use_case)])
+        def publish(output: dict[str, Any], *, outlet_events: Any = None) -> dict[str, Any]:
+            """Point the month's `CURRENT.json` at the new predictions once they are complete."""
+            from mlplatform import scoring
+            from mlplatform.lake import Lake
+
+            record = scoring.publish(Lake(), output)
+            outlet_events[dagkit.predictions_asset(use_case)].extra = {
+                "month": record["month"],
+                "model_version": record["model"]["version"],
+                "uri": record["uri"],
+            }
+            return record
+
+        publish(output)
+    return dag
+
+
+def _score_locally(use_case: UseCase, checked: Any, model: Any) -> Any:
+    @task
+    def score(checked: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+        """Stream the snapshot through the model, batch by batch, into one parquet file."""
+        from mlplatform import scoring, snapshots
+        from mlplatform.lake import Lake
+
+        lake = Lake()
+        snapshot = snapshots.read_snapshot(lake, use_case.name, checked["month"], checked["digest"])
+        return scoring.score_snapshot(lake, use_case, snapshot, scoring.ModelRef.from_dict(model))
+
+    return score(checked, model)
+
+
+def _score_on_sagemaker(use_case: UseCase, checked: Any, model: Any, check_seconds: int) -> Any:
+    from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator
+
+    @task
+    def stage_input(checked: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+        """Write the snapshot's model inputs as JSON Lines parts next to the month's output."""
+        from mlplatform import scoring, snapshots
+        from mlplatform.lake import Lake
+
+        lake = Lake()
+        snapshot = snapshots.read_snapshot(lake, use_case.name, checked["month"], checked["digest"])
+        return scoring.stage_transform_input(lake, use_case, snapshot, scoring.ModelRef.from_dict(model))
+
+    @task
+    def transform_config(checked: dict[str, Any], model: dict[str, Any], staged: dict[str, Any]) -> dict:
+        """The transform job (and the SageMaker model, unless it exists) for this version."""
+        from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+
+        from mlplatform import scoring, snapshots
+        from mlplatform.lake import Lake
+
+        snapshot = snapshots.read_snapshot(Lake(), use_case.name, checked["month"], checked["digest"])
+        client = SageMakerHook(aws_conn_id=None).conn
+        return scoring.transform_request(
+            use_case, scoring.ModelRef.from_dict(model), snapshot, staged, client
+        )
+
+    @task
+    def collect(checked: dict[str, Any], model: dict[str, Any], staged: dict[str, Any]) -> dict[str, Any]:
+        """Turn the job's JSON Lines answers into the month's predictions file."""
+        from mlplatform import scoring, snapshots
+        from mlplatform.lake import Lake
+
+        lake = Lake()
+        snapshot = snapshots.read_snapshot(lake, use_case.name, checked["month"], checked["digest"])
+        return scoring.collect_transform_output(
+            lake, use_case, snapshot, scoring.ModelRef.from_dict(model), staged
+        )
+
+    staged = stage_input(checked, model)
+    transform = SageMakerTransformOperator(
+        task_id="transform",
+        config=transform_config(checked, model, staged),
+        aws_conn_id=None,  # the default credential chain: the MWAA execution role in AWS
+        wait_for_completion=True,
+        check_interval=check_seconds,
+        check_if_model_exists=False,  # transform_config only asks for a model that is missing
+    )
+    collected = collect(checked, model, staged)
+    transform >> collected
+    return collected
+
+
+for _use_case in dagkit.use_cases():
+    if _use_case.serving.mode in ("batch", "both"):
+        globals()[dagkit.dag_id(_use_case, STAGE)] = build(_use_case)

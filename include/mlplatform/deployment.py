@@ -1,0 +1,373 @@
+"""Deployment: putting the registry's ``champion`` (and ``challenger``) in front of users.
+
+Two targets, chosen by the spec's ``serving.target``:
+
+- ``local``: the serving app (:mod:`mlplatform.serving`) follows the registry aliases by
+  itself; deploying asks it to reload now (``POST /admin/reload``), waits until it serves
+  the new version and sends a smoke request that must be answered by that version.
+- ``sagemaker``: a SageMaker model per registered version (the serving image, loading the
+  version's artifacts), an endpoint configuration with a ``champion`` and, when the spec
+  gives the challenger a share, a ``challenger`` production variant weighted by that share,
+  and the endpoint created or updated with a blue/green deployment: a canary share of
+  capacity first, a baking period, then the rest, rolled back automatically when one of
+  the CloudWatch alarms Terraform creates (``MLPLATFORM_SERVING_ALARM_NAMES``) fires.
+
+Names are content-addressed (``<use case>-v<version>-<hash>``), so re-running a deployment
+creates nothing twice and a deployment of what already serves changes nothing. The
+variant names never change, which blue/green updates require. A failed deployment leaves
+the previous one serving: the serving app keeps its models until new ones have loaded,
+and SageMaker keeps the old fleet until the new one has baked.
+
+:func:`alert` is the one place scoring and deployment send alerts from; other task failures
+reach Slack through the DAGs' failure callback (:func:`mlplatform.alerts.on_failure`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from typing import Any
+
+from mlplatform import settings
+from mlplatform.scoring import ModelRef
+from mlplatform.spec import UseCase
+
+log = logging.getLogger(__name__)
+
+CANARY_PERCENT = 10
+BAKE_MINUTES = 10
+VARIANTS = ("champion", "challenger")
+MAX_UPDATE_SECONDS = 3 * 3600
+
+
+class DeploymentFailed(RuntimeError):
+    """A deployment did not reach the state it asked for; the previous one still serves."""
+
+
+def alert(
+    use_case: str, stage: str, title: str, message: str, severity: str = "failure", **facts: Any
+) -> None:
+    """Tell the team on Slack (through :mod:`mlplatform.alerts`) that ``stage`` needs them.
+
+    The one place batch scoring and deployment send alerts from; never raises.
+    """
+    from mlplatform import alerts
+
+    fields = {"Use case": use_case, "Stage": stage, **facts}
+    alerts.send(alerts.Alert(f"{use_case} {stage}: {title}", severity, (message,), fields))  # type: ignore[arg-type]
+
+
+# -- local: the serving app --------------------------------------------------------------------
+def sample_trip(columns: list[str]) -> dict[str, Any]:
+    """A plausible trip with every input column: a weekday-morning Midtown trip."""
+    known = {
+        "pickup_datetime": "2024-03-05T08:30:00",
+        "pu_location_id": 161,
+        "do_location_id": 236,
+        "trip_distance": 2.1,
+    }
+    from mlplatform.tlc import NORMALISED_SCHEMA
+
+    trip: dict[str, Any] = {}
+    for column in columns:
+        if column in known:
+            trip[column] = known[column]
+        else:
+            kind = NORMALISED_SCHEMA.field(column).type
+            trip[column] = 1 if str(kind).startswith("int") else 0.0 if str(kind) == "double" else ""
+    return trip
+
+
+def deploy_local(
+    serving_url: str, use_case: UseCase, champion: ModelRef, wait_seconds: float = 120.0
+) -> dict[str, Any]:
+    """Make the serving app at ``serving_url`` serve ``champion`` and prove it answers.
+
+    Raises :class:`DeploymentFailed` when the app cannot be reached, does not switch in
+    ``wait_seconds``, or the smoke request is not answered by ``champion``.
+    """
+    import httpx
+
+    base = serving_url.rstrip("/")
+    deadline = time.monotonic() + wait_seconds
+    health: dict[str, Any] = {}
+    with httpx.Client(timeout=30) as http:
+        try:
+            response = http.post(f"{base}/admin/reload")
+        except httpx.HTTPError as exc:
+            raise DeploymentFailed(
+                f"the serving app at {base} cannot be reached ({exc}); start it "
+                "(see include/serving/README.md) or set MLPLATFORM_SERVING_URL"
+            ) from None
+        if response.status_code != 200:
+            raise DeploymentFailed(
+                f"the serving app at {base} could not load the new models ({response.status_code}: "
+                f"{response.text[:300]}); it keeps serving the previous version"
+            )
+        while True:
+            health = http.get(f"{base}/health").json()
+            if str(health.get("champion", {}).get("version")) == champion.version:
+                break
+            if time.monotonic() > deadline:
+                raise DeploymentFailed(
+                    f"the serving app at {base} still serves version {health.get('champion')} of "
+                    f"{champion.name} after {wait_seconds:.0f}s, not {champion.version}; is it following "
+                    f"the registry at {settings.tracking_uri()}?"
+                )
+            time.sleep(1)
+        trip = sample_trip(health.get("inputs") or [])
+        smoke = http.post(f"{base}/predict", json=trip, headers={"X-Variant": "champion"})
+    if smoke.status_code != 200:
+        raise DeploymentFailed(
+            f"smoke request to {base}/predict failed ({smoke.status_code}: {smoke.text[:300]})"
+        )
+    answer = smoke.json()
+    if str(answer.get("version")) != champion.version:
+        raise DeploymentFailed(
+            f"smoke request was answered by version {answer.get('version')}, not {champion.version}"
+        )
+    log.info(
+        "serving app at %s answers with %s version %s: %s", base, champion.name, champion.version, answer
+    )
+    return {"serving_url": base, "health": health, "smoke": answer}
+
+
+# -- SageMaker ---------------------------------------------------------------------------------
+def _digest(obj: Any, length: int = 8) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:length]
+
+
+def endpoint_name(use_case: UseCase) -> str:
+    """The use case's SageMaker endpoint (SageMaker names allow letters, digits and dashes)."""
+    return use_case.name.replace("_", "-")
+
+
+def serving_image() -> str:
+    """The serving image: the ECR repository Terraform publishes, ``:latest`` unless tagged."""
+    image = settings.get("MLPLATFORM_SERVING_IMAGE_URI")
+    if not image:
+        raise DeploymentFailed(
+            "MLPLATFORM_SERVING_IMAGE_URI is not set: run `terraform apply` (it publishes the ECR "
+            "repository) and push the image built from include/serving/Dockerfile, or export the variable"
+        )
+    last = image.rsplit("/", 1)[-1]
+    return image if (":" in last or "@" in image) else f"{image}:latest"
+
+
+def execution_role() -> str:
+    role = settings.get("MLPLATFORM_SAGEMAKER_ROLE_ARN")
+    if not role:
+        raise DeploymentFailed(
+            "MLPLATFORM_SAGEMAKER_ROLE_ARN is not set: run `terraform apply` for this environment "
+            "(it publishes the SageMaker execution role) or export the variable"
+        )
+    return role
+
+
+def model_request(use_case: UseCase, ref: ModelRef, image: str, role: str) -> dict[str, Any]:
+    """The CreateModel request serving one registered version.
+
+    Artifacts in S3 are handed to the container by SageMaker itself (uncompressed, at
+    ``/opt/ml/model``); otherwise the container loads the version from the registry.
+    """
+    environment = {
+        "MLPLATFORM_USE_CASE": use_case.name,
+        "MLPLATFORM_MODEL_VERSION": ref.version,
+        "MLPLATFORM_SERVING_POLL_SECONDS": "0",
+        "MLPLATFORM_SERVING_LOG_PREDICTIONS": "0",  # SageMaker data capture records traffic there
+    }
+    container: dict[str, Any] = {"Image": image, "Mode": "SingleModel", "Environment": environment}
+    if ref.source and ref.source.startswith("s3://"):
+        container["ModelDataSource"] = {
+            "S3DataSource": {
+                "S3Uri": ref.source.rstrip("/") + "/",
+                "S3DataType": "S3Prefix",
+                "CompressionType": "None",
+            }
+        }
+        environment["MLPLATFORM_MODEL_URI"] = "/opt/ml/model"
+    else:
+        environment["MLPLATFORM_MODEL_URI"] = ref.uri
+        environment["MLFLOW_TRACKING_URI"] = settings.tracking_uri()
+    request = {"PrimaryContainer": container, "ExecutionRoleArn": role}
+    name = f"{endpoint_name(use_case)}-v{ref.version}-{_digest(request, 6)}"
+    return {"ModelName": name, **request, "Tags": _tags(use_case, ref)}
+
+
+def _tags(use_case: UseCase, ref: ModelRef | None = None) -> list[dict[str, str]]:
+    tags = [{"Key": "mlplatform:use_case", "Value": use_case.name}]
+    if ref is not None:
+        tags.append({"Key": "mlplatform:model_version", "Value": f"{ref.name}/{ref.version}"})
+    return tags
+
+
+def endpoint_config_request(
+    use_case: UseCase, champion_model: str, challenger_model: str | None
+) -> dict[str, Any]:
+    """The CreateEndpointConfig request: a ``champion`` variant, and a ``challenger`` by share.
+
+    The set of variants depends only on the spec (a challenger share above zero means two
+    variants), so it never changes between deployments: blue/green updates need that.
+    Without a challenger version the challenger variant serves the champion model.
+    """
+    share = use_case.serving.challenger_share
+    variants = [("champion", champion_model, 1.0 - share)]
+    if share > 0:
+        variants.append(("challenger", challenger_model or champion_model, share))
+    config: dict[str, Any] = {
+        "ProductionVariants": [
+            {
+                "VariantName": variant,
+                "ModelName": model,
+                "InitialInstanceCount": 1,
+                "InstanceType": use_case.serving.instance_type,
+                "InitialVariantWeight": round(weight, 4),
+            }
+            for variant, model, weight in variants
+        ]
+    }
+    if kms := settings.get("MLPLATFORM_SERVING_KMS_KEY_ARN"):
+        config["KmsKeyId"] = kms
+    name = f"{endpoint_name(use_case)}-{_digest(config)}"
+    return {"EndpointConfigName": name, **config, "Tags": _tags(use_case)}
+
+
+def deployment_config(
+    alarms: list[str], canary_percent: int = CANARY_PERCENT, bake_minutes: int = BAKE_MINUTES
+) -> dict[str, Any]:
+    """Blue/green with a canary: ``canary_percent`` of capacity first, bake, then the rest.
+
+    Each baking period lasts ``bake_minutes``; any of ``alarms`` firing in that time rolls
+    all traffic back to the old fleet.
+    """
+    config: dict[str, Any] = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {
+                "Type": "CANARY",
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": canary_percent},
+                "WaitIntervalInSeconds": bake_minutes * 60,
+            },
+            "TerminationWaitInSeconds": bake_minutes * 60,
+            "MaximumExecutionTimeoutInSeconds": MAX_UPDATE_SECONDS,
+        }
+    }
+    if alarms:
+        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name} for name in alarms]}
+    else:
+        log.warning(
+            "MLPLATFORM_SERVING_ALARM_NAMES is empty: the blue/green update cannot roll back by itself; "
+            "run `terraform apply` (it creates the alarms) or export the variable"
+        )
+    return config
+
+
+def alarm_names() -> list[str]:
+    return [a.strip() for a in settings.get("MLPLATFORM_SERVING_ALARM_NAMES").split(",") if a.strip()]
+
+
+def _exists(describe: Any, **name: str) -> dict[str, Any] | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        return describe(**name)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):
+            return None
+        raise
+
+
+def plan_sagemaker(
+    client: Any,
+    use_case: UseCase,
+    champion: ModelRef,
+    challenger: ModelRef | None,
+    canary_percent: int = CANARY_PERCENT,
+    bake_minutes: int = BAKE_MINUTES,
+) -> dict[str, Any]:
+    """Every SageMaker request a deployment needs, given what already exists.
+
+    Lists (empty when there is nothing to do) so the DAG maps its operators over them:
+    ``models`` to create, ``endpoint_configs`` to create, ``endpoint_creates`` (a new
+    endpoint) or ``endpoint_updates`` (blue/green update of a running one).
+    """
+    image, role = serving_image(), execution_role()
+    champion_model = model_request(use_case, champion, image, role)
+    challenger_model = (
+        model_request(use_case, challenger, image, role)
+        if challenger is not None and challenger.version != champion.version
+        else None
+    )
+    config = endpoint_config_request(
+        use_case, champion_model["ModelName"], challenger_model["ModelName"] if challenger_model else None
+    )
+    used = {v["ModelName"] for v in config["ProductionVariants"]}
+    models = [
+        m
+        for m in (champion_model, challenger_model)
+        if m is not None
+        and m["ModelName"] in used
+        and _exists(client.describe_model, ModelName=m["ModelName"]) is None
+    ]
+    configs = (
+        [config]
+        if _exists(client.describe_endpoint_config, EndpointConfigName=config["EndpointConfigName"]) is None
+        else []
+    )
+    name = endpoint_name(use_case)
+    endpoint = _exists(client.describe_endpoint, EndpointName=name)
+    creates: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    if endpoint is None:
+        creates.append(
+            {
+                "EndpointName": name,
+                "EndpointConfigName": config["EndpointConfigName"],
+                "Tags": _tags(use_case),
+            }
+        )
+    elif endpoint.get("EndpointConfigName") != config["EndpointConfigName"]:
+        updates.append(
+            {
+                "EndpointName": name,
+                "EndpointConfigName": config["EndpointConfigName"],
+                "RetainAllVariantProperties": False,
+                "DeploymentConfig": deployment_config(alarm_names(), canary_percent, bake_minutes),
+            }
+        )
+    return {
+        "endpoint": name,
+        "endpoint_config": config["EndpointConfigName"],
+        "previous_endpoint_config": (endpoint or {}).get("EndpointConfigName"),
+        "variants": {v["VariantName"]: v["ModelName"] for v in config["ProductionVariants"]},
+        "versions": {"champion": champion.version, "challenger": challenger.version if challenger else None},
+        "models": models,
+        "endpoint_configs": configs,
+        "endpoint_creates": creates,
+        "endpoint_updates": updates,
+    }
+
+
+def verify_sagemaker(client: Any, plan: dict[str, Any]) -> dict[str, Any]:
+    """Check the endpoint is in service with the planned configuration.
+
+    A blue/green update that rolled back leaves the endpoint in service on the previous
+    configuration: that is a failed deployment (the previous one still serves).
+    """
+    endpoint = client.describe_endpoint(EndpointName=plan["endpoint"])
+    status, config = endpoint["EndpointStatus"], endpoint.get("EndpointConfigName")
+    if status != "InService" or config != plan["endpoint_config"]:
+        reason = endpoint.get("FailureReason") or "the update was rolled back or has not finished"
+        raise DeploymentFailed(
+            f"endpoint {plan['endpoint']} is {status} on configuration {config}, "
+            f"not {plan['endpoint_config']} ({reason}); the previous deployment keeps serving. "
+            "Check the CloudWatch alarms and the endpoint's events in the SageMaker console before "
+            "deploying again"
+        )
+    return {
+        "endpoint": plan["endpoint"],
+        "status": status,
+        "endpoint_config": config,
+        "versions": plan["versions"],
+    }

@@ -1,0 +1,343 @@
+"""Batch scoring: whole `<use case>_batch_score` runs with dag.test() against a real MLflow
+server, the command line, atomic replacement, and SageMaker Batch Transform on moto."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import itertools
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mlplatform import generator, scoring, snapshots, tlc
+from mlplatform.lake import Lake
+from mlplatform.spec import UseCase, load_spec
+
+pytestmark = pytest.mark.slow
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+USE_CASE = load_spec("taxi_trip_duration")
+ROWS = 3_000
+_logical_dates = (datetime(2031, 1, 1, tzinfo=UTC) + timedelta(hours=i) for i in itertools.count())
+_registered: dict[tuple[str, str], list[str]] = {}
+
+
+# -- shared by the scoring, serving and deploy tests -------------------------------------------
+def normalised_trips(month: str, rows: int = ROWS, seed: int = 1) -> pa.Table:
+    return tlc.normalise(generator.generate_month("yellow", month, rows, seed=seed).table)
+
+
+def add_snapshot(
+    lake: Lake, month: str, *, success: bool = True, seed: int = 1, rows: int = ROWS
+) -> snapshots.Snapshot:
+    """A validated snapshot of generated trips, with the contract result the validate DAG records."""
+    contract = {
+        "success": success,
+        "suite": USE_CASE.contract.suite,
+        "bad_row_share": 0.0 if success else 0.2,
+    }
+    snapshot, _ = snapshots.write_snapshot(
+        lake, USE_CASE.name, month, normalised_trips(month, rows, seed), {"contract": contract}
+    )
+    return snapshot
+
+
+def registered_versions(tracking_uri: str, name: str = USE_CASE.model_name) -> list[str]:
+    """Three registered versions of a small TripModel (each predicts differently), made once."""
+    key = (tracking_uri, name)
+    if key in _registered:
+        return _registered[key]
+    import mlflow
+    import sklearn
+    from mlflow.models import infer_signature
+
+    from mlplatform.features import trip_features
+    from mlplatform.modelling import TripModel, input_columns
+    from mlplatform.use_cases.taxi_trip_duration import build_estimator
+
+    requirements = [f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"]
+    features = USE_CASE.features.all
+    train = normalised_trips("2024-01", 4_000, seed=11).to_pandas()
+    inputs = train[input_columns(features)]
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(f"{name}-tests")
+    versions = []
+    for iterations in (10, 25, 40):
+        estimator = build_estimator("hist_gradient_boosting", {"max_iter": iterations})
+        estimator.fit(trip_features(train)[list(features)], train[USE_CASE.target.column])
+        model = TripModel(estimator, features, USE_CASE.task)
+        with mlflow.start_run():
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=model,
+                signature=infer_signature(inputs.head(20), model.predict(None, inputs.head(20))),
+                registered_model_name=name,
+                pip_requirements=requirements,  # given: inferring them costs seconds per model
+            )
+        versions.append(str(info.registered_model_version))
+    _registered[key] = versions
+    return versions
+
+
+def set_alias(name: str, alias: str, version: str | None) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    if version is None:
+        client.delete_registered_model_alias(name, alias)
+    else:
+        client.set_registered_model_alias(name, alias, version)
+
+
+def load_dag_module(stage: str) -> Any:
+    """A DAG file of the bundle, imported as a module (its ``build`` makes a DAG for any spec)."""
+    spec = importlib.util.spec_from_file_location(f"bundle_{stage}", REPO_ROOT / "dags" / f"{stage}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_dag(dag: Any, **conf: Any) -> dict[str, str]:
+    """One whole run with dag.test(); each task's final state (mapped tasks: the last index)."""
+    run = dag.test(logical_date=next(_logical_dates), run_conf=conf)
+    return {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+
+def with_serving(use_case: UseCase, **changes: Any) -> UseCase:
+    return use_case.model_copy(update={"serving": use_case.serving.model_copy(update=changes)})
+
+
+# -- fixtures -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def versions(mlflow_server: str) -> list[str]:
+    return registered_versions(mlflow_server)
+
+
+@pytest.fixture
+def world(
+    versions: list[str], airflow_db: Path, webhook_sink: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
+    """A fresh lake in the settings, no alerts yet, champion = the first version."""
+    lake = Lake((tmp_path / "lake").as_uri())
+    monkeypatch.setenv("MLPLATFORM_LAKE_URI", lake.root_uri)
+    webhook_sink.clear()
+    set_alias(USE_CASE.model_name, "champion", versions[0])
+    return {"lake": lake, "versions": versions, "alerts": webhook_sink.messages}
+
+
+# -- the tests ----------------------------------------------------------------------------------
+def test_the_month_of_a_run() -> None:
+    assert scoring.month_of_run("2023-07", None) == "2023-07"
+    assert scoring.month_of_run(None, datetime(2024, 4, 1, tzinfo=UTC)) == "2024-03"
+    assert scoring.month_of_run(None, datetime(2024, 4, 2, 6, tzinfo=UTC)) == "2024-03"
+    assert scoring.month_of_run(None, datetime(2024, 1, 1, tzinfo=UTC)) == "2023-12"
+    with pytest.raises(ValueError, match="`month` param"):
+        scoring.month_of_run(None, None)
+
+
+def test_a_month_is_scored_by_the_champion_and_a_rerun_is_identical(world: dict[str, Any]) -> None:
+    lake, champion = world["lake"], world["versions"][0]
+    snapshot = add_snapshot(lake, "2024-03")
+    dag = load_dag_module("batch_score").build(USE_CASE)
+
+    states = run_dag(dag, month="2024-03")
+
+    assert set(states.values()) == {"success"}, states
+    record = scoring.current_predictions(lake, USE_CASE.name, "2024-03")
+    assert record["model"]["version"] == champion and record["snapshot_digest"] == snapshot.digest
+    table = scoring.read_predictions(lake, USE_CASE.name, "2024-03")
+    assert table.num_rows == snapshot.rows  # one prediction per valid row
+    assert set(table["model_version"].to_pylist()) == {int(champion)}
+    assert set(table["snapshot_digest"].to_pylist()) == {snapshot.digest}
+    assert table["row_id"].to_pylist() == [f"{snapshot.digest[:16]}-{i}" for i in range(snapshot.rows)]
+    model = scoring.load_model(f"models:/{USE_CASE.model_name}/{champion}")
+    trips = snapshots.read_table(lake, snapshot).to_pandas()
+    expected = model.predict(trips[scoring.model_inputs(model)])["prediction"].to_numpy()
+    np.testing.assert_allclose(table["prediction"].to_numpy(), expected, rtol=1e-12)
+
+    states = run_dag(dag, month="2024-03")
+
+    assert set(states.values()) == {"success"}, states
+    assert scoring.read_predictions(lake, USE_CASE.name, "2024-03").equals(table)
+    assert scoring.current_predictions(lake, USE_CASE.name, "2024-03")["path"] == record["path"]
+    assert world["alerts"]() == []
+
+
+def test_a_contract_breach_stops_scoring_with_an_alert(world: dict[str, Any]) -> None:
+    lake = world["lake"]
+    good = add_snapshot(lake, "2024-04", seed=3)
+    ref = scoring.resolve(USE_CASE.model_name)
+    before = scoring.publish(lake, scoring.score_snapshot(lake, USE_CASE, good, ref))
+    add_snapshot(lake, "2024-04", success=False, seed=4)  # a later, broken delivery is current now
+
+    states = run_dag(load_dag_module("batch_score").build(USE_CASE), month="2024-04")
+
+    assert states["check_contract"] == "failed"
+    assert states["score"] == "upstream_failed" and states["publish"] == "upstream_failed"
+    after = scoring.current_predictions(lake, USE_CASE.name, "2024-04")
+    assert after == before  # the previous predictions stay in force
+    [alert] = world["alerts"]()  # one message: the task's own, not a second from the failure callback
+    text = json.dumps(alert)
+    assert "scoring of 2024-04 stopped" in alert["text"] and "breach" in alert["text"]
+    assert "failed the contract" in text and "re-run taxi_trip_duration_validate for 2024-04" in text
+
+
+def test_a_missing_month_stops_with_what_to_do(world: dict[str, Any]) -> None:
+    with pytest.raises(scoring.InputRejected, match=r"no validated snapshot for 2024-09.*_validate DAG"):
+        scoring.checked_snapshot(world["lake"], USE_CASE, "2024-09", ["trip_distance"])
+
+
+def test_a_failed_run_leaves_the_previous_output_intact(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = world["lake"]
+    snapshot = add_snapshot(lake, "2024-05", rows=2_500)
+    ref = scoring.resolve(USE_CASE.model_name)
+    use_case = with_serving(USE_CASE, batch_rows=1_000)
+    record = scoring.publish(lake, scoring.score_snapshot(lake, use_case, snapshot, ref))
+    before = lake.read_bytes(record["path"])
+    real = scoring.predictor
+
+    def dies_on_the_second_batch(model: Any) -> Any:
+        predict, calls = real(model), itertools.count()
+        return lambda frame: predict(frame) if next(calls) == 0 else (_ for _ in ()).throw(MemoryError())
+
+    monkeypatch.setattr(scoring, "predictor", dies_on_the_second_batch)
+    with pytest.raises(MemoryError):
+        scoring.score_snapshot(lake, use_case, snapshot, ref)
+
+    assert lake.read_bytes(record["path"]) == before
+    assert scoring.current_predictions(lake, USE_CASE.name, "2024-05") == record
+    assert {e.path for e in lake.list(f"predictions/{USE_CASE.name}/month=2024-05")} == {
+        record["path"],
+        f"predictions/{USE_CASE.name}/month=2024-05/CURRENT.json",
+    }
+
+
+def test_the_score_command_scores_any_tlc_file(world: dict[str, Any], tmp_path: Path) -> None:
+    raw = tmp_path / "yellow_tripdata_2024-06.parquet"
+    pq.write_table(generator.generate_month("yellow", "2024-06", 2_000, seed=5).table, raw)
+    out = tmp_path / "scored" / "predictions.parquet"
+    out.parent.mkdir()
+    uri = f"models:/{USE_CASE.model_name}@champion"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlplatform",
+            "score",
+            "--model",
+            uri,
+            "--input",
+            str(raw),
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["rows"] == 2_000 and summary["model"].endswith(f"/{world['versions'][0]}")
+    table = pq.read_table(out)
+    assert table.num_rows == 2_000 and set(table["model_version"].to_pylist()) == {int(world["versions"][0])}
+    assert (table["prediction"].to_numpy() > 0).all()
+
+
+# -- SageMaker Batch Transform, on moto ---------------------------------------------------------------
+def play_sagemaker(client: Any, job_name: str, lake: Lake) -> None:
+    """Do what SageMaker does for a transform job moto accepted: run the job's container (the
+    serving app, configured from the SageMaker model's environment) on every staged part and
+    write its answers as ``<part>.out``."""
+    from test_serving import running_app
+
+    job = client.describe_transform_job(TransformJobName=job_name)
+    model = client.describe_model(ModelName=job["ModelName"])
+    environment = model["PrimaryContainer"]["Environment"]
+    use_case = load_spec(environment["MLPLATFORM_USE_CASE"])
+    source = lake.relative(job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"].rstrip("/"))
+    target = lake.relative(job["TransformOutput"]["S3OutputPath"].rstrip("/"))
+    with running_app(
+        use_case,
+        model_uri=environment["MLPLATFORM_MODEL_URI"],
+        model_version=environment["MLPLATFORM_MODEL_VERSION"],
+        log_predictions=environment["MLPLATFORM_SERVING_LOG_PREDICTIONS"] == "1",
+    ) as (base, http):
+        for entry in lake.list(source):
+            answer = http.post(
+                f"{base}/invocations",
+                content=lake.read_bytes(entry.path),
+                headers={"Content-Type": job["TransformInput"]["ContentType"]},
+            )
+            assert answer.status_code == 200, answer.text
+            lake.write_bytes(f"{target}/{entry.path.rsplit('/', 1)[-1]}.out", answer.content)
+
+
+def test_sagemaker_batch_transform_gives_the_same_predictions(
+    world: dict[str, Any], s3_bucket: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+
+    lake = Lake(f"s3://{s3_bucket}/lake")
+    monkeypatch.setenv("MLPLATFORM_LAKE_URI", lake.root_uri)
+    monkeypatch.setenv("MLPLATFORM_SAGEMAKER_ROLE_ARN", "arn:aws:iam::123456789012:role/mlplatform-sagemaker")
+    monkeypatch.setenv("MLPLATFORM_SERVING_IMAGE_URI", "123456789012.dkr.ecr.us-east-1.amazonaws.com/serving")
+    monkeypatch.setenv("MLPLATFORM_SERVING_KMS_KEY_ARN", "")
+    snapshot = add_snapshot(lake, "2024-07", rows=2_500)
+    use_case = with_serving(USE_CASE, target="sagemaker", batch_rows=1_000)
+    client = boto3.client("sagemaker", endpoint_url=moto_endpoint)
+    wait = SageMakerHook.check_status
+
+    def job_runs_then_is_checked(hook: Any, job_name: str, *args: Any, **kwargs: Any) -> Any:
+        play_sagemaker(client, job_name, lake)
+        return wait(hook, job_name, *args, **kwargs)
+
+    monkeypatch.setattr(SageMakerHook, "check_status", job_runs_then_is_checked)
+
+    states = run_dag(
+        load_dag_module("batch_score").build(use_case, transform_check_seconds=1), month="2024-07"
+    )
+
+    assert set(states.values()) == {"success"}, states
+    [summary] = client.list_transform_jobs(NameContains="2024-07")["TransformJobSummaries"]
+    job = client.describe_transform_job(TransformJobName=summary["TransformJobName"])
+    assert job["TransformJobStatus"] == "Completed"
+    assert job["TransformInput"]["SplitType"] == "Line" and job["TransformOutput"]["AssembleWith"] == "Line"
+    assert job["TransformResources"]["InstanceType"] == use_case.serving.instance_type
+    version = world["versions"][0]
+    model = client.describe_model(ModelName=job["ModelName"])
+    assert model["PrimaryContainer"]["Environment"]["MLPLATFORM_MODEL_URI"] == (
+        f"models:/{USE_CASE.model_name}/{version}"
+    )
+    on_sagemaker = scoring.read_predictions(lake, USE_CASE.name, "2024-07")
+    assert scoring.current_predictions(lake, USE_CASE.name, "2024-07")["target"] == "sagemaker"
+
+    buffer = io.BytesIO()
+    pyfunc = scoring.load_model(f"models:/{USE_CASE.model_name}/{version}")
+    scoring.score_batches(
+        pyfunc,
+        snapshots.read_table(lake, snapshot).to_batches(max_chunksize=1_000),
+        buffer,
+        columns=scoring.model_inputs(pyfunc),
+        digest=snapshot.digest,
+        model_name=USE_CASE.model_name,
+        model_version=version,
+    )
+    here = pq.read_table(io.BytesIO(buffer.getvalue()))
+    assert on_sagemaker.num_rows == snapshot.rows
+    assert on_sagemaker.drop_columns(["prediction"]).equals(here.drop_columns(["prediction"]))
+    np.testing.assert_allclose(
+        on_sagemaker["prediction"].to_numpy(), here["prediction"].to_numpy(), rtol=1e-9
+    )

@@ -1,0 +1,239 @@
+"""The serving app over real HTTP (uvicorn on a free port) with models from a real MLflow
+server: answers, 4xx for bad input, metrics, the A/B split and its log, hot reload."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from test_scoring import USE_CASE, normalised_trips, registered_versions, set_alias
+
+from mlplatform import scoring, serving
+from mlplatform.lake import Lake
+from mlplatform.spec import UseCase
+
+from conftest import free_port
+
+pytestmark = pytest.mark.slow
+
+TRIP = {
+    "pickup_datetime": "2024-03-05T08:30:00",
+    "pu_location_id": 161,
+    "do_location_id": 236,
+    "trip_distance": 2.1,
+}
+
+
+@contextlib.contextmanager
+def running_app(use_case: UseCase, **options: Any) -> Iterator[tuple[str, httpx.Client]]:
+    """The serving app under uvicorn on a free localhost port; stopped (and flushed) on exit."""
+    import uvicorn
+
+    app = serving.create_app(use_case, **options)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the serving app did not start")
+        time.sleep(0.05)
+    try:
+        with httpx.Client(timeout=60) as http:
+            yield f"http://127.0.0.1:{port}", http
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def versions(mlflow_server: str) -> list[str]:
+    return registered_versions(mlflow_server)
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return Lake((tmp_path / "lake").as_uri())
+
+
+def expected_minutes(version: str, trips: list[dict[str, Any]]) -> np.ndarray:
+    model = scoring.load_model(f"models:/{USE_CASE.model_name}/{version}")
+    frame = pd.DataFrame(trips).astype({"pu_location_id": "int32", "do_location_id": "int32"})
+    frame["pickup_datetime"] = pd.to_datetime(frame["pickup_datetime"])
+    return model.predict(frame)["prediction"].to_numpy()
+
+
+def some_trips(n: int) -> list[dict[str, Any]]:
+    frame = normalised_trips("2024-03", n, seed=21).to_pandas()
+    return [
+        {
+            "pickup_datetime": row.pickup_datetime.isoformat(),
+            "pu_location_id": int(row.pu_location_id),
+            "do_location_id": int(row.do_location_id),
+            "trip_distance": float(row.trip_distance),
+        }
+        for row in frame.itertuples()
+    ]
+
+
+def test_answers_one_trip_and_a_batch_in_minutes_with_the_version(versions: list[str], lake: Lake) -> None:
+    set_alias(USE_CASE.model_name, "champion", versions[0])
+    trips = some_trips(3)
+    with running_app(USE_CASE, lake=lake, challenger_share=0.0, poll_seconds=0) as (base, http):
+        health = http.get(f"{base}/health").json()
+        one = http.post(f"{base}/predict", json=TRIP)
+        batch = http.post(f"{base}/predict", json={"instances": trips})
+        ping = http.get(f"{base}/ping")
+        metrics = http.get(f"{base}/metrics")
+
+    assert health["champion"]["version"] == versions[0] and health["unit"] == "minutes"
+    assert health["inputs"] == ["pickup_datetime", "pu_location_id", "do_location_id", "trip_distance"]
+    assert one.status_code == 200 and batch.status_code == 200 and ping.status_code == 200
+    body = one.json()
+    assert body["version"] == versions[0] and body["variant"] == "champion" and body["unit"] == "minutes"
+    assert body["predictions"][0]["prediction"] == pytest.approx(expected_minutes(versions[0], [TRIP])[0])
+    answers = [p["prediction"] for p in batch.json()["predictions"]]
+    np.testing.assert_allclose(answers, expected_minutes(versions[0], trips), rtol=1e-9)
+
+    assert metrics.headers["content-type"].startswith("text/plain")
+    samples = [line for line in metrics.text.splitlines() if line and not line.startswith("#")]
+    assert all(re.fullmatch(r'[a-z_]+\{([a-z_]+="[^"]*",?)+\} [0-9.e+-]+', s) for s in samples), samples
+    labels = f'model="{USE_CASE.model_name}",variant="champion",version="{versions[0]}"'
+    assert f'mlplatform_serving_requests_total{{{labels},status="200"}} 2' in metrics.text
+    assert f"mlplatform_serving_predictions_total{{{labels}}} 4" in metrics.text
+    assert f'mlplatform_serving_request_duration_seconds_bucket{{{labels},le="+Inf"}} 2' in metrics.text
+    assert "# TYPE mlplatform_serving_request_duration_seconds histogram" in metrics.text
+
+
+BAD_REQUESTS = [
+    ({**TRIP, "trip_distance": "far"}, "trip_distance"),
+    ({k: v for k, v in TRIP.items() if k != "pu_location_id"}, "pu_location_id"),
+    ({**TRIP, "pickup_datetime": "yesterday"}, "pickup_datetime"),
+    ({**TRIP, "pickup_datetime": 1709627400}, "pickup_datetime"),
+    ({**TRIP, "do_location_id": 2.5}, "do_location_id"),
+    ({**TRIP, "do_location_id": 10**12}, "do_location_id"),
+    ({**TRIP, "trip_distance": None}, "trip_distance"),
+    ({"instances": [TRIP, {**TRIP, "trip_distance": True}]}, "instances[1].trip_distance"),
+    ({"instances": []}, "instances"),
+    ({"instances": "not a list"}, "instances"),
+    ({"instances": [TRIP, 7]}, "instances[1]"),
+    ([TRIP], "body"),
+    ("a string", "body"),
+]
+
+
+def test_bad_input_gets_a_4xx_naming_the_field(versions: list[str], lake: Lake) -> None:
+    set_alias(USE_CASE.model_name, "champion", versions[0])
+    with running_app(USE_CASE, lake=lake, challenger_share=0.0, poll_seconds=0) as (base, http):
+        answers = [(http.post(f"{base}/predict", json=body), field) for body, field in BAD_REQUESTS]
+        not_json = http.post(
+            f"{base}/predict", content=b"{trip", headers={"Content-Type": "application/json"}
+        )
+        bad_variant = http.post(f"{base}/predict", json=TRIP, headers={"X-Variant": "blue"})
+        metrics = http.get(f"{base}/metrics").text
+
+    for response, field in answers:
+        assert 400 <= response.status_code < 500, (field, response.status_code, response.text)
+        named = [d["field"] for d in response.json()["detail"]]
+        assert field in named, (field, named)
+    assert not_json.status_code == 400 and "not valid JSON" in not_json.text
+    assert bad_variant.status_code == 422 and "X-Variant" in bad_variant.text
+    assert 'kind="validation"} 9' in metrics  # the requests that reached the signature check
+
+
+def test_the_challenger_gets_its_share_sticky_per_key_and_every_prediction_is_logged(
+    versions: list[str], lake: Lake
+) -> None:
+    champion, challenger = versions[0], versions[1]
+    set_alias(USE_CASE.model_name, "champion", champion)
+    set_alias(USE_CASE.model_name, "challenger", challenger)
+    keys = [f"rider-{i}" for i in range(400)]
+    share = 0.3
+    try:
+        with running_app(USE_CASE, lake=lake, challenger_share=share, poll_seconds=0) as (base, http):
+
+            def ask(key: str) -> dict[str, Any]:
+                response = http.post(f"{base}/predict", json=TRIP, headers={"X-Request-Key": key})
+                assert response.status_code == 200, response.text
+                return response.json()
+
+            with ThreadPoolExecutor(16) as pool:
+                answers = list(pool.map(ask, keys))
+                again = list(pool.map(ask, keys[:40]))
+    finally:
+        set_alias(USE_CASE.model_name, "challenger", None)
+
+    variants = Counter(a["variant"] for a in answers)
+    assert abs(variants["challenger"] / len(keys) - share) < 0.08, variants
+    assert all(a["version"] == (challenger if a["variant"] == "challenger" else champion) for a in answers)
+    assert [a["variant"] for a in again] == [a["variant"] for a in answers[:40]]  # sticky
+    assert [a["variant"] for a in answers] == [serving.assign_variant(k, share) for k in keys]
+    minutes = {a["variant"]: a["predictions"][0]["prediction"] for a in answers}
+    assert minutes["champion"] != minutes["challenger"]
+
+    logged = pd.concat(
+        [lake.read_parquet(e.path).to_pandas() for e in lake.list(f"predictions/{USE_CASE.name}/serving")]
+    )
+    assert len(logged) == len(answers) + len(again)
+    by_request = logged.set_index("request_id")
+    for answer in answers:
+        row = by_request.loc[answer["request_id"]]
+        assert row["variant"] == answer["variant"] and row["model_version"] == answer["version"]
+        assert row["prediction"] == pytest.approx(answer["predictions"][0]["prediction"])
+        assert row["pu_location_id"] == TRIP["pu_location_id"] and row["latency_ms"] > 0
+
+
+def test_the_variant_split_matches_the_share_over_many_keys() -> None:
+    for share in (0.05, 0.1, 0.5):
+        got = np.mean([serving.assign_variant(f"key-{i}", share) == "challenger" for i in range(20_000)])
+        assert abs(got - share) < 0.01
+    assert serving.assign_variant("anyone", 0.0) == "champion"
+
+
+def test_a_promotion_is_picked_up_without_dropping_requests(versions: list[str], lake: Lake) -> None:
+    set_alias(USE_CASE.model_name, "champion", versions[0])
+    statuses: list[int] = []
+    seen: list[str] = []
+    stop = threading.Event()
+    with running_app(USE_CASE, lake=lake, challenger_share=0.0, poll_seconds=0.5) as (base, http):
+
+        def keep_asking() -> None:
+            while not stop.is_set():
+                response = http.post(f"{base}/predict", json=TRIP)
+                statuses.append(response.status_code)
+                if response.status_code == 200:
+                    seen.append(response.json()["version"])
+
+        callers = [threading.Thread(target=keep_asking) for _ in range(4)]
+        for caller in callers:
+            caller.start()
+        time.sleep(1)
+        set_alias(USE_CASE.model_name, "champion", versions[2])  # a promotion
+        deadline = time.monotonic() + 60
+        while http.get(f"{base}/health").json()["champion"]["version"] != versions[2]:
+            assert time.monotonic() < deadline, "the app did not pick up the new champion"
+            time.sleep(0.2)
+        time.sleep(1)
+        stop.set()
+        for caller in callers:
+            caller.join()
+        metrics = http.get(f"{base}/metrics").text
+
+    set_alias(USE_CASE.model_name, "champion", versions[0])
+    assert statuses and set(statuses) == {200}
+    assert seen[0] == versions[0] and seen[-1] == versions[2]
+    first_new = seen.index(versions[2])
+    assert versions[0] not in seen[first_new + 8 :]  # after the swap only requests in flight finish on v1
+    assert f'mlplatform_serving_model_reloads_total{{model="{USE_CASE.model_name}"}} 2' in metrics
