@@ -85,14 +85,20 @@ def tracking_uri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 class _Sink(BaseHTTPRequestHandler):
-    messages: list[dict[str, Any]]
+    """Keeps posted messages and serves them at GET /messages, like the platform's sink."""
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
         self.server.messages.append(json.loads(body))  # type: ignore[attr-defined]
+        self._answer(b"ok")
+
+    def do_GET(self) -> None:
+        self._answer(json.dumps(self.server.messages).encode())  # type: ignore[attr-defined]
+
+    def _answer(self, body: bytes) -> None:
         self.send_response(200)
         self.end_headers()
-        self.wfile.write(b"ok")
+        self.wfile.write(body)
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -100,9 +106,10 @@ class _Sink(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def alert_sink(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """Reads the alerts posted over HTTP: the shared webhook sink fixture, else a small one here.
+    """Where alerts go: the suite's webhook sink fixture when it has one, else a small one here.
 
-    Yields an object with ``url`` and ``messages()``.
+    Either has ``url`` (messages are read back over HTTP at ``{url}/messages``),
+    ``hook_url`` (where alerts are posted) and ``clear()``.
     """
     try:
         yield request.getfixturevalue("webhook_sink")
@@ -115,11 +122,8 @@ def alert_sink(request: pytest.FixtureRequest) -> Iterator[Any]:
     thread.start()
 
     class Local:
-        url = f"http://127.0.0.1:{server.server_port}/hooks/alerts"
-
-        @staticmethod
-        def messages() -> list[dict[str, Any]]:
-            return list(server.messages)  # type: ignore[attr-defined]
+        url = f"http://127.0.0.1:{server.server_port}"
+        hook_url = f"{url}/hooks/alerts"
 
         @staticmethod
         def clear() -> None:
@@ -130,7 +134,10 @@ def alert_sink(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 
 def _messages(sink: Any) -> list[dict[str, Any]]:
-    found = sink.messages() if callable(getattr(sink, "messages", None)) else sink.messages
+    """Monitoring alerts the sink received, read over HTTP."""
+    import httpx
+
+    found = httpx.get(f"{sink.url}/messages", timeout=10).json()
     return [m for m in found if "monitoring" in json.dumps(m)]
 
 
@@ -228,7 +235,7 @@ def platform(
         ),
     )
     mp.setenv("MLFLOW_TRACKING_URI", tracking_uri)
-    mp.setenv("MLPLATFORM_SLACK_WEBHOOK_URL", alert_sink.url)
+    mp.setenv("MLPLATFORM_SLACK_WEBHOOK_URL", alert_sink.hook_url)
     mp.setenv("MLPLATFORM_SLACK_CONN_ID", "")
     seed_lake = Lake(tmp_path_factory.mktemp("seed").joinpath("lake").as_uri())
     for month in (*TRAIN_MONTHS, VALIDATION_MONTH):
@@ -246,10 +253,8 @@ def world(platform: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPa
     for month in (*TRAIN_MONTHS, VALIDATION_MONTH):
         add_month(lake, month)
     _finish_train_runs()
-    sink = platform["sink"]
-    if hasattr(sink, "clear"):
-        sink.clear()
-    return {**platform, "lake": lake, "alerts_before": len(_messages(sink))}
+    platform["sink"].clear()
+    return {**platform, "lake": lake, "alerts_before": len(_messages(platform["sink"]))}
 
 
 # -- Airflow -----------------------------------------------------------------------------------
