@@ -59,7 +59,9 @@ def write_snapshot(
     row count, schema, digest and creation time are added here.
     """
     buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
+    # LZ4: about three times faster to write than zstd for a month of trips, at ~15% more bytes;
+    # validation writes a snapshot for every month it passes, so the write is on its hot path.
+    pq.write_table(table, buffer, compression="lz4")
     data = buffer.getvalue()
     digest = hashlib.sha256(data).hexdigest()
     snapshot = Snapshot(use_case, month, digest, {})

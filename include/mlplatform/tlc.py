@@ -198,7 +198,7 @@ def normalise(table: pa.Table, expected: TaxiType | None = None) -> pa.Table:
     columns = []
     for field in NORMALISED_SCHEMA:
         if field.name == "taxi_type":
-            columns.append(pa.array(np.full(n, report.taxi_type, dtype=object), pa.string()))
+            columns.append(pa.repeat(pa.scalar(report.taxi_type, pa.string()), n))
         elif field.name == "duration_min":
             seconds = pc.cast(pc.subtract(columns[3], columns[2]), pa.int64())
             columns.append(pc.divide(pc.cast(seconds, pa.float64()), 60_000_000.0))
