@@ -374,9 +374,9 @@ def sync_context(root: Path | None = None, use_cases: Sequence[UseCase] | None =
 
     Unchanged objects keep their ids, so running it twice changes no file.
     """
+    import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
 
-    import great_expectations as gx
     from mlplatform import spec
 
     root = root or gx_root()
