@@ -44,7 +44,6 @@ import calendar
 import hashlib
 import json
 import logging
-import os
 import statistics
 import time
 from collections.abc import Iterable, Sequence
@@ -198,7 +197,7 @@ def gx_root() -> Path:
     Data Docs and validation results are written below it, in ``uncommitted/``; point the
     variable at a writable copy where the repository is read-only.
     """
-    return Path(os.getenv("MLPLATFORM_GX_ROOT") or settings.REPO_ROOT / "great_expectations")
+    return Path(settings.get("MLPLATFORM_GX_ROOT"))
 
 
 def data_docs_index(root: Path | None = None) -> Path:

@@ -64,6 +64,12 @@ SETTINGS: tuple[Setting, ...] = (
         "slack_conn_id",
     ),
     Setting(
+        "MLPLATFORM_GX_ROOT",
+        "Great Expectations file data context (a writable copy where the repository is read-only).",
+        str(REPO_ROOT / "great_expectations"),
+        None,
+    ),
+    Setting(
         "MLPLATFORM_SERVING_URL", "Base URL of the real-time serving app.", "http://127.0.0.1:8000", None
     ),
     Setting(
