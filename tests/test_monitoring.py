@@ -60,19 +60,23 @@ def world(lake: Lake, model: TripModel) -> dict[str, Any]:
 
 
 def score(lake: Lake, model: TripModel, snapshot: Any, version: str = "1") -> None:
-    ref = scoring.ModelRef(USE_CASE.model_name, version, "champion")
+    """Batch predictions of a snapshot, written in the batch-score layout and made current."""
     trips = snapshots.read_table(lake, snapshot, KEYS).to_pandas()
+    n = len(trips)
+    table = pa.table(
+        {
+            "row_id": [f"{snapshot.digest[:16]}-{i}" for i in range(n)],
+            "row_index": np.arange(n, dtype=np.int64),
+            "prediction": model.predict(None, trips)["prediction"].to_numpy(),
+            "model_name": [USE_CASE.model_name] * n,
+            "model_version": np.full(n, int(version), dtype=np.int64),
+            "snapshot_digest": [snapshot.digest] * n,
+        }
+    )
     folder = scoring.output_folder(USE_CASE.name, snapshot.month, version, snapshot.digest)
-    path = f"{folder}/predictions.parquet"
-    with lake.open_atomic(path) as sink:
-        rows = scoring.write_predictions(
-            sink,
-            [model.predict(None, trips)],
-            digest=snapshot.digest,
-            model_name=ref.name,
-            model_version=version,
-        )
-    scoring.publish(lake, scoring.output_record(lake, USE_CASE, snapshot, ref, path, rows, target="local"))
+    lake.write_parquet(f"{folder}/predictions.parquet", table)
+    pointer = {"path": f"{folder}/predictions.parquet", "snapshot_digest": snapshot.digest, "rows": n}
+    lake.write_json(f"predictions/{USE_CASE.name}/month={snapshot.month}/CURRENT.json", pointer)
 
 
 def serving_log(
@@ -174,6 +178,21 @@ def test_missing_ground_truth_leaves_performance_pending(world: dict[str, Any]) 
 
 
 # -- a whole window ---------------------------------------------------------------------------
+def test_served_only_window_is_judged_on_the_champion_variant(world: dict[str, Any]) -> None:
+    lake, model = world["lake"], world["model"]
+    snapshot = add_month(lake, "2024-04", seed=12)
+    trips = snapshots.read_table(lake, snapshot).to_pandas()
+    serving_log(lake, model, "2024-04", trips.head(1_200))
+
+    record, _ = monitoring.evaluate_window(lake, USE_CASE, "2024-04", object(), world["champion"])
+
+    assert record["sources"] == {"batch": "no_predictions", "serving": ""}
+    variants = record["details"]["variants"]
+    assert set(variants) == {"champion", "challenger"}
+    assert record["metrics"]["n_outcomes"] == variants["champion"]["n"] == 900
+    assert record["metrics"]["rmse"] == pytest.approx(variants["champion"]["rmse"])
+
+
 def test_clean_window_is_ok_and_drifted_window_breaches(world: dict[str, Any]) -> None:
     lake, model, champion = world["lake"], world["model"], world["champion"]
     score(lake, model, add_month(lake, "2024-04", seed=8))

@@ -612,14 +612,18 @@ def evaluate_window(
     batch, batch_why = batch_outcomes(lake, use_case, window)
     served, served_why = serving_outcomes(lake, use_case, logged)
     sources = {"batch": batch_why, "serving": served_why}
-    headline = batch if batch is not None else served
+    # The headline is the champion's: batch predictions, else what serving's champion answered.
+    headline = batch
+    if headline is None and served is not None:
+        champion_rows = served[served["variant"] == "champion"]
+        headline = champion_rows if len(champion_rows) else served
     if headline is not None:
         perf = performance(use_case, headline)
         metrics.update({k: v for k, v in perf["overall"].items() if k != "n"})
         metrics["n_outcomes"] = perf["overall"]["n"]
         details["slices"] = perf["slices"]
         details["variants"] = perf["variants"]
-        if served is not None and headline is batch:
+        if served is not None:
             details["variants"].update(performance(use_case, served)["variants"])
         versions = perf["versions"]
         ref_metrics = (
@@ -757,7 +761,9 @@ def read_history(lake: Lake, use_case: str) -> pd.DataFrame:
 
 
 def _mlflow_key(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_\-./ ]", "/", name).replace("//", "/").strip("/")
+    """A metric name MLflow accepts: ``slice[pu_borough=Queens].rmse`` -> ``slice/pu_borough/Queens.rmse``."""
+    name = name.replace("[", "/").replace("]", "").replace("=", "/")
+    return re.sub(r"[^A-Za-z0-9_\-./ ]", "_", name)
 
 
 def log_to_mlflow(
