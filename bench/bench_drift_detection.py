@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from mlplatform import generator, monitoring, scoring, snapshots, tlc
 from mlplatform.features import trip_features
@@ -71,15 +72,23 @@ def train(lake: Lake) -> tuple[TripModel, float]:
 
 
 def score(lake: Lake, model: TripModel, snapshot: snapshots.Snapshot) -> None:
-    """Batch predictions in the batch-score layout, published as the month's current ones."""
-    ref = scoring.ModelRef(USE_CASE.model_name, "1", "champion")
+    """Batch predictions in the batch-score layout, made the month's current ones."""
     trips = snapshots.read_table(lake, snapshot, input_columns(USE_CASE.features.all)).to_pandas()
+    n = len(trips)
+    table = pa.table(
+        {
+            "row_id": [f"{snapshot.digest[:16]}-{i}" for i in range(n)],
+            "row_index": np.arange(n, dtype=np.int64),
+            "prediction": model.predict(None, trips)["prediction"].to_numpy(),
+            "model_name": [USE_CASE.model_name] * n,
+            "model_version": np.ones(n, dtype=np.int64),
+            "snapshot_digest": [snapshot.digest] * n,
+        }
+    )
     path = f"{scoring.output_folder(USE_CASE.name, snapshot.month, '1', snapshot.digest)}/{scoring.DATA_FILE}"
-    with lake.open_atomic(path) as sink:
-        rows = scoring.write_predictions(
-            sink, [model.predict(None, trips)], digest=snapshot.digest, model_name=ref.name, model_version="1"
-        )
-    scoring.publish(lake, scoring.output_record(lake, USE_CASE, snapshot, ref, path, rows, target="local"))
+    lake.write_parquet(path, table)
+    pointer = {"path": path, "snapshot_digest": snapshot.digest, "rows": n}
+    lake.write_json(f"predictions/{USE_CASE.name}/month={snapshot.month}/{scoring.POINTER}", pointer)
 
 
 def evaluate(lake: Lake, champion: monitoring.Champion, month: str) -> dict:

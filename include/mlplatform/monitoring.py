@@ -590,6 +590,77 @@ def _flat(prefix: str, values: dict[str, Any]) -> dict[str, float]:
     return {f"{prefix}{k}": float(v) for k, v in values.items() if isinstance(v, int | float)}
 
 
+def measure_performance(
+    lake: Lake,
+    use_case: UseCase,
+    window: str,
+    logged: pd.DataFrame | None,
+    client: Any,
+    found: Champion | None,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """Metrics on delayed ground truth, their details, and why a source had none.
+
+    The headline is the champion's: batch predictions, else what serving's champion
+    answered. It is compared with the validation metric of the version that made the
+    predictions, as training logged it.
+    """
+    metric = use_case.monitoring.performance_metric
+    batch, batch_why = batch_outcomes(lake, use_case, window)
+    served, served_why = serving_outcomes(lake, use_case, logged)
+    sources = {"batch": batch_why, "serving": served_why}
+    headline = batch
+    if headline is None and served is not None:
+        champion_rows = served[served["variant"] == "champion"]
+        headline = champion_rows if len(champion_rows) else served
+    if headline is None:
+        return {}, {}, sources
+    perf = performance(use_case, headline)
+    metrics: dict[str, Any] = {k: v for k, v in perf["overall"].items() if k != "n"}
+    metrics["n_outcomes"] = perf["overall"]["n"]
+    details = {"slices": perf["slices"], "variants": perf["variants"]}
+    if served is not None:
+        details["variants"].update(performance(use_case, served)["variants"])
+    versions = perf["versions"]
+    if len(versions) == 1 and (found is None or versions[0] != found.version):
+        ref_metrics = version_metrics(client, use_case.model_name, versions[0])
+    else:
+        ref_metrics = found.metrics if found else {}
+    if (reference := reference_metric(ref_metrics, metric)) is not None and metric in metrics:
+        metrics[f"{metric}_reference"] = reference
+        metrics[f"{metric}_degradation"] = relative_degradation(metric, metrics[metric], reference)
+    return metrics, details, sources
+
+
+def measure_drift(
+    lake: Lake, use_case: UseCase, window: str, logged: pd.DataFrame | None, found: Champion | None
+) -> tuple[DriftResult | None, list[str], int]:
+    """Drift of the window's trips (its snapshot, else what serving saw) from the training data.
+
+    Returns the result (``None`` without enough data on either side), the reference
+    months and the reference rows sampled.
+    """
+    columns = input_columns(use_case.features.all)
+    available = [s.month for s in snapshots.current_snapshots(lake, use_case.name)]
+    months = reference_months(use_case, window, found.params if found else {}, available)
+    reference = reference_sample(lake, use_case, months, columns)
+    snap = snapshots.current_snapshot(lake, use_case.name, window)
+    if snap is not None:
+        current = modelled_frame(lake, use_case, snap, columns)
+        current = _sample(current, SAMPLE_ROWS, _seed(window, snap.digest))
+    elif logged is not None and all(c in logged for c in columns):
+        current = _sample(logged[columns], SAMPLE_ROWS, _seed(window, "serving"))
+    else:
+        current = None
+    rows = 0 if reference is None else len(reference)
+    if reference is None or current is None or len(current) < MIN_DRIFT_ROWS:
+        return None, months, rows
+    model = found.model if found else None
+    answers = (
+        (predict(use_case, model, reference), predict(use_case, model, current)) if model else (None, None)
+    )
+    return drift(use_case, reference, current, *answers), months, rows
+
+
 def evaluate_window(
     lake: Lake, use_case: UseCase, window: str, client: Any = None, found: Champion | None = None
 ) -> tuple[dict[str, Any], DriftResult | None]:
@@ -597,96 +668,40 @@ def evaluate_window(
 
     The record has the shape the MLOps page reads: ``window``, ``status`` (``ok``,
     ``breach`` or ``pending``), ``metrics``, ``breaches``, plus ``details`` (per slice,
-    variant and feature), ``breach_details``, ``pending`` and ``model``.
+    variant and feature), ``breach_details``, ``pending`` and ``model``. Performance
+    without ground truth makes the window ``pending`` unless something else breached.
     """
     check_month(window)
     client = client or scoring.registry_client()
     found = found if found is not None else champion(use_case, client)
     metric = use_case.monitoring.performance_metric
-    metrics: dict[str, Any] = {}
-    details: dict[str, Any] = {}
-    pending: list[str] = []
-
-    # Performance on delayed ground truth.
     logged = serving_log(lake, use_case.name, window)
-    batch, batch_why = batch_outcomes(lake, use_case, window)
-    served, served_why = serving_outcomes(lake, use_case, logged)
-    sources = {"batch": batch_why, "serving": served_why}
-    # The headline is the champion's: batch predictions, else what serving's champion answered.
-    headline = batch
-    if headline is None and served is not None:
-        champion_rows = served[served["variant"] == "champion"]
-        headline = champion_rows if len(champion_rows) else served
-    if headline is not None:
-        perf = performance(use_case, headline)
-        metrics.update({k: v for k, v in perf["overall"].items() if k != "n"})
-        metrics["n_outcomes"] = perf["overall"]["n"]
-        details["slices"] = perf["slices"]
-        details["variants"] = perf["variants"]
-        if served is not None:
-            details["variants"].update(performance(use_case, served)["variants"])
-        versions = perf["versions"]
-        ref_metrics = (
-            version_metrics(client, use_case.model_name, versions[0])
-            if len(versions) == 1 and (found is None or versions[0] != found.version)
-            else (found.metrics if found else {})
-        )
-        if (reference := reference_metric(ref_metrics, metric)) is not None and metric in metrics:
-            metrics[f"{metric}_reference"] = reference
-            metrics[f"{metric}_degradation"] = relative_degradation(metric, metrics[metric], reference)
-        elif metric in metrics:
-            pending.append(f"{metric}_reference")
+    metrics, details, sources = measure_performance(lake, use_case, window, logged, client, found)
+    result, months, reference_rows = measure_drift(lake, use_case, window, logged, found)
+    pending = [] if metric in metrics else [metric]
+    if metric in metrics and f"{metric}_reference" not in metrics:
+        pending.append(f"{metric}_reference")
+    if result is None:
+        pending.append("drift_share")
     else:
-        pending.append(metric)
-
-    # Drift: the window's trips (its snapshot, else what serving saw) against the training data.
-    columns = input_columns(use_case.features.all)
-    available = [s.month for s in snapshots.current_snapshots(lake, use_case.name)]
-    months = reference_months(use_case, window, found.params if found else {}, available)
-    reference = reference_sample(lake, use_case, months, columns)
-    snap = snapshots.current_snapshot(lake, use_case.name, window)
-    if snap is not None:
-        current = _sample(
-            modelled_frame(lake, use_case, snap, columns), SAMPLE_ROWS, _seed(window, snap.digest)
-        )
-    elif logged is not None and all(c in logged for c in columns):
-        current = _sample(logged[columns], SAMPLE_ROWS, _seed(window, "serving"))
-    else:
-        current = None
-    result = None
-    if reference is not None and current is not None and len(current) >= MIN_DRIFT_ROWS:
-        model = found.model if found else None
-        result = drift(
-            use_case,
-            reference,
-            current,
-            predict(use_case, model, reference) if model is not None else None,
-            predict(use_case, model, current) if model is not None else None,
-        )
-        metrics["drift_share"] = result.share
-        metrics["drifted_features"] = len(result.drifted)
+        metrics.update(drift_share=result.share, drifted_features=len(result.drifted))
         if result.prediction_drift is not None:
             metrics["prediction_drift"] = result.prediction_drift
-        details["features"] = result.scores
-        details["drifted"] = result.drifted
-    else:
-        pending.append("drift_share")
-
+        details.update(features=result.scores, drifted=result.drifted)
     metrics.update(data_quality(lake, use_case, window))
     metrics.update(serving_health(logged))
     found_breaches = breaches(use_case, metrics)
-    status = "breach" if found_breaches else ("pending" if metric in pending else "ok")
     record = {
         "use_case": use_case.name,
         "window": window,
-        "status": status,
+        "status": "breach" if found_breaches else ("pending" if metric in pending else "ok"),
         "metrics": metrics,
         "breaches": [b.metric for b in found_breaches],
         "breach_details": [{**asdict(b), "retrain": b.retrain} for b in found_breaches],
         "pending": pending,
         "sources": sources,
         "details": details,
-        "reference": {"months": months, "rows": 0 if reference is None else len(reference)},
+        "reference": {"months": months, "rows": reference_rows},
         "model": (
             {"name": found.name, "version": found.version, "run_id": found.run_id, "url": found.url}
             if found
