@@ -1,0 +1,133 @@
+"""
+# `<use case>_train`: a tracked, registered challenger from the validated data
+
+One DAG per use case.
+
+**Triggers.** Every update of the Asset `<use case>_validated` (a month's validated snapshot
+became current); the monitor DAG when production breaches its thresholds (with a `reason`
+in the run conf); or by hand from the trigger form, with these params:
+
+- `window_months`: months of validated data to use, the newest `training.validation_months`
+  of them held out for validation (default: the spec's `training.window_months`);
+- `family`: the spec's default model family, or its baseline;
+- `reason`: why this model is trained, recorded with the run.
+
+**What it does.**
+
+1. `assemble`: reads the current validated snapshots of the window, keeps the rows the
+   spec models and their target, splits by time (train on the older months, validate on
+   the newest) and writes both sets to `features/<use case>/training/<run id>/` in the lake.
+2. `fit_and_log`: fits the baseline and the chosen family (with the spec's small,
+   bounded hyperparameter search) and logs one MLflow run in the experiment `<use case>`:
+   params, validation metrics overall and per slice, the baseline's metrics, the snapshots
+   as dataset inputs with their digests, plots, code version and this run's id, and the
+   model (a `TripModel` pyfunc with signature and input example).
+3. `register_challenger`: registers the model as a new version of `<use case>` and points
+   the alias `challenger` at it, which updates the Asset `<use case>_challenger` and so
+   starts `<use case>_promote`.
+
+**Operate.** Re-running a run retrains on the same snapshots and registers a new version.
+The MLflow run links back here through the `airflow.run_id` tag. Outside Airflow the same
+code runs as `mlplatform train --use-case <name> --train FILE... --valid FILE...`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG, Param, task
+
+from mlplatform import dagkit
+from mlplatform.spec import UseCase
+
+STAGE = Path(__file__).stem
+_REASONS = {"asset_triggered": "new validated data", "scheduled": "schedule", "manual": "manual run"}
+
+
+def build(use_case: UseCase) -> DAG:
+    """The train DAG of one use case."""
+    training_spec = use_case.training
+    with DAG(
+        dag_id=dagkit.dag_id(use_case, STAGE),
+        schedule=[dagkit.validated_asset(use_case)],
+        start_date=dagkit.start_date(use_case),
+        catchup=False,
+        max_active_runs=1,
+        tags=dagkit.tags(use_case, STAGE),
+        default_args=dagkit.default_args(use_case),
+        doc_md=__doc__,
+        params={
+            "window_months": Param(
+                training_spec.window_months,
+                type="integer",
+                minimum=training_spec.validation_months + 1,
+                maximum=36,
+                title="Training window (months)",
+                description="Newest months of validated data to use; the newest "
+                f"{training_spec.validation_months} are held out for validation.",
+            ),
+            "family": Param(
+                use_case.model.family,
+                type="string",
+                enum=sorted({use_case.model.family, use_case.model.baseline}),
+                title="Model family",
+                description="Which estimator of the use case's model module to train (the baseline is "
+                "always fitted too, for comparison).",
+            ),
+            "reason": Param(
+                "",
+                type="string",
+                maxLength=500,
+                title="Reason",
+                description="Why this model is trained; recorded as the MLflow run's mlplatform.reason tag.",
+            ),
+        },
+    ) as dag:
+
+        @task
+        def assemble(params: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
+            """Write the training and validation sets of the window to the lake; return their URIs."""
+            from mlplatform import training
+            from mlplatform.lake import Lake
+
+            window = int((params or {}).get("window_months") or use_case.training.window_months)
+            return training.assemble_training_set(Lake(), use_case, key=str(run_id), window_months=window)
+
+        @task
+        def fit_and_log(
+            assembled: dict[str, Any],
+            params: dict[str, Any] | None = None,
+            run_id: str | None = None,
+            dag_run: Any = None,
+        ) -> dict[str, Any]:
+            """Fit the baseline and the chosen family, log the MLflow run; return its id and model URI."""
+            from mlplatform import training
+            from mlplatform.lake import Lake
+
+            params = params or {}
+            run_type = str(getattr(getattr(dag_run, "run_type", None), "value", "manual"))
+            reason = params.get("reason") or _REASONS.get(run_type, run_type)
+            return training.fit_and_log(
+                Lake(),
+                use_case,
+                assembled,
+                family=params.get("family") or use_case.model.family,
+                reason=reason,
+                airflow_run_id=run_id,
+            )
+
+        @task(outlets=[dagkit.model_asset(use_case, "challenger")])
+        def register_challenger(trained: dict[str, Any]) -> dict[str, Any]:
+            """Register the logged model as a new version and point `challenger` at it."""
+            from mlplatform import registry
+
+            registered = registry.register_challenger(use_case, trained["run_id"], trained["model_uri"])
+            return {**trained, **registered}
+
+        register_challenger(fit_and_log(assemble()))
+    return dag
+
+
+for _use_case in dagkit.use_cases():
+    globals()[dagkit.dag_id(_use_case, STAGE)] = build(_use_case)

@@ -1,0 +1,432 @@
+"""Whole-DAG runs of `<use case>_train` and `<use case>_promote` with dag.test().
+
+Everything is real: the MLflow tracking server and registry, the lake with validated
+snapshots, the Slack webhook over HTTP, and Airflow's human-in-the-loop approval, answered
+(or left to time out and be swept as the scheduler does) from a second thread while the
+run waits. The registry state builds up across the tests of this module, in order:
+first champion, a better challenger, a worse one, a slice regression, level 3 approval
+(timed out, then given), rollback, then the classification use case.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from sklearn.base import BaseEstimator, RegressorMixin
+
+from mlplatform import generator, registry, snapshots, tlc, training
+from mlplatform.lake import Lake
+from mlplatform.modelling import TripModel
+from mlplatform.spec import UseCase, load_spec
+
+pytestmark = pytest.mark.slow
+
+DAGS_FOLDER = Path(__file__).resolve().parents[1] / "dags"
+ROWS = 12_000
+NORMAL_MONTHS = ("2024-01", "2024-02", "2024-03")
+DRIFTED_MONTHS = ("2024-04", "2024-05")
+CONGESTION = 1.3
+_logical_dates = (datetime(2031, 1, 1, tzinfo=UTC) + timedelta(hours=i) for i in itertools.count())
+
+
+def fast(use_case: UseCase, **updates: Any) -> UseCase:
+    """The use case with a small model and search, so a training takes seconds."""
+    model = use_case.model.model_copy(
+        update={
+            "hyperparameters": {**use_case.model.hyperparameters, "max_iter": 60, "learning_rate": 0.2},
+            "search": {"max_leaf_nodes": [15, 31]},
+            "max_search_trials": 2,
+        }
+    )
+    return use_case.model_copy(update={"model": model, **updates})
+
+
+DURATION = fast(load_spec("taxi_trip_duration"))
+TIP = fast(load_spec("taxi_generous_tip"))
+
+
+def _load_dag_module(stage: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"mlplatform_dags_{stage}", DAGS_FOLDER / f"{stage}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_dag(stage: str, use_case: UseCase, conf: dict[str, Any] | None = None) -> dict[str, str]:
+    """One whole run of the stage's DAG built for ``use_case``; each task's final state."""
+    dag = _load_dag_module(stage).build(use_case)
+    dag_run = dag.test(logical_date=next(_logical_dates), run_conf=conf or {})
+    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+def add_month(lake: Lake, use_case: str, month: str, seed: int, congestion: float = 1.0) -> None:
+    made = generator.generate_month("yellow", month, ROWS, seed=seed, drift=generator.Drift(congestion))
+    contract = {"success": True, "suite": "nyc_tlc_trips", "bad_row_share": 0.0}
+    snapshots.write_snapshot(lake, use_case, month, tlc.normalise(made.table), {"contract": contract})
+
+
+def mlflow_client() -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def alias(name: str, which: str) -> str | None:
+    return registry.alias_version(mlflow_client(), name, which)
+
+
+def version_tags(name: str, version: str) -> dict[str, str]:
+    return mlflow_client().get_model_version(name, version).tags
+
+
+def decisions(sink: Any, model: str) -> list[str]:
+    return [m["text"] for m in sink.messages() if model in m.get("text", "")]
+
+
+@pytest.fixture(scope="module")
+def platform(
+    mlflow_server: str, webhook_sink: Any, airflow_db: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """A lake with three normal months, and dag.test() syncing a bundle of just these DAGs."""
+    mp = pytest.MonkeyPatch()
+    bundle = tmp_path_factory.mktemp("dags")
+    for stage in ("train", "promote"):
+        (bundle / f"{stage}.py").symlink_to(DAGS_FOLDER / f"{stage}.py")
+    mp.setenv(
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST",
+        json.dumps(
+            [
+                {
+                    "name": "dags-folder",
+                    "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                    "kwargs": {"path": str(bundle)},
+                }
+            ]
+        ),
+    )
+    lake = Lake(tmp_path_factory.mktemp("train-promote").joinpath("lake").as_uri())
+    mp.setenv("MLPLATFORM_LAKE_URI", lake.root_uri)
+    client = mlflow_client()
+    for name in (DURATION.model_name, TIP.model_name):  # other modules may have registered these
+        for stale in (name, registry.lock_name(name)):
+            if client.search_registered_models(filter_string=f"name = '{stale}'"):
+                client.delete_registered_model(stale)
+    for i, month in enumerate(NORMAL_MONTHS):
+        add_month(lake, DURATION.name, month, seed=i)
+    webhook_sink.clear()
+    yield {"lake": lake, "sink": webhook_sink}
+    mp.undo()
+
+
+# -- an oracle: the generator's own expected duration, optionally made worse at night -----------
+class Oracle(RegressorMixin, BaseEstimator):
+    """Predicts the generator's expected minutes from the spec's features."""
+
+    def __init__(self, congestion: float = 1.0, night_factor: float = 1.0) -> None:
+        self.congestion = congestion
+        self.night_factor = night_factor
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> Oracle:
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        # 2024-01-01 was a Monday: rebuild a pickup time with the trip's weekday and hour.
+        pickup = (
+            pd.Timestamp("2024-01-01")
+            + pd.to_timedelta(X["pickup_weekday"].to_numpy(), unit="D")
+            + pd.to_timedelta(X["pickup_hour"].to_numpy(), unit="h")
+        )
+        trips = pa.table(
+            {
+                "pickup_datetime": pa.array(pickup.to_numpy(), pa.timestamp("us")),
+                "trip_distance": X["trip_distance"].to_numpy(dtype=float),
+                "pu_location_id": X["pu_location_id"].to_numpy(dtype="int32"),
+                "do_location_id": X["do_location_id"].to_numpy(dtype="int32"),
+            }
+        )
+        expected = generator.expected_duration_minutes(trips, generator.Drift(congestion=self.congestion))
+        night = X["pickup_hour"].to_numpy() < 6
+        return np.where(night, expected * self.night_factor, expected)
+
+
+def register_oracle(lake: Lake, night_factor: float) -> str:
+    """Log an oracle challenger through the training code (real lineage) and register it."""
+    assembled = training.assemble_training_set(lake, DURATION, key=f"oracle-{night_factor}")
+    valid = training.read_set(lake, assembled["validation_uri"])
+    model = TripModel(Oracle(CONGESTION, night_factor), DURATION.features.all, "regression")
+    fitted = training.Fitted("oracle", {"night_factor": night_factor}, model, model, [], 0.0)
+    evaluation, baseline = training.validate(DURATION, fitted, valid)
+    logged = training.log_run(DURATION, fitted, evaluation, baseline, valid, assembled=assembled)
+    return registry.register_challenger(DURATION, logged["run_id"], logged["model_uri"])["version"]
+
+
+# -- human in the loop ----------------------------------------------------------------------
+class _User:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_id(self) -> str:
+        return self.name
+
+    def get_name(self) -> str:
+        return self.name
+
+
+def answer_approval(dag_id: str, answer: str | None, timeout_s: float = 180) -> dict[str, Any]:
+    """In a thread: wait until the approval task asks, then answer it as a person would
+    (``"Approve"``/``"Reject"`` through the HITL API's handler) or, with ``None``, let the
+    deadline pass and run the scheduler's timeout sweep. The returned dict says what happened."""
+    seen: dict[str, Any] = {}
+
+    def respond() -> None:
+        from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
+        from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+        from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from airflow.utils.state import TaskInstanceState
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with create_session() as session:
+                waiting = (
+                    session.query(TaskInstance)
+                    .filter_by(dag_id=dag_id, task_id="approval", state=TaskInstanceState.AWAITING_INPUT)
+                    .one_or_none()
+                )
+                if waiting is not None:
+                    seen.update(run_id=waiting.run_id, timeout_at=waiting.trigger_timeout)
+                    break
+            time.sleep(0.5)
+        else:
+            return
+        if answer is None:
+            while datetime.now(UTC) <= seen["timeout_at"]:
+                time.sleep(0.2)
+            sweep_self = type("Sweep", (), {"log": __import__("logging").getLogger("sweep")})()
+            SchedulerJobRunner.check_awaiting_input_timeouts(sweep_self)
+            seen["swept"] = True
+            return
+        with create_session() as session:
+            update_hitl_detail(
+                dag_id=dag_id,
+                dag_run_id=seen["run_id"],
+                task_id="approval",
+                update_hitl_detail_payload=UpdateHITLDetailPayload(chosen_options=[answer]),
+                user=_User("alice"),
+                session=session,
+            )
+        seen["answered"] = answer
+
+    thread = threading.Thread(target=respond, daemon=True)
+    thread.start()
+    seen["thread"] = thread
+    return seen
+
+
+# -- the tests ------------------------------------------------------------------------------
+def test_first_model_is_tracked_registered_and_becomes_champion(platform: dict[str, Any]) -> None:
+    lake, name = platform["lake"], DURATION.model_name
+    states = run_dag("train", DURATION, {"reason": "first model"})
+    assert set(states.values()) == {"success"}, states
+
+    client = mlflow_client()
+    challenger = client.get_model_version_by_alias(name, "challenger")
+    run = client.get_run(challenger.run_id)
+    assert run.data.tags["airflow.run_id"].startswith("manual__")
+    assert run.data.tags["mlplatform.reason"] == "first model"
+    assert run.data.tags["mlplatform.code_version"]
+    assert run.data.params["train_months"] == "2024-01,2024-02"
+    assert run.data.params["validation_months"] == "2024-03"
+    metrics = run.data.metrics
+    for key in ("val_rmse", "val_mae", "val_r2", "baseline_val_rmse", "val_rmse.pu_borough.Manhattan"):
+        assert key in metrics, key
+    assert any(k.startswith("val_rmse.hour_band.") for k in metrics)
+    assert metrics["val_rmse"] < metrics["baseline_val_rmse"]
+    # Lineage: every snapshot as a dataset input, with its full digest.
+    logged = {
+        (t["month"], t["sha256"], t["mlflow.data.context"])
+        for t in ({tag.key: tag.value for tag in i.tags} for i in run.inputs.dataset_inputs)
+    }
+    current = {s.month: s.digest for s in snapshots.current_snapshots(lake, name)}
+    assert logged == {
+        ("2024-01", current["2024-01"], "training"),
+        ("2024-02", current["2024-02"], "training"),
+        ("2024-03", current["2024-03"], "validation"),
+    }
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert artifacts == {
+        "plots/predicted_vs_actual.png",
+        "plots/residuals_by_hour.png",
+        "plots/feature_importance.png",
+    }
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(f"models:/{name}@challenger")
+    assert model.metadata.get_input_schema().input_names() == [
+        "pickup_datetime",
+        "pu_location_id",
+        "do_location_id",
+        "trip_distance",
+    ]
+
+    states = run_dag("promote", DURATION)
+    assert states["decide"] == "success" and states["approval"] == "skipped", states
+    assert states["champion_moved"] == "success"
+    assert alias(name, "champion") == challenger.version
+    assert alias(name, "challenger") is None  # decided: nothing waits any more
+    tags = version_tags(name, challenger.version)
+    assert tags["decision"] == "promoted"
+    assert tags["decision.by"] == "automatic (level 4)"
+    assert tags["decision.run_id"].startswith("manual__")
+    assert "baseline" in json.loads(tags["decision.metrics"])["reference"]["kind"]
+    assert any("promoted" in text for text in decisions(platform["sink"], name))
+
+
+def test_better_challenger_is_promoted_at_level_4(platform: dict[str, Any]) -> None:
+    lake, name = platform["lake"], DURATION.model_name
+    first = alias(name, "champion")
+    for i, month in enumerate(DRIFTED_MONTHS):  # traffic got slower: the champion is out of date
+        add_month(lake, DURATION.name, month, seed=10 + i, congestion=CONGESTION)
+    assert set(run_dag("train", DURATION).values()) == {"success"}
+    challenger = alias(name, "challenger")
+    assert challenger != first
+
+    run_dag("promote", DURATION)
+    assert alias(name, "champion") == challenger
+    assert alias(name, "previous_champion") == first
+    metrics = json.loads(version_tags(name, challenger)["decision.metrics"])
+    assert metrics["reference"]["kind"] == f"champion (version {first})"
+    assert metrics["improvement"] > DURATION.promotion.min_relative_improvement
+
+
+def test_worse_challenger_is_rejected(platform: dict[str, Any]) -> None:
+    name = DURATION.model_name
+    champion = alias(name, "champion")
+    run_dag("train", DURATION, {"family": "linear", "reason": "try the linear model"})
+    worse = alias(name, "challenger")
+
+    states = run_dag("promote", DURATION)
+    assert states["champion_moved"] == "skipped"
+    assert alias(name, "champion") == champion
+    assert alias(name, "challenger") is None
+    tags = version_tags(name, worse)
+    assert tags["decision"] == "rejected"
+    assert "improvement" in tags["decision.reason"]
+    failed = {g["name"] for g in json.loads(tags["decision.gates"]) if not g["passed"]}
+    assert "improvement" in failed
+
+
+def test_slice_regression_blocks_promotion(platform: dict[str, Any]) -> None:
+    name = DURATION.model_name
+    champion = alias(name, "champion")
+    # Far better than the champion overall, 30% too slow on night trips.
+    sabotaged = register_oracle(platform["lake"], night_factor=1.3)
+
+    run_dag("promote", DURATION)
+    assert alias(name, "champion") == champion
+    tags = version_tags(name, sabotaged)
+    assert tags["decision"] == "rejected"
+    gates = {g["name"]: g for g in json.loads(tags["decision.gates"])}
+    assert gates["improvement"]["passed"], gates["improvement"]
+    assert not gates["slices"]["passed"]
+    assert "hour_band=night" in gates["slices"]["detail"]
+    assert [g for g, v in gates.items() if not v["passed"]] == ["slices"]
+
+
+def test_level_3_waits_for_approval_and_times_out_to_rejected(platform: dict[str, Any]) -> None:
+    name = DURATION.model_name
+    champion = alias(name, "champion")
+    good = register_oracle(platform["lake"], night_factor=1.0)
+    level_3 = DURATION.model_copy(
+        update={
+            "maturity_level": 3,
+            "promotion": DURATION.promotion.model_copy(update={"approval_timeout_hours": 3 / 3600}),
+        }
+    )
+    seen = answer_approval(dagkit_id(level_3), answer=None)
+    states = run_dag("promote", level_3)
+    seen["thread"].join(timeout=30)
+
+    assert seen.get("swept"), "the approval never waited for input"
+    assert states["approval"] == "success" and states["approved"] == "skipped", states
+    assert alias(name, "champion") == champion
+    tags = version_tags(name, good)
+    assert tags["decision"] == "rejected"
+    assert tags["decision.by"] == "approval timeout"
+    assert "no approval within" in tags["decision.reason"]
+
+
+def test_level_3_promotes_what_a_person_approves(platform: dict[str, Any]) -> None:
+    name = DURATION.model_name
+    champion = alias(name, "champion")
+    good = register_oracle(platform["lake"], night_factor=1.0)
+    level_3 = DURATION.model_copy(update={"maturity_level": 3})
+    seen = answer_approval(dagkit_id(level_3), answer="Approve")
+    states = run_dag("promote", level_3)
+    seen["thread"].join(timeout=30)
+
+    assert seen.get("answered") == "Approve"
+    assert states["approved"] == "success" and states["champion_moved"] == "success", states
+    assert alias(name, "champion") == good
+    assert alias(name, "previous_champion") == champion
+    assert version_tags(name, good)["decision.by"] == "alice"
+
+
+def test_rollback_restores_the_previous_champion(platform: dict[str, Any]) -> None:
+    name = DURATION.model_name
+    current, previous = alias(name, "champion"), alias(name, "previous_champion")
+    assert previous is not None
+
+    states = run_dag("promote", DURATION, {"action": "rollback"})
+    assert states["rollback"] == "success" and states["assess"] == "skipped", states
+    assert alias(name, "champion") == previous
+    assert version_tags(name, current)["decision"] == "rolled_back"
+    assert any("rolled back" in text for text in decisions(platform["sink"], name))
+
+
+def test_tip_use_case_trains_and_answers_with_labels_and_probabilities(platform: dict[str, Any]) -> None:
+    import mlflow
+
+    lake, name = platform["lake"], TIP.model_name
+    for i, month in enumerate(NORMAL_MONTHS):
+        add_month(lake, TIP.name, month, seed=i)
+    assert set(run_dag("train", TIP).values()) == {"success"}
+    version = alias(name, "challenger")
+    run = mlflow_client().get_run(mlflow_client().get_model_version(name, version).run_id)
+    assert {"val_log_loss", "val_roc_auc", "baseline_val_log_loss"} <= set(run.data.metrics)
+
+    model = mlflow.pyfunc.load_model(f"models:/{name}@challenger")
+    trips = tlc.normalise(generator.generate_month("yellow", "2024-06", 200, seed=3).table).to_pandas()
+    answer = model.predict(trips[model.metadata.get_input_schema().input_names()])
+    assert list(answer.columns) == ["label", "probability"]
+    assert set(answer["label"]) <= {"ordinary", "generous"}
+    assert answer["probability"].between(0, 1).all()
+    assert ((answer["probability"] >= 0.5) == (answer["label"] == "generous")).all()
+
+    # Level 2: the decision is recorded and posted; nobody is promoted automatically.
+    run_dag("promote", TIP)
+    tags = version_tags(name, version)
+    assert tags["decision"] in ("awaiting_promotion", "rejected")
+    assert alias(name, "champion") is None
+    assert decisions(platform["sink"], name)
+
+
+def dagkit_id(use_case: UseCase) -> str:
+    from mlplatform import dagkit
+
+    return dagkit.dag_id(use_case, "promote")
