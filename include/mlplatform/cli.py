@@ -207,6 +207,49 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return 1 if record["status"] == "breach" else 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from mlplatform import spec, training
+
+    try:
+        use_case = spec.load_spec(args.use_case)
+    except spec.SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    result = training.train_files(
+        use_case, args.train, args.valid, family=args.family, track=args.track, reason=args.reason
+    )
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from mlplatform import registry, spec
+    from mlplatform.lake import Lake
+
+    try:
+        use_case = spec.load_spec(args.use_case)
+        approval = {"approved": True, "by": registry.who()} if args.approve else None
+        version = None if args.version is None else str(args.version)
+        result = registry.evaluate_and_decide(Lake(args.lake), use_case, version, approval)
+    except (spec.SpecError, registry.PromotionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2))
+    return 1 if result["outcome"] == "rejected" else 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from mlplatform import registry, spec
+
+    try:
+        result = registry.rollback(spec.load_spec(args.use_case).model_name)
+    except (spec.SpecError, registry.PromotionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from mlplatform import embedded
 
@@ -310,6 +353,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lake", help=lake_help)
     p.add_argument("--json", action="store_true", help="print the whole record as JSON")
     p.set_defaults(func=cmd_monitor)
+
+    p = sub.add_parser("train", help="train a use case's model on TLC files and print its metrics")
+    p.description = (
+        "Train the use case's baseline and model (with its bounded search) on raw TLC files of any "
+        "year, validate on other files, and print the metrics as JSON. Same code as the train DAG."
+    )
+    p.add_argument("--use-case", required=True, help="use case whose spec defines data, features, model")
+    p.add_argument("--train", nargs="+", required=True, metavar="PATH", help="TLC parquet files to train on")
+    p.add_argument(
+        "--valid", nargs="+", required=True, metavar="PATH", help="TLC parquet files to validate on"
+    )
+    p.add_argument("--family", help="model family (default: the spec's model.family)")
+    p.add_argument("--track", action="store_true", help="also log the run to MLflow (MLFLOW_TRACKING_URI)")
+    p.add_argument("--reason", default="", help="why, recorded with a tracked run")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("promote", help="assess a model version against the gates and decide")
+    p.description = (
+        "Assess a version (default: the challenger) against the spec's promotion gates on the same "
+        "held-out data as the champion, record the decision and post it to Slack. With --approve, "
+        "promote it if every gate passes (the manual path of maturity levels 2 and 3). Exits 1 if rejected."
+    )
+    p.add_argument("--use-case", required=True, help="use case whose registered model to promote")
+    p.add_argument("--version", type=int, help="model version (default: the challenger)")
+    p.add_argument("--approve", action="store_true", help="you approve: promote if the gates pass")
+    p.add_argument("--lake", help=lake_help)
+    p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser("rollback", help="put champion back on previous_champion")
+    p.description = "Move the champion alias back to previous_champion in one step (no gates)."
+    p.add_argument("--use-case", required=True, help="use case whose registered model to roll back")
+    p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("run", help="run the platform on the embedded default")
     p.description = "Run the main job on the embedded default: local lake, MLflow, Airflow."

@@ -226,7 +226,7 @@ def promote(model_name: str, version: str, decision: dict[str, Any], registry: A
     version. Returns the champion before and after.
     """
     registry = registry or client()
-    holder = str(decision.get("run_id") or _who())
+    holder = str(decision.get("run_id") or who())
     with promotion_lock(registry, model_name, holder):
         before = alias_version(registry, model_name, CHAMPION)
         if before == str(version):
@@ -252,7 +252,7 @@ def rollback(model_name: str, by: str | None = None, run_id: str | None = None) 
     rolling back again goes one more step back.
     """
     registry = client()
-    by = by or _who()
+    by = by or who()
     with promotion_lock(registry, model_name, str(run_id or by)):
         current = alias_version(registry, model_name, CHAMPION)
         previous = alias_version(registry, model_name, PREVIOUS)
@@ -281,7 +281,7 @@ def rollback(model_name: str, by: str | None = None, run_id: str | None = None) 
                     "decision": "rolled_back",
                     "decision.reason": f"rolled back to version {previous}",
                     "decision.by": by,
-                    "decision.run_id": run_id or _who(),
+                    "decision.run_id": run_id or who(),
                     "decision.at": datetime.now(UTC).isoformat(),
                 },
             )
@@ -296,7 +296,8 @@ def rollback(model_name: str, by: str | None = None, run_id: str | None = None) 
     return result
 
 
-def _who() -> str:
+def who() -> str:
+    """Who runs this: user@host, for audit records."""
     try:
         return f"{getpass.getuser()}@{socket.gethostname()}"
     except (KeyError, OSError):
@@ -587,7 +588,7 @@ def apply(
     """Record ``decision`` on the version, move aliases if promoted, and post it to Slack."""
     registry = client()
     name, version = assessment["model_name"], assessment["version"]
-    run_id = run_id or f"cli:{_who()}"
+    run_id = run_id or f"cli:{who()}"
     metric = assessment["metric"]
     record = {
         "decision": decision.outcome,

@@ -459,8 +459,9 @@ def _snapshot_input(ref: dict[str, Any]) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         source = resolve_dataset_source(ref["uri"])
+    name = f"validated/{ref['month']}" if "month" in ref else ref["uri"].rstrip("/").rsplit("/", 1)[-1]
     # MLflow keeps at most 36 characters of a digest: the full SHA-256 goes in the tags.
-    return MetaDataset(source, name=f"validated/{ref['month']}", digest=ref["digest"][:32])
+    return MetaDataset(source, name=name, digest=ref["digest"][:32])
 
 
 def log_run(
@@ -515,10 +516,11 @@ def log_run(
         mlflow.log_params({k: v for k, v in params.items() if v is not None})
         mlflow.log_metrics(metrics)
         for ref in assembled.get("lineage", []):
+            where = {"month": ref["month"]} if "month" in ref else {"file": ref["uri"]}
             mlflow.log_input(
                 _snapshot_input(ref),
                 context=ref["role"],
-                tags={"sha256": ref["digest"], "month": ref["month"], "rows": str(ref["rows"])},
+                tags={"sha256": ref["digest"], "rows": str(ref["rows"]), **where},
             )
         mlflow.log_dict(
             {"search": fitted.search, "chosen": fitted.params, "lineage": assembled.get("lineage", [])},
@@ -572,6 +574,62 @@ def fit_and_log(
         reason=reason,
         airflow_run_id=airflow_run_id,
     )
+
+
+def read_tlc_files(use_case: UseCase, paths: list[str]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Labelled rows of raw TLC files (any taxi type and year; paths or URIs) and their lineage."""
+    import hashlib
+
+    import fsspec
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frames, lineage = [], []
+    for path in paths:
+        with fsspec.open(path, "rb") as handle:
+            data = handle.read()
+        try:
+            table = pq.read_table(pa.BufferReader(data))
+        except Exception as exc:  # pyarrow raises several types for a file that is not parquet
+            raise ValueError(f"{path} is not a readable parquet file: {exc}") from None
+        normalised = tlc.normalise(table, expected=use_case.data.taxi_type)
+        frames.append(labelled(normalised.select(source_columns(use_case)).to_pandas(), use_case))
+        lineage.append({"uri": path, "digest": hashlib.sha256(data).hexdigest(), "rows": table.num_rows})
+    return pd.concat(frames, ignore_index=True), lineage
+
+
+def train_files(
+    use_case: UseCase,
+    train_paths: list[str],
+    valid_paths: list[str],
+    *,
+    family: str | None = None,
+    track: bool = False,
+    reason: str = "",
+) -> dict[str, Any]:
+    """Train on raw TLC files and validate on others, with the code the train DAG runs.
+
+    Returns :func:`summary`; with ``track`` the run is also logged to the tracking server
+    (the files as dataset inputs with their SHA-256), without registering a version.
+    """
+    train, train_lineage = read_tlc_files(use_case, train_paths)
+    valid, valid_lineage = read_tlc_files(use_case, valid_paths)
+    train = _sample(train, use_case.training.sample_rows)
+    valid = _sample(valid, MAX_VALIDATION_ROWS)
+    fitted, evaluation, baseline = train_frames(use_case, train, valid, family)
+    result = summary(fitted, evaluation, baseline)
+    result.update(train_rows=len(train), validation_rows=len(valid))
+    result.update(train_files=train_lineage, validation_files=valid_lineage)
+    if track:
+        lineage = [
+            {**f, "role": role}
+            for role, files in (("training", train_lineage), ("validation", valid_lineage))
+            for f in files
+        ]
+        assembled = {"train_rows": len(train), "lineage": lineage}
+        logged = log_run(use_case, fitted, evaluation, baseline, valid, assembled=assembled, reason=reason)
+        result.update(run_id=logged["run_id"], model_uri=logged["model_uri"])
+    return result
 
 
 def summary(fitted: Fitted, evaluation: Evaluation, baseline: Evaluation) -> dict[str, Any]:
