@@ -278,6 +278,16 @@ def _exists(describe: Any, **name: str) -> dict[str, Any] | None:
         raise
 
 
+# The steps of a SageMaker deployment, named as the deploy DAG's tasks are.
+STEPS = (
+    "create_champion_model",
+    "create_challenger_model",
+    "create_endpoint_config",
+    "create_endpoint",
+    "update_endpoint",
+)
+
+
 def plan_sagemaker(
     client: Any,
     use_case: UseCase,
@@ -288,64 +298,50 @@ def plan_sagemaker(
 ) -> dict[str, Any]:
     """Every SageMaker request a deployment needs, given what already exists.
 
-    Lists (empty when there is nothing to do) so the DAG maps its operators over them:
-    ``models`` to create, ``endpoint_configs`` to create, ``endpoint_creates`` (a new
-    endpoint) or ``endpoint_updates`` (blue/green update of a running one).
+    One request per step of :data:`STEPS`, empty where the step has nothing to do, and
+    ``steps``: the steps with something to do. A new endpoint is created; a running one is
+    updated blue/green, unless it already serves the planned configuration.
     """
     image, role = serving_image(), execution_role()
-    champion_model = model_request(use_case, champion, image, role)
-    challenger_model = (
-        model_request(use_case, challenger, image, role)
-        if challenger is not None and challenger.version != champion.version
-        else None
-    )
+    models = {"champion": model_request(use_case, champion, image, role)}
+    if challenger is not None and challenger.version != champion.version:
+        models["challenger"] = model_request(use_case, challenger, image, role)
     config = endpoint_config_request(
-        use_case, champion_model["ModelName"], challenger_model["ModelName"] if challenger_model else None
+        use_case, models["champion"]["ModelName"], models.get("challenger", {}).get("ModelName")
     )
     used = {v["ModelName"] for v in config["ProductionVariants"]}
-    models = [
-        m
-        for m in (champion_model, challenger_model)
-        if m is not None
-        and m["ModelName"] in used
-        and _exists(client.describe_model, ModelName=m["ModelName"]) is None
-    ]
-    configs = (
-        [config]
-        if _exists(client.describe_endpoint_config, EndpointConfigName=config["EndpointConfigName"]) is None
-        else []
-    )
+    requests: dict[str, Any] = {step: {} for step in STEPS}
+    for role_name, request in models.items():
+        if (
+            request["ModelName"] in used
+            and _exists(client.describe_model, ModelName=request["ModelName"]) is None
+        ):
+            requests[f"create_{role_name}_model"] = request
+    if _exists(client.describe_endpoint_config, EndpointConfigName=config["EndpointConfigName"]) is None:
+        requests["create_endpoint_config"] = config
     name = endpoint_name(use_case)
     endpoint = _exists(client.describe_endpoint, EndpointName=name)
-    creates: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
     if endpoint is None:
-        creates.append(
-            {
-                "EndpointName": name,
-                "EndpointConfigName": config["EndpointConfigName"],
-                "Tags": _tags(use_case),
-            }
-        )
+        requests["create_endpoint"] = {
+            "EndpointName": name,
+            "EndpointConfigName": config["EndpointConfigName"],
+            "Tags": _tags(use_case),
+        }
     elif endpoint.get("EndpointConfigName") != config["EndpointConfigName"]:
-        updates.append(
-            {
-                "EndpointName": name,
-                "EndpointConfigName": config["EndpointConfigName"],
-                "RetainAllVariantProperties": False,
-                "DeploymentConfig": deployment_config(alarm_names(), canary_percent, bake_minutes),
-            }
-        )
+        requests["update_endpoint"] = {
+            "EndpointName": name,
+            "EndpointConfigName": config["EndpointConfigName"],
+            "RetainAllVariantProperties": False,
+            "DeploymentConfig": deployment_config(alarm_names(), canary_percent, bake_minutes),
+        }
     return {
         "endpoint": name,
         "endpoint_config": config["EndpointConfigName"],
         "previous_endpoint_config": (endpoint or {}).get("EndpointConfigName"),
         "variants": {v["VariantName"]: v["ModelName"] for v in config["ProductionVariants"]},
         "versions": {"champion": champion.version, "challenger": challenger.version if challenger else None},
-        "models": models,
-        "endpoint_configs": configs,
-        "endpoint_creates": creates,
-        "endpoint_updates": updates,
+        **requests,
+        "steps": [step for step in STEPS if requests[step]],
     }
 
 

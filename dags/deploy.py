@@ -1,0 +1,213 @@
+"""
+# `<use case>_deploy`: put the registry's champion (and challenger) in front of users
+
+One DAG per use case whose spec says `serving.mode: endpoint` or `both`.
+
+**What it does.** Resolves the registry aliases `champion` and `challenger` to versions,
+then deploys them to the spec's `serving.target`:
+
+- `local`: asks the serving app (`MLPLATFORM_SERVING_URL`) to reload now, waits until it
+  serves the new champion, and sends a smoke request that must be answered by that
+  version. The app keeps its previous models until the new ones have loaded.
+- `sagemaker`: creates a SageMaker model per version (the serving image), an endpoint
+  configuration with a `champion` and a `challenger` production variant weighted by
+  `serving.challenger_share`, and creates the endpoint or updates it blue/green: a canary
+  share of capacity first, a baking period, then the rest, rolled back automatically when
+  a CloudWatch alarm named in `MLPLATFORM_SERVING_ALARM_NAMES` fires. Names are
+  content-addressed, so a re-run creates nothing twice; the last task checks the endpoint
+  really serves the new configuration.
+
+**Triggers.** The Asset `<use case>_champion` (updated by a promotion), and on demand:
+trigger it to redeploy what the registry says now (for example after changing the
+challenger share in the spec).
+
+**When it fails.** The previous deployment keeps serving, Slack gets an alert naming the
+failed task and why, and the run is marked failed. Look at the failed task's log; for
+SageMaker, also at the endpoint's events and the alarms in the console. Re-running is
+safe: what already exists is reused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG, Param, task
+
+from mlplatform import alerts, dagkit
+from mlplatform.spec import UseCase
+
+STAGE = Path(__file__).stem
+ENDPOINT_CHECK_SECONDS = 30
+# Longer than a blue/green update may take (canary, baking, the rest, baking: at most 3 h).
+ENDPOINT_WAIT_SECONDS = 4 * 3600
+
+
+def build(use_case: UseCase, endpoint_check_seconds: int = ENDPOINT_CHECK_SECONDS) -> DAG:
+    """The deploy DAG of one use case."""
+    with DAG(
+        dag_id=dagkit.dag_id(use_case, STAGE),
+        schedule=[dagkit.model_asset(use_case, "champion")],
+        start_date=dagkit.start_date(use_case),
+        catchup=False,
+        max_active_runs=1,  # deployments of one endpoint never overlap
+        tags=dagkit.tags(use_case, STAGE),
+        default_args=dagkit.default_args(
+            use_case, on_failure_callback=alerts.on_failure(use_case.name, STAGE)
+        ),
+        doc_md=__doc__,
+        params={
+            "wait_seconds": Param(
+                300,
+                type="integer",
+                minimum=5,
+                maximum=3600,
+                title="Wait (local)",
+                description="Target local: seconds the serving app may take to serve the new champion.",
+            ),
+            "canary_percent": Param(
+                10,
+                type="integer",
+                minimum=1,
+                maximum=50,
+                title="Canary share (SageMaker)",
+                description="Target sagemaker: percent of the new fleet's capacity that takes traffic first.",
+            ),
+            "bake_minutes": Param(
+                10,
+                type="integer",
+                minimum=0,
+                maximum=240,
+                title="Baking period (SageMaker)",
+                description="Target sagemaker: minutes the canary, then the full fleet, is watched by "
+                "the rollback alarms before the old fleet goes.",
+            ),
+        },
+    ) as dag:
+
+        @task
+        def resolve_versions() -> dict[str, Any]:
+            """The versions `champion` and `challenger` point at now (no challenger is fine)."""
+            from mlplatform import scoring
+
+            client = scoring.registry_client()
+            champion = scoring.resolve(use_case.model_name, "champion", client)
+            try:
+                challenger = scoring.resolve(use_case.model_name, "challenger", client).to_dict()
+            except scoring.ModelNotFound:
+                challenger = None
+            return {"champion": champion.to_dict(), "challenger": challenger}
+
+        versions = resolve_versions()
+        if use_case.serving.target == "local":
+            _deploy_locally(use_case, versions)
+        else:
+            _deploy_to_sagemaker(use_case, versions, endpoint_check_seconds)
+    return dag
+
+
+def _deploy_locally(use_case: UseCase, versions: Any) -> None:
+    @task
+    def reload_and_smoke_test(
+        versions: dict[str, Any], params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Make the serving app switch to the new champion now, and check it answers with it."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from mlplatform import deployment, settings
+        from mlplatform.scoring import ModelRef
+
+        champion = ModelRef.from_dict(versions["champion"])
+        try:
+            return deployment.deploy_local(
+                settings.get("MLPLATFORM_SERVING_URL"), use_case, champion, (params or {})["wait_seconds"]
+            )
+        except deployment.DeploymentFailed as exc:
+            raise AirflowFailException(str(exc)) from None
+
+    reload_and_smoke_test(versions)
+
+
+def _deploy_to_sagemaker(use_case: UseCase, versions: Any, check_seconds: int) -> None:
+    from airflow.providers.amazon.aws.operators.sagemaker import (
+        SageMakerEndpointConfigOperator,
+        SageMakerEndpointOperator,
+        SageMakerModelOperator,
+    )
+
+    @task(multiple_outputs=True)
+    def plan(versions: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Every SageMaker request this deployment needs, given what already exists."""
+        from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+
+        from mlplatform import deployment
+        from mlplatform.scoring import ModelRef
+
+        challenger = versions["challenger"]
+        return deployment.plan_sagemaker(
+            SageMakerHook(aws_conn_id=None).conn,
+            use_case,
+            ModelRef.from_dict(versions["champion"]),
+            ModelRef.from_dict(challenger) if challenger else None,
+            canary_percent=(params or {})["canary_percent"],
+            bake_minutes=(params or {})["bake_minutes"],
+        )
+
+    @task(trigger_rule="none_failed")
+    def verify(plan: dict[str, Any]) -> dict[str, Any]:
+        """Check the endpoint is in service on the new configuration (a rollback is a failure)."""
+        from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from mlplatform import deployment
+
+        try:
+            return deployment.verify_sagemaker(SageMakerHook(aws_conn_id=None).conn, plan)
+        except deployment.DeploymentFailed as exc:
+            raise AirflowFailException(str(exc)) from None
+
+    # aws_conn_id=None: the default credential chain, i.e. the MWAA execution role in AWS.
+    # A step whose request is empty skips itself: what it would create exists already.
+    planned = plan(versions)
+    aws: dict[str, Any] = {"aws_conn_id": None, "trigger_rule": "none_failed"}
+    models = [
+        _skips_when_empty(SageMakerModelOperator)(
+            task_id=f"create_{role}_model", config=planned[f"create_{role}_model"], **aws
+        )
+        for role in ("champion", "challenger")
+    ]
+    create_endpoint_config = _skips_when_empty(SageMakerEndpointConfigOperator)(
+        task_id="create_endpoint_config", config=planned["create_endpoint_config"], **aws
+    )
+    endpoint = {**aws, "check_interval": check_seconds, "wait_for_completion": True}
+    create_endpoint = _skips_when_empty(SageMakerEndpointOperator)(
+        task_id="create_endpoint", operation="create", config=planned["create_endpoint"], **endpoint
+    )
+    update_endpoint = _skips_when_empty(SageMakerEndpointOperator)(
+        task_id="update_endpoint",
+        operation="update",
+        config=planned["update_endpoint"],
+        max_ingestion_time=ENDPOINT_WAIT_SECONDS,
+        **endpoint,
+    )
+    models >> create_endpoint_config >> [create_endpoint, update_endpoint] >> verify(planned)
+
+
+def _skips_when_empty(operator: type) -> type:
+    """``operator``, skipping itself when its rendered ``config`` is empty."""
+
+    class SkipsWhenEmpty(operator):
+        def execute(self, context: Any) -> Any:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            if not self.config:
+                raise AirflowSkipException("nothing to do: what this step creates exists already")
+            return super().execute(context)
+
+    SkipsWhenEmpty.__name__ = SkipsWhenEmpty.__qualname__ = operator.__name__
+    return SkipsWhenEmpty
+
+
+for _use_case in dagkit.use_cases():
+    if _use_case.serving.mode in ("endpoint", "both"):
+        globals()[dagkit.dag_id(_use_case, STAGE)] = build(_use_case)
