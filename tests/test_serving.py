@@ -237,3 +237,17 @@ def test_a_promotion_is_picked_up_without_dropping_requests(versions: list[str],
     first_new = seen.index(versions[2])
     assert versions[0] not in seen[first_new + 8 :]  # after the swap only requests in flight finish on v1
     assert f'mlplatform_serving_model_reloads_total{{model="{USE_CASE.model_name}"}} 2' in metrics
+
+
+def test_without_a_champion_the_app_starts_and_answers_503(mlflow_server: str, lake: Lake) -> None:
+    unknown = USE_CASE.model_copy(update={"name": "no_model_registered_yet"})
+    with running_app(unknown, lake=lake, poll_seconds=0) as (base, http):
+        health = http.get(f"{base}/health")
+        predict = http.post(f"{base}/predict", json=TRIP)
+        ping = http.get(f"{base}/ping")
+        reload = http.post(f"{base}/admin/reload")
+
+    assert health.status_code == 200 and health.json()["status"] == "no_model"
+    assert predict.status_code == 503 and "promote a champion" in predict.json()["detail"]
+    assert ping.status_code == 503
+    assert reload.status_code == 503 and "no version with alias 'champion'" in reload.json()["detail"]

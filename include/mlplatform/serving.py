@@ -2,7 +2,8 @@
 
 Run it (the serving image does the same, see ``include/serving/``)::
 
-    MLPLATFORM_USE_CASE=taxi_trip_duration python -m mlplatform.serving --port 8080
+    MLPLATFORM_USE_CASE=taxi_trip_duration python -m mlplatform.serving --port 8000
+    uvicorn mlplatform.serving:app --port 8000          # the same, configured from the environment
 
 HTTP interface:
 
@@ -15,7 +16,8 @@ HTTP interface:
   Headers: ``X-Request-Key`` keeps a caller on one variant (A/B stickiness),
   ``X-Request-Id`` names the request in the prediction log, ``X-Variant`` forces a variant
   (smoke tests).
-- ``GET /health``: what is served (versions, inputs); 503 until a model is loaded.
+- ``GET /health``: liveness and what is served (versions, inputs); ``status`` is
+  ``no_model`` until a champion exists (``/predict`` answers 503 meanwhile).
 - ``GET /metrics``: Prometheus text format: requests, latency histogram, errors and rows,
   by variant and model version.
 - ``POST /admin/reload``: look at the registry aliases now (the deploy DAG calls it). It
@@ -39,7 +41,7 @@ server does one model call for many requests instead of one each, without ever w
 for a batch to fill.
 
 Configuration (environment, or the same-named arguments of ``python -m mlplatform.serving``):
-``MLPLATFORM_USE_CASE`` (required), ``MLFLOW_TRACKING_URI``, ``MLPLATFORM_LAKE_URI``,
+``MLPLATFORM_USE_CASE`` (default ``taxi_trip_duration``), ``MLFLOW_TRACKING_URI``, ``MLPLATFORM_LAKE_URI``,
 ``MLPLATFORM_MODEL_URI`` (serve one fixed model instead of following the aliases, as
 SageMaker containers do) with ``MLPLATFORM_MODEL_VERSION``,
 ``MLPLATFORM_SERVING_POLL_SECONDS`` (default 30, 0 never) and
@@ -78,6 +80,9 @@ from mlplatform.spec import UseCase, load_spec
 
 log = logging.getLogger(__name__)
 
+REFERENCE_USE_CASE = "taxi_trip_duration"
+DEFAULT_PORT = 8000
+SAGEMAKER_PORT = 8080  # SageMaker sends /ping and /invocations to this port
 MAX_INSTANCES = 10_000
 MAX_ERRORS_REPORTED = 20
 MAX_ROWS_PER_CALL = 4096
@@ -617,7 +622,14 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        await asyncio.to_thread(store.refresh)
+        try:
+            await asyncio.to_thread(store.refresh)
+        except Exception as exc:
+            if model_uri:  # a container for one model that cannot load it must not pretend to serve
+                raise
+            # No champion yet (a new platform) or the registry is down: answer 503 until the
+            # alias poll (or POST /admin/reload) loads one.
+            log.warning("serving %s without a model for now: %s", use_case.model_name, exc)
         poller = None
         if poll_seconds > 0 and not model_uri:
             poller = threading.Thread(target=poll, name="alias-poll", daemon=True)
@@ -637,11 +649,12 @@ def create_app(
 
     def health_body() -> dict[str, Any]:
         served = store.served
-        assert served is not None
 
         def describe(m: LoadedModel | None) -> dict[str, Any] | None:
             return None if m is None else {"version": m.ref.version, "uri": m.uri}
 
+        if served is None:
+            return {"status": "no_model", "model": use_case.model_name, "champion": None, "challenger": None}
         return {
             "status": "ok",
             "model": use_case.model_name,
@@ -664,7 +677,8 @@ def create_app(
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         served = store.served
         if served is None:
-            return 503, {"detail": "no model loaded yet"}, request_id, None
+            detail = f"no version of {use_case.model_name} is loaded yet: promote a champion, then retry"
+            return 503, {"detail": detail}, request_id, None
         forced = request.headers.get("x-variant")
         if forced not in (None, "champion", "challenger"):
             return (
@@ -749,8 +763,7 @@ def create_app(
 
     @app.get("/health")
     async def health() -> Response:
-        if store.served is None:
-            return respond(503, {"status": "loading"}, "")
+        """Liveness and what is served; ``status`` is ``no_model`` until a champion loads."""
         return respond(200, health_body(), "")
 
     @app.get("/ping")
@@ -779,12 +792,11 @@ def create_app(
 
 
 def app_from_env() -> FastAPI:
-    """The app configured from the environment (what the serving image runs)."""
-    name = os.getenv("MLPLATFORM_USE_CASE")
-    if not name:
-        raise SystemExit(
-            "MLPLATFORM_USE_CASE is not set: name the use case to serve (e.g. taxi_trip_duration)"
-        )
+    """The app configured from the environment (what the serving image runs).
+
+    Without ``MLPLATFORM_USE_CASE`` it serves the reference use case.
+    """
+    name = os.getenv("MLPLATFORM_USE_CASE") or REFERENCE_USE_CASE
     return create_app(
         load_spec(name),
         poll_seconds=float(os.getenv("MLPLATFORM_SERVING_POLL_SECONDS", "30")),
@@ -792,6 +804,14 @@ def app_from_env() -> FastAPI:
         model_version=os.getenv("MLPLATFORM_MODEL_VERSION") or None,
         log_predictions=os.getenv("MLPLATFORM_SERVING_LOG_PREDICTIONS", "1") == "1",
     )
+
+
+def __getattr__(name: str) -> Any:
+    """``mlplatform.serving:app`` for ``uvicorn``: built on first access, from the environment."""
+    if name == "app":
+        globals()["app"] = built = app_from_env()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -802,10 +822,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     import uvicorn
 
     parser = argparse.ArgumentParser(prog="python -m mlplatform.serving", description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", choices=["serve"], help="ignored; SageMaker passes it")
-    parser.add_argument("--use-case", help="use case to serve (default: MLPLATFORM_USE_CASE)")
-    parser.add_argument("--host", default=os.getenv("HOST", "0.0.0.0"))
-    parser.add_argument("--port", type=int, default=int(os.getenv("PORT", "8080")))
+    parser.add_argument("command", nargs="?", choices=["serve"], help="SageMaker passes it: listen on 8080")
+    parser.add_argument(
+        "--use-case", help=f"use case (default: MLPLATFORM_USE_CASE, else {REFERENCE_USE_CASE})"
+    )
+    parser.add_argument("--host", default=os.getenv("HOST", "0.0.0.0"), help="address (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, help="port (default: PORT, else 8000; 8080 with `serve`)")
     parser.add_argument("--poll-seconds", type=float, help="alias poll interval (default 30)")
     parser.add_argument(
         "--access-log", action="store_true", help="log every request (off: /metrics counts them)"
@@ -815,12 +837,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         os.environ["MLPLATFORM_USE_CASE"] = args.use_case
     if args.poll_seconds is not None:
         os.environ["MLPLATFORM_SERVING_POLL_SECONDS"] = str(args.poll_seconds)
+    default = SAGEMAKER_PORT if args.command == "serve" else DEFAULT_PORT
+    port = args.port or int(os.getenv("PORT") or default)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         "mlplatform.serving:app_from_env",
         factory=True,
         host=args.host,
-        port=args.port,
+        port=port,
         access_log=args.access_log,
         timeout_graceful_shutdown=30,
     )
