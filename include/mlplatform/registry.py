@@ -156,7 +156,9 @@ def promotion_lock(
             )
             break
         except MlflowException as exc:
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            # Taken; or taken and released during our request (the server then fails to read
+            # the lock it collided with): either way our create did not happen, so try again.
+            if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST"):
                 raise
         _break_if_stale(registry, name, stale_after_s)
         if time.monotonic() > deadline:
@@ -193,9 +195,10 @@ def _break_if_stale(registry: Any, name: str, stale_after_s: float) -> None:
     age_s = time.time() - (lock.creation_timestamp or 0) / 1000
     if age_s < stale_after_s:
         return
+    stale = f"{name}.stale-{uuid.uuid4().hex[:8]}"
     try:
-        broken = registry.rename_registered_model(name, f"{name}.stale-{uuid.uuid4().hex[:8]}")
-        registry.delete_registered_model(broken.name)
+        registry.rename_registered_model(name, stale)  # atomic: one contender wins
+        registry.delete_registered_model(stale)
     except MlflowException:
         return  # another contender broke it first
 
