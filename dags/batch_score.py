@@ -64,7 +64,7 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
     """The batch-score DAG of one use case."""
     with DAG(
         dag_id=dagkit.dag_id(use_case, STAGE),
-        schedule=use_case.schedules.batch_score,
+        schedule=dagkit.schedule(use_case, "batch_score"),
         start_date=dagkit.start_date(use_case),
         catchup=False,
         max_active_runs=1,  # two runs of one month would race for its CURRENT.json

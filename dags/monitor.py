@@ -54,7 +54,7 @@ def build(use_case: UseCase) -> DAG:
     train_dag_id = dagkit.dag_id(use_case, "train")
     with DAG(
         dag_id=dagkit.dag_id(use_case, STAGE),
-        schedule=use_case.schedules.monitor,
+        schedule=dagkit.schedule(use_case, "monitor"),
         start_date=dagkit.start_date(use_case),
         catchup=False,
         max_active_runs=1,  # runs share the history file and the retrain state

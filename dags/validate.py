@@ -52,7 +52,7 @@ STAGE = Path(__file__).stem
 
 def build(use_case: UseCase) -> DAG:
     """The validate DAG of one use case."""
-    cron = use_case.schedules.validate_
+    cron = dagkit.schedule(use_case, "validate")
     with DAG(
         dag_id=dagkit.dag_id(use_case, STAGE),
         # Data intervals, not trigger times: the run due on 1 April covers March.

@@ -7,6 +7,7 @@ module is imported at DAG parse time.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,10 @@ from airflow.sdk import Asset
 from mlplatform.spec import UseCase, load_all
 
 STAGES = ("validate", "train", "promote", "batch_score", "deploy", "monitor")
+
+# The embedded default's closed-loop simulation replays past months by triggering runs; the
+# wall-clock schedules would only add runs for today's months, so it sets this to "off".
+SCHEDULES_ENABLED = os.getenv("MLPLATFORM_SCHEDULES", "on") != "off"
 
 
 def use_cases() -> list[UseCase]:
@@ -26,6 +31,17 @@ def dag_id(use_case: UseCase, stage: str) -> str:
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
     return f"{use_case.name}_{stage}"
+
+
+def schedule(use_case: UseCase, stage: str) -> str | None:
+    """The spec's cron or preset for a time-scheduled stage, or ``None`` when schedules are off."""
+    if not SCHEDULES_ENABLED:
+        return None
+    return {
+        "validate": use_case.schedules.validate_,
+        "batch_score": use_case.schedules.batch_score,
+        "monitor": use_case.schedules.monitor,
+    }[stage]
 
 
 def tags(use_case: UseCase, stage: str) -> list[str]:

@@ -101,6 +101,7 @@ class Platform:
             "PYTHONPATH": str(repo / "include"),
             "MLPLATFORM_HOME": str(self.home),
             "MLPLATFORM_ENV": "local",
+            "MLPLATFORM_SCHEDULES": os.getenv("MLPLATFORM_SCHEDULES", "off"),
             "MLPLATFORM_LAKE_URI": self.lake_uri or (self.home / "lake").as_uri(),
             "MLPLATFORM_MLFLOW_ARTIFACT_URI": (self.home / "mlflow" / "artifacts").as_uri(),
             "MLFLOW_TRACKING_URI": self.mlflow_url,
