@@ -57,7 +57,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 LOWER_IS_BETTER = {"rmse": True, "mae": True, "log_loss": True, "brier": True, "r2": False, "roc_auc": False}
 SEARCH_ROWS = 200_000
 """Training rows the hyperparameter search fits on (a uniform subsample)."""
-MAX_VALIDATION_ROWS = 1_000_000
+MAX_VALIDATION_ROWS = 250_000
 """Validation rows evaluated (a uniform sample of the held-out months beyond this)."""
 MIN_SLICE_ROWS = 100
 """Slices with fewer validation rows are not scored: their metrics would be noise."""
