@@ -34,6 +34,14 @@ def test_taxi_trip_duration_is_shipped() -> None:
     assert use_case.maturity_level in (2, 3, 4)
 
 
+def test_taxi_generous_tip_derives_its_target_on_card_trips() -> None:
+    use_case = spec.load_spec("taxi_generous_tip")
+    assert use_case.task == "classification" and use_case.target.labels == ("ordinary", "generous")
+    assert use_case.data.filter == "payment_type == 1"
+    assert use_case.target.expression == "tip_amount >= 0.2 * fare_amount"
+    assert use_case.monitoring.performance_metric == "log_loss"
+
+
 def test_wrong_field_type_names_the_field(raw: dict) -> None:
     raw["training"]["window_months"] = "three"
     with pytest.raises(spec.SpecError, match=r"training\.window_months"):
