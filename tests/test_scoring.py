@@ -191,9 +191,9 @@ def test_a_contract_breach_stops_scoring_with_an_alert(world: dict[str, Any]) ->
     assert "failed the contract" in text and "re-run taxi_trip_duration_validate for 2024-04" in text
 
 
-def test_a_missing_month_stops_with_what_to_do(world: dict[str, Any]) -> None:
+def test_a_missing_month_stops_with_what_to_do(lake: Lake) -> None:
     with pytest.raises(scoring.InputRejected, match=r"no validated snapshot for 2024-09.*_validate DAG"):
-        scoring.checked_snapshot(world["lake"], USE_CASE, "2024-09", ["trip_distance"])
+        scoring.checked_snapshot(lake, USE_CASE, "2024-09", ["trip_distance"])
 
 
 def test_a_failed_run_leaves_the_previous_output_intact(
@@ -221,6 +221,44 @@ def test_a_failed_run_leaves_the_previous_output_intact(
         record["path"],
         f"predictions/{USE_CASE.name}/month=2024-05/CURRENT.json",
     }
+
+
+def test_a_classifier_scores_only_the_rows_its_spec_models(lake: Lake, tmp_path: Path) -> None:
+    """The tip classifier models card trips only (data.filter): labels and probabilities for
+    those rows, each at its position in the snapshot, and nothing for cash trips."""
+    import mlflow.pyfunc
+
+    from mlplatform.features import modelled_rows, target_values, trip_features
+    from mlplatform.modelling import TripModel, build_estimator
+
+    tips = load_spec("taxi_generous_tip")
+    train = modelled_rows(normalised_trips("2024-01", 3_000, seed=2).to_pandas(), tips.data.filter)
+    estimator = build_estimator(tips, "linear")
+    estimator.fit(
+        trip_features(train)[list(tips.features.all)],
+        target_values(train, tips.target.column, tips.target.expression),
+    )
+    mlflow.pyfunc.save_model(
+        str(tmp_path / "model"),
+        python_model=TripModel(estimator, tips.features.all, tips.task, tips.target.labels),
+        pip_requirements=[],
+    )
+    contract = {"contract": {"success": True}}
+    snapshot, _ = snapshots.write_snapshot(
+        lake, tips.name, "2024-02", normalised_trips("2024-02", 2_000), contract
+    )
+    ref = scoring.ModelRef(tips.model_name, "4")
+
+    record = scoring.publish(
+        lake, scoring.score_snapshot(lake, tips, snapshot, ref, scoring.load_model(str(tmp_path / "model")))
+    )
+
+    table = scoring.read_predictions(lake, tips.name, "2024-02").to_pandas()
+    card = snapshots.read_table(lake, snapshot, ["payment_type"]).to_pandas()["payment_type"] == 1
+    assert 0 < record["rows"] == len(table) == card.sum() < snapshot.rows
+    assert table["row_index"].tolist() == card[card].index.tolist()
+    assert set(table["label"]) <= set(tips.target.labels) and table["probability"].between(0, 1).all()
+    assert ((table["probability"] >= 0.5) == (table["label"] == "generous")).all()
 
 
 def test_the_score_command_scores_any_tlc_file(world: dict[str, Any], tmp_path: Path) -> None:
