@@ -108,7 +108,7 @@ def deploy_local(
             )
         while True:
             health = http.get(f"{base}/health").json()
-            if str(health.get("champion", {}).get("version")) == champion.version:
+            if str((health.get("champion") or {}).get("version")) == champion.version:
                 break
             if time.monotonic() > deadline:
                 raise DeploymentFailed(
