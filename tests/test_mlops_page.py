@@ -35,7 +35,7 @@ def test_render_shows_every_part() -> None:
         "created": 0,
         "run_id": "r",
         "tags": {"promotion.reason": "beat champion by 4%", "promotion.at": "2024-05-01"},
-        "metrics": {"rmse": 3.21},
+        "metrics": {"val_rmse": 3.21, "val_rmse.pu_borough.Queens": 4.0, "fit_seconds": 9.0},
     }
     status.contract = {"month": "2024-04", "success": False, "bad_row_share": 0.2}
     status.monitoring = [
@@ -45,6 +45,7 @@ def test_render_shows_every_part() -> None:
     status.approvals = [{"subject": "Promote version 4?", "url": "../dags/x/runs/y/tasks/z/required_actions"}]
     page = mlops_page.render([status], {"mlflow": "http://mlflow"}, bundle_version="abc123")
     assert "version 3" in page and "beat champion by 4%" in page
+    assert "val_rmse 3.21" in page and "Queens" not in page and "fit_seconds" not in page
     assert "breached" in page and "drift detected" in page
     assert "<svg" in page and "rmse: 3.200 → 4.100" in page
     assert "Promote version 4?" in page

@@ -121,7 +121,9 @@ def _esc(value: Any) -> str:
 def _model_block(alias: str, facts: dict[str, Any] | None, mlflow_url: str, model_name: str) -> str:
     if facts is None:
         return f'<div class="model"><h3>{alias}</h3><p class="muted">not set</p></div>'
-    metrics = ", ".join(f"{k} {v:.4g}" for k, v in sorted(facts["metrics"].items())[:6]) or "no metrics"
+    # Headline validation metrics only; per-slice figures (``val_rmse.pu_borough.Queens``) are in MLflow.
+    headline = {k: v for k, v in facts["metrics"].items() if k.startswith("val_") and "." not in k}
+    metrics = ", ".join(f"{k} {v:.4g}" for k, v in sorted(headline.items())[:6]) or "no metrics"
     tags = facts["tags"]
     why = tags.get("promotion.reason") or tags.get("decision.reason") or tags.get("reason", "")
     when = tags.get("promotion.at") or tags.get("decision.at", "")
