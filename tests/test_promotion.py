@@ -4,6 +4,7 @@ promotions, rollback; on the real MLflow server (SQLite) and once on PostgreSQL.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from mlplatform import generator, registry, snapshots, tlc, training
+from mlplatform import cli, generator, registry, snapshots, spec, tlc, training
 from mlplatform.lake import Lake
 from mlplatform.spec import UseCase, load_spec
 
@@ -241,7 +242,9 @@ def test_budgets_reject_even_an_approved_model(trained: dict[str, Any]) -> None:
     assert registry.alias_version(registry.client(), uc.model_name, "champion") is None
 
 
-def test_first_model_must_beat_the_baseline(trained: dict[str, Any]) -> None:
+def test_first_model_must_beat_the_baseline(
+    trained: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     uc: UseCase = trained["use_case"]
     version = trained["version"]
     impossible = uc.model_copy(
@@ -251,9 +254,18 @@ def test_first_model_must_beat_the_baseline(trained: dict[str, Any]) -> None:
     assert assessment["reference"]["kind"] == "baseline (linear)"
     assert [g["name"] for g in assessment["gates"] if not g["passed"]] == ["improvement"]
 
-    result = registry.evaluate_and_decide(trained["lake"], uc, version)
-    assert result["outcome"] == "promoted"
-    assert registry.alias_version(registry.client(), uc.model_name, "champion") == version
+    # At level 2 the command records the decision; with --approve it promotes.
+    level_2 = uc.model_copy(update={"maturity_level": 2})
+    monkeypatch.setattr(spec, "load_spec", lambda name: level_2)
+    command = ["promote", "--use-case", uc.name, "--version", version, "--lake", trained["lake"].root_uri]
+    assert cli.main(command) == 0
+    assert json.loads(capsys.readouterr().out)["outcome"] == "awaiting_promotion"
+    assert registry.alias_version(registry.client(), uc.model_name, "champion") is None
+    assert cli.main([*command, "--approve"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["outcome"], result["champion"]) == ("promoted", version)
+    assert cli.main(["rollback", "--use-case", uc.name]) == 1
+    assert "no previous_champion" in capsys.readouterr().err
     # The same version again: not a promotion.
     again = registry.assess(trained["lake"], uc, version)
     assert not again["passed"] and "already the champion" in str(again["gates"])

@@ -55,7 +55,13 @@ def fast(use_case: UseCase, **updates: Any) -> UseCase:
 
 
 DURATION = fast(load_spec("taxi_trip_duration"))
-TIP = fast(load_spec("taxi_generous_tip"))
+_TIP = load_spec("taxi_generous_tip")
+TIP_ROWS = 40_000
+# Generous tips are a weak signal: on this little data the boosted trees beat the logistic
+# baseline, but by less than the shipped margin. Here the first model only has to beat it.
+TIP = _TIP.model_copy(
+    update={"promotion": _TIP.promotion.model_copy(update={"min_relative_improvement": 0.0})}
+)
 
 
 def _load_dag_module(stage: str) -> ModuleType:
@@ -73,8 +79,10 @@ def run_dag(stage: str, use_case: UseCase, conf: dict[str, Any] | None = None) -
     return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
 
 
-def add_month(lake: Lake, use_case: str, month: str, seed: int, congestion: float = 1.0) -> None:
-    made = generator.generate_month("yellow", month, ROWS, seed=seed, drift=generator.Drift(congestion))
+def add_month(
+    lake: Lake, use_case: str, month: str, seed: int, congestion: float = 1.0, rows: int = ROWS
+) -> None:
+    made = generator.generate_month("yellow", month, rows, seed=seed, drift=generator.Drift(congestion))
     contract = {"success": True, "suite": "nyc_tlc_trips", "bad_row_share": 0.0}
     snapshots.write_snapshot(lake, use_case, month, tlc.normalise(made.table), {"contract": contract})
 
@@ -404,7 +412,7 @@ def test_tip_use_case_trains_and_answers_with_labels_and_probabilities(platform:
 
     lake, name = platform["lake"], TIP.model_name
     for i, month in enumerate(NORMAL_MONTHS):
-        add_month(lake, TIP.name, month, seed=i)
+        add_month(lake, TIP.name, month, seed=i, rows=TIP_ROWS)
     assert set(run_dag("train", TIP).values()) == {"success"}
     version = alias(name, "challenger")
     run = mlflow_client().get_run(mlflow_client().get_model_version(name, version).run_id)
@@ -418,12 +426,20 @@ def test_tip_use_case_trains_and_answers_with_labels_and_probabilities(platform:
     assert answer["probability"].between(0, 1).all()
     assert ((answer["probability"] >= 0.5) == (answer["label"] == "generous")).all()
 
-    # Level 2: the decision is recorded and posted; nobody is promoted automatically.
-    run_dag("promote", TIP)
-    tags = version_tags(name, version)
-    assert tags["decision"] in ("awaiting_promotion", "rejected")
+    # Level 2: the decision is recorded and posted; nobody is promoted automatically...
+    states = run_dag("promote", TIP)
+    assert states["approval"] == "skipped" and states["champion_moved"] == "skipped", states
+    assert version_tags(name, version)["decision"] == "awaiting_promotion"
     assert alias(name, "champion") is None
-    assert decisions(platform["sink"], name)
+    message = json.dumps(platform["sink"].messages()[-1])
+    assert f"mlplatform promote --use-case {name} --version {version} --approve" in message
+
+    # ... a person promotes it with the DAG's params, and is recorded as the approver.
+    states = run_dag("promote", TIP, {"action": "promote", "version": int(version)})
+    assert states["champion_moved"] == "success", states
+    assert alias(name, "champion") == version
+    tags = version_tags(name, version)
+    assert (tags["decision"], tags["decision.by"]) == ("promoted", "dag_test")
 
 
 def dagkit_id(use_case: UseCase) -> str:
