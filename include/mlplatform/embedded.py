@@ -287,17 +287,26 @@ def stop() -> int:
 
 
 def run(months: int = 4, rows: int = 50_000, start: str = "2024-01") -> int:
-    """Land ``months`` months from ``start`` for every use case, then show the lake."""
+    """Start (or reuse) the platform, land ``months`` months from ``start``, show where things are."""
     from mlplatform import ingest, spec
     from mlplatform.cli import _months
+    from mlplatform.contracts import data_docs_index
     from mlplatform.lake import Lake, inventory
 
-    lake = Lake()
+    platform = Platform()
+    print("starting the embedded platform (the first start migrates Airflow's database) ...", flush=True)
+    platform.up()
+    lake = Lake(platform.env()["MLPLATFORM_LAKE_URI"])
     print(f"lake: {lake.root_uri}")
     datasets = {(u.data.dataset, u.data.taxi_type) for u in spec.load_all()}
     for dataset, taxi_type in sorted(datasets):
         for i, month in enumerate(_months(start, months)):
-            landed, made = ingest.land_generated(lake, dataset, taxi_type, month, rows, seed=i)
+            try:
+                landed, made = ingest.land_generated(lake, dataset, taxi_type, month, rows, seed=i)
+            except ingest.LandingError:
+                # An earlier run landed this month with other settings: raw data is kept as it is.
+                print(f"  kept     {Lake.raw_path(dataset, taxi_type, month)}  (landed by an earlier run)")
+                continue
             state = "landed" if landed.changed else "present"
             print(
                 f"  {state:<8} {landed.path}  {made.table.num_rows:,} rows  "
@@ -306,7 +315,14 @@ def run(months: int = 4, rows: int = 50_000, start: str = "2024-01") -> int:
     print()
     for zone, entries in inventory(lake).items():
         print(f"  {zone:<12} {len(entries):>4} objects  {sum(e.size for e in entries) / 1e6:8.1f} MB")
-    from mlplatform.contracts import data_docs_index
-
-    print(f"\ndata docs: {data_docs_index().as_uri()} (rebuilt by every <use case>_validate run)")
+    print(
+        f"\nAirflow UI:  {platform.airflow_url}  (user admin, password {platform.airflow_password()})\n"
+        f"MLOps page:  {platform.airflow_url}/mlops/\n"
+        f"MLflow UI:   {platform.mlflow_url}\n"
+        f"Serving app: {platform.serving_url}/health\n"
+        f"Alerts:      {platform.sink_url}/messages\n"
+        f"Data Docs:   {data_docs_index().as_uri()} (rebuilt by every <use case>_validate run)\n"
+        f"Logs:        {platform.run_dir}\n"
+        f"Trigger `<use case>_validate` for a month in the UI to start the chain; `make stop` stops it all."
+    )
     return 0
