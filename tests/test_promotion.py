@@ -199,6 +199,9 @@ def test_rollback_goes_back_one_champion_at_a_time(mlflow_server: str, webhook_s
     assert aliases(name) == (v3, v2)
     assert registry.promote(name, v3, {"run_id": "again"})["champion"] == v3  # already champion
     assert aliases(name) == (v3, v2)
+    with pytest.raises(registry.PromotionError, match=f"moved from version {v1} to {v3}"):
+        registry.promote(name, v2, {"run_id": "stale", "expected_champion": v1})  # judged against v1
+    assert aliases(name) == (v3, v2)
 
     webhook_sink.clear()
     assert registry.rollback(name, by="carol")["champion"] == v2

@@ -225,13 +225,22 @@ def _tag(registry: Any, name: str, version: str, tags: dict[str, Any]) -> None:
 def promote(model_name: str, version: str, decision: dict[str, Any], registry: Any = None) -> dict[str, Any]:
     """Make ``version`` the champion, keeping the old one as ``previous_champion``.
 
-    Runs under :func:`promotion_lock`; ``decision`` (who, why, run id) is recorded on the
-    version. Returns the champion before and after.
+    Runs under :func:`promotion_lock`, held by ``decision["run_id"]``. When
+    ``decision["expected_champion"]`` is given (the champion the gates compared against;
+    ``None`` for none), the aliases only move if the champion is still that one: a version
+    judged against an older champion is never put over a newer one. Returns the champion
+    before and after.
     """
     registry = registry or client()
     holder = str(decision.get("run_id") or who())
     with promotion_lock(registry, model_name, holder):
         before = alias_version(registry, model_name, CHAMPION)
+        if "expected_champion" in decision and before != decision["expected_champion"]:
+            raise PromotionError(
+                f"the champion of {model_name} moved from version {decision['expected_champion']} to "
+                f"{before} since version {version} was assessed; promote again to assess it against "
+                "the new champion"
+            )
         if before == str(version):
             return {"champion": before, "previous_champion": alias_version(registry, model_name, PREVIOUS)}
         history = _history(registry, model_name)
@@ -588,10 +597,23 @@ def decide(use_case: UseCase, assessment: dict[str, Any], approval: dict[str, An
 def apply(
     use_case: UseCase, assessment: dict[str, Any], decision: Decision, run_id: str | None = None
 ) -> dict[str, Any]:
-    """Record ``decision`` on the version, move aliases if promoted, and post it to Slack."""
+    """Move aliases if ``decision`` promotes, record it on the version, and post it to Slack.
+
+    A promotion that finds a different champion than the one assessed against is recorded
+    as rejected, with the reason and what to do (:func:`promote`).
+    """
     registry = client()
     name, version = assessment["model_name"], assessment["version"]
     run_id = run_id or f"cli:{who()}"
+    moved = None
+    if decision.outcome == "promoted":
+        expected = {"expected_champion": assessment["champion_version"]}
+        try:
+            moved = promote(name, version, {"run_id": run_id, "by": decision.by, **expected}, registry)
+        except PromotionError as exc:
+            decision = Decision("rejected", str(exc), decision.by)
+    if decision.outcome == "rejected" and alias_version(registry, name, CHALLENGER) == version:
+        registry.delete_registered_model_alias(name, CHALLENGER)
     metric = assessment["metric"]
     record = {
         "decision": decision.outcome,
@@ -609,11 +631,6 @@ def apply(
         "decision.gates": assessment["gates"],
     }
     _tag(registry, name, version, record)
-    moved = None
-    if decision.outcome == "promoted":
-        moved = promote(name, version, {"run_id": run_id, "by": decision.by}, registry)
-    elif decision.outcome == "rejected" and alias_version(registry, name, CHALLENGER) == version:
-        registry.delete_registered_model_alias(name, CHALLENGER)
     _announce(use_case, assessment, decision, run_id)
     return {
         "model_name": name,
