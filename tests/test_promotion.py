@@ -339,11 +339,19 @@ def postgres_mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.mark.services
 def test_registry_round_trip_on_postgresql(postgres_mlflow: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+
     monkeypatch.setenv("MLFLOW_TRACKING_URI", postgres_mlflow)
-    check_concurrent_promotions("pg_concurrent", rounds=1)
-    assert aliases("pg_concurrent")[0] is not None
-    champion, previous = aliases("pg_concurrent")
-    registry.rollback("pg_concurrent", by="pg")
-    assert aliases("pg_concurrent")[0] == previous
-    assert history("pg_concurrent")[-1] == previous
-    assert champion not in history("pg_concurrent")
+    # The registry code sets MLflow's process-wide tracking URI; point it back at the suite's
+    # server afterwards, or later tests would talk to this one after it has stopped.
+    previous_uri = mlflow.get_tracking_uri()
+    try:
+        check_concurrent_promotions("pg_concurrent", rounds=1)
+        assert aliases("pg_concurrent")[0] is not None
+        champion, previous = aliases("pg_concurrent")
+        registry.rollback("pg_concurrent", by="pg")
+        assert aliases("pg_concurrent")[0] == previous
+        assert history("pg_concurrent")[-1] == previous
+        assert champion not in history("pg_concurrent")
+    finally:
+        mlflow.set_tracking_uri(previous_uri)

@@ -7,6 +7,7 @@ import importlib.util
 import io
 import itertools
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -91,7 +92,7 @@ def registered_versions(tracking_uri: str, name: str = USE_CASE.model_name) -> l
 def set_alias(name: str, alias: str, version: str | None) -> None:
     from mlflow import MlflowClient
 
-    client = MlflowClient()
+    client = MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])
     if version is None:
         client.delete_registered_model_alias(name, alias)
     else:
