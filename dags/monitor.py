@@ -24,7 +24,8 @@ the experiment `<use case>-monitoring` (metrics, the record, the report).
 **Closing the loop.** Thresholds are the spec's `monitoring` section. Any breach sends a
 Slack alert: what breached, value against threshold, links to the report, this run and
 the champion in MLflow. A performance or drift breach also triggers `<use case>_train`
-with conf `{"reason", "triggered_by": "monitor", "window"}`, unless a train run is
+with conf `{"reason", "triggered_by": "monitor", "window", "since"}` (`since` is the
+breached window: the retrain learns the changed data from there on), unless a train run is
 already queued or running, or the monitor triggered one less than
 `retrain_cooldown_hours` ago (`monitoring/<use case>/retrain_state.json`). Data-quality and
 serving breaches are alerted only: a new model would not fix them.
@@ -114,6 +115,7 @@ def build(use_case: UseCase) -> DAG:
                 "reason": "{{ ti.xcom_pull(task_ids='decide', key='reason') }}",
                 "triggered_by": "monitor",
                 "window": "{{ ti.xcom_pull(task_ids='evaluate')['window'] }}",
+                "since": "{{ ti.xcom_pull(task_ids='evaluate')['window'] }}",
                 "monitor_run_id": "{{ run_id }}",
             },
             skip_when_already_exists=True,

@@ -5,15 +5,21 @@ One DAG per use case.
 
 **Triggers.** Every update of the Asset `<use case>_validated` (a month's validated snapshot
 became current); the monitor DAG when production breaches its thresholds (with a `reason`
-in the run conf); or by hand from the trigger form, with these params:
+and `since` in the run conf); or by hand from the trigger form, with these params:
 
 - `window_months`: months of validated data to use, the newest `training.validation_months`
   of them held out for validation (default: the spec's `training.window_months`);
+- `since`: optional first month to train on (the monitor passes the breached window, so
+  the retrain learns the changed data alone; with too few months, their last days are
+  held out for validation);
 - `family`: the spec's default model family, or its baseline;
 - `reason`: why this model is trained, recorded with the run.
 
 **What it does.**
 
+0. `needs_training`: runs started by new data go on only with enough validated months and,
+   when the spec's `training.on_new_data` is `first_model`, only while there is no
+   champion (level 4: monitoring decides retrains). Other runs always go on.
 1. `assemble`: reads the current validated snapshots of the window, keeps the rows the
    spec models and their target, splits by time (train on the older months, validate on
    the newest) and writes both sets to `features/<use case>/training/<run id>/` in the lake.
@@ -67,6 +73,13 @@ def build(use_case: UseCase) -> DAG:
                 description="Newest months of validated data to use; the newest "
                 f"{training_spec.validation_months} are held out for validation.",
             ),
+            "since": Param(
+                "",
+                type="string",
+                pattern=r"^(\d{4}-(0[1-9]|1[0-2]))?$",
+                title="Train from month",
+                description="Optional YYYY-MM: train on this and later months only (empty: whole window).",
+            ),
             "family": Param(
                 use_case.model.family,
                 type="string",
@@ -85,14 +98,30 @@ def build(use_case: UseCase) -> DAG:
         },
     ) as dag:
 
+        @task.short_circuit
+        def needs_training(dag_run: Any = None) -> bool:
+            """Skip a run started by new data when the spec's `training.on_new_data` says so."""
+            if _run_type(dag_run) != "asset_triggered":
+                return True
+            from mlplatform import registry, training
+            from mlplatform.lake import Lake
+
+            has_champion = registry.alias_version(registry.client(), use_case.name, "champion") is not None
+            go, why = training.new_data_decision(Lake(), use_case, has_champion)
+            print(f"{'training' if go else 'not training'}: {why}")
+            return go
+
         @task
         def assemble(params: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
             """Write the training and validation sets of the window to the lake; return their URIs."""
             from mlplatform import training
             from mlplatform.lake import Lake
 
-            window = int((params or {}).get("window_months") or use_case.training.window_months)
-            return training.assemble_training_set(Lake(), use_case, key=str(run_id), window_months=window)
+            params = params or {}
+            window = int(params.get("window_months") or use_case.training.window_months)
+            return training.assemble_training_set(
+                Lake(), use_case, key=str(run_id), window_months=window, since=params.get("since") or None
+            )
 
         @task
         def fit_and_log(
@@ -106,7 +135,7 @@ def build(use_case: UseCase) -> DAG:
             from mlplatform.lake import Lake
 
             params = params or {}
-            run_type = str(getattr(getattr(dag_run, "run_type", None), "value", "manual"))
+            run_type = _run_type(dag_run)
             reason = params.get("reason") or _REASONS.get(run_type, run_type)
             return training.fit_and_log(
                 Lake(),
@@ -125,8 +154,14 @@ def build(use_case: UseCase) -> DAG:
             registered = registry.register_challenger(use_case, trained["run_id"], trained["model_uri"])
             return {**trained, **registered}
 
-        register_challenger(fit_and_log(assemble()))
+        assembled = assemble()
+        needs_training() >> assembled
+        register_challenger(fit_and_log(assembled))
     return dag
+
+
+def _run_type(dag_run: Any) -> str:
+    return str(getattr(getattr(dag_run, "run_type", None), "value", "manual"))
 
 
 for _use_case in dagkit.use_cases():

@@ -407,6 +407,36 @@ def test_rollback_restores_the_previous_champion(platform: dict[str, Any]) -> No
     assert any("rolled back" in text for text in decisions(platform["sink"], name))
 
 
+def test_a_retrain_from_monitoring_learns_the_breached_month_and_is_judged_on_its_last_days(
+    platform: dict[str, Any],
+) -> None:
+    lake, name = platform["lake"], DURATION.model_name
+    champion = alias(name, "champion")
+    add_month(lake, DURATION.name, "2024-06", seed=20, congestion=1.6)  # far slower again
+    conf = {
+        "reason": "monitor: rmse breached",
+        "triggered_by": "monitor",
+        "window": "2024-06",
+        "since": "2024-06",
+    }
+    states = run_dag("train", DURATION, conf)
+    assert set(states.values()) == {"success"}, states
+    challenger = alias(name, "challenger")
+    run = mlflow_client().get_run(mlflow_client().get_model_version(name, challenger).run_id)
+    assert run.data.params["train_months"] == run.data.params["validation_months"] == "2024-06"
+    inputs = {i.dataset.name: {t.key: t.value for t in i.tags} for i in run.inputs.dataset_inputs}
+    assert set(inputs) == {"validated/2024-06 before 2024-06-23", "validated/2024-06 from 2024-06-23"}
+    assert {t["validation_from"] for t in inputs.values()} == {"2024-06-23T00:00:00"}
+
+    run_dag("promote", DURATION)
+    assert alias(name, "champion") == challenger != champion
+    assessed = json.loads(version_tags(name, challenger)["decision.metrics"])
+    assert assessed["reference"]["kind"] == f"champion (version {champion})"
+    june = snapshots.current_snapshot(lake, DURATION.name, "2024-06")
+    late = training.split_within(snapshots.read_table(lake, june).to_pandas(), datetime(2024, 6, 23))[1]
+    assert assessed["evaluated_rows"] == len(training.labelled(late, DURATION)) < june.rows / 3
+
+
 def test_tip_use_case_trains_and_answers_with_labels_and_probabilities(platform: dict[str, Any]) -> None:
     import mlflow
 

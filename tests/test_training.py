@@ -90,6 +90,46 @@ def test_window_is_split_by_time_and_too_little_data_says_what_to_do(lake: Lake)
         training.select_window(snaps, 1, 1)
 
 
+def test_a_retrain_since_a_month_learns_only_that_month_and_holds_out_its_last_days(
+    lake: Lake, months: dict[str, pd.DataFrame]
+) -> None:
+    snaps = [snapshots.Snapshot("uc", m, "d" * 64, {"rows": 1}) for m in MONTHS]
+    train, valid = training.select_window(snaps, 3, 1, since="2024-02")
+    assert [s.month for s in train] == ["2024-02"] and [s.month for s in valid] == ["2024-03"]
+    train, valid = training.select_window(snaps, 3, 1, since="2024-03")
+    assert train == valid and [s.month for s in valid] == ["2024-03"]
+    with pytest.raises(ValueError, match="no validated month from 2024-04"):
+        training.select_window(snaps, 3, 1, since="2024-04")
+    with pytest.raises(ValueError, match="YYYY-MM"):
+        training.select_window(snaps, 3, 1, since="March")
+
+    use_case = small("taxi_trip_duration")
+    write_months(lake, use_case.name, months)
+    assembled = training.assemble_training_set(lake, use_case, key="since", since="2024-03")
+    assert assembled["train_months"] == assembled["validation_months"] == ["2024-03"]
+    cutoff = pd.Timestamp(assembled["validation_from"])
+    assert cutoff == pd.Timestamp("2024-04-01") - pd.Timedelta(days=training.VALIDATION_DAYS)
+    train_rows = training.read_set(lake, assembled["train_uri"])
+    valid_rows = training.read_set(lake, assembled["validation_uri"])
+    assert train_rows["pickup_datetime"].max() < cutoff <= valid_rows["pickup_datetime"].min()
+    assert train_rows["pickup_datetime"].min() >= pd.Timestamp("2024-03-01") - pd.Timedelta(hours=6)
+    assert all(ref["validation_from"] == assembled["validation_from"] for ref in assembled["lineage"])
+
+
+def test_new_data_trains_until_there_is_a_champion_when_the_spec_says_first_model(
+    lake: Lake, months: dict[str, pd.DataFrame]
+) -> None:
+    first_model = small("taxi_trip_duration", on_new_data="first_model")
+    every_month = small("taxi_trip_duration", on_new_data="retrain")
+    go, why = training.new_data_decision(lake, first_model, has_champion=False)
+    assert not go and "training needs 2" in why
+    write_months(lake, first_model.name, dict(list(months.items())[:2]))
+    assert training.new_data_decision(lake, first_model, has_champion=False)[0]
+    go, why = training.new_data_decision(lake, first_model, has_champion=True)
+    assert not go and "monitoring decides" in why
+    assert training.new_data_decision(lake, every_month, has_champion=True)[0]
+
+
 def test_search_is_bounded_and_deterministic() -> None:
     use_case = load_spec("taxi_trip_duration")
     grid = {"learning_rate": [0.05, 0.1, 0.2], "max_leaf_nodes": [15, 31, 63]}

@@ -336,6 +336,7 @@ def _lineage(registry: Any, run_id: str) -> list[dict[str, str]]:
                     "month": tags["month"],
                     "digest": tags["sha256"],
                     "role": tags.get("mlflow.data.context", ""),
+                    "validation_from": tags.get("validation_from"),
                 }
             )
     return found
@@ -408,7 +409,10 @@ def _evaluation_rows(lake: Lake, use_case: UseCase, lineage: list[dict[str, str]
     frames = []
     for ref in held_out:
         snap = snapshots.read_snapshot(lake, use_case.name, ref["month"], ref["digest"])
-        frames.append(snapshots.read_table(lake, snap, columns).to_pandas())
+        frame = snapshots.read_table(lake, snap, columns).to_pandas()
+        if ref.get("validation_from"):  # a split within the month: only its held-out days
+            frame = training.split_within(frame, datetime.fromisoformat(ref["validation_from"]))[1]
+        frames.append(frame)
     rows = training.labelled(pd.concat(frames, ignore_index=True), use_case)
     rows = training._sample(rows, MAX_EVAL_ROWS)
     return rows, held_out
@@ -627,6 +631,7 @@ def apply(
             "improvement": assessment.get("improvement"),
             "latency_ms_per_row": assessment.get("latency_ms_per_row"),
             "size_mb": assessment.get("size_mb"),
+            "evaluated_rows": assessment.get("rows"),
         },
         "decision.gates": assessment["gates"],
     }

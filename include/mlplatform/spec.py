@@ -114,6 +114,11 @@ class Training(_Strict):
     window_months: int = Field(ge=1, le=36, description="Months of validated data a model trains on.")
     validation_months: int = Field(1, ge=1, le=6, description="Newest months held out for validation.")
     sample_rows: int | None = Field(None, ge=1000, description="Cap on training rows (uniform sample).")
+    on_new_data: Literal["retrain", "first_model"] = Field(
+        "retrain",
+        description="What a newly validated month does: `retrain` trains a challenger on each; "
+        "`first_model` trains only while there is no champion, later retrains come from monitoring.",
+    )
 
 
 class Gates(_Strict):

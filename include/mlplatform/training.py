@@ -6,8 +6,10 @@ The train DAG runs three steps as tasks, passing URIs and ids; the command line
 1. :func:`assemble_training_set`: the current validated snapshots of the spec's window
    (``training.window_months``), split by time: the newest ``training.validation_months``
    are held out for validation, the older months are trained on (uniformly sampled down
-   to ``training.sample_rows``). Only the rows the spec models (``data.filter``) and the
-   target (``target.column`` or ``target.expression``) are kept. Written to the lake as
+   to ``training.sample_rows``). A retrain after a breach can start at the breached month
+   (``since``): with too few months left, their last days are held out instead. Only the
+   rows the spec models (``data.filter``) and the target (``target.column`` or
+   ``target.expression``) are kept. Written to the lake as
    ``features/<use case>/training/<key>/{train,validation}.parquet`` with the lineage
    (month, digest, rows of every snapshot) beside them.
 2. :func:`fit`: the baseline family and the chosen family (by default the spec's
@@ -35,6 +37,7 @@ import re
 import subprocess
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -62,6 +65,8 @@ MAX_VALIDATION_ROWS = 250_000
 MIN_SLICE_ROWS = 100
 """Slices with fewer validation rows are not scored: their metrics would be noise."""
 SAMPLE_SEED = 0
+VALIDATION_DAYS = 8
+"""A split within months (see :func:`select_window`) validates on their last days."""
 
 
 # -- metrics ----------------------------------------------------------------------------------
@@ -186,9 +191,31 @@ class SnapshotRef:
 
 
 def select_window(
-    available: list[Snapshot], window_months: int, validation_months: int
+    available: list[Snapshot], window_months: int, validation_months: int, since: str | None = None
 ) -> tuple[list[Snapshot], list[Snapshot]]:
-    """The (training, validation) snapshots: the newest ``window_months``, split by time."""
+    """The (training, validation) snapshots: the newest ``window_months``, split by time.
+
+    ``since`` (a month) keeps only that month and later ones: a retrain after monitoring saw
+    the data change learns the new regime alone. When that leaves too few months to hold
+    whole months out, both lists are the same months and :func:`split_within` divides
+    their trips by pickup time.
+    """
+    if since is not None:
+        try:
+            datetime.strptime(since, "%Y-%m")
+        except ValueError:
+            raise ValueError(f"since must be a month as YYYY-MM, got {since!r}") from None
+        newer = [s for s in available if s.month >= since]
+        if not newer:
+            months = ", ".join(s.month for s in available) or "none"
+            raise ValueError(
+                f"no validated month from {since} on to train on (validated: {months}); "
+                "validate that month first (the <use case>_validate DAG)"
+            )
+        if len(newer) <= validation_months:
+            window = newer[-window_months:]
+            return window, window
+        available = newer
     if len(available) < validation_months + 1:
         months = ", ".join(s.month for s in available) or "none"
         raise ValueError(
@@ -204,33 +231,68 @@ def select_window(
     return window[:-validation_months], window[-validation_months:]
 
 
+def split_time(months: list[str]) -> datetime:
+    """Where a split within ``months`` starts validation: ``VALIDATION_DAYS`` before their end."""
+    last = max(months)
+    year, month = map(int, last.split("-"))
+    end = datetime(year + month // 12, month % 12 + 1, 1)
+    return end - timedelta(days=VALIDATION_DAYS)
+
+
+def split_within(frame: pd.DataFrame, cutoff: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Trips picked up before ``cutoff`` (training) and from it on (validation)."""
+    late = pd.to_datetime(frame["pickup_datetime"]) >= pd.Timestamp(cutoff)
+    return frame[~late].reset_index(drop=True), frame[late].reset_index(drop=True)
+
+
+def new_data_decision(lake: Lake, use_case: UseCase, has_champion: bool) -> tuple[bool, str]:
+    """Whether a newly validated month should train a challenger, and why (or why not)."""
+    needed = use_case.training.validation_months + 1
+    validated = len(snapshots.current_snapshots(lake, use_case.name))
+    if validated < needed:
+        return False, f"{validated} validated month(s); training needs {needed}"
+    if use_case.training.on_new_data == "first_model" and has_champion:
+        return False, "a champion exists and training.on_new_data is first_model: monitoring decides retrains"
+    return True, f"{validated} validated months; training.on_new_data is {use_case.training.on_new_data}"
+
+
 def assemble_training_set(
-    lake: Lake, use_case: UseCase, key: str, window_months: int | None = None
+    lake: Lake, use_case: UseCase, key: str, window_months: int | None = None, since: str | None = None
 ) -> dict[str, Any]:
     """Write the training and validation sets of ``use_case`` to the lake; returns their URIs.
 
     ``key`` names the output folder (the train DAG passes its run id), so a retried task
-    overwrites its own output and nothing else.
+    overwrites its own output and nothing else. ``since``: see :func:`select_window`.
     """
     window_months = window_months or use_case.training.window_months
     available = snapshots.current_snapshots(lake, use_case.name)
-    train_snaps, valid_snaps = select_window(available, window_months, use_case.training.validation_months)
+    train_snaps, valid_snaps = select_window(
+        available, window_months, use_case.training.validation_months, since
+    )
     columns = source_columns(use_case)
 
     def read(snaps: list[Snapshot]) -> pd.DataFrame:
         frames = [snapshots.read_table(lake, s, columns).to_pandas() for s in snaps]
         return labelled(pd.concat(frames, ignore_index=True), use_case)
 
-    train = _sample(read(train_snaps), use_case.training.sample_rows)
-    valid = _sample(read(valid_snaps), MAX_VALIDATION_ROWS)
+    cutoff = None
+    if train_snaps == valid_snaps:
+        cutoff = split_time([s.month for s in valid_snaps])
+        train, valid = split_within(read(train_snaps), cutoff)
+        train = _sample(train, use_case.training.sample_rows)
+        valid = _sample(valid, MAX_VALIDATION_ROWS)
+    else:
+        train = _sample(read(train_snaps), use_case.training.sample_rows)
+        valid = _sample(read(valid_snaps), MAX_VALIDATION_ROWS)
     if len(train) == 0 or len(valid) == 0:
         raise ValueError(
             f"no modelled rows to train on for {use_case.name} in months "
             f"{', '.join(s.month for s in train_snaps + valid_snaps)}: check data.filter in the spec"
         )
     folder = f"features/{use_case.name}/training/{_metric_key(key)}"
+    split = {} if cutoff is None else {"validation_from": cutoff.isoformat()}
     lineage = [
-        SnapshotRef(s.month, s.digest, s.rows, lake.uri(s.data_path), role).to_dict()
+        {**SnapshotRef(s.month, s.digest, s.rows, lake.uri(s.data_path), role).to_dict(), **split}
         for role, snaps in (("training", train_snaps), ("validation", valid_snaps))
         for s in snaps
     ]
@@ -241,6 +303,8 @@ def assemble_training_set(
         "train_rows": len(train),
         "validation_rows": len(valid),
         "window_months": window_months,
+        "since": since,
+        "validation_from": split.get("validation_from"),
         "train_months": [s.month for s in train_snaps],
         "validation_months": [s.month for s in valid_snaps],
         "lineage": lineage,
@@ -460,6 +524,8 @@ def _snapshot_input(ref: dict[str, Any]) -> Any:
         warnings.simplefilter("ignore")
         source = resolve_dataset_source(ref["uri"])
     name = f"validated/{ref['month']}" if "month" in ref else ref["uri"].rstrip("/").rsplit("/", 1)[-1]
+    if ref.get("validation_from"):  # one month in both roles: MLflow keeps one input per name
+        name += f"{' from' if ref['role'] == 'validation' else ' before'} {ref['validation_from'][:10]}"
     # MLflow keeps at most 36 characters of a digest: the full SHA-256 goes in the tags.
     return MetaDataset(source, name=name, digest=ref["digest"][:32])
 
@@ -517,6 +583,8 @@ def log_run(
         mlflow.log_metrics(metrics)
         for ref in assembled.get("lineage", []):
             where = {"month": ref["month"]} if "month" in ref else {"file": ref["uri"]}
+            if ref.get("validation_from"):
+                where["validation_from"] = ref["validation_from"]
             mlflow.log_input(
                 _snapshot_input(ref),
                 context=ref["role"],
