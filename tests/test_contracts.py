@@ -165,6 +165,24 @@ def test_each_row_rule_flags_exactly_the_rows_that_break_it() -> None:
     assert flagged == expected | {"dropoff_not_after_pickup": [11], "duplicate_row": [200]}
 
 
+def test_a_nan_key_is_missing_and_breaks_no_other_rule() -> None:
+    trips = tlc.normalise(month_table(50))
+    columns = {name: trips.column(name) for name in trips.column_names}
+    for name, changes in {
+        "fare_amount": {0: float("nan"), 1: -5.0},
+        "total_amount": {1: float("nan")},
+        "trip_distance": {2: float("nan")},
+    }.items():
+        values = columns[name].to_pylist()
+        for row, value in changes.items():
+            values[row] = value
+        columns[name] = pa.array(values, pa.float64())
+    masks = contracts.row_rule_masks(pa.table(columns, schema=tlc.NORMALISED_SCHEMA), USE_CASE, MONTH)
+    assert {name: np.flatnonzero(m).tolist() for name, m in masks.items() if m.any()} == {
+        "missing_key": [0, 1, 2]
+    }
+
+
 def test_a_clean_generated_month_breaks_no_rule() -> None:
     masks = contracts.row_rule_masks(tlc.normalise(month_table(20_000)), USE_CASE, MONTH)
     assert {name: int(m.sum()) for name, m in masks.items() if m.any()} == {}
@@ -206,6 +224,16 @@ def test_same_raw_file_is_a_no_op_and_a_changed_one_a_new_version(
     current = snapshots.current_snapshot(lake, USE_CASE.name, MONTH)
     assert current.digest == second["digest"] and current.manifest["source"]["digest"] == lake.digest(raw)
     assert snapshots.read_snapshot(lake, USE_CASE.name, MONTH, first["digest"]).rows == ROWS  # kept
+
+
+def test_the_snapshot_encoded_during_the_checkpoint_is_the_validated_rows(lake: Lake, gx_root: Path) -> None:
+    data = to_bytes(generator.corrupt(month_table(), "negative_distance", RATE, SEED))
+    checked = contracts.evaluate(data, USE_CASE, MONTH, source_path="delivery.parquet")
+    assert checked.encoded is None and checked.bad_rows  # only validate_month encodes ahead
+    land(lake, data)
+    outcome = run_month(lake)
+    assert outcome["snapshot"]["digest"] == snapshots.encode(checked.valid).digest
+    assert outcome["timings"]["snapshot_encode"] > 0
 
 
 def test_quarantined_rows_keep_their_reasons_and_leave_the_snapshot(

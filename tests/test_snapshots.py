@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pyarrow as pa
 import pytest
 
-from mlplatform import snapshots
+from mlplatform import generator, snapshots, tlc
 
 
 def test_same_data_is_a_no_op_and_new_data_a_new_version(lake) -> None:
@@ -30,3 +32,17 @@ def test_current_snapshots_are_listed_by_month(lake) -> None:
     assert snapshots.current_snapshot(lake, "uc", "2024-03") is None
     with pytest.raises(FileNotFoundError, match="no snapshot"):
         snapshots.read_snapshot(lake, "uc", "2024-01", "0" * 64)
+
+
+def test_an_encoded_table_is_stored_as_the_same_snapshot_as_the_table(lake) -> None:
+    table = tlc.normalise(generator.generate_month("yellow", "2024-03", 2000, seed=0).table)
+    encoded = snapshots.encode(table)
+    assert snapshots.encode(table).digest == encoded.digest  # same rows, same bytes
+    assert hashlib.sha256(encoded.data).hexdigest() == encoded.digest
+    snapshot, created = snapshots.write_snapshot(lake, "uc", "2024-03", encoded, {"source": "x"})
+    assert created and snapshot.digest == encoded.digest and snapshot.rows == 2000
+    assert snapshot.manifest["schema"] == {f.name: str(f.type) for f in tlc.NORMALISED_SCHEMA}
+    again, created = snapshots.write_snapshot(lake, "uc", "2024-03", table, {"source": "x"})
+    assert not created and again == snapshot
+    stored = snapshots.read_table(lake, snapshot)
+    assert stored.schema == table.schema and stored.equals(table)

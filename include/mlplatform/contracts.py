@@ -35,18 +35,22 @@ Each expectation carries a severity in its ``meta`` (and GX ``severity``):
 
 :func:`validate_month` runs all of it for a month in the lake and writes the results
 (:func:`publish`): the validated snapshot, quarantined rows, or the breach record. The
-raw file is only ever read.
+raw file is only ever read. Encoding the snapshot takes longer than the checkpoint, so a
+thread encodes the rows that would be validated, in memory, while the checkpoint runs;
+the snapshot is stored only if the contract holds, and dropped on a breach.
 """
 
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
 import json
 import logging
 import statistics
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,6 +98,8 @@ KEY_COLUMNS = (
     "fare_amount",
     "total_amount",
 )
+DUPLICATE_KEY = (*KEY_COLUMNS, "vendor_id")
+"""What makes two trips the same trip (``duplicate_row``)."""
 _FARE_PARTS = (
     "fare_amount",
     "extra",
@@ -525,20 +531,33 @@ def read_raw(data: bytes, expected: tlc.TaxiType) -> RawRead:
 # --- step 3: row rules -------------------------------------------------------------------
 
 
-def _values(trips: pa.Table, name: str, fill: Any) -> tuple[np.ndarray, np.ndarray]:
-    """A column as numpy values (nulls filled) and its validity mask."""
-    column = trips.column(name)
+def _missing(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Null, or NaN in a float column."""
+    return pc.is_null(column, nan_is_null=True)
+
+
+def _hits(condition: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A comparison as a mask: a row whose inputs are null does not break the rule."""
+    return pc.fill_null(condition, False)
+
+
+def _out_of_range(column: pa.ChunkedArray, low: float, high: float) -> pa.ChunkedArray:
+    """Below ``low`` or above ``high`` (null and NaN are neither)."""
+    return _hits(pc.or_(pc.less(column, low), pc.greater(column, high)))
+
+
+def _outside(column: pa.ChunkedArray, allowed: Iterable[int]) -> pa.ChunkedArray:
+    """Present, but not one of the ``allowed`` codes (an empty code is allowed)."""
+    return pc.and_(pc.is_valid(column), pc.invert(pc.is_in(column, pa.array(list(allowed), column.type))))
+
+
+def _filled(column: pa.ChunkedArray) -> np.ndarray:
+    """A column as numpy values, nulls as zeros (no copy for one chunk without nulls)."""
     if pa.types.is_timestamp(column.type):
         column = column.cast(pa.int64())
-    valid = pc.invert(pc.is_null(column, nan_is_null=True)).to_numpy(zero_copy_only=False)
-    return column.fill_null(fill).to_numpy(), valid
-
-
-def _outside(values: np.ndarray, valid: np.ndarray, allowed: Iterable[int]) -> np.ndarray:
-    lookup = np.zeros(max(allowed) + 1, dtype=bool)
-    lookup[list(allowed)] = True
-    in_range = (values >= 0) & (values < lookup.size)
-    return valid & ~(in_range & lookup[np.where(in_range, values, 0)])
+    if column.null_count:
+        column = column.fill_null(pa.scalar(0, column.type))
+    return column.to_numpy()
 
 
 def month_window_us(month: str, tolerance_hours: float) -> tuple[int, int]:
@@ -550,50 +569,67 @@ def month_window_us(month: str, tolerance_hours: float) -> tuple[int, int]:
     return lo - slack, lo + days * 86_400_000_000 + slack
 
 
-def row_rule_masks(trips: pa.Table, use_case: UseCase, month: str) -> dict[str, np.ndarray]:
-    """One boolean mask per rule in :data:`ROW_RULES` (True: the row breaks it)."""
+def row_rule_hits(trips: pa.Table, use_case: UseCase, month: str) -> dict[str, pa.ChunkedArray]:
+    """One Arrow boolean mask per rule in :data:`ROW_RULES` (True: the row breaks it).
+
+    Arrow computes the masks as bitmaps, an eighth of numpy's booleans, in its own memory
+    pool; a value that is null (or NaN) never breaks a rule other than ``missing_key``.
+    """
+    duplicates = _in_thread(_duplicate_rows, trips)  # numpy and Arrow release the GIL: both cores work
     c = use_case.contract
-    n = trips.num_rows
-    pickup, p_ok = _values(trips, "pickup_datetime", 0)
-    dropoff, d_ok = _values(trips, "dropoff_datetime", 0)
-    distance, dist_ok = _values(trips, "trip_distance", 0.0)
-    duration, dur_ok = _values(trips, "duration_min", 0.0)
-    pu, pu_ok = _values(trips, "pu_location_id", 0)
-    do, do_ok = _values(trips, "do_location_id", 0)
-    fare, fare_ok = _values(trips, "fare_amount", 0.0)
-    total, total_ok = _values(trips, "total_amount", 0.0)
-    vendor, vendor_ok = _values(trips, "vendor_id", 0)
+    col = trips.column
+    pickup, dropoff = col("pickup_datetime").cast(pa.int64()), col("dropoff_datetime").cast(pa.int64())
+    fare, total = col("fare_amount"), col("total_amount")
     lo, hi = month_window_us(month, c.pickup_tolerance_hours)
 
-    missing = np.zeros(n, dtype=bool)
-    for ok in (p_ok, d_ok, pu_ok, do_ok, dist_ok, fare_ok, total_ok):
-        missing |= ~ok
-    parts = np.zeros(n)
+    missing = _missing(col(KEY_COLUMNS[0]))
+    for name in KEY_COLUMNS[1:]:
+        missing = pc.or_(missing, _missing(col(name)))
+    parts = None  # the sum of the fare's parts, an empty part counting as 0
     for name in _FARE_PARTS:
-        parts += trips.column(name).fill_null(0.0).to_numpy()
-    flag = trips.column("store_and_fwd_flag")
-    bad_flag = pc.and_(pc.is_valid(flag), pc.invert(pc.is_in(flag, pa.array(FLAGS))))
+        part = col(name)
+        if part.null_count == len(part) and parts is not None:
+            continue  # adding zeros changes no sum
+        part = part.fill_null(0.0) if part.null_count else part
+        parts = part if parts is None else pc.add(parts, part)
+    priced = pc.invert(pc.or_(_missing(fare), _missing(total)))
+    wrong_total = pc.or_(pc.less(fare, 0.0), pc.greater(pc.abs(pc.subtract(total, parts)), FARE_TOLERANCE))
+    flag = col("store_and_fwd_flag")
     masks = {
         "missing_key": missing,
-        "pickup_outside_month": p_ok & ((pickup < lo) | (pickup >= hi)),
-        "dropoff_not_after_pickup": p_ok & d_ok & (dropoff <= pickup),
-        "implausible_duration": dur_ok & (duration > c.max_trip_minutes),
-        "implausible_distance": dist_ok & ((distance < 0) | (distance > c.max_trip_miles)),
-        "unknown_zone": _outside(pu, pu_ok, range(ZONE_IDS[0], ZONE_IDS[1] + 1))
-        | _outside(do, do_ok, range(ZONE_IDS[0], ZONE_IDS[1] + 1)),
-        "unknown_payment_type": _outside(*_values(trips, "payment_type", 0), PAYMENT_TYPES),
-        "unknown_rate_code": _outside(*_values(trips, "rate_code_id", 0), RATE_CODES),
-        "unknown_vendor": _outside(vendor, vendor_ok, VENDORS),
-        "fare_inconsistent": fare_ok & total_ok & ((fare < 0) | (np.abs(total - parts) > FARE_TOLERANCE)),
-        "invalid_store_and_fwd_flag": bad_flag.to_numpy(zero_copy_only=False),
-        "duplicate_row": _duplicates([pickup, dropoff, pu, do, distance, fare, total, vendor]),
+        "pickup_outside_month": _hits(pc.or_(pc.less(pickup, lo), pc.greater_equal(pickup, hi))),
+        "dropoff_not_after_pickup": _hits(pc.less_equal(dropoff, pickup)),
+        "implausible_duration": _hits(pc.greater(col("duration_min"), c.max_trip_minutes)),
+        "implausible_distance": _out_of_range(col("trip_distance"), 0.0, c.max_trip_miles),
+        "unknown_zone": pc.or_(
+            _out_of_range(col("pu_location_id"), *ZONE_IDS), _out_of_range(col("do_location_id"), *ZONE_IDS)
+        ),
+        "unknown_payment_type": _outside(col("payment_type"), PAYMENT_TYPES),
+        "unknown_rate_code": _outside(col("rate_code_id"), RATE_CODES),
+        "unknown_vendor": _outside(col("vendor_id"), VENDORS),
+        "fare_inconsistent": pc.and_(priced, _hits(wrong_total)),
+        "invalid_store_and_fwd_flag": pc.and_(pc.is_valid(flag), pc.invert(pc.is_in(flag, pa.array(FLAGS)))),
+        "duplicate_row": pa.chunked_array([duplicates.result()], pa.bool_()),
     }
     assert tuple(masks) == RULE_NAMES
     return masks
 
 
+def row_rule_masks(trips: pa.Table, use_case: UseCase, month: str) -> dict[str, np.ndarray]:
+    """:func:`row_rule_hits` as numpy booleans."""
+    return {name: hit.to_numpy() for name, hit in row_rule_hits(trips, use_case, month).items()}
+
+
+def _duplicate_rows(trips: pa.Table) -> np.ndarray:
+    return _duplicates([_filled(trips.column(name)) for name in DUPLICATE_KEY])
+
+
 def _duplicates(keys: list[np.ndarray]) -> np.ndarray:
-    """Rows equal on every key to an earlier row: hashed first, then confirmed exactly."""
+    """Rows equal on every key to an earlier row: hashed first, then confirmed exactly.
+
+    The hashes are sorted (numpy's SIMD sort) to find the ones that repeat; only rows
+    whose hash repeats are compared key by key.
+    """
     import pandas as pd
 
     n = keys[0].size
@@ -605,11 +641,18 @@ def _duplicates(keys: list[np.ndarray]) -> np.ndarray:
     for word in words:  # FNV-1a over 64-bit words; wraps by design
         digest ^= word
         digest *= np.uint64(0x100000001B3)
-    candidates = np.flatnonzero(pd.Series(digest).duplicated(keep=False).to_numpy())
-    if candidates.size:
-        frame = pd.DataFrame({i: w[candidates] for i, w in enumerate(words)})
-        out[candidates[frame.duplicated(keep="first").to_numpy()]] = True
+    ordered = np.sort(digest)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    if not repeated.size:
+        return out
+    candidates = np.flatnonzero(pd.Series(digest).isin(repeated).to_numpy())
+    frame = pd.DataFrame({i: w[candidates] for i, w in enumerate(words)})
+    out[candidates[frame.duplicated(keep="first").to_numpy()]] = True
     return out
+
+
+def _count(mask: pa.ChunkedArray) -> int:
+    return int(pc.sum(mask, min_count=0).as_py())
 
 
 def quarantine_table(trips: pa.Table, masks: dict[str, np.ndarray], bad: np.ndarray) -> pa.Table:
@@ -658,6 +701,8 @@ class Evaluation:
     data_docs_url: str | None
     valid: pa.Table | None = field(default=None, repr=False)
     quarantined: pa.Table | None = field(default=None, repr=False)
+    encoded: Future[tuple[snapshots.Encoded, float]] | None = field(default=None, repr=False)
+    """``valid`` being encoded as a snapshot, and the seconds that took (``encode_snapshot``)."""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds spent in each step."""
 
@@ -751,28 +796,37 @@ def evaluate(
     source_path: str,
     history: Sequence[int] = (),
     root: Path | None = None,
+    encode_snapshot: bool = False,
 ) -> Evaluation:
-    """Check a raw month's bytes against the use case's contract (nothing is written)."""
+    """Check a raw month's bytes against the use case's contract (nothing is written).
+
+    With ``encode_snapshot``, the rows that would be validated are encoded as a snapshot
+    (:func:`mlplatform.snapshots.encode`, in memory) by a thread while the checkpoint runs;
+    :func:`publish` stores that snapshot only if the contract holds.
+    """
     clock = _Clock()
-    digest = hashlib.sha256(data).hexdigest()
+    hashing = _in_thread(_sha256, data)  # alongside the parse: hashlib releases the GIL
     found = read_raw(data, use_case.data.taxi_type)
+    digest = hashing.result()
     clock.lap("read_and_normalise")
     trips = found.trips
     counts = dict.fromkeys(RULE_NAMES, 0)
     all_null: list[str] = []
-    valid = quarantined = None
+    valid = quarantined = encoding = None
     bad_rows = 0
     if trips is not None:
         if trips.num_rows:
             all_null = [c for c in KEY_COLUMNS if trips.column(c).null_count == trips.num_rows]
-        masks = row_rule_masks(trips, use_case, month)
-        bad = np.zeros(trips.num_rows, dtype=bool)
-        for name, mask in masks.items():
-            counts[name] = int(mask.sum())
-            bad |= mask
-        bad_rows = int(bad.sum())
-        valid = trips.filter(pa.array(~bad)) if bad_rows else trips
-        quarantined = quarantine_table(trips, masks, bad) if bad_rows else None
+        hits = row_rule_hits(trips, use_case, month)
+        counts = {name: _count(hit) for name, hit in hits.items()}
+        bad = functools.reduce(pc.or_, hits.values())
+        bad_rows = _count(bad)
+        valid = trips.filter(pc.invert(bad)) if bad_rows else trips
+        if encode_snapshot:
+            encoding = _in_thread(_timed(snapshots.encode), valid)
+        if bad_rows:
+            masks = {name: hit.to_numpy() for name, hit in hits.items()}
+            quarantined = quarantine_table(trips, masks, bad.to_numpy())
     clock.lap("row_rules")
     share = bad_rows / trips.num_rows if trips is not None and trips.num_rows else 0.0
     volume = volume_bounds(use_case, history)
@@ -807,6 +861,7 @@ def evaluate(
         data_docs_url=docs_url,
         valid=valid,
         quarantined=quarantined,
+        encoded=encoding,
         timings=clock.laps,
     )
     evaluation.breaches, evaluation.warnings = _explain(evaluation, use_case, found, profile)
@@ -852,6 +907,34 @@ def _run_checkpoint(
     urls = context.get_docs_sites_urls(resource_identifier=identifier, site_names=[DATA_DOCS_SITE])
     docs_url = next((u["site_url"] for u in urls if u.get("site_url")), None)
     return checks, _plain(dict(validation.statistics)), docs_url
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _timed(fn: Callable[..., Any]) -> Callable[..., tuple[Any, float]]:
+    """``fn`` returning its result and the seconds it took."""
+
+    @functools.wraps(fn)
+    def timed(*args: Any) -> tuple[Any, float]:
+        started = time.perf_counter()
+        return fn(*args), time.perf_counter() - started
+
+    return timed
+
+
+def _in_thread(fn: Callable[..., Any], *args: Any) -> Future:
+    """Start ``fn(*args)`` in a thread of its own and return its future at once.
+
+    Worth it for work done in Arrow, numpy or hashlib, which release the GIL: the thread
+    gets the second core while Python carries on.
+    """
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlplatform-contracts")
+    try:
+        return executor.submit(fn, *args)
+    finally:
+        executor.shutdown(wait=False)
 
 
 def _plain(value: Any) -> Any:
@@ -978,7 +1061,12 @@ def publish(lake: Lake, evaluation: Evaluation) -> dict[str, Any]:
         "source": {"path": ev.source["path"], "digest": ev.source["digest"], "rows": ev.rows},
         "contract": ev.contract(),
     }
-    snapshot, created = snapshots.write_snapshot(lake, ev.use_case, ev.month, ev.valid, manifest)
+    rows: pa.Table | snapshots.Encoded = ev.valid
+    encoding: dict[str, float] = {}
+    if ev.encoded is not None:
+        rows, seconds = ev.encoded.result()
+        encoding["snapshot_encode"] = round(seconds, 3)  # in a thread, alongside the checkpoint
+    snapshot, created = snapshots.write_snapshot(lake, ev.use_case, ev.month, rows, manifest)
     outcome["snapshot"] = {
         "uri": lake.uri(snapshot.data_path),
         "digest": snapshot.digest,
@@ -986,7 +1074,7 @@ def publish(lake: Lake, evaluation: Evaluation) -> dict[str, Any]:
         "created": created,
     }
     clock.lap("write")
-    outcome["timings"] = {**ev.timings, **clock.laps}
+    outcome["timings"] = {**ev.timings, **encoding, **clock.laps}
     return outcome
 
 
@@ -1005,7 +1093,9 @@ def validate_month(lake: Lake, use_case: UseCase, month: str, root: Path | None 
     data = lake.read_bytes(path)
     history = history_row_counts(lake, use_case, month)
     fetched = round(time.perf_counter() - started, 3)
-    evaluation = evaluate(data, use_case, month, source_path=path, history=history, root=root)
+    evaluation = evaluate(
+        data, use_case, month, source_path=path, history=history, root=root, encode_snapshot=True
+    )
     outcome = publish(lake, evaluation)
     outcome["timings"] = {"fetch": fetched, **outcome["timings"]}
     return outcome
