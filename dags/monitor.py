@@ -110,7 +110,9 @@ def build(use_case: UseCase) -> DAG:
         trigger_retrain = TriggerDagRunOperator(
             task_id="trigger_retrain",
             trigger_dag_id=train_dag_id,
-            trigger_run_id="monitor__{{ ti.xcom_pull(task_ids='evaluate')['window'] }}__{{ ts_nodash }}",
+            # Runs triggered from the UI or the API have no logical date: key on run_after.
+            trigger_run_id="monitor__{{ ti.xcom_pull(task_ids='evaluate')['window'] }}__"
+            "{{ dag_run.run_after.strftime('%Y%m%dT%H%M%S') }}",
             conf={
                 "reason": "{{ ti.xcom_pull(task_ids='decide', key='reason') }}",
                 "triggered_by": "monitor",

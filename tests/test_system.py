@@ -1,9 +1,10 @@
 """The bundle on a real Airflow: scheduler, dag-processor, api-server and triggerer with the
 LocalExecutor on PostgreSQL, driven through the REST API the way a person drives the UI.
 
-validate → train → promote → batch score runs end to end; then a headless Chromium logs in
-to the Airflow UI and opens the MLOps page, and screenshots are saved for a person to look
-at (``.local/screenshots/``).
+The closed loop of ``make run`` runs on it, smaller (validate → train → promote → deploy →
+batch score and serving → monitor, drift, retrain, recovery); then a headless Chromium logs
+in to the Airflow UI and opens the MLOps page, and screenshots are saved for a person to
+look at (``.local/screenshots/``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from conftest import REPO_ROOT, REQUIRE_SERVICES, free_port, require_service
 pytestmark = [pytest.mark.system, pytest.mark.services, pytest.mark.slow]
 
 USE_CASE = "taxi_trip_duration"
-MONTHS = ("2024-01", "2024-02", "2024-03", "2024-04")
 SCREENSHOTS = REPO_ROOT / ".local" / "screenshots"
 
 
@@ -65,16 +65,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory, postgres_uri: str):
         airflow_db_uri=postgres_uri,
     )
     try:
-        platform.up(
-            only=(
-                "webhook-sink",
-                "mlflow",
-                "airflow-api-server",
-                "airflow-scheduler",
-                "airflow-dag-processor",
-                "airflow-triggerer",
-            )
-        )
+        platform.up()
         yield platform
     finally:
         platform.stop()
@@ -89,55 +80,37 @@ def client(platform):
     client.close()
 
 
-def _wait_idle(client, dag_id: str, timeout_s: float = 900) -> list[dict]:
-    """Wait until ``dag_id`` has no queued or running run; returns its runs."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        runs = client.runs(dag_id)
-        if runs and all(r["state"] in ("success", "failed") for r in runs):
-            return runs
-        time.sleep(3)
-    raise AssertionError(
-        f"{dag_id} still busy after {timeout_s:.0f}s: {[r['state'] for r in client.runs(dag_id)]}"
+def test_closed_loop_detects_drift_retrains_and_recovers(platform) -> None:
+    """`make run`'s simulation, smaller: contracts, the first model, scoring, serving,
+    monitoring, then drift → alert → one retrain → promotion → deployment → recovery."""
+    from mlplatform import closed_loop
+
+    scenario = closed_loop.Scenario(months=4, rows=20_000, drift_from=3)
+    records = closed_loop.simulate(platform, scenario)
+    first, steady, drifted, after = records
+
+    assert [r.contract for r in records] == ["passed"] * 4
+    assert first.champion_version is None and first.monitor_status is None  # one month: no model yet
+    assert steady.champion_version == "1" and steady.monitor_status == "ok", steady
+    assert {"new data: trained a challenger", "promoted version 1", "deployed to serving"} <= set(
+        steady.actions
     )
 
+    assert drifted.drift_injected and drifted.monitor_status == "breach", drifted
+    assert "rmse" in drifted.breaches and drifted.rmse > 1.07 * drifted.rmse_reference
+    retrain = [a for a in drifted.actions if a.startswith("monitoring triggered a retrain")]
+    assert len(retrain) == 1 and drifted.champion_version == "2", drifted.actions
+    assert {"promoted version 2", "deployed to serving"} <= set(drifted.actions)
+    assert any(a.startswith("alert:") and "breach" in a.lower() for a in drifted.actions), drifted.actions
 
-def test_validate_train_promote_score_chain(platform, client) -> None:
-    from mlflow import MlflowClient
+    assert after.monitor_status == "ok" and after.champion_version == "2", after
+    assert after.rmse < drifted.rmse
 
-    from mlplatform import ingest, snapshots
-    from mlplatform.lake import Lake
-
-    env = platform.env()
-    lake = Lake(env["MLPLATFORM_LAKE_URI"])
-    for i, month in enumerate(MONTHS):
-        ingest.land_generated(lake, "nyc_tlc_yellow", "yellow", month, 20_000, seed=i)
-
-    stages = ("validate", "train", "promote", "batch_score")
-    dag_ids = [f"{USE_CASE}_{stage}" for stage in stages]
-    client.wait_for_dags(dag_ids, timeout_s=300)
-    for dag_id in dag_ids:
-        client.set_paused(dag_id, False)
-
-    for month in MONTHS:
-        client.trigger_and_wait(f"{USE_CASE}_validate", {"month": month}, timeout_s=600)
-    assert [s.month for s in snapshots.current_snapshots(lake, USE_CASE)] == list(MONTHS)
-
-    # The validated-data Asset starts training; its challenger Asset starts promotion.
-    train_runs = _wait_idle(client, f"{USE_CASE}_train")
-    assert any(r["state"] == "success" for r in train_runs), train_runs
-    promote_runs = _wait_idle(client, f"{USE_CASE}_promote")
-    assert any(r["state"] == "success" for r in promote_runs), promote_runs
-    assert all(r["bundle_version"] is None for r in train_runs)  # LocalDagBundle: unversioned
-
-    champion = MlflowClient(tracking_uri=platform.mlflow_url).get_model_version_by_alias(USE_CASE, "champion")
-    assert champion.version
-
-    client.trigger_and_wait(f"{USE_CASE}_batch_score", {"month": MONTHS[-1]}, timeout_s=600)
-    pointer = lake.read_json(f"predictions/{USE_CASE}/month={MONTHS[-1]}/CURRENT.json")
-    assert json.dumps(pointer)
-    predictions = [e.path for e in lake.list(f"predictions/{USE_CASE}/month={MONTHS[-1]}")]
-    assert any(p.endswith(".parquet") for p in predictions)
+    summary, chart = closed_loop.write_outputs(records, platform.home / "closed_loop")
+    assert [m["month"] for m in json.loads(summary.read_text())] == scenario.month_names()
+    assert chart.read_bytes().startswith(b"\x89PNG")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(chart, SCREENSHOTS / "closed-loop.png")  # for a person to look at
 
 
 def _browser():

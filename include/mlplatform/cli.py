@@ -251,9 +251,17 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from mlplatform import embedded
+    from mlplatform import closed_loop
 
-    return embedded.run(months=args.months, rows=args.rows, start=args.start)
+    scenario = closed_loop.Scenario(
+        months=args.months,
+        rows=args.rows,
+        start=args.start,
+        drift_from=args.drift_from,
+        congestion=args.congestion,
+        outer_borough_shift=args.outer_borough_shift,
+    )
+    return closed_loop.run(scenario, fresh=not args.keep)
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
@@ -386,11 +394,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--use-case", required=True, help="use case whose registered model to roll back")
     p.set_defaults(func=cmd_rollback)
 
-    p = sub.add_parser("run", help="run the platform on the embedded default")
-    p.description = "Run the main job on the embedded default: local lake, MLflow, Airflow."
-    p.add_argument("--months", type=int, default=4, help="months of data to land (default 4)")
-    p.add_argument("--rows", type=int, default=50_000, help="trips per month (default 50000)")
-    p.add_argument("--start", type=_month, default="2024-01", help="first month (default 2024-01)")
+    p = sub.add_parser("run", help="run the closed loop on the embedded default")
+    p.description = (
+        "Start the embedded default (local lake, MLflow, Airflow, serving app, Slack sink) from a "
+        "clean state and simulate months through the real scheduler: contracts, training, "
+        "promotion, deployment, scoring, monitoring, drift and automatic retraining."
+    )
+    from mlplatform.closed_loop import Scenario
+
+    defaults = Scenario()
+    p.add_argument(
+        "--months", type=int, default=defaults.months, help=f"months to simulate ({defaults.months})"
+    )
+    p.add_argument("--rows", type=int, default=defaults.rows, help=f"trips per month ({defaults.rows})")
+    p.add_argument("--start", type=_month, default=defaults.start, help=f"first month ({defaults.start})")
+    p.add_argument(
+        "--drift-from",
+        type=int,
+        default=defaults.drift_from,
+        help=f"first drifted month, 1-based ({defaults.drift_from})",
+    )
+    p.add_argument(
+        "--congestion",
+        type=float,
+        default=defaults.congestion,
+        help=f"drift: trips take this much longer ({defaults.congestion})",
+    )
+    p.add_argument(
+        "--outer-borough-shift",
+        type=float,
+        default=defaults.outer_borough_shift,
+        help=f"drift: share of pickups moved to the outer boroughs ({defaults.outer_borough_shift})",
+    )
+    p.add_argument(
+        "--keep", action="store_true", help="keep the previous run's state instead of starting clean"
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("stop", help="stop every process `mlplatform run` started")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +27,8 @@ from pathlib import Path
 from mlplatform import settings
 
 HOME = settings.LOCAL_HOME
+STATE = ("lake", "mlflow", "airflow", "alerts", "closed_loop")
+"""Folders of the home that hold a run's state (``reset`` deletes them; ``secrets`` stays)."""
 
 
 @dataclass(frozen=True)
@@ -238,6 +241,33 @@ class Platform:
         for service in chosen:
             self.wait_healthy(service)
 
+    def reset(self) -> bool:
+        """Stop the platform and delete its state (lake, MLflow, Airflow, alerts) for a fresh
+        start; the generated secrets stay. Returns whether there was anything to delete."""
+        self.stop()
+        found = False
+        for name in STATE:
+            if (self.home / name).exists():
+                shutil.rmtree(self.home / name)
+                found = True
+        return found
+
+    def access(self) -> str:
+        """Where a person finds each part of the running platform."""
+        from mlplatform.contracts import data_docs_index
+
+        return (
+            f"Airflow UI:  {self.airflow_url}  (user admin, password {self.airflow_password()})\n"
+            f"MLOps page:  {self.airflow_url}/mlops/\n"
+            f"MLflow UI:   {self.mlflow_url}\n"
+            f"Serving app: {self.serving_url}/docs\n"
+            f"Alerts:      {self.sink_url}/messages  (the local Slack webhook sink)\n"
+            f"Data Docs:   {data_docs_index().as_uri()}\n"
+            f"Lake:        {self.env()['MLPLATFORM_LAKE_URI']}\n"
+            f"Logs:        {self.run_dir}\n"
+            "The platform keeps running for you to explore; `make stop` stops it."
+        )
+
     def airflow_password(self) -> str:
         """The generated password of the ``admin`` user (the api-server writes it on start)."""
         path = Path(self.env()["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
@@ -283,46 +313,4 @@ def stop() -> int:
     """``make stop``: stop every process the default platform started."""
     stopped = Platform().stop()
     print("\n".join(f"stopped {name}" for name in stopped) or "nothing to stop")
-    return 0
-
-
-def run(months: int = 4, rows: int = 50_000, start: str = "2024-01") -> int:
-    """Start (or reuse) the platform, land ``months`` months from ``start``, show where things are."""
-    from mlplatform import ingest, spec
-    from mlplatform.cli import _months
-    from mlplatform.contracts import data_docs_index
-    from mlplatform.lake import Lake, inventory
-
-    platform = Platform()
-    print("starting the embedded platform (the first start migrates Airflow's database) ...", flush=True)
-    platform.up()
-    lake = Lake(platform.env()["MLPLATFORM_LAKE_URI"])
-    print(f"lake: {lake.root_uri}")
-    datasets = {(u.data.dataset, u.data.taxi_type) for u in spec.load_all()}
-    for dataset, taxi_type in sorted(datasets):
-        for i, month in enumerate(_months(start, months)):
-            try:
-                landed, made = ingest.land_generated(lake, dataset, taxi_type, month, rows, seed=i)
-            except ingest.LandingError:
-                # An earlier run landed this month with other settings: raw data is kept as it is.
-                print(f"  kept     {Lake.raw_path(dataset, taxi_type, month)}  (landed by an earlier run)")
-                continue
-            state = "landed" if landed.changed else "present"
-            print(
-                f"  {state:<8} {landed.path}  {made.table.num_rows:,} rows  "
-                f"noise floor RMSE {made.noise_floor_rmse:.3f} min"
-            )
-    print()
-    for zone, entries in inventory(lake).items():
-        print(f"  {zone:<12} {len(entries):>4} objects  {sum(e.size for e in entries) / 1e6:8.1f} MB")
-    print(
-        f"\nAirflow UI:  {platform.airflow_url}  (user admin, password {platform.airflow_password()})\n"
-        f"MLOps page:  {platform.airflow_url}/mlops/\n"
-        f"MLflow UI:   {platform.mlflow_url}\n"
-        f"Serving app: {platform.serving_url}/health\n"
-        f"Alerts:      {platform.sink_url}/messages\n"
-        f"Data Docs:   {data_docs_index().as_uri()} (rebuilt by every <use case>_validate run)\n"
-        f"Logs:        {platform.run_dir}\n"
-        f"Trigger `<use case>_validate` for a month in the UI to start the chain; `make stop` stops it all."
-    )
     return 0

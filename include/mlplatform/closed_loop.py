@@ -1,0 +1,344 @@
+"""The closed loop, simulated month by month on the embedded default (``make run``).
+
+Months of TLC-format trips land in the lake one after the other and go through the real
+Airflow scheduler exactly as in production, driven through Airflow's REST API as an
+operator would from the UI:
+
+1. ``<use case>_validate`` runs the contract on the month; its validated Asset starts
+   ``<use case>_train``, which trains the first model once two months are validated
+   (``training.on_new_data: first_model``), and the challenger and champion Assets chain
+   ``_promote`` and ``_deploy`` (the serving app switches to the new champion).
+2. With a champion in production, ``<use case>_batch_score`` scores the month, a few
+   hundred trips are sent to the serving app in real time, and ``<use case>_monitor``
+   compares the month's performance (delayed ground truth: the month's validated trips)
+   and drift to the spec's thresholds.
+3. From a chosen month the generator's drift knobs make every trip slower (congestion) and
+   move pickups to the outer boroughs. Monitoring sees the performance drop and the drift,
+   alerts Slack and triggers ``<use case>_train`` on the changed month; the new model
+   passes the gates, is promoted and deployed, and the next month performs again.
+
+The run ends with a month-by-month summary (contract result, champion version, RMSE,
+drift, actions taken), the same as JSON (one object per month) and a PNG chart of RMSE
+and drift over time, then says where everything is and how long it took.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from mlplatform import snapshots
+from mlplatform.airflow_api import AirflowClient, AirflowError
+from mlplatform.cli import _months
+from mlplatform.embedded import Platform
+
+if TYPE_CHECKING:
+    from mlplatform.generator import Drift
+
+USE_CASE = "taxi_trip_duration"
+STAGES = ("validate", "train", "promote", "deploy", "batch_score", "monitor")
+SERVED_TRIPS = 300
+"""Trips of each month sent to the serving app in real time (its log is monitored too)."""
+SERVED_BATCH = 10
+RUN_TIMEOUT_S = 900.0
+
+
+@dataclass
+class Scenario:
+    """What the simulation does: how many months of how many trips, and the drift."""
+
+    months: int = 5
+    rows: int = 30_000
+    start: str = "2024-01"
+    drift_from: int = 4
+    """The first drifted month (1-based); every later month drifts too."""
+    congestion: float = 1.3
+    outer_borough_shift: float = 0.5
+
+    def month_names(self) -> list[str]:
+        return _months(self.start, self.months)
+
+    def drift(self, index: int) -> Drift:
+        from mlplatform.generator import Drift
+
+        if index + 1 < self.drift_from:
+            return Drift()
+        return Drift(congestion=self.congestion, outer_borough_shift=self.outer_borough_shift)
+
+
+@dataclass
+class MonthRecord:
+    """One month of the summary."""
+
+    month: str
+    drift_injected: bool
+    contract: str = "not run"
+    champion_version: str | None = None
+    rmse: float | None = None
+    rmse_reference: float | None = None
+    drift_share: float | None = None
+    drift_threshold: float | None = None
+    monitor_status: str | None = None
+    breaches: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+
+
+class ClosedLoop:
+    """Drives one use case of a running platform through Airflow's REST API."""
+
+    def __init__(self, platform: Platform, scenario: Scenario, log: Callable[[str], None] = print) -> None:
+        from mlplatform import spec
+        from mlplatform.lake import Lake
+
+        self.platform = platform
+        self.scenario = scenario
+        self.log = log
+        self.lake = Lake(platform.env()["MLPLATFORM_LAKE_URI"])
+        self.use_case = spec.load_spec(USE_CASE)
+        self.airflow = AirflowClient(platform.airflow_url, "admin", platform.airflow_password())
+        self._alerts_seen = len(self.alerts())
+
+    def dag(self, stage: str) -> str:
+        return f"{USE_CASE}_{stage}"
+
+    def prepare(self) -> None:
+        """Wait for the DAGs to be parsed and unpause the use case's stages."""
+        dag_ids = [self.dag(s) for s in STAGES]
+        self.airflow.wait_for_dags(dag_ids, timeout_s=600)
+        for dag_id in dag_ids:
+            self.airflow.set_paused(dag_id, False)
+
+    # -- what the platform says -------------------------------------------------------------
+    def champion(self) -> str | None:
+        from mlflow import MlflowClient
+
+        from mlplatform import registry
+
+        client = MlflowClient(self.platform.mlflow_url, self.platform.mlflow_url)
+        return registry.alias_version(client, self.use_case.model_name, "champion")
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return httpx.get(f"{self.platform.sink_url}/messages", timeout=10).json()
+
+    def new_alerts(self) -> list[str]:
+        messages = self.alerts()
+        fresh, self._alerts_seen = messages[self._alerts_seen :], len(messages)
+        return [str(m.get("text", "")).splitlines()[0][:100] for m in fresh]
+
+    def run_ids(self, stage: str) -> set[str]:
+        return {r["dag_run_id"] for r in self.airflow.runs(self.dag(stage))}
+
+    def task_states(self, stage: str, run_id: str) -> dict[str, str]:
+        return {t["task_id"]: t["state"] for t in self.airflow.task_instances(self.dag(stage), run_id)}
+
+    # -- runs ----------------------------------------------------------------------------
+    def run(self, stage: str, conf: dict[str, Any]) -> tuple[str, str]:
+        """Trigger ``stage`` with ``conf`` and wait for it; returns (run id, final state)."""
+        run_id = self.airflow.trigger(self.dag(stage), conf)
+        return run_id, self.airflow.wait(self.dag(stage), run_id, RUN_TIMEOUT_S)
+
+    def next_run(self, stage: str, before: set[str], timeout_s: float = 120) -> tuple[str, str]:
+        """Wait for a run of ``stage`` that is not in ``before`` (the scheduler starts it
+        from an Asset event or the monitor triggers it) and for it to end."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if fresh := self.run_ids(stage) - before:
+                run_id = sorted(fresh)[-1]
+                return run_id, self.airflow.wait(self.dag(stage), run_id, RUN_TIMEOUT_S)
+            time.sleep(1)
+        raise AirflowError(f"no new {self.dag(stage)} run started within {timeout_s:.0f}s")
+
+    def follow_training(self, before: dict[str, set[str]], record: MonthRecord, why: str) -> None:
+        """Follow a train run through promotion and deployment, noting what happened."""
+        champion = self.champion()
+        run_id, state = self.next_run("train", before["train"])
+        states = self.task_states("train", run_id)
+        if state != "success":
+            record.actions.append(f"{why}: training failed ({run_id})")
+            return
+        if states.get("register_challenger") != "success":
+            return  # new data, but the spec leaves retraining to monitoring
+        record.actions.append(f"{why}: trained a challenger")
+        _, state = self.next_run("promote", before["promote"])
+        if self.champion() == champion:
+            record.actions.append("challenger rejected by the gates")
+            return
+        record.actions.append(f"promoted version {self.champion()}")
+        _, state = self.next_run("deploy", before["deploy"])
+        record.actions.append("deployed to serving" if state == "success" else "deployment failed")
+
+    def before(self) -> dict[str, set[str]]:
+        return {stage: self.run_ids(stage) for stage in ("train", "promote", "deploy")}
+
+    # -- one month ----------------------------------------------------------------------------
+    def land_and_validate(self, record: MonthRecord, index: int) -> None:
+        from mlplatform import ingest
+
+        ingest.land_generated(
+            self.lake,
+            self.use_case.data.dataset,
+            self.use_case.data.taxi_type,
+            record.month,
+            self.scenario.rows,
+            seed=index,
+            drift=self.scenario.drift(index),
+        )
+        record.actions.append(f"landed {self.scenario.rows:,} trips")
+        before = self.before()
+        _, state = self.run("validate", {"month": record.month})
+        snapshot = snapshots.current_snapshot(self.lake, USE_CASE, record.month)
+        if state != "success" or snapshot is None:
+            record.contract = "breached"
+            return
+        quarantined = (snapshot.manifest.get("contract") or {}).get("bad_row_share") or 0.0
+        record.contract = f"passed ({quarantined:.1%} quarantined)" if quarantined else "passed"
+        self.follow_training(before, record, "new data")
+
+    def serve(self, month: str) -> None:
+        """Send some of the month's trips to the serving app, as an application would."""
+        from mlplatform.modelling import input_columns
+
+        snapshot = snapshots.current_snapshot(self.lake, USE_CASE, month)
+        columns = input_columns(self.use_case.features.all)
+        trips = snapshots.read_table(self.lake, snapshot, columns).slice(0, SERVED_TRIPS).to_pylist()
+        for trip in trips:
+            trip["pickup_datetime"] = trip["pickup_datetime"].isoformat()
+        with httpx.Client(base_url=self.platform.serving_url, timeout=30) as http:
+            for i in range(0, len(trips), SERVED_BATCH):
+                http.post("/predict", json={"instances": trips[i : i + SERVED_BATCH]}).raise_for_status()
+
+    def score_and_monitor(self, record: MonthRecord) -> None:
+        from mlplatform import monitoring
+
+        self.serve(record.month)  # the app logs to the lake every few seconds, while scoring runs
+        _, state = self.run("batch_score", {"month": record.month})
+        record.actions.append("batch scored" if state == "success" else "batch scoring failed")
+        before = self.before()
+        run_id, _ = self.run("monitor", {"window": record.month})
+        metrics = self.lake.read_json(monitoring.record_path(USE_CASE, record.month))
+        values = metrics.get("metrics", {})
+        record.monitor_status = metrics.get("status")
+        record.breaches = list(metrics.get("breaches", []))
+        record.rmse = values.get("rmse")
+        record.rmse_reference = values.get("rmse_reference")
+        record.drift_share = values.get("drift_share")
+        if self.task_states("monitor", run_id).get("trigger_retrain") == "success":
+            record.actions.append(f"monitoring triggered a retrain ({', '.join(record.breaches)})")
+            self.follow_training(before, record, "retrain")
+
+    def month(self, record: MonthRecord, index: int) -> None:
+        record.drift_threshold = self.use_case.monitoring.drifted_share_threshold
+        self.land_and_validate(record, index)
+        if record.contract.startswith("passed") and self.champion() is not None:
+            self.score_and_monitor(record)
+        record.champion_version = self.champion()
+        record.actions.extend(f"alert: {text}" for text in self.new_alerts())
+
+
+# -- the report -------------------------------------------------------------------------------
+def summary_table(records: list[MonthRecord]) -> str:
+    lines = [
+        f"{'month':<8} {'drift':<6} {'contract':<10} {'champion':>8} {'rmse':>7} {'drifted':>8}  actions"
+    ]
+    for r in records:
+        rmse = f"{r.rmse:.3f}" if r.rmse is not None else "-"
+        drift = f"{r.drift_share:.0%}" if r.drift_share is not None else "-"
+        actions = [a for a in r.actions if not a.startswith("landed")]
+        lines.append(
+            f"{r.month:<8} {'yes' if r.drift_injected else 'no':<6} {r.contract.split(' ')[0]:<10} "
+            f"{r.champion_version or '-':>8} {rmse:>7} {drift:>8}  {'; '.join(actions) or '-'}"
+        )
+    return "\n".join(lines)
+
+
+def write_outputs(records: list[MonthRecord], folder: Path) -> tuple[Path, Path]:
+    """The summary as JSON (one object per month) and a PNG chart of RMSE and drift."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = folder / "summary.json"
+    summary.write_text(json.dumps([asdict(r) for r in records], indent=2) + "\n")
+    chart = folder / "closed_loop.png"
+    x = range(len(records))
+    fig, rmse_axis = plt.subplots(figsize=(9, 4.5))
+    drift_axis = rmse_axis.twinx()
+    drift_axis.bar(
+        x, [r.drift_share or 0 for r in records], color="tab:red", alpha=0.25, label="drifted features"
+    )
+    threshold = records[0].drift_threshold if records else None
+    if threshold is not None:
+        drift_axis.axhline(threshold, color="tab:red", lw=0.8, ls="--", label="drift threshold")
+    drift_axis.set_ylim(0, 1)
+    drift_axis.set_ylabel("share of drifted features")
+    rmse_axis.set_zorder(drift_axis.get_zorder() + 1)
+    rmse_axis.patch.set_visible(False)
+    rmse_axis.plot(x, [r.rmse for r in records], marker="o", color="tab:blue", label="RMSE (min)")
+    rmse_axis.plot(x, [r.rmse_reference for r in records], ls="--", color="grey", label="RMSE at training")
+    for i, r in enumerate(records):
+        if any(a.startswith("promoted") for a in r.actions):
+            rmse_axis.annotate(
+                f"v{r.champion_version}", (i, r.rmse or 0), textcoords="offset points", xytext=(0, 8)
+            )
+    first_drift = next((i for i, r in enumerate(records) if r.drift_injected), None)
+    if first_drift is not None:
+        rmse_axis.axvline(first_drift - 0.5, color="tab:red", ls=":", label="drift injected")
+    rmse_axis.set_xticks(list(x), [r.month for r in records])
+    rmse_axis.set_ylabel("RMSE (minutes)")
+    rmse_axis.set_title(f"{USE_CASE}: production RMSE and drift by month")
+    handles = [h for axis in (rmse_axis, drift_axis) for h in axis.get_legend_handles_labels()[0]]
+    rmse_axis.legend(handles=handles, loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(chart, dpi=110)
+    plt.close(fig)
+    return summary, chart
+
+
+def simulate(platform: Platform, scenario: Scenario, log: Callable[[str], None] = print) -> list[MonthRecord]:
+    """Run the scenario on a running ``platform``; one record per month."""
+    loop = ClosedLoop(platform, scenario, log)
+    loop.prepare()
+    records = []
+    for index, month in enumerate(scenario.month_names()):
+        started = time.perf_counter()
+        record = MonthRecord(month, drift_injected=index + 1 >= scenario.drift_from)
+        loop.month(record, index)
+        records.append(record)
+        rmse = f"{record.rmse:.3f}" if record.rmse is not None else "-"
+        log(
+            f"  {month}: contract {record.contract}, champion {record.champion_version or '-'}, "
+            f"rmse {rmse}, monitor {record.monitor_status or '-'} ({time.perf_counter() - started:.0f}s)"
+        )
+    return records
+
+
+def run(scenario: Scenario | None = None, fresh: bool = True) -> int:
+    """``make run``: start the embedded platform (from a clean state) and run the closed loop."""
+    scenario = scenario or Scenario()
+    started = time.perf_counter()
+    platform = Platform()
+    if fresh and platform.reset():
+        print(f"cleared the previous run's state under {platform.home}", flush=True)
+    print("starting the embedded platform (Airflow, MLflow, serving app, Slack sink) ...", flush=True)
+    platform.up()
+    print(
+        f"simulating {scenario.months} months of {scenario.rows:,} trips from {scenario.start}; "
+        f"drift from month {scenario.drift_from} (congestion x{scenario.congestion}, "
+        f"{scenario.outer_borough_shift:.0%} of pickups to the outer boroughs)",
+        flush=True,
+    )
+    records = simulate(platform, scenario, lambda line: print(line, flush=True))
+    print("\n" + summary_table(records))
+    summary, chart = write_outputs(records, platform.home / "closed_loop")
+    print(f"\nsummary (JSON): {summary}\nchart (PNG):    {chart}\n")
+    print(platform.access())
+    print(f"\nclosed loop wall time: {time.perf_counter() - started:.0f} s")
+    return 0
