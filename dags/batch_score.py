@@ -20,7 +20,7 @@ the model version and the snapshot digest, so predictions join to ground truth l
 
 With `serving.target: sagemaker` the same DAG hands the scoring to SageMaker Batch
 Transform (the serving image answers JSON Lines staged next to the output) and collects
-its answers into the same layout.
+its answers into the same layout: the task group `sagemaker_transform` in the graph.
 
 **Triggers.** The spec's `schedules.batch_score`. A run scores the last full month before
 its data interval ends (a run due on 1 April scores March). Catchup is off; to score past
@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from airflow.sdk import DAG, Param, PokeReturnValue, task
+from airflow.sdk import DAG, Param, PokeReturnValue, TaskGroup, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlplatform import alerts, dagkit
@@ -184,53 +184,57 @@ def _score_locally(use_case: UseCase, checked: Any, model: Any) -> Any:
 def _score_on_sagemaker(use_case: UseCase, checked: Any, model: Any, check_seconds: int) -> Any:
     from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator
 
-    @task
-    def stage_input(checked: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
-        """Write the snapshot's model inputs as JSON Lines parts next to the month's output."""
-        from mlplatform import scoring, snapshots
-        from mlplatform.lake import Lake
+    with TaskGroup(
+        group_id="sagemaker_transform", tooltip="Score the month with a SageMaker Batch Transform job"
+    ):
 
-        lake = Lake()
-        snapshot = snapshots.read_snapshot(lake, use_case.name, checked["month"], checked["digest"])
-        return scoring.stage_transform_input(lake, use_case, snapshot, scoring.ModelRef.from_dict(model))
+        @task
+        def stage_input(checked: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+            """Write the snapshot's model inputs as JSON Lines parts next to the month's output."""
+            from mlplatform import scoring, snapshots
+            from mlplatform.lake import Lake
 
-    @task
-    def transform_config(checked: dict[str, Any], model: dict[str, Any], staged: dict[str, Any]) -> dict:
-        """The transform job (and the SageMaker model, unless it exists) for this version."""
-        from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+            lake = Lake()
+            snapshot = snapshots.read_snapshot(lake, use_case.name, checked["month"], checked["digest"])
+            return scoring.stage_transform_input(lake, use_case, snapshot, scoring.ModelRef.from_dict(model))
 
-        from mlplatform import scoring, snapshots
-        from mlplatform.lake import Lake
+        @task
+        def transform_config(checked: dict[str, Any], model: dict[str, Any], staged: dict[str, Any]) -> dict:
+            """The transform job (and the SageMaker model, unless it exists) for this version."""
+            from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 
-        snapshot = snapshots.read_snapshot(Lake(), use_case.name, checked["month"], checked["digest"])
-        client = SageMakerHook(aws_conn_id=None).conn
-        return scoring.transform_request(
-            use_case, scoring.ModelRef.from_dict(model), snapshot, staged, client
+            from mlplatform import scoring, snapshots
+            from mlplatform.lake import Lake
+
+            snapshot = snapshots.read_snapshot(Lake(), use_case.name, checked["month"], checked["digest"])
+            client = SageMakerHook(aws_conn_id=None).conn
+            return scoring.transform_request(
+                use_case, scoring.ModelRef.from_dict(model), snapshot, staged, client
+            )
+
+        @task
+        def collect(checked: dict[str, Any], model: dict[str, Any], staged: dict[str, Any]) -> dict[str, Any]:
+            """Turn the job's JSON Lines answers into the month's predictions file."""
+            from mlplatform import scoring, snapshots
+            from mlplatform.lake import Lake
+
+            lake = Lake()
+            snapshot = snapshots.read_snapshot(lake, use_case.name, checked["month"], checked["digest"])
+            return scoring.collect_transform_output(
+                lake, use_case, snapshot, scoring.ModelRef.from_dict(model), staged
+            )
+
+        staged = stage_input(checked, model)
+        transform = SageMakerTransformOperator(
+            task_id="transform",
+            config=transform_config(checked, model, staged),
+            aws_conn_id=None,  # the default credential chain: the MWAA execution role in AWS
+            wait_for_completion=True,
+            check_interval=check_seconds,
+            check_if_model_exists=False,  # transform_config only asks for a model that is missing
         )
-
-    @task
-    def collect(checked: dict[str, Any], model: dict[str, Any], staged: dict[str, Any]) -> dict[str, Any]:
-        """Turn the job's JSON Lines answers into the month's predictions file."""
-        from mlplatform import scoring, snapshots
-        from mlplatform.lake import Lake
-
-        lake = Lake()
-        snapshot = snapshots.read_snapshot(lake, use_case.name, checked["month"], checked["digest"])
-        return scoring.collect_transform_output(
-            lake, use_case, snapshot, scoring.ModelRef.from_dict(model), staged
-        )
-
-    staged = stage_input(checked, model)
-    transform = SageMakerTransformOperator(
-        task_id="transform",
-        config=transform_config(checked, model, staged),
-        aws_conn_id=None,  # the default credential chain: the MWAA execution role in AWS
-        wait_for_completion=True,
-        check_interval=check_seconds,
-        check_if_model_exists=False,  # transform_config only asks for a model that is missing
-    )
-    collected = collect(checked, model, staged)
-    transform >> collected
+        collected = collect(checked, model, staged)
+        transform >> collected
     return collected
 
 

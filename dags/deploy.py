@@ -9,7 +9,7 @@ then deploys them to the spec's `serving.target`:
 - `local`: asks the serving app (`MLPLATFORM_SERVING_URL`) to reload now, waits until it
   serves the new champion, and sends a smoke request that must be answered by that
   version. The app keeps its previous models until the new ones have loaded.
-- `sagemaker`: creates a SageMaker model per version (the serving image), an endpoint
+- `sagemaker` (the task group `sagemaker`): creates a SageMaker model per version (the serving image), an endpoint
   configuration with a `champion` and a `challenger` production variant weighted by
   `serving.challenger_share`, and creates the endpoint or updates it blue/green: a canary
   share of capacity first, a baking period, then the rest, rolled back automatically when
@@ -32,7 +32,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Param, TaskGroup, task
 
 from mlplatform import alerts, dagkit
 from mlplatform.spec import UseCase
@@ -135,62 +135,65 @@ def _deploy_to_sagemaker(use_case: UseCase, versions: Any, check_seconds: int) -
         SageMakerModelOperator,
     )
 
-    @task(multiple_outputs=True)
-    def plan(versions: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Every SageMaker request this deployment needs, given what already exists."""
-        from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+    # One group in the graph: plan, the SageMaker requests, and the check that the endpoint serves.
+    with TaskGroup(group_id="sagemaker", tooltip="Create or update the SageMaker endpoint, blue/green"):
 
-        from mlplatform import deployment
-        from mlplatform.scoring import ModelRef
+        @task(multiple_outputs=True)
+        def plan(versions: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
+            """Every SageMaker request this deployment needs, given what already exists."""
+            from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 
-        challenger = versions["challenger"]
-        return deployment.plan_sagemaker(
-            SageMakerHook(aws_conn_id=None).conn,
-            use_case,
-            ModelRef.from_dict(versions["champion"]),
-            ModelRef.from_dict(challenger) if challenger else None,
-            canary_percent=(params or {})["canary_percent"],
-            bake_minutes=(params or {})["bake_minutes"],
+            from mlplatform import deployment
+            from mlplatform.scoring import ModelRef
+
+            challenger = versions["challenger"]
+            return deployment.plan_sagemaker(
+                SageMakerHook(aws_conn_id=None).conn,
+                use_case,
+                ModelRef.from_dict(versions["champion"]),
+                ModelRef.from_dict(challenger) if challenger else None,
+                canary_percent=(params or {})["canary_percent"],
+                bake_minutes=(params or {})["bake_minutes"],
+            )
+
+        @task(trigger_rule="none_failed")
+        def verify(plan: dict[str, Any]) -> dict[str, Any]:
+            """Check the endpoint is in service on the new configuration (a rollback is a failure)."""
+            from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from mlplatform import deployment
+
+            try:
+                return deployment.verify_sagemaker(SageMakerHook(aws_conn_id=None).conn, plan)
+            except deployment.DeploymentFailed as exc:
+                raise AirflowFailException(str(exc)) from None
+
+        # aws_conn_id=None: the default credential chain, i.e. the MWAA execution role in AWS.
+        # A step whose request is empty skips itself: what it would create exists already.
+        planned = plan(versions)
+        aws: dict[str, Any] = {"aws_conn_id": None, "trigger_rule": "none_failed"}
+        models = [
+            _skips_when_empty(SageMakerModelOperator)(
+                task_id=f"create_{role}_model", config=planned[f"create_{role}_model"], **aws
+            )
+            for role in ("champion", "challenger")
+        ]
+        create_endpoint_config = _skips_when_empty(SageMakerEndpointConfigOperator)(
+            task_id="create_endpoint_config", config=planned["create_endpoint_config"], **aws
         )
-
-    @task(trigger_rule="none_failed")
-    def verify(plan: dict[str, Any]) -> dict[str, Any]:
-        """Check the endpoint is in service on the new configuration (a rollback is a failure)."""
-        from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from mlplatform import deployment
-
-        try:
-            return deployment.verify_sagemaker(SageMakerHook(aws_conn_id=None).conn, plan)
-        except deployment.DeploymentFailed as exc:
-            raise AirflowFailException(str(exc)) from None
-
-    # aws_conn_id=None: the default credential chain, i.e. the MWAA execution role in AWS.
-    # A step whose request is empty skips itself: what it would create exists already.
-    planned = plan(versions)
-    aws: dict[str, Any] = {"aws_conn_id": None, "trigger_rule": "none_failed"}
-    models = [
-        _skips_when_empty(SageMakerModelOperator)(
-            task_id=f"create_{role}_model", config=planned[f"create_{role}_model"], **aws
+        endpoint = {**aws, "check_interval": check_seconds, "wait_for_completion": True}
+        create_endpoint = _skips_when_empty(SageMakerEndpointOperator)(
+            task_id="create_endpoint", operation="create", config=planned["create_endpoint"], **endpoint
         )
-        for role in ("champion", "challenger")
-    ]
-    create_endpoint_config = _skips_when_empty(SageMakerEndpointConfigOperator)(
-        task_id="create_endpoint_config", config=planned["create_endpoint_config"], **aws
-    )
-    endpoint = {**aws, "check_interval": check_seconds, "wait_for_completion": True}
-    create_endpoint = _skips_when_empty(SageMakerEndpointOperator)(
-        task_id="create_endpoint", operation="create", config=planned["create_endpoint"], **endpoint
-    )
-    update_endpoint = _skips_when_empty(SageMakerEndpointOperator)(
-        task_id="update_endpoint",
-        operation="update",
-        config=planned["update_endpoint"],
-        max_ingestion_time=ENDPOINT_WAIT_SECONDS,
-        **endpoint,
-    )
-    models >> create_endpoint_config >> [create_endpoint, update_endpoint] >> verify(planned)
+        update_endpoint = _skips_when_empty(SageMakerEndpointOperator)(
+            task_id="update_endpoint",
+            operation="update",
+            config=planned["update_endpoint"],
+            max_ingestion_time=ENDPOINT_WAIT_SECONDS,
+            **endpoint,
+        )
+        models >> create_endpoint_config >> [create_endpoint, update_endpoint] >> verify(planned)
 
 
 def _skips_when_empty(operator: type) -> type:

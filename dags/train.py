@@ -27,7 +27,8 @@ and `since` in the run conf); or by hand from the trigger form, with these param
    bounded hyperparameter search) and logs one MLflow run in the experiment `<use case>`:
    params, validation metrics overall and per slice, the baseline's metrics, the snapshots
    as dataset inputs with their digests, plots, code version and this run's id, and the
-   model (a `TripModel` pyfunc with signature and input example).
+   model (a `TripModel` pyfunc with signature and input example), and the DAG bundle
+   version this code ran from (`airflow.bundle_version`: the Git commit with `GitDagBundle`).
 3. `register_challenger`: registers the model as a new version of `<use case>` and points
    the alias `challenger` at it, which updates the Asset `<use case>_challenger` and so
    starts `<use case>_promote`.
@@ -129,6 +130,7 @@ def build(use_case: UseCase) -> DAG:
             params: dict[str, Any] | None = None,
             run_id: str | None = None,
             dag_run: Any = None,
+            ti: Any = None,
         ) -> dict[str, Any]:
             """Fit the baseline and the chosen family, log the MLflow run; return its id and model URI."""
             from mlplatform import training
@@ -144,6 +146,7 @@ def build(use_case: UseCase) -> DAG:
                 family=params.get("family") or use_case.model.family,
                 reason=reason,
                 airflow_run_id=run_id,
+                extra_tags=training.bundle_tags(ti),
             )
 
         @task(outlets=[dagkit.model_asset(use_case, "challenger")])

@@ -142,7 +142,7 @@ def test_sagemaker_deploy_creates_then_updates_blue_green(
     # First deployment: everything is created (moto implements these calls).
     states = run_dag(dag)
 
-    assert states == {**dict.fromkeys(states, "success"), "update_endpoint": "skipped"}, states
+    assert states == {**dict.fromkeys(states, "success"), "sagemaker.update_endpoint": "skipped"}, states
     endpoint = sagemaker.describe_endpoint(EndpointName=name)
     assert endpoint["EndpointStatus"] == "InService"
     config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
@@ -192,6 +192,7 @@ def test_sagemaker_deploy_creates_then_updates_blue_green(
 
     stubber.assert_no_pending_responses()
     skipped = ["create_champion_model", "create_challenger_model", "create_endpoint"]  # v2's model exists
+    skipped = [f"sagemaker.{task_id}" for task_id in skipped]
     assert states == {**dict.fromkeys(states, "success"), **dict.fromkeys(skipped, "skipped")}, states
     [update] = updates
     config = sagemaker.describe_endpoint_config(EndpointConfigName=update["EndpointConfigName"])

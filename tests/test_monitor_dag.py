@@ -332,7 +332,7 @@ def test_drift_alerts_and_triggers_one_retrain_then_cools_down(world: dict[str, 
     new_runs = [r for r in _train_runs() if r.run_id not in runs_before]
     assert len(new_runs) == 1
     conf = new_runs[0].conf
-    assert conf["triggered_by"] == "monitor" and conf["window"] == "2024-04"
+    assert conf["triggered_by"] == "monitor" and conf["window"] == conf["since"] == "2024-04"
     assert "features drifted" in conf["reason"]
     alerts = _new_alerts(world)
     assert len(alerts) == 1

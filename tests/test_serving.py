@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from test_scoring import USE_CASE, normalised_trips, registered_versions, set_alias
 
-from mlplatform import scoring, serving
+from mlplatform import monitoring, scoring, serving
 from mlplatform.lake import Lake
 from mlplatform.spec import UseCase
 
@@ -151,6 +151,23 @@ def test_bad_input_gets_a_4xx_naming_the_field(versions: list[str], lake: Lake) 
     assert not_json.status_code == 400 and "not valid JSON" in not_json.text
     assert bad_variant.status_code == 422 and "X-Variant" in bad_variant.text
     assert 'kind="validation"} 9' in metrics  # the requests that reached the signature check
+
+    # Each of those is in the prediction log with its status, for monitoring's error rate,
+    # and counts in the window of its trip's pickup (or where it was served, if unreadable).
+    logged = pd.concat(
+        [lake.read_parquet(e.path).to_pandas() for e in lake.list(f"predictions/{USE_CASE.name}/serving")]
+    )
+    assert len(logged) == 9 and set(logged["status"]) == {422}
+    assert logged["pickup_datetime"].notna().sum() == 7  # two requests had no readable pickup
+    window = TRIP["pickup_datetime"][:7]
+    health = monitoring.serving_health(monitoring.serving_log(lake, USE_CASE.name, window))
+    assert health["error_rate"] == 1.0 and health["requests"] == 7
+    assert monitoring.serving_outcomes(
+        lake, USE_CASE, monitoring.serving_log(lake, USE_CASE.name, window)
+    ) == (
+        None,
+        "no_predictions",
+    )
 
 
 def test_the_challenger_gets_its_share_sticky_per_key_and_every_prediction_is_logged(

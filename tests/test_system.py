@@ -106,6 +106,16 @@ def test_closed_loop_detects_drift_retrains_and_recovers(platform) -> None:
     assert after.monitor_status == "ok" and after.champion_version == "2", after
     assert after.rmse < drifted.rmse
 
+    # Every model names the DAG bundle version its training ran from (LocalDagBundle: none).
+    from mlflow import MlflowClient
+
+    registry = MlflowClient(platform.mlflow_url, platform.mlflow_url)
+    for version in ("1", "2"):
+        assert (
+            registry.get_model_version(closed_loop.USE_CASE, version).tags["airflow.bundle_version"]
+            == "unversioned"
+        )
+
     summary, chart = closed_loop.write_outputs(records, platform.home / "closed_loop")
     assert [m["month"] for m in json.loads(summary.read_text())] == scenario.month_names()
     assert chart.read_bytes().startswith(b"\x89PNG")

@@ -258,6 +258,11 @@ def test_first_model_is_tracked_registered_and_becomes_champion(platform: dict[s
     assert run.data.tags["airflow.run_id"].startswith("manual__")
     assert run.data.tags["mlplatform.reason"] == "first model"
     assert run.data.tags["mlplatform.code_version"]
+    # dag.test() runs tasks outside a DAG bundle: the bundle version is the system test's.
+    assert (
+        version_tags(name, challenger.version)["mlplatform.code_version"]
+        == run.data.tags["mlplatform.code_version"]
+    )
     assert run.data.params["train_months"] == "2024-01,2024-02"
     assert run.data.params["validation_months"] == "2024-03"
     metrics = run.data.metrics

@@ -261,7 +261,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         congestion=args.congestion,
         outer_borough_shift=args.outer_borough_shift,
     )
-    return closed_loop.run(scenario, fresh=not args.keep)
+    return closed_loop.run(scenario)
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
@@ -396,9 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the closed loop on the embedded default")
     p.description = (
-        "Start the embedded default (local lake, MLflow, Airflow, serving app, Slack sink) from a "
-        "clean state and simulate months through the real scheduler: contracts, training, "
-        "promotion, deployment, scoring, monitoring, drift and automatic retraining."
+        "Start (or reuse) the embedded default (local lake, MLflow, Airflow, serving app, Slack "
+        "sink) and simulate months through the real scheduler: contracts, training, promotion, "
+        "deployment, scoring, monitoring, drift and automatic retraining. A previous run's lake "
+        "and registered models are set aside first."
     )
     from mlplatform.closed_loop import Scenario
 
@@ -425,9 +426,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=defaults.outer_borough_shift,
         help=f"drift: share of pickups moved to the outer boroughs ({defaults.outer_borough_shift})",
-    )
-    p.add_argument(
-        "--keep", action="store_true", help="keep the previous run's state instead of starting clean"
     )
     p.set_defaults(func=cmd_run)
 

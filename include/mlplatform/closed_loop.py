@@ -92,13 +92,12 @@ class MonthRecord:
 class ClosedLoop:
     """Drives one use case of a running platform through Airflow's REST API."""
 
-    def __init__(self, platform: Platform, scenario: Scenario, log: Callable[[str], None] = print) -> None:
+    def __init__(self, platform: Platform, scenario: Scenario) -> None:
         from mlplatform import spec
         from mlplatform.lake import Lake
 
         self.platform = platform
         self.scenario = scenario
-        self.log = log
         self.lake = Lake(platform.env()["MLPLATFORM_LAKE_URI"])
         self.use_case = spec.load_spec(USE_CASE)
         self.airflow = AirflowClient(platform.airflow_url, "admin", platform.airflow_password())
@@ -165,7 +164,7 @@ class ClosedLoop:
         if states.get("register_challenger") != "success":
             return  # new data, but the spec leaves retraining to monitoring
         record.actions.append(f"{why}: trained a challenger")
-        _, state = self.next_run("promote", before["promote"])
+        self.next_run("promote", before["promote"])
         if self.champion() == champion:
             record.actions.append("challenger rejected by the gates")
             return
@@ -304,7 +303,7 @@ def write_outputs(records: list[MonthRecord], folder: Path) -> tuple[Path, Path]
 
 def simulate(platform: Platform, scenario: Scenario, log: Callable[[str], None] = print) -> list[MonthRecord]:
     """Run the scenario on a running ``platform``; one record per month."""
-    loop = ClosedLoop(platform, scenario, log)
+    loop = ClosedLoop(platform, scenario)
     loop.prepare()
     records = []
     for index, month in enumerate(scenario.month_names()):
@@ -320,15 +319,43 @@ def simulate(platform: Platform, scenario: Scenario, log: Callable[[str], None] 
     return records
 
 
-def run(scenario: Scenario | None = None, fresh: bool = True) -> int:
-    """``make run``: start the embedded platform (from a clean state) and run the closed loop."""
+def archive_previous(platform: Platform) -> list[str]:
+    """Set a previous simulation aside so this one starts clean, losing nothing: its lake
+    moves to ``archive/<time>/lake`` and its registered models are renamed ``<name>.<time>``.
+    Airflow's run history and MLflow's runs stay where they are."""
+    from datetime import UTC, datetime
+
+    from mlflow import MlflowClient
+
+    from mlplatform import registry, spec
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    moved = []
+    lake = Path(platform.home) / "lake"
+    if lake.exists() and any(lake.iterdir()):
+        target = Path(platform.home) / "archive" / stamp / "lake"
+        target.parent.mkdir(parents=True)
+        lake.rename(target)
+        moved.append(f"lake → {target}")
+    client = MlflowClient(platform.mlflow_url, platform.mlflow_url)
+    for name in sorted({u.model_name for u in spec.load_all()}):
+        if client.search_registered_models(filter_string=f"name = '{registry.lock_name(name)}'"):
+            client.delete_registered_model(registry.lock_name(name))
+        if client.search_registered_models(filter_string=f"name = '{name}'"):
+            client.rename_registered_model(name, f"{name}.{stamp}")
+            moved.append(f"registered model {name} → {name}.{stamp}")
+    return moved
+
+
+def run(scenario: Scenario | None = None) -> int:
+    """``make run``: start (or reuse) the embedded platform and run the closed loop on it."""
     scenario = scenario or Scenario()
     started = time.perf_counter()
     platform = Platform()
-    if fresh and platform.reset():
-        print(f"cleared the previous run's state under {platform.home}", flush=True)
     print("starting the embedded platform (Airflow, MLflow, serving app, Slack sink) ...", flush=True)
     platform.up()
+    for line in archive_previous(platform):
+        print(f"set the previous run aside: {line}", flush=True)
     print(
         f"simulating {scenario.months} months of {scenario.rows:,} trips from {scenario.start}; "
         f"drift from month {scenario.drift_from} (congestion x{scenario.congestion}, "

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,8 +26,6 @@ from pathlib import Path
 from mlplatform import settings
 
 HOME = settings.LOCAL_HOME
-STATE = ("lake", "mlflow", "airflow", "alerts", "closed_loop")
-"""Folders of the home that hold a run's state (``reset`` deletes them; ``secrets`` stays)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +105,8 @@ class Platform:
             "MLPLATFORM_LAKE_URI": self.lake_uri or (self.home / "lake").as_uri(),
             "MLPLATFORM_MLFLOW_ARTIFACT_URI": (self.home / "mlflow" / "artifacts").as_uri(),
             "MLFLOW_TRACKING_URI": self.mlflow_url,
+            # The MLflow server's job runner (three more processes) serves features unused here.
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
             "MLPLATFORM_SLACK_WEBHOOK_URL": hook,
             "MLPLATFORM_SLACK_CONN_ID": "slack_alerts",
             "AIRFLOW_CONN_SLACK_ALERTS": json.dumps({"conn_type": "slackwebhook", "password": hook}),
@@ -240,17 +239,6 @@ class Platform:
             self.start(service)
         for service in chosen:
             self.wait_healthy(service)
-
-    def reset(self) -> bool:
-        """Stop the platform and delete its state (lake, MLflow, Airflow, alerts) for a fresh
-        start; the generated secrets stay. Returns whether there was anything to delete."""
-        self.stop()
-        found = False
-        for name in STATE:
-            if (self.home / name).exists():
-                shutil.rmtree(self.home / name)
-                found = True
-        return found
 
     def access(self) -> str:
         """Where a person finds each part of the running platform."""

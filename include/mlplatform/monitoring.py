@@ -245,7 +245,9 @@ def serving_log(lake: Lake, use_case: str, window: str) -> pd.DataFrame | None:
             [lake.read_parquet(p) for p in files], promote_options="permissive"
         ).to_pandas()
         if "pickup_datetime" in frame:
-            frame = frame[pd.to_datetime(frame["pickup_datetime"]).dt.strftime("%Y-%m") == window]
+            # A failed request without a readable pickup time counts where it was served.
+            pickup = pd.to_datetime(frame["pickup_datetime"]).dt.strftime("%Y-%m").fillna(month)
+            frame = frame[pickup == window]
         elif month != window:
             continue
         frames.append(frame)
@@ -333,6 +335,10 @@ def serving_outcomes(
         return None, "no_predictions"
     answer = answer_column(use_case)
     keys = input_columns(use_case.features.all)
+    if "status" in logged:  # failed requests count in serving health, not in performance
+        logged = logged[logged["status"] == 200]
+        if not len(logged):
+            return None, "no_predictions"
     if missing := [c for c in [*keys, answer, "variant"] if c not in logged]:
         raise ValueError(
             f"the {use_case.name} serving log lacks column(s) {', '.join(missing)}: it was written by "
@@ -483,8 +489,9 @@ def data_quality(lake: Lake, use_case: UseCase, window: str) -> dict[str, Any]:
 def serving_health(logged: pd.DataFrame | None) -> dict[str, float]:
     """Requests, error rate and p99 latency per request, from the serving log.
 
-    The log records answered requests; where it also records failures (a ``status``
-    column), those count as errors.
+    The log records every request with its HTTP ``status`` (failed ones as one row each);
+    a status of 400 or more is an error. Logs written before statuses were recorded give
+    no error rate.
     """
     if logged is None or not len(logged) or "request_id" not in logged:
         return {}

@@ -113,7 +113,12 @@ def register_challenger(use_case: UseCase, run_id: str, model_uri: str) -> dict[
             raise
         with contextlib.suppress(MlflowException):  # created meanwhile by a concurrent run
             registry.create_registered_model(name, description=use_case.description)
-    version = mlflow.register_model(model_uri, name, tags={"training_run_id": run_id})
+    run_tags = registry.get_run(run_id).data.tags
+    tags = {"training_run_id": run_id}
+    for key in ("mlplatform.code_version", "airflow.bundle_version", "airflow.run_id"):
+        if key in run_tags:  # where the model came from, on the version itself
+            tags[key] = run_tags[key]
+    version = mlflow.register_model(model_uri, name, tags=tags)
     registry.set_registered_model_alias(name, CHALLENGER, version.version)
     return {"model_name": name, "version": str(version.version), "run_id": run_id}
 

@@ -671,6 +671,28 @@ def create_app(
             json.dumps(body), status_code=status, media_type=JSON, headers={"X-Request-Id": request_id}
         )
 
+    def log_failure(
+        request_id: str, instances: list[Any], variant: str | None, model: Any, status: int, started: float
+    ) -> None:
+        """One log row for a failed request, so monitoring counts it in the error rate. It
+        carries the first trip's pickup time when that is readable (the window it belongs to)."""
+        if prediction_log is None:
+            return
+        first = instances[0] if instances and isinstance(instances[0], dict) else {}
+        pickup, why = _convert("datetime", first.get("pickup_datetime"))
+        record = {
+            "request_id": [request_id],
+            "item": [0],
+            "served_at": [datetime.now(UTC)],
+            "variant": [variant],
+            "model_name": [model.ref.name if model is not None else use_case.model_name],
+            "model_version": [model.ref.version if model is not None else None],
+            "latency_ms": [(time.perf_counter() - started) * 1000],
+            "status": [status],
+            "pickup_datetime": [None if why else pickup],
+        }
+        prediction_log.add(record, 1)
+
     async def answer(request: Request, instances: list[Any], prefix: str | None) -> tuple[int, Any, str, Any]:
         """(status, body, request id, raw answers) for trips; logs and counts the request."""
         started = time.perf_counter()
@@ -678,6 +700,7 @@ def create_app(
         served = store.served
         if served is None:
             detail = f"no version of {use_case.model_name} is loaded yet: promote a champion, then retry"
+            log_failure(request_id, instances, None, None, 503, started)
             return 503, {"detail": detail}, request_id, None
         forced = request.headers.get("x-variant")
         if forced not in (None, "champion", "challenger"):
@@ -696,12 +719,14 @@ def create_app(
         columns, errors = validate(instances, model.fields, prefix)
         if errors:
             metrics.observe(variant, version, 422, time.perf_counter() - started, 0, "validation")
+            log_failure(request_id, instances, variant, model, 422, started)
             return 422, {"detail": errors, "request_id": request_id}, request_id, None
         try:
             answers = await batcher.predict(model, columns, len(instances))
         except Exception as exc:
             log.exception("model %s failed on request %s", model.ref.uri, request_id)
             metrics.observe(variant, version, 500, time.perf_counter() - started, 0, "model")
+            log_failure(request_id, instances, variant, model, 500, started)
             return 500, {"detail": f"the model failed: {exc}", "request_id": request_id}, request_id, None
         latency = time.perf_counter() - started
         metrics.observe(variant, version, 200, latency, len(instances), None)
@@ -715,6 +740,7 @@ def create_app(
                 "model_name": [model.ref.name] * n,
                 "model_version": [version] * n,
                 "latency_ms": [latency * 1000] * n,
+                "status": [200] * n,
                 **columns,
                 **{key: [a[key] for a in answers] for key in answers[0]},
             }

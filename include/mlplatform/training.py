@@ -414,6 +414,19 @@ def train_frames(
 
 
 # -- tracking ---------------------------------------------------------------------------------
+def bundle_tags(ti: Any) -> dict[str, str]:
+    """The DAG bundle a task runs from and its version (a Git commit for ``GitDagBundle``;
+    ``unversioned`` for ``LocalDagBundle``), as MLflow tags."""
+    bundle = getattr(ti, "bundle_instance", None)
+    if bundle is None:
+        return {}
+    version = bundle.version
+    if version is None and bundle.supports_versioning:
+        version = bundle.get_current_version()
+    version = getattr(version, "version", version)  # some bundles return a BundleVersion
+    return {"airflow.bundle_name": bundle.name, "airflow.bundle_version": str(version or "unversioned")}
+
+
 def code_version() -> str:
     """The git commit of the code when run from a checkout, else the package version."""
     from mlplatform import settings
@@ -540,6 +553,7 @@ def log_run(
     assembled: dict[str, Any] | None = None,
     reason: str = "",
     airflow_run_id: str | None = None,
+    extra_tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Log one training run to the tracking server; returns ``run_id``, ``model_uri``, metrics."""
     import mlflow
@@ -558,6 +572,7 @@ def log_run(
     }
     if airflow_run_id:
         tags["airflow.run_id"] = airflow_run_id
+    tags.update(extra_tags or {})
     params: dict[str, Any] = {
         "family": fitted.family,
         "baseline_family": use_case.model.baseline,
@@ -627,6 +642,7 @@ def fit_and_log(
     family: str | None = None,
     reason: str = "",
     airflow_run_id: str | None = None,
+    extra_tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Fit on an assembled training set (:func:`assemble_training_set`) and log the run."""
     train = read_set(lake, assembled["train_uri"])
@@ -641,6 +657,7 @@ def fit_and_log(
         assembled=assembled,
         reason=reason,
         airflow_run_id=airflow_run_id,
+        extra_tags=extra_tags,
     )
 
 

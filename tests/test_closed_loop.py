@@ -1,0 +1,82 @@
+"""`make run`'s closed loop without the scheduler: the command line, setting a previous run
+aside, and the summary's JSON and chart. The loop itself runs on a real scheduler in
+`tests/test_system.py`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from mlplatform import cli, closed_loop, registry
+from mlplatform.closed_loop import MonthRecord, Scenario
+from mlplatform.embedded import Platform
+
+
+def test_run_command_takes_the_scenario_knobs() -> None:
+    args = cli.build_parser().parse_args(
+        ["run", "--months", "6", "--rows", "5000", "--drift-from", "5", "--congestion", "1.5"]
+    )
+    assert (args.months, args.rows, args.drift_from, args.congestion) == (6, 5000, 5, 1.5)
+    assert args.outer_borough_shift == Scenario().outer_borough_shift
+
+
+def test_scenario_drifts_from_the_chosen_month_on() -> None:
+    scenario = Scenario(months=4, start="2024-11", drift_from=3, congestion=1.4, outer_borough_shift=0.2)
+    assert scenario.month_names() == ["2024-11", "2024-12", "2025-01", "2025-02"]
+    assert [scenario.drift(i).congestion for i in range(4)] == [1.0, 1.0, 1.4, 1.4]
+    assert scenario.drift(3).outer_borough_shift == 0.2 and scenario.drift(1).outer_borough_shift == 0.0
+
+
+def test_a_previous_run_is_set_aside_and_nothing_is_lost(
+    tmp_path: Path, mlflow_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+
+    from mlplatform import spec
+
+    # Only this use case's model: other tests' models on the shared server stay untouched.
+    monkeypatch.setattr(spec, "load_all", lambda: [spec.load_spec(closed_loop.USE_CASE)])
+
+    platform = Platform(home=tmp_path, mlflow_port=int(urlparse(mlflow_server).port or 0))
+    raw = tmp_path / "lake" / "raw" / "yellow_tripdata_2024-01.parquet"
+    raw.parent.mkdir(parents=True)
+    raw.write_bytes(b"PAR1")
+    client = MlflowClient(mlflow_server)
+    name = closed_loop.USE_CASE
+    for stale in (name, registry.lock_name(name)):
+        if client.search_registered_models(filter_string=f"name = '{stale}'"):
+            client.delete_registered_model(stale)
+        client.create_registered_model(stale)
+
+    moved = closed_loop.archive_previous(platform)
+
+    (archived_raw,) = (tmp_path / "archive").glob("*/lake/raw/yellow_tripdata_2024-01.parquet")
+    assert archived_raw.read_bytes() == b"PAR1" and not (tmp_path / "lake").exists()
+    renamed = [m.name for m in client.search_registered_models(filter_string=f"name LIKE '{name}.%'")]
+    assert len(renamed) == 1 and not renamed[0].endswith("promotion-lock")
+    assert not client.search_registered_models(filter_string=f"name = '{name}'")
+    assert len(moved) == 2
+    assert closed_loop.archive_previous(platform) == []  # a clean platform: nothing to set aside
+    client.delete_registered_model(renamed[0])
+
+
+def test_summary_is_one_object_per_month_and_a_chart(tmp_path: Path) -> None:
+    records = [
+        MonthRecord("2024-01", False, contract="passed"),
+        MonthRecord("2024-02", False, "passed", "1", 3.3, 3.3, 0.0, 0.3, "ok", [], ["promoted version 1"]),
+        MonthRecord(
+            "2024-03", True, "passed", "2", 7.1, 3.3, 0.7, 0.3, "breach", ["rmse"], ["promoted version 2"]
+        ),
+        MonthRecord("2024-04", True, "passed", "2", 3.9, 3.8, 0.0, 0.3, "ok", [], ["batch scored"]),
+    ]
+    summary, chart = closed_loop.write_outputs(records, tmp_path)
+    months = json.loads(summary.read_text())
+    assert [m["month"] for m in months] == ["2024-01", "2024-02", "2024-03", "2024-04"]
+    assert {"contract", "champion_version", "rmse", "drift_share", "actions"} <= set(months[0])
+    assert months[2]["breaches"] == ["rmse"] and months[0]["rmse"] is None
+    assert chart.read_bytes().startswith(b"\x89PNG")
+    table = closed_loop.summary_table(records).splitlines()
+    assert len(table) == 5 and "7.100" in table[3] and "promoted version 2" in table[3]
