@@ -9,10 +9,10 @@ then deploys them to the spec's `serving.target`:
 - `local`: asks the serving app (`MLPLATFORM_SERVING_URL`) to reload now, waits until it
   serves the new champion, and sends a smoke request that must be answered by that
   version. The app keeps its previous models until the new ones have loaded.
-- `sagemaker` (the task group `sagemaker`): creates a SageMaker model per version (the serving image), an endpoint
-  configuration with a `champion` and a `challenger` production variant weighted by
-  `serving.challenger_share`, and creates the endpoint or updates it blue/green: a canary
-  share of capacity first, a baking period, then the rest, rolled back automatically when
+- `sagemaker` (the task group `sagemaker`): creates a SageMaker model per version (the
+  serving image), an endpoint configuration with a `champion` and a `challenger` production
+  variant weighted by `serving.challenger_share`, and creates the endpoint or updates it
+  blue/green: a canary share of capacity first, a baking period, then the rest, rolled back automatically when
   a CloudWatch alarm named in `MLPLATFORM_SERVING_ALARM_NAMES` fires. Names are
   content-addressed, so a re-run creates nothing twice; the last task checks the endpoint
   really serves the new configuration.
