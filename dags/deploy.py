@@ -12,8 +12,8 @@ then deploys them to the spec's `serving.target`:
 - `sagemaker` (the task group `sagemaker`): creates a SageMaker model per version (the
   serving image), an endpoint configuration with a `champion` and a `challenger` production
   variant weighted by `serving.challenger_share`, and creates the endpoint or updates it
-  blue/green: a canary share of capacity first, a baking period, then the rest, rolled back automatically when
-  a CloudWatch alarm named in `MLPLATFORM_SERVING_ALARM_NAMES` fires. Names are
+  blue/green: a canary share of capacity first, a baking period, then the rest, rolled
+  back automatically when a CloudWatch alarm named in `MLPLATFORM_SERVING_ALARM_NAMES` fires. Names are
   content-addressed, so a re-run creates nothing twice; the last task checks the endpoint
   really serves the new configuration.
 
