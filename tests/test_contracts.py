@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -181,6 +182,26 @@ def test_a_nan_key_is_missing_and_breaks_no_other_rule() -> None:
     assert {name: np.flatnonzero(m).tolist() for name, m in masks.items() if m.any()} == {
         "missing_key": [0, 1, 2]
     }
+
+
+@pytest.mark.parametrize("rows", [0, 1, 2, 5_000, 200_000])
+@pytest.mark.parametrize("distinct", [40, 10**12])
+def test_duplicates_are_the_rows_pandas_finds_repeated(rows: int, distinct: int) -> None:
+    """Few distinct values: most rows repeat or differ in one key only; many: a few copied rows repeat."""
+    rng = np.random.default_rng(rows)
+    keys = [
+        rng.integers(0, distinct, rows).astype(np.int64),  # timestamps as microseconds
+        rng.integers(0, 3, rows).astype(np.int32),
+        rng.integers(0, 3, rows).astype(np.float64) / 4,
+    ]
+    if rows > 2:
+        copied = rng.integers(0, rows // 2, rows // 100 + 1)
+        for key in keys:
+            key[rows - copied.size :] = key[copied]
+    expected = pd.DataFrame(dict(enumerate(keys))).duplicated(keep="first").to_numpy()
+    assert np.array_equal(contracts._duplicates(keys), expected)
+    if rows > 2:
+        assert 0 < expected.sum() < rows
 
 
 def test_a_clean_generated_month_breaks_no_rule() -> None:

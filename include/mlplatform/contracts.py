@@ -625,10 +625,12 @@ def _duplicate_rows(trips: pa.Table) -> np.ndarray:
 
 
 def _duplicates(keys: list[np.ndarray]) -> np.ndarray:
-    """Rows equal on every key to an earlier row: hashed first, then confirmed exactly.
+    """Rows equal on every key to an earlier row: hashed, narrowed twice, then confirmed exactly.
 
-    The hashes are sorted (numpy's SIMD sort) to find the ones that repeat; only rows
-    whose hash repeats are compared key by key.
+    Each row's keys are hashed to 64 bits. Counting hashes per bucket (their top bits, a
+    single pass of ``np.bincount``) keeps the rows that share a bucket, a small share of
+    the month; sorting just those hashes finds the ones that repeat; only rows whose hash
+    repeats are compared key by key. No full sort of the month is needed.
     """
     import pandas as pd
 
@@ -641,11 +643,16 @@ def _duplicates(keys: list[np.ndarray]) -> np.ndarray:
     for word in words:  # FNV-1a over 64-bit words; wraps by design
         digest ^= word
         digest *= np.uint64(0x100000001B3)
-    ordered = np.sort(digest)
+    bits = int(min(24, max(8, np.ceil(np.log2(n)) + 3)))  # ~8 buckets a row: few shared by chance
+    bucket = (digest >> np.uint64(64 - bits)).astype(np.intp)
+    shared = np.flatnonzero(np.bincount(bucket, minlength=1 << bits)[bucket] > 1)
+    if not shared.size:
+        return out
+    ordered = np.sort(digest[shared])
     repeated = ordered[1:][ordered[1:] == ordered[:-1]]
     if not repeated.size:
         return out
-    candidates = np.flatnonzero(pd.Series(digest).isin(repeated).to_numpy())
+    candidates = shared[pd.Series(digest[shared]).isin(repeated).to_numpy()]
     frame = pd.DataFrame({i: w[candidates] for i, w in enumerate(words)})
     out[candidates[frame.duplicated(keep="first").to_numpy()]] = True
     return out
