@@ -20,7 +20,7 @@ Validating a month (:func:`evaluate`) takes four steps:
    bad rows) is validated by the use case's checkpoint, which also builds Data Docs.
    GX's pandas engine needs 10-20 s for a dozen row-level expectations over a 3M-row
    month (it copies the frame per expectation); checking the profile takes about a
-   second, Data Docs included (``bench/bench_validate.py``). The rows themselves were
+   third of a second, Data Docs included (``bench/bench_validate.py``). The rows themselves were
    already checked in step 3, and their counts are what the expectations judge.
 
 Each expectation carries a severity in its ``meta`` (and GX ``severity``):
