@@ -20,8 +20,9 @@ Validating a month (:func:`evaluate`) takes four steps:
    bad rows) is validated by the use case's checkpoint, which also builds Data Docs.
    GX's pandas engine needs 10-20 s for a dozen row-level expectations over a 3M-row
    month (it copies the frame per expectation); checking the profile takes about a
-   third of a second, Data Docs included (``bench/bench_validate.py``). The rows themselves were
-   already checked in step 3, and their counts are what the expectations judge.
+   third of a second, Data Docs included (``bench/bench_validate.py``). The rows
+   themselves were already checked in step 3, and their counts are what the
+   expectations judge.
 
 Each expectation carries a severity in its ``meta`` (and GX ``severity``):
 
@@ -625,12 +626,12 @@ def _duplicate_rows(trips: pa.Table) -> np.ndarray:
 
 
 def _duplicates(keys: list[np.ndarray]) -> np.ndarray:
-    """Rows equal on every key to an earlier row: hashed, narrowed twice, then confirmed exactly.
+    """Rows equal on every key to an earlier row: hashed, narrowed, then confirmed exactly.
 
-    Each row's keys are hashed to 64 bits. Counting hashes per bucket (their top bits, a
-    single pass of ``np.bincount``) keeps the rows that share a bucket, a small share of
-    the month; sorting just those hashes finds the ones that repeat; only rows whose hash
-    repeats are compared key by key. No full sort of the month is needed.
+    Each row's keys are hashed to 64 bits. Counting hashes per bucket (their top bits, one
+    pass of ``np.bincount``) keeps the rows that share a bucket, a small share of the
+    month; among those, only rows whose hash repeats are compared key by key. Nothing
+    sorts or hashes the whole month a second time.
     """
     import pandas as pd
 
@@ -643,16 +644,13 @@ def _duplicates(keys: list[np.ndarray]) -> np.ndarray:
     for word in words:  # FNV-1a over 64-bit words; wraps by design
         digest ^= word
         digest *= np.uint64(0x100000001B3)
-    bits = int(min(24, max(8, np.ceil(np.log2(n)) + 3)))  # ~8 buckets a row: few shared by chance
+    # 8-16 buckets a row, at most 2^24 (128 MB of counts; ~5 a row for 3M rows): few shared by chance
+    bits = int(min(24, max(8, np.ceil(np.log2(n)) + 3)))
     bucket = (digest >> np.uint64(64 - bits)).astype(np.intp)
     shared = np.flatnonzero(np.bincount(bucket, minlength=1 << bits)[bucket] > 1)
-    if not shared.size:
+    candidates = shared[pd.Series(digest[shared]).duplicated(keep=False).to_numpy()]
+    if not candidates.size:
         return out
-    ordered = np.sort(digest[shared])
-    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
-    if not repeated.size:
-        return out
-    candidates = shared[pd.Series(digest[shared]).isin(repeated).to_numpy()]
     frame = pd.DataFrame({i: w[candidates] for i, w in enumerate(words)})
     out[candidates[frame.duplicated(keep="first").to_numpy()]] = True
     return out
