@@ -1,19 +1,29 @@
-"""Static checks of the Terraform in infra/, without Terraform or a network.
+"""Checks of the Terraform in infra/.
 
-Every file parses and every name it refers to exists; modules follow the house style
-(typed, described variables, described outputs, generated README tables, version bounds,
-IAM policies from policy documents); checkov finds nothing; the SSM parameters Terraform
-publishes are exactly the settings the code reads; and the environments differ only in
-values.
+Without Terraform or a network: every file parses and every name it refers to exists;
+modules follow the house style (typed, described variables, described outputs, generated
+README tables, version bounds, IAM policies from policy documents); checkov finds nothing;
+the SSM parameters Terraform publishes are exactly the settings the code reads; the
+environment roots are thin calls of the platform module and differ only in values; the
+plugins zip is built the way the orchestration module expects.
+
+With a Terraform binary and the AWS provider in a local filesystem mirror (searched where
+Terraform looks for one): `terraform fmt -check` and, on a copy of the tree, `terraform init
+-backend=false` and `terraform validate` for every module and environment root. Without
+them those tests skip with the reason, or fail where MLPLATFORM_REQUIRE_SERVICES=1.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +34,19 @@ import yaml
 from mlplatform import settings
 from mlplatform.settings import SETTINGS
 
+from conftest import REQUIRE_SERVICES
+
 REPO = Path(__file__).resolve().parents[1]
 INFRA = REPO / "infra"
 MODULES = INFRA / "modules"
 ENVS = INFRA / "envs"
+PLATFORM = MODULES / "platform"
+ORCHESTRATION = MODULES / "orchestration"
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
+
+# The AWS provider release the configuration is validated against (from an offline mirror)
+# and locked to in the environment roots.
+VALIDATED_AWS_PROVIDER = (5, 100, 0)
 
 MODULE_DIRS = sorted(path for path in MODULES.iterdir() if path.is_dir())
 ENV_DIRS = sorted(path for path in ENVS.iterdir() if path.is_dir())
@@ -70,11 +88,47 @@ def rel(path: Path) -> str:
     return str(path.relative_to(REPO))
 
 
-def load_tfdocs():
-    spec = importlib.util.spec_from_file_location("tfdocs", INFRA / "scripts" / "tfdocs.py")
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, INFRA / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_tfdocs():
+    return load_script("tfdocs")
+
+
+def expression(value: Any) -> str:
+    """``${var.x}`` -> ``var.x``: an attribute as written in HCL."""
+    text = str(value)
+    return text[2:-1] if text.startswith("${") and text.endswith("}") else text
+
+
+def satisfies(version: tuple[int, ...], constraint: str) -> bool:
+    """Whether a version meets a Terraform constraint such as ``>= 5.100, < 7.0`` or ``~> 5.100``."""
+    for part in constraint.split(","):
+        operator, _, wanted = part.strip().partition(" ")
+        if not wanted:  # ">=5.1" without a space
+            operator, wanted = re.match(r"([<>=!~]*)(.*)", part.strip()).groups()
+        bound = tuple(int(number) for number in wanted.strip().split("."))
+        padded = bound + (0,) * (3 - len(bound))
+        if operator == "~>":
+            upper = (*bound[:-2], bound[-2] + 1) if len(bound) > 1 else (bound[0] + 1,)
+            ok = padded <= version < upper + (0,) * (3 - len(upper))
+        else:
+            ok = {
+                ">=": version >= padded,
+                ">": version > padded,
+                "<=": version <= padded,
+                "<": version < padded,
+                "!=": version != padded,
+                "=": version == padded,
+                "": version == padded,
+            }[operator]
+        if not ok:
+            return False
+    return True
 
 
 # --------------------------------------------------------------------------- syntax and style
@@ -106,7 +160,10 @@ def test_module_has_standard_files_and_a_primary_resource(module_dir):
     for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md"):
         assert (module_dir / name).is_file(), f"{rel(module_dir)} has no {name}"
     names = {key.split(".")[1] for key in typed_blocks(module_dir, "resource")}
-    assert "this" in names, f"{rel(module_dir)}: name the module's primary resource `this`"
+    calls = blocks(module_dir, "module")
+    # A module whose primary objects are other modules' (the platform module, the data
+    # lake's two buckets) has no single primary resource to name.
+    assert "this" in names or calls, f"{rel(module_dir)}: name the module's primary resource `this`"
 
 
 @pytest.mark.parametrize("module_dir", MODULE_DIRS, ids=rel)
@@ -122,9 +179,15 @@ def test_versions_pin_terraform_and_provider_lower_bounds(directory):
     (terraform,) = parse(directory / "versions.tf")["terraform"]
     assert terraform["required_version"] == ">= 1.10", "S3 state locking (use_lockfile) needs Terraform 1.10"
     providers = {name: spec for block in terraform["required_providers"] for name, spec in block.items()}
-    assert "aws" in providers
+    # Only the AWS provider: it is the one the configuration is validated against offline,
+    # and anything built locally (the plugins zip) is built outside Terraform.
+    assert set(providers) == {"aws"}, f"{rel(directory)} requires providers besides aws: {sorted(providers)}"
     for name, spec in providers.items():
         assert re.match(r"^(>=|~>) ?\d", spec.get("version", "")), f"{name} needs a lower version bound"
+    assert satisfies(VALIDATED_AWS_PROVIDER, providers["aws"]["version"]), (
+        f"{rel(directory)}: the aws constraint {providers['aws']['version']!r} excludes "
+        f"the validated provider {'.'.join(map(str, VALIDATED_AWS_PROVIDER))}"
+    )
     used = {
         key.split("_")[0] for key in typed_blocks(directory, "resource") | typed_blocks(directory, "data")
     }
@@ -137,6 +200,8 @@ def test_versions_pin_terraform_and_provider_lower_bounds(directory):
 def test_references_resolve(directory):
     """What `terraform validate` would catch first: dangling names and module arguments."""
     code = "\n".join(re.sub(r"(?m)^\s*#.*$", "", path.read_text()) for path in sorted(directory.glob("*.tf")))
+    # `moved` blocks name addresses of the past on purpose.
+    code = re.sub(r"(?ms)^moved\s*\{.*?^\}", "", code)
     variables = blocks(directory, "variable")
     local_values = {
         name for path in directory.glob("*.tf") for block in parse(path).get("locals", []) for name in block
@@ -150,7 +215,7 @@ def test_references_resolve(directory):
     dangling += [f"local.{name}" for name in re.findall(r"\blocal\.(\w+)", code) if name not in local_values]
     dangling += [
         f"{type_}.{name}"
-        for type_, name in re.findall(r"(?<![\w.])((?:aws|archive)_\w+)\.(\w+)", code)
+        for type_, name in re.findall(r"(?<![\w.])(aws_\w+)\.(\w+)", code)
         if f"{type_}.{name}" not in resources
     ]
     dangling += [
@@ -299,10 +364,12 @@ def test_each_parameter_is_named_after_its_setting_under_the_prefix():
     assert parameter["name"] == "${var.ssm_prefix}/${each.key}"
 
 
-@pytest.mark.parametrize("env_dir", ENV_DIRS, ids=rel)
-def test_each_parameter_value_comes_from_an_existing_module_output(env_dir):
+def test_each_parameter_value_comes_from_an_existing_module_output():
+    env_dir = PLATFORM
     modules = blocks(env_dir, "module")
-    (wiring_call,) = [body for body in modules.values() if body["source"].endswith("/modules/wiring")]
+    (wiring_call,) = [
+        body for body in modules.values() if (env_dir / body["source"]).resolve() == MODULES / "wiring"
+    ]
     for parameter, expression in wiring_parameters().items():
         variables = re.findall(r"\bvar\.(\w+)", expression)
         assert variables, f"parameter {parameter} must be fed from a wiring variable, not {expression}"
@@ -320,13 +387,13 @@ def test_each_parameter_value_comes_from_an_existing_module_output(env_dir):
 
 @pytest.mark.parametrize("env_dir", ENV_DIRS, ids=rel)
 def test_airflow_reads_the_prefix_the_environment_publishes_under(env_dir, monkeypatch):
-    (root_locals,) = parse(env_dir / "main.tf")["locals"]
-    assert root_locals["ssm_prefix"] == "/${var.project}/${var.environment}"
-    modules = blocks(env_dir, "module")
+    (platform_locals,) = parse(PLATFORM / "main.tf")["locals"]
+    assert platform_locals["ssm_prefix"] == "/${var.project}/${var.environment}"
+    modules = blocks(PLATFORM, "module")
     assert modules["wiring"]["ssm_prefix"] == "${local.ssm_prefix}"
     assert modules["orchestration"]["ssm_prefix"] == "${local.ssm_prefix}"
-    project = blocks(env_dir, "variable")["project"]["default"]
-    environment = parse(env_dir / "terraform.tfvars")["environment"]
+    values = parse(env_dir / "terraform.tfvars")
+    project, environment = values["project"], values["environment"]
     assert environment == env_dir.name
     if environment == "dev":  # the code's built-in default must match dev without any setup
         monkeypatch.delenv("MLPLATFORM_SSM_PREFIX", raising=False)
@@ -359,8 +426,10 @@ def test_bundle_files_the_orchestration_module_uploads_exist():
 
 def test_environments_differ_only_in_values():
     dev, prod = ENVS / "dev", ENVS / "prod"
-    assert {p.name for p in dev.iterdir() if p.is_file()} == {p.name for p in prod.iterdir() if p.is_file()}
-    for name in ("main.tf", "versions.tf", "variables.tf", "outputs.tf"):
+    names = {p.name for p in dev.iterdir() if p.is_file()}
+    assert names == {p.name for p in prod.iterdir() if p.is_file()}
+    assert {"main.tf", "variables.tf", "outputs.tf", "versions.tf", ".terraform.lock.hcl"} <= names
+    for name in sorted(names - {"backend.tf", "terraform.tfvars"}):
         assert (dev / name).read_text() == (prod / name).read_text(), (
             f"envs/dev/{name} and envs/prod/{name} differ"
         )
@@ -389,3 +458,306 @@ def test_github_workflow_checks_every_environment():
         for env in job.get("strategy", {}).get("matrix", {}).get("env", [])
     }
     assert environments == {path.name for path in ENV_DIRS}
+
+
+@pytest.mark.parametrize("env_dir", ENV_DIRS, ids=rel)
+def test_env_root_is_one_call_of_the_platform_module(env_dir):
+    """The provider, one `module "platform"` passing each variable through, its outputs, nothing else."""
+    for path in env_dir.glob("*.tf"):
+        kinds = set(parse(path)) - {"moved"}
+        assert kinds <= {"provider", "module", "variable", "output", "terraform"}, (
+            f"{rel(path)} declares {sorted(kinds)}: "
+            "resources, data sources and locals belong in modules/platform"
+        )
+    modules = blocks(env_dir, "module")
+    assert set(modules) == {"platform"}, (
+        f"{rel(env_dir)} calls {sorted(modules)}; call only the platform module"
+    )
+    call = modules["platform"]
+    assert (env_dir / call["source"]).resolve() == PLATFORM
+    platform_variables = blocks(PLATFORM, "variable")
+    arguments = {name: value for name, value in call.items() if name != "source"}
+    assert set(arguments) == set(platform_variables), (
+        f"pass every platform variable: missing {sorted(set(platform_variables) - set(arguments))}"
+    )
+    assert all(value == f"${{var.{name}}}" for name, value in arguments.items()), (
+        "each argument is the environment variable of the same name; values live in terraform.tfvars"
+    )
+
+    # Each variable declared again with the platform's type and description; optional ones
+    # default to null so that the platform module's default is the only one.
+    root_variables = blocks(env_dir, "variable")
+    assert set(root_variables) - set(platform_variables) == {"region"}
+    for name, body in platform_variables.items():
+        root = root_variables[name]
+        assert (root["type"], root["description"]) == (body["type"], body["description"]), (
+            f"{rel(env_dir)}: variable {name} must have the platform module's type and description"
+        )
+        if "default" in body:
+            assert root.get("default", "missing") is None, (
+                f"{rel(env_dir)}: variable {name} must default to null"
+            )
+            assert body["default"] is None or body.get("nullable") is False, (
+                f"modules/platform: variable {name} needs `nullable = false` so that null takes its default"
+            )
+        else:
+            assert "default" not in root, (
+                f"{rel(env_dir)}: variable {name} is required by the platform module"
+            )
+
+    outputs = blocks(env_dir, "output")
+    platform_outputs = blocks(PLATFORM, "output")
+    assert set(outputs) == set(platform_outputs)
+    for name, body in outputs.items():
+        assert body["value"] == f"${{module.platform.{name}}}"
+        assert body["description"] == platform_outputs[name]["description"]
+
+
+@pytest.mark.parametrize(
+    "module_dir", [MODULES / name for name in ("alerts", "data_lake", "orchestration", "serving")], ids=rel
+)
+def test_keys_come_from_the_kms_module(module_dir):
+    resources = typed_blocks(module_dir, "resource")
+    assert not [key for key in resources if key.startswith("aws_kms_")], f"{rel(module_dir)}: use modules/kms"
+    (kms,) = [body for body in blocks(module_dir, "module").values() if body["source"] == "../kms"]
+    assert kms["deletion_window_in_days"] == "${var.kms_deletion_window_in_days}"
+    # Existing keys move into the module instead of being replaced (a replaced key loses its data).
+    moves = {
+        (move["from"], move["to"])
+        for path in module_dir.glob("*.tf")
+        for move in parse(path).get("moved", [])
+    }
+    assert ("${aws_kms_key.this}", "${module.kms.aws_kms_key.this}") in moves
+
+
+@pytest.mark.parametrize("env_dir", ENV_DIRS, ids=rel)
+def test_env_root_lock_file_selects_the_validated_provider(env_dir):
+    lock = (env_dir / ".terraform.lock.hcl").read_text()
+    providers = re.findall(r'provider "([^"]+)" \{\s*version\s*=\s*"([^"]+)"', lock)
+    assert providers == [("registry.terraform.io/hashicorp/aws", ".".join(map(str, VALIDATED_AWS_PROVIDER)))]
+    # zh: hashes are the registry's per-platform zip checksums, so that `terraform init`
+    # works on every platform, not only on the one the lock file was made on.
+    assert len(re.findall(r'"zh:[0-9a-f]{64}"', lock)) >= 10
+    assert re.search(r'"h1:[A-Za-z0-9+/=]{44}"', lock)
+
+
+# --------------------------------------------------------------------------- Airflow version
+
+
+def test_mwaa_airflow_version_is_one_documented_value():
+    (orchestration,) = [
+        body for name, body in blocks(ORCHESTRATION, "variable").items() if name == "airflow_version"
+    ]
+    default = orchestration["default"]
+    assert orchestration["nullable"] is False, "null from the callers must take this default"
+    (validation,) = orchestration["validation"]
+    supported = re.findall(r'"(\d+\.\d+\.\d+)"', validation["condition"])
+    assert validation["condition"].startswith("${contains(["), "restrict airflow_version to a list"
+    assert default in supported and all(version.startswith("3.") for version in supported)
+    # No other default anywhere: the platform module and the roots pass null through.
+    assert blocks(PLATFORM, "variable")["airflow_version"]["default"] is None
+    for env_dir in ENV_DIRS:
+        assert blocks(env_dir, "variable")["airflow_version"]["default"] is None
+        assert "airflow_version" not in parse(env_dir / "terraform.tfvars"), (
+            f"{rel(env_dir)}/terraform.tfvars sets airflow_version; "
+            "the orchestration module's default is the one value"
+        )
+    readme = (INFRA / "README.md").read_text()
+    assert f"Airflow {default}" in readme, "infra/README.md must name the MWAA Airflow version"
+    assert "5.100.0" in readme, (
+        "infra/README.md must name the AWS provider version the code is validated against"
+    )
+
+
+def test_mwaa_constraints_must_pin_the_mwaa_airflow_version():
+    """The orchestration module refuses to plan when the constraints pin another Airflow."""
+    (constraints,) = [
+        body
+        for key, body in typed_blocks(ORCHESTRATION, "resource").items()
+        if key == "aws_s3_object.constraints"
+    ]
+    (precondition,) = constraints["lifecycle"][0]["precondition"]
+    assert precondition["condition"] == "${local.constraints_airflow_version == var.airflow_version}"
+
+
+# --------------------------------------------------------------------------- plugins zip
+
+
+def test_plugins_zip_is_reproducible_and_ships_what_the_module_expects(tmp_path):
+    script = load_script("plugins_zip")
+    (orchestration_locals,) = parse(ORCHESTRATION / "main.tf")["locals"]
+    # One exclusion pattern on both sides (python-hcl2 returns the string unescaped).
+    assert script.EXCLUDED.pattern == orchestration_locals["excluded"]
+    first, entries = script.build(REPO / "plugins", tmp_path / "a" / "plugins.zip")
+    second, _ = script.build(REPO / "plugins", tmp_path / "b" / "plugins.zip")
+    assert first.read_bytes() == second.read_bytes(), "the zip must not change while plugins/ does not"
+    files = sorted(
+        path.relative_to(REPO / "plugins").as_posix()
+        for path in (REPO / "plugins").rglob("*")
+        if path.is_file()
+    )
+    assert entries == [f for f in files if not re.search(script.EXCLUDED, f"plugins/{f}")]
+    assert "README.md" not in entries and entries
+    with zipfile.ZipFile(first) as archive:
+        assert archive.namelist() == entries
+        for entry in entries:
+            assert archive.read(entry) == (REPO / "plugins" / entry).read_bytes()
+    lines = "".join(
+        f"{entry} {hashlib.sha256((REPO / 'plugins' / entry).read_bytes()).hexdigest()}\n"
+        for entry in entries
+    )
+    digest_file = first.with_name("plugins.zip.sources.sha256")
+    assert digest_file.read_text().strip() == hashlib.sha256(lines.encode()).hexdigest()
+    assert orchestration_locals["plugins_digest_file"] == "${local.plugins_zip}.sources.sha256"
+
+
+# --------------------------------------------------------------------------- terraform itself
+
+# Where Terraform looks for a local provider mirror by default, and a mirror a machine may
+# provide for offline work.
+MIRROR_CANDIDATES = [
+    Path("/opt/tf-plugins"),
+    Path.home() / ".terraform.d" / "plugins",
+    Path.home() / ".local" / "share" / "terraform" / "plugins",
+    Path("/usr/local/share/terraform/plugins"),
+    Path("/usr/share/terraform/plugins"),
+]
+
+
+def _terraform_or_skip() -> tuple[str, Path]:
+    binary = shutil.which("terraform")
+    version = ".".join(map(str, VALIDATED_AWS_PROVIDER))
+    mirror = next(
+        (
+            candidate
+            for candidate in MIRROR_CANDIDATES
+            if (candidate / "registry.terraform.io" / "hashicorp" / "aws" / version).is_dir()
+        ),
+        None,
+    )
+    if binary and mirror:
+        return binary, mirror
+    missing = (
+        "no terraform binary on PATH"
+        if not binary
+        else f"no AWS provider {version} in a filesystem mirror ({', '.join(map(str, MIRROR_CANDIDATES))})"
+    )
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{missing}, and MLPLATFORM_REQUIRE_SERVICES=1 requires the Terraform checks")
+    pytest.skip(f"{missing}; install Terraform >= 1.10 and mirror the provider to run the Terraform checks")
+
+
+@pytest.fixture(scope="module")
+def terraform(tmp_path_factory) -> dict[str, Any]:
+    """The terraform binary with an offline CLI configuration and a copy of the tree to init in."""
+    binary, mirror = _terraform_or_skip()
+    home = tmp_path_factory.mktemp("terraform")
+    config = home / "terraform.rc"
+    config.write_text(
+        "provider_installation {\n"
+        "  filesystem_mirror {\n"
+        f'    path    = "{mirror}"\n'
+        '    include = ["registry.terraform.io/hashicorp/*"]\n'
+        "  }\n"
+        '  direct {\n    exclude = ["registry.terraform.io/*/*"]\n  }\n'
+        "}\n"
+    )
+    # init writes .terraform.lock.hcl next to the configuration: work on a copy of infra/,
+    # with the bundle the configuration reads linked in.
+    copy = home / "repo"
+    shutil.copytree(INFRA, copy / "infra", ignore=shutil.ignore_patterns(".terraform", ".build"))
+    for name in ("dags", "include", "plugins", "great_expectations", "requirements.txt", "constraints.txt"):
+        (copy / name).symlink_to(REPO / name)
+    env = {
+        **os.environ,
+        "TF_CLI_CONFIG_FILE": str(config),
+        "TF_IN_AUTOMATION": "1",
+        "TF_INPUT": "0",
+        "CHECKPOINT_DISABLE": "1",  # no version check against checkpoint.hashicorp.com
+        "TF_PLUGIN_CACHE_DIR": "",
+    }
+    return {"binary": binary, "env": env, "copy": copy, "home": home}
+
+
+def run_terraform(terraform: dict[str, Any], directory: Path, *args: str) -> subprocess.CompletedProcess:
+    data_dir = (
+        terraform["home"] / "data" / directory.relative_to(terraform["copy"]).as_posix().replace("/", "-")
+    )
+    return subprocess.run(
+        [terraform["binary"], f"-chdir={directory}", *args, "-no-color"],
+        env={**terraform["env"], "TF_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_terraform_fmt(terraform):
+    result = run_terraform(terraform, terraform["copy"] / "infra", "fmt", "-check", "-recursive", "-diff")
+    assert result.returncode == 0, f"run `terraform fmt -recursive infra`:\n{result.stdout}{result.stderr}"
+
+
+def _init_and_validate(terraform: dict[str, Any], directory: Path) -> str | None:
+    """None when `init -backend=false` and `validate` pass in the copy of ``directory``, else why not."""
+    copy = terraform["copy"] / directory.relative_to(REPO)
+    locked = (directory / ".terraform.lock.hcl").exists()
+    # The committed lock file of an environment root must select the mirrored provider as is.
+    init = run_terraform(
+        terraform, copy, "init", "-backend=false", *(["-lockfile=readonly"] if locked else [])
+    )
+    if init.returncode != 0:
+        return f"terraform init failed in {rel(directory)}:\n{init.stdout}{init.stderr}"
+    validate = run_terraform(terraform, copy, "validate")
+    if validate.returncode != 0:
+        return f"terraform validate failed in {rel(directory)}:\n{validate.stdout}{validate.stderr}"
+    if (
+        locked
+        and (copy / ".terraform.lock.hcl").read_text() != (directory / ".terraform.lock.hcl").read_text()
+    ):
+        return f"terraform init changed {rel(directory)}/.terraform.lock.hcl"
+    return None
+
+
+@pytest.fixture(scope="module")
+def validation_errors(terraform) -> dict[Path, str | None]:
+    """Every module and environment root validated at once: loading the provider's schema
+    takes seconds per directory, so the directories run side by side."""
+    directories = MODULE_DIRS + ENV_DIRS
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        return dict(
+            zip(directories, pool.map(lambda d: _init_and_validate(terraform, d), directories), strict=True)
+        )
+
+
+@pytest.mark.parametrize("directory", MODULE_DIRS + ENV_DIRS, ids=rel)
+def test_terraform_validate(validation_errors, directory):
+    error = validation_errors[directory]
+    assert error is None, error
+
+
+def test_terraform_computes_the_plugins_digest_as_the_script_does(terraform, tmp_path):
+    """Evaluate the orchestration module's own expressions in `terraform console`."""
+    (orchestration_locals,) = parse(ORCHESTRATION / "main.tf")["locals"]
+    names = ("plugin_files", "plugins_source_digest")
+    hcl_escaped = orchestration_locals["excluded"].replace("\\", "\\\\")
+    config = (
+        'variable "bundle_root" {\n  type = string\n}\n\nlocals {\n'
+        f'  excluded = "{hcl_escaped}"\n'
+        + "".join(f"  {name} = {expression(orchestration_locals[name])}\n" for name in names)
+        + "}\n"
+    )
+    root = terraform["copy"] / "digest"
+    root.mkdir()
+    (root / "main.tf").write_text(config)
+    result = subprocess.run(
+        [terraform["binary"], f"-chdir={root}", "console", f"-var=bundle_root={REPO}"],
+        input="local.plugins_source_digest\n",
+        env={**terraform["env"], "TF_DATA_DIR": str(tmp_path / "data")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    script = load_script("plugins_zip")
+    plugins = REPO / "plugins"
+    assert result.stdout.strip().strip('"') == script.sources_digest(plugins, script.plugin_files(plugins))

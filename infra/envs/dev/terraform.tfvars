@@ -1,4 +1,5 @@
 # Development: smallest sizes, one worker, no endpoint autoscaling.
+project     = "mlplatform"
 environment = "dev"
 region      = "eu-west-1"
 
@@ -10,7 +11,6 @@ alert_emails                     = []
 monthly_budget_usd               = 1200
 budget_filter_by_environment_tag = false
 
-airflow_version            = "3.0.6"
 mwaa_environment_class     = "mw1.small"
 mwaa_min_workers           = 1
 mwaa_max_workers           = 2

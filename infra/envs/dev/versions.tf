@@ -4,12 +4,10 @@ terraform {
 
   required_providers {
     aws = {
-      source  = "hashicorp/aws"
-      version = "~> 6.0"
-    }
-    archive = {
-      source  = "hashicorp/archive"
-      version = "~> 2.4"
+      source = "hashicorp/aws"
+      # The provider the configuration is validated against is 5.100.0, the version
+      # .terraform.lock.hcl selects; see infra/README.md, "Versions".
+      version = "~> 5.100"
     }
   }
 }

@@ -1,69 +1,69 @@
 output "ssm_prefix" {
   description = "Prefix of the published settings (`MLPLATFORM_SSM_PREFIX`)."
-  value       = module.wiring.ssm_prefix
+  value       = module.platform.ssm_prefix
 }
 
 output "ssm_parameter_names" {
   description = "Published settings by name."
-  value       = module.wiring.parameter_names
+  value       = module.platform.ssm_parameter_names
 }
 
 output "lake_uri" {
   description = "Root URI of the data lake."
-  value       = module.data_lake.lake_uri
+  value       = module.platform.lake_uri
 }
 
 output "mlflow_tracking_uri" {
   description = "MLflow tracking URI (server ARN, for the sagemaker-mlflow plugin)."
-  value       = module.model_registry.tracking_uri
+  value       = module.platform.mlflow_tracking_uri
 }
 
 output "mlflow_tracking_server_url" {
   description = "URL of the MLflow UI."
-  value       = module.model_registry.tracking_server_url
+  value       = module.platform.mlflow_tracking_server_url
 }
 
 output "airflow_webserver_url" {
   description = "Host name of the Airflow UI."
-  value       = module.orchestration.webserver_url
+  value       = module.platform.airflow_webserver_url
 }
 
 output "airflow_environment_name" {
   description = "Name of the MWAA environment."
-  value       = module.orchestration.environment_name
+  value       = module.platform.airflow_environment_name
 }
 
 output "dag_bucket_name" {
   description = "Bucket MWAA reads the bundle from."
-  value       = module.orchestration.dag_bucket_name
+  value       = module.platform.dag_bucket_name
 }
 
 output "serving_repository_url" {
   description = "ECR repository to push the serving image to."
-  value       = module.serving.repository_url
+  value       = module.platform.serving_repository_url
 }
 
 output "serving_endpoint_name" {
   description = "Endpoint the alarms and autoscaling refer to (the deploy DAG names it after `serving_use_case`)."
-  value       = module.serving.endpoint_name
+  value       = module.platform.serving_endpoint_name
 }
 
 output "serving_alarm_names" {
   description = "Alarms that roll back a blue/green update of the endpoint."
-  value       = module.serving.alarm_names
+  value       = module.platform.serving_alarm_names
 }
 
 output "use_cases" {
   description = "Use cases found in include/mlplatform/use_cases/ (lifecycle rules and IAM scopes follow them)."
-  value       = local.use_cases
+  value       = module.platform.use_cases
 }
 
 output "slack_secret_name" {
   description = "Secrets Manager secret to put the Slack webhook connection into."
-  value       = module.alerts.slack_secret_name
+  value       = module.platform.slack_secret_name
 }
 
 output "alerts_topic_arn" {
   description = "SNS topic of alarms and budget notifications."
-  value       = module.alerts.topic_arn
+  value       = module.platform.alerts_topic_arn
 }

@@ -1,4 +1,5 @@
 # Production: room for more workers; the champion variant scales between two and four instances.
+project     = "mlplatform"
 environment = "prod"
 region      = "eu-west-1"
 
@@ -10,7 +11,6 @@ alert_emails                     = []
 monthly_budget_usd               = 3000
 budget_filter_by_environment_tag = false
 
-airflow_version            = "3.0.6"
 mwaa_environment_class     = "mw1.medium"
 mwaa_min_workers           = 2
 mwaa_max_workers           = 5

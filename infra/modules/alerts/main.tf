@@ -17,50 +17,36 @@ locals {
 # KMS key (topic and secret)
 ################################################################################
 
-data "aws_iam_policy_document" "kms" {
-  #checkov:skip=CKV_AWS_109:A key policy's "*" resource is the key itself; the statements delegate to IAM in this account and to two AWS services for this account's resources.
-  #checkov:skip=CKV_AWS_111:A key policy's "*" resource is the key itself; the statements delegate to IAM in this account and to two AWS services for this account's resources.
-  #checkov:skip=CKV_AWS_356:A key policy's "*" resource is the key itself; the statements delegate to IAM in this account and to two AWS services for this account's resources.
-  statement {
-    sid       = "EnableIamPolicies"
-    actions   = ["kms:*"]
-    resources = ["*"]
+module "kms" {
+  source = "../kms"
 
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
-    }
-  }
+  alias                   = "${var.name}-alerts"
+  description             = "${var.name}: alerts topic and Slack webhook secret"
+  deletion_window_in_days = var.kms_deletion_window_in_days
+  tags                    = var.tags
 
-  statement {
-    sid       = "AllowAlarmAndBudgetPublishers"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
-    resources = ["*"]
-
-    principals {
-      type        = "Service"
-      identifiers = local.publishers
-    }
-
-    condition {
+  # CloudWatch alarms and AWS Budgets publish to the encrypted topic as services.
+  service_statements = [{
+    sid      = "AllowAlarmAndBudgetPublishers"
+    services = local.publishers
+    actions  = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    conditions = [{
       test     = "StringEquals"
       variable = "aws:SourceAccount"
       values   = [local.account_id]
-    }
-  }
+    }]
+  }]
 }
 
-resource "aws_kms_key" "this" {
-  description             = "${var.name}: alerts topic and Slack webhook secret"
-  enable_key_rotation     = true
-  deletion_window_in_days = var.kms_deletion_window_in_days
-  policy                  = data.aws_iam_policy_document.kms.json
-  tags                    = var.tags
+# The key and its alias lived in this module before the kms module existed.
+moved {
+  from = aws_kms_key.this
+  to   = module.kms.aws_kms_key.this
 }
 
-resource "aws_kms_alias" "this" {
-  name          = "alias/${var.name}-alerts"
-  target_key_id = aws_kms_key.this.key_id
+moved {
+  from = aws_kms_alias.this
+  to   = module.kms.aws_kms_alias.this
 }
 
 ################################################################################
@@ -69,7 +55,7 @@ resource "aws_kms_alias" "this" {
 
 resource "aws_sns_topic" "this" {
   name              = "${var.name}-alerts"
-  kms_master_key_id = aws_kms_key.this.arn
+  kms_master_key_id = module.kms.key_arn
   tags              = var.tags
 }
 
@@ -148,7 +134,7 @@ resource "aws_secretsmanager_secret" "slack" {
   #checkov:skip=CKV2_AWS_57:Slack incoming webhooks cannot be rotated through an API; rotate the URL in Slack and put the new value by hand.
   name                    = "${var.connections_prefix}/${var.slack_conn_id}"
   description             = "Airflow connection ${var.slack_conn_id} (Slack incoming webhook). The value is set out of band, see the alerts module README."
-  kms_key_id              = aws_kms_key.this.arn
+  kms_key_id              = module.kms.key_arn
   recovery_window_in_days = var.secret_recovery_window_in_days
   tags                    = var.tags
 }

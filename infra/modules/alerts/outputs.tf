@@ -5,7 +5,7 @@ output "topic_arn" {
 
 output "kms_key_arn" {
   description = "ARN of the KMS key that encrypts the topic and the Slack secret; readers of the secret need `kms:Decrypt` on it."
-  value       = aws_kms_key.this.arn
+  value       = module.kms.key_arn
 }
 
 output "slack_conn_id" {

@@ -3,13 +3,11 @@
 
 data "aws_caller_identity" "current" {}
 
-data "aws_partition" "current" {}
-
 data "aws_region" "current" {}
 
 locals {
   account_id = data.aws_caller_identity.current.account_id
-  suffix     = "${local.account_id}-${data.aws_region.current.region}"
+  suffix     = "${local.account_id}-${data.aws_region.current.name}"
 
   # The lake's layout is a contract with the DAGs: every prefix ends with a slash.
   prefixes = {
@@ -28,33 +26,24 @@ locals {
 # KMS key
 ################################################################################
 
-data "aws_iam_policy_document" "kms" {
-  #checkov:skip=CKV_AWS_109:A key policy's "*" resource is the key itself; the statement delegates to IAM in this account only.
-  #checkov:skip=CKV_AWS_111:A key policy's "*" resource is the key itself; the statement delegates to IAM in this account only.
-  #checkov:skip=CKV_AWS_356:A key policy's "*" resource is the key itself; the statement delegates to IAM in this account only.
-  statement {
-    sid       = "EnableIamPolicies"
-    actions   = ["kms:*"]
-    resources = ["*"]
+module "kms" {
+  source = "../kms"
 
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${local.account_id}:root"]
-    }
-  }
-}
-
-resource "aws_kms_key" "this" {
+  alias                   = "${var.name}-data-lake"
   description             = "${var.name}: data lake and MLflow artifacts"
-  enable_key_rotation     = true
   deletion_window_in_days = var.kms_deletion_window_in_days
-  policy                  = data.aws_iam_policy_document.kms.json
   tags                    = var.tags
 }
 
-resource "aws_kms_alias" "this" {
-  name          = "alias/${var.name}-data-lake"
-  target_key_id = aws_kms_key.this.key_id
+# The key and its alias lived in this module before the kms module existed.
+moved {
+  from = aws_kms_key.this
+  to   = module.kms.aws_kms_key.this
+}
+
+moved {
+  from = aws_kms_alias.this
+  to   = module.kms.aws_kms_alias.this
 }
 
 ################################################################################
@@ -191,7 +180,7 @@ module "lake" {
   source = "../secure_bucket"
 
   bucket                             = "${var.name}-lake-${local.suffix}"
-  kms_key_arn                        = aws_kms_key.this.arn
+  kms_key_arn                        = module.kms.key_arn
   access_log_bucket                  = aws_s3_bucket_policy.logs.bucket
   force_destroy                      = var.force_destroy
   noncurrent_version_expiration_days = var.noncurrent_version_expiration_days
@@ -227,7 +216,7 @@ module "mlflow" {
   source = "../secure_bucket"
 
   bucket                             = "${var.name}-mlflow-${local.suffix}"
-  kms_key_arn                        = aws_kms_key.this.arn
+  kms_key_arn                        = module.kms.key_arn
   access_log_bucket                  = aws_s3_bucket_policy.logs.bucket
   force_destroy                      = var.force_destroy
   noncurrent_version_expiration_days = var.noncurrent_version_expiration_days

@@ -40,7 +40,7 @@ output "mlflow_artifact_uri" {
 
 output "kms_key_arn" {
   description = "ARN of the KMS key that encrypts both buckets; readers and writers need `kms:Decrypt` and `kms:GenerateDataKey` on it."
-  value       = aws_kms_key.this.arn
+  value       = module.kms.key_arn
 }
 
 output "access_log_bucket_name" {

@@ -10,7 +10,7 @@ data "aws_region" "current" {}
 locals {
   account_id = data.aws_caller_identity.current.account_id
   partition  = data.aws_partition.current.partition
-  region     = data.aws_region.current.region
+  region     = data.aws_region.current.name
 
   # s3://bucket/some/prefix -> some/prefix/ ; s3://bucket -> "" (the whole bucket)
   artifact_key_prefix = trimprefix(replace(var.artifact_store_uri, "/^s3://[^/]+/?/", ""), "/")

@@ -11,7 +11,7 @@ data "aws_region" "current" {}
 locals {
   account_id = data.aws_caller_identity.current.account_id
   partition  = data.aws_partition.current.partition
-  region     = data.aws_region.current.region
+  region     = data.aws_region.current.name
 
   # "arn:<partition>:<service>:<region>:<account>" for the services the role reaches.
   arn = {
@@ -71,10 +71,28 @@ locals {
     "constraints.txt",
   ])))
 
-  plugin_files       = fileset("${var.bundle_root}/plugins", "**")
-  plugin_files_kept  = [for relative in local.plugin_files : relative if length(regexall(local.excluded, "plugins/${relative}")) == 0]
-  plugin_files_extra = setsubtract(local.plugin_files, local.plugin_files_kept)
-  has_plugins        = length(local.plugin_files_kept) > 0
+  # MWAA loads plugins only from a zip file. infra/scripts/plugins_zip.py (`make
+  # plugins-zip`) builds it reproducibly, with the same exclusions, and writes next to it
+  # the digest of the files it zipped, computed as below: a plan with a missing or stale
+  # zip stops at the precondition on aws_s3_object.plugins instead of uploading it.
+  plugin_files = sort([
+    for relative in fileset("${var.bundle_root}/plugins", "**") : relative
+    if length(regexall(local.excluded, "plugins/${relative}")) == 0
+  ])
+  has_plugins = length(local.plugin_files) > 0
+  plugins_source_digest = sha256(join("", [
+    for relative in local.plugin_files : "${relative} ${filesha256("${var.bundle_root}/plugins/${relative}")}\n"
+  ]))
+  plugins_zip         = coalesce(var.plugins_zip, "${var.bundle_root}/infra/.build/plugins.zip")
+  plugins_digest_file = "${local.plugins_zip}.sources.sha256"
+  plugins_zip_digest  = fileexists(local.plugins_digest_file) ? trimspace(file(local.plugins_digest_file)) : ""
+  plugins_zip_current = fileexists(local.plugins_zip) && local.plugins_zip_digest == local.plugins_source_digest
+
+  # The constraints MWAA installs with must pin the Airflow it runs: pip would otherwise
+  # replace MWAA's own Airflow with the pinned one.
+  constraints_path            = "${var.bundle_root}/${var.constraints_file}"
+  constraints_airflow_pins    = regexall("(?m)^apache-airflow==([^\\s;]+)", file(local.constraints_path))
+  constraints_airflow_version = length(local.constraints_airflow_pins) == 1 ? local.constraints_airflow_pins[0][0] : null
 
   # MWAA provides Airflow itself: the bundle's own Airflow pin is dropped, and the
   # constraints file is referenced where MWAA syncs it.
@@ -96,23 +114,18 @@ locals {
 # KMS key (DAG bucket, MWAA metadata, queues and logs)
 ################################################################################
 
-data "aws_iam_policy_document" "kms" {
-  #checkov:skip=CKV_AWS_109:A key policy's "*" resource is the key itself; the statements delegate to IAM in this account and to CloudWatch Logs for this account's log groups.
-  #checkov:skip=CKV_AWS_111:A key policy's "*" resource is the key itself; the statements delegate to IAM in this account and to CloudWatch Logs for this account's log groups.
-  #checkov:skip=CKV_AWS_356:A key policy's "*" resource is the key itself; the statements delegate to IAM in this account and to CloudWatch Logs for this account's log groups.
-  statement {
-    sid       = "EnableIamPolicies"
-    actions   = ["kms:*"]
-    resources = ["*"]
+module "kms" {
+  source = "../kms"
 
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
-    }
-  }
+  alias                   = "${var.name}-airflow"
+  description             = "${var.name}: MWAA environment and DAG bucket"
+  deletion_window_in_days = var.kms_deletion_window_in_days
+  tags                    = var.tags
 
-  statement {
-    sid = "AllowMwaaLogGroups"
+  # MWAA's CloudWatch log groups are encrypted with this key by the Logs service.
+  service_statements = [{
+    sid      = "AllowMwaaLogGroups"
+    services = ["logs.${local.region}.amazonaws.com"]
     actions = [
       "kms:Encrypt*",
       "kms:Decrypt*",
@@ -120,32 +133,23 @@ data "aws_iam_policy_document" "kms" {
       "kms:GenerateDataKey*",
       "kms:Describe*",
     ]
-    resources = ["*"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${local.region}.amazonaws.com"]
-    }
-
-    condition {
+    conditions = [{
       test     = "ArnLike"
       variable = "kms:EncryptionContext:aws:logs:arn"
       values   = ["${local.arn.logs}:*"]
-    }
-  }
+    }]
+  }]
 }
 
-resource "aws_kms_key" "this" {
-  description             = "${var.name}: MWAA environment and DAG bucket"
-  enable_key_rotation     = true
-  deletion_window_in_days = var.kms_deletion_window_in_days
-  policy                  = data.aws_iam_policy_document.kms.json
-  tags                    = var.tags
+# The key and its alias lived in this module before the kms module existed.
+moved {
+  from = aws_kms_key.this
+  to   = module.kms.aws_kms_key.this
 }
 
-resource "aws_kms_alias" "this" {
-  name          = "alias/${var.name}-airflow"
-  target_key_id = aws_kms_key.this.key_id
+moved {
+  from = aws_kms_alias.this
+  to   = module.kms.aws_kms_alias.this
 }
 
 ################################################################################
@@ -157,7 +161,7 @@ module "dag_bucket" {
 
   # MWAA's console and its managed policies expect DAG buckets named airflow-*.
   bucket            = "airflow-${var.name}-${local.account_id}-${local.region}"
-  kms_key_arn       = aws_kms_key.this.arn
+  kms_key_arn       = module.kms.key_arn
   access_log_bucket = var.access_log_bucket
   force_destroy     = var.force_destroy
   # Old bundle versions are only useful for a quick rollback.
@@ -173,7 +177,7 @@ resource "aws_s3_object" "bundle" {
   source                 = each.value
   source_hash            = filemd5(each.value)
   server_side_encryption = "aws:kms"
-  kms_key_id             = aws_kms_key.this.arn
+  kms_key_id             = module.kms.key_arn
   tags                   = var.tags
 
   depends_on = [module.dag_bucket]
@@ -184,7 +188,7 @@ resource "aws_s3_object" "airflowignore" {
   key                    = "dags/.airflowignore"
   content                = local.airflowignore
   server_side_encryption = "aws:kms"
-  kms_key_id             = aws_kms_key.this.arn
+  kms_key_id             = module.kms.key_arn
   tags                   = var.tags
 
   depends_on = [module.dag_bucket]
@@ -193,11 +197,18 @@ resource "aws_s3_object" "airflowignore" {
 resource "aws_s3_object" "constraints" {
   bucket                 = module.dag_bucket.bucket
   key                    = "dags/constraints.txt"
-  source                 = "${var.bundle_root}/constraints.txt"
-  source_hash            = filemd5("${var.bundle_root}/constraints.txt")
+  source                 = local.constraints_path
+  source_hash            = filemd5(local.constraints_path)
   server_side_encryption = "aws:kms"
-  kms_key_id             = aws_kms_key.this.arn
+  kms_key_id             = module.kms.key_arn
   tags                   = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = local.constraints_airflow_version == var.airflow_version
+      error_message = "${var.constraints_file} pins apache-airflow ${coalesce(local.constraints_airflow_version, "(no single pin)")} but the environment runs Airflow ${var.airflow_version}: point constraints_file at constraints resolved for Airflow ${var.airflow_version}, or choose the matching airflow_version."
+    }
+  }
 
   depends_on = [module.dag_bucket]
 }
@@ -207,7 +218,7 @@ resource "aws_s3_object" "requirements" {
   key                    = "requirements.txt"
   content                = local.requirements
   server_side_encryption = "aws:kms"
-  kms_key_id             = aws_kms_key.this.arn
+  kms_key_id             = module.kms.key_arn
   tags                   = var.tags
 
   depends_on = [module.dag_bucket]
@@ -218,20 +229,10 @@ resource "aws_s3_object" "startup_script" {
   key                    = "startup.sh"
   content                = local.startup_script
   server_side_encryption = "aws:kms"
-  kms_key_id             = aws_kms_key.this.arn
+  kms_key_id             = module.kms.key_arn
   tags                   = var.tags
 
   depends_on = [module.dag_bucket]
-}
-
-# MWAA loads plugins only from a zip file.
-data "archive_file" "plugins" {
-  count = local.has_plugins ? 1 : 0
-
-  type        = "zip"
-  source_dir  = "${var.bundle_root}/plugins"
-  excludes    = local.plugin_files_extra
-  output_path = "${path.root}/.build/${var.name}-plugins.zip"
 }
 
 resource "aws_s3_object" "plugins" {
@@ -239,11 +240,18 @@ resource "aws_s3_object" "plugins" {
 
   bucket                 = module.dag_bucket.bucket
   key                    = "plugins.zip"
-  source                 = data.archive_file.plugins[0].output_path
-  source_hash            = data.archive_file.plugins[0].output_md5
+  source                 = local.plugins_zip
+  source_hash            = local.plugins_zip_current ? filemd5(local.plugins_zip) : null
   server_side_encryption = "aws:kms"
-  kms_key_id             = aws_kms_key.this.arn
+  kms_key_id             = module.kms.key_arn
   tags                   = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = local.plugins_zip_current
+      error_message = "${local.plugins_zip} is missing or older than plugins/: run `make plugins-zip` (python3 infra/scripts/plugins_zip.py) and plan again."
+    }
+  }
 
   depends_on = [module.dag_bucket]
 }
@@ -352,7 +360,7 @@ data "aws_iam_policy_document" "this" {
   statement {
     sid       = "UseEnvironmentKey"
     actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey*", "kms:Encrypt"]
-    resources = [aws_kms_key.this.arn]
+    resources = [module.kms.key_arn]
 
     condition {
       test     = "StringEquals"
@@ -529,7 +537,7 @@ resource "aws_mwaa_environment" "this" {
   max_workers        = var.max_workers
   schedulers         = var.schedulers
   execution_role_arn = aws_iam_role.this.arn
-  kms_key            = aws_kms_key.this.arn
+  kms_key            = module.kms.key_arn
 
   source_bucket_arn                = module.dag_bucket.arn
   dag_s3_path                      = "dags/"

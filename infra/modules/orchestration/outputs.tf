@@ -35,7 +35,7 @@ output "dag_bucket_arn" {
 
 output "kms_key_arn" {
   description = "ARN of the KMS key of the environment and its bucket."
-  value       = aws_kms_key.this.arn
+  value       = module.kms.key_arn
 }
 
 output "environment_variables" {

@@ -10,13 +10,27 @@ variable "name" {
 
 variable "airflow_version" {
   type        = string
-  description = "Apache Airflow version of the environment; must be one MWAA offers and match the bundle's Airflow 3 API."
-  default     = "3.0.6"
+  description = "Apache Airflow version of the environment. The default is the one place the platform names it; the validation lists the MWAA versions the bundle is tested on (see infra/README.md, \"Versions\"), and `constraints_file` must pin the same version."
+  default     = "3.3.1"
+  nullable    = false
 
   validation {
-    condition     = startswith(var.airflow_version, "3.")
-    error_message = "The bundle is written for Airflow 3; airflow_version must be a 3.x version MWAA offers."
+    condition     = contains(["3.3.1"], var.airflow_version)
+    error_message = "The bundle is tested on MWAA with Airflow 3.3.1 only; test it on another MWAA version before adding that version here."
   }
+}
+
+variable "constraints_file" {
+  type        = string
+  description = "Constraints file, relative to `bundle_root`, that MWAA installs `requirements.txt` with; it must pin `apache-airflow==<airflow_version>`."
+  default     = "constraints.txt"
+  nullable    = false
+}
+
+variable "plugins_zip" {
+  type        = string
+  description = "Path of the plugins zip built by `make plugins-zip`; null means `<bundle_root>/infra/.build/plugins.zip`, where that target writes it."
+  default     = null
 }
 
 variable "environment_class" {

@@ -14,7 +14,7 @@ data "aws_region" "current" {}
 locals {
   account_id = data.aws_caller_identity.current.account_id
   partition  = data.aws_partition.current.partition
-  region     = data.aws_region.current.region
+  region     = data.aws_region.current.name
 
   variants = toset(var.variant_names)
 
@@ -30,33 +30,24 @@ locals {
 # KMS key
 ################################################################################
 
-data "aws_iam_policy_document" "kms" {
-  #checkov:skip=CKV_AWS_109:A key policy's "*" resource is the key itself; the statement delegates to IAM in this account only.
-  #checkov:skip=CKV_AWS_111:A key policy's "*" resource is the key itself; the statement delegates to IAM in this account only.
-  #checkov:skip=CKV_AWS_356:A key policy's "*" resource is the key itself; the statement delegates to IAM in this account only.
-  statement {
-    sid       = "EnableIamPolicies"
-    actions   = ["kms:*"]
-    resources = ["*"]
+module "kms" {
+  source = "../kms"
 
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
-    }
-  }
-}
-
-resource "aws_kms_key" "this" {
+  alias                   = "${var.name}-serving"
   description             = "${var.name}: serving image, endpoint storage and batch transform output"
-  enable_key_rotation     = true
   deletion_window_in_days = var.kms_deletion_window_in_days
-  policy                  = data.aws_iam_policy_document.kms.json
   tags                    = var.tags
 }
 
-resource "aws_kms_alias" "this" {
-  name          = "alias/${var.name}-serving"
-  target_key_id = aws_kms_key.this.key_id
+# The key and its alias lived in this module before the kms module existed.
+moved {
+  from = aws_kms_key.this
+  to   = module.kms.aws_kms_key.this
+}
+
+moved {
+  from = aws_kms_alias.this
+  to   = module.kms.aws_kms_alias.this
 }
 
 ################################################################################
@@ -75,7 +66,7 @@ resource "aws_ecr_repository" "this" {
 
   encryption_configuration {
     encryption_type = "KMS"
-    kms_key         = aws_kms_key.this.arn
+    kms_key         = module.kms.key_arn
   }
 }
 
@@ -219,7 +210,7 @@ data "aws_iam_policy_document" "this" {
     sid     = "UseKeys"
     actions = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
     resources = [
-      aws_kms_key.this.arn,
+      module.kms.key_arn,
       var.data_kms_key_arn,
     ]
   }
@@ -227,7 +218,7 @@ data "aws_iam_policy_document" "this" {
   statement {
     sid       = "GrantKeyToSageMakerVolumes"
     actions   = ["kms:CreateGrant"]
-    resources = [aws_kms_key.this.arn]
+    resources = [module.kms.key_arn]
 
     condition {
       test     = "Bool"

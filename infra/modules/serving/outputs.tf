@@ -15,7 +15,7 @@ output "execution_role_arn" {
 
 output "kms_key_arn" {
   description = "ARN of the KMS key for endpoint storage volumes and batch transform output."
-  value       = aws_kms_key.this.arn
+  value       = module.kms.key_arn
 }
 
 output "alarm_names" {
