@@ -1,7 +1,12 @@
-"""Generator throughput: a real yellow month (3M rows) generated and written as TLC parquet.
+"""Generator throughput and shape: a real yellow month (3M rows) generated and written as TLC
+parquet, and generated green months against the real ones.
 
 Prints rows/s and the time against the baseline of writing the same table that is already
-in memory, measured in the same run, plus the file's noise floor. Target: under 30 s.
+in memory, measured in the same run, plus the file's noise floor. Target: under 30 s. When
+the real green months of ``tests/fixtures/real_tlc/`` are present, it also generates each of
+them at the same size (with the real anomaly shares) and prints both months' shape figures
+(median duration and distance, busiest pickup zones and their overlap, zero-distance and
+blank-code shares, distinct zone pairs) side by side.
 
     .venv/bin/python bench/bench_generate.py [--rows 3000000]
 """
@@ -17,6 +22,29 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from mlplatform import generator, tlc
+
+REAL = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "real_tlc"
+
+
+def shape_against_real() -> list[dict]:
+    """Each real green month beside a generated month of the same size and period."""
+    rows = []
+    for path in sorted(REAL.glob("green_tripdata_*.parquet")):
+        real = pq.read_table(path)
+        month = path.stem.rsplit("_", 1)[-1]
+        made = generator.generate_month("green", month, real.num_rows, seed=0, anomalies=True).table
+        shapes = {"real": generator.shape_summary(tlc.normalise(real))}
+        shapes["generated"] = generator.shape_summary(tlc.normalise(made))
+        top = [set(s["top_pickup_zones"]) for s in shapes.values()]
+        rows.append(
+            {
+                "month": month,
+                **shapes,
+                "top_10_pickup_zones_shared": len(top[0] & top[1]),
+                "schema_equals_real": made.schema.remove_metadata() == real.schema.remove_metadata(),
+            }
+        )
+    return rows
 
 
 def main() -> None:
@@ -44,6 +72,7 @@ def main() -> None:
         "within_target": total < 30,
         "schema_equals_tlc_yellow_2024": schema_ok,
         "noise_floor_rmse_min": round(made.noise_floor_rmse, 4),
+        "green_against_real": shape_against_real(),
     }
     print(json.dumps(figures, indent=2))
 

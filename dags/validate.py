@@ -3,9 +3,10 @@
 
 One DAG per use case, generated from its spec.
 
-**What it does.** Reads the month's raw TLC file
-(`raw/<dataset>/month=M/<taxi>_tripdata_M.parquet`), normalises it and runs the use
-case's Great Expectations checkpoint (suite `contract.suite`, see `great_expectations/`).
+**What it does.** Reads the month's raw TLC files, one per taxi type the spec lists in
+`data.taxi_types` that has landed (`raw/<dataset>/month=M/<green|yellow>_tripdata_M.parquet`),
+normalises them into one table (the `taxi_type` column keeps each row's kind) and runs the
+use case's Great Expectations checkpoint (suite `contract.suite`, see `great_expectations/`).
 Then, by verdict:
 
 - **pass**: writes the validated snapshot `validated/<use case>/month=M/<digest>/`
@@ -13,7 +14,9 @@ Then, by verdict:
   points `CURRENT.json` at it;
 - **rows quarantined** (fewer bad rows than `contract.max_bad_row_share`): the same, plus
   the bad rows with their reasons under `quarantine/<use case>/month=M/<raw digest>/`,
-  and a Slack summary;
+  and a Slack summary with the share of rows each rule quarantined. Real TLC months
+  quarantine about 4% (zero distances, idle meters, refunds, trips begun the evening
+  before the month);
 - **breach** (unreadable or empty file, wrong taxi type, broken schema, volume far off
   the recent median, too many bad rows): nothing is validated, a breach record
   (`breach.json`: what broke, the raw digest, the time) is written to the quarantine
@@ -33,7 +36,7 @@ change is a no-op: the identical snapshot stays current and no Asset event is em
 
 **Operating it.** A failed run names what broke. Fix the delivery (land the corrected
 file with `--replace`; the old one is kept under `superseded/`) and re-run the month. The
-same check runs outside Airflow: `mlplatform validate FILE --use-case <name>`.
+same check runs outside Airflow: `mlplatform validate FILE [FILE...] --use-case <name>`.
 """
 
 from __future__ import annotations

@@ -57,15 +57,20 @@ def test_generate_and_ingest_into_the_lake(tmp_path: Path) -> None:
     )
 
     wrong = mlplatform(
+        "ingest", str(real), "--use-case", "taxi_generous_tip", "--month", "2023-04", "--lake", lake
+    )
+    assert wrong.returncode == 2 and "holds green trips but taxi_generous_tip expects yellow" in wrong.stderr
+    landed = mlplatform(
         "ingest", str(real), "--use-case", "taxi_trip_duration", "--month", "2023-04", "--lake", lake
     )
-    assert wrong.returncode == 2 and "holds green trips but taxi_trip_duration expects yellow" in wrong.stderr
+    assert landed.returncode == 0 and "green_tripdata_2023-04.parquet" in landed.stdout
 
     made = mlplatform("generate", "--month", "2024-01", "--months", "2", "--rows", "500", "--lake", lake)
     assert made.returncode == 0, made.stderr
     listing = mlplatform("lake", "--lake", lake, "--json")
     raw = [e["path"] for e in json.loads(listing.stdout)["raw"]]
     assert raw == [
+        "raw/nyc_tlc_yellow/month=2023-04/green_tripdata_2023-04.parquet",
         "raw/nyc_tlc_yellow/month=2024-01/yellow_tripdata_2024-01.parquet",
         "raw/nyc_tlc_yellow/month=2024-02/yellow_tripdata_2024-02.parquet",
     ]

@@ -80,3 +80,29 @@ def test_summary_is_one_object_per_month_and_a_chart(tmp_path: Path) -> None:
     assert chart.read_bytes().startswith(b"\x89PNG")
     table = closed_loop.summary_table(records).splitlines()
     assert len(table) == 5 and "7.100" in table[3] and "promoted version 2" in table[3]
+
+
+REAL_TLC = Path(__file__).parent / "fixtures" / "real_tlc"
+
+
+def test_run_data_replays_a_folder_of_real_tlc_months_in_month_order(tmp_path: Path) -> None:
+    args = cli.build_parser().parse_args(["run", "--data", str(REAL_TLC)])
+    scenario = Scenario(data=args.data)
+    assert scenario.month_names() == ["2021-01", "2021-02", "2021-03"]
+    assert not any(scenario.drifted(i) for i in range(3))  # real months: nothing injected
+    files = closed_loop.real_files(REAL_TLC)
+    assert files["2021-02"] == {"green": REAL_TLC / "green_tripdata_2021-02.parquet"}
+
+    both = tmp_path / "both"
+    both.mkdir()
+    for name in ("green_tripdata_2021-01.parquet", "yellow_tripdata_2021-01.parquet", "notes.txt"):
+        (both / name).write_bytes(b"PAR1")
+    assert set(closed_loop.real_files(both)["2021-01"]) == {"green", "yellow"}
+
+
+def test_run_data_without_tlc_files_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    (tmp_path / "trips.parquet").write_bytes(b"PAR1")
+    assert cli.main(["run", "--data", str(tmp_path)]) == 2
+    assert "no TLC monthly files" in capsys.readouterr().err
+    assert cli.main(["run", "--data", str(tmp_path / "missing")]) == 2
+    assert "not a folder" in capsys.readouterr().err

@@ -25,6 +25,7 @@ from mlplatform import alerts, cli, contracts, generator, ingest, snapshots, spe
 from mlplatform.lake import Lake
 
 USE_CASE = spec.load_spec("taxi_trip_duration")
+YELLOW_ONLY = spec.load_spec("taxi_generous_tip")
 MONTH = "2024-03"
 ROWS = 4000
 RATE, SEED = 0.01, 0
@@ -58,14 +59,16 @@ def to_bytes(table: pa.Table) -> bytes:
     return buffer.getvalue()
 
 
-def land(lake: Lake, data: bytes, month: str = MONTH, replace: bool = False) -> str:
+def land(
+    lake: Lake, data: bytes, month: str = MONTH, replace: bool = False, taxi_type: str = "yellow"
+) -> str:
     d = USE_CASE.data
-    return ingest.land_bytes(lake, d.dataset, d.taxi_type, month, data, replace=replace).path
+    return ingest.land_bytes(lake, d.dataset, taxi_type, month, data, replace=replace).path
 
 
-def run_month(lake: Lake, month: str = MONTH) -> dict[str, Any]:
+def run_month(lake: Lake, month: str = MONTH, use_case: spec.UseCase = USE_CASE) -> dict[str, Any]:
     """What the DAG's check_contract and report tasks do, without Airflow."""
-    outcome = contracts.validate_month(lake, USE_CASE, month)
+    outcome = contracts.validate_month(lake, use_case, month)
     if (alert := contracts.alert_for(outcome)) is not None:
         alerts.send(alert)
     return outcome
@@ -108,6 +111,12 @@ def test_committed_context_is_in_sync_with_the_specs(tmp_path: Path) -> None:
     )
 
 
+def meta_of(check: str) -> dict[str, Any]:
+    suite = json.loads((COMMITTED / "expectations" / f"{USE_CASE.contract.suite}.json").read_text())
+    [meta] = [e["meta"] for e in suite["expectations"] if e["meta"]["check"] == check]
+    return meta
+
+
 def test_every_expectation_says_why_and_how_severe() -> None:
     suite = json.loads((COMMITTED / "expectations" / f"{USE_CASE.contract.suite}.json").read_text())
     gx_severity = {"breach": "critical", "row": "warning", "notice": "info"}
@@ -118,6 +127,7 @@ def test_every_expectation_says_why_and_how_severe() -> None:
         assert expectation["severity"] == gx_severity[meta["severity"]]
         checks.add(meta["check"])
     assert set(contracts.RULE_NAMES) <= checks
+    assert all(meta_of(c)["calibration"] for c in (*contracts.RULE_NAMES, "bad_row_share"))
     assert {
         "file_problem",
         "taxi_type",
@@ -135,6 +145,9 @@ def test_every_expectation_says_why_and_how_severe() -> None:
 
 
 def test_each_row_rule_flags_exactly_the_rows_that_break_it() -> None:
+    tolerant = USE_CASE.model_copy(
+        update={"contract": USE_CASE.contract.model_copy(update={"pickup_tolerance_hours": 6.0})}
+    )
     trips = tlc.normalise(month_table(200))
     columns = {name: trips.column(name).to_pylist() for name in trips.column_names}
     for name in ("pickup_datetime", "dropoff_datetime"):  # as microseconds, to edit them
@@ -151,16 +164,22 @@ def test_each_row_rule_flags_exactly_the_rows_that_break_it() -> None:
         "unknown_vendor": (7, "vendor_id", 3),
         "fare_inconsistent": (8, "total_amount", 999.0),
         "invalid_store_and_fwd_flag": (9, "store_and_fwd_flag", "\ufffdN"),
+        "zero_distance": (13, "trip_distance", 0.0),
+        "idle_trip": (14, "duration_min", 61.0),
+        "negative_fare": (15, "fare_amount", -columns["fare_amount"][15]),
     }
     for row, name, value in broken.values():
         columns[name][row] = value
+    columns["trip_distance"][14] = 2.0  # 61 minutes for 2 miles: under 2 mph
+    columns["trip_distance"][2] = 30.0  # 721 minutes, but not idle
+    columns["total_amount"][15] += 2 * columns["fare_amount"][15]  # a refund: its total still adds up
     columns["pickup_datetime"][10] = start_us - 5 * 3_600_000_000  # inside the 6 h tolerance
     columns["pickup_datetime"][11] = columns["dropoff_datetime"][11]  # zero duration
     for name in ("pickup_datetime", "dropoff_datetime"):
         columns[name] = pa.array(columns[name], pa.int64()).cast(pa.timestamp("us"))
     table = pa.table(columns, schema=tlc.NORMALISED_SCHEMA)
     table = pa.concat_tables([table, table.slice(12, 1)])  # row 200 repeats row 12
-    masks = contracts.row_rule_masks(table, USE_CASE, MONTH)
+    masks = contracts.row_rule_masks(table, tolerant, MONTH)
     flagged = {name: np.flatnonzero(mask).tolist() for name, mask in masks.items()}
     expected = {name: [row] for name, (row, _, _) in broken.items()}
     assert flagged == expected | {"dropoff_not_after_pickup": [11], "duplicate_row": [200]}
@@ -182,6 +201,30 @@ def test_a_nan_key_is_missing_and_breaks_no_other_rule() -> None:
     assert {name: np.flatnonzero(m).tolist() for name, m in masks.items() if m.any()} == {
         "missing_key": [0, 1, 2]
     }
+
+
+def test_surcharges_left_out_of_their_columns_or_counted_twice_still_add_up() -> None:
+    trips = tlc.normalise(month_table(10))
+    columns = {name: trips.column(name).to_pylist() for name in trips.column_names}
+    itemised = ("fare_amount", "extra", "mta_tax", "tip_amount", "tolls_amount", "improvement_surcharge")
+    base = [sum(columns[p][i] or 0.0 for p in itemised) for i in range(10)]
+    for name in contracts.SURCHARGE_RATES:
+        columns[name] = [None] * 10
+    columns["total_amount"] = [round(b, 2) for b in base]
+    columns["total_amount"][0] += 2.50 + 1.75  # flex fare: congestion and airport fee charged, not itemised
+    columns["congestion_surcharge"][1] = 2.75  # itemised, and already inside extra (green vendor 1)
+    columns["extra"][1] += 2.75
+    columns["total_amount"][1] += 2.75
+    columns["total_amount"][2] += 0.75 + 2.50  # CBD toll and congestion, neither itemised
+    columns["total_amount"][3] += 1.10  # no surcharge costs $1.10
+    table = pa.table(columns, schema=tlc.NORMALISED_SCHEMA)
+    assert _rows(contracts._fare_inconsistent(table, "2025-03")) == [3]
+    # the same totals before the CBD toll (2025) and the $1.75 airport fee (2022-12) do not add up
+    assert _rows(contracts._fare_inconsistent(table, "2021-03")) == [0, 2, 3]
+
+
+def _rows(mask: pa.ChunkedArray) -> list[int]:
+    return np.flatnonzero(mask.to_numpy()).tolist()
 
 
 @pytest.mark.parametrize("rows", [0, 1, 2, 5_000, 200_000])
@@ -308,7 +351,8 @@ BREACH_KINDS = {
     "zero_byte": "zero bytes",
     "truncated": "not a readable parquet file",
     "csv_as_parquet": "looks like text/CSV",
-    "green_where_yellow_expected": "holds green trips but taxi_trip_duration expects yellow",
+    # taxi_trip_duration reads both kinds; the generous-tip model reads yellow trips only
+    "green_where_yellow_expected": "holds green trips but taxi_generous_tip expects yellow",
     "volume_10x": "volume far off history",
     "volume_tenth": "volume far off history",
 }
@@ -367,11 +411,11 @@ def test_a_breach_validates_nothing_keeps_the_raw_file_and_alerts(
     with_history(lake)
     raw = land(lake, bad_file(kind))
     digest = lake.digest(raw)
-    outcome = run_month(lake)
+    outcome = run_month(lake, use_case=YELLOW_ONLY if kind == "green_where_yellow_expected" else USE_CASE)
     assert outcome["severity"] == "breach" and not outcome["success"]
     assert any(BREACH_KINDS[kind] in b for b in outcome["breaches"]), outcome["breaches"]
     assert lake.digest(raw) == digest  # the raw file is untouched
-    assert validated(lake) == []  # nothing moved to validated/
+    assert validated(lake) == [] and list(lake.list(f"validated/{YELLOW_ONLY.name}")) == []
     record = lake.read_json(lake.relative(outcome["breach_record"]))
     assert record["what_broke"] == outcome["breaches"] and record["source"]["digest"] == digest
     assert record["recorded_at"] and record["raw_file_kept"] is True
@@ -379,6 +423,27 @@ def test_a_breach_validates_nothing_keeps_the_raw_file_and_alerts(
     assert message["text"].startswith(":rotating_light: [breach]")
     body = json.dumps(message["blocks"])
     assert BREACH_KINDS[kind].split(" (")[0] in body and "Data Docs" in body
+
+
+def test_green_and_yellow_files_of_a_month_are_validated_together(lake: Lake, gx_root: Path) -> None:
+    yellow = land(lake, to_bytes(month_table(seed=1)))
+    green = land(lake, to_bytes(month_table(rows=1000, seed=2, kind="green")), taxi_type="green")
+    outcome = run_month(lake)
+    assert outcome["severity"] == "pass" and outcome["rows"] == ROWS + 1000
+    assert [f["path"] for f in outcome["source"]["files"]] == [yellow, green]
+    snapshot = snapshots.current_snapshot(lake, USE_CASE.name, MONTH)
+    kinds = snapshots.read_table(lake, snapshot, ["taxi_type"]).column(0).to_pylist()
+    assert snapshot.rows == ROWS + 1000 and kinds.count("green") == 1000
+    # the month's identity is both deliveries: replacing one makes a new snapshot
+    land(lake, to_bytes(month_table(rows=1000, seed=3, kind="green")), taxi_type="green", replace=True)
+    assert run_month(lake)["snapshot"]["digest"] != snapshot.digest
+
+
+def test_a_file_landed_under_the_other_taxi_type_is_a_breach(lake: Lake, gx_root: Path) -> None:
+    land(lake, to_bytes(month_table(kind="yellow")), taxi_type="green")
+    outcome = run_month(lake)
+    assert outcome["severity"] == "breach"
+    assert "holds yellow trips but taxi_trip_duration expects green" in outcome["breaches"][0]
 
 
 def test_extra_columns_are_a_notice_not_a_failure(lake: Lake, gx_root: Path, sink: Any) -> None:

@@ -29,7 +29,7 @@ def test_taxi_trip_duration_is_shipped() -> None:
     use_case = spec.load_spec("taxi_trip_duration")
     assert use_case.task == "regression"
     assert use_case.target.column == "duration_min"
-    assert use_case.data.taxi_type == "yellow"
+    assert use_case.data.taxi_types == ("yellow", "green") and use_case.data.taxi_type == "yellow"
     assert use_case.serving.mode in ("batch", "endpoint", "both")
     assert use_case.maturity_level in (2, 3, 4)
 
@@ -101,3 +101,84 @@ def test_unreadable_spec_file(tmp_path: Path) -> None:
 def test_unknown_use_case_lists_known_ones() -> None:
     with pytest.raises(spec.SpecError, match=r"known: .*taxi_trip_duration"):
         spec.load_spec("no_such_use_case")
+
+
+# --- taxi types ----------------------------------------------------------------------------
+
+
+def test_the_older_single_taxi_type_key_still_loads(raw: dict) -> None:
+    raw["data"].pop("taxi_types")
+    raw["data"]["taxi_type"] = "green"
+    data = spec.parse_spec(raw).data
+    assert data.taxi_types == ("green",) and data.taxi_type == "green"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"taxi_types": ["yellow"], "taxi_type": "yellow"}, "not both"),
+        ({"taxi_types": ["green", "green"]}, "lists a type twice"),
+        ({"taxi_types": []}, "at least 1 item"),
+        ({"taxi_types": ["blue"]}, "data.taxi_types.0"),
+    ],
+)
+def test_bad_taxi_types_are_named(raw: dict, data: dict, message: str) -> None:
+    raw["data"].pop("taxi_types")
+    raw["data"].update(data)
+    with pytest.raises(spec.SpecError, match=message):
+        spec.parse_spec(raw, "x.yaml")
+
+
+# --- use cases outside the package ---------------------------------------------------------
+
+
+def _outside_use_case(folder: Path, raw: dict, name: str = "team_trip_duration") -> Path:
+    """A spec and its own model module in ``folder``, as a team would add them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = {**raw, "name": name, "model": {**raw["model"], "module": name}}
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump(raw))
+    (folder / f"{name}.py").write_text(
+        '"""A team\'s model module."""\n\nFAMILIES = ("linear",)\n\n\n'
+        "def build_estimator(family, params):\n"
+        "    from sklearn.linear_model import Ridge\n\n"
+        "    return Ridge(**params)\n"
+    )
+    return folder / f"{name}.yaml"
+
+
+def test_use_cases_in_outside_folders_are_found_with_their_model_module(
+    tmp_path: Path, raw: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlplatform import modelling
+
+    path = _outside_use_case(tmp_path / "team", raw)
+    monkeypatch.setenv(spec.USE_CASES_DIR_VARIABLE, str(tmp_path / "team"))
+    assert set(spec.use_case_names()) == {*SHIPPED, "team_trip_duration"}
+    use_case = spec.load_spec("team_trip_duration")
+    assert use_case.model_file == path.with_suffix(".py")
+    assert {u.name for u in spec.load_all()} == {*SHIPPED, "team_trip_duration"}
+    module = modelling.model_module(use_case)
+    assert module.__file__ == str(path.with_suffix(".py"))
+    assert type(modelling.build_estimator(use_case, "linear", {"alpha": 2.0})).__name__ == "Ridge"
+    # a shipped model module serves an outside spec that has none of its own
+    shared = {**raw, "name": "team_shared"}
+    (tmp_path / "team" / "team_shared.yaml").write_text(yaml.safe_dump(shared))
+    assert spec.load_spec("team_shared").model_file == spec.USE_CASES_DIR / "taxi_trip_duration.py"
+
+
+def test_outside_folder_problems_are_named(
+    tmp_path: Path, raw: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(spec.USE_CASES_DIR_VARIABLE, str(tmp_path / "absent"))
+    with pytest.raises(spec.SpecError, match="absent is not a folder"):
+        spec.use_case_names()
+    (tmp_path / "team").mkdir()
+    (tmp_path / "team" / "taxi_trip_duration.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv(spec.USE_CASES_DIR_VARIABLE, str(tmp_path / "team"))
+    with pytest.raises(spec.SpecError, match="defined twice"):
+        spec.load_spec("taxi_trip_duration")
+    raw = {**raw, "name": "team_model", "model": {**raw["model"], "module": "team_model"}}
+    (tmp_path / "team" / "taxi_trip_duration.yaml").unlink()
+    (tmp_path / "team" / "team_model.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(spec.SpecError, match=r"no file .*team_model\.py nor use_cases/team_model\.py"):
+        spec.load_spec("team_model")

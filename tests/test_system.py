@@ -123,6 +123,30 @@ def test_closed_loop_detects_drift_retrains_and_recovers(platform) -> None:
     shutil.copy(chart, SCREENSHOTS / "closed-loop.png")  # for a person to look at
 
 
+def test_closed_loop_on_real_tlc_months(platform) -> None:
+    """`mlplatform run --data`: real green months replayed through the same loop. The first
+    model trains once two months are validated; the next real month is monitored against it,
+    and real month-to-month change raises no alarm while the model still performs."""
+    from mlplatform import closed_loop
+
+    closed_loop.archive_previous(platform)  # the generated run's lake and models stand aside
+    scenario = closed_loop.Scenario(data=REPO_ROOT / "tests" / "fixtures" / "real_tlc")
+    records = closed_loop.simulate(platform, scenario)
+    first, second, third = records
+
+    assert [r.month for r in records] == ["2021-01", "2021-02", "2021-03"]
+    assert all(r.contract.startswith("passed") for r in records), [r.contract for r in records]
+    assert not any(r.drift_injected for r in records)
+    assert first.champion_version is None
+    assert {"new data: trained a challenger", "promoted version 1"} <= set(second.actions), second
+    assert third.monitor_status == "ok", third
+    assert not any(a.startswith("monitoring triggered") for r in records for a in r.actions)
+    summary, chart = closed_loop.write_outputs(records, platform.home / "closed_loop_real")
+    assert chart.read_bytes().startswith(b"\x89PNG") and summary.is_file()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(chart, SCREENSHOTS / "closed-loop-real.png")
+
+
 def _browser():
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and driver):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -10,6 +12,7 @@ import pytest
 from mlplatform import generator, tlc
 
 GENERATIONS = [("legacy", "2023-06"), ("2024", "2024-06"), ("2025", "2025-02")]
+REAL = Path(__file__).parent / "fixtures" / "real_tlc"
 
 
 @pytest.mark.parametrize("taxi_type", ["yellow", "green"])
@@ -82,6 +85,28 @@ def test_wrong_taxi_type_is_reported() -> None:
     table = generator.generate_month("yellow", "2024-01", 10).table
     with pytest.raises(tlc.SchemaError, match="expected green taxi data but the file has yellow"):
         tlc.normalise(table, expected="green")
+
+
+def test_a_file_may_hold_any_of_several_taxi_types() -> None:
+    table = generator.generate_month("green", "2024-01", 10).table
+    assert set(tlc.normalise(table, ("yellow", "green")).column("taxi_type").to_pylist()) == {"green"}
+    with pytest.raises(tlc.SchemaError, match="expected yellow taxi data but the file has green"):
+        tlc.normalise(table, ("yellow",))
+
+
+def test_real_green_months_with_a_null_typed_column_normalise() -> None:
+    """TLC's own 2021 green files: int64 ids, double codes, ``ehail_fee`` typed ``null``."""
+    for month, rows in (("2021-01", 76_518), ("2021-02", 64_572), ("2021-03", 83_827)):
+        raw = pq.read_table(REAL / f"green_tripdata_{month}.parquet")
+        assert raw.schema.field("ehail_fee").type == pa.null()
+        assert raw.schema.field("payment_type").type == pa.float64()
+        trips = tlc.normalise(raw, "green")
+        assert trips.schema == tlc.NORMALISED_SCHEMA and trips.num_rows == rows
+        assert trips.column("ehail_fee").null_count == rows
+        assert set(trips.column("taxi_type").to_pylist()) == {"green"}
+        assert trips.column("payment_type").to_pylist()[:3] == [
+            None if v is None else int(v) for v in raw.column("payment_type").to_pylist()[:3]
+        ]
 
 
 def test_unexpected_columns_are_reported_and_dropped() -> None:

@@ -168,3 +168,44 @@ def test_breach_run_fails_with_what_broke_and_alerts_once(
     [message] = received(world["sink"])
     assert message["text"].startswith(":rotating_light: [breach]")
     assert "Data Docs" in json.dumps(message["blocks"])
+
+
+def test_a_real_green_and_a_generated_yellow_file_make_one_month(world: dict) -> None:
+    """Any TLC month dropped into the lake flows: TLC's own green file beside a yellow one."""
+    lake, month = world["lake"], "2021-01"
+    real = REPO / "tests" / "fixtures" / "real_tlc" / f"green_tripdata_{month}.parquet"
+    ingest.land_bytes(lake, USE_CASE.data.dataset, "green", month, real.read_bytes())
+    land(lake, month_bytes(generator.generate_month("yellow", month, ROWS).table), month=month)
+    states = run(world["dag"], month=month)
+    assert states["run"] == "success" and states["announce"] == "success"
+    snapshot = snapshots.current_snapshot(lake, USE_CASE.name, month)
+    contract = snapshot.manifest["contract"]
+    assert contract["success"] and 0 < contract["bad_row_share"] < USE_CASE.contract.max_bad_row_share
+    kinds = snapshots.read_table(lake, snapshot, ["taxi_type"]).column(0).value_counts().to_pylist()
+    assert {k["values"] for k in kinds} == {"green", "yellow"}
+    [message] = received(world["sink"])
+    assert "rows quarantined, month validated" in message["text"] and "zero_distance" in json.dumps(
+        message["blocks"]
+    )
+
+
+def test_a_use_case_outside_the_package_gets_every_dag(
+    airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A team adds a spec and its model module in a folder of its own; no file of mlplatform changes."""
+    import yaml
+    from airflow.dag_processing.dagbag import DagBag
+
+    folder = tmp_path / "team_use_cases"
+    folder.mkdir()
+    raw = yaml.safe_load((spec.USE_CASES_DIR / "taxi_trip_duration.yaml").read_text())
+    raw = {**raw, "name": "team_trip_duration", "model": {**raw["model"], "module": "team_model"}}
+    (folder / "team_trip_duration.yaml").write_text(yaml.safe_dump(raw))
+    shutil.copy(spec.USE_CASES_DIR / "taxi_trip_duration.py", folder / "team_model.py")
+    monkeypatch.setenv(spec.USE_CASES_DIR_VARIABLE, str(folder))
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    stages = {p.stem for p in (REPO / "dags").glob("*.py") if not p.name.startswith("_")}
+    assert {f"team_trip_duration_{s}" for s in stages} <= set(bag.dag_ids)
+    assert {f"taxi_trip_duration_{s}" for s in stages} <= set(bag.dag_ids)
+    assert spec.load_spec("team_trip_duration").model_file == folder / "team_model.py"

@@ -90,22 +90,23 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     import pyarrow.parquet as pq
 
+    listed = use_case.data.taxi_types
     try:
-        report = tlc.inspect_schema(pq.read_schema(io.BytesIO(data)), use_case.data.taxi_type)
+        report = tlc.inspect_schema(pq.read_schema(io.BytesIO(data)), listed)
     except Exception as exc:
         print(f"error: {args.path} is not a readable parquet file: {exc}", file=sys.stderr)
         return 2
-    if report.taxi_type != use_case.data.taxi_type:
+    if report.taxi_type not in listed:
+        found = report.taxi_type or "no recognisable (tpep_/lpep_)"
         print(
-            f"error: {args.path} holds {report.taxi_type} trips but {use_case.name} expects "
-            f"{use_case.data.taxi_type}",
+            f"error: {args.path} holds {found} trips but {use_case.name} expects {' or '.join(listed)}",
             file=sys.stderr,
         )
         return 2
     lake = Lake(args.lake)
-    try:
+    try:  # each taxi type has its own file in the month's folder
         landed = ingest.land_bytes(
-            lake, use_case.data.dataset, use_case.data.taxi_type, args.month, data, args.replace
+            lake, use_case.data.dataset, report.taxi_type, args.month, data, args.replace
         )
     except ingest.LandingError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -122,15 +123,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from mlplatform.lake import Lake
 
     use_case = spec.load_spec(args.use_case)
-    path = Path(args.path)
-    found = re.search(r"(\d{4}-(0[1-9]|1[0-2]))", path.name)
+    paths = [Path(p) for p in args.path]
+    found = re.search(r"(\d{4}-(0[1-9]|1[0-2]))", paths[0].name)
     month = args.month or (found.group(1) if found else None)
     if month is None:
-        print(f"error: cannot tell the month from {path.name}; pass --month YYYY-MM", file=sys.stderr)
+        print(f"error: cannot tell the month from {paths[0].name}; pass --month YYYY-MM", file=sys.stderr)
         return 2
     history = contracts.history_row_counts(Lake(args.lake), use_case, month)
-    data = path.read_bytes()
-    evaluation = contracts.evaluate(data, use_case, month, source_path=str(path), history=history)
+    files = [contracts.RawFile(str(p), p.read_bytes(), use_case.data.taxi_types) for p in paths]
+    evaluation = contracts.evaluate_files(files, use_case, month, history=history)
     if args.json:
         result = {"use_case": use_case.name, "month": month, "source": evaluation.source}
         print(json.dumps({**result, "contract": evaluation.contract()}, indent=2))
@@ -175,7 +176,7 @@ def cmd_spec(args: argparse.Namespace) -> int:
         else:
             print(
                 f"{use_case.name}: {use_case.task}, level {use_case.maturity_level}, "
-                f"{use_case.data.taxi_type} data, model {use_case.model.family}, "
+                f"{'+'.join(use_case.data.taxi_types)} data, model {use_case.model.family}, "
                 f"serving {use_case.serving.mode}"
             )
     return 0
@@ -260,7 +261,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         drift_from=args.drift_from,
         congestion=args.congestion,
         outer_borough_shift=args.outer_borough_shift,
+        data=args.data,
     )
+    if args.data is not None:
+        try:
+            closed_loop.real_files(args.data)
+        except FileNotFoundError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     return closed_loop.run(scenario)
 
 
@@ -314,11 +322,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check a TLC file against a use case's data contract")
     p.description = (
-        "Run the use case's Great Expectations contract on a raw TLC file (nothing is written to the "
-        "lake; Data Docs are rebuilt). Exit 0: the contract holds (bad rows would be quarantined), "
-        "1: breach."
+        "Run the use case's Great Expectations contract on a raw TLC month (nothing is written to the "
+        "lake; Data Docs are rebuilt) and print the verdict with the quarantine share per rule. "
+        "Exit 0: the contract holds (bad rows would be quarantined), 1: breach."
     )
-    p.add_argument("path", help="raw TLC parquet file")
+    p.add_argument(
+        "path", nargs="+", help="raw TLC parquet file(s) of one month (e.g. its green and yellow files)"
+    )
     p.add_argument("--use-case", required=True, help="use case whose contract applies")
     p.add_argument("--month", type=_month, help="month the file covers (default: from the file name)")
     p.add_argument("--lake", help=lake_help + "; its validated months are the volume history")
@@ -426,6 +436,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=defaults.outer_borough_shift,
         help=f"drift: share of pickups moved to the outer boroughs ({defaults.outer_borough_shift})",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="replay a folder of real TLC monthly files (green_tripdata_2021-01.parquet, ...) "
+        "through the loop instead of generated months; the month, row and drift knobs are ignored",
     )
     p.set_defaults(func=cmd_run)
 

@@ -17,6 +17,11 @@ operator would from the UI:
    alerts Slack and triggers ``<use case>_train`` on the changed month; the new model
    passes the gates, is promoted and deployed, and the next month performs again.
 
+With ``--data DIR`` the months are real TLC monthly files instead (``green_tripdata_2021-01
+.parquet``, ``yellow_tripdata_2024-03.parquet``, ...): each month of the folder lands as TLC
+published it, in month order, and goes through the same loop; nothing is injected, so what
+monitoring sees is the real month-to-month change.
+
 The run ends with a month-by-month summary (contract result, champion version, RMSE,
 drift, actions taken), the same as JSON (one object per month) and a PNG chart of RMSE
 and drift over time, then says where everything is and how long it took.
@@ -25,6 +30,7 @@ and drift over time, then says where everything is and how long it took.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -60,9 +66,16 @@ class Scenario:
     """The first drifted month (1-based); every later month drifts too."""
     congestion: float = 1.3
     outer_borough_shift: float = 0.5
+    data: Path | None = None
+    """A folder of real TLC monthly files to replay instead of generated months."""
 
     def month_names(self) -> list[str]:
+        if self.data is not None:
+            return sorted(real_files(self.data))
         return _months(self.start, self.months)
+
+    def drifted(self, index: int) -> bool:
+        return self.data is None and index + 1 >= self.drift_from
 
     def drift(self, index: int) -> Drift:
         from mlplatform.generator import Drift
@@ -70,6 +83,24 @@ class Scenario:
         if index + 1 < self.drift_from:
             return Drift()
         return Drift(congestion=self.congestion, outer_borough_shift=self.outer_borough_shift)
+
+
+TLC_FILE = re.compile(r"^(?P<taxi>yellow|green)_tripdata_(?P<month>\d{4}-(0[1-9]|1[0-2]))\.parquet$")
+
+
+def real_files(folder: Path) -> dict[str, dict[str, Path]]:
+    """The TLC monthly files in ``folder`` by month and taxi type (TLC's own file names)."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder of TLC monthly files")
+    found: dict[str, dict[str, Path]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and (match := TLC_FILE.match(path.name)):
+            found.setdefault(match["month"], {})[match["taxi"]] = path
+    if not found:
+        raise FileNotFoundError(
+            f"{folder}: no TLC monthly files (named like green_tripdata_2021-01.parquet)"
+        )
+    return found
 
 
 @dataclass
@@ -176,19 +207,29 @@ class ClosedLoop:
         return {stage: self.run_ids(stage) for stage in ("train", "promote", "deploy")}
 
     # -- one month ----------------------------------------------------------------------------
-    def land_and_validate(self, record: MonthRecord, index: int) -> None:
+    def land(self, record: MonthRecord, index: int) -> None:
+        """Land the month: the real files of the folder, or a generated month."""
         from mlplatform import ingest
 
-        ingest.land_generated(
-            self.lake,
-            self.use_case.data.dataset,
-            self.use_case.data.taxi_type,
-            record.month,
-            self.scenario.rows,
-            seed=index,
-            drift=self.scenario.drift(index),
-        )
-        record.actions.append(f"landed {self.scenario.rows:,} trips")
+        dataset = self.use_case.data.dataset
+        if self.scenario.data is None:
+            ingest.land_generated(
+                self.lake,
+                dataset,
+                self.use_case.data.taxi_type,
+                record.month,
+                self.scenario.rows,
+                seed=index,
+                drift=self.scenario.drift(index),
+            )
+            record.actions.append(f"landed {self.scenario.rows:,} trips")
+            return
+        for taxi_type, path in real_files(self.scenario.data)[record.month].items():
+            landed = ingest.land_bytes(self.lake, dataset, taxi_type, record.month, path.read_bytes())
+            record.actions.append(f"landed {landed.rows:,} {taxi_type} trips")
+
+    def land_and_validate(self, record: MonthRecord, index: int) -> None:
+        self.land(record, index)
         before = self.before()
         _, state = self.run("validate", {"month": record.month})
         snapshot = snapshots.current_snapshot(self.lake, USE_CASE, record.month)
@@ -308,7 +349,7 @@ def simulate(platform: Platform, scenario: Scenario, log: Callable[[str], None] 
     records = []
     for index, month in enumerate(scenario.month_names()):
         started = time.perf_counter()
-        record = MonthRecord(month, drift_injected=index + 1 >= scenario.drift_from)
+        record = MonthRecord(month, drift_injected=scenario.drifted(index))
         loop.month(record, index)
         records.append(record)
         rmse = f"{record.rmse:.3f}" if record.rmse is not None else "-"
@@ -356,12 +397,16 @@ def run(scenario: Scenario | None = None) -> int:
     platform.up()
     for line in archive_previous(platform):
         print(f"set the previous run aside: {line}", flush=True)
-    print(
-        f"simulating {scenario.months} months of {scenario.rows:,} trips from {scenario.start}; "
-        f"drift from month {scenario.drift_from} (congestion x{scenario.congestion}, "
-        f"{scenario.outer_borough_shift:.0%} of pickups to the outer boroughs)",
-        flush=True,
-    )
+    if scenario.data is not None:
+        months = scenario.month_names()
+        print(f"replaying {len(months)} real months from {scenario.data}: {', '.join(months)}", flush=True)
+    else:
+        print(
+            f"simulating {scenario.months} months of {scenario.rows:,} trips from {scenario.start}; "
+            f"drift from month {scenario.drift_from} (congestion x{scenario.congestion}, "
+            f"{scenario.outer_borough_shift:.0%} of pickups to the outer boroughs)",
+            flush=True,
+        )
     records = simulate(platform, scenario, lambda line: print(line, flush=True))
     print("\n" + summary_table(records))
     summary, chart = write_outputs(records, platform.home / "closed_loop")

@@ -5,12 +5,16 @@ yellow (``tpep_*``) and green (``lpep_*``) taxis, and the Arrow types changed ov
 years: files up to 2023 carry int64 vendor and location ids, double passenger counts and
 rate codes, ``string`` flags and a lower-case ``airport_fee``; files from 2024 carry int32
 ids, int64 counts, ``large_string`` flags and ``Airport_fee``; 2025 adds
-``cbd_congestion_fee``. :func:`normalise` turns any of them into one schema
-(:data:`NORMALISED_SCHEMA`) with explicit casts and the trip duration computed.
+``cbd_congestion_fee``. A column TLC left entirely empty in a month may be typed ``null``
+(green files of 2021 and 2022 carry ``ehail_fee: null``). :func:`normalise` turns any of
+them into one schema (:data:`NORMALISED_SCHEMA`) with explicit casts and the trip duration
+computed; the ``taxi_type`` column keeps which kind of taxi each trip came from, so green
+and yellow months can be read into one table.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 TaxiType = Literal["yellow", "green"]
+TAXI_TYPES: tuple[TaxiType, ...] = ("yellow", "green")
 Generation = Literal["legacy", "2024", "2025"]
 
 _MONEY = (
@@ -156,28 +161,43 @@ class SchemaReport:
         return self.taxi_type is not None and not self.missing
 
 
-def inspect_schema(schema: pa.Schema, expected: TaxiType | None = None) -> SchemaReport:
-    """Detect the taxi type from column names and list missing and unexpected columns."""
+def _accepted(expected: TaxiType | Collection[TaxiType] | None) -> tuple[TaxiType, ...]:
+    """``expected`` as a tuple of taxi types (empty: any)."""
+    if expected is None:
+        return ()
+    return (expected,) if isinstance(expected, str) else tuple(expected)
+
+
+def inspect_schema(
+    schema: pa.Schema, expected: TaxiType | Collection[TaxiType] | None = None
+) -> SchemaReport:
+    """Detect the taxi type from column names and list missing and unexpected columns.
+
+    Without tpep_/lpep_ columns the type is ``expected`` when that names exactly one.
+    """
     names = set(schema.names)
     if {"tpep_pickup_datetime", "tpep_dropoff_datetime"} & names:
         taxi_type: TaxiType | None = "yellow"
     elif {"lpep_pickup_datetime", "lpep_dropoff_datetime"} & names:
         taxi_type = "green"
     else:
-        taxi_type = expected
+        accepted = _accepted(expected)
+        taxi_type = accepted[0] if len(accepted) == 1 else None
     normalised = {_RENAMES[n] for n in names if n in _RENAMES}
     missing = tuple(c for c in _REQUIRED if c not in normalised)
     unexpected = tuple(sorted(n for n in names if n not in _RENAMES))
     return SchemaReport(taxi_type, missing, unexpected)
 
 
-def normalise(table: pa.Table, expected: TaxiType | None = None) -> pa.Table:
+def normalise(table: pa.Table, expected: TaxiType | Collection[TaxiType] | None = None) -> pa.Table:
     """Turn a raw TLC table of any taxi type and year into :data:`NORMALISED_SCHEMA`.
 
-    Columns are renamed and cast explicitly; optional columns a file lacks become nulls;
-    unexpected columns are dropped (see :func:`inspect_schema` to report them). Raises
-    :class:`SchemaError` naming the column when a required column is missing, the taxi
-    type is not the ``expected`` one, or a value cannot be cast without loss.
+    Columns are renamed and cast explicitly (a ``null``-typed empty column becomes nulls of
+    the normalised type); optional columns a file lacks become nulls; unexpected columns
+    are dropped (see :func:`inspect_schema` to report them). ``expected`` is a taxi type or
+    several (``None``: any). Raises :class:`SchemaError` naming the column when a required
+    column is missing, the taxi type is not an ``expected`` one, or a value cannot be cast
+    without loss.
     """
     report = inspect_schema(table.schema, expected)
     if report.taxi_type is None:
@@ -185,8 +205,11 @@ def normalise(table: pa.Table, expected: TaxiType | None = None) -> pa.Table:
             "cannot tell the taxi type: no tpep_/lpep_ pickup or dropoff column "
             f"(columns: {', '.join(table.schema.names) or 'none'})"
         )
-    if expected is not None and report.taxi_type != expected:
-        raise SchemaError(f"expected {expected} taxi data but the file has {report.taxi_type} columns")
+    accepted = _accepted(expected)
+    if accepted and report.taxi_type not in accepted:
+        raise SchemaError(
+            f"expected {' or '.join(accepted)} taxi data but the file has {report.taxi_type} columns"
+        )
     if report.missing:
         raise SchemaError(f"{report.taxi_type} file lacks required column(s): {', '.join(report.missing)}")
 

@@ -1,0 +1,167 @@
+"""The data contract on real TLC months: every month passes, each pathology is quarantined.
+
+The fixtures are TLC's own green files of 2021-01..03 (``tests/fixtures/real_tlc``), typed
+as TLC published them (``ehail_fee: null``). Each is landed in a lake and validated the way
+the validate DAG does it, one month after the other, so the later months are also checked
+against the volume of the earlier ones. The shares asserted here are the figures each rule's
+``meta.calibration`` cites (``great_expectations/expectations/nyc_tlc_trips.json``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from mlplatform import cli, contracts, ingest, snapshots, spec, tlc
+from mlplatform.lake import Lake
+
+REPO = Path(__file__).resolve().parents[1]
+REAL = REPO / "tests" / "fixtures" / "real_tlc"
+MONTHS = ("2021-01", "2021-02", "2021-03")
+USE_CASE = spec.load_spec("taxi_trip_duration")
+
+# rule -> (lowest, highest) share of a real month's rows it quarantines (the calibration figures)
+SHARES = {
+    "pickup_outside_month": (0.0, 0.0001),
+    "dropoff_not_after_pickup": (0.0008, 0.0012),
+    "implausible_duration": (0.0013, 0.0019),
+    "idle_trip": (0.0024, 0.0029),
+    "implausible_distance": (0.0002, 0.0008),
+    "zero_distance": (0.031, 0.034),
+    "negative_fare": (0.0016, 0.0019),
+    "fare_inconsistent": (0.0004, 0.0055),
+}
+
+
+def raw_file(month: str) -> Path:
+    return REAL / f"green_tripdata_{month}.parquet"
+
+
+@pytest.fixture(scope="module")
+def validated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The three months landed as green files and validated in order, as the DAG would."""
+    root = tmp_path_factory.mktemp("gx") / "great_expectations"
+    shutil.copytree(REPO / "great_expectations", root, ignore=shutil.ignore_patterns("uncommitted"))
+    patch = pytest.MonkeyPatch()
+    patch.setenv("MLPLATFORM_GX_ROOT", str(root))
+    lake = Lake((tmp_path_factory.mktemp("lake")).as_uri())
+    outcomes, digests = {}, {}
+    for month in MONTHS:
+        landed = ingest.land_bytes(lake, USE_CASE.data.dataset, "green", month, raw_file(month).read_bytes())
+        digests[month] = landed.digest
+        outcomes[month] = contracts.validate_month(lake, USE_CASE, month)
+    yield {"lake": lake, "outcomes": outcomes, "digests": digests}
+    patch.undo()
+
+
+def quarantined(world: dict[str, Any], month: str) -> dict[int, set[str]]:
+    """The month's quarantined rows: source row -> reasons."""
+    lake = world["lake"]
+    rows = lake.read_parquet(lake.relative(world["outcomes"][month]["quarantine"]["rows_uri"]))
+    reasons = rows.column("quarantine_reason").to_pylist()
+    return {
+        int(r): set(q.split(";")) for r, q in zip(rows.column("source_row").to_pylist(), reasons, strict=True)
+    }
+
+
+def real_trips(month: str):
+    return tlc.normalise(pq.read_table(raw_file(month)), "green")
+
+
+@pytest.mark.parametrize("month", MONTHS)
+def test_every_real_month_passes_with_a_justified_quarantine(validated: dict, month: str) -> None:
+    outcome = validated["outcomes"][month]
+    assert outcome["success"] and outcome["severity"] == "quarantine", outcome["summary"]
+    assert outcome["breaches"] == [] and outcome["warnings"] == []
+    assert 0.035 < outcome["bad_row_share"] < 0.045 < USE_CASE.contract.max_bad_row_share
+    shares = {rule: n / outcome["rows"] for rule, n in outcome["rule_counts"].items()}
+    assert set(shares) <= set(SHARES), shares
+    for rule, share in shares.items():
+        low, high = SHARES[rule]
+        assert low <= share <= high, (rule, share)
+    lake = validated["lake"]
+    snapshot = snapshots.current_snapshot(lake, USE_CASE.name, month)
+    assert snapshot.rows == outcome["rows"] - outcome["quarantined_rows"]
+    assert snapshot.manifest["contract"]["volume"]["checked"] is (month != "2021-01")
+    # the raw file is only read
+    raw = Lake.raw_path(USE_CASE.data.dataset, "green", month)
+    assert lake.digest(raw) == validated["digests"][month]
+    assert lake.read_bytes(raw) == raw_file(month).read_bytes()
+
+
+def test_the_null_typed_column_is_accepted_and_empty(validated: dict) -> None:
+    assert pq.read_schema(raw_file("2021-01")).field("ehail_fee").type.id == 0  # null
+    snapshot = snapshots.current_snapshot(validated["lake"], USE_CASE.name, "2021-01")
+    table = snapshots.read_table(validated["lake"], snapshot, ["ehail_fee", "taxi_type"])
+    assert table.column("ehail_fee").null_count == snapshot.rows
+    assert set(table.column("taxi_type").to_pylist()) == {"green"}
+
+
+def _rows(mask) -> list[int]:
+    return np.flatnonzero(np.asarray(mask)).tolist()
+
+
+def test_zero_distance_with_a_real_duration_is_quarantined(validated: dict) -> None:
+    trips = real_trips("2021-01")
+    rows = _rows(
+        pc.and_(pc.equal(trips.column("trip_distance"), 0.0), pc.greater(trips.column("duration_min"), 5.0))
+    )
+    assert len(rows) > 1000
+    reasons = quarantined(validated, "2021-01")
+    assert all("zero_distance" in reasons[r] for r in rows)
+
+
+def test_idle_trips_of_hours_are_quarantined(validated: dict) -> None:
+    trips = real_trips("2021-02")
+    duration, distance = trips.column("duration_min").to_numpy(), trips.column("trip_distance").to_numpy()
+    rows = _rows((duration > 120) & (duration <= 720) & (distance > 0) & (distance < 2 * duration / 60))
+    assert len(rows) > 20
+    reasons = quarantined(validated, "2021-02")
+    assert all(reasons[r] >= {"idle_trip"} for r in rows)
+
+
+def test_negative_fares_are_quarantined_as_refunds_whose_totals_add_up(validated: dict) -> None:
+    trips = real_trips("2021-03")
+    rows = _rows(pc.less(trips.column("fare_amount"), 0.0))
+    assert len(rows) > 100
+    reasons = quarantined(validated, "2021-03")
+    assert all("negative_fare" in reasons[r] for r in rows)
+    assert sum("fare_inconsistent" in reasons[r] for r in rows) <= 1
+
+
+def test_a_trip_across_midnight_into_the_month_is_quarantined(validated: dict) -> None:
+    trips = real_trips("2021-01")
+    start = pc.strptime("2021-01-01", format="%Y-%m-%d", unit="us")
+    pickup, dropoff = trips.column("pickup_datetime"), trips.column("dropoff_datetime")
+    rows = _rows(pc.and_(pc.less(pickup, start), pc.greater_equal(dropoff, start)))
+    assert len(rows) == 1  # picked up on 31 December, dropped off on 1 January
+    assert "pickup_outside_month" in quarantined(validated, "2021-01")[rows[0]]
+
+
+def test_green_congestion_surcharges_are_not_fare_errors(validated: dict) -> None:
+    """Vendor 1 puts the $2.75 in `extra` as well as in its column; dispatched rows leave the column empty."""
+    trips = real_trips("2021-01")
+    parts = [c for c in contracts._FARE_PARTS if c in trips.column_names]
+    frame = trips.select([*parts, "total_amount"]).to_pandas().fillna(0.0)
+    residual = (frame["total_amount"] - frame[parts].sum(axis=1)).round(2)
+    surcharged = np.flatnonzero(residual.abs().sub(2.75).abs().to_numpy() < 0.005).tolist()
+    assert len(surcharged) > 2000
+    reasons = quarantined(validated, "2021-01")
+    assert not any("fare_inconsistent" in reasons.get(r, set()) for r in surcharged)
+
+
+def test_cli_validate_prints_the_quarantine_share_per_rule(
+    validated: dict, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLPLATFORM_LAKE_URI", validated["lake"].root_uri)
+    assert cli.main(["validate", str(raw_file("2021-02")), "--use-case", USE_CASE.name]) == 0
+    out = capsys.readouterr().out
+    assert "PASSED with 2,624 rows quarantined (4.06%)" in out
+    assert "2,056   3.18%  zero_distance" in out and "341   0.53%  fare_inconsistent" in out
