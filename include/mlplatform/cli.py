@@ -132,6 +132,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     history = contracts.history_row_counts(Lake(args.lake), use_case, month)
     files = [contracts.RawFile(str(p), p.read_bytes(), use_case.data.taxi_types) for p in paths]
     evaluation = contracts.evaluate_files(files, use_case, month, history=history)
+    evaluation.docs_rendered()
     if args.json:
         result = {"use_case": use_case.name, "month": month, "source": evaluation.source}
         print(json.dumps({**result, "contract": evaluation.contract()}, indent=2))

@@ -22,11 +22,11 @@ four steps:
    duplicates). Each rule's ``calibration`` cites the real TLC figures behind it.
 4. **Checkpoint**: the month's *contract profile* (one row: what step 1 found, the row
    count, the volume against history, the number of rows failing each rule, the share of
-   bad rows) is validated by the use case's checkpoint, which also builds Data Docs.
-   GX's pandas engine needs 10-20 s for a dozen row-level expectations over a 3M-row
-   month (it copies the frame per expectation); checking the profile takes about a
-   third of a second, Data Docs included (``bench/bench_validate.py``). The rows
-   themselves were already checked in step 3, and their counts are what the
+   bad rows) is validated by the use case's checkpoint; the result's Data Docs page is
+   rendered in a thread while the step writes its outputs. GX's pandas engine needs
+   minutes for the same row rules as row-level expectations over a 3M-row month (the
+   peer in ``bench/bench_validate.py``); checking the profile takes about a second. The
+   rows themselves were already checked in step 3, and their counts are what the
    expectations judge.
 
 Each expectation carries a severity in its ``meta`` (and GX ``severity``):
@@ -464,7 +464,6 @@ def sync_context(root: Path | None = None, use_cases: Sequence[UseCase] | None =
     Unchanged objects keep their ids, so running it twice changes no file.
     """
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
 
     from mlplatform import spec
 
@@ -508,7 +507,9 @@ def sync_context(root: Path | None = None, use_cases: Sequence[UseCase] | None =
             gx.Checkpoint(
                 name=checkpoint_name(use_case),
                 validation_definitions=[definition],
-                actions=[UpdateDataDocsAction(name="update_data_docs", site_names=[DATA_DOCS_SITE])],
+                # Data Docs are rendered for the one new result by the step itself, in a thread
+                # (see _run_checkpoint): the action would rebuild the whole site on the step's path.
+                actions=[],
                 result_format={"result_format": "SUMMARY"},
             )
         )
@@ -843,6 +844,14 @@ class Evaluation:
     valid: pa.Table | None = field(default=None, repr=False)
     quarantined: pa.Table | None = field(default=None, repr=False)
     encoded: Future[tuple[snapshots.Encoded, float]] | None = field(default=None, repr=False)
+    docs: Future[Any] | None = field(default=None, repr=False)
+    """Data Docs for this result, rendered in a thread while the rest of the step runs."""
+
+    def docs_rendered(self) -> None:
+        """Wait until the result's Data Docs page exists (its link is in every alert)."""
+        if self.docs is not None:
+            self.docs.result()
+
     """``valid`` being encoded as a snapshot, and the seconds that took (``encode_snapshot``)."""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds spent in each step."""
@@ -1063,7 +1072,7 @@ def evaluate_files(
             "rows": rows,
             "files": listing,
         }
-    checks, stats, docs_url = _run_checkpoint(
+    checks, stats, docs_url, docs = _run_checkpoint(
         use_case, month, source["digest"], profile, volume, root or gx_root()
     )
     clock.lap("checkpoint")
@@ -1085,6 +1094,7 @@ def evaluate_files(
         valid=valid,
         quarantined=quarantined,
         encoded=encoding,
+        docs=docs,
         timings=clock.laps,
     )
     evaluation.breaches, evaluation.warnings = _explain(evaluation, use_case, profile)
@@ -1098,7 +1108,7 @@ def _common_folder(paths: Sequence[str]) -> str:
 
 def _run_checkpoint(
     use_case: UseCase, month: str, digest: str, profile: dict[str, Any], volume: dict[str, Any], root: Path
-) -> tuple[list[Check], dict[str, Any], str | None]:
+) -> tuple[list[Check], dict[str, Any], str | None, Future[Any]]:
     import pandas as pd
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.exceptions import DataContextError
@@ -1132,9 +1142,14 @@ def _run_checkpoint(
                 rule=meta.get("rule", ""),
             )
         )
-    urls = context.get_docs_sites_urls(resource_identifier=identifier, site_names=[DATA_DOCS_SITE])
+    docs = _in_thread(
+        lambda: context.build_data_docs(site_names=[DATA_DOCS_SITE], resource_identifiers=[identifier])
+    )
+    urls = context.get_docs_sites_urls(
+        resource_identifier=identifier, site_names=[DATA_DOCS_SITE], only_if_exists=False
+    )
     docs_url = next((u["site_url"] for u in urls if u.get("site_url")), None)
-    return checks, _plain(dict(validation.statistics)), docs_url
+    return checks, _plain(dict(validation.statistics)), docs_url, docs
 
 
 def _sha256(data: bytes) -> str:
@@ -1270,6 +1285,8 @@ def publish(lake: Lake, evaluation: Evaluation) -> dict[str, Any]:
         }
         outcome["breach_record"] = lake.write_json(f"{folder}/breach.json", record)
         clock.lap("write")
+        ev.docs_rendered()
+        clock.lap("data_docs")
         outcome["timings"] = {**ev.timings, **clock.laps}
         return outcome
     if ev.quarantined is not None:
@@ -1303,6 +1320,8 @@ def publish(lake: Lake, evaluation: Evaluation) -> dict[str, Any]:
         "created": created,
     }
     clock.lap("write")
+    ev.docs_rendered()
+    clock.lap("data_docs")
     outcome["timings"] = {**ev.timings, **encoding, **clock.laps}
     return outcome
 
