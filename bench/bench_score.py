@@ -44,22 +44,22 @@ def make_model(path: Path) -> None:
     """The reference use case's model, with the spec's hyperparameters, fitted on a sample."""
     import mlflow.pyfunc
     import sklearn
-    from mlflow.models import infer_signature
 
     from mlplatform import generator, spec, tlc
     from mlplatform.features import trip_features
-    from mlplatform.modelling import TripModel, build_estimator, input_columns
+    from mlplatform.modelling import TripModel, build_estimator, input_columns, input_defaults
+    from mlplatform.training import model_signature
 
     use_case = spec.load_spec("taxi_trip_duration")
     trips = tlc.normalise(generator.generate_month("yellow", "2024-02", 200_000, seed=99).table).to_pandas()
     estimator = build_estimator(use_case, use_case.model.family, use_case.model.hyperparameters)
     estimator.fit(trip_features(trips)[list(use_case.features.all)], trips[use_case.target.column])
-    model = TripModel(estimator, use_case.features.all, use_case.task)
+    model = TripModel(estimator, use_case.features.all, use_case.task, defaults=input_defaults(use_case))
     example = trips[input_columns(use_case.features.all)].head(20)
     mlflow.pyfunc.save_model(
         str(path),
         python_model=model,
-        signature=infer_signature(example, model.predict(None, example)),
+        signature=model_signature(use_case, model, example),
         pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
     )
 

@@ -59,10 +59,10 @@ def registered_versions(tracking_uri: str, name: str = USE_CASE.model_name) -> l
         return _registered[key]
     import mlflow
     import sklearn
-    from mlflow.models import infer_signature
 
     from mlplatform.features import trip_features
-    from mlplatform.modelling import TripModel, input_columns
+    from mlplatform.modelling import TripModel, input_columns, input_defaults
+    from mlplatform.training import model_signature
     from mlplatform.use_cases.taxi_trip_duration import build_estimator
 
     requirements = [f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"]
@@ -75,12 +75,12 @@ def registered_versions(tracking_uri: str, name: str = USE_CASE.model_name) -> l
     for iterations in (10, 25, 40):
         estimator = build_estimator("hist_gradient_boosting", {"max_iter": iterations})
         estimator.fit(trip_features(train)[list(features)], train[USE_CASE.target.column])
-        model = TripModel(estimator, features, USE_CASE.task)
+        model = TripModel(estimator, features, USE_CASE.task, defaults=input_defaults(USE_CASE))
         with mlflow.start_run():
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=model,
-                signature=infer_signature(inputs.head(20), model.predict(None, inputs.head(20))),
+                signature=model_signature(USE_CASE, model, inputs.head(20)),
                 registered_model_name=name,
                 pip_requirements=requirements,  # given: inferring them costs seconds per model
             )

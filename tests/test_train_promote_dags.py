@@ -270,6 +270,9 @@ def test_first_model_is_tracked_registered_and_becomes_champion(platform: dict[s
         assert key in metrics, key
     assert any(k.startswith("val_rmse.hour_band.") for k in metrics)
     assert metrics["val_rmse"] < metrics["baseline_val_rmse"]
+    # The modelling range (target.range) is applied to both roles, and what it left out is counted.
+    assert run.data.params["target_range"] == "[1.0, 60.0]"
+    assert metrics["rows_outside_range.training"] > 0 and metrics["rows_outside_range.validation"] > 0
     # Lineage: every snapshot as a dataset input, with its full digest.
     logged = {
         (t["month"], t["sha256"], t["mlflow.data.context"])
@@ -290,12 +293,15 @@ def test_first_model_is_tracked_registered_and_becomes_champion(platform: dict[s
     import mlflow
 
     model = mlflow.pyfunc.load_model(f"models:/{name}@challenger")
-    assert model.metadata.get_input_schema().input_names() == [
+    schema = model.metadata.get_input_schema()
+    assert schema.input_names() == [
         "pickup_datetime",
         "pu_location_id",
         "do_location_id",
         "trip_distance",
+        "taxi_type",
     ]
+    assert schema.optional_input_names() == ["taxi_type"]  # a trip without it is of the primary type
 
     states = run_dag("promote", DURATION)
     assert states["decide"] == "success" and states["approval"] == "skipped", states

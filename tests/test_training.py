@@ -208,7 +208,11 @@ def test_train_command_prints_metrics_as_json(
     result = json.loads(capsys.readouterr().out)
     assert result["family"] == "hist_gradient_boosting"
     assert result["validation"]["overall"]["rmse"] < result["baseline"]["rmse"]
-    assert result["train_rows"] == 8000 and result["validation_rows"] == 4000
+    # Every labelled trip is either modelled or counted outside target.range (1-60 minutes).
+    outside = result["rows_outside_range"]
+    assert result["train_rows"] + outside["training"] == 8000
+    assert result["validation_rows"] + outside["validation"] == 4000
+    assert 0 < outside["training"] < 0.05 * 8000
     assert [f["uri"] for f in result["train_files"]] == paths[:2]
     assert len(result["validation_files"][0]["digest"]) == 64
 

@@ -54,6 +54,15 @@ def modelled_rows(trips: pd.DataFrame, data_filter: str | None) -> pd.DataFrame:
         raise ValueError(f"spec data.filter {data_filter!r} cannot be applied to the trips: {exc}") from None
 
 
+def in_target_range(target: pd.Series, bounds: tuple[float, float] | None) -> pd.Series:
+    """Which targets lie in the spec's ``target.range`` (inclusive): the rows a model is
+    trained on, validated on and monitored on. Every row without a range."""
+    if bounds is None:
+        return pd.Series(True, index=target.index)
+    low, high = bounds
+    return target.between(low, high, inclusive="both")
+
+
 def target_values(trips: pd.DataFrame, column: str, expression: str | None = None) -> pd.Series:
     """The target of each trip: the spec's ``target.expression`` evaluated, else ``target.column``.
 

@@ -9,6 +9,8 @@ produces them), derives the spec's features itself and answers in the units a us
   the positive class.
 
 So a request, a batch file and a training row all go through the same feature code.
+Inputs with a default (:func:`input_defaults`: the taxi type) are optional in the logged
+signature and filled in before the features are derived.
 
 The estimator inside comes from the use case's model module (``use_cases/<module>.py``),
 which offers ``FAMILIES`` and ``build_estimator(family, params)``.
@@ -16,7 +18,6 @@ which offers ``FAMILIES`` and ``build_estimator(family, params)``.
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -47,9 +48,22 @@ def input_columns(features: tuple[str, ...]) -> list[str]:
     return [*BASE_INPUTS, *raw]
 
 
+def input_defaults(use_case: UseCase) -> dict[str, Any]:
+    """Inputs a request may leave out, with the value they take then.
+
+    ``taxi_type``: a trip of the use case's primary taxi type (``data.taxi_types[0]``), so
+    clients that send the four base fields keep working once a model uses the taxi type.
+    """
+    if "taxi_type" in use_case.features.all:
+        return {"taxi_type": use_case.data.taxi_type}
+    return {}
+
+
 def model_module(use_case: UseCase) -> ModuleType:
-    """The use case's model module (``use_cases/<model.module>.py``)."""
-    return importlib.import_module(f"mlplatform.use_cases.{use_case.model.module}")
+    """The use case's model module (``use_cases/<model.module>.py``, or beside an outside spec)."""
+    from mlplatform import spec
+
+    return spec.model_module(use_case)
 
 
 def build_estimator(use_case: UseCase, family: str, params: dict[str, Any] | None = None) -> Any:
@@ -77,16 +91,29 @@ class TripModel(PythonModel):
         features: tuple[str, ...],
         task: str,
         labels: tuple[str, str] | None = None,
+        defaults: dict[str, Any] | None = None,
     ) -> None:
         self.estimator = estimator
         self.features = tuple(features)
         self.task = task
         self.labels = labels
+        self.defaults = dict(defaults or {})
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         from mlplatform.features import trip_features
 
-        return self.answer(trip_features(model_input))
+        return self.answer(trip_features(self.with_defaults(model_input)))
+
+    def with_defaults(self, trips: pd.DataFrame) -> pd.DataFrame:
+        """``trips`` with every optional input (see :func:`input_defaults`) present and filled."""
+        defaults = getattr(self, "defaults", {})  # models pickled before defaults existed
+        missing = {c: v for c, v in defaults.items() if c not in trips or trips[c].isna().any()}
+        if not missing:
+            return trips
+        out = trips.copy()
+        for column, value in missing.items():
+            out[column] = out[column].fillna(value) if column in out else value
+        return out
 
     def answer(self, featured: pd.DataFrame) -> pd.DataFrame:
         """The answer for trips whose features are already derived (see :meth:`predict`)."""

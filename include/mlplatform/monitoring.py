@@ -48,9 +48,9 @@ import pandas as pd
 import pyarrow as pa
 
 from mlplatform import scoring, settings, snapshots
-from mlplatform.features import trip_features
+from mlplatform.features import in_target_range, trip_features
 from mlplatform.lake import Lake
-from mlplatform.modelling import input_columns
+from mlplatform.modelling import input_columns, input_defaults
 from mlplatform.spec import UseCase
 
 log = logging.getLogger(__name__)
@@ -322,6 +322,8 @@ def _trip_key(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
             key[column] = pd.to_datetime(values).astype("datetime64[us]")
         elif column.endswith("_id"):
             key[column] = values.astype("int64")
+        elif not pd.api.types.is_numeric_dtype(values):
+            key[column] = values.astype(str)  # e.g. the taxi type
         else:
             key[column] = values.astype(float).round(4)
     return key
@@ -339,6 +341,9 @@ def serving_outcomes(
         logged = logged[logged["status"] == 200]
         if not len(logged):
             return None, "no_predictions"
+    defaults = {k: v for k, v in input_defaults(use_case).items() if k not in logged}
+    if defaults:  # a request may leave these out; the model answered with their default
+        logged = logged.assign(**defaults)
     if missing := [c for c in [*keys, answer, "variant"] if c not in logged]:
         raise ValueError(
             f"the {use_case.name} serving log lacks column(s) {', '.join(missing)}: it was written by "
@@ -363,10 +368,17 @@ def serving_outcomes(
 
 
 def performance(use_case: UseCase, outcomes: pd.DataFrame) -> dict[str, Any]:
-    """Overall, per-slice and per-variant metrics of predictions joined to outcomes."""
+    """Overall, per-slice and per-variant metrics of predictions joined to outcomes.
+
+    Only outcomes in the spec's modelling range (``target.range``) are scored, as in training
+    and validation, so production metrics compare with the validation metric; the rest are
+    counted in ``outside_range``.
+    """
     answer = answer_column(use_case)
-    frame = trip_features(outcomes)
+    keep = in_target_range(outcomes[ACTUAL], use_case.target.range_)
+    frame = trip_features(outcomes[keep])
     out: dict[str, Any] = {"overall": score(use_case, frame[ACTUAL], frame[answer]), "slices": {}}
+    out["outside_range"] = int((~keep).sum())
     for column in use_case.promotion.slices:
         if column not in frame:
             continue
@@ -624,6 +636,7 @@ def measure_performance(
     perf = performance(use_case, headline)
     metrics: dict[str, Any] = {k: v for k, v in perf["overall"].items() if k != "n"}
     metrics["n_outcomes"] = perf["overall"]["n"]
+    metrics["n_outside_range"] = perf["outside_range"]
     details = {"slices": perf["slices"], "variants": perf["variants"]}
     if served is not None:
         details["variants"].update(performance(use_case, served)["variants"])

@@ -5,20 +5,42 @@ model predicts, from which data, under which contract, gates and thresholds; an 
 ``<name>.py`` beside it builds the scikit-learn pipeline. Every DAG is generated from these
 specs, so adding a model never means writing DAG code.
 
+Specs can also live outside the package: ``MLPLATFORM_USE_CASES_DIR`` names more folders
+(separated by ``os.pathsep``) searched after ``use_cases/``, so a team adds a use case to
+the bundle without editing ``mlplatform``. A spec's model module is looked up beside the
+spec first, then in the package's ``use_cases/``.
+
 A bad spec fails at load time with a message that names the file and the field.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.util
+import os
 import re
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 USE_CASES_DIR = Path(__file__).with_name("use_cases")
+USE_CASES_DIR_VARIABLE = "MLPLATFORM_USE_CASES_DIR"
+"""Environment variable naming more spec folders (``os.pathsep``-separated)."""
+TaxiType = Literal["yellow", "green"]
 
 Month = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="A month as YYYY-MM.")]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -36,13 +58,39 @@ class DataSource(_Strict):
     """Where the raw data comes from and what shape it has."""
 
     dataset: str = Field(description="Raw dataset name: the folder under raw/ in the lake.")
-    taxi_type: Literal["yellow", "green"] = Field(description="TLC trip-record flavour of the raw files.")
+    taxi_types: tuple[TaxiType, ...] = Field(
+        min_length=1,
+        description="TLC trip-record flavours the use case reads (yellow, green or both). A month is "
+        "validated from every listed type whose raw file landed; the first is the primary type. "
+        "The older single key `taxi_type: yellow` is accepted and means `taxi_types: [yellow]`.",
+    )
     schema_name: Literal["tlc_trip"] = Field(
         "tlc_trip", alias="schema", description="Normalised schema the raw files are read into."
     )
     filter: str | None = Field(
         None, description="Optional pandas query selecting the rows this use case models (e.g. card trips)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_taxi_type(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "taxi_type" in raw:
+            if "taxi_types" in raw:
+                raise ValueError("give either taxi_types (a list) or the older taxi_type, not both")
+            raw = {k: v for k, v in raw.items() if k != "taxi_type"} | {"taxi_types": [raw["taxi_type"]]}
+        return raw
+
+    @field_validator("taxi_types")
+    @classmethod
+    def _distinct(cls, types: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(types)) != len(types):
+            raise ValueError(f"taxi_types lists a type twice: {list(types)}")
+        return types
+
+    @property
+    def taxi_type(self) -> TaxiType:
+        """The primary taxi type (the first listed): what one generated month holds."""
+        return self.taxi_types[0]
 
 
 class Target(_Strict):
@@ -56,6 +104,20 @@ class Target(_Strict):
         description="Optional pandas expression deriving the target from normalised columns when the "
         "data has no such column (classifiers: true means the positive class).",
     )
+    range_: tuple[float, float] | None = Field(
+        None,
+        alias="range",
+        description="Regression: the modelling range, (low, high) inclusive. Only trips whose target "
+        "lies in it are trained on, validated on and monitored (e.g. trips of 1 to 60 minutes); the "
+        "rows it excludes are counted and logged.",
+    )
+
+    @field_validator("range_")
+    @classmethod
+    def _ordered_range(cls, bounds: tuple[float, float] | None) -> tuple[float, float] | None:
+        if bounds is not None and not bounds[0] < bounds[1]:
+            raise ValueError("range must be (low, high) with low < high")
+        return bounds
 
 
 class Features(_Strict):
@@ -94,12 +156,23 @@ class Contract(_Strict):
     volume_band: tuple[float, float] = Field(
         description="Allowed row count as a multiple of the recent median month, (low, high)."
     )
-    pickup_tolerance_hours: float = Field(6.0, ge=0)
+    pickup_tolerance_hours: float = Field(
+        0.0,
+        ge=0,
+        description="Hours before and after the month a pickup may fall and still belong to it; 0 "
+        "quarantines trips that began the evening before the month (TLC files them by dropoff).",
+    )
     max_trip_minutes: float = Field(
         720.0, gt=0, description="Longest plausible trip; longer rows are quarantined."
     )
     max_trip_miles: float = Field(
         300.0, gt=0, description="Longest plausible trip distance; longer rows are quarantined."
+    )
+    idle_trip_minutes: float = Field(
+        60.0, gt=0, description="Trips longer than this must average at least min_average_mph."
+    )
+    min_average_mph: float = Field(
+        2.0, ge=0, description="Slowest plausible average speed of a trip over idle_trip_minutes."
     )
 
     @field_validator("volume_band")
@@ -164,6 +237,8 @@ class Serving(_Strict):
 class UseCase(_Strict):
     """A complete, validated use-case spec."""
 
+    _model_file: Path = PrivateAttr()
+
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{2,40}$")
     description: str
     owner: str
@@ -190,12 +265,28 @@ class UseCase(_Strict):
     def _consistent(self) -> UseCase:
         if self.task == "classification" and self.target.labels is None:
             raise ValueError("target.labels is required for a classification use case")
+        if self.task == "classification" and self.target.range_ is not None:
+            raise ValueError("target.range applies to regression targets; remove it or use data.filter")
         metric = self.monitoring.performance_metric
         if (self.task == "regression") != (metric in ("rmse", "mae")):
             raise ValueError(f"monitoring.performance_metric {metric!r} does not fit a {self.task} task")
-        if not (USE_CASES_DIR / f"{self.model.module}.py").is_file():
-            raise ValueError(f"model.module {self.model.module!r}: no file use_cases/{self.model.module}.py")
         return self
+
+    @model_validator(mode="after")
+    def _model_module_exists(self, info: ValidationInfo) -> UseCase:
+        folder = (info.context or {}).get("folder")
+        file = f"{self.model.module}.py"
+        found = [d / file for d in (folder, USE_CASES_DIR) if d is not None and (d / file).is_file()]
+        if not found:
+            beside = f"{folder / file} nor " if folder is not None else ""
+            raise ValueError(f"model.module {self.model.module!r}: no file {beside}use_cases/{file}")
+        self._model_file = found[0]
+        return self
+
+    @property
+    def model_file(self) -> Path:
+        """The model module's file: beside the spec, else in the package's ``use_cases/``."""
+        return self._model_file
 
 
 def _describe(error: ValidationError) -> str:
@@ -214,12 +305,15 @@ def _describe(error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_spec(raw: dict[str, Any], source: str = "<spec>") -> UseCase:
-    """Validate a spec given as a mapping; ``source`` names it in error messages."""
+def parse_spec(raw: dict[str, Any], source: str = "<spec>", folder: Path | None = None) -> UseCase:
+    """Validate a spec given as a mapping; ``source`` names it in error messages.
+
+    ``folder`` is where the spec file lives: its model module is looked up there first.
+    """
     if not isinstance(raw, dict):
         raise SpecError(f"{source}: a spec must be a YAML mapping, got {type(raw).__name__}")
     try:
-        return UseCase.model_validate(raw)
+        return UseCase.model_validate(raw, context={"folder": folder})
     except ValidationError as exc:
         raise SpecError(f"{source}: invalid use-case spec\n{_describe(exc)}") from None
 
@@ -230,29 +324,83 @@ def load_spec_file(path: Path) -> UseCase:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise SpecError(f"{path}: cannot read spec: {exc}") from None
-    spec = parse_spec(raw, str(path))
+    spec = parse_spec(raw, str(path), path.parent)
     if spec.name != path.stem:
         raise SpecError(f"{path}: name: {spec.name!r} must equal the file name {path.stem!r}")
     return spec
 
 
-@functools.cache
+def use_case_dirs() -> list[Path]:
+    """Folders holding specs: the package's ``use_cases/``, then those ``MLPLATFORM_USE_CASES_DIR`` names."""
+    extra = [Path(p).expanduser() for p in os.getenv(USE_CASES_DIR_VARIABLE, "").split(os.pathsep) if p]
+    for folder in extra:
+        if not folder.is_dir():
+            raise SpecError(f"{USE_CASES_DIR_VARIABLE}: {folder} is not a folder; fix or unset the variable")
+    return [USE_CASES_DIR, *(f for f in extra if f.resolve() != USE_CASES_DIR.resolve())]
+
+
+def spec_files() -> dict[str, Path]:
+    """Every spec file by use-case name, across :func:`use_case_dirs`; a name in two folders is an error."""
+    files: dict[str, Path] = {}
+    for folder in use_case_dirs():
+        for path in sorted(folder.glob("*.yaml")):
+            if path.stem in files:
+                raise SpecError(
+                    f"use case {path.stem!r} is defined twice: {files[path.stem]} and {path}; rename one"
+                )
+            files[path.stem] = path
+    return files
+
+
 def load_spec(name: str) -> UseCase:
-    """The spec of the use case ``name`` from ``use_cases/``."""
+    """The spec of the use case ``name`` from ``use_cases/`` or a ``MLPLATFORM_USE_CASES_DIR`` folder."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
         raise SpecError(f"use case name {name!r} is not a valid name")
-    path = USE_CASES_DIR / f"{name}.yaml"
-    if not path.is_file():
-        known = ", ".join(use_case_names()) or "none"
-        raise SpecError(f"no use case {name!r}: {path} does not exist (known: {known})")
+    files = spec_files()
+    if name not in files:
+        known = ", ".join(sorted(files)) or "none"
+        searched = ", ".join(str(d) for d in use_case_dirs())
+        raise SpecError(f"no use case {name!r}: no {name}.yaml in {searched} (known: {known})")
+    return _load_cached(files[name])
+
+
+@functools.cache
+def _load_cached(path: Path) -> UseCase:
     return load_spec_file(path)
 
 
 def use_case_names() -> list[str]:
-    """Names of every use case shipped in ``use_cases/``, sorted."""
-    return sorted(p.stem for p in USE_CASES_DIR.glob("*.yaml"))
+    """Names of every use case, shipped or in a ``MLPLATFORM_USE_CASES_DIR`` folder, sorted."""
+    return sorted(spec_files())
 
 
 def load_all() -> list[UseCase]:
-    """Every shipped use case, validated."""
+    """Every use case, validated."""
     return [load_spec(name) for name in use_case_names()]
+
+
+def model_module(use_case: UseCase) -> ModuleType:
+    """The use case's model module: ``mlplatform.use_cases.<module>``, or the file beside an outside spec.
+
+    A module from outside the package is imported as ``mlplatform_use_cases.<module>`` and
+    registered with cloudpickle to be pickled by value, so a model artifact trained from it
+    loads where that folder is absent (serving, batch scoring).
+    """
+    path = use_case.model_file
+    if path.parent.resolve() == USE_CASES_DIR.resolve():
+        return importlib.import_module(f"mlplatform.use_cases.{path.stem}")
+    name = f"mlplatform_use_cases.{path.stem}"
+    module = sys.modules.get(name)
+    if module is not None and Path(module.__file__ or "").resolve() == path.resolve():
+        return module
+    loader_spec = importlib.util.spec_from_file_location(name, path)
+    if loader_spec is None or loader_spec.loader is None:
+        raise SpecError(f"model.module {use_case.model.module!r}: cannot import {path}")
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules.setdefault("mlplatform_use_cases", ModuleType("mlplatform_use_cases"))
+    sys.modules[name] = module
+    loader_spec.loader.exec_module(module)
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(module)
+    return module

@@ -9,7 +9,10 @@ The train DAG runs three steps as tasks, passing URIs and ids; the command line
    to ``training.sample_rows``). A retrain after a breach can start at the breached month
    (``since``): with too few months left, their last days are held out instead. Only the
    rows the spec models (``data.filter``) and the target (``target.column`` or
-   ``target.expression``) are kept. Written to the lake as
+   ``target.expression``) are kept, and of those only the trips whose target lies in the
+   spec's modelling range (``target.range``, e.g. 1 to 60 minutes), in training and
+   validation alike; the rows the range leaves out are counted, logged and tracked
+   (``rows_outside_range.<role>``). Written to the lake as
    ``features/<use case>/training/<key>/{train,validation}.parquet`` with the lineage
    (month, digest, rows of every snapshot) beside them.
 2. :func:`fit`: the baseline family and the chosen family (by default the spec's
@@ -24,13 +27,16 @@ The train DAG runs three steps as tasks, passing URIs and ids; the command line
    pyfunc with signature and input example. Registration is :mod:`mlplatform.registry`'s.
 
 Metric names: ``val_<metric>`` overall, ``val_<metric>.<slice column>.<value>`` per
-slice, ``baseline_val_<metric>`` for the baseline.
+slice, ``baseline_val_<metric>`` for the baseline, ``rows_outside_range.training`` and
+``rows_outside_range.validation`` for the labelled rows ``target.range`` left out (the
+range itself is the ``target_range`` param).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import random
 import re
@@ -45,7 +51,7 @@ import pandas as pd
 
 from mlplatform import features, snapshots, tlc
 from mlplatform.lake import Lake
-from mlplatform.modelling import TripModel, build_estimator, input_columns
+from mlplatform.modelling import TripModel, build_estimator, input_columns, input_defaults
 from mlplatform.spec import UseCase
 
 if TYPE_CHECKING:
@@ -56,6 +62,8 @@ if TYPE_CHECKING:
 # when the cores are busy. Passive waiting costs nothing when they are idle. This only
 # takes effect when OpenMP is first loaded after this import, which is the case in a task.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+log = logging.getLogger(__name__)
 
 LOWER_IS_BETTER = {"rmse": True, "mae": True, "log_loss": True, "brier": True, "r2": False, "roc_auc": False}
 SEARCH_ROWS = 200_000
@@ -162,12 +170,37 @@ def source_columns(use_case: UseCase) -> list[str]:
 
 
 def labelled(trips: pd.DataFrame, use_case: UseCase) -> pd.DataFrame:
-    """The modelled rows of normalised ``trips``: model inputs plus the target column."""
+    """The modelled rows of normalised ``trips``: model inputs plus the target column, for
+    the trips whose target is known and within the spec's ``target.range``."""
+    return labelled_and_excluded(trips, use_case)[0]
+
+
+def labelled_and_excluded(trips: pd.DataFrame, use_case: UseCase) -> tuple[pd.DataFrame, int]:
+    """:func:`labelled` rows, and how many labelled rows ``target.range`` left out."""
     rows = features.modelled_rows(trips, use_case.data.filter)
     target = features.target_values(rows, use_case.target.column, use_case.target.expression)
     out = rows[input_columns(use_case.features.all)].copy()
     out[use_case.target.column] = target
-    return out[out[use_case.target.column].notna()].reset_index(drop=True)
+    out = out[target.notna()]
+    keep = features.in_target_range(out[use_case.target.column], use_case.target.range_)
+    return out[keep].reset_index(drop=True), int((~keep).sum())
+
+
+def _report_range(use_case: UseCase, role: str, kept: int, excluded: int) -> None:
+    if use_case.target.range_ is None:
+        return
+    low, high = use_case.target.range_
+    share = 100 * excluded / max(kept + excluded, 1)
+    where = f"target.range [{low:g}, {high:g}] {use_case.target.unit}"
+    log.info(
+        "%s %s rows: %d within %s, %d (%.2f%%) outside it left out",
+        use_case.name,
+        role,
+        kept,
+        where,
+        excluded,
+        share,
+    )
 
 
 def _sample(frame: pd.DataFrame, rows: int | None) -> pd.DataFrame:
@@ -273,17 +306,20 @@ def assemble_training_set(
 
     def read(snaps: list[Snapshot]) -> pd.DataFrame:
         frames = [snapshots.read_table(lake, s, columns).to_pandas() for s in snaps]
-        return labelled(pd.concat(frames, ignore_index=True), use_case)
+        return pd.concat(frames, ignore_index=True)
 
     cutoff = None
     if train_snaps == valid_snaps:
         cutoff = split_time([s.month for s in valid_snaps])
         train, valid = split_within(read(train_snaps), cutoff)
-        train = _sample(train, use_case.training.sample_rows)
-        valid = _sample(valid, MAX_VALIDATION_ROWS)
     else:
-        train = _sample(read(train_snaps), use_case.training.sample_rows)
-        valid = _sample(read(valid_snaps), MAX_VALIDATION_ROWS)
+        train, valid = read(train_snaps), read(valid_snaps)
+    train, train_excluded = labelled_and_excluded(train, use_case)
+    valid, valid_excluded = labelled_and_excluded(valid, use_case)
+    _report_range(use_case, "training", len(train), train_excluded)
+    _report_range(use_case, "validation", len(valid), valid_excluded)
+    train = _sample(train, use_case.training.sample_rows)
+    valid = _sample(valid, MAX_VALIDATION_ROWS)
     if len(train) == 0 or len(valid) == 0:
         raise ValueError(
             f"no modelled rows to train on for {use_case.name} in months "
@@ -302,6 +338,7 @@ def assemble_training_set(
         "validation_uri": lake.write_parquet(f"{folder}/validation.parquet", _to_arrow(valid)),
         "train_rows": len(train),
         "validation_rows": len(valid),
+        "rows_outside_range": {"training": train_excluded, "validation": valid_excluded},
         "window_months": window_months,
         "since": since,
         "validation_from": split.get("validation_from"),
@@ -347,7 +384,9 @@ def search_trials(use_case: UseCase) -> list[dict[str, Any]]:
 
 
 def _trip_model(use_case: UseCase, estimator: Any) -> TripModel:
-    return TripModel(estimator, use_case.features.all, use_case.task, use_case.target.labels)
+    return TripModel(
+        estimator, use_case.features.all, use_case.task, use_case.target.labels, input_defaults(use_case)
+    )
 
 
 def _search_score(use_case: UseCase, estimator: Any, featured: pd.DataFrame, y: pd.Series) -> float:
@@ -543,6 +582,25 @@ def _snapshot_input(ref: dict[str, Any]) -> Any:
     return MetaDataset(source, name=name, digest=ref["digest"][:32])
 
 
+def model_signature(use_case: UseCase, model: TripModel, example: pd.DataFrame) -> Any:
+    """The MLflow signature a model is logged with: the input columns of ``example`` and the
+    model's answer to them. Inputs with a default (:func:`mlplatform.modelling.input_defaults`)
+    are optional, so requests may leave them out."""
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import ColSpec, Schema
+
+    example = example[input_columns(use_case.features.all)].reset_index(drop=True)
+    signature = infer_signature(example, model.predict(None, example).reset_index(drop=True))
+    optional = input_defaults(use_case)
+    inputs = Schema(
+        [
+            ColSpec(spec.type, spec.name, required=spec.name not in optional)
+            for spec in signature.inputs.inputs
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=signature.outputs, params=signature.params)
+
+
 def log_run(
     use_case: UseCase,
     fitted: Fitted,
@@ -557,7 +615,6 @@ def log_run(
 ) -> dict[str, Any]:
     """Log one training run to the tracking server; returns ``run_id``, ``model_uri``, metrics."""
     import mlflow
-    from mlflow.models import infer_signature
 
     from mlplatform import settings
 
@@ -583,16 +640,20 @@ def log_run(
         "validation_months": ",".join(assembled.get("validation_months", [])) or None,
         "sample_rows": use_case.training.sample_rows,
         "search_trials": len(fitted.search),
+        "target_range": list(use_case.target.range_) if use_case.target.range_ else None,
         **{f"hp.{k}": v for k, v in sorted(fitted.params.items())},
     }
     metrics = {
         **evaluation.as_metrics("val_"),
         **baseline.as_metrics("baseline_val_", with_slices=False),
+        **{
+            f"rows_outside_range.{role}": float(n)
+            for role, n in assembled.get("rows_outside_range", {}).items()
+        },
         "fit_seconds": fitted.seconds,
     }
-    featured = features.trip_features(valid.head(5))
     example = valid[input_columns(use_case.features.all)].head(5).reset_index(drop=True)
-    signature = infer_signature(example, fitted.model.answer(featured).reset_index(drop=True))
+    signature = model_signature(use_case, fitted.model, example)
     with mlflow.start_run(run_name=f"{use_case.name}-{fitted.family}", tags=tags) as run:
         mlflow.log_params({k: v for k, v in params.items() if v is not None})
         mlflow.log_metrics(metrics)
@@ -662,7 +723,8 @@ def fit_and_log(
 
 
 def read_tlc_files(use_case: UseCase, paths: list[str]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Labelled rows of raw TLC files (any taxi type and year; paths or URIs) and their lineage."""
+    """Labelled rows of raw TLC files (any taxi type and year; paths or URIs) and their lineage
+    (which counts, per file, the labelled rows ``target.range`` left out)."""
     import hashlib
 
     import fsspec
@@ -677,9 +739,19 @@ def read_tlc_files(use_case: UseCase, paths: list[str]) -> tuple[pd.DataFrame, l
             table = pq.read_table(pa.BufferReader(data))
         except Exception as exc:  # pyarrow raises several types for a file that is not parquet
             raise ValueError(f"{path} is not a readable parquet file: {exc}") from None
-        normalised = tlc.normalise(table, expected=use_case.data.taxi_type)
-        frames.append(labelled(normalised.select(source_columns(use_case)).to_pandas(), use_case))
-        lineage.append({"uri": path, "digest": hashlib.sha256(data).hexdigest(), "rows": table.num_rows})
+        normalised = tlc.normalise(table, expected=use_case.data.taxi_types)
+        rows, excluded = labelled_and_excluded(
+            normalised.select(source_columns(use_case)).to_pandas(), use_case
+        )
+        frames.append(rows)
+        lineage.append(
+            {
+                "uri": path,
+                "digest": hashlib.sha256(data).hexdigest(),
+                "rows": table.num_rows,
+                "rows_outside_range": excluded,
+            }
+        )
     return pd.concat(frames, ignore_index=True), lineage
 
 
@@ -699,11 +771,17 @@ def train_files(
     """
     train, train_lineage = read_tlc_files(use_case, train_paths)
     valid, valid_lineage = read_tlc_files(use_case, valid_paths)
+    outside = {
+        "training": sum(f["rows_outside_range"] for f in train_lineage),
+        "validation": sum(f["rows_outside_range"] for f in valid_lineage),
+    }
+    _report_range(use_case, "training", len(train), outside["training"])
+    _report_range(use_case, "validation", len(valid), outside["validation"])
     train = _sample(train, use_case.training.sample_rows)
     valid = _sample(valid, MAX_VALIDATION_ROWS)
     fitted, evaluation, baseline = train_frames(use_case, train, valid, family)
     result = summary(fitted, evaluation, baseline)
-    result.update(train_rows=len(train), validation_rows=len(valid))
+    result.update(train_rows=len(train), validation_rows=len(valid), rows_outside_range=outside)
     result.update(train_files=train_lineage, validation_files=valid_lineage)
     if track:
         lineage = [
@@ -711,7 +789,7 @@ def train_files(
             for role, files in (("training", train_lineage), ("validation", valid_lineage))
             for f in files
         ]
-        assembled = {"train_rows": len(train), "lineage": lineage}
+        assembled = {"train_rows": len(train), "lineage": lineage, "rows_outside_range": outside}
         logged = log_run(use_case, fitted, evaluation, baseline, valid, assembled=assembled, reason=reason)
         result.update(run_id=logged["run_id"], model_uri=logged["model_uri"])
     return result
