@@ -1,7 +1,7 @@
 """Drift detection quality: how often monitoring catches injected drift, and how often it cries wolf.
 
 A champion is trained on clean generated months. Then a batch of simulated months goes
-through the same code the monitor DAG runs (:func:`mlplatform.monitoring.evaluate_window`
+through the same code the monitor DAG runs (:func:`mlplatform.stages.monitoring.evaluate_window`
 on a lake holding validated snapshots and batch predictions): clean months with other
 seeds, and months with injected drift of known size (congestion: concept drift; outer
 borough shift and trip length: covariate drift). For every drift the RMSE increase over
@@ -27,11 +27,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mlplatform import generator, monitoring, scoring, snapshots, tlc
-from mlplatform.features import trip_features
-from mlplatform.lake import Lake
-from mlplatform.modelling import TripModel, input_columns
-from mlplatform.spec import load_spec
+from mlplatform.adapters import snapshots
+from mlplatform.adapters.lake import Lake
+from mlplatform.core import generator, tlc
+from mlplatform.core.features import trip_features
+from mlplatform.core.modelling import TripModel, input_columns
+from mlplatform.core.spec import load_spec
+from mlplatform.stages import monitoring, scoring
 from mlplatform.use_cases.taxi_trip_duration import build_estimator
 
 USE_CASE = load_spec("taxi_trip_duration")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from mlplatform import generator, tlc
+from mlplatform.core import generator, tlc
 
 REAL = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "real_tlc"
 

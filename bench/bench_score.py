@@ -29,7 +29,7 @@ def make_input(path: Path, rows: int) -> None:
     """A month of normalised trips (what a validated snapshot holds), written chunk by chunk."""
     import pyarrow.parquet as pq
 
-    from mlplatform import generator, tlc
+    from mlplatform.core import generator, tlc
 
     writer = None
     for seed, start in enumerate(range(0, rows, GENERATE_CHUNK)):
@@ -45,10 +45,10 @@ def make_model(path: Path) -> None:
     import mlflow.pyfunc
     import sklearn
 
-    from mlplatform import generator, spec, tlc
-    from mlplatform.features import trip_features
-    from mlplatform.modelling import TripModel, build_estimator, input_columns, input_defaults
-    from mlplatform.training import model_signature
+    from mlplatform.core import generator, spec, tlc
+    from mlplatform.core.features import trip_features
+    from mlplatform.core.modelling import TripModel, build_estimator, input_columns, input_defaults
+    from mlplatform.stages.training import model_signature
 
     use_case = spec.load_spec("taxi_trip_duration")
     trips = tlc.normalise(generator.generate_month("yellow", "2024-02", 200_000, seed=99).table).to_pandas()
@@ -73,7 +73,7 @@ def end_to_end(model: str, source: str, batch_rows: int) -> dict:
     import mlflow.pyfunc  # noqa: F401
     import sklearn.ensemble  # noqa: F401
 
-    from mlplatform import scoring
+    from mlplatform.stages import scoring
 
     started = time.perf_counter()
     output = str(Path(source).with_name("predictions.parquet"))
@@ -85,7 +85,7 @@ def bare_predict(model: str, source: str, batch_rows: int) -> dict:
     """The model's predict alone, on the same rows already in memory, in the same batches."""
     import pyarrow.parquet as pq
 
-    from mlplatform import scoring
+    from mlplatform.stages import scoring
 
     pyfunc = scoring.load_model(model)
     columns = scoring.model_inputs(pyfunc)

@@ -43,7 +43,7 @@ def free_port() -> int:
 
 
 def sample_trips(n: int) -> list[dict[str, Any]]:
-    from mlplatform import generator, tlc
+    from mlplatform.core import generator, tlc
 
     frame = tlc.normalise(generator.generate_month("yellow", "2024-04", n, seed=7).table).to_pandas()
     return [

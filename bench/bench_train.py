@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see mlplatform.training
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see mlplatform.stages.training
 
 import argparse
 import json
@@ -42,10 +42,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mlplatform import features, generator, snapshots, spec, tlc, training
-from mlplatform.lake import Lake
-from mlplatform.modelling import build_estimator
-from mlplatform.spec import UseCase
+from mlplatform.adapters import snapshots
+from mlplatform.adapters.lake import Lake
+from mlplatform.core import features, generator, spec, tlc
+from mlplatform.core.modelling import build_estimator
+from mlplatform.core.spec import UseCase
+from mlplatform.stages import training
 
 REAL_DIR = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "real_tlc"
 REAL_PAIRS = [

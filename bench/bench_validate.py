@@ -1,7 +1,7 @@
 """Contract validation of a month against its floor and against a Great Expectations peer.
 
 The step is what the validate DAG's ``check_contract`` task runs,
-:func:`mlplatform.contracts.validate_month`: read the raw file from the lake, normalise it,
+:func:`mlplatform.stages.contracts.validate_month`: read the raw file from the lake, normalise it,
 compute the row rules, run the GX checkpoint over the month's contract profile (which
 rebuilds Data Docs), write the validated snapshot and any quarantined rows. It runs on two
 months:
@@ -14,12 +14,12 @@ Each month is measured against, in the same run:
 
 - ``read_s``: reading the raw file from the lake into an Arrow table;
 - ``floor_s``: what any validation that publishes a snapshot has to do: read, normalise
-  (:func:`mlplatform.tlc.normalise`), encode the snapshot with the same settings
-  (:func:`mlplatform.snapshots.encode`, also reported alone as ``encode_s``) and store it;
+  (:func:`mlplatform.core.tlc.normalise`), encode the snapshot with the same settings
+  (:func:`mlplatform.adapters.snapshots.encode`, also reported alone as ``encode_s``) and store it;
   no row rules, no checkpoint;
 - ``gx_peer_s``: what a Great Expectations user would write: read, normalise, convert to
   pandas, and validate the frame in a GX Core ephemeral context with the row rules of
-  :data:`mlplatform.contracts.ROW_RULES` as row-level expectations, with ``COMPLETE``
+  :data:`mlplatform.stages.contracts.ROW_RULES` as row-level expectations, with ``COMPLETE``
   results so the unexpected row indices can be quarantined. GX checks a column or a pair
   at a time, so the peer derives in pandas what the rules combine: the fare residual
   (expected within $0.05; the contract also accepts totals that TLC's surcharge rates
@@ -72,9 +72,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlplatform import contracts, generator, ingest, settings, snapshots, spec, tlc
-from mlplatform.lake import Lake
-from mlplatform.spec import UseCase
+from mlplatform.adapters import settings, snapshots
+from mlplatform.adapters.lake import Lake
+from mlplatform.core import generator, spec, tlc
+from mlplatform.core.spec import UseCase
+from mlplatform.stages import contracts, ingest
 
 GENERATED_MONTH = "2024-03"
 REAL_MONTH_FILE = settings.REPO_ROOT / "tests" / "fixtures" / "real_tlc" / "green_tripdata_2021-01.parquet"

@@ -11,7 +11,7 @@ Reads real green trip-record files (by default the 2021-01..03 fixtures in
   zone, the spread of distances within a pair, hourly volume, anomaly shares and code mixes.
 
 The duration tables are fitted to the generator's own duration function
-(:func:`mlplatform.generator.moving_minutes`), so generated durations match real ones by
+(:func:`mlplatform.core.generator.moving_minutes`), so generated durations match real ones by
 borough and hour while staying a known function of the features plus noise.
 
     .venv/bin/python bench/calibrate_generator.py [--real tests/fixtures/real_tlc]
@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlplatform import generator, tlc
+from mlplatform.core import generator, tlc
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "real_tlc"

@@ -45,8 +45,9 @@ from typing import Any, NoReturn
 from airflow.sdk import DAG, Param, PokeReturnValue, TaskGroup, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from mlplatform import alerts, dagkit
-from mlplatform.spec import UseCase
+from mlplatform.adapters import alerts
+from mlplatform.airflow import dagkit
+from mlplatform.core.spec import UseCase
 
 STAGE = Path(__file__).stem
 # SageMaker job status polling; the transform itself takes minutes.
@@ -85,7 +86,7 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
     ) as dag:
 
         def _stop(title: str, message: str, severity: str = "failure") -> NoReturn:
-            from mlplatform import deployment
+            from mlplatform.stages import deployment
 
             deployment.alert(use_case.name, STAGE, title, message, severity)
             raise ScoringStopped(message)
@@ -93,7 +94,7 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
         @task
         def resolve_month(params: dict[str, Any] | None = None, data_interval_end: Any = None) -> str:
             """The month this run scores: the `month` param, else the last full month before the run."""
-            from mlplatform import scoring
+            from mlplatform.stages import scoring
 
             return scoring.month_of_run((params or {}).get("month"), data_interval_end)
 
@@ -105,8 +106,8 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
 
             Rescheduled between checks, so no worker slot is held while waiting.
             """
-            from mlplatform import snapshots
-            from mlplatform.lake import Lake
+            from mlplatform.adapters import snapshots
+            from mlplatform.adapters.lake import Lake
 
             if snapshots.current_snapshot(Lake(), use_case.name, month) is not None:
                 return PokeReturnValue(is_done=True, xcom_value=month)
@@ -123,7 +124,7 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
         @task
         def resolve_champion() -> dict[str, Any]:
             """Resolve `champion` to a version, once: every later task uses that version."""
-            from mlplatform import scoring
+            from mlplatform.stages import scoring
 
             try:
                 return scoring.resolve(use_case.model_name, "champion").to_dict()
@@ -133,8 +134,8 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
         @task
         def check_contract(month: str, model: dict[str, Any]) -> dict[str, Any]:
             """Stop, with an alert, unless the month's snapshot passed its data contract."""
-            from mlplatform import scoring
-            from mlplatform.lake import Lake
+            from mlplatform.adapters.lake import Lake
+            from mlplatform.stages import scoring
 
             columns = scoring.signature_inputs(scoring.ModelRef.from_dict(model))
             try:
@@ -152,8 +153,8 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
         @task(outlets=[dagkit.predictions_asset(use_case)])
         def publish(output: dict[str, Any], *, outlet_events: Any = None) -> dict[str, Any]:
             """Point the month's `CURRENT.json` at the new predictions once they are complete."""
-            from mlplatform import scoring
-            from mlplatform.lake import Lake
+            from mlplatform.adapters.lake import Lake
+            from mlplatform.stages import scoring
 
             record = scoring.publish(Lake(), output)
             outlet_events[dagkit.predictions_asset(use_case)].extra = {
@@ -171,8 +172,9 @@ def _score_locally(use_case: UseCase, checked: Any, model: Any) -> Any:
     @task
     def score(checked: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
         """Stream the snapshot through the model, batch by batch, into one parquet file."""
-        from mlplatform import scoring, snapshots
-        from mlplatform.lake import Lake
+        from mlplatform.adapters import snapshots
+        from mlplatform.adapters.lake import Lake
+        from mlplatform.stages import scoring
 
         lake = Lake()
         snapshot = snapshots.read_snapshot(lake, use_case.name, checked["month"], checked["digest"])
@@ -191,8 +193,9 @@ def _score_on_sagemaker(use_case: UseCase, checked: Any, model: Any, check_secon
         @task
         def stage_input(checked: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
             """Write the snapshot's model inputs as JSON Lines parts next to the month's output."""
-            from mlplatform import scoring, snapshots
-            from mlplatform.lake import Lake
+            from mlplatform.adapters import snapshots
+            from mlplatform.adapters.lake import Lake
+            from mlplatform.stages import scoring
 
             lake = Lake()
             snapshot = snapshots.read_snapshot(lake, use_case.name, checked["month"], checked["digest"])
@@ -203,8 +206,9 @@ def _score_on_sagemaker(use_case: UseCase, checked: Any, model: Any, check_secon
             """The transform job (and the SageMaker model, unless it exists) for this version."""
             from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 
-            from mlplatform import scoring, snapshots
-            from mlplatform.lake import Lake
+            from mlplatform.adapters import snapshots
+            from mlplatform.adapters.lake import Lake
+            from mlplatform.stages import scoring
 
             snapshot = snapshots.read_snapshot(Lake(), use_case.name, checked["month"], checked["digest"])
             client = SageMakerHook(aws_conn_id=None).conn
@@ -215,8 +219,9 @@ def _score_on_sagemaker(use_case: UseCase, checked: Any, model: Any, check_secon
         @task
         def collect(checked: dict[str, Any], model: dict[str, Any], staged: dict[str, Any]) -> dict[str, Any]:
             """Turn the job's JSON Lines answers into the month's predictions file."""
-            from mlplatform import scoring, snapshots
-            from mlplatform.lake import Lake
+            from mlplatform.adapters import snapshots
+            from mlplatform.adapters.lake import Lake
+            from mlplatform.stages import scoring
 
             lake = Lake()
             snapshot = snapshots.read_snapshot(lake, use_case.name, checked["month"], checked["digest"])

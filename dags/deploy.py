@@ -34,8 +34,9 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, TaskGroup, task
 
-from mlplatform import alerts, dagkit
-from mlplatform.spec import UseCase
+from mlplatform.adapters import alerts
+from mlplatform.airflow import dagkit
+from mlplatform.core.spec import UseCase
 
 STAGE = Path(__file__).stem
 ENDPOINT_CHECK_SECONDS = 30
@@ -88,7 +89,7 @@ def build(use_case: UseCase, endpoint_check_seconds: int = ENDPOINT_CHECK_SECOND
         @task
         def resolve_versions() -> dict[str, Any]:
             """The versions `champion` and `challenger` point at now (no challenger is fine)."""
-            from mlplatform import scoring
+            from mlplatform.stages import scoring
 
             client = scoring.registry_client()
             champion = scoring.resolve(use_case.model_name, "champion", client)
@@ -114,8 +115,9 @@ def _deploy_locally(use_case: UseCase, versions: Any) -> None:
         """Make the serving app switch to the new champion now, and check it answers with it."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from mlplatform import deployment, settings
-        from mlplatform.scoring import ModelRef
+        from mlplatform.adapters import settings
+        from mlplatform.stages import deployment
+        from mlplatform.stages.scoring import ModelRef
 
         champion = ModelRef.from_dict(versions["champion"])
         try:
@@ -143,8 +145,8 @@ def _deploy_to_sagemaker(use_case: UseCase, versions: Any, check_seconds: int) -
             """Every SageMaker request this deployment needs, given what already exists."""
             from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 
-            from mlplatform import deployment
-            from mlplatform.scoring import ModelRef
+            from mlplatform.stages import deployment
+            from mlplatform.stages.scoring import ModelRef
 
             challenger = versions["challenger"]
             return deployment.plan_sagemaker(
@@ -162,7 +164,7 @@ def _deploy_to_sagemaker(use_case: UseCase, versions: Any, check_seconds: int) -
             from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
             from airflow.sdk.exceptions import AirflowFailException
 
-            from mlplatform import deployment
+            from mlplatform.stages import deployment
 
             try:
                 return deployment.verify_sagemaker(SageMakerHook(aws_conn_id=None).conn, plan)

@@ -44,8 +44,8 @@ from typing import Any
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, Param, task
 
-from mlplatform import dagkit
-from mlplatform.spec import UseCase
+from mlplatform.airflow import dagkit
+from mlplatform.core.spec import UseCase
 
 STAGE = Path(__file__).stem
 
@@ -78,8 +78,8 @@ def build(use_case: UseCase) -> DAG:
             params: dict[str, Any] | None = None, data_interval_end: Any = None, ti: Any = None
         ) -> dict[str, Any]:
             """Measure the window and write its record, history rows, report and MLflow run."""
-            from mlplatform import monitoring
-            from mlplatform.lake import Lake
+            from mlplatform.adapters.lake import Lake
+            from mlplatform.stages import monitoring
 
             window = monitoring.window_of_run((params or {}).get("window"), data_interval_end)
             run_url = ti.log_url.split("/tasks/")[0] if ti is not None else None
@@ -94,8 +94,8 @@ def build(use_case: UseCase) -> DAG:
             """Alert on any breach; go on to retrain only past the cooldown and with no train run active."""
             from datetime import UTC, datetime
 
-            from mlplatform import monitoring
-            from mlplatform.lake import Lake
+            from mlplatform.adapters.lake import Lake
+            from mlplatform.stages import monitoring
 
             if not summary["breaches"]:
                 return False
@@ -129,8 +129,8 @@ def build(use_case: UseCase) -> DAG:
             """Note the triggered run in the retrain state, which the cooldown reads."""
             from datetime import UTC, datetime
 
-            from mlplatform import monitoring
-            from mlplatform.lake import Lake
+            from mlplatform.adapters.lake import Lake
+            from mlplatform.stages import monitoring
 
             train_run = ti.xcom_pull(task_ids="trigger_retrain", key="trigger_run_id")
             reason = ti.xcom_pull(task_ids="decide", key="reason")

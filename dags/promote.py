@@ -45,8 +45,8 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Param, task
 
-from mlplatform import dagkit
-from mlplatform.spec import UseCase
+from mlplatform.airflow import dagkit
+from mlplatform.core.spec import UseCase
 
 STAGE = Path(__file__).stem
 
@@ -107,7 +107,7 @@ def build(use_case: UseCase) -> DAG:
         @task(outlets=[dagkit.model_asset(use_case, "champion")])
         def rollback(run_id: str | None = None, dag_run: Any = None) -> dict[str, Any]:
             """Put `champion` back on `previous_champion`."""
-            from mlplatform import registry
+            from mlplatform.adapters import registry
 
             by = getattr(dag_run, "triggering_user_name", None) or "airflow"
             return registry.rollback(use_case.model_name, by=by, run_id=run_id)
@@ -115,8 +115,8 @@ def build(use_case: UseCase) -> DAG:
         @task
         def assess(params: dict[str, Any] | None = None) -> dict[str, Any]:
             """Evaluate the version and the champion on the same held-out rows against every gate."""
-            from mlplatform import registry
-            from mlplatform.lake import Lake
+            from mlplatform.adapters import registry
+            from mlplatform.adapters.lake import Lake
 
             version = (params or {}).get("version")
             assessment = registry.assess(Lake(), use_case, None if version is None else str(version))
@@ -148,7 +148,7 @@ def build(use_case: UseCase) -> DAG:
             ti: Any = None,
         ) -> dict[str, Any]:
             """Record the outcome on the version, promote if decided, and post it to Slack."""
-            from mlplatform import registry
+            from mlplatform.adapters import registry
 
             answer = None
             if (params or {}).get("action") == "promote":

@@ -45,8 +45,8 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
-from mlplatform import dagkit
-from mlplatform.spec import UseCase
+from mlplatform.airflow import dagkit
+from mlplatform.core.spec import UseCase
 
 STAGE = Path(__file__).stem
 _REASONS = {"asset_triggered": "new validated data", "scheduled": "schedule", "manual": "manual run"}
@@ -104,8 +104,9 @@ def build(use_case: UseCase) -> DAG:
             """Skip a run started by new data when the spec's `training.on_new_data` says so."""
             if _run_type(dag_run) != "asset_triggered":
                 return True
-            from mlplatform import registry, training
-            from mlplatform.lake import Lake
+            from mlplatform.adapters import registry
+            from mlplatform.adapters.lake import Lake
+            from mlplatform.stages import training
 
             has_champion = registry.alias_version(registry.client(), use_case.name, "champion") is not None
             go, why = training.new_data_decision(Lake(), use_case, has_champion)
@@ -115,8 +116,8 @@ def build(use_case: UseCase) -> DAG:
         @task
         def assemble(params: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
             """Write the training and validation sets of the window to the lake; return their URIs."""
-            from mlplatform import training
-            from mlplatform.lake import Lake
+            from mlplatform.adapters.lake import Lake
+            from mlplatform.stages import training
 
             params = params or {}
             window = int(params.get("window_months") or use_case.training.window_months)
@@ -133,8 +134,8 @@ def build(use_case: UseCase) -> DAG:
             ti: Any = None,
         ) -> dict[str, Any]:
             """Fit the baseline and the chosen family, log the MLflow run; return its id and model URI."""
-            from mlplatform import training
-            from mlplatform.lake import Lake
+            from mlplatform.adapters.lake import Lake
+            from mlplatform.stages import training
 
             params = params or {}
             run_type = _run_type(dag_run)
@@ -152,7 +153,7 @@ def build(use_case: UseCase) -> DAG:
         @task(outlets=[dagkit.model_asset(use_case, "challenger")])
         def register_challenger(trained: dict[str, Any]) -> dict[str, Any]:
             """Register the logged model as a new version and point `challenger` at it."""
-            from mlplatform import registry
+            from mlplatform.adapters import registry
 
             registered = registry.register_challenger(use_case, trained["run_id"], trained["model_uri"])
             return {**trained, **registered}

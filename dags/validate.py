@@ -47,8 +47,9 @@ from typing import Any
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from mlplatform import alerts, dagkit
-from mlplatform.spec import UseCase
+from mlplatform.adapters import alerts
+from mlplatform.airflow import dagkit
+from mlplatform.core.spec import UseCase
 
 STAGE = Path(__file__).stem
 
@@ -88,8 +89,8 @@ def build(use_case: UseCase) -> DAG:
         @task
         def check_contract(month: str) -> dict[str, Any]:
             """Run the checkpoint on the raw month and write the snapshot, quarantine or breach record."""
-            from mlplatform import contracts
-            from mlplatform.lake import Lake
+            from mlplatform.adapters.lake import Lake
+            from mlplatform.stages import contracts
 
             try:
                 outcome = contracts.validate_month(Lake(), use_case, month)
@@ -102,7 +103,7 @@ def build(use_case: UseCase) -> DAG:
         @task
         def report(outcome: dict[str, Any], ti: Any = None) -> dict[str, Any]:
             """Alert Slack on a breach (and fail the run) or a quarantine; a clean pass only logs."""
-            from mlplatform import contracts
+            from mlplatform.stages import contracts
 
             if (alert := contracts.alert_for(outcome, log_url=getattr(ti, "log_url", None))) is not None:
                 alerts.send(alert)

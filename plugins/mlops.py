@@ -2,7 +2,7 @@
 
 The page lives at ``/mlops/`` on the api-server and appears in the UI's navigation as
 "MLOps" (an embedded view). It requires the same login as the rest of the UI. What it shows
-is built by ``mlplatform.mlops_page``; this file only wires it into Airflow and reads the
+is built by ``mlplatform.airflow.mlops_page``; this file only wires it into Airflow and reads the
 two facts only Airflow knows: pending approvals and the DAG bundle version of the runs.
 """
 
@@ -44,8 +44,10 @@ def _airflow_facts(use_case: str) -> tuple[list[dict[str, Any]], str | None]:
 
 
 def _page(as_json: bool = False) -> Any:
-    from mlplatform import mlops_page, settings, spec
-    from mlplatform.lake import Lake
+    from mlplatform.adapters import settings
+    from mlplatform.adapters.lake import Lake
+    from mlplatform.airflow import mlops_page
+    from mlplatform.core import spec
 
     lake = Lake()
     tracking = settings.tracking_uri()

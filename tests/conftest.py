@@ -57,7 +57,7 @@ def require_service(name: str, host: str, port: int) -> None:
 
 @pytest.fixture
 def lake(tmp_path: Path):
-    from mlplatform.lake import Lake
+    from mlplatform.adapters.lake import Lake
 
     return Lake((tmp_path / "lake").as_uri())
 
@@ -167,7 +167,7 @@ def webhook_sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     One sink serves the session: call ``clear()`` first, then read what arrived over HTTP
     at ``f"{webhook_sink.url}/messages"``.
     """
-    from mlplatform.webhook_sink import WebhookSink
+    from mlplatform.dev.webhook_sink import WebhookSink
 
     sink = WebhookSink(port=0, store=tmp_path_factory.mktemp("alerts") / "messages.jsonl").start()
     patch = pytest.MonkeyPatch()

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from mlplatform import alerts
-from mlplatform.webhook_sink import WebhookSink
+from mlplatform.adapters import alerts
+from mlplatform.dev.webhook_sink import WebhookSink
 
 from conftest import free_port
 
@@ -160,7 +160,15 @@ def test_sink_keeps_messages_in_its_store_across_restarts(tmp_path: Path) -> Non
 
 def test_sink_runs_as_a_module(tmp_path: Path) -> None:
     port, store = free_port(), tmp_path / "messages.jsonl"
-    command = [sys.executable, "-m", "mlplatform.webhook_sink", "--port", str(port), "--store", str(store)]
+    command = [
+        sys.executable,
+        "-m",
+        "mlplatform.dev.webhook_sink",
+        "--port",
+        str(port),
+        "--store",
+        str(store),
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     server = SimpleNamespace(url=f"http://127.0.0.1:{port}")
     try:

@@ -47,7 +47,7 @@ def test_git_bundle_config_checks_out_the_dags_at_a_version(tmp_path, remote, mo
     assert (pinned.path / "README.md").read_text() == (REPO_ROOT / "dags" / "README.md").read_text()
 
     # Models trained from the bundle carry its version (the DAG's tasks read it off the task).
-    from mlplatform import training
+    from mlplatform.stages import training
 
     expected = {"airflow.bundle_name": config["name"], "airflow.bundle_version": head}
     assert training.bundle_tags(SimpleNamespace(bundle_instance=bundle)) == expected

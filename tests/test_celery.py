@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from mlplatform.embedded import Platform, Service
+from mlplatform.dev.embedded import Platform, Service
 
 from conftest import free_port, require_service
 
@@ -225,7 +225,7 @@ def _stop(platform: CeleryPlatform) -> None:
 
 @pytest.fixture(scope="module")
 def client(platform: CeleryPlatform) -> Iterator[Any]:
-    from mlplatform.airflow_api import AirflowClient
+    from mlplatform.dev.airflow_api import AirflowClient
 
     client = AirflowClient(platform.airflow_url, "admin", platform.airflow_password())
     client.wait_for_dags([_dag(stage) for stage in STAGES], timeout_s=600)
@@ -264,7 +264,8 @@ def _wait_until(condition: Any, what: str, timeout_s: float = RUN_TIMEOUT_S) -> 
 def _champion(platform: CeleryPlatform) -> str | None:
     from mlflow import MlflowClient
 
-    from mlplatform import registry, spec
+    from mlplatform.adapters import registry
+    from mlplatform.core import spec
 
     registry_client = MlflowClient(platform.mlflow_url, platform.mlflow_url)
     return registry.alias_version(registry_client, spec.load_spec(USE_CASE).model_name, "champion")
@@ -274,8 +275,9 @@ def test_chain_runs_on_both_workers_and_survives_losing_one(platform: CeleryPlat
     """validate → train → promote → batch score on the CeleryExecutor, with tasks on both
     workers. The worker that trains the first model is killed mid-task: the try fails for want
     of heartbeats, the retry runs on the other worker, and the chain completes."""
-    from mlplatform import ingest, spec
-    from mlplatform.lake import Lake
+    from mlplatform.adapters.lake import Lake
+    from mlplatform.core import spec
+    from mlplatform.stages import ingest
 
     use_case = spec.load_spec(USE_CASE)
     lake = Lake(platform.env()["MLPLATFORM_LAKE_URI"])

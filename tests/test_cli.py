@@ -11,7 +11,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from mlplatform import cli, tlc
+from mlplatform import cli
+from mlplatform.core import tlc
 
 COMMANDS = sorted(cli.build_parser()._subparsers._group_actions[0].choices)
 

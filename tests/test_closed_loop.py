@@ -10,9 +10,11 @@ from urllib.parse import urlparse
 
 import pytest
 
-from mlplatform import cli, closed_loop, registry
-from mlplatform.closed_loop import MonthRecord, Scenario
-from mlplatform.embedded import Platform
+from mlplatform import cli
+from mlplatform.adapters import registry
+from mlplatform.dev import closed_loop
+from mlplatform.dev.closed_loop import MonthRecord, Scenario
+from mlplatform.dev.embedded import Platform
 
 
 def test_run_command_takes_the_scenario_knobs() -> None:
@@ -35,7 +37,7 @@ def test_a_previous_run_is_set_aside_and_nothing_is_lost(
 ) -> None:
     from mlflow import MlflowClient
 
-    from mlplatform import spec
+    from mlplatform.core import spec
 
     # Only this use case's model: other tests' models on the shared server stay untouched.
     monkeypatch.setattr(spec, "load_all", lambda: [spec.load_spec(closed_loop.USE_CASE)])

@@ -21,8 +21,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mlplatform import alerts, cli, contracts, generator, ingest, snapshots, spec, tlc
-from mlplatform.lake import Lake
+from mlplatform import cli
+from mlplatform.adapters import alerts, snapshots
+from mlplatform.adapters.lake import Lake
+from mlplatform.core import generator, spec, tlc
+from mlplatform.stages import contracts, ingest
 
 USE_CASE = spec.load_spec("taxi_trip_duration")
 YELLOW_ONLY = spec.load_spec("taxi_generous_tip")
@@ -107,7 +110,7 @@ def test_committed_context_is_in_sync_with_the_specs(tmp_path: Path) -> None:
     ]
     assert not changed and not added, (
         f"great_expectations/ is out of date with the specs (changed {changed}, missing {added}); "
-        "run `.venv/bin/python -m mlplatform.contracts sync` and commit the result"
+        "run `.venv/bin/python -m mlplatform.stages.contracts sync` and commit the result"
     )
 
 

@@ -8,7 +8,7 @@ from unittest import mock
 
 import pytest
 
-from mlplatform import dagkit
+from mlplatform.airflow import dagkit
 
 DAGS_FOLDER = Path(__file__).resolve().parents[1] / "dags"
 DAG_FILES = sorted(p for p in DAGS_FOLDER.glob("*.py") if not p.name.startswith("_"))

@@ -12,8 +12,8 @@ import pytest
 from test_scoring import USE_CASE, load_dag_module, registered_versions, run_dag, set_alias, with_serving
 from test_serving import TRIP, running_app
 
-from mlplatform import deployment
-from mlplatform.scoring import ModelRef
+from mlplatform.stages import deployment
+from mlplatform.stages.scoring import ModelRef
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +54,7 @@ def broken_version(name: str) -> str:
 def test_local_deploy_switches_the_serving_app_and_smoke_tests_it(
     versions: list[str], alerts: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mlplatform.lake import Lake
+    from mlplatform.adapters.lake import Lake
 
     set_alias(USE_CASE.model_name, "champion", versions[0])
     dag = load_dag_module("deploy").build(USE_CASE)

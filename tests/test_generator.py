@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mlplatform import generator, tlc
+from mlplatform.core import generator, tlc
 
 REAL = Path(__file__).parent / "fixtures" / "real_tlc"
 REAL_MONTHS = ["2021-01", "2021-02", "2021-03"]

@@ -31,8 +31,8 @@ import hcl2
 import pytest
 import yaml
 
-from mlplatform import settings
-from mlplatform.settings import SETTINGS
+from mlplatform.adapters import settings
+from mlplatform.adapters.settings import SETTINGS
 
 from conftest import REQUIRE_SERVICES
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from mlplatform import ingest
-from mlplatform.lake import Lake, inventory
+from mlplatform.adapters.lake import Lake, inventory
+from mlplatform.stages import ingest
 
 
 @pytest.fixture(params=["file", "s3"])

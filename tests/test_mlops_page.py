@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from mlplatform import mlops_page, snapshots, spec
+from mlplatform.adapters import snapshots
+from mlplatform.airflow import mlops_page
+from mlplatform.core import spec
 
 
 def test_collect_reads_contract_and_monitoring_from_the_lake(lake) -> None:

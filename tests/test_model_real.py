@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlplatform import features, training
-from mlplatform.modelling import TripModel, build_estimator, input_defaults
-from mlplatform.spec import SpecError, load_spec, parse_spec
+from mlplatform.core import features
+from mlplatform.core.modelling import TripModel, build_estimator, input_defaults
+from mlplatform.core.spec import SpecError, load_spec, parse_spec
+from mlplatform.stages import training
 
 REAL = Path(__file__).parent / "fixtures" / "real_tlc"
 JANUARY, FEBRUARY = (str(REAL / f"green_tripdata_2021-0{m}.parquet") for m in (1, 2))

@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 
-from mlplatform import generator, monitoring, scoring, snapshots, tlc
-from mlplatform.lake import Lake
-from mlplatform.spec import load_spec
+from mlplatform.adapters import snapshots
+from mlplatform.adapters.lake import Lake
+from mlplatform.core import generator, tlc
+from mlplatform.core.spec import load_spec
+from mlplatform.stages import monitoring, scoring
 
 from conftest import free_port
 
@@ -163,8 +165,8 @@ def train_champion(lake: Lake, tracking: str) -> str:
     import pandas as pd
     from mlflow.models import infer_signature
 
-    from mlplatform.features import trip_features
-    from mlplatform.modelling import TripModel, input_columns
+    from mlplatform.core.features import trip_features
+    from mlplatform.core.modelling import TripModel, input_columns
     from mlplatform.use_cases.taxi_trip_duration import build_estimator
 
     def frame(months: tuple[str, ...]) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Unit tests of mlplatform.monitoring on generated months in a temporary lake."""
+"""Unit tests of mlplatform.stages.monitoring on generated months in a temporary lake."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from mlplatform import generator, monitoring, scoring, snapshots, tlc
-from mlplatform.lake import Lake
-from mlplatform.modelling import TripModel, input_columns
-from mlplatform.spec import load_spec
+from mlplatform.adapters import snapshots
+from mlplatform.adapters.lake import Lake
+from mlplatform.core import generator, tlc
+from mlplatform.core.modelling import TripModel, input_columns
+from mlplatform.core.spec import load_spec
+from mlplatform.stages import monitoring, scoring
 
 USE_CASE = load_spec("taxi_trip_duration")
 ROWS = 3_000
@@ -30,7 +32,7 @@ def add_month(lake: Lake, month: str, drift: generator.Drift = generator.Drift()
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> TripModel:
     """A linear model on two clean months (fast; monitoring does not care which family)."""
-    from mlplatform.features import trip_features
+    from mlplatform.core.features import trip_features
     from mlplatform.use_cases.taxi_trip_duration import build_estimator
 
     lake = Lake(tmp_path_factory.mktemp("train").joinpath("lake").as_uri())

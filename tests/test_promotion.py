@@ -18,9 +18,12 @@ from typing import Any
 
 import pytest
 
-from mlplatform import cli, generator, registry, snapshots, spec, tlc, training
-from mlplatform.lake import Lake
-from mlplatform.spec import UseCase, load_spec
+from mlplatform import cli
+from mlplatform.adapters import registry, snapshots
+from mlplatform.adapters.lake import Lake
+from mlplatform.core import generator, spec, tlc
+from mlplatform.core.spec import UseCase, load_spec
+from mlplatform.stages import training
 
 from conftest import free_port, require_service
 

@@ -19,8 +19,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from mlplatform import cli, contracts, ingest, snapshots, spec, tlc
-from mlplatform.lake import Lake
+from mlplatform import cli
+from mlplatform.adapters import snapshots
+from mlplatform.adapters.lake import Lake
+from mlplatform.core import spec, tlc
+from mlplatform.stages import contracts, ingest
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO / "tests" / "fixtures" / "real_tlc"

@@ -19,9 +19,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mlplatform import generator, scoring, snapshots, tlc
-from mlplatform.lake import Lake
-from mlplatform.spec import UseCase, load_spec
+from mlplatform.adapters import snapshots
+from mlplatform.adapters.lake import Lake
+from mlplatform.core import generator, tlc
+from mlplatform.core.spec import UseCase, load_spec
+from mlplatform.stages import scoring
 
 pytestmark = pytest.mark.slow
 
@@ -60,9 +62,9 @@ def registered_versions(tracking_uri: str, name: str = USE_CASE.model_name) -> l
     import mlflow
     import sklearn
 
-    from mlplatform.features import trip_features
-    from mlplatform.modelling import TripModel, input_columns, input_defaults
-    from mlplatform.training import model_signature
+    from mlplatform.core.features import trip_features
+    from mlplatform.core.modelling import TripModel, input_columns, input_defaults
+    from mlplatform.stages.training import model_signature
     from mlplatform.use_cases.taxi_trip_duration import build_estimator
 
     requirements = [f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"]
@@ -229,8 +231,8 @@ def test_a_classifier_scores_only_the_rows_its_spec_models(lake: Lake, tmp_path:
     those rows, each at its position in the snapshot, and nothing for cash trips."""
     import mlflow.pyfunc
 
-    from mlplatform.features import modelled_rows, target_values, trip_features
-    from mlplatform.modelling import TripModel, build_estimator
+    from mlplatform.core.features import modelled_rows, target_values, trip_features
+    from mlplatform.core.modelling import TripModel, build_estimator
 
     tips = load_spec("taxi_generous_tip")
     train = modelled_rows(normalised_trips("2024-01", 3_000, seed=2).to_pandas(), tips.data.filter)

@@ -19,9 +19,10 @@ import pandas as pd
 import pytest
 from test_scoring import USE_CASE, normalised_trips, registered_versions, set_alias
 
-from mlplatform import monitoring, scoring, serving
-from mlplatform.lake import Lake
-from mlplatform.spec import UseCase
+from mlplatform import serving
+from mlplatform.adapters.lake import Lake
+from mlplatform.core.spec import UseCase
+from mlplatform.stages import monitoring, scoring
 
 from conftest import free_port
 

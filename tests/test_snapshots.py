@@ -7,7 +7,8 @@ import hashlib
 import pyarrow as pa
 import pytest
 
-from mlplatform import generator, snapshots, tlc
+from mlplatform.adapters import snapshots
+from mlplatform.core import generator, tlc
 
 
 def test_same_data_is_a_no_op_and_new_data_a_new_version(lake) -> None:

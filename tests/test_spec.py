@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlplatform import spec
+from mlplatform.core import spec
 
 SHIPPED = spec.use_case_names()
 
@@ -149,7 +149,7 @@ def _outside_use_case(folder: Path, raw: dict, name: str = "team_trip_duration")
 def test_use_cases_in_outside_folders_are_found_with_their_model_module(
     tmp_path: Path, raw: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mlplatform import modelling
+    from mlplatform.core import modelling
 
     path = _outside_use_case(tmp_path / "team", raw)
     monkeypatch.setenv(spec.USE_CASES_DIR_VARIABLE, str(tmp_path / "team"))

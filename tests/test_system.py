@@ -53,7 +53,7 @@ def postgres_uri() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory, postgres_uri: str):
     """The embedded platform in a temporary home, on free ports and PostgreSQL."""
-    from mlplatform.embedded import Platform
+    from mlplatform.dev.embedded import Platform
 
     home = tmp_path_factory.mktemp("platform")
     platform = Platform(
@@ -73,7 +73,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory, postgres_uri: str):
 
 @pytest.fixture(scope="module")
 def client(platform):
-    from mlplatform.airflow_api import AirflowClient
+    from mlplatform.dev.airflow_api import AirflowClient
 
     client = AirflowClient(platform.airflow_url, "admin", platform.airflow_password())
     yield client
@@ -83,7 +83,7 @@ def client(platform):
 def test_closed_loop_detects_drift_retrains_and_recovers(platform) -> None:
     """`make run`'s simulation, smaller: contracts, the first model, scoring, serving,
     monitoring, then drift → alert → one retrain → promotion → deployment → recovery."""
-    from mlplatform import closed_loop
+    from mlplatform.dev import closed_loop
 
     scenario = closed_loop.Scenario(months=4, rows=20_000, drift_from=3)
     records = closed_loop.simulate(platform, scenario)
@@ -127,7 +127,7 @@ def test_closed_loop_on_real_tlc_months(platform) -> None:
     """`mlplatform run --data`: real green months replayed through the same loop. The first
     model trains once two months are validated; the next real month is monitored against it,
     and real month-to-month change raises no alarm while the model still performs."""
-    from mlplatform import closed_loop
+    from mlplatform.dev import closed_loop
 
     closed_loop.archive_previous(platform)  # the generated run's lake and models stand aside
     scenario = closed_loop.Scenario(data=REPO_ROOT / "tests" / "fixtures" / "real_tlc")

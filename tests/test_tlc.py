@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mlplatform import generator, tlc
+from mlplatform.core import generator, tlc
 
 GENERATIONS = [("legacy", "2023-06"), ("2024", "2024-06"), ("2025", "2025-02")]
 REAL = Path(__file__).parent / "fixtures" / "real_tlc"

@@ -27,10 +27,12 @@ import pyarrow as pa
 import pytest
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from mlplatform import generator, registry, snapshots, tlc, training
-from mlplatform.lake import Lake
-from mlplatform.modelling import TripModel
-from mlplatform.spec import UseCase, load_spec
+from mlplatform.adapters import registry, snapshots
+from mlplatform.adapters.lake import Lake
+from mlplatform.core import generator, tlc
+from mlplatform.core.modelling import TripModel
+from mlplatform.core.spec import UseCase, load_spec
+from mlplatform.stages import training
 
 pytestmark = pytest.mark.slow
 
@@ -484,6 +486,6 @@ def test_tip_use_case_trains_and_answers_with_labels_and_probabilities(platform:
 
 
 def dagkit_id(use_case: UseCase) -> str:
-    from mlplatform import dagkit
+    from mlplatform.airflow import dagkit
 
     return dagkit.dag_id(use_case, "promote")

@@ -13,10 +13,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mlplatform import cli, generator, snapshots, tlc, training
-from mlplatform.lake import Lake
-from mlplatform.modelling import build_estimator
-from mlplatform.spec import UseCase, load_spec
+from mlplatform import cli
+from mlplatform.adapters import snapshots
+from mlplatform.adapters.lake import Lake
+from mlplatform.core import generator, tlc
+from mlplatform.core.modelling import build_estimator
+from mlplatform.core.spec import UseCase, load_spec
+from mlplatform.stages import training
 
 MONTHS = ("2024-01", "2024-02", "2024-03")
 ROWS = 6000
@@ -199,7 +202,7 @@ def test_train_command_prints_metrics_as_json(
         path = tmp_path / f"yellow_tripdata_{month}.parquet"
         pq.write_table(generator.generate_month("yellow", month, 4000, seed=i).table, path)
         paths.append(str(path))
-    from mlplatform import spec
+    from mlplatform.core import spec
 
     fast = small("taxi_trip_duration")
     monkeypatch.setattr(spec, "load_spec", lambda name: fast)

@@ -19,8 +19,11 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from mlplatform import dagkit, generator, ingest, snapshots, spec
-from mlplatform.lake import Lake
+from mlplatform.adapters import snapshots
+from mlplatform.adapters.lake import Lake
+from mlplatform.airflow import dagkit
+from mlplatform.core import generator, spec
+from mlplatform.stages import ingest
 
 REPO = Path(__file__).resolve().parents[1]
 USE_CASE = spec.load_spec("taxi_trip_duration")

@@ -1,7 +1,7 @@
 """Model module of ``taxi_generous_tip``: the classifiers its spec can ask for.
 
 ``build_estimator(family, params)`` returns an unfitted scikit-learn classifier over the
-spec's feature columns (from :func:`mlplatform.features.trip_features`) whose
+spec's feature columns (from :func:`mlplatform.core.features.trip_features`) whose
 ``predict_proba(X)[:, 1]`` is the probability of a generous tip.
 
 - ``linear``: the baseline, a logistic regression.

@@ -1,7 +1,7 @@
 """Model module of ``taxi_trip_duration``: the estimators its spec can ask for.
 
 ``build_estimator(family, params)`` returns an unfitted scikit-learn estimator that takes
-the spec's feature columns (as produced by :func:`mlplatform.features.trip_features`) and
+the spec's feature columns (as produced by :func:`mlplatform.core.features.trip_features`) and
 predicts minutes.
 
 - ``linear``: the baseline, the standard linear anchor of NYC trip-duration work: a

@@ -10,13 +10,13 @@ locals {
   # The code's default for MLPLATFORM_SSM_PREFIX is /mlplatform/<env>.
   ssm_prefix = "/${var.project}/${var.environment}"
 
-  # A use case is one spec file named after it (include/mlplatform/spec.py enforces that).
+  # A use case is one spec file named after it (include/mlplatform/core/spec.py enforces that).
   use_cases = sort([
     for spec in fileset("${local.bundle_root}/include/mlplatform/use_cases", "*.yaml") : trimsuffix(spec, ".yaml")
   ])
 
   # The deploy and scoring DAGs name a use case's endpoint, models, endpoint configs and
-  # transform jobs after it, with dashes for underscores (mlplatform.deployment.endpoint_name).
+  # transform jobs after it, with dashes for underscores (mlplatform.stages.deployment.endpoint_name).
   sagemaker_names = [for use_case in local.use_cases : replace(use_case, "_", "-")]
   endpoint_name   = replace(var.serving_use_case, "_", "-")
 }

@@ -1,7 +1,7 @@
 # Publishes every setting the code reads in the `aws` environment as an SSM parameter
 # under one prefix, so that Airflow finds what `terraform apply` created without anyone
 # copying values by hand. The keys are the `Setting.parameter` names in
-# include/mlplatform/settings.py; tests/test_infra.py keeps the two in step.
+# include/mlplatform/adapters/settings.py; tests/test_infra.py keeps the two in step.
 
 locals {
   parameters = {

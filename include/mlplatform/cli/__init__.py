@@ -34,8 +34,9 @@ def _months(start: str, count: int) -> list[str]:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from mlplatform import generator, ingest
-    from mlplatform.lake import Lake
+    from mlplatform.adapters.lake import Lake
+    from mlplatform.core import generator
+    from mlplatform.stages import ingest
 
     drift = generator.Drift(args.congestion, args.outer_borough_shift, args.trip_length)
     for month in _months(args.month, args.months):
@@ -81,8 +82,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from mlplatform import ingest, spec, tlc
-    from mlplatform.lake import Lake
+    from mlplatform.adapters.lake import Lake
+    from mlplatform.core import spec, tlc
+    from mlplatform.stages import ingest
 
     use_case = spec.load_spec(args.use_case)
     data = Path(args.path).read_bytes()
@@ -119,8 +121,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     import re
 
-    from mlplatform import contracts, spec
-    from mlplatform.lake import Lake
+    from mlplatform.adapters.lake import Lake
+    from mlplatform.core import spec
+    from mlplatform.stages import contracts
 
     use_case = spec.load_spec(args.use_case)
     paths = [Path(p) for p in args.path]
@@ -142,7 +145,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_lake(args: argparse.Namespace) -> int:
-    from mlplatform.lake import Lake, inventory
+    from mlplatform.adapters.lake import Lake, inventory
 
     lake = Lake(args.lake)
     zones = inventory(lake)
@@ -161,7 +164,7 @@ def cmd_lake(args: argparse.Namespace) -> int:
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
-    from mlplatform import spec
+    from mlplatform.core import spec
 
     try:
         if args.file:
@@ -184,7 +187,7 @@ def cmd_spec(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from mlplatform import scoring
+    from mlplatform.stages import scoring
 
     try:
         summary = scoring.score_file(args.model, args.input, args.output, args.batch_rows)
@@ -196,8 +199,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    from mlplatform import monitoring, spec
-    from mlplatform.lake import Lake
+    from mlplatform.adapters.lake import Lake
+    from mlplatform.core import spec
+    from mlplatform.stages import monitoring
 
     try:
         use_case = spec.load_spec(args.use_case)
@@ -210,7 +214,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from mlplatform import spec, training
+    from mlplatform.core import spec
+    from mlplatform.stages import training
 
     try:
         use_case = spec.load_spec(args.use_case)
@@ -225,8 +230,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from mlplatform import registry, spec
-    from mlplatform.lake import Lake
+    from mlplatform.adapters import registry
+    from mlplatform.adapters.lake import Lake
+    from mlplatform.core import spec
 
     try:
         use_case = spec.load_spec(args.use_case)
@@ -241,7 +247,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from mlplatform import registry, spec
+    from mlplatform.adapters import registry
+    from mlplatform.core import spec
 
     try:
         result = registry.rollback(spec.load_spec(args.use_case).model_name)
@@ -253,7 +260,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from mlplatform import closed_loop
+    from mlplatform.dev import closed_loop
 
     scenario = closed_loop.Scenario(
         months=args.months,
@@ -274,7 +281,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from mlplatform import embedded
+    from mlplatform.dev import embedded
 
     return embedded.stop()
 
@@ -412,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
         "deployment, scoring, monitoring, drift and automatic retraining. A previous run's lake "
         "and registered models are set aside first."
     )
-    from mlplatform.closed_loop import Scenario
+    from mlplatform.dev.closed_loop import Scenario
 
     defaults = Scenario()
     p.add_argument(

@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow.sdk import Asset
 
-from mlplatform.spec import UseCase, load_all
+from mlplatform.core.spec import UseCase, load_all
 
 STAGES = ("validate", "train", "promote", "batch_score", "deploy", "monitor")
 

@@ -37,7 +37,7 @@ from pydantic import (
     model_validator,
 )
 
-USE_CASES_DIR = Path(__file__).with_name("use_cases")
+USE_CASES_DIR = Path(__file__).parents[1] / "use_cases"
 USE_CASES_DIR_VARIABLE = "MLPLATFORM_USE_CASES_DIR"
 """Environment variable naming more spec folders (``os.pathsep``-separated)."""
 TaxiType = Literal["yellow", "green"]

@@ -47,11 +47,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mlplatform import scoring, settings, snapshots
-from mlplatform.features import in_target_range, trip_features
-from mlplatform.lake import Lake
-from mlplatform.modelling import input_columns, input_defaults
-from mlplatform.spec import UseCase
+from mlplatform.adapters import settings, snapshots
+from mlplatform.adapters.lake import Lake
+from mlplatform.core.features import in_target_range, trip_features
+from mlplatform.core.modelling import input_columns, input_defaults
+from mlplatform.core.spec import UseCase
+from mlplatform.stages import scoring
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ def modelled_frame(
     ``with_truth`` adds the ground truth (``target.column`` or ``target.expression``) as
     :data:`ACTUAL`; it is NaN where the snapshot cannot tell it.
     """
-    from mlplatform.features import modelled_rows, target_values
+    from mlplatform.core.features import modelled_rows, target_values
 
     schema = list(snapshot.manifest.get("schema") or {})
     extra = _referenced(use_case, schema)
@@ -962,7 +963,7 @@ def alert_links(record: dict[str, Any]) -> dict[str, str]:
 
 def breach_alert(use_case: UseCase, record: dict[str, Any], decision: Decision) -> Any:
     """The Slack alert of a breached window: what breached, value against threshold, what happens next."""
-    from mlplatform.alerts import Alert
+    from mlplatform.adapters.alerts import Alert
 
     title, lines = alert_text(use_case, record, decision)
     metric = use_case.monitoring.performance_metric
@@ -982,7 +983,7 @@ def send_alert(use_case: UseCase, record: dict[str, Any], decision: Decision) ->
     Never raises (an alert that cannot be delivered is logged): the retrain it announces
     still happens. Returns whether it was delivered.
     """
-    from mlplatform import alerts
+    from mlplatform.adapters import alerts
 
     return alerts.send(breach_alert(use_case, record, decision))
 

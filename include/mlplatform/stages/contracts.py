@@ -3,7 +3,7 @@
 A use case's contract is the Great Expectations suite named by ``contract.suite`` in its
 spec, kept in the file data context under ``great_expectations/`` (see its README). The
 suite is generated from the spec by :func:`build_suite` and committed; ``python -m
-mlplatform.contracts sync`` rewrites it after a spec change, and a test checks the two
+mlplatform.stages.contracts sync`` rewrites it after a spec change, and a test checks the two
 agree.
 
 A month is the raw file of every taxi type the use case lists (``data.taxi_types``) that
@@ -13,7 +13,7 @@ four steps:
 1. **Read**: parse each raw parquet file and compare its schema with the TLC format:
    readable, a listed taxi type, every required column, types TLC has published (``null``
    for a column TLC left entirely empty).
-2. **Normalise** each with :func:`mlplatform.tlc.normalise`; the month is their rows
+2. **Normalise** each with :func:`mlplatform.core.tlc.normalise`; the month is their rows
    together, the ``taxi_type`` column keeping which file each came from.
 3. **Row rules**: each rule in :data:`ROW_RULES` is computed once, vectorised, as a mask
    over all rows (nulls in keys, pickup outside the month, dropoff not after pickup,
@@ -68,9 +68,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mlplatform import settings, snapshots, tlc
-from mlplatform.lake import Lake
-from mlplatform.spec import UseCase
+from mlplatform.adapters import settings, snapshots
+from mlplatform.adapters.lake import Lake
+from mlplatform.core import tlc
+from mlplatform.core.spec import UseCase
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -453,7 +454,7 @@ def build_suite(use_case: UseCase) -> gx.ExpectationSuite:
         expectations=expectations,
         meta={
             "guards": "raw NYC TLC trip records (green and yellow), one month at a time",
-            "generated_by": "mlplatform.contracts.build_suite from the use-case spec's contract",
+            "generated_by": "mlplatform.stages.contracts.build_suite from the use-case spec's contract",
         },
     )
 
@@ -465,7 +466,7 @@ def sync_context(root: Path | None = None, use_cases: Sequence[UseCase] | None =
     """
     import great_expectations as gx
 
-    from mlplatform import spec
+    from mlplatform.core import spec
 
     root = root or gx_root()
     root.mkdir(parents=True, exist_ok=True)
@@ -991,7 +992,7 @@ def evaluate_files(
     file breaches the month. Nothing is written.
 
     With ``encode_snapshot``, the rows that would be validated are encoded as a snapshot
-    (:func:`mlplatform.snapshots.encode`, in memory) by a thread while the checkpoint runs;
+    (:func:`mlplatform.adapters.snapshots.encode`, in memory) by a thread while the checkpoint runs;
     :func:`publish` stores that snapshot only if the contract holds.
     """
     if not files:
@@ -1119,7 +1120,8 @@ def _run_checkpoint(
     except DataContextError:
         raise FileNotFoundError(
             f"no checkpoint {checkpoint_name(use_case)} in {root}: the use case is new or its "
-            "contract changed; run `python -m mlplatform.contracts sync` and commit great_expectations/"
+            "contract changed; run `python -m mlplatform.stages.contracts sync` and commit "
+            "great_expectations/"
         ) from None
     result = checkpoint.run(
         batch_parameters={"dataframe": pd.DataFrame([profile])},
@@ -1356,7 +1358,7 @@ def validate_month(lake: Lake, use_case: UseCase, month: str, root: Path | None 
 
 def alert_for(outcome: dict[str, Any], log_url: str | None = None):  # -> alerts.Alert | None
     """The Slack alert an outcome calls for: breach, quarantine summary, notice; none on a clean pass."""
-    from mlplatform.alerts import Alert
+    from mlplatform.adapters.alerts import Alert
 
     name, month, severity = outcome["use_case"], outcome["month"], outcome["severity"]
     source = outcome["source"]
@@ -1406,10 +1408,10 @@ def alert_for(outcome: dict[str, Any], log_url: str | None = None):  # -> alerts
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m mlplatform.contracts sync``: regenerate the committed suites from the specs."""
+    """``python -m mlplatform.stages.contracts sync``: regenerate the committed suites from the specs."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m mlplatform.contracts", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m mlplatform.stages.contracts", description=main.__doc__)
     parser.add_argument("command", choices=["sync"])
     parser.add_argument(
         "--root", type=Path, help="context folder (default: MLPLATFORM_GX_ROOT or the repo's)"

@@ -34,12 +34,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlplatform import tlc
+from mlplatform.core import tlc
 
-METADATA_KEY = b"mlplatform.generator"
+METADATA_KEY = b"mlplatform.core.generator"
 NOISE_SIGMA = 0.12
 """Standard deviation of the log-normal duration noise."""
-CALIBRATION = Path(__file__).with_name("calibration")
+CALIBRATION = Path(__file__).parents[1] / "calibration"
 OVERHEAD_MINUTES = 1.5
 """Boarding and paying: minutes every trip takes on top of driving."""
 NO_TRIP_MINUTES = (0.05, 1.0)
@@ -597,7 +597,7 @@ def _to_arrow(c: dict[str, np.ndarray], schema: pa.Schema) -> pa.Table:
 def shape_summary(trips: pa.Table, top: int = 10) -> dict:
     """The figures that say whether a month looks like NYC: medians, busiest zones, anomalies.
 
-    ``trips`` is normalised (:func:`mlplatform.tlc.normalise`); real and generated months
+    ``trips`` is normalised (:func:`mlplatform.core.tlc.normalise`); real and generated months
     are summarised the same way, so the figures compare directly.
     """
     n = trips.num_rows

@@ -15,9 +15,9 @@ import html
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlplatform import snapshots
-from mlplatform.lake import Lake
-from mlplatform.spec import UseCase
+from mlplatform.adapters import snapshots
+from mlplatform.adapters.lake import Lake
+from mlplatform.core.spec import UseCase
 
 ALIASES = ("champion", "challenger", "previous_champion")
 CHART_METRICS = ("rmse", "mae", "log_loss", "drift_share")

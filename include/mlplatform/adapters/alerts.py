@@ -9,7 +9,7 @@ Delivery, decided when a message is sent (never at DAG parse time):
 - with an Airflow connection id in ``MLPLATFORM_SLACK_CONN_ID``, through the Slack
   provider (``SlackWebhookHook``; ``SlackWebhookNotifier`` for failure callbacks);
 - otherwise to the incoming-webhook URL ``MLPLATFORM_SLACK_WEBHOOK_URL``, which in the
-  embedded default is the local sink (:mod:`mlplatform.webhook_sink`).
+  embedded default is the local sink (:mod:`mlplatform.dev.webhook_sink`).
 
 Every alert is also logged, and sending never raises: an alert that cannot be delivered
 is logged as an error and the work it reports on goes on (or fails) as it would have.
@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mlplatform import settings
+from mlplatform.adapters import settings
 
 log = logging.getLogger(__name__)
 

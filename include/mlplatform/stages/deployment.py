@@ -19,7 +19,7 @@ the previous one serving: the serving app keeps its models until new ones have l
 and SageMaker keeps the old fleet until the new one has baked.
 
 :func:`alert` is the one place scoring and deployment send alerts from; other task failures
-reach Slack through the DAGs' failure callback (:func:`mlplatform.alerts.on_failure`).
+reach Slack through the DAGs' failure callback (:func:`mlplatform.adapters.alerts.on_failure`).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ import logging
 import time
 from typing import Any
 
-from mlplatform import settings
-from mlplatform.scoring import ModelRef
-from mlplatform.spec import UseCase
+from mlplatform.adapters import settings
+from mlplatform.core.spec import UseCase
+from mlplatform.stages.scoring import ModelRef
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +49,11 @@ class DeploymentFailed(RuntimeError):
 def alert(
     use_case: str, stage: str, title: str, message: str, severity: str = "failure", **facts: Any
 ) -> None:
-    """Tell the team on Slack (through :mod:`mlplatform.alerts`) that ``stage`` needs them.
+    """Tell the team on Slack (through :mod:`mlplatform.adapters.alerts`) that ``stage`` needs them.
 
     The one place batch scoring and deployment send alerts from; never raises.
     """
-    from mlplatform import alerts
+    from mlplatform.adapters import alerts
 
     fields = {"Use case": use_case, "Stage": stage, **facts}
     alerts.send(alerts.Alert(f"{use_case} {stage}: {title}", severity, (message,), fields))  # type: ignore[arg-type]
@@ -68,7 +68,7 @@ def sample_trip(columns: list[str]) -> dict[str, Any]:
         "do_location_id": 236,
         "trip_distance": 2.1,
     }
-    from mlplatform.tlc import NORMALISED_SCHEMA
+    from mlplatform.core.tlc import NORMALISED_SCHEMA
 
     trip: dict[str, Any] = {}
     for column in columns:

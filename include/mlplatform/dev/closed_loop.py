@@ -39,13 +39,13 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from mlplatform import snapshots
-from mlplatform.airflow_api import AirflowClient, AirflowError
+from mlplatform.adapters import snapshots
 from mlplatform.cli import _months
-from mlplatform.embedded import Platform
+from mlplatform.dev.airflow_api import AirflowClient, AirflowError
+from mlplatform.dev.embedded import Platform
 
 if TYPE_CHECKING:
-    from mlplatform.generator import Drift
+    from mlplatform.core.generator import Drift
 
 USE_CASE = "taxi_trip_duration"
 STAGES = ("validate", "train", "promote", "deploy", "batch_score", "monitor")
@@ -78,7 +78,7 @@ class Scenario:
         return self.data is None and index + 1 >= self.drift_from
 
     def drift(self, index: int) -> Drift:
-        from mlplatform.generator import Drift
+        from mlplatform.core.generator import Drift
 
         if index + 1 < self.drift_from:
             return Drift()
@@ -97,9 +97,7 @@ def real_files(folder: Path) -> dict[str, dict[str, Path]]:
         if path.is_file() and (match := TLC_FILE.match(path.name)):
             found.setdefault(match["month"], {})[match["taxi"]] = path
     if not found:
-        raise FileNotFoundError(
-            f"{folder}: no TLC monthly files (named like green_tripdata_2021-01.parquet)"
-        )
+        raise FileNotFoundError(f"{folder}: no TLC monthly files (named like green_tripdata_2021-01.parquet)")
     return found
 
 
@@ -124,8 +122,8 @@ class ClosedLoop:
     """Drives one use case of a running platform through Airflow's REST API."""
 
     def __init__(self, platform: Platform, scenario: Scenario) -> None:
-        from mlplatform import spec
-        from mlplatform.lake import Lake
+        from mlplatform.adapters.lake import Lake
+        from mlplatform.core import spec
 
         self.platform = platform
         self.scenario = scenario
@@ -148,7 +146,7 @@ class ClosedLoop:
     def champion(self) -> str | None:
         from mlflow import MlflowClient
 
-        from mlplatform import registry
+        from mlplatform.adapters import registry
 
         client = MlflowClient(self.platform.mlflow_url, self.platform.mlflow_url)
         return registry.alias_version(client, self.use_case.model_name, "champion")
@@ -209,7 +207,7 @@ class ClosedLoop:
     # -- one month ----------------------------------------------------------------------------
     def land(self, record: MonthRecord, index: int) -> None:
         """Land the month: the real files of the folder, or a generated month."""
-        from mlplatform import ingest
+        from mlplatform.stages import ingest
 
         dataset = self.use_case.data.dataset
         if self.scenario.data is None:
@@ -242,7 +240,7 @@ class ClosedLoop:
 
     def serve(self, month: str) -> None:
         """Send some of the month's trips to the serving app, as an application would."""
-        from mlplatform.modelling import input_columns
+        from mlplatform.core.modelling import input_columns
 
         snapshot = snapshots.current_snapshot(self.lake, USE_CASE, month)
         columns = input_columns(self.use_case.features.all)
@@ -254,7 +252,7 @@ class ClosedLoop:
                 http.post("/predict", json={"instances": trips[i : i + SERVED_BATCH]}).raise_for_status()
 
     def score_and_monitor(self, record: MonthRecord) -> None:
-        from mlplatform import monitoring
+        from mlplatform.stages import monitoring
 
         self.serve(record.month)  # the app logs to the lake every few seconds, while scoring runs
         _, state = self.run("batch_score", {"month": record.month})
@@ -368,7 +366,8 @@ def archive_previous(platform: Platform) -> list[str]:
 
     from mlflow import MlflowClient
 
-    from mlplatform import registry, spec
+    from mlplatform.adapters import registry
+    from mlplatform.core import spec
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     moved = []

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 LOCAL_HOME = Path(os.getenv("MLPLATFORM_HOME", str(REPO_ROOT / ".local")))
 
 

@@ -34,9 +34,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mlplatform import settings, snapshots
-from mlplatform.lake import Lake
-from mlplatform.spec import UseCase
+from mlplatform.adapters import settings, snapshots
+from mlplatform.adapters.lake import Lake
+from mlplatform.core.spec import UseCase
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def resolve(model_name: str, alias: str = "champion", client: Any = None) -> Mod
 
 
 def load_model(uri: str) -> Any:
-    """Load an MLflow pyfunc (a :class:`mlplatform.modelling.TripModel`) from any MLflow URI."""
+    """Load an MLflow pyfunc (a :class:`mlplatform.core.modelling.TripModel`) from any MLflow URI."""
     import mlflow.pyfunc
 
     if uri.startswith(("models:/", "runs:/")):
@@ -122,7 +122,7 @@ def model_inputs(model: Any) -> list[str]:
     schema = model.metadata.get_input_schema()
     if schema is not None and schema.has_input_names():
         return list(schema.input_names())
-    from mlplatform.modelling import input_columns
+    from mlplatform.core.modelling import input_columns
 
     return input_columns(model.unwrap_python_model().features)
 
@@ -224,7 +224,7 @@ def modelled_batches(
 ) -> Iterator[tuple[np.ndarray, Any]]:
     """Per batch: the rows the use case models (its ``data.filter``) as a frame of ``columns``,
     with their positions in the input (the ``row_index`` of their predictions)."""
-    from mlplatform.features import modelled_rows
+    from mlplatform.core.features import modelled_rows
 
     offset = 0
     for batch in batches:
@@ -240,7 +240,7 @@ def modelled_batches(
 def predictor(model: Any) -> Any:
     """The fastest correct predict callable of a pyfunc.
 
-    A :class:`~mlplatform.modelling.TripModel` is called directly: the input was already
+    A :class:`~mlplatform.core.modelling.TripModel` is called directly: the input was already
     checked (against the data contract here, against the signature in the serving app), so
     the pyfunc wrapper's second schema pass would only cost time.
     """
@@ -483,7 +483,7 @@ def transform_request(
     use_case: UseCase, ref: ModelRef, snapshot: snapshots.Snapshot, staged: dict[str, Any], client: Any
 ) -> dict[str, Any]:
     """The SageMakerTransformOperator config: the SageMaker model (if new) and the job."""
-    from mlplatform import deployment
+    from mlplatform.stages import deployment
 
     model = deployment.model_request(use_case, ref, deployment.serving_image(), deployment.execution_role())
     # Re-runs of a month reuse the name; the operator then appends a timestamp.
@@ -557,7 +557,7 @@ def _normalised_batches(
     source: pq.ParquetFile, columns: list[str], batch_rows: int
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of the model's input columns; raw TLC files are normalised batch by batch."""
-    from mlplatform import tlc
+    from mlplatform.core import tlc
 
     names = source.schema_arrow.names
     if {"tpep_pickup_datetime", "lpep_pickup_datetime"} & set(names):
@@ -568,7 +568,7 @@ def _normalised_batches(
     if missing := [c for c in columns if c not in names]:
         raise ValueError(
             f"input lacks column(s) the model needs: {', '.join(missing)}; pass a TLC trip file or "
-            "normalised trips (mlplatform.tlc.normalise)"
+            "normalised trips (mlplatform.core.tlc.normalise)"
         )
     yield from source.iter_batches(batch_size=batch_rows, columns=columns)
 

@@ -1,7 +1,7 @@
 """The model artifact every stage shares: an MLflow pyfunc over normalised trip records.
 
 Training logs, batch scoring and the serving app load one kind of model: a
-:class:`TripModel`, which takes normalised trip columns (as :func:`mlplatform.tlc.normalise`
+:class:`TripModel`, which takes normalised trip columns (as :func:`mlplatform.core.tlc.normalise`
 produces them), derives the spec's features itself and answers in the units a user wants:
 
 - regression: a frame with ``prediction`` in the target's unit (e.g. minutes);
@@ -25,7 +25,7 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 if TYPE_CHECKING:
-    from mlplatform.spec import UseCase
+    from mlplatform.core.spec import UseCase
 
 # Normalised columns the shared trip features are computed from.
 BASE_INPUTS = ("pickup_datetime", "pu_location_id", "do_location_id", "trip_distance")
@@ -61,7 +61,7 @@ def input_defaults(use_case: UseCase) -> dict[str, Any]:
 
 def model_module(use_case: UseCase) -> ModuleType:
     """The use case's model module (``use_cases/<model.module>.py``, or beside an outside spec)."""
-    from mlplatform import spec
+    from mlplatform.core import spec
 
     return spec.model_module(use_case)
 
@@ -100,7 +100,7 @@ class TripModel(PythonModel):
         self.defaults = dict(defaults or {})
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        from mlplatform.features import trip_features
+        from mlplatform.core.features import trip_features
 
         return self.answer(trip_features(self.with_defaults(model_input)))
 

@@ -23,8 +23,8 @@ The train DAG runs three steps as tasks, passing URIs and ids; the command line
 3. :func:`log_run`: params, validation metrics overall and per slice
    (``promotion.slices``), the baseline's metrics on the same rows, dataset lineage
    (``mlflow.log_input``, one input per snapshot, with its SHA-256), plots, the code
-   version and the Airflow run id, and the model as a :class:`~mlplatform.modelling.TripModel`
-   pyfunc with signature and input example. Registration is :mod:`mlplatform.registry`'s.
+   version and the Airflow run id, and the model as a :class:`~mlplatform.core.modelling.TripModel`
+   pyfunc with signature and input example. Registration is :mod:`mlplatform.adapters.registry`'s.
 
 Metric names: ``val_<metric>`` overall, ``val_<metric>.<slice column>.<value>`` per
 slice, ``baseline_val_<metric>`` for the baseline, ``rows_outside_range.training`` and
@@ -49,13 +49,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from mlplatform import features, snapshots, tlc
-from mlplatform.lake import Lake
-from mlplatform.modelling import TripModel, build_estimator, input_columns, input_defaults
-from mlplatform.spec import UseCase
+from mlplatform.adapters import snapshots
+from mlplatform.adapters.lake import Lake
+from mlplatform.core import features, tlc
+from mlplatform.core.modelling import TripModel, build_estimator, input_columns, input_defaults
+from mlplatform.core.spec import UseCase
 
 if TYPE_CHECKING:
-    from mlplatform.snapshots import Snapshot
+    from mlplatform.adapters.snapshots import Snapshot
 
 # Airflow workers and this machine share cores with other work; OpenMP threads that spin
 # while waiting (libgomp's default) slow scikit-learn's gradient boosting several-fold
@@ -468,7 +469,7 @@ def bundle_tags(ti: Any) -> dict[str, str]:
 
 def code_version() -> str:
     """The git commit of the code when run from a checkout, else the package version."""
-    from mlplatform import settings
+    from mlplatform.adapters import settings
 
     try:
         found = subprocess.run(
@@ -584,7 +585,7 @@ def _snapshot_input(ref: dict[str, Any]) -> Any:
 
 def model_signature(use_case: UseCase, model: TripModel, example: pd.DataFrame) -> Any:
     """The MLflow signature a model is logged with: the input columns of ``example`` and the
-    model's answer to them. Inputs with a default (:func:`mlplatform.modelling.input_defaults`)
+    model's answer to them. Inputs with a default (:func:`mlplatform.core.modelling.input_defaults`)
     are optional, so requests may leave them out."""
     from mlflow.models import ModelSignature, infer_signature
     from mlflow.types.schema import ColSpec, Schema
@@ -616,7 +617,7 @@ def log_run(
     """Log one training run to the tracking server; returns ``run_id``, ``model_uri``, metrics."""
     import mlflow
 
-    from mlplatform import settings
+    from mlplatform.adapters import settings
 
     mlflow.set_tracking_uri(settings.tracking_uri())
     mlflow.set_experiment(use_case.name)

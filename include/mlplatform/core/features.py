@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mlplatform import tlc
+from mlplatform.core import tlc
 
 AIRPORTS = np.array(sorted(tlc.AIRPORT_ZONES))
 HOUR_BANDS = ("night", "morning_rush", "midday", "evening_rush", "evening")

@@ -13,7 +13,7 @@ Each stored message is the JSON object that was posted (``text``, ``blocks``, ..
 ``path`` (where it was posted) and ``received_at``. A restarted sink reloads the file, so
 ``/messages`` shows the whole history. Run it with::
 
-    python -m mlplatform.webhook_sink --port 8765 --store .local/alerts/messages.jsonl
+    python -m mlplatform.dev.webhook_sink --port 8765 --store .local/alerts/messages.jsonl
 
 Tests start it in a thread (:class:`WebhookSink`) and read the messages over HTTP.
 """
@@ -169,7 +169,7 @@ def _handler_for(sink: WebhookSink) -> type[BaseHTTPRequestHandler]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m mlplatform.webhook_sink", description=__doc__.splitlines()[0]
+        prog="python -m mlplatform.dev.webhook_sink", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import pyarrow.parquet as pq
 
-from mlplatform import generator, tlc
-from mlplatform.lake import Lake
+from mlplatform.adapters.lake import Lake
+from mlplatform.core import generator, tlc
 
 
 class LandingError(RuntimeError):

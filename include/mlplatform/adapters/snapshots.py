@@ -27,7 +27,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlplatform.lake import Lake
+from mlplatform.adapters.lake import Lake
 
 
 @dataclass(frozen=True)

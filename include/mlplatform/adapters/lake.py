@@ -38,7 +38,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlplatform import settings
+from mlplatform.adapters import settings
 
 ZONES = ("raw", "validated", "quarantine", "features", "predictions", "monitoring")
 

@@ -73,10 +73,10 @@ import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Request, Response
 
-from mlplatform import scoring
-from mlplatform.lake import Lake
-from mlplatform.scoring import ModelNotFound, ModelRef
-from mlplatform.spec import UseCase, load_spec
+from mlplatform.adapters.lake import Lake
+from mlplatform.core.spec import UseCase, load_spec
+from mlplatform.stages import scoring
+from mlplatform.stages.scoring import ModelNotFound, ModelRef
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +124,8 @@ def input_fields(model: Any) -> list[InputField]:
             InputField(spec.name, spec.type.name, bool(getattr(spec, "required", True)))
             for spec in schema.inputs
         ]
-    from mlplatform.modelling import input_columns
-    from mlplatform.tlc import NORMALISED_SCHEMA
+    from mlplatform.core.modelling import input_columns
+    from mlplatform.core.tlc import NORMALISED_SCHEMA
 
     kinds = {"int32": "integer", "int64": "long", "double": "double", "string": "string"}
     return [

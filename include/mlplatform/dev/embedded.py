@@ -23,7 +23,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlplatform import settings
+from mlplatform.adapters import settings
 
 HOME = settings.LOCAL_HOME
 
@@ -147,7 +147,7 @@ class Platform:
         return [
             Service(
                 "webhook-sink",
-                (sys.executable, "-m", "mlplatform.webhook_sink", "--port", str(self.sink_port),
+                (sys.executable, "-m", "mlplatform.dev.webhook_sink", "--port", str(self.sink_port),
                  "--store", str(self.home / "alerts" / "messages.jsonl")),
                 f"{self.sink_url}/messages",
             ),
@@ -242,7 +242,7 @@ class Platform:
 
     def access(self) -> str:
         """Where a person finds each part of the running platform."""
-        from mlplatform.contracts import data_docs_index
+        from mlplatform.stages.contracts import data_docs_index
 
         return (
             f"Airflow UI:  {self.airflow_url}  (user admin, password {self.airflow_password()})\n"

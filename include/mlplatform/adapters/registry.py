@@ -30,7 +30,7 @@ The gates:
 Every decision is recorded as tags on the model version (``decision``,
 ``decision.reason``, ``decision.by``, ``decision.run_id``, ``decision.at``,
 ``decision.metrics``, ``decision.gates``) and posted to Slack through
-:mod:`mlplatform.alerts`. A final decision (promoted or rejected) removes the
+:mod:`mlplatform.adapters.alerts`. A final decision (promoted or rejected) removes the
 ``challenger`` alias when it still points at that version, so nothing keeps sending
 traffic to a rejected model.
 """
@@ -50,10 +50,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlplatform import settings, snapshots
-from mlplatform.lake import Lake
-from mlplatform.modelling import input_columns
-from mlplatform.spec import UseCase
+from mlplatform.adapters import settings, snapshots
+from mlplatform.adapters.lake import Lake
+from mlplatform.core.modelling import input_columns
+from mlplatform.core.spec import UseCase
 
 CHALLENGER, CHAMPION, PREVIOUS = "challenger", "champion", "previous_champion"
 HISTORY_TAG = "champion_history"
@@ -369,7 +369,7 @@ def _contract_gate(lake: Lake, use_case: UseCase, lineage: list[dict[str, str]])
 
 def _relative_gain(metric: str, candidate: float, reference: float) -> float:
     """How much better ``candidate`` is than ``reference`` (positive = better), relatively."""
-    from mlplatform.training import LOWER_IS_BETTER
+    from mlplatform.stages.training import LOWER_IS_BETTER
 
     if reference == 0:
         return 0.0
@@ -402,7 +402,7 @@ def _latency_ms(model: Any, rows: Any, columns: list[str]) -> float:
 def _evaluation_rows(lake: Lake, use_case: UseCase, lineage: list[dict[str, str]]) -> tuple[Any, Any]:
     import pandas as pd
 
-    from mlplatform import training
+    from mlplatform.stages import training
 
     held_out = [r for r in lineage if r["role"] == "validation"]
     if not held_out:
@@ -425,7 +425,8 @@ def _evaluation_rows(lake: Lake, use_case: UseCase, lineage: list[dict[str, str]
 
 def assess(lake: Lake, use_case: UseCase, version: str | None = None) -> dict[str, Any]:
     """Evaluate ``version`` (default: the ``challenger``) against every gate; JSON-able result."""
-    from mlplatform import features, training
+    from mlplatform.core import features
+    from mlplatform.stages import training
 
     registry = client()
     name = use_case.model_name
@@ -683,8 +684,8 @@ def _announce(use_case: UseCase, assessment: dict[str, Any], decision: Decision,
 def notify(
     severity: str, title: str, lines: list[str], fields: dict[str, Any], links: dict[str, str]
 ) -> bool:
-    """Post a registry event to Slack (through :mod:`mlplatform.alerts`); never raises."""
-    from mlplatform import alerts
+    """Post a registry event to Slack (through :mod:`mlplatform.adapters.alerts`); never raises."""
+    from mlplatform.adapters import alerts
 
     return alerts.send(alerts.Alert(title, severity, tuple(lines), fields, links))  # type: ignore[arg-type]
 

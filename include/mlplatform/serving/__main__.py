@@ -1,0 +1,7 @@
+"""``python -m mlplatform.serving``: run the serving app."""
+
+import sys
+
+from mlplatform.serving import main
+
+sys.exit(main())
