@@ -369,7 +369,7 @@ def _contract_gate(lake: Lake, use_case: UseCase, lineage: list[dict[str, str]])
 
 def _relative_gain(metric: str, candidate: float, reference: float) -> float:
     """How much better ``candidate`` is than ``reference`` (positive = better), relatively."""
-    from mlplatform.stages.training import LOWER_IS_BETTER
+    from mlplatform.core.metrics import LOWER_IS_BETTER
 
     if reference == 0:
         return 0.0

@@ -52,6 +52,7 @@ import pandas as pd
 from mlplatform.adapters import snapshots
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import features, tlc
+from mlplatform.core.metrics import LOWER_IS_BETTER, score
 from mlplatform.core.modelling import TripModel, build_estimator, input_columns, input_defaults
 from mlplatform.core.spec import UseCase
 
@@ -66,7 +67,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 log = logging.getLogger(__name__)
 
-LOWER_IS_BETTER = {"rmse": True, "mae": True, "log_loss": True, "brier": True, "r2": False, "roc_auc": False}
 SEARCH_ROWS = 200_000
 """Training rows the hyperparameter search fits on (a uniform subsample)."""
 MAX_VALIDATION_ROWS = 250_000
@@ -82,33 +82,6 @@ VALIDATION_DAYS = 8
 def primary_metric(use_case: UseCase) -> str:
     """The metric models are compared on: the spec's ``monitoring.performance_metric``."""
     return use_case.monitoring.performance_metric
-
-
-def score(task: str, y: pd.Series | np.ndarray, answer: pd.DataFrame) -> dict[str, float]:
-    """Metrics of answers (a :class:`TripModel` output frame) against the truth ``y``."""
-    truth = np.asarray(y, dtype=float)
-    if task == "regression":
-        from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
-
-        predicted = answer["prediction"].to_numpy(dtype=float)
-        out = {
-            "rmse": float(root_mean_squared_error(truth, predicted)),
-            "mae": float(mean_absolute_error(truth, predicted)),
-        }
-        if len(truth) > 1:
-            out["r2"] = float(r2_score(truth, predicted))
-        return out
-    from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
-
-    probability = np.clip(answer["probability"].to_numpy(dtype=float), 1e-6, 1 - 1e-6)
-    out = {
-        "log_loss": float(log_loss(truth, probability, labels=[0, 1])),
-        "brier": float(brier_score_loss(truth, probability, pos_label=1)),
-        "accuracy": float(np.mean((probability >= 0.5) == (truth == 1))),
-    }
-    if 0 < truth.sum() < len(truth):
-        out["roc_auc"] = float(roc_auc_score(truth, probability))
-    return out
 
 
 def _metric_key(text: str) -> str:
