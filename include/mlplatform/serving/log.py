@@ -1,0 +1,181 @@
+"""The prediction log: every request the app answers, as rows in the lake for monitoring.
+
+Layout: ``predictions/<use case>/serving/month=YYYY-MM/<time>-<pid>-<n>.parquet``, small
+parquet files written atomically by a background thread. One row per trip answered
+(request id, item, time, variant, model version, latency, status 200, the inputs and the
+answer) and one row per failed request (its status, and the first trip's pickup time when
+it is readable, so monitoring counts it in the error rate of that month). The monitoring
+DAG reads these to compare variants.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from mlplatform.adapters.lake import Lake
+from mlplatform.core import months
+from mlplatform.serving.metrics import Metrics
+from mlplatform.serving.schema import convert
+
+log = logging.getLogger(__name__)
+
+Chunk = dict[str, list[Any]]
+"""Rows for the log as columns: every chunk has ``request_id``; other columns may be absent."""
+
+
+def answer_rows(
+    request_id: str,
+    variant: str,
+    model_name: str,
+    model_version: str,
+    latency_ms: float,
+    columns: Chunk,
+    answers: list[dict[str, Any]],
+) -> Chunk:
+    """The rows of a request answered with status 200: one per trip, inputs and answer."""
+    n = len(answers)
+    return {
+        "request_id": [request_id] * n,
+        "item": list(range(n)),
+        "served_at": [datetime.now(UTC)] * n,
+        "variant": [variant] * n,
+        "model_name": [model_name] * n,
+        "model_version": [model_version] * n,
+        "latency_ms": [latency_ms] * n,
+        "status": [200] * n,
+        **columns,
+        **{key: [a[key] for a in answers] for key in answers[0]},
+    }
+
+
+def failure_row(
+    request_id: str,
+    instances: list[Any],
+    variant: str | None,
+    model_name: str,
+    model_version: str | None,
+    status: int,
+    latency_ms: float,
+) -> Chunk:
+    """The one row of a failed request. It carries the first trip's pickup time when that
+    is readable (the window it belongs to)."""
+    first = instances[0] if instances and isinstance(instances[0], dict) else {}
+    pickup, why = convert("datetime", first.get("pickup_datetime"))
+    return {
+        "request_id": [request_id],
+        "item": [0],
+        "served_at": [datetime.now(UTC)],
+        "variant": [variant],
+        "model_name": [model_name],
+        "model_version": [model_version],
+        "latency_ms": [latency_ms],
+        "status": [status],
+        "pickup_datetime": [None if why else pickup],
+    }
+
+
+class PredictionLog:
+    """Buffers served predictions and flushes them to the lake as small parquet files.
+
+    Files go to ``predictions/<use case>/serving/month=YYYY-MM/<time>-<id>.parquet``,
+    each written atomically. Flushes happen on a background thread every
+    ``flush_seconds`` or once ``flush_rows`` are buffered, and at shutdown. If the lake is
+    unreachable rows are kept up to ``max_rows`` and then the oldest are dropped (counted
+    in ``/metrics``): serving never stops for logging.
+    """
+
+    def __init__(
+        self,
+        lake: Lake,
+        use_case: str,
+        metrics: Metrics,
+        flush_seconds: float = 5.0,
+        flush_rows: int = 5000,
+        max_rows: int = 500_000,
+    ) -> None:
+        self.lake, self.use_case, self.metrics = lake, use_case, metrics
+        self.flush_seconds, self.flush_rows, self.max_rows = flush_seconds, flush_rows, max_rows
+        self._chunks: list[Chunk] = []
+        self._rows = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._written = 0
+
+    def add(self, chunk: Chunk, rows: int) -> None:
+        """Buffer ``rows`` rows; wakes the writer once ``flush_rows`` are waiting."""
+        with self._lock:
+            self._chunks.append(chunk)
+            self._rows += rows
+            full = self._rows >= self.flush_rows
+        if full:
+            self._wake.set()
+
+    def path_for(self, now: datetime) -> str:
+        """Where the next file goes: the month partition of ``now``, a unique file name."""
+        self._written += 1
+        return (
+            f"predictions/{self.use_case}/serving/month={months.of(now)}/"
+            f"{now:%Y%m%dT%H%M%S%f}-{os.getpid()}-{self._written:06d}.parquet"
+        )
+
+    def flush(self) -> str | None:
+        """Write what is buffered; returns the lake path written, if any."""
+        import pyarrow as pa
+
+        with self._lock:
+            chunks, self._chunks, self._rows = self._chunks, [], 0
+        if not chunks:
+            return None
+        names = list(dict.fromkeys(name for chunk in chunks for name in chunk))
+        data = {}
+        for name in names:
+            values: list[Any] = []
+            for chunk in chunks:
+                n = len(chunk["request_id"])
+                values.extend(chunk.get(name, [None] * n))
+            data[name] = values
+        table = pa.table(data)
+        path = self.path_for(datetime.now(UTC))
+        try:
+            self.lake.write_parquet(path, table, compression="zstd")
+        except Exception as exc:  # the lake's backends raise many types; serving goes on
+            log.warning("could not write the prediction log to %s: %s", self.lake.uri(path), exc)
+            self._keep(chunks, table.num_rows)
+            return None
+        return path
+
+    def _keep(self, chunks: list[Chunk], rows: int) -> None:
+        """Put rows that could not be written back in front, dropping the oldest over ``max_rows``."""
+        dropped = 0
+        with self._lock:
+            self._chunks[:0] = chunks
+            self._rows += rows
+            while self._rows > self.max_rows and self._chunks:
+                oldest = self._chunks.pop(0)
+                self._rows -= len(oldest["request_id"])
+                dropped += len(oldest["request_id"])
+        self.metrics.count_log_failure(dropped)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            self.flush()
+
+    def stop(self) -> None:
+        """Stop the writer thread and write what is still buffered."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self.flush()

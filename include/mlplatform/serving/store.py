@@ -1,0 +1,149 @@
+"""The models being served: loaded versions, hot reload on promotion, and the A/B split.
+
+:class:`ModelStore` follows the registry aliases ``champion`` and ``challenger`` (or serves
+one fixed model, as SageMaker containers do). A new version is loaded beside the old one
+and then swapped in with one reference assignment: requests in flight finish on the model
+they started with, none is dropped. :class:`AliasPoller` checks the aliases in the
+background; :func:`assign_variant` keeps a caller on one variant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from mlplatform.serving.schema import InputField, input_fields
+from mlplatform.stages import scoring
+from mlplatform.stages.scoring import ModelNotFound, ModelRef
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    """One registered version, loaded and ready to predict."""
+
+    ref: ModelRef
+    uri: str  # where it was loaded from
+    pyfunc: Any
+    fields: list[InputField]
+    task: str
+    predict: Callable[[pd.DataFrame], pd.DataFrame] = field(repr=False)
+
+    @classmethod
+    def load(cls, ref: ModelRef, uri: str | None = None) -> LoadedModel:
+        uri = uri or ref.uri
+        model = scoring.load_model(uri)
+        return cls(ref, uri, model, input_fields(model), scoring.model_task(model), scoring.predictor(model))
+
+
+@dataclass(frozen=True)
+class Served:
+    """What the app serves right now; replaced as a whole, never changed in place."""
+
+    champion: LoadedModel
+    challenger: LoadedModel | None
+    since: str
+
+    def versions(self) -> tuple[str, str | None]:
+        return self.champion.ref.version, self.challenger.ref.version if self.challenger else None
+
+
+class ModelStore:
+    """Follows the registry aliases and swaps in new versions once they have loaded."""
+
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        fixed_uri: str | None = None,
+        fixed_version: str | None = None,
+        follow_challenger: bool = True,
+    ) -> None:
+        self.model_name = model_name
+        self.fixed_uri = fixed_uri
+        self.fixed_version = fixed_version
+        self.follow_challenger = follow_challenger
+        self.served: Served | None = None
+        self.reloads = 0
+        self.reload_errors = 0
+        self._lock = threading.Lock()
+
+    def refresh(self) -> bool:
+        """Load what the aliases point at if it changed; returns whether anything changed.
+
+        Raises when the registry cannot be read or a model cannot be loaded; what was
+        served before keeps being served then.
+        """
+        with self._lock:
+            try:
+                return self._refresh()
+            except Exception:
+                self.reload_errors += 1
+                raise
+
+    def _refresh(self) -> bool:
+        now = datetime.now(UTC).isoformat()
+        if self.fixed_uri:
+            if self.served is None:
+                ref = ModelRef(self.model_name, self.fixed_version or "0", None, None, self.fixed_uri)
+                self.served = Served(LoadedModel.load(ref, self.fixed_uri), None, now)
+                return True
+            return False
+        client = scoring.registry_client()
+        champion = scoring.resolve(self.model_name, "champion", client)
+        challenger = None
+        if self.follow_challenger:
+            with contextlib.suppress(ModelNotFound):
+                challenger = scoring.resolve(self.model_name, "challenger", client)
+        wanted = (champion.version, challenger.version if challenger else None)
+        current = self.served
+        if current is not None and current.versions() == wanted:
+            return False
+        cache = {m.ref.version: m for m in (current.champion, current.challenger) if m} if current else {}
+        for ref in (champion, challenger):
+            if ref is not None and ref.version not in cache:
+                log.info("loading %s version %s", ref.name, ref.version)
+                cache[ref.version] = LoadedModel.load(ref)
+        # The swap: one assignment; requests holding the old Served finish on it.
+        self.served = Served(cache[champion.version], cache[challenger.version] if challenger else None, now)
+        self.reloads += 1
+        log.info("now serving %s champion %s, challenger %s", self.model_name, *wanted)
+        return True
+
+
+class AliasPoller:
+    """A background thread that calls :meth:`ModelStore.refresh` every ``seconds``."""
+
+    def __init__(self, store: ModelStore, seconds: float) -> None:
+        self.store, self.seconds = store, seconds
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="alias-poll", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.seconds):
+            try:
+                self.store.refresh()
+            except Exception as exc:  # registry or artifact store down: keep serving, try again
+                log.warning("could not check the %s aliases: %s", self.store.model_name, exc)
+
+
+def assign_variant(key: str, share: float) -> str:
+    """``challenger`` for a ``share`` of keys, the same answer for the same key every time."""
+    if share <= 0:
+        return "champion"
+    bucket = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+    return "challenger" if bucket < share else "champion"
