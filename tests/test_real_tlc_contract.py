@@ -151,7 +151,7 @@ def test_a_trip_across_midnight_into_the_month_is_quarantined(validated: dict) -
 def test_green_congestion_surcharges_are_not_fare_errors(validated: dict) -> None:
     """Vendor 1 puts the $2.75 in `extra` as well as in its column; dispatched rows leave the column empty."""
     trips = real_trips("2021-01")
-    parts = [c for c in contracts._FARE_PARTS if c in trips.column_names]
+    parts = [c for c in contracts.FARE_PARTS if c in trips.column_names]
     frame = trips.select([*parts, "total_amount"]).to_pandas().fillna(0.0)
     residual = (frame["total_amount"] - frame[parts].sum(axis=1)).round(2)
     surcharged = np.flatnonzero(residual.abs().sub(2.75).abs().to_numpy() < 0.005).tolist()

@@ -1,0 +1,67 @@
+"""The month's contract profile: the one row the checkpoint validates.
+
+It holds what reading the month's files found (unreadable files, unlisted taxi types,
+missing, mistyped, unexpected or entirely empty columns; :data:`NONE` where there is no
+problem), the row count, the share of bad rows and how many rows break each row rule.
+The suite's expectations (:mod:`mlplatform.stages.contracts.suite`) are written against
+these columns; a problem names its file when the month has several.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mlplatform.core.spec import UseCase
+from mlplatform.stages.contracts.raw import RawFile, RawRead
+from mlplatform.stages.contracts.rules import KEY_COLUMNS
+
+NONE = "none"
+"""Profile value of a problem column when there is no problem."""
+
+
+def contract_profile(
+    files: Sequence[RawFile],
+    reads: Sequence[RawRead],
+    use_case: UseCase,
+    rule_counts: dict[str, int],
+    bad_row_share: float,
+) -> dict[str, Any]:
+    """The profile of a month whose ``files`` were read as ``reads``, with the row rules' counts."""
+    pairs = list(zip(files, reads, strict=True))
+
+    def named(f: RawFile) -> str:  # a problem names its file when there are several
+        return f"{f.path.rsplit('/', 1)[-1]}: " if len(files) > 1 else ""
+
+    def listed(found: Sequence[tuple[RawFile, str]], sep: str = "; ") -> str:
+        return sep.join(f"{named(f)}{problem}" for f, problem in found) or NONE
+
+    all_null = [
+        (f, c)
+        for f, r in pairs
+        if r.trips is not None and r.trips.num_rows
+        for c in KEY_COLUMNS
+        if r.trips.column(c).null_count == r.trips.num_rows
+    ]
+    unlisted = [
+        (f, f"{r.taxi_type} trips but {use_case.name} expects {' or '.join(f.taxi_types)}")
+        for f, r in pairs
+        if r.taxi_type is not None and r.taxi_type not in f.taxi_types
+    ]
+    return {
+        "file_problem": listed([(f, r.file_problem) for f, r in pairs if r.file_problem]),
+        "unlisted_taxi_type": listed(unlisted),
+        **{
+            f"{kind}_columns": listed(_columns(pairs, f"{kind}_columns"))
+            for kind in ("missing", "mistyped", "unexpected")
+        },
+        "all_null_columns": listed(all_null, sep=", "),
+        "row_count": sum(r.rows for r in reads),
+        "bad_row_share": bad_row_share,
+        **{f"rows_{name}": n for name, n in rule_counts.items()},
+    }
+
+
+def _columns(pairs: Sequence[tuple[RawFile, RawRead]], problem: str) -> list[tuple[RawFile, str]]:
+    """Each file's columns with ``problem`` (a :class:`RawRead` field), where it has any."""
+    return [(f, ", ".join(getattr(r, problem))) for f, r in pairs if getattr(r, problem)]

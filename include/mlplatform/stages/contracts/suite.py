@@ -1,0 +1,266 @@
+"""The contract as a Great Expectations suite, and the file data context kept in sync with the specs.
+
+:func:`build_suite` turns a use case's ``contract`` into expectations over the month's
+contract profile (:mod:`mlplatform.stages.contracts.profile`), each with its severity and,
+in ``meta``, why it exists. :func:`sync_context` writes the suites, validation definitions
+and checkpoints of every use case into ``great_expectations/``; they are committed, and
+``python -m mlplatform.stages.contracts sync`` rewrites them after a spec change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlplatform.core.spec import Contract, UseCase
+from mlplatform.stages.contracts.context import (
+    BATCH_DEFINITION,
+    DATASOURCE,
+    checkpoint_name,
+    gx_root,
+    validation_definition_name,
+)
+from mlplatform.stages.contracts.profile import NONE
+from mlplatform.stages.contracts.rules import BAD_ROW_SHARE_CALIBRATION, ROW_RULES
+from mlplatform.stages.contracts.volume import HISTORY_MONTHS
+
+if TYPE_CHECKING:
+    import great_expectations as gx
+
+BREACH, ROW, NOTICE = "breach", "row", "notice"
+"""The contract's severities, in each expectation's ``meta`` (GX: critical, warning, info)."""
+
+DELIVERY_CHECKS: tuple[tuple[str, str, str, str], ...] = (
+    # (profile column that must be NONE, check, rule, why)
+    (
+        "file_problem",
+        "file_problem",
+        "the file is a readable parquet file",
+        "Zero-byte, truncated or mislabelled (e.g. CSV) deliveries cannot be validated at all.",
+    ),
+    (
+        "unlisted_taxi_type",
+        "taxi_type",
+        "each file holds trips of a taxi type the use case lists (data.taxi_types), the one its "
+        "lake path names",
+        "Green and yellow trips differ in zones, fares and trip mix; a use case reads the kinds "
+        "it lists, each from its own file, with the kind kept as the taxi_type column.",
+    ),
+    (
+        "missing_columns",
+        "missing_columns",
+        "every required TLC column is present (a renamed column counts as missing)",
+        "Features, label and keys are built from these columns.",
+    ),
+    (
+        "mistyped_columns",
+        "mistyped_columns",
+        "every known column has a type TLC has published it with, or null (a column TLC left "
+        "entirely empty, as ehail_fee in green 2021-2022)",
+        "A changed type (money as text, ids as floats) means the producer changed the format; "
+        "casting it silently would hide that.",
+    ),
+    (
+        "all_null_columns",
+        "all_null_columns",
+        "no key column is entirely empty",
+        "An empty key column is a broken extract, not a few bad rows.",
+    ),
+)
+"""The breaches a delivery's reading can find: each a profile column that must say ``NONE``."""
+
+
+def build_suite(use_case: UseCase) -> gx.ExpectationSuite:
+    """The contract of ``use_case`` as a GX suite over the month's contract profile."""
+    import great_expectations as gx
+
+    c = use_case.contract
+    expectations = [
+        *(
+            _none_expected(column, "critical", _meta(check, BREACH, rule, why))
+            for column, check, rule, why in DELIVERY_CHECKS
+        ),
+        *_count_expectations(c),
+        *_row_expectations(),
+        _none_expected(
+            "unexpected_columns",
+            "info",
+            _meta(
+                "unexpected_columns",
+                NOTICE,
+                "the file has no columns outside the TLC format",
+                "New columns are dropped by the normaliser; a notice tells the owner the format moved.",
+            ),
+        ),
+    ]
+    return gx.ExpectationSuite(
+        name=c.suite,
+        expectations=expectations,
+        meta={
+            "guards": "raw NYC TLC trip records (green and yellow), one month at a time",
+            "generated_by": "mlplatform.stages.contracts.build_suite from the use-case spec's contract",
+        },
+    )
+
+
+def _meta(check: str, severity: str, rule: str, why: str, calibration: str = "") -> dict[str, Any]:
+    notes = [f"**{severity}**: {rule}.", f"*Why:* {why}"]
+    if calibration:
+        notes.append(f"*Calibrated on real TLC months:* {calibration}")
+    meta = {"check": check, "severity": severity, "rule": rule, "why": why}
+    if calibration:
+        meta["calibration"] = calibration
+    return {**meta, "notes": {"format": "markdown", "content": notes}}
+
+
+def _none_expected(column: str, severity: str, meta: dict[str, Any]) -> Any:
+    """The profile's ``column`` says there is no problem."""
+    import great_expectations.expectations as gxe
+
+    return gxe.ExpectColumnValuesToBeInSet(column=column, value_set=[NONE], severity=severity, meta=meta)
+
+
+def _count_expectations(c: Contract) -> list[Any]:
+    """Breaches counted over the whole month: no rows, volume off history, too many bad rows."""
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnMinToBeBetween(
+            column="row_count",
+            min_value=1,
+            severity="critical",
+            meta=_meta("row_count", BREACH, "the file has rows", "An empty month is a failed delivery."),
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="row_count",
+            min_value={"$PARAMETER": "volume_min_rows"},
+            max_value={"$PARAMETER": "volume_max_rows"},
+            severity="critical",
+            meta=_meta(
+                "volume",
+                BREACH,
+                f"the row count is within {c.volume_band[0]}x..{c.volume_band[1]}x the median of the "
+                f"previous {HISTORY_MONTHS} validated months (no history: any count)",
+                "A month far off the usual volume is a partial or duplicated delivery.",
+            ),
+        ),
+        gxe.ExpectColumnMaxToBeBetween(
+            column="bad_row_share",
+            min_value=0,
+            max_value=c.max_bad_row_share,
+            severity="critical",
+            meta=_meta(
+                "bad_row_share",
+                BREACH,
+                f"at most {c.max_bad_row_share:.1%} of rows break a row rule (contract.max_bad_row_share)",
+                "A few bad rows are quarantined; many mean the whole delivery is suspect.",
+                BAD_ROW_SHARE_CALIBRATION,
+            ),
+        ),
+    ]
+
+
+def _row_expectations() -> list[Any]:
+    """One warning per row rule: no row of the month breaks it (bad rows are quarantined)."""
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnMaxToBeBetween(
+            column=f"rows_{rule.name}",
+            min_value=0,
+            max_value=0,
+            severity="warning",
+            meta=_meta(rule.name, ROW, rule.rule, rule.why, rule.calibration),
+        )
+        for rule in ROW_RULES
+    ]
+
+
+def sync_context(root: Path | None = None, use_cases: Sequence[UseCase] | None = None) -> Path:
+    """Create or update the file data context for every use case (idempotent).
+
+    Unchanged objects keep their ids, so running it twice changes no file.
+    """
+    import great_expectations as gx
+
+    from mlplatform.core import spec
+
+    root = root or gx_root()
+    root.mkdir(parents=True, exist_ok=True)
+    context = gx.get_context(mode="file", context_root_dir=str(root))
+    quiet = {"globally": False, "metric_calculations": False}
+    if context.variables.analytics_enabled is not False or context.variables.progress_bars != quiet:
+        context.variables.analytics_enabled = False  # no usage statistics sent anywhere
+        context.variables.progress_bars = quiet  # no progress bars in task logs
+        context.variables.save()
+    try:
+        source = context.data_sources.get(DATASOURCE)
+    except KeyError:
+        source = context.data_sources.add_pandas(DATASOURCE)
+    suites: dict[str, Any] = {}
+    owners: dict[str, str] = {}
+    for use_case in use_cases or spec.load_all():
+        suite = build_suite(use_case)
+        if suite.name in suites and suites[suite.name] != suite.to_json_dict():
+            raise ValueError(
+                f"use cases {owners[suite.name]} and {use_case.name} both name suite {suite.name!r} "
+                "but their contracts differ; give each its own contract.suite"
+            )
+        suites[suite.name], owners[suite.name] = suite.to_json_dict(), use_case.name
+        _add_or_update(context, source, use_case, suite)
+    return root
+
+
+def _add_or_update(context: Any, source: Any, use_case: UseCase, suite: Any) -> None:
+    """The use case's asset, batch definition, suite, validation definition and checkpoint."""
+    import great_expectations as gx
+
+    asset_name = use_case.data.dataset
+    try:
+        asset = source.get_asset(asset_name)
+    except LookupError:
+        asset = source.add_dataframe_asset(asset_name)
+    try:
+        batch = asset.get_batch_definition(BATCH_DEFINITION)
+    except KeyError:
+        batch = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION)
+    _keep_ids(context, suite)
+    suite = context.suites.add_or_update(suite)
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=validation_definition_name(use_case), data=batch, suite=suite)
+    )
+    context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=checkpoint_name(use_case),
+            validation_definitions=[definition],
+            # Data Docs are rendered for the one new result by the step itself, in a thread
+            # (see checkpoint.run_checkpoint): the action would rebuild the whole site on the step's path.
+            actions=[],
+            result_format={"result_format": "SUMMARY"},
+        )
+    )
+
+
+def _keep_ids(context: Any, suite: Any) -> None:
+    """Give unchanged expectations their stored ids, so a sync without changes rewrites nothing.
+
+    (``suites.add_or_update`` compares expectations including their ids, so it never matches.)
+    """
+    from great_expectations.exceptions import DataContextError
+
+    try:
+        stored = context.suites.get(suite.name)
+    except DataContextError:
+        return
+
+    def content(expectation: Any) -> str:
+        config = expectation.configuration.to_json_dict()
+        config.pop("id", None)
+        return json.dumps(config, sort_keys=True)
+
+    ids = {content(e): e.id for e in stored.expectations}
+    for expectation in suite.expectations:
+        expectation.id = ids.get(content(expectation))
+    suite.id = stored.id
