@@ -51,13 +51,18 @@ run: venv  ## Run the platform on the embedded default (local lake, MLflow, Airf
 stop: venv  ## Stop every process `make run` started
 	$(BIN)/mlplatform stop
 
+# lint-imports checks the package's layers (contracts in pyproject.toml); mypy types core/ strictly.
 test: venv $(CHECKOV_VENV)/.installed system-deps  ## Run the whole test suite
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: venv  ## Lint and check formatting
+lint: venv  ## Lint, check formatting, the package's layers and core's types
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 fmt: venv  ## Format the code
 	$(BIN)/ruff check --fix .

@@ -32,6 +32,7 @@ from mlplatform.adapters.lake import Lake
 from mlplatform.core import generator, tlc
 from mlplatform.core.features import trip_features
 from mlplatform.core.modelling import TripModel, input_columns
+from mlplatform.core.months import shift
 from mlplatform.core.spec import load_spec
 from mlplatform.stages import monitoring, scoring
 from mlplatform.use_cases.taxi_trip_duration import build_estimator
@@ -117,7 +118,7 @@ def main() -> int:
             params={"train_months": ",".join(TRAIN_MONTHS)},
             model=model,
         )
-        months = iter(monitoring.shift_month(VALIDATION_MONTH, i) for i in range(1, 1000))
+        months = iter(shift(VALIDATION_MONTH, i) for i in range(1, 1000))
 
         clean = []
         for seed in range(1, args.clean_months + 1):

@@ -145,8 +145,8 @@ def real(use_case: UseCase, pair: str) -> dict[str, Any]:
     started = time.perf_counter()
     train, train_files = training.read_tlc_files(use_case, [train_path])
     valid, valid_files = training.read_tlc_files(use_case, [valid_path])
-    train = training._sample(train, use_case.training.sample_rows)
-    valid = training._sample(valid, training.MAX_VALIDATION_ROWS)
+    train = training.sample(train, use_case.training.sample_rows)
+    valid = training.sample(valid, training.MAX_VALIDATION_ROWS)
     fitted, evaluation, baseline = training.train_frames(use_case, train, valid)
     seconds = time.perf_counter() - started
     target = use_case.target.column

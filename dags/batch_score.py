@@ -47,6 +47,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from mlplatform.adapters import alerts
 from mlplatform.airflow import dagkit
+from mlplatform.core.records import ModelRef
 from mlplatform.core.spec import UseCase
 
 STAGE = Path(__file__).stem
@@ -85,10 +86,9 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
         },
     ) as dag:
 
-        def _stop(title: str, message: str, severity: str = "failure") -> NoReturn:
-            from mlplatform.stages import deployment
-
-            deployment.alert(use_case.name, STAGE, title, message, severity)
+        def _stop(title: str, message: str, severity: alerts.Severity = "failure") -> NoReturn:
+            facts = {"Use case": use_case.name, "Stage": STAGE}
+            alerts.send(alerts.Alert(f"{use_case.name} {STAGE}: {title}", severity, (message,), facts))
             raise ScoringStopped(message)
 
         @task
@@ -124,11 +124,11 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
         @task
         def resolve_champion() -> dict[str, Any]:
             """Resolve `champion` to a version, once: every later task uses that version."""
-            from mlplatform.stages import scoring
+            from mlplatform.adapters import registry
 
             try:
-                return scoring.resolve(use_case.model_name, "champion").to_dict()
-            except scoring.ModelNotFound as exc:
+                return registry.resolve(use_case.model_name, "champion").to_dict()
+            except registry.ModelNotFound as exc:
                 _stop("no champion to score with", str(exc))
 
         @task
@@ -137,7 +137,7 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import scoring
 
-            columns = scoring.signature_inputs(scoring.ModelRef.from_dict(model))
+            columns = scoring.signature_inputs(ModelRef.from_dict(model))
             try:
                 snapshot = scoring.checked_snapshot(Lake(), use_case, month, columns)
             except scoring.InputRejected as exc:
@@ -178,7 +178,7 @@ def _score_locally(use_case: UseCase, checked: Any, model: Any) -> Any:
 
         lake = Lake()
         snapshot = snapshots.read_snapshot(lake, use_case.name, checked["month"], checked["digest"])
-        return scoring.score_snapshot(lake, use_case, snapshot, scoring.ModelRef.from_dict(model))
+        return scoring.score_snapshot(lake, use_case, snapshot, ModelRef.from_dict(model))
 
     return score(checked, model)
 
@@ -199,7 +199,7 @@ def _score_on_sagemaker(use_case: UseCase, checked: Any, model: Any, check_secon
 
             lake = Lake()
             snapshot = snapshots.read_snapshot(lake, use_case.name, checked["month"], checked["digest"])
-            return scoring.stage_transform_input(lake, use_case, snapshot, scoring.ModelRef.from_dict(model))
+            return scoring.stage_transform_input(lake, use_case, snapshot, ModelRef.from_dict(model))
 
         @task
         def transform_config(checked: dict[str, Any], model: dict[str, Any], staged: dict[str, Any]) -> dict:
@@ -212,9 +212,7 @@ def _score_on_sagemaker(use_case: UseCase, checked: Any, model: Any, check_secon
 
             snapshot = snapshots.read_snapshot(Lake(), use_case.name, checked["month"], checked["digest"])
             client = SageMakerHook(aws_conn_id=None).conn
-            return scoring.transform_request(
-                use_case, scoring.ModelRef.from_dict(model), snapshot, staged, client
-            )
+            return scoring.transform_request(use_case, ModelRef.from_dict(model), snapshot, staged, client)
 
         @task
         def collect(checked: dict[str, Any], model: dict[str, Any], staged: dict[str, Any]) -> dict[str, Any]:
@@ -226,7 +224,7 @@ def _score_on_sagemaker(use_case: UseCase, checked: Any, model: Any, check_secon
             lake = Lake()
             snapshot = snapshots.read_snapshot(lake, use_case.name, checked["month"], checked["digest"])
             return scoring.collect_transform_output(
-                lake, use_case, snapshot, scoring.ModelRef.from_dict(model), staged
+                lake, use_case, snapshot, ModelRef.from_dict(model), staged
             )
 
         staged = stage_input(checked, model)

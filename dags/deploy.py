@@ -89,13 +89,13 @@ def build(use_case: UseCase, endpoint_check_seconds: int = ENDPOINT_CHECK_SECOND
         @task
         def resolve_versions() -> dict[str, Any]:
             """The versions `champion` and `challenger` point at now (no challenger is fine)."""
-            from mlplatform.stages import scoring
+            from mlplatform.adapters import registry
 
-            client = scoring.registry_client()
-            champion = scoring.resolve(use_case.model_name, "champion", client)
+            client = registry.client()
+            champion = registry.resolve(use_case.model_name, "champion", client)
             try:
-                challenger = scoring.resolve(use_case.model_name, "challenger", client).to_dict()
-            except scoring.ModelNotFound:
+                challenger = registry.resolve(use_case.model_name, "challenger", client).to_dict()
+            except registry.ModelNotFound:
                 challenger = None
             return {"champion": champion.to_dict(), "challenger": challenger}
 
@@ -116,8 +116,8 @@ def _deploy_locally(use_case: UseCase, versions: Any) -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
         from mlplatform.adapters import settings
+        from mlplatform.core.records import ModelRef
         from mlplatform.stages import deployment
-        from mlplatform.stages.scoring import ModelRef
 
         champion = ModelRef.from_dict(versions["champion"])
         try:
@@ -145,8 +145,8 @@ def _deploy_to_sagemaker(use_case: UseCase, versions: Any, check_seconds: int) -
             """Every SageMaker request this deployment needs, given what already exists."""
             from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 
+            from mlplatform.core.records import ModelRef
             from mlplatform.stages import deployment
-            from mlplatform.stages.scoring import ModelRef
 
             challenger = versions["challenger"]
             return deployment.plan_sagemaker(

@@ -115,12 +115,12 @@ def build(use_case: UseCase) -> DAG:
         @task
         def assess(params: dict[str, Any] | None = None) -> dict[str, Any]:
             """Evaluate the version and the champion on the same held-out rows against every gate."""
-            from mlplatform.adapters import registry
             from mlplatform.adapters.lake import Lake
+            from mlplatform.stages import promotion
 
             version = (params or {}).get("version")
-            assessment = registry.assess(Lake(), use_case, None if version is None else str(version))
-            return {**assessment, "summary_md": registry.summary_markdown(assessment)}
+            assessment = promotion.assess(Lake(), use_case, None if version is None else str(version))
+            return {**assessment.to_dict(), "summary_md": promotion.summary_markdown(assessment)}
 
         @task.branch
         def route(assessment: dict[str, Any], params: dict[str, Any] | None = None) -> str:
@@ -148,16 +148,17 @@ def build(use_case: UseCase) -> DAG:
             ti: Any = None,
         ) -> dict[str, Any]:
             """Record the outcome on the version, promote if decided, and post it to Slack."""
-            from mlplatform.adapters import registry
+            from mlplatform.core.records import Assessment
+            from mlplatform.stages import promotion
 
             answer = None
             if (params or {}).get("action") == "promote":
                 by = getattr(dag_run, "triggering_user_name", None) or "manual trigger"
                 answer = {"approved": True, "by": by}
             elif (response := ti.xcom_pull(task_ids="approval", key="answer")) is not None:
-                answer = registry.approval_answer(response)
-            decision = registry.decide(use_case, assessment, answer)
-            return registry.apply(use_case, assessment, decision, run_id)
+                answer = promotion.approval_answer(response)
+            assessed = Assessment.from_dict(assessment)
+            return promotion.apply(use_case, assessed, promotion.decide(use_case, assessed, answer), run_id)
 
         @task(outlets=[dagkit.model_asset(use_case, "champion")])
         def champion_moved(result: dict[str, Any]) -> dict[str, Any]:

@@ -12,8 +12,8 @@ import pytest
 from test_scoring import USE_CASE, load_dag_module, registered_versions, run_dag, set_alias, with_serving
 from test_serving import TRIP, running_app
 
+from mlplatform.core.records import ModelRef
 from mlplatform.stages import deployment
-from mlplatform.stages.scoring import ModelRef
 
 pytestmark = pytest.mark.slow
 

@@ -1,9 +1,12 @@
-"""Unit tests of mlplatform.stages.monitoring on generated months in a temporary lake."""
+"""Unit tests of mlplatform.stages.monitoring on generated months in a temporary lake: the
+champion's reference, performance on delayed ground truth, drift, whole windows, their
+history and MLflow run. Thresholds, the retrain decision and the alert are tested in
+``test_monitoring_thresholds.py`` and ``test_monitoring_decision.py``."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -99,11 +102,10 @@ def serving_log(
     lake.write_parquet(path, pa.Table.from_pandas(log, preserve_index=False))
 
 
-# -- months and references -------------------------------------------------------------------
-def test_months() -> None:
-    assert monitoring.shift_month("2024-01", -1) == "2023-12"
-    assert monitoring.shift_month("2024-12", 1) == "2025-01"
+# -- the window and the champion's reference (sources, reference) ---------------------------------
+def test_window_of_run() -> None:
     assert monitoring.window_of_run(None, datetime(2024, 4, 1, tzinfo=UTC)) == "2024-03"
+    assert monitoring.window_of_run(None, datetime(2024, 1, 1, tzinfo=UTC)) == "2023-12"
     assert monitoring.window_of_run("2024-07", None) == "2024-07"
     with pytest.raises(ValueError, match="window"):
         monitoring.window_of_run(None, None)
@@ -117,6 +119,12 @@ def test_reference_metric_and_months_follow_what_training_logs() -> None:
     available = ["2024-01", "2024-02", "2024-03", "2024-04", "2024-05"]
     params = {"train_months": "2024-01,2024-02"}
     assert monitoring.reference_months(USE_CASE, "2024-05", params, available) == ["2024-01", "2024-02"]
+    ranged = {"train_months": "2024-02..2024-04"}
+    assert monitoring.reference_months(USE_CASE, "2024-05", ranged, available) == [
+        "2024-02",
+        "2024-03",
+        "2024-04",
+    ]
     # Without a record of the training months: the spec's window before the evaluated month.
     assert monitoring.reference_months(USE_CASE, "2024-05", {}, available) == [
         "2024-02",
@@ -125,7 +133,7 @@ def test_reference_metric_and_months_follow_what_training_logs() -> None:
     ]
 
 
-# -- performance on delayed ground truth ---------------------------------------------------------
+# -- performance on delayed ground truth (measure) ------------------------------------------------
 def test_batch_predictions_join_their_snapshot_ground_truth(world: dict[str, Any]) -> None:
     lake, model = world["lake"], world["model"]
     snapshot = add_month(lake, "2024-04", seed=5)
@@ -182,7 +190,25 @@ def test_missing_ground_truth_leaves_performance_pending(world: dict[str, Any]) 
     assert result is not None and "drift_share" in record["metrics"]  # drift on what serving saw
 
 
-# -- a whole window ---------------------------------------------------------------------------
+def test_classifier_outcomes_are_scored_as_training_scores_them() -> None:
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    tip = load_spec("taxi_generous_tip")
+    rng = np.random.default_rng(0)
+    rows = tlc.normalise(generator.generate_month("yellow", "2024-04", 600, seed=3).table).to_pandas()
+    rows[monitoring.ACTUAL] = (rng.random(len(rows)) < 0.3).astype(float)
+    rows["probability"] = np.clip(rng.random(len(rows)) * 0.6 + rows[monitoring.ACTUAL] * 0.2, 0, 1)
+    rows = rows.assign(variant="champion", model_version="1")
+
+    overall = monitoring.performance(tip, rows)["overall"]
+
+    # Only the metrics a spec can monitor: records and history keep their layout.
+    assert set(overall) == {"log_loss", "roc_auc", "n"} and overall["n"] == len(rows)
+    assert overall["log_loss"] == pytest.approx(log_loss(rows[monitoring.ACTUAL], rows["probability"]))
+    assert overall["roc_auc"] == pytest.approx(roc_auc_score(rows[monitoring.ACTUAL], rows["probability"]))
+
+
+# -- a whole window, its history and MLflow run (record) ------------------------------------------
 def test_served_only_window_is_judged_on_the_champion_variant(world: dict[str, Any]) -> None:
     lake, model = world["lake"], world["model"]
     snapshot = add_month(lake, "2024-04", seed=12)
@@ -243,66 +269,60 @@ def test_history_is_one_row_per_window_and_metric_and_reruns_replace(world: dict
     assert b"<html" in lake.read_bytes(monitoring.report_path(USE_CASE.name, "2024-04")).lower()
 
 
-# -- thresholds and the retrain decision ---------------------------------------------------------
-def test_breaches_compare_with_the_spec_thresholds() -> None:
-    m = USE_CASE.monitoring
-    quiet = {"rmse": 3.0, "rmse_reference": 3.0, "rmse_degradation": 0.0, "drift_share": 0.0}
-    assert monitoring.breaches(USE_CASE, quiet) == []
-    loud = {
-        **quiet,
-        "rmse": 4.0,
-        "rmse_degradation": m.max_relative_degradation + 0.01,
-        "prediction_drift": m.prediction_drift_threshold * 2,
-        "error_rate": m.max_error_rate * 2,
-        "p99_latency_ms": m.max_p99_latency_ms + 1,
-        "contract_success": False,
+class RecordingClient:
+    """Just the MLflow client calls a window's run needs; any other call fails the test."""
+
+    def __init__(self) -> None:
+        self.batches: list[dict[str, Any]] = []
+        self.artifacts: list[str] = []
+
+    def get_experiment_by_name(self, name: str) -> None:
+        return None
+
+    def create_experiment(self, name: str) -> str:
+        return "7"
+
+    def search_runs(self, *args: Any, **kwargs: Any) -> list:
+        return []
+
+    def create_run(self, experiment_id: str, run_name: str, tags: dict[str, str]) -> Any:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(info=SimpleNamespace(run_id="run-1"))
+
+    def log_batch(self, run_id: str, metrics: Any = (), params: Any = (), tags: Any = ()) -> None:
+        self.batches.append({"run_id": run_id, "metrics": list(metrics), "tags": list(tags)})
+
+    def log_artifact(self, run_id: str, path: str) -> None:
+        self.artifacts.append(path.rsplit("/", 1)[-1])
+
+    def set_terminated(self, run_id: str) -> None:
+        pass
+
+
+def test_mlflow_run_gets_every_history_row_in_one_batch(world: dict[str, Any]) -> None:
+    lake, model, champion = world["lake"], world["model"], world["champion"]
+    score(lake, model, add_month(lake, "2024-04", seed=8))
+    record, result = monitoring.evaluate_window(lake, USE_CASE, "2024-04", object(), champion)
+    client = RecordingClient()
+
+    ids = monitoring.log_to_mlflow(
+        lake, USE_CASE, record, monitoring.write_report(lake, USE_CASE, "2024-04", result), client
+    )
+
+    assert ids["run_id"] == "run-1" and ids["url"].endswith("/#/experiments/7/runs/run-1")
+    [batch] = client.batches  # one request, not one per metric
+    rows = monitoring.history_rows(record)
+    assert len(batch["metrics"]) == len(rows) > 20
+    logged = {m.key: m for m in batch["metrics"]}
+    assert logged["rmse"].value == record["metrics"]["rmse"] and logged["rmse"].step == 202404
+    assert "slice/pu_borough/Manhattan.rmse" in logged
+    assert {t.key: t.value for t in batch["tags"]} == {
+        "mlplatform.status": record["status"],
+        "mlplatform.breaches": ",".join(record["breaches"]) or "none",
+        "mlplatform.champion_version": "1",
     }
-    found = {b.metric: b for b in monitoring.breaches(USE_CASE, loud)}
-    assert set(found) == {"rmse", "prediction_drift", "error_rate", "p99_latency_ms", "contract"}
-    assert found["rmse"].retrain and found["prediction_drift"].retrain
-    assert not found["error_rate"].retrain and not found["contract"].retrain
-    assert "worse than the champion" in found["rmse"].message
-
-
-def test_retrain_decision_cooldown_and_active_runs(lake: Lake) -> None:
-    now = datetime(2024, 5, 1, 12, tzinfo=UTC)
-    breach = {
-        "window": "2024-04",
-        "breach_details": [{"metric": "drift_share", "message": "60% of features drifted", "retrain": True}],
-    }
-    serving_only = {
-        "window": "2024-04",
-        "breach_details": [{"metric": "error_rate", "message": "x", "retrain": False}],
-    }
-
-    assert not monitoring.retrain_decision(lake, USE_CASE, serving_only, 0, now).retrain
-    assert "already queued or running" in monitoring.retrain_decision(lake, USE_CASE, breach, 1, now).why_not
-    assert monitoring.retrain_decision(lake, USE_CASE, breach, 0, now).retrain
-
-    monitoring.record_trigger(lake, USE_CASE.name, "2024-04", "drift", "run-1", "monitor-1", now)
-    inside = now + timedelta(hours=USE_CASE.monitoring.retrain_cooldown_hours - 1)
-    after = now + timedelta(hours=USE_CASE.monitoring.retrain_cooldown_hours + 1)
-    assert "cooldown" in monitoring.retrain_decision(lake, USE_CASE, breach, 0, inside).why_not
-    assert monitoring.retrain_decision(lake, USE_CASE, breach, 0, after).retrain
-    state = monitoring.read_state(lake, USE_CASE.name)
-    assert state["train_run_id"] == "run-1" and len(state["history"]) == 1
-
-
-def test_alert_names_what_breached_and_links(world: dict[str, Any]) -> None:
-    record = {
-        "window": "2024-04",
-        "status": "breach",
-        "metrics": {"rmse": 4.0, "drift_share": 0.5},
-        "breach_details": [{"metric": "rmse", "message": "rmse 4 is 30% worse", "retrain": True}],
-        "report_url": "file:///lake/monitoring/x/drift_report.html",
-        "airflow_run_url": "http://airflow/dags/d/runs/r",
-        "model": {"version": "3", "url": "http://mlflow/#/models/m/versions/3"},
-    }
-    alert = monitoring.breach_alert(USE_CASE, record, monitoring.Decision(True, "2024-04: rmse"))
-    text = json.dumps(alert.payload())
-    assert "rmse 4 is 30% worse" in text and "triggered" in text
-    for link in ("drift_report.html", "http://airflow/dags/d/runs/r", "versions/3"):
-        assert link in text
+    assert client.artifacts == ["metrics.json", "drift_report.html"]
 
 
 # -- the command line -------------------------------------------------------------------------

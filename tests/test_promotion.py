@@ -22,8 +22,9 @@ from mlplatform import cli
 from mlplatform.adapters import registry, snapshots
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import generator, spec, tlc
+from mlplatform.core.records import Assessment, Gate
 from mlplatform.core.spec import UseCase, load_spec
-from mlplatform.stages import training
+from mlplatform.stages import promotion, training
 
 from conftest import free_port, require_service
 
@@ -41,11 +42,11 @@ def use_case(name: str, **updates: Any) -> UseCase:
     return BASE.model_copy(update={"name": name, "model": model, **updates})
 
 
-def passed(*failed: str) -> dict[str, Any]:
+def passed(*failed: str) -> Assessment:
     """An assessment whose listed gates failed."""
     names = ("contract", "improvement", "slices", "latency", "size")
-    gates = [{"name": n, "passed": n not in failed, "detail": f"{n} detail"} for n in names]
-    return {"gates": gates, "passed": not failed}
+    gates = tuple(Gate(n, n not in failed, f"{n} detail") for n in names)
+    return Assessment(BASE.model_name, "1", None, None, "rmse", BASE.maturity_level, gates=gates)
 
 
 # -- decisions ----------------------------------------------------------------------------------
@@ -66,19 +67,54 @@ def passed(*failed: str) -> dict[str, Any]:
     ],
 )
 def test_decisions_follow_the_maturity_level_and_never_pass_a_failed_gate(
-    level: int, assessment: dict, approval: dict | None, outcome: str, by: str
+    level: int, assessment: Assessment, approval: dict | None, outcome: str, by: str
 ) -> None:
-    decision = registry.decide(BASE.model_copy(update={"maturity_level": level}), assessment, approval)
+    decision = promotion.decide(BASE.model_copy(update={"maturity_level": level}), assessment, approval)
     assert (decision.outcome, decision.by) == (outcome, by)
     if outcome == "rejected" and by == "gates":
-        assert all(f"{g['name']}: " in decision.reason for g in assessment["gates"] if not g["passed"])
+        assert all(f"{g.name}: " in decision.reason for g in assessment.gates if not g.passed)
+
+
+def test_an_assessment_reads_back_from_its_json_form() -> None:
+    assessment = Assessment(
+        "m",
+        "3",
+        "run",
+        "2",
+        "rmse",
+        4,
+        gates=(Gate("contract", True, "ok"), Gate("improvement", False, "worse")),
+        evaluated_on=("2024-03:abc",),
+        rows=10,
+        candidate={"overall": {"rmse": 5.0}, "slices": {}, "rows": 10},
+        reference={"kind": "baseline (linear)", "rmse": 6.0},
+    )
+    data = json.loads(json.dumps(assessment.to_dict()))
+    assert list(data) == [
+        "model_name",
+        "version",
+        "run_id",
+        "champion_version",
+        "metric",
+        "maturity_level",
+        "evaluated_on",
+        "rows",
+        "candidate",
+        "reference",
+        "gates",
+        "passed",
+    ]
+    again = Assessment.from_dict({**data, "summary_md": "ignored"})
+    assert again == assessment and again.to_dict() == data
+    assert (again.candidate_value, again.reference_kind, again.passed) == (5.0, "baseline (linear)", False)
+    assert again.failed_gates() == ["improvement: worse"]
 
 
 def test_approval_answers_are_read_from_the_operator_result() -> None:
     approved = {"chosen_options": ["Approve"], "responded_by_user": {"id": "7", "name": "alice"}}
-    assert registry.approval_answer(approved) == {"approved": True, "by": "alice"}
+    assert promotion.approval_answer(approved) == {"approved": True, "by": "alice"}
     timed_out = {"chosen_options": ["Reject"], "responded_by_user": None}
-    assert registry.approval_answer(timed_out) == {"approved": False, "by": None}
+    assert promotion.approval_answer(timed_out) == {"approved": False, "by": None}
 
 
 # -- the data contract gate ----------------------------------------------------------------------
@@ -89,11 +125,11 @@ def test_contract_gate_needs_a_passed_contract_for_every_snapshot(lake: Lake) ->
     bare, _ = snapshots.write_snapshot(lake, "uc", "2024-03", table, {"source": {"path": "x"}})
     uc = BASE.model_copy(update={"name": "uc"})
 
-    def gate(*snaps: Any, unknown: bool = False) -> registry.Gate:
+    def gate(*snaps: Any, unknown: bool = False) -> Gate:
         refs = [{"month": s.month, "digest": s.digest, "role": "training"} for s in snaps]
         if unknown:
             refs.append({"month": "2024-04", "digest": "0" * 64, "role": "validation"})
-        return registry._contract_gate(lake, uc, refs)
+        return promotion.contract_gate(lake, uc, refs)
 
     assert gate(good).passed
     assert not gate(good, bad).passed and "2024-02" in gate(good, bad).detail
@@ -242,7 +278,7 @@ def test_budgets_reject_even_an_approved_model(trained: dict[str, Any]) -> None:
             "promotion": uc.promotion.model_copy(update={"max_latency_ms": 1e-6, "max_model_size_mb": 1e-6})
         }
     )
-    result = registry.evaluate_and_decide(trained["lake"], tight, approval={"approved": True, "by": "dave"})
+    result = promotion.evaluate_and_decide(trained["lake"], tight, approval={"approved": True, "by": "dave"})
     assert result["outcome"] == "rejected"
     assert "latency" in result["reason"] and "size" in result["reason"]
     assert registry.alias_version(registry.client(), uc.model_name, "champion") is None
@@ -256,9 +292,9 @@ def test_first_model_must_beat_the_baseline(
     impossible = uc.model_copy(
         update={"promotion": uc.promotion.model_copy(update={"min_relative_improvement": 0.99})}
     )
-    assessment = registry.assess(trained["lake"], impossible, version)
-    assert assessment["reference"]["kind"] == "baseline (linear)"
-    assert [g["name"] for g in assessment["gates"] if not g["passed"]] == ["improvement"]
+    assessment = promotion.assess(trained["lake"], impossible, version)
+    assert assessment.reference_kind == "baseline (linear)"
+    assert [g.name for g in assessment.gates if not g.passed] == ["improvement"]
 
     # At level 2 the command records the decision; with --approve it promotes.
     level_2 = uc.model_copy(update={"maturity_level": 2})
@@ -273,8 +309,8 @@ def test_first_model_must_beat_the_baseline(
     assert cli.main(["rollback", "--use-case", uc.name]) == 1
     assert "no previous_champion" in capsys.readouterr().err
     # The same version again: not a promotion.
-    again = registry.assess(trained["lake"], uc, version)
-    assert not again["passed"] and "already the champion" in str(again["gates"])
+    again = promotion.assess(trained["lake"], uc, version)
+    assert not again.passed and "already the champion" in str(again.gates)
 
 
 # -- PostgreSQL --------------------------------------------------------------------------------

@@ -19,9 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mlplatform.adapters import snapshots
+from mlplatform.adapters import registry, snapshots
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import generator, tlc
+from mlplatform.core.records import ModelRef
 from mlplatform.core.spec import UseCase, load_spec
 from mlplatform.stages import scoring
 
@@ -178,7 +179,7 @@ def test_a_month_is_scored_by_the_champion_and_a_rerun_is_identical(world: dict[
 def test_a_contract_breach_stops_scoring_with_an_alert(world: dict[str, Any]) -> None:
     lake = world["lake"]
     good = add_snapshot(lake, "2024-04", seed=3)
-    ref = scoring.resolve(USE_CASE.model_name)
+    ref = registry.resolve(USE_CASE.model_name)
     before = scoring.publish(lake, scoring.score_snapshot(lake, USE_CASE, good, ref))
     add_snapshot(lake, "2024-04", success=False, seed=4)  # a later, broken delivery is current now
 
@@ -204,7 +205,7 @@ def test_a_failed_run_leaves_the_previous_output_intact(
 ) -> None:
     lake = world["lake"]
     snapshot = add_snapshot(lake, "2024-05", rows=2_500)
-    ref = scoring.resolve(USE_CASE.model_name)
+    ref = registry.resolve(USE_CASE.model_name)
     use_case = with_serving(USE_CASE, batch_rows=1_000)
     record = scoring.publish(lake, scoring.score_snapshot(lake, use_case, snapshot, ref))
     before = lake.read_bytes(record["path"])
@@ -250,7 +251,7 @@ def test_a_classifier_scores_only_the_rows_its_spec_models(lake: Lake, tmp_path:
     snapshot, _ = snapshots.write_snapshot(
         lake, tips.name, "2024-02", normalised_trips("2024-02", 2_000), contract
     )
-    ref = scoring.ModelRef(tips.model_name, "4")
+    ref = ModelRef(tips.model_name, "4")
 
     record = scoring.publish(
         lake, scoring.score_snapshot(lake, tips, snapshot, ref, scoring.load_model(str(tmp_path / "model")))

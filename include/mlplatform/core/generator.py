@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -83,7 +84,7 @@ class GeneratedMonth:
     seed: int
     drift: Drift
     noise_floor_rmse: float
-    metadata: dict = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 # --- The calibrated world -----------------------------------------------------------------
@@ -136,18 +137,18 @@ class _World:
     miles: np.ndarray  # (266, 266) typical road miles between zones
     slow: np.ndarray  # (266,) zone slowness (>1 = slower)
     speed: np.ndarray  # (7, 2, 24) free speed, mph, by pickup borough, weekend, hour
-    distance_sigma: dict  # log-sd of distance within a pair: same_zone, other
-    od: dict  # (taxi type, service) -> (266, 266) pair probabilities
-    hourly: dict  # "weekday"/"weekend" -> (24,) green trips per hour
-    green: dict  # the rest of green.json
-    yellow: dict  # yellow_prior.json
+    distance_sigma: dict[str, Any]  # log-sd of distance within a pair: same_zone, other
+    od: dict[Any, Any]  # (taxi type, service) -> (266, 266) pair probabilities
+    hourly: dict[str, Any]  # "weekday"/"weekend" -> (24,) green trips per hour
+    green: dict[str, Any]  # the rest of green.json
+    yellow: dict[str, Any]  # yellow_prior.json
 
 
 def _gravity(pickups: np.ndarray, attraction: np.ndarray, miles: np.ndarray, reach: float) -> np.ndarray:
     weights = attraction[None, :] * np.exp(-miles / reach)
     weights[:, 0] = 0.0
     weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-300)
-    return pickups[:, None] * weights
+    return cast(np.ndarray, pickups[:, None] * weights)
 
 
 @functools.cache
@@ -224,7 +225,7 @@ def _base_minutes(
     speed = w.speed[borough_codes()[pu], weekend.astype(int), hour]
     speed = speed / np.sqrt(w.slow[pu] * w.slow[do]) / congestion
     speed = np.where(yellow, speed * w.yellow["speed_factor"], speed)
-    return fixed_minutes(pu, do) + moving_minutes(distance, speed)
+    return cast(np.ndarray, fixed_minutes(pu, do) + moving_minutes(distance, speed))
 
 
 def _expected_minutes(
@@ -241,7 +242,7 @@ def _expected_minutes(
     driven = _base_minutes(np.where(zero, typical, distance), hour, weekend, pu, do, drift.congestion, yellow)
     driven = driven * np.exp(NOISE_SIGMA**2 / 2)
     q = world().green["anomalies"]["no_trip_share_of_zero_distance"]
-    return np.where(zero, q * np.mean(NO_TRIP_MINUTES) + (1 - q) * driven, driven)
+    return cast(np.ndarray, np.where(zero, q * np.mean(NO_TRIP_MINUTES) + (1 - q) * driven, driven))
 
 
 def expected_duration_minutes(trips: pa.Table, drift: Drift = Drift()) -> np.ndarray:
@@ -308,7 +309,7 @@ def _sample_pickup_times(rng: np.random.Generator, taxi_type: str, month: str, n
         hour = np.where(late, hour + 12, hour)
     seconds = rng.integers(0, 3600, n)
     epoch = calendar.timegm(start.timetuple())  # TLC times are naive local: store them as such
-    return (epoch + day * 86_400 + hour * 3600 + seconds).astype(np.int64) * 1_000_000
+    return cast(np.ndarray, (epoch + day * 86_400 + hour * 3600 + seconds).astype(np.int64) * 1_000_000)
 
 
 def _pair_probabilities(taxi_type: str, service: str, drift: Drift) -> np.ndarray:
@@ -321,7 +322,7 @@ def _pair_probabilities(taxi_type: str, service: str, drift: Drift) -> np.ndarra
     if drift.trip_length != 1.0:
         stretch = (1.0 - 1.0 / drift.trip_length) / _TRIP_LENGTH_SCALE_MILES
         p *= np.exp(np.minimum(w.miles * stretch, 50.0))
-    return (p / p.sum()).ravel()
+    return cast(np.ndarray, (p / p.sum()).ravel())
 
 
 def _sample_pairs(
@@ -340,7 +341,7 @@ def _sample_pairs(
 
 def _blank_share(taxi_type: str, month: str) -> float:
     if taxi_type == "yellow":
-        return world().yellow["blank_share"]
+        return float(world().yellow["blank_share"])
     return world().green["blank_share"] if month < "2022-01" else GREEN_BLANK_SHARE_FROM_2022
 
 
@@ -594,7 +595,7 @@ def _to_arrow(c: dict[str, np.ndarray], schema: pa.Schema) -> pa.Table:
 # --- Shape ---------------------------------------------------------------------------------
 
 
-def shape_summary(trips: pa.Table, top: int = 10) -> dict:
+def shape_summary(trips: pa.Table, top: int = 10) -> dict[str, Any]:
     """The figures that say whether a month looks like NYC: medians, busiest zones, anomalies.
 
     ``trips`` is normalised (:func:`mlplatform.core.tlc.normalise`); real and generated months
@@ -622,7 +623,7 @@ def shape_summary(trips: pa.Table, top: int = 10) -> dict:
     }
 
 
-def read_generator_metadata(schema: pa.Schema) -> dict | None:
+def read_generator_metadata(schema: pa.Schema) -> dict[str, Any] | None:
     """What the generator recorded in a file's metadata, or ``None`` for other files."""
     raw = (schema.metadata or {}).get(METADATA_KEY)
     return json.loads(raw) if raw else None
@@ -638,7 +639,7 @@ def _set_column(table: pa.Table, name: str, values: pa.Array | np.ndarray) -> pa
 
 
 def _pick(table: pa.Table, rate: float, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).random(table.num_rows) < rate
+    return cast(np.ndarray, np.random.default_rng(seed).random(table.num_rows) < rate)
 
 
 def _col(table: pa.Table, *candidates: str) -> str:

@@ -22,7 +22,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from mlflow.pyfunc import PythonModel
+from mlflow.pyfunc.model import PythonModel
 
 if TYPE_CHECKING:
     from mlplatform.core.spec import UseCase
@@ -99,7 +99,9 @@ class TripModel(PythonModel):
         self.labels = labels
         self.defaults = dict(defaults or {})
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         from mlplatform.core.features import trip_features
 
         return self.answer(trip_features(self.with_defaults(model_input)))

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from mlplatform.adapters import snapshots
-from mlplatform.cli import _months
+from mlplatform.core.months import sequence
 from mlplatform.dev.airflow_api import AirflowClient, AirflowError
 from mlplatform.dev.embedded import Platform
 
@@ -72,7 +72,7 @@ class Scenario:
     def month_names(self) -> list[str]:
         if self.data is not None:
             return sorted(real_files(self.data))
-        return _months(self.start, self.months)
+        return sequence(self.start, self.months)
 
     def drifted(self, index: int) -> bool:
         return self.data is None and index + 1 >= self.drift_from

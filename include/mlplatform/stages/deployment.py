@@ -18,21 +18,29 @@ variant names never change, which blue/green updates require. A failed deploymen
 the previous one serving: the serving app keeps its models until new ones have loaded,
 and SageMaker keeps the old fleet until the new one has baked.
 
-:func:`alert` is the one place scoring and deployment send alerts from; other task failures
-reach Slack through the DAGs' failure callback (:func:`mlplatform.adapters.alerts.on_failure`).
+SageMaker names, requests and look-ups are :mod:`mlplatform.adapters.sagemaker`'s; task
+failures reach Slack through the DAGs' failure callback
+(:func:`mlplatform.adapters.alerts.on_failure`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from typing import Any
 
 from mlplatform.adapters import settings
+from mlplatform.adapters.sagemaker import (
+    digest,
+    endpoint_name,
+    execution_role,
+    existing,
+    model_request,
+    serving_image,
+    tags,
+)
+from mlplatform.core.records import ModelRef
 from mlplatform.core.spec import UseCase
-from mlplatform.stages.scoring import ModelRef
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +52,6 @@ MAX_UPDATE_SECONDS = 3 * 3600
 
 class DeploymentFailed(RuntimeError):
     """A deployment did not reach the state it asked for; the previous one still serves."""
-
-
-def alert(
-    use_case: str, stage: str, title: str, message: str, severity: str = "failure", **facts: Any
-) -> None:
-    """Tell the team on Slack (through :mod:`mlplatform.adapters.alerts`) that ``stage`` needs them.
-
-    The one place batch scoring and deployment send alerts from; never raises.
-    """
-    from mlplatform.adapters import alerts
-
-    fields = {"Use case": use_case, "Stage": stage, **facts}
-    alerts.send(alerts.Alert(f"{use_case} {stage}: {title}", severity, (message,), fields))  # type: ignore[arg-type]
 
 
 # -- local: the serving app --------------------------------------------------------------------
@@ -134,75 +129,6 @@ def deploy_local(
     return {"serving_url": base, "health": health, "smoke": answer}
 
 
-# -- SageMaker ---------------------------------------------------------------------------------
-def _digest(obj: Any, length: int = 8) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:length]
-
-
-def endpoint_name(use_case: UseCase) -> str:
-    """The use case's SageMaker endpoint (SageMaker names allow letters, digits and dashes)."""
-    return use_case.name.replace("_", "-")
-
-
-def serving_image() -> str:
-    """The serving image: the ECR repository Terraform publishes, ``:latest`` unless tagged."""
-    image = settings.get("MLPLATFORM_SERVING_IMAGE_URI")
-    if not image:
-        raise DeploymentFailed(
-            "MLPLATFORM_SERVING_IMAGE_URI is not set: run `terraform apply` (it publishes the ECR "
-            "repository) and push the image built from include/serving/Dockerfile, or export the variable"
-        )
-    last = image.rsplit("/", 1)[-1]
-    return image if (":" in last or "@" in image) else f"{image}:latest"
-
-
-def execution_role() -> str:
-    role = settings.get("MLPLATFORM_SAGEMAKER_ROLE_ARN")
-    if not role:
-        raise DeploymentFailed(
-            "MLPLATFORM_SAGEMAKER_ROLE_ARN is not set: run `terraform apply` for this environment "
-            "(it publishes the SageMaker execution role) or export the variable"
-        )
-    return role
-
-
-def model_request(use_case: UseCase, ref: ModelRef, image: str, role: str) -> dict[str, Any]:
-    """The CreateModel request serving one registered version.
-
-    Artifacts in S3 are handed to the container by SageMaker itself (uncompressed, at
-    ``/opt/ml/model``); otherwise the container loads the version from the registry.
-    """
-    environment = {
-        "MLPLATFORM_USE_CASE": use_case.name,
-        "MLPLATFORM_MODEL_VERSION": ref.version,
-        "MLPLATFORM_SERVING_POLL_SECONDS": "0",
-        "MLPLATFORM_SERVING_LOG_PREDICTIONS": "0",  # SageMaker data capture records traffic there
-    }
-    container: dict[str, Any] = {"Image": image, "Mode": "SingleModel", "Environment": environment}
-    if ref.source and ref.source.startswith("s3://"):
-        container["ModelDataSource"] = {
-            "S3DataSource": {
-                "S3Uri": ref.source.rstrip("/") + "/",
-                "S3DataType": "S3Prefix",
-                "CompressionType": "None",
-            }
-        }
-        environment["MLPLATFORM_MODEL_URI"] = "/opt/ml/model"
-    else:
-        environment["MLPLATFORM_MODEL_URI"] = ref.uri
-        environment["MLFLOW_TRACKING_URI"] = settings.tracking_uri()
-    request = {"PrimaryContainer": container, "ExecutionRoleArn": role}
-    name = f"{endpoint_name(use_case)}-v{ref.version}-{_digest(request, 6)}"
-    return {"ModelName": name, **request, "Tags": _tags(use_case, ref)}
-
-
-def _tags(use_case: UseCase, ref: ModelRef | None = None) -> list[dict[str, str]]:
-    tags = [{"Key": "mlplatform:use_case", "Value": use_case.name}]
-    if ref is not None:
-        tags.append({"Key": "mlplatform:model_version", "Value": f"{ref.name}/{ref.version}"})
-    return tags
-
-
 def endpoint_config_request(
     use_case: UseCase, champion_model: str, challenger_model: str | None
 ) -> dict[str, Any]:
@@ -230,8 +156,8 @@ def endpoint_config_request(
     }
     if kms := settings.get("MLPLATFORM_SERVING_KMS_KEY_ARN"):
         config["KmsKeyId"] = kms
-    name = f"{endpoint_name(use_case)}-{_digest(config)}"
-    return {"EndpointConfigName": name, **config, "Tags": _tags(use_case)}
+    name = f"{endpoint_name(use_case)}-{digest(config)}"
+    return {"EndpointConfigName": name, **config, "Tags": tags(use_case)}
 
 
 def deployment_config(
@@ -265,17 +191,6 @@ def deployment_config(
 
 def alarm_names() -> list[str]:
     return [a.strip() for a in settings.get("MLPLATFORM_SERVING_ALARM_NAMES").split(",") if a.strip()]
-
-
-def _exists(describe: Any, **name: str) -> dict[str, Any] | None:
-    from botocore.exceptions import ClientError
-
-    try:
-        return describe(**name)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):
-            return None
-        raise
 
 
 # The steps of a SageMaker deployment, named as the deploy DAG's tasks are.
@@ -314,18 +229,18 @@ def plan_sagemaker(
     for role_name, request in models.items():
         if (
             request["ModelName"] in used
-            and _exists(client.describe_model, ModelName=request["ModelName"]) is None
+            and existing(client.describe_model, ModelName=request["ModelName"]) is None
         ):
             requests[f"create_{role_name}_model"] = request
-    if _exists(client.describe_endpoint_config, EndpointConfigName=config["EndpointConfigName"]) is None:
+    if existing(client.describe_endpoint_config, EndpointConfigName=config["EndpointConfigName"]) is None:
         requests["create_endpoint_config"] = config
     name = endpoint_name(use_case)
-    endpoint = _exists(client.describe_endpoint, EndpointName=name)
+    endpoint = existing(client.describe_endpoint, EndpointName=name)
     if endpoint is None:
         requests["create_endpoint"] = {
             "EndpointName": name,
             "EndpointConfigName": config["EndpointConfigName"],
-            "Tags": _tags(use_case),
+            "Tags": tags(use_case),
         }
     elif endpoint.get("EndpointConfigName") != config["EndpointConfigName"]:
         requests["update_endpoint"] = {

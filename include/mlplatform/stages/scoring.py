@@ -25,7 +25,6 @@ import io
 import logging
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,8 +33,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mlplatform.adapters import settings, snapshots
+from mlplatform.adapters import registry, sagemaker, settings, snapshots
 from mlplatform.adapters.lake import Lake
+from mlplatform.adapters.registry import ModelNotFound as ModelNotFound
+from mlplatform.adapters.registry import resolve as resolve
+from mlplatform.core import months
+from mlplatform.core.records import ModelRef as ModelRef
 from mlplatform.core.spec import UseCase
 
 log = logging.getLogger(__name__)
@@ -43,69 +46,17 @@ log = logging.getLogger(__name__)
 POINTER = "CURRENT.json"
 DATA_FILE = "predictions.parquet"
 
-
-class ModelNotFound(LookupError):
-    """The registry has no version under the requested name and alias."""
+# ModelNotFound, resolve and registry_client live in mlplatform.adapters.registry, ModelRef
+# in mlplatform.core.records; serving and monitoring still reach them through this module
+# until they import them from there.
+registry_client = registry.client
 
 
 class InputRejected(RuntimeError):
     """A month may not be scored: its snapshot is missing or failed its data contract."""
 
 
-# -- the registry ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ModelRef:
-    """One registered model version, as resolved from an alias at a point in time."""
-
-    name: str
-    version: str
-    alias: str | None = None
-    run_id: str | None = None
-    source: str | None = None  # where the version's artifacts are stored
-
-    @property
-    def uri(self) -> str:
-        """The version's URI: pinned, unlike ``models:/<name>@<alias>``."""
-        return f"models:/{self.name}/{self.version}"
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able form for XCom."""
-        return {**asdict(self), "uri": self.uri}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelRef:
-        return cls(
-            data["name"], str(data["version"]), data.get("alias"), data.get("run_id"), data.get("source")
-        )
-
-
-def registry_client() -> Any:
-    """An ``MlflowClient`` on the platform's tracking server (the ``MLFLOW_TRACKING_URI`` setting)."""
-    import mlflow
-    from mlflow import MlflowClient
-
-    mlflow.set_tracking_uri(settings.tracking_uri())
-    return MlflowClient()
-
-
-def resolve(model_name: str, alias: str = "champion", client: Any = None) -> ModelRef:
-    """The version ``alias`` points at now; raises :class:`ModelNotFound` naming what to do."""
-    from mlflow.exceptions import MlflowException
-
-    client = client or registry_client()
-    try:
-        version = client.get_model_version_by_alias(model_name, alias)
-    except MlflowException as exc:
-        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
-            raise
-        raise ModelNotFound(
-            f"registered model {model_name!r} has no version with alias {alias!r} in the registry at "
-            f"{client.tracking_uri}: promote a version first (the {model_name}_promote DAG), or set the "
-            f"alias by hand with MlflowClient().set_registered_model_alias({model_name!r}, {alias!r}, <v>)"
-        ) from None
-    return ModelRef(model_name, str(version.version), alias, version.run_id, version.source)
-
-
+# -- the model -------------------------------------------------------------------------------
 def load_model(uri: str) -> Any:
     """Load an MLflow pyfunc (a :class:`mlplatform.core.modelling.TripModel`) from any MLflow URI."""
     import mlflow.pyfunc
@@ -149,10 +100,7 @@ def month_of_run(month: str | None, data_interval_end: datetime | None) -> str:
             "this run has no data interval (triggered without a logical date): "
             "trigger it with the `month` param, YYYY-MM"
         )
-    year, number = data_interval_end.year, data_interval_end.month - 1
-    if number == 0:
-        year, number = year - 1, 12
-    return f"{year:04d}-{number:02d}"
+    return months.shift(months.of(data_interval_end), -1)
 
 
 # -- input checks ----------------------------------------------------------------------------
@@ -483,11 +431,9 @@ def transform_request(
     use_case: UseCase, ref: ModelRef, snapshot: snapshots.Snapshot, staged: dict[str, Any], client: Any
 ) -> dict[str, Any]:
     """The SageMakerTransformOperator config: the SageMaker model (if new) and the job."""
-    from mlplatform.stages import deployment
-
-    model = deployment.model_request(use_case, ref, deployment.serving_image(), deployment.execution_role())
+    model = sagemaker.model_request(use_case, ref, sagemaker.serving_image(), sagemaker.execution_role())
     # Re-runs of a month reuse the name; the operator then appends a timestamp.
-    job = f"{deployment.endpoint_name(use_case)}-{snapshot.month}-v{ref.version}-{snapshot.digest[:8]}"
+    job = f"{sagemaker.endpoint_name(use_case)}-{snapshot.month}-v{ref.version}-{snapshot.digest[:8]}"
     output: dict[str, Any] = {
         "S3OutputPath": staged["output"],
         "Accept": TRANSFORM_CONTENT_TYPE,
@@ -511,7 +457,7 @@ def transform_request(
         "Tags": model["Tags"],
     }
     config: dict[str, Any] = {"Transform": transform}
-    if deployment._exists(client.describe_model, ModelName=model["ModelName"]) is None:
+    if sagemaker.existing(client.describe_model, ModelName=model["ModelName"]) is None:
         config["Model"] = model
     return config
 

@@ -54,6 +54,8 @@ from mlplatform.adapters.lake import Lake
 from mlplatform.core import features, tlc
 from mlplatform.core.metrics import LOWER_IS_BETTER, score
 from mlplatform.core.modelling import TripModel, build_estimator, input_columns, input_defaults
+from mlplatform.core.months import check as check_month
+from mlplatform.core.months import end_of
 from mlplatform.core.spec import UseCase
 
 if TYPE_CHECKING:
@@ -177,10 +179,13 @@ def _report_range(use_case: UseCase, role: str, kept: int, excluded: int) -> Non
     )
 
 
-def _sample(frame: pd.DataFrame, rows: int | None) -> pd.DataFrame:
+def sample(frame: pd.DataFrame, rows: int | None) -> pd.DataFrame:
+    """A uniform sample of ``rows`` rows of ``frame`` (all of it when smaller), in its order."""
     if rows is None or len(frame) <= rows:
         return frame
     return frame.sample(rows, random_state=SAMPLE_SEED).sort_index().reset_index(drop=True)
+
+
 
 
 @dataclass(frozen=True)
@@ -208,10 +213,7 @@ def select_window(
     their trips by pickup time.
     """
     if since is not None:
-        try:
-            datetime.strptime(since, "%Y-%m")
-        except ValueError:
-            raise ValueError(f"since must be a month as YYYY-MM, got {since!r}") from None
+        check_month(since, "since")
         newer = [s for s in available if s.month >= since]
         if not newer:
             months = ", ".join(s.month for s in available) or "none"
@@ -240,10 +242,7 @@ def select_window(
 
 def split_time(months: list[str]) -> datetime:
     """Where a split within ``months`` starts validation: ``VALIDATION_DAYS`` before their end."""
-    last = max(months)
-    year, month = map(int, last.split("-"))
-    end = datetime(year + month // 12, month % 12 + 1, 1)
-    return end - timedelta(days=VALIDATION_DAYS)
+    return end_of(max(months)) - timedelta(days=VALIDATION_DAYS)
 
 
 def split_within(frame: pd.DataFrame, cutoff: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -292,8 +291,8 @@ def assemble_training_set(
     valid, valid_excluded = labelled_and_excluded(valid, use_case)
     _report_range(use_case, "training", len(train), train_excluded)
     _report_range(use_case, "validation", len(valid), valid_excluded)
-    train = _sample(train, use_case.training.sample_rows)
-    valid = _sample(valid, MAX_VALIDATION_ROWS)
+    train = sample(train, use_case.training.sample_rows)
+    valid = sample(valid, MAX_VALIDATION_ROWS)
     if len(train) == 0 or len(valid) == 0:
         raise ValueError(
             f"no modelled rows to train on for {use_case.name} in months "
@@ -383,7 +382,7 @@ def fit(use_case: UseCase, train: pd.DataFrame, family: str | None = None) -> Fi
         params = dict(use_case.model.hyperparameters)
         trials = search_trials(use_case)
         if len(trials) > 1:
-            subset = _sample(featured.assign(_y=y.to_numpy()), SEARCH_ROWS)
+            subset = sample(featured.assign(_y=y.to_numpy()), SEARCH_ROWS)
             holdout = subset.sample(frac=0.2, random_state=SAMPLE_SEED)
             inner = subset.drop(holdout.index)
             for trial in trials:
@@ -483,9 +482,9 @@ def _plots(use_case: UseCase, fitted: Fitted, valid: pd.DataFrame) -> dict[str, 
     import matplotlib.pyplot as plt
     from sklearn.inspection import permutation_importance
 
-    sample = _sample(valid, 5000)
-    featured = features.trip_features(sample)
-    y = sample[use_case.target.column].to_numpy(dtype=float)
+    shown = sample(valid, 5000)
+    featured = features.trip_features(shown)
+    y = shown[use_case.target.column].to_numpy(dtype=float)
     answer = fitted.model.answer(featured)
     figures: dict[str, Any] = {}
 
@@ -529,7 +528,7 @@ def _plots(use_case: UseCase, fitted: Fitted, valid: pd.DataFrame) -> dict[str, 
         scoring=scoring,
         n_repeats=3,
         random_state=SAMPLE_SEED,
-        max_samples=min(2000, len(sample)),
+        max_samples=min(2000, len(shown)),
     )
     order = np.argsort(importance.importances_mean)
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(columns) + 1))
@@ -751,8 +750,8 @@ def train_files(
     }
     _report_range(use_case, "training", len(train), outside["training"])
     _report_range(use_case, "validation", len(valid), outside["validation"])
-    train = _sample(train, use_case.training.sample_rows)
-    valid = _sample(valid, MAX_VALIDATION_ROWS)
+    train = sample(train, use_case.training.sample_rows)
+    valid = sample(valid, MAX_VALIDATION_ROWS)
     fitted, evaluation, baseline = train_frames(use_case, train, valid, family)
     result = summary(fitted, evaluation, baseline)
     result.update(train_rows=len(train), validation_rows=len(valid), rows_outside_range=outside)

@@ -1,0 +1,162 @@
+"""Records one stage hands another: typed values with an explicit JSON form.
+
+Each record has ``to_dict()`` (what goes into XCom, the lake or registry tags) and
+``from_dict()`` (read back from there). The JSON form is the contract between stages and
+with the records already written; readers use the record's fields and accessors instead
+of digging into the dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """One registered model version, as resolved from an alias at a point in time."""
+
+    name: str
+    version: str
+    alias: str | None = None
+    run_id: str | None = None
+    source: str | None = None  # where the version's artifacts are stored
+
+    @property
+    def uri(self) -> str:
+        """The version's URI: pinned, unlike ``models:/<name>@<alias>``."""
+        return f"models:/{self.name}/{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form for XCom."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": self.alias,
+            "run_id": self.run_id,
+            "source": self.source,
+            "uri": self.uri,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelRef:
+        return cls(
+            data["name"], str(data["version"]), data.get("alias"), data.get("run_id"), data.get("source")
+        )
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One promotion gate's verdict on a model version."""
+
+    name: str
+    passed: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Gate:
+        return cls(str(data["name"]), bool(data["passed"]), str(data["detail"]))
+
+
+# Measurements an assessment only has once its improvement gate could be computed.
+_MEASURED = ("improvement", "latency_ms_per_row", "size_mb")
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """A model version measured against the promotion gates of its use case.
+
+    ``candidate`` and ``champion`` are evaluations as training reports them
+    (``{"overall": {metric: value}, "slices": ..., "rows": n}``); ``reference`` is what the
+    candidate was compared with (``{"kind": ..., <metric>: value}``), ``None`` when nothing was.
+    """
+
+    model_name: str
+    version: str
+    run_id: str | None
+    champion_version: str | None
+    metric: str
+    maturity_level: int
+    gates: tuple[Gate, ...] = ()
+    evaluated_on: tuple[str, ...] = ()
+    rows: int = 0
+    candidate: Mapping[str, Any] = field(default_factory=dict)
+    champion: Mapping[str, Any] | None = None
+    reference: Mapping[str, Any] | None = None
+    improvement: float | None = None
+    latency_ms_per_row: float | None = None
+    size_mb: float | None = None
+
+    @property
+    def passed(self) -> bool:
+        """Whether every gate passed."""
+        return all(gate.passed for gate in self.gates)
+
+    @property
+    def candidate_value(self) -> float | None:
+        """The candidate's overall value of the primary metric, if it was evaluated."""
+        value = (self.candidate.get("overall") or {}).get(self.metric)
+        return float(value) if isinstance(value, int | float) else None
+
+    @property
+    def reference_kind(self) -> str:
+        """What the candidate was compared with (``-`` when nothing)."""
+        return str((self.reference or {}).get("kind", "-"))
+
+    @property
+    def reference_value(self) -> float:
+        """The reference's value of the primary metric (NaN when there is none)."""
+        return float((self.reference or {}).get(self.metric, float("nan")))
+
+    def failed_gates(self) -> list[str]:
+        """``name: detail`` of every gate that failed."""
+        return [f"{gate.name}: {gate.detail}" for gate in self.gates if not gate.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: the keys in the order they were always written, optional ones only when set."""
+        out: dict[str, Any] = {
+            "model_name": self.model_name,
+            "version": self.version,
+            "run_id": self.run_id,
+            "champion_version": self.champion_version,
+            "metric": self.metric,
+            "maturity_level": self.maturity_level,
+            "evaluated_on": list(self.evaluated_on),
+            "rows": self.rows,
+            "candidate": dict(self.candidate),
+        }
+        if self.champion is not None:
+            out["champion"] = dict(self.champion)
+        out["reference"] = None if self.reference is None else dict(self.reference)
+        for key in _MEASURED:
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        out["gates"] = [gate.to_dict() for gate in self.gates]
+        out["passed"] = self.passed
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Assessment:
+        """Read an assessment back (keys it does not know, such as ``summary_md``, are ignored)."""
+        champion_version = data.get("champion_version")
+        return cls(
+            model_name=str(data["model_name"]),
+            version=str(data["version"]),
+            run_id=data.get("run_id"),
+            champion_version=None if champion_version is None else str(champion_version),
+            metric=str(data["metric"]),
+            maturity_level=int(data["maturity_level"]),
+            gates=tuple(Gate.from_dict(g) for g in data.get("gates", ())),
+            evaluated_on=tuple(data.get("evaluated_on", ())),
+            rows=int(data.get("rows", 0)),
+            candidate=dict(data.get("candidate") or {}),
+            champion=data.get("champion"),
+            reference=data.get("reference"),
+            improvement=data.get("improvement"),
+            latency_ms_per_row=data.get("latency_ms_per_row"),
+            size_mb=data.get("size_mb"),
+        )

@@ -1,0 +1,245 @@
+"""Production performance on delayed ground truth, data quality and serving health.
+
+Batch predictions (``predictions/<uc>/month=M/CURRENT.json``) are joined on
+``row_index`` to the target of the snapshot they scored; real-time predictions from the
+serving log are joined on the trip key to the snapshot of the month each trip began.
+Outcomes arrive later than predictions: a source without any has no performance yet,
+and says why (``no_predictions`` or ``no_ground_truth``). Metrics are computed per
+window, per slice (``promotion.slices``) and per variant (``batch``, ``champion``,
+``challenger``) with :func:`mlplatform.core.metrics.score`, the scoring training uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlplatform.adapters import snapshots
+from mlplatform.adapters.lake import Lake
+from mlplatform.core import metrics as model_metrics
+from mlplatform.core import months
+from mlplatform.core.features import in_target_range, trip_features
+from mlplatform.core.modelling import input_columns, input_defaults
+from mlplatform.core.spec import UseCase
+from mlplatform.stages import scoring
+from mlplatform.stages.monitoring.reference import Champion, reference_metric, version_metrics
+from mlplatform.stages.monitoring.sources import ACTUAL, answer_column, modelled_frame, sample, seed
+
+MAX_EVAL_ROWS = 500_000
+"""Predictions joined to ground truth per source; beyond it a uniform sample is as exact."""
+MIN_SLICE_ROWS = 30
+REPORTED_METRICS = ("rmse", "mae", "log_loss", "roc_auc")
+"""The metrics monitoring reports: those a spec can monitor (``monitoring.performance_metric``).
+The others :func:`mlplatform.core.metrics.score` computes are left out of records and history."""
+
+
+# -- joining predictions to outcomes ----------------------------------------------------------
+def batch_outcomes(lake: Lake, use_case: UseCase, window: str) -> tuple[pd.DataFrame | None, str]:
+    """Batch predictions of the window joined on ``row_index`` to their snapshot's ground truth.
+
+    Returns the joined rows (``variant`` = ``batch``) and, when there are none, why:
+    ``no_predictions`` or ``no_ground_truth``.
+    """
+    record = scoring.current_predictions(lake, use_case.name, window)
+    if record is None:
+        return None, "no_predictions"
+    answer = answer_column(use_case)
+    predictions = lake.read_parquet(
+        record["path"], columns=["row_index", answer, "model_version"]
+    ).to_pandas()
+    try:
+        snap = snapshots.read_snapshot(lake, use_case.name, window, record["snapshot_digest"])
+    except FileNotFoundError:
+        return None, "no_ground_truth"
+    truth = modelled_frame(lake, use_case, snap, input_columns(use_case.features.all), with_truth=True)
+    predictions = sample(predictions, MAX_EVAL_ROWS, seed(window, "batch"))
+    predictions["model_version"] = predictions["model_version"].astype(str)
+    joined = predictions.join(truth, on="row_index", how="inner").assign(variant="batch")
+    joined = joined[joined[ACTUAL].notna()].reset_index(drop=True)
+    return (joined, "") if len(joined) else (None, "no_ground_truth")
+
+
+def _trip_key(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    key = pd.DataFrame(index=frame.index)
+    for column in columns:
+        values = frame[column]
+        if column.endswith("datetime"):
+            key[column] = pd.to_datetime(values).astype("datetime64[us]")
+        elif column.endswith("_id"):
+            key[column] = values.astype("int64")
+        elif not pd.api.types.is_numeric_dtype(values):
+            key[column] = values.astype(str)  # e.g. the taxi type
+        else:
+            key[column] = values.astype(float).round(4)
+    return key
+
+
+def _answered(use_case: UseCase, logged: pd.DataFrame) -> pd.DataFrame | None:
+    """The served requests that got an answer, keyed by trip, with answer, variant and version."""
+    if "status" in logged:  # failed requests count in serving health, not in performance
+        logged = logged[logged["status"] == 200]
+        if not len(logged):
+            return None
+    defaults = {k: v for k, v in input_defaults(use_case).items() if k not in logged}
+    if defaults:  # a request may leave these out; the model answered with their default
+        logged = logged.assign(**defaults)
+    answer, keys = answer_column(use_case), input_columns(use_case.features.all)
+    if missing := [c for c in [*keys, answer, "variant"] if c not in logged]:
+        raise ValueError(
+            f"the {use_case.name} serving log lacks column(s) {', '.join(missing)}: it was written by "
+            "another version of the serving app; monitor a window it logged, or redeploy serving"
+        )
+    served = _trip_key(logged, keys)
+    served[answer] = logged[answer].to_numpy()
+    served["variant"] = logged["variant"].to_numpy()
+    served["model_version"] = logged["model_version"].astype(str).to_numpy()
+    return served
+
+
+def serving_outcomes(
+    lake: Lake, use_case: UseCase, logged: pd.DataFrame | None
+) -> tuple[pd.DataFrame | None, str]:
+    """Served predictions joined on the trip key to the snapshot of the month each trip began."""
+    if logged is None or not len(logged):
+        return None, "no_predictions"
+    served = _answered(use_case, logged)
+    if served is None:
+        return None, "no_predictions"
+    keys = input_columns(use_case.features.all)
+    truths = []
+    for month in sorted({months.of(t) for t in served["pickup_datetime"].dropna()}):
+        if (snap := snapshots.current_snapshot(lake, use_case.name, month)) is not None:
+            frame = modelled_frame(lake, use_case, snap, keys, with_truth=True)
+            truth = _trip_key(frame, keys)
+            truth[ACTUAL] = frame[ACTUAL].to_numpy()
+            truths.append(truth.drop_duplicates(keys))
+    if not truths:
+        return None, "no_ground_truth"
+    joined = served.merge(pd.concat(truths, ignore_index=True), on=keys, how="inner")
+    joined = joined[joined[ACTUAL].notna()]
+    return (joined, "") if len(joined) else (None, "no_ground_truth")
+
+
+# -- performance ------------------------------------------------------------------------------
+def outcome_scores(use_case: UseCase, rows: pd.DataFrame) -> dict[str, float]:
+    """The task's :data:`REPORTED_METRICS` on outcome rows, and their number ``n``.
+
+    ``rows`` hold the truth in :data:`ACTUAL` (classifiers: 1 for the positive class) and
+    the model's answer (:func:`answer_column`).
+    """
+    n = len(rows)
+    if not n:  # every outcome outside the modelling range: nothing to score
+        unscored = ("rmse", "mae") if use_case.task == "regression" else ("log_loss",)
+        return {**dict.fromkeys(unscored, float("nan")), "n": n}
+    scores = model_metrics.score(use_case.task, rows[ACTUAL], rows[[answer_column(use_case)]])
+    return {**{k: v for k, v in scores.items() if k in REPORTED_METRICS}, "n": n}
+
+
+def performance(use_case: UseCase, outcomes: pd.DataFrame) -> dict[str, Any]:
+    """Overall, per-slice and per-variant metrics of predictions joined to outcomes.
+
+    Only outcomes in the spec's modelling range (``target.range``) are scored, as in training
+    and validation, so production metrics compare with the validation metric; the rest are
+    counted in ``outside_range``.
+    """
+    keep = in_target_range(outcomes[ACTUAL], use_case.target.range_)
+    frame = trip_features(outcomes[keep])
+    out: dict[str, Any] = {"overall": outcome_scores(use_case, frame), "slices": {}}
+    out["outside_range"] = int((~keep).sum())
+    for column in use_case.promotion.slices:
+        if column not in frame:
+            continue
+        for value, rows in frame.groupby(column, observed=True):
+            if len(rows) >= MIN_SLICE_ROWS:
+                out["slices"][f"{column}={value}"] = outcome_scores(use_case, rows)
+    out["variants"] = {str(v): outcome_scores(use_case, rows) for v, rows in frame.groupby("variant")}
+    out["versions"] = sorted(set(frame["model_version"].astype(str)))
+    return out
+
+
+def measure_performance(
+    lake: Lake,
+    use_case: UseCase,
+    window: str,
+    logged: pd.DataFrame | None,
+    client: Any,
+    found: Champion | None,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """Metrics on delayed ground truth, their details, and why a source had none.
+
+    The headline is the champion's: batch predictions, else what serving's champion
+    answered. It is compared with the validation metric of the version that made the
+    predictions, as training logged it.
+    """
+    metric = use_case.monitoring.performance_metric
+    batch, batch_why = batch_outcomes(lake, use_case, window)
+    served, served_why = serving_outcomes(lake, use_case, logged)
+    sources = {"batch": batch_why, "serving": served_why}
+    headline = batch
+    if headline is None and served is not None:
+        champion_rows = served[served["variant"] == "champion"]
+        headline = champion_rows if len(champion_rows) else served
+    if headline is None:
+        return {}, {}, sources
+    perf = performance(use_case, headline)
+    metrics: dict[str, Any] = {k: v for k, v in perf["overall"].items() if k != "n"}
+    metrics["n_outcomes"] = perf["overall"]["n"]
+    metrics["n_outside_range"] = perf["outside_range"]
+    details = {"slices": perf["slices"], "variants": perf["variants"]}
+    if served is not None:
+        details["variants"].update(performance(use_case, served)["variants"])
+    versions = perf["versions"]
+    if len(versions) == 1 and (found is None or versions[0] != found.version):
+        ref_metrics = version_metrics(client, use_case.model_name, versions[0])
+    else:
+        ref_metrics = found.metrics if found else {}
+    if (reference := reference_metric(ref_metrics, metric)) is not None and metric in metrics:
+        metrics[f"{metric}_reference"] = reference
+        metrics[f"{metric}_degradation"] = model_metrics.relative_degradation(
+            metric, metrics[metric], reference
+        )
+    return metrics, details, sources
+
+
+# -- data quality and serving health --------------------------------------------------------------
+def data_quality(lake: Lake, use_case: UseCase, window: str) -> dict[str, Any]:
+    """The window's contract result and quarantined share, from the snapshot manifest and quarantine."""
+    snap = snapshots.current_snapshot(lake, use_case.name, window)
+    if snap is None:
+        return {}
+    contract = snap.manifest.get("contract") or {}
+    out: dict[str, Any] = {"contract_success": contract.get("success")}
+    share = contract.get("bad_row_share")
+    if share is None:
+        quarantined = 0
+        for entry in lake.list(f"quarantine/{use_case.name}/month={window}"):
+            if entry.path.endswith(".parquet"):
+                meta = lake.open_parquet(entry.path)
+                try:
+                    quarantined += meta.metadata.num_rows
+                finally:
+                    meta.close()
+        total = snap.rows + quarantined
+        share = quarantined / total if total else 0.0
+    out["quarantined_share"] = float(share)
+    return out
+
+
+def serving_health(logged: pd.DataFrame | None) -> dict[str, float]:
+    """Requests, error rate and p99 latency per request, from the serving log.
+
+    The log records every request with its HTTP ``status`` (failed ones as one row each);
+    a status of 400 or more is an error. Logs written before statuses were recorded give
+    no error rate.
+    """
+    if logged is None or not len(logged) or "request_id" not in logged:
+        return {}
+    requests = logged.drop_duplicates("request_id")
+    out = {"requests": float(len(requests))}
+    if "latency_ms" in requests:
+        out["p99_latency_ms"] = float(np.percentile(requests["latency_ms"].astype(float), 99))
+    if "status" in requests:
+        out["error_rate"] = float((requests["status"].astype(int) >= 400).mean())
+    return out

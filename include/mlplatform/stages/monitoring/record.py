@@ -1,0 +1,262 @@
+"""One window's record: evaluated, written to the lake's history, logged to MLflow.
+
+:func:`evaluate_window` gathers every measure of a window and its breaches into the
+record the MLOps page, the alert and the retrain decision read; :func:`monitor` also
+writes it: the drift report, the window's MLflow run, the record and its history rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import re
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from mlplatform.adapters import registry, settings
+from mlplatform.adapters.lake import Lake
+from mlplatform.core import months
+from mlplatform.core.spec import UseCase
+from mlplatform.stages.monitoring.data_drift import DriftResult, measure_drift
+from mlplatform.stages.monitoring.measure import data_quality, measure_performance, serving_health
+from mlplatform.stages.monitoring.reference import Champion, champion
+from mlplatform.stages.monitoring.sources import serving_log
+from mlplatform.stages.monitoring.thresholds import Breach, breaches
+
+log = logging.getLogger(__name__)
+
+HISTORY_COLUMNS = ["window", "metric", "value", "status", "computed_at"]
+
+
+def record_path(use_case: str, window: str) -> str:
+    return f"monitoring/{use_case}/history/window={window}/metrics.json"
+
+
+def report_path(use_case: str, window: str) -> str:
+    return f"monitoring/{use_case}/reports/window={window}/drift_report.html"
+
+
+def history_path(use_case: str) -> str:
+    return f"monitoring/{use_case}/history.parquet"
+
+
+def window_of_run(window: str | None, data_interval_end: datetime | None) -> str:
+    """The window a run evaluates: ``window`` if given, else the last full month before the
+    run was due (a run due on 1 April evaluates March), as batch scoring does."""
+    if window:
+        return months.check(window, "window")
+    if data_interval_end is None:
+        raise ValueError(
+            "this run has no data interval (triggered without a logical date): "
+            "trigger it with the `window` param, YYYY-MM"
+        )
+    return months.shift(months.of(data_interval_end), -1)
+
+
+# -- evaluating a window ------------------------------------------------------------------------
+def evaluate_window(
+    lake: Lake, use_case: UseCase, window: str, client: Any = None, found: Champion | None = None
+) -> tuple[dict[str, Any], DriftResult | None]:
+    """Every metric of one window, its breaches and status (nothing is written here).
+
+    The record has the shape the MLOps page reads: ``window``, ``status`` (``ok``,
+    ``breach`` or ``pending``), ``metrics``, ``breaches``, plus ``details`` (per slice,
+    variant and feature), ``breach_details``, ``pending`` and ``model``. Performance
+    without ground truth makes the window ``pending`` unless something else breached.
+    """
+    months.check(window, "window")
+    client = client or registry.client()
+    found = found if found is not None else champion(use_case, client)
+    metric = use_case.monitoring.performance_metric
+    logged = serving_log(lake, use_case.name, window)
+    metrics, details, sources = measure_performance(lake, use_case, window, logged, client, found)
+    result, reference_months, reference_rows = measure_drift(lake, use_case, window, logged, found)
+    pending: list[str] = [] if metric in metrics else [metric]
+    if metric in metrics and f"{metric}_reference" not in metrics:
+        pending.append(f"{metric}_reference")
+    if result is None:
+        pending.append("drift_share")
+    else:
+        metrics.update(drift_share=result.share, drifted_features=len(result.drifted))
+        if result.prediction_drift is not None:
+            metrics["prediction_drift"] = result.prediction_drift
+        details.update(features=result.scores, drifted=result.drifted)
+    metrics.update(data_quality(lake, use_case, window))
+    metrics.update(serving_health(logged))
+    found_breaches = breaches(use_case, metrics)
+    status = "breach" if found_breaches else ("pending" if metric in pending else "ok")
+    record = {
+        "use_case": use_case.name,
+        "window": window,
+        "status": status,
+        "metrics": metrics,
+        **_breach_fields(found_breaches),
+        "pending": pending,
+        "sources": sources,
+        "details": details,
+        "reference": {"months": reference_months, "rows": reference_rows},
+        "model": _model_fields(found),
+        "thresholds": use_case.monitoring.model_dump(),
+        "computed_at": datetime.now(UTC).isoformat(),
+    }
+    return record, result
+
+
+def _breach_fields(found: list[Breach]) -> dict[str, Any]:
+    return {
+        "breaches": [b.metric for b in found],
+        "breach_details": [{**asdict(b), "retrain": b.retrain} for b in found],
+    }
+
+
+def _model_fields(found: Champion | None) -> dict[str, Any] | None:
+    if found is None:
+        return None
+    return {"name": found.name, "version": found.version, "run_id": found.run_id, "url": found.url}
+
+
+# -- writing the history ------------------------------------------------------------------------
+def write_report(lake: Lake, use_case: UseCase, window: str, result: DriftResult | None) -> str | None:
+    """Evidently's HTML drift report in the lake; returns its lake path."""
+    if result is None or result.snapshot is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "drift_report.html"
+        result.snapshot.save_html(str(local))
+        path = report_path(use_case.name, window)
+        lake.write_bytes(path, local.read_bytes())
+    return path
+
+
+def _flat(prefix: str, values: dict[str, Any]) -> dict[str, float]:
+    return {f"{prefix}{k}": float(v) for k, v in values.items() if isinstance(v, int | float)}
+
+
+def history_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per metric of a record: headline, per slice, per variant and per feature."""
+    values = _flat("", record["metrics"])
+    details = record.get("details") or {}
+    for group in ("slices", "variants"):
+        for name, scores in (details.get(group) or {}).items():
+            values.update(_flat(f"{group[:-1]}[{name}].", scores))
+    values.update(_flat("drift.", details.get("features") or {}))
+    return [
+        {
+            "window": record["window"],
+            "metric": name,
+            "value": value,
+            "status": record["status"],
+            "computed_at": record["computed_at"],
+        }
+        for name, value in sorted(values.items())
+    ]
+
+
+def write_history(lake: Lake, record: dict[str, Any]) -> str:
+    """Store the window's record and replace its rows in ``history.parquet`` (atomic rewrite)."""
+    use_case, window = record["use_case"], record["window"]
+    lake.write_json(record_path(use_case, window), record)
+    path = history_path(use_case)
+    rows = pd.DataFrame(history_rows(record), columns=HISTORY_COLUMNS)
+    if lake.exists(path):
+        old = lake.read_parquet(path).to_pandas()
+        rows = pd.concat([old[old["window"] != window], rows], ignore_index=True)
+    rows = rows.sort_values(["window", "metric"], ignore_index=True)
+    return lake.write_parquet(path, pa.Table.from_pandas(rows, preserve_index=False))
+
+
+def read_history(lake: Lake, use_case: str) -> pd.DataFrame:
+    path = history_path(use_case)
+    return lake.read_parquet(path).to_pandas() if lake.exists(path) else pd.DataFrame()
+
+
+# -- the window's MLflow run --------------------------------------------------------------------
+def _mlflow_key(name: str) -> str:
+    """A metric name MLflow accepts: ``slice[pu_borough=Queens].rmse`` -> ``slice/pu_borough/Queens.rmse``."""
+    name = name.replace("[", "/").replace("]", "").replace("=", "/")
+    return re.sub(r"[^A-Za-z0-9_\-./ ]", "_", name)
+
+
+def _window_run(client: Any, use_case: str, window: str) -> tuple[str, str]:
+    """The experiment and run of a window in ``<use case>-monitoring``, created on first use."""
+    name = f"{use_case}-monitoring"
+    experiment = client.get_experiment_by_name(name)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
+    found = client.search_runs([experiment_id], f"tags.`mlplatform.window` = '{window}'", max_results=1)
+    if found:
+        return experiment_id, found[0].info.run_id
+    run = client.create_run(experiment_id, run_name=f"window={window}", tags={"mlplatform.window": window})
+    return experiment_id, run.info.run_id
+
+
+def log_to_mlflow(
+    lake: Lake, use_case: UseCase, record: dict[str, Any], report: str | None, client: Any = None
+) -> dict[str, str]:
+    """One MLflow run per window in ``<use case>-monitoring`` (re-runs reuse it); returns its ids.
+
+    Every history row is a metric at step ``YYYYMM``; they and the run's tags go in one
+    ``log_batch`` request (MLflow splits it at its batch limits), not one request per metric.
+    """
+    from mlflow.entities import Metric, RunTag
+
+    client = client or registry.client()
+    experiment_id, run_id = _window_run(client, use_case.name, record["window"])
+    step, logged_at = int(record["window"].replace("-", "")), int(time.time() * 1000)
+    metrics = [Metric(_mlflow_key(r["metric"]), r["value"], logged_at, step) for r in history_rows(record)]
+    tags = {"status": record["status"], "breaches": ",".join(record["breaches"]) or "none"}
+    if record.get("model"):
+        tags["champion_version"] = record["model"]["version"]
+    client.log_batch(run_id, metrics=metrics, tags=[RunTag(f"mlplatform.{k}", v) for k, v in tags.items()])
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "metrics.json").write_text(json.dumps(record, indent=2, default=str))
+        client.log_artifact(run_id, str(Path(tmp) / "metrics.json"))
+        if report:
+            (Path(tmp) / "drift_report.html").write_bytes(lake.read_bytes(report))
+            client.log_artifact(run_id, str(Path(tmp) / "drift_report.html"))
+    with contextlib.redirect_stdout(sys.stderr):  # MLflow prints the run's link; stdout is for results
+        client.set_terminated(run_id)
+    base = settings.tracking_uri().rstrip("/")
+    return {"run_id": run_id, "url": f"{base}/#/experiments/{experiment_id}/runs/{run_id}"}
+
+
+# -- one window, end to end ---------------------------------------------------------------------
+def monitor(
+    lake: Lake, use_case: UseCase, window: str, client: Any = None, airflow_run_url: str | None = None
+) -> dict[str, Any]:
+    """Evaluate one window and write everything: report, MLflow run, record and history."""
+    client = client or registry.client()
+    record, result = evaluate_window(lake, use_case, window, client)
+    report = write_report(lake, use_case, window, result)
+    record["report_url"] = lake.uri(report) if report else None
+    record["airflow_run_url"] = airflow_run_url
+    mlflow_run = log_to_mlflow(lake, use_case, record, report, client)
+    record["mlflow_run_id"], record["mlflow_run_url"] = mlflow_run["run_id"], mlflow_run["url"]
+    write_history(lake, record)
+    record["record_uri"] = lake.uri(record_path(use_case.name, window))
+    log.info("%s %s: %s %s", use_case.name, window, record["status"], record["breaches"])
+    return record
+
+
+def summary(record: dict[str, Any]) -> str:
+    """A short human-readable summary of a record (the command line prints it)."""
+    out = io.StringIO()
+    out.write(f"{record['use_case']} {record['window']}: {record['status']}\n")
+    for name, value in sorted(record["metrics"].items()):
+        out.write(f"  {name:<24} {value}\n")
+    for b in record.get("breach_details", []):
+        out.write(f"  BREACH {b['metric']}: {b['message']}\n")
+    if record.get("pending"):
+        out.write(f"  pending: {', '.join(record['pending'])}\n")
+    if record.get("report_url"):
+        out.write(f"  report: {record['report_url']}\n")
+    return out.getvalue()
