@@ -11,7 +11,7 @@ import pytest
 
 from mlplatform.core import generator, tlc
 
-GENERATIONS = [("legacy", "2023-06"), ("2024", "2024-06"), ("2025", "2025-02")]
+GENERATIONS = [("legacy", "2022-06"), ("2024", "2023-06"), ("2025", "2025-02")]
 REAL = Path(__file__).parent / "fixtures" / "real_tlc"
 
 

@@ -530,16 +530,9 @@ def _money_and_codes(
 
 
 def publication_schema(taxi_type: tlc.TaxiType, month: str, generation: tlc.Generation) -> pa.Schema:
-    """The Arrow schema of TLC's file for ``month``: its generation's, and the period's quirks.
-
-    Green files up to 2022 carry ``ehail_fee`` typed ``null`` (never a value), as the real
-    2021 months in ``tests/fixtures/real_tlc/`` do.
-    """
-    schema = tlc.raw_schema(taxi_type, generation)
-    if taxi_type == "green" and generation == "legacy" and month < "2023-01":
-        index = schema.get_field_index("ehail_fee")
-        schema = schema.set(index, pa.field("ehail_fee", pa.null()))
-    return schema
+    """The Arrow schema of TLC's file for ``month``: its generation's (see :func:`tlc.raw_schema`;
+    green files up to 2022 carry ``ehail_fee`` typed ``null``, as the real 2021 months do)."""
+    return tlc.raw_schema(taxi_type, generation)
 
 
 def _to_arrow(c: dict[str, np.ndarray], schema: pa.Schema) -> pa.Table:

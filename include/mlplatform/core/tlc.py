@@ -73,7 +73,7 @@ def raw_schema(taxi_type: TaxiType, generation: Generation) -> pa.Schema:
             ("passenger_count", i_count),
             ("trip_distance", d),
             *[(m, d) for m in _MONEY[:5]],
-            ("ehail_fee", d),
+            ("ehail_fee", d if modern else pa.null()),  # legacy files type the empty column null
             ("improvement_surcharge", d),
             ("total_amount", d),
             ("payment_type", pa.int64() if modern else d),
@@ -86,10 +86,14 @@ def raw_schema(taxi_type: TaxiType, generation: Generation) -> pa.Schema:
 
 
 def generation_for_month(month: str) -> Generation:
-    """The schema generation TLC used for files of ``month`` (YYYY-MM)."""
+    """The schema generation TLC used for files of ``month`` (YYYY-MM).
+
+    ``legacy``: files up to 2022 (int64 ids, double codes); ``2024``: from 2023 on, TLC's
+    files carry int32 ids, int64 codes and large_string flags; ``2025`` adds the CBD fee.
+    """
     if month >= "2025-01":
         return "2025"
-    return "2024" if month >= "2024-01" else "legacy"
+    return "2024" if month >= "2023-01" else "legacy"
 
 
 NORMALISED_SCHEMA = pa.schema(
