@@ -186,8 +186,6 @@ def sample(frame: pd.DataFrame, rows: int | None) -> pd.DataFrame:
     return frame.sample(rows, random_state=SAMPLE_SEED).sort_index().reset_index(drop=True)
 
 
-
-
 @dataclass(frozen=True)
 class SnapshotRef:
     """A snapshot a model trained or was validated on."""
