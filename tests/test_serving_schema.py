@@ -122,3 +122,14 @@ def test_frame_of_uses_the_signature_types() -> None:
     assert str(frame["pu_location_id"].dtype) == "int32" and str(frame["trip_distance"].dtype) == "float64"
     assert str(frame["pickup_datetime"].dtype).startswith("datetime64")
     assert frame["taxi_type"].tolist() == [None, "green"]
+
+
+def test_the_uvicorn_target_is_the_asgi_app() -> None:
+    """`uvicorn mlplatform.serving:app` (what the embedded default runs) finds the app, not a
+    submodule of the same name."""
+    from fastapi import FastAPI
+    from uvicorn.importer import import_from_string
+
+    import mlplatform.serving.routes  # noqa: F401  (every submodule loaded, as in a running app)
+
+    assert isinstance(import_from_string("mlplatform.serving:app"), FastAPI)

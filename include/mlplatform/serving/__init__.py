@@ -48,7 +48,7 @@ The modules, each importing only those above it:
 | ``metrics`` | ``/metrics`` in the Prometheus text format |
 | ``log`` | the prediction log: its row layout and the buffered writer to the lake |
 | ``service`` | one request apart from HTTP: variant, validation, prediction, metrics, log |
-| ``app`` | the routes: ``create_app`` |
+| ``routes`` | the routes: ``create_app`` |
 | ``run`` | ``app_from_env`` (the uvicorn factory) and the ``python -m mlplatform.serving`` command |
 """
 
@@ -56,7 +56,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlplatform.serving.app import create_app
+from mlplatform.serving.routes import create_app
 from mlplatform.serving.run import app_from_env, main
 from mlplatform.serving.store import assign_variant
 

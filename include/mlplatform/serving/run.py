@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from fastapi import FastAPI
 
 from mlplatform.core.spec import load_spec
-from mlplatform.serving.app import create_app
+from mlplatform.serving.routes import create_app
 
 REFERENCE_USE_CASE = "taxi_trip_duration"
 DEFAULT_PORT = 8000

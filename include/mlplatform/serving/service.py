@@ -3,7 +3,7 @@
 Pick the variant (sticky per request key, or forced for smoke tests), check the trips
 against that model's signature, predict them in the micro-batch, then count the request in
 the metrics and write it to the prediction log, failures included. The routes of
-:mod:`mlplatform.serving.app` only turn HTTP into these calls and the results back.
+:mod:`mlplatform.serving.routes` only turn HTTP into these calls and the results back.
 """
 
 from __future__ import annotations
