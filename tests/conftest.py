@@ -8,7 +8,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -178,3 +180,29 @@ def webhook_sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     finally:
         patch.undo()
         sink.stop()
+
+
+@contextmanager
+def throwaway_postgres(prefix: str) -> Iterator[str]:
+    """A new PostgreSQL database on localhost named ``<prefix>_<random>``, dropped afterwards
+    (its connections closed first); skips, or fails with ``MLPLATFORM_REQUIRE_SERVICES=1``,
+    when PostgreSQL is not there."""
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    import psycopg2
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.close()

@@ -16,7 +16,6 @@ import os
 import signal
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ import pytest
 
 from mlplatform.dev.embedded import Platform, Service
 
-from conftest import free_port, require_service
+from conftest import free_port, require_service, throwaway_postgres
 
 pytestmark = [pytest.mark.celery, pytest.mark.services, pytest.mark.system, pytest.mark.slow]
 
@@ -140,26 +139,9 @@ def broker_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def postgres_uri() -> Iterator[str]:
-    """A throwaway PostgreSQL database for Airflow's metadata and Celery's results, dropped afterwards."""
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    import psycopg2
-
-    name = f"mlplatform_celery_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.close()
+    """A throwaway PostgreSQL database for Airflow's metadata and Celery's results."""
+    with throwaway_postgres("mlplatform_celery") as uri:
+        yield uri
 
 
 def _wait_for_workers(broker_url: str, timeout_s: float = 180) -> None:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, REQUIRE_SERVICES, free_port, require_service
+from conftest import REPO_ROOT, REQUIRE_SERVICES, free_port, throwaway_postgres
 
 pytestmark = [pytest.mark.system, pytest.mark.services, pytest.mark.slow]
 
@@ -28,26 +27,9 @@ SCREENSHOTS = REPO_ROOT / ".local" / "screenshots"
 
 @pytest.fixture(scope="module")
 def postgres_uri() -> Iterator[str]:
-    """A throwaway PostgreSQL database for Airflow's metadata, dropped afterwards."""
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    import psycopg2
-
-    name = f"mlplatform_system_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.close()
+    """A throwaway PostgreSQL database for Airflow's metadata."""
+    with throwaway_postgres("mlplatform_system") as uri:
+        yield uri
 
 
 @pytest.fixture(scope="module")
