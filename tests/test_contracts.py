@@ -110,7 +110,7 @@ def test_committed_context_is_in_sync_with_the_specs(tmp_path: Path) -> None:
     ]
     assert not changed and not added, (
         f"great_expectations/ is out of date with the specs (changed {changed}, missing {added}); "
-        "run `.venv/bin/python -m mlplatform.stages.contracts sync` and commit the result"
+        "run `.venv/bin/mlplatform contracts sync` and commit the result"
     )
 
 

@@ -141,7 +141,7 @@ def run_checkpoint(
     except DataContextError:
         raise FileNotFoundError(
             f"no checkpoint {checkpoint_name(use_case)} in {root}: the use case is new or its "
-            "contract changed; run `python -m mlplatform.stages.contracts sync` and commit "
+            "contract changed; run `mlplatform contracts sync` and commit "
             "great_expectations/"
         ) from None
     result = checkpoint.run(
