@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from mlplatform.core.features import trip_features
 from mlplatform.core.modelling import TripModel, input_columns
 from mlplatform.core.months import shift
 from mlplatform.core.spec import load_spec
+from mlplatform.dev import closed_loop
 from mlplatform.stages import contracts, ingest, monitoring, scoring, training
 from mlplatform.use_cases.taxi_trip_duration import build_estimator
 
@@ -109,7 +109,6 @@ def evaluate(lake: Lake, champion: monitoring.Champion, month: str) -> dict:
 
 
 REAL_DIR = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "real_tlc"
-REAL_FILE = re.compile(r"^(yellow|green)_tripdata_(\d{4}-\d{2})\.parquet$")
 
 
 def real_months(folder: Path) -> dict[str, Any]:
@@ -122,10 +121,10 @@ def real_months(folder: Path) -> dict[str, Any]:
     change the thresholds must live with: RMSE against validation, drifted share, prediction
     drift, and whether anything would have fired.
     """
-    files: dict[str, list[tuple[str, Path]]] = {}
-    for path in sorted(folder.glob("*_tripdata_*.parquet")):
-        if match := REAL_FILE.match(path.name):
-            files.setdefault(match[2], []).append((match[1], path))
+    try:
+        files = closed_loop.real_files(folder)  # TLC's file names, as `mlplatform run --data` reads them
+    except FileNotFoundError as exc:
+        return {"skipped": str(exc)}
     months = sorted(files)
     if len(months) < 2:
         return {"skipped": f"fewer than two real TLC months in {folder}"}
@@ -137,7 +136,7 @@ def real_months(folder: Path) -> dict[str, Any]:
         )
         contract = {}
         for month in months:
-            for taxi_type, path in files[month]:
+            for taxi_type, path in files[month].items():
                 ingest.land_bytes(lake, USE_CASE.data.dataset, taxi_type, month, path.read_bytes())
             outcome = contracts.validate_month(lake, USE_CASE, month, root)
             contract[month] = {
