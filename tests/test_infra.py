@@ -580,6 +580,18 @@ def test_mwaa_constraints_must_pin_the_mwaa_airflow_version():
     assert precondition["condition"] == "${local.constraints_airflow_version == var.airflow_version}"
 
 
+def test_the_default_mwaa_constraints_are_the_tested_lock_for_the_default_version():
+    """MWAA gets constraints-mwaa.txt, the lock `make test-mwaa` installs and tests on."""
+    variables = blocks(ORCHESTRATION, "variable")
+    constraints = REPO / variables["constraints_file"]["default"]
+    assert constraints.name == "constraints-mwaa.txt"
+    pins = re.findall(r"(?m)^apache-airflow==(\S+)$", constraints.read_text())
+    assert pins == [variables["airflow_version"]["default"]]
+    makefile = (REPO / "Makefile").read_text()
+    assert "MWAA_AIRFLOW := $(shell sed -n 's/^apache-airflow==//p' constraints-mwaa.txt)" in makefile
+    assert "test-mwaa" in makefile
+
+
 # --------------------------------------------------------------------------- plugins zip
 
 
@@ -666,7 +678,15 @@ def terraform(tmp_path_factory) -> dict[str, Any]:
     # with the bundle the configuration reads linked in.
     copy = home / "repo"
     shutil.copytree(INFRA, copy / "infra", ignore=shutil.ignore_patterns(".terraform", ".build"))
-    for name in ("dags", "include", "plugins", "great_expectations", "requirements.txt", "constraints.txt"):
+    for name in (
+        "dags",
+        "include",
+        "plugins",
+        "great_expectations",
+        "requirements.txt",
+        "constraints.txt",
+        "constraints-mwaa.txt",
+    ):
         (copy / name).symlink_to(REPO / name)
     env = {
         **os.environ,

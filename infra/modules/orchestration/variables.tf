@@ -22,8 +22,8 @@ variable "airflow_version" {
 
 variable "constraints_file" {
   type        = string
-  description = "Constraints file, relative to `bundle_root`, that MWAA installs `requirements.txt` with; it must pin `apache-airflow==<airflow_version>`."
-  default     = "constraints.txt"
+  description = "Constraints file, relative to `bundle_root`, that MWAA installs `requirements.txt` with; it must pin `apache-airflow==<airflow_version>`. `constraints-mwaa.txt` is the bundle's lock for the default version (`make lock`), tested by `make test`."
+  default     = "constraints-mwaa.txt"
   nullable    = false
 }
 
