@@ -14,10 +14,10 @@ CHECKOV_VERSION := 3.3.30
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-mwaa system-deps run stop test test-mwaa lint fmt bench lock plugins-zip clean
+.PHONY: help venv venv-mwaa system-deps run stop test test-mwaa lint fmt bench lock env plugins-zip clean
 
 help:  ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 # uv installs the ~260 pinned packages in seconds; plain pip would take minutes.
 $(BIN)/.installed: requirements.txt constraints.txt pyproject.toml
@@ -67,7 +67,7 @@ run: venv  ## Run the platform on the embedded default (local lake, MLflow, Airf
 stop: venv  ## Stop every process `make run` started
 	$(BIN)/mlplatform stop
 
-# lint-imports checks the package's layers (contracts in pyproject.toml); mypy types core/ strictly.
+# lint-imports checks the package's layers (contracts in pyproject.toml); mypy types the package (strict on core/).
 test: venv $(CHECKOV_VENV)/.installed system-deps  ## Run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
@@ -79,7 +79,7 @@ test: venv $(CHECKOV_VENV)/.installed system-deps  ## Run the whole test suite
 # MWAA's Airflow.
 test-mwaa: $(MWAA_VENV)/.installed  ## Run the Airflow compatibility tests on MWAA's Airflow
 	$(MWAA_VENV)/bin/pytest -m airflow_compat -p no:cacheprovider
-lint: venv  ## Lint, check formatting, the package's layers and core's types
+lint: venv  ## Lint, check formatting, the package's layers and its types (strict on core)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
@@ -108,6 +108,9 @@ lock: venv  ## Re-resolve constraints.txt from requirements.txt and the test ext
 	  --no-header --no-annotate --no-emit-package mlplatform -o .local/constraints-mwaa.txt
 	{ grep '^#' constraints-mwaa.txt; cat .local/constraints-mwaa.txt; } \
 	  > .local/constraints-mwaa.new && mv .local/constraints-mwaa.new constraints-mwaa.txt
+
+env: venv  ## Write .env for docker-compose with generated passwords and tokens (never overwrites)
+	$(BIN)/python -m mlplatform.dev.private_files
 
 plugins-zip:  ## Build infra/.build/plugins.zip, which terraform plan uploads to MWAA
 	$(PYTHON) infra/scripts/plugins_zip.py

@@ -62,9 +62,20 @@ def test_generate_and_ingest_into_the_lake(tmp_path: Path) -> None:
     )
     assert wrong.returncode == 2 and "holds green trips but taxi_generous_tip expects yellow" in wrong.stderr
     landed = mlplatform(
-        "ingest", str(real), "--use-case", "taxi_trip_duration", "--month", "2023-04", "--lake", lake
+        "ingest",
+        str(real),
+        "--use-case",
+        "taxi_trip_duration",
+        "--month",
+        "2023-04",
+        "--lake",
+        lake,
+        "--json",
     )
-    assert landed.returncode == 0 and "green_tripdata_2023-04.parquet" in landed.stdout
+    assert landed.returncode == 0, landed.stderr
+    record = json.loads(landed.stdout)
+    assert record["state"] == "landed" and record["uri"].endswith("green_tripdata_2023-04.parquet")
+    assert record["rows"] == 500
 
     made = mlplatform("generate", "--month", "2024-01", "--months", "2", "--rows", "500", "--lake", lake)
     assert made.returncode == 0, made.stderr
@@ -106,3 +117,101 @@ def test_three_million_rows_in_reasonable_time(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["rows"] == 3_000_000
     assert pq.read_metadata(tmp_path / "y.parquet").num_rows == 3_000_000
     assert time.perf_counter() - started > 0
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """The command run in this process (quicker than a console script): exit code and stdout."""
+    try:
+        code = cli.main(list(args))
+    except SystemExit as exit_:  # --help and --version exit from argparse
+        code = int(exit_.code or 0)
+    return code, capsys.readouterr().out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from mlplatform import __version__
+
+    assert run(capsys, "--version") == (0, f"mlplatform {__version__}\n")
+
+
+def test_help_lists_the_use_cases_their_families_and_the_exit_codes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from mlplatform.core import spec
+
+    top, train = run(capsys, "--help")[1], run(capsys, "train", "--help")[1]
+    for use_case in spec.load_all():
+        families = ", ".join(spec.model_families(use_case))
+        assert f"{use_case.name}: families {families}" in top
+        assert use_case.name in " ".join(train.split())  # help text is wrapped
+    assert "2 could not check" in top
+    assert "hist_gradient_boosting" in train
+
+
+def test_results_are_a_table_by_default_and_json_on_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, table = run(capsys, "spec")
+    assert code == 0
+    header = next(line for line in table.splitlines() if "┃ use case" in line)
+    assert "task" in header and "model family" in header
+    assert any("taxi_trip_duration" in line and "regression" in line for line in table.splitlines())
+    assert json.loads(run(capsys, "spec", "taxi_trip_duration", "--json")[1])["name"] == "taxi_trip_duration"
+
+    lake = (tmp_path / "lake").as_uri()
+    assert run(capsys, "generate", "--month", "2024-01", "--rows", "300", "--lake", lake, "--quiet")[0] == 0
+    listing = run(capsys, "lake", "--lake", lake)[1]
+    assert "raw" in listing and "yellow_tripdata_2024-01.parquet" in listing
+    assert "raw" in json.loads(run(capsys, "lake", "--lake", lake, "--json")[1])
+
+
+def test_progress_stays_off_stdout_and_quiet_when_not_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("generate", "--month", "2024-01", "--months", "2", "--rows", "300", "--out", str(tmp_path))
+    assert cli.main([*args, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert [json.loads(line)["month"] for line in captured.out.splitlines()] == ["2024-01", "2024-02"]
+
+
+def bash_complete(script: str, line: str) -> list[str]:
+    """What bash completes for ``line`` (words so far, the last one being completed) with ``script``."""
+    words = line.split(" ")
+    program = (
+        f"{script}\nCOMP_WORDS=({' '.join(repr(w) for w in words)}); COMP_CWORD={len(words) - 1}\n"
+        '_mlplatform_complete; printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    done = subprocess.run(["bash", "-c", program], capture_output=True, text=True, timeout=60, cwd="/")
+    assert done.returncode == 0, done.stderr
+    return [w for w in done.stdout.splitlines() if w]
+
+
+def test_bash_completion_completes_commands_options_and_values(capsys: pytest.CaptureFixture[str]) -> None:
+    script = run(capsys, "completion", "bash")[1]
+    assert "complete -o filenames -F _mlplatform_complete mlplatform" in script
+    assert set(bash_complete(script, "mlplatform va")) == {"validate"}
+    assert "--use-case" in bash_complete(script, "mlplatform validate --")
+    assert set(bash_complete(script, "mlplatform train --use-case taxi_")) == {
+        "taxi_generous_tip",
+        "taxi_trip_duration",
+    }
+    assert set(bash_complete(script, "mlplatform generate --kind ")) == {"yellow", "green"}
+    assert bash_complete(script, "mlplatform contracts s") == ["sync"]
+    assert "etc" in bash_complete(script, "mlplatform validate et")  # file names elsewhere
+    zsh = run(capsys, "completion", "zsh")[1]
+    assert "bashcompinit" in zsh and script in zsh
+
+
+def test_config_prints_the_effective_settings_with_their_sources(capsys: pytest.CaptureFixture[str]) -> None:
+    settings = pytest.importorskip("mlplatform.adapters.settings")
+    if not hasattr(settings, "effective_settings"):
+        pytest.skip("the settings module does not list its effective values yet")
+    expected = {s.name: s.source for s in settings.effective_settings()}
+    code, listed = run(capsys, "config", "--json")
+    assert code == 0
+    assert {r["name"]: r["source"] for r in json.loads(listed)} == expected
+    assert all(set(r) == {"name", "value", "source"} for r in json.loads(listed))
+    code, table = run(capsys, "config")
+    assert code == 0 and "effective settings" in table
+    assert all(name in table for name in expected)

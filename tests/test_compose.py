@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlplatform.dev.private_files import GENERATED_PASSWORDS
+
 from conftest import REPO_ROOT, REQUIRE_SERVICES
 
 COMPOSE = REPO_ROOT / "docker-compose.yaml"
@@ -25,8 +27,10 @@ def config() -> dict:
             pytest.fail("docker-compose is not installed; `make test` installs it (Debian package)")
         pytest.skip("docker-compose is not installed (Debian package docker-compose; `make system-deps`)")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW", "MLPLATFORM"))}
+    # The passwords a generated .env provides (compose refuses to start without them).
+    env.update({name: f"test-{name.lower()}" for name, _ in GENERATED_PASSWORDS})
     result = subprocess.run(
-        [binary, "-f", str(COMPOSE), "--profile", "celery", "config"],
+        [binary, "-f", str(COMPOSE), "--env-file", os.devnull, "--profile", "celery", "config"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -102,3 +106,32 @@ def test_no_anonymous_admin(config: dict) -> None:
     env = config["services"]["airflow-apiserver"]["environment"]
     assert env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "false").lower() != "true"
     assert env["AIRFLOW__API_AUTH__JWT_SECRET_CMD"].startswith("cat ")
+
+
+def test_a_missing_password_stops_compose_with_a_message(config: dict) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW", "MLPLATFORM"))}
+    for name, _ in GENERATED_PASSWORDS:
+        env.pop(name, None)
+    result = subprocess.run(
+        [
+            shutil.which("docker-compose") or "docker-compose",
+            "-f",
+            str(COMPOSE),
+            "--env-file",
+            os.devnull,
+            "config",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=REPO_ROOT,
+    )
+    assert result.returncode != 0
+    assert "PASSWORD" in result.stderr and "mlplatform.dev.private_files" in result.stderr
+
+
+def test_the_triggerer_runs_beside_the_scheduler(config: dict) -> None:
+    triggerer = config["services"]["airflow-triggerer"]
+    assert "triggerer" in str(triggerer["command"])
+    assert triggerer["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql")

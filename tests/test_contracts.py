@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -69,7 +70,7 @@ def land(
     return ingest.land_bytes(lake, d.dataset, taxi_type, month, data, replace=replace).path
 
 
-def run_month(lake: Lake, month: str = MONTH, use_case: spec.UseCase = USE_CASE) -> dict[str, Any]:
+def run_month(lake: Lake, month: str = MONTH, use_case: spec.UseCase = USE_CASE) -> contracts.ContractOutcome:
     """What the DAG's check_contract and report tasks do, without Airflow."""
     outcome = contracts.validate_month(lake, use_case, month)
     if (alert := contracts.alert_for(outcome)) is not None:
@@ -150,7 +151,7 @@ def test_every_expectation_says_why_and_how_severe() -> None:
 def test_a_clean_month_is_validated_with_its_manifest(lake: Lake, gx_root: Path, sink: Any) -> None:
     raw = land(lake, to_bytes(month_table()))
     outcome = run_month(lake)
-    assert outcome["severity"] == "pass" and outcome["success"]
+    assert outcome.severity == "pass" and outcome.success
     snapshot = snapshots.current_snapshot(lake, USE_CASE.name, MONTH)
     manifest = snapshot.manifest
     assert manifest["source"] == {"path": raw, "digest": lake.digest(raw), "rows": ROWS}
@@ -169,17 +170,17 @@ def test_same_raw_file_is_a_no_op_and_a_changed_one_a_new_version(
     lake: Lake, gx_root: Path, sink: Any
 ) -> None:
     land(lake, to_bytes(month_table(seed=1)))
-    first = run_month(lake)["snapshot"]
-    again = run_month(lake)["snapshot"]
-    assert first["created"] and not again["created"] and again["digest"] == first["digest"]
+    first = run_month(lake).snapshot
+    again = run_month(lake).snapshot
+    assert first and again and first.created and not again.created and again.digest == first.digest
     assert len([p for p in validated(lake) if p.endswith("data.parquet")]) == 1
 
     raw = land(lake, to_bytes(month_table(seed=2)), replace=True)
-    second = run_month(lake)["snapshot"]
-    assert second["created"] and second["digest"] != first["digest"]
+    second = run_month(lake).snapshot
+    assert second and second.created and second.digest != first.digest
     current = snapshots.current_snapshot(lake, USE_CASE.name, MONTH)
-    assert current.digest == second["digest"] and current.manifest["source"]["digest"] == lake.digest(raw)
-    assert snapshots.read_snapshot(lake, USE_CASE.name, MONTH, first["digest"]).rows == ROWS  # kept
+    assert current.digest == second.digest and current.manifest["source"]["digest"] == lake.digest(raw)
+    assert snapshots.read_snapshot(lake, USE_CASE.name, MONTH, first.digest).rows == ROWS  # kept
 
 
 def test_the_snapshot_encoded_during_the_checkpoint_is_the_validated_rows(lake: Lake, gx_root: Path) -> None:
@@ -188,8 +189,8 @@ def test_the_snapshot_encoded_during_the_checkpoint_is_the_validated_rows(lake: 
     assert checked.encoded is None and checked.bad_rows  # only validate_month encodes ahead
     land(lake, data)
     outcome = run_month(lake)
-    assert outcome["snapshot"]["digest"] == snapshots.encode(checked.valid).digest
-    assert outcome["timings"]["snapshot_encode"] > 0
+    assert outcome.snapshot.digest == snapshots.encode(checked.valid).digest
+    assert outcome.timings["snapshot_encode"] > 0
 
 
 def test_quarantined_rows_keep_their_reasons_and_leave_the_snapshot(
@@ -199,8 +200,8 @@ def test_quarantined_rows_keep_their_reasons_and_leave_the_snapshot(
     picked = np.flatnonzero(np.random.default_rng(SEED).random(ROWS) < RATE)
     land(lake, to_bytes(table))
     outcome = run_month(lake)
-    assert outcome["severity"] == "quarantine" and outcome["quarantined_rows"] == picked.size
-    rows = lake.read_parquet(lake.relative(outcome["quarantine"]["rows_uri"]))
+    assert outcome.severity == "quarantine" and outcome.quarantined_rows == picked.size
+    rows = lake.read_parquet(lake.relative(outcome.quarantine.rows_uri))
     assert rows.column("source_row").to_pylist() == picked.tolist()
     assert set(rows.column("quarantine_reason").to_pylist()) == {"implausible_distance"}
     snapshot = snapshots.current_snapshot(lake, USE_CASE.name, MONTH)
@@ -285,14 +286,14 @@ def test_a_few_bad_rows_are_quarantined(kind: str, lake: Lake, gx_root: Path, si
     raw = land(lake, bad_file(kind))
     digest = lake.digest(raw)
     outcome = run_month(lake)
-    assert outcome["severity"] == "quarantine", outcome["summary"]
-    assert set(outcome["rule_counts"]) == {ROW_KINDS[kind]}, outcome["summary"]
-    assert 0 < outcome["quarantined_rows"] <= 2 * RATE * ROWS
+    assert outcome.severity == "quarantine", outcome.summary
+    assert set(outcome.rule_counts) == {ROW_KINDS[kind]}, outcome.summary
+    assert 0 < outcome.quarantined_rows <= 2 * RATE * ROWS
     assert lake.digest(raw) == digest
-    rows = lake.read_parquet(lake.relative(outcome["quarantine"]["rows_uri"]))
+    rows = lake.read_parquet(lake.relative(outcome.quarantine.rows_uri))
     assert set(rows.column("quarantine_reason").to_pylist()) == {ROW_KINDS[kind]}
     snapshot = snapshots.current_snapshot(lake, USE_CASE.name, MONTH)
-    assert snapshot.rows + rows.num_rows == outcome["rows"]
+    assert snapshot.rows + rows.num_rows == outcome.rows
     assert [m["text"].split("]")[0] for m in received(sink)] == [":warning: [warning"]
 
 
@@ -304,12 +305,12 @@ def test_a_breach_validates_nothing_keeps_the_raw_file_and_alerts(
     raw = land(lake, bad_file(kind))
     digest = lake.digest(raw)
     outcome = run_month(lake, use_case=YELLOW_ONLY if kind == "green_where_yellow_expected" else USE_CASE)
-    assert outcome["severity"] == "breach" and not outcome["success"]
-    assert any(BREACH_KINDS[kind] in b for b in outcome["breaches"]), outcome["breaches"]
+    assert outcome.severity == "breach" and not outcome.success
+    assert any(BREACH_KINDS[kind] in b for b in outcome.breaches), outcome.breaches
     assert lake.digest(raw) == digest  # the raw file is untouched
     assert validated(lake) == [] and list(lake.list(f"validated/{YELLOW_ONLY.name}")) == []
-    record = lake.read_json(lake.relative(outcome["breach_record"]))
-    assert record["what_broke"] == outcome["breaches"] and record["source"]["digest"] == digest
+    record = lake.read_json(lake.relative(outcome.breach_record))
+    assert record["what_broke"] == list(outcome.breaches) and record["source"]["digest"] == digest
     assert record["recorded_at"] and record["raw_file_kept"] is True
     [message] = received(sink)
     assert message["text"].startswith(":rotating_light: [breach]")
@@ -321,27 +322,27 @@ def test_green_and_yellow_files_of_a_month_are_validated_together(lake: Lake, gx
     yellow = land(lake, to_bytes(month_table(seed=1)))
     green = land(lake, to_bytes(month_table(rows=1000, seed=2, kind="green")), taxi_type="green")
     outcome = run_month(lake)
-    assert outcome["severity"] == "pass" and outcome["rows"] == ROWS + 1000
-    assert [f["path"] for f in outcome["source"]["files"]] == [yellow, green]
+    assert outcome.severity == "pass" and outcome.rows == ROWS + 1000
+    assert [f["path"] for f in outcome.source["files"]] == [yellow, green]
     snapshot = snapshots.current_snapshot(lake, USE_CASE.name, MONTH)
     kinds = snapshots.read_table(lake, snapshot, ["taxi_type"]).column(0).to_pylist()
     assert snapshot.rows == ROWS + 1000 and kinds.count("green") == 1000
     # the month's identity is both deliveries: replacing one makes a new snapshot
     land(lake, to_bytes(month_table(rows=1000, seed=3, kind="green")), taxi_type="green", replace=True)
-    assert run_month(lake)["snapshot"]["digest"] != snapshot.digest
+    assert run_month(lake).snapshot.digest != snapshot.digest
 
 
 def test_a_file_landed_under_the_other_taxi_type_is_a_breach(lake: Lake, gx_root: Path) -> None:
     land(lake, to_bytes(month_table(kind="yellow")), taxi_type="green")
     outcome = run_month(lake)
-    assert outcome["severity"] == "breach"
-    assert "holds yellow trips but taxi_trip_duration expects green" in outcome["breaches"][0]
+    assert outcome.severity == "breach"
+    assert "holds yellow trips but taxi_trip_duration expects green" in outcome.breaches[0]
 
 
 def test_extra_columns_are_a_notice_not_a_failure(lake: Lake, gx_root: Path, sink: Any) -> None:
     land(lake, bad_file("extra_columns"))
     outcome = run_month(lake)
-    assert outcome["severity"] == "pass" and outcome["warnings"] == [
+    assert outcome.severity == "pass" and list(outcome.warnings) == [
         "unexpected column(s) dropped: surprise_column"
     ]
     assert "surprise_column" not in snapshots.current_snapshot(lake, USE_CASE.name, MONTH).manifest["schema"]
@@ -352,7 +353,7 @@ def test_extra_columns_are_a_notice_not_a_failure(lake: Lake, gx_root: Path, sin
 def test_without_history_any_volume_passes(lake: Lake, gx_root: Path) -> None:
     land(lake, bad_file("volume_10x"))
     outcome = run_month(lake)
-    assert outcome["success"]
+    assert outcome.success
     assert (
         snapshots.current_snapshot(lake, USE_CASE.name, MONTH).manifest["contract"]["volume"]["checked"]
         is False
@@ -366,11 +367,12 @@ def test_cli_validate_exits_0_on_pass_and_1_on_breach(
     tmp_path: Path, gx_root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLPLATFORM_LAKE_URI", (tmp_path / "empty-lake").as_uri())
-    good = tmp_path / "yellow_tripdata_2024-03.parquet"
+    good = tmp_path / "backfill-2024-01_yellow_tripdata_2024-03.parquet"  # the month is the name's end
     good.write_bytes(to_bytes(month_table()))
     assert cli.main(["validate", str(good), "--use-case", USE_CASE.name]) == 0
     out = capsys.readouterr().out
     assert "taxi_trip_duration 2024-03: contract nyc_tlc_trips PASSED" in out and "docs" in out
+    assert "month from the file name" in out
 
     bad = tmp_path / "delivery.parquet"
     bad.write_bytes(bad_file("csv_as_parquet"))
@@ -380,3 +382,77 @@ def test_cli_validate_exits_0_on_pass_and_1_on_breach(
 
     assert cli.main(["validate", str(bad), "--use-case", USE_CASE.name]) == 2
     assert "pass --month" in capsys.readouterr().err
+
+
+# --- the outcome record -----------------------------------------------------------------
+
+OUTCOME_KEYS = [
+    "use_case", "month", "severity", "success", "summary", "breaches", "warnings", "rows",
+    "quarantined_rows", "bad_row_share", "rule_counts", "source", "suite", "data_docs_url",
+    "snapshot", "quarantine", "breach_record", "timings",
+]  # fmt: skip
+
+
+def test_the_outcome_crosses_xcom_as_json_and_reads_back_the_same(lake: Lake, gx_root: Path) -> None:
+    table = generator.corrupt(month_table(), "negative_distance", rate=RATE, seed=SEED)
+    land(lake, to_bytes(table))
+    outcome = run_month(lake)
+    assert outcome.severity == "quarantine" and outcome.quarantine and outcome.snapshot
+    as_json = json.loads(json.dumps(outcome.to_dict()))  # what XCom stores
+    assert list(as_json) == OUTCOME_KEYS
+    assert next(iter(as_json["timings"])) == "fetch"
+    assert set(as_json["snapshot"]) == {"uri", "digest", "rows", "created"}
+    assert set(as_json["quarantine"]) == {"rows_uri", "rows"}
+    assert contracts.ContractOutcome.from_dict(as_json) == outcome
+    assert contracts.alert_for(contracts.ContractOutcome.from_dict(as_json)) == contracts.alert_for(outcome)
+
+
+# --- time zones and months ----------------------------------------------------------------
+
+
+SUMMER = "2024-07"
+"""A month without a daylight-saving change: every New York wall-clock time is one instant."""
+
+
+def as_spark_writes_it(table: pa.Table) -> pa.Table:
+    """TLC's naive New York times as the instants they are, tagged UTC (Spark's timestamp type)."""
+    for name in ("tpep_pickup_datetime", "tpep_dropoff_datetime"):
+        instants = pc.assume_timezone(table.column(name), "America/New_York")
+        column = instants.cast(pa.timestamp("us", tz="UTC"))
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+    return table
+
+
+def test_a_utc_tagged_file_is_validated_in_new_york_wall_clock_time(lake: Lake, gx_root: Path) -> None:
+    naive = month_table(month=SUMMER)
+    data = to_bytes(as_spark_writes_it(naive))
+    assert pq.read_schema(io.BytesIO(data)).field("tpep_pickup_datetime").type == pa.timestamp("us", tz="UTC")
+    land(lake, data, month=SUMMER)
+    outcome = run_month(lake, SUMMER)
+    assert outcome.success and "pickup_outside_month" not in outcome.rule_counts, outcome.summary
+    snapshot = snapshots.current_snapshot(lake, USE_CASE.name, SUMMER)
+    assert snapshot is not None
+    pickups = snapshots.read_table(lake, snapshot, ["pickup_datetime"]).column("pickup_datetime")
+    assert pickups.type == pa.timestamp("us")
+    assert sorted(pickups.to_pylist()) == sorted(naive.column("tpep_pickup_datetime").to_pylist())
+
+
+def test_a_spec_that_rejects_zone_tagged_files_breaches_with_the_reason(lake: Lake, gx_root: Path) -> None:
+    raw = USE_CASE.model_dump(by_alias=True)
+    raw["data"]["timezone_aware"] = "reject"
+    rejecting = spec.parse_spec(raw, "rejecting", spec.USE_CASES_DIR)
+    land(lake, to_bytes(as_spark_writes_it(month_table(month=SUMMER))), month=SUMMER)
+    outcome = run_month(lake, SUMMER, use_case=rejecting)
+    assert outcome.severity == "breach"
+    assert any(
+        "pickup_datetime is timestamp[us, tz=UTC]" in b and "data.timezone_aware: reject" in b
+        for b in outcome.breaches
+    ), outcome.breaches
+
+
+def test_pickups_of_another_month_are_reported_as_a_month_mismatch(lake: Lake, gx_root: Path) -> None:
+    land(lake, to_bytes(month_table(month="2024-01")))  # January's trips landed as March
+    outcome = run_month(lake)
+    assert outcome.severity == "breach"
+    mismatch = [b for b in outcome.breaches if b.startswith("month mismatch")]
+    assert mismatch and "pickups are in 2024-01" in mismatch[0] and "not in 2024-03" in mismatch[0]

@@ -1,11 +1,18 @@
-"""The lake over a local folder and over S3 (moto's server over real HTTP): same behaviour."""
+"""The lake over a local folder and over S3 (moto's server over real HTTP): same behaviour;
+leftovers of writers killed mid-write are recognised and swept."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from mlplatform.adapters.lake import Lake, inventory
+from mlplatform.adapters.lake import TEMP_GRACE_SECONDS, Lake, inventory, is_stale_temp, is_temp, temp_name
 from mlplatform.stages import ingest
 
 
@@ -67,3 +74,61 @@ def test_inventory_groups_by_zone(any_lake: Lake) -> None:
     zones = inventory(any_lake)
     assert [e.path for e in zones["raw"]] == ["raw/nyc/month=2024-02/green_tripdata_2024-02.parquet"]
     assert zones["validated"] == []
+
+
+def _dead_pid() -> int:
+    """The id of a process that has ended (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _leftover(lake: Lake, folder: str, name: str, pid: int, age_seconds: float = 0.0) -> Path:
+    """A temporary as a writer with ``pid`` leaves it when it is killed mid-write."""
+    mine = temp_name(name)
+    path = Path(lake.root_uri.removeprefix("file://"), folder, mine.replace(f"-{os.getpid()}-", f"-{pid}-"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    os.utime(path, (time.time() - age_seconds, time.time() - age_seconds))
+    return path
+
+
+def test_temporaries_of_killed_writers_are_recognised_and_swept(lake: Lake) -> None:
+    folder = "predictions/x/month=2024-01/v1-abc"
+    dead = _leftover(lake, folder, "predictions.parquet", _dead_pid())
+    alive = _leftover(lake, folder, "other.parquet", os.getppid())  # a live writer's: kept
+    own = _leftover(lake, folder, "mine.parquet", os.getpid())  # in use by this process: kept
+    old = _leftover(lake, folder, "old.parquet", os.getppid(), age_seconds=2 * TEMP_GRACE_SECONDS)
+    earlier = Path(dead.parent, ".tmp-" + "0" * 32 + "-predictions.parquet")  # an earlier release's name
+    earlier.write_bytes(b"")
+    os.utime(earlier, (time.time() - 2 * TEMP_GRACE_SECONDS,) * 2)
+    assert all(is_temp(p.name) for p in (dead, alive, own, old, earlier))
+    assert not is_temp("predictions.parquet") and not is_temp(".hidden")
+    assert list(lake.list("predictions")) == []  # hidden from readers
+
+    swept = lake.sweep("predictions")
+    assert sorted(swept) == sorted(f"{folder}/{p.name}" for p in (dead, old, earlier))
+    assert sorted(p.name for p in dead.parent.iterdir()) == sorted([alive.name, own.name])
+    assert lake.sweep("predictions") == [] and lake.sweep("nothing/here") == []
+
+
+def test_the_next_write_to_a_folder_sweeps_its_leftovers(lake: Lake) -> None:
+    folder = "monitoring/x/history/window=2024-01"
+    dead = _leftover(lake, folder, "metrics.json", _dead_pid())
+    elsewhere = _leftover(lake, "monitoring/y", "metrics.json", _dead_pid())
+    lake.write_json(f"{folder}/metrics.json", {"k": 1})
+    assert sorted(p.name for p in dead.parent.iterdir()) == ["metrics.json"]
+    assert elsewhere.exists()  # another folder: swept by its own next write or by sweep()
+
+
+def test_a_temporary_is_named_after_its_object_and_writer() -> None:
+    name = temp_name("data.parquet")
+    assert name.startswith(".data.parquet.tmp-") and f"-{os.getpid()}-" in name and is_temp(name)
+    assert is_stale_temp(name, age_seconds=2 * TEMP_GRACE_SECONDS)
+    assert not is_stale_temp(name, age_seconds=0.0)  # this process is alive
+
+
+def test_there_is_nothing_to_sweep_on_s3(s3_bucket: str) -> None:
+    lake = Lake(f"s3://{s3_bucket}/lake")
+    lake.write_bytes("predictions/x/out.bin", b"x")
+    assert lake.sweep() == []

@@ -26,7 +26,7 @@ from mlplatform.core.records import Assessment, Gate
 from mlplatform.core.spec import UseCase, load_spec
 from mlplatform.stages import promotion, training
 
-from conftest import free_port, require_service
+from conftest import free_port, throwaway_postgres
 
 BASE = load_spec("taxi_trip_duration")
 
@@ -236,7 +236,8 @@ def test_rollback_goes_back_one_champion_at_a_time(mlflow_server: str, webhook_s
     for version in (v1, v2, v3):
         registry.promote(name, version, {"run_id": "r"})
     assert aliases(name) == (v3, v2)
-    assert registry.promote(name, v3, {"run_id": "again"})["champion"] == v3  # already champion
+    again = registry.promote(name, v3, {"run_id": "again", "expected_champion": v1})
+    assert (again.champion, again.moved) == (v3, False)  # already champion: a no-op, whatever was expected
     assert aliases(name) == (v3, v2)
     with pytest.raises(registry.PromotionError, match=f"moved from version {v1} to {v3}"):
         registry.promote(name, v2, {"run_id": "stale", "expected_champion": v1})  # judged against v1
@@ -299,13 +300,24 @@ def test_first_model_must_beat_the_baseline(
     # At level 2 the command records the decision; with --approve it promotes.
     level_2 = uc.model_copy(update={"maturity_level": 2})
     monkeypatch.setattr(spec, "load_spec", lambda name: level_2)
-    command = ["promote", "--use-case", uc.name, "--version", version, "--lake", trained["lake"].root_uri]
+    command = [
+        "promote",
+        "--use-case",
+        uc.name,
+        "--version",
+        version,
+        "--lake",
+        trained["lake"].root_uri,
+        "--json",
+    ]
     assert cli.main(command) == 0
     assert json.loads(capsys.readouterr().out)["outcome"] == "awaiting_promotion"
     assert registry.alias_version(registry.client(), uc.model_name, "champion") is None
     assert cli.main([*command, "--approve"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert (result["outcome"], result["champion"]) == ("promoted", version)
+    assert cli.main([*command, "--approve"]) == 0  # again: a no-op that says so
+    assert json.loads(capsys.readouterr().out)["outcome"] == "already_champion"
     assert cli.main(["rollback", "--use-case", uc.name]) == 1
     assert "no previous_champion" in capsys.readouterr().err
     # The same version again: not a promotion.
@@ -317,63 +329,43 @@ def test_first_model_must_beat_the_baseline(
 @pytest.fixture(scope="module")
 def postgres_mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An MLflow server on a throwaway PostgreSQL database (trust auth, user postgres)."""
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    import psycopg2
+    import urllib.request
 
-    database = f"mlflow_test_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    admin.autocommit = True
-    admin.cursor().execute(f"CREATE DATABASE {database}")
     home = tmp_path_factory.mktemp("mlflow-pg")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = (home / "server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("mlflow")),
-            "server",
-            "--backend-store-uri",
-            f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}",
-            "--artifacts-destination",
-            str(home / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        import urllib.request
-
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = (home / "server.log").read_text()[-2000:]
-                raise RuntimeError(f"mlflow server on PostgreSQL did not start:\n{tail}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+    with throwaway_postgres("mlflow_test") as database, (home / "server.log").open("wb") as log:
+        mlflow = str(Path(sys.executable).with_name("mlflow"))
+        process = subprocess.Popen(
+            [mlflow, "server", "--backend-store-uri", database,
+             "--artifacts-destination", str(home / "artifacts"),
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-        admin.close()
+            deadline = time.monotonic() + 180
+            while True:
+                with (
+                    contextlib.suppress(OSError),
+                    urllib.request.urlopen(f"{url}/health", timeout=2) as answer,
+                ):
+                    if answer.status == 200:
+                        break
+                if process.poll() is not None or time.monotonic() > deadline:
+                    tail = (home / "server.log").read_text()[-2000:]
+                    raise RuntimeError(f"mlflow server on PostgreSQL did not start:\n{tail}")
+                time.sleep(0.5)
+            yield url
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 @pytest.mark.services

@@ -4,7 +4,7 @@ server: answers, 4xx for bad input, metrics, the A/B split and its log, hot relo
 from __future__ import annotations
 
 import contextlib
-import re
+import json
 import threading
 import time
 from collections import Counter
@@ -17,6 +17,8 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 from test_scoring import USE_CASE, normalised_trips, registered_versions, set_alias
 
 from mlplatform import serving
@@ -36,12 +38,21 @@ TRIP = {
 }
 
 
+ADMIN_TOKEN = "test-admin-token"
+
+
 @contextlib.contextmanager
 def running_app(use_case: UseCase, **options: Any) -> Iterator[tuple[str, httpx.Client]]:
     """The serving app under uvicorn on a free localhost port; stopped (and flushed) on exit."""
+    with running(serving.create_app(use_case, **options)) as (base, http):
+        yield base, http
+
+
+@contextlib.contextmanager
+def running(app: FastAPI) -> Iterator[tuple[str, httpx.Client]]:
+    """``app`` under uvicorn on a free localhost port, with a pooled client; stopped on exit."""
     import uvicorn
 
-    app = serving.create_app(use_case, **options)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
@@ -111,13 +122,31 @@ def test_answers_one_trip_and_a_batch_in_minutes_with_the_version(versions: list
     np.testing.assert_allclose(answers, expected_minutes(versions[0], trips), rtol=1e-9)
 
     assert metrics.headers["content-type"].startswith("text/plain")
-    samples = [line for line in metrics.text.splitlines() if line and not line.startswith("#")]
-    assert all(re.fullmatch(r'[a-z_]+\{([a-z_]+="[^"]*",?)+\} [0-9.e+-]+', s) for s in samples), samples
-    labels = f'model="{USE_CASE.model_name}",variant="champion",version="{versions[0]}"'
-    assert f'mlplatform_serving_requests_total{{{labels},status="200"}} 2' in metrics.text
-    assert f"mlplatform_serving_predictions_total{{{labels}}} 4" in metrics.text
-    assert f'mlplatform_serving_request_duration_seconds_bucket{{{labels},le="+Inf"}} 2' in metrics.text
-    assert "# TYPE mlplatform_serving_request_duration_seconds histogram" in metrics.text
+    got = parsed(metrics.text)
+    model, variant = {"model": USE_CASE.model_name}, {"variant": "champion", "version": versions[0]}
+    assert got["mlplatform_serving_requests_total", labels(model, route="/predict", status="200")] == 2
+    assert got["mlplatform_serving_variant_requests_total", labels(model, variant, status="200")] == 2
+    assert got["mlplatform_serving_predictions_total", labels(model, variant)] == 4
+    assert got["mlplatform_serving_request_duration_seconds_count", labels(model, route="/predict")] == 2
+    assert got["mlplatform_serving_model_info", labels(model, variant)] == 1
+    assert {"process_resident_memory_bytes", "python_info", "python_gc_objects_collected_total"} <= {
+        name for name, _ in got
+    }
+
+
+def labels(*parts: dict[str, str], **more: str) -> tuple[tuple[str, str], ...]:
+    """A sample's labels as :func:`parsed` keys them."""
+    merged = {k: v for part in parts for k, v in part.items()} | more
+    return tuple(sorted(merged.items()))
+
+
+def parsed(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A Prometheus exposition parsed: (sample name, sorted labels) -> value."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 BAD_REQUESTS = [
@@ -153,14 +182,18 @@ def test_bad_input_gets_a_4xx_naming_the_field(versions: list[str], lake: Lake) 
         assert field in named, (field, named)
     assert not_json.status_code == 400 and "not valid JSON" in not_json.text
     assert bad_variant.status_code == 422 and "X-Variant" in bad_variant.text
-    assert 'kind="validation"} 9' in metrics  # the requests that reached the signature check
+    got = parsed(metrics)
+    errors = "mlplatform_serving_errors_total"
+    model = {"model": USE_CASE.model_name, "route": "/predict"}
+    assert got[errors, labels(model, kind="validation")] == len(BAD_REQUESTS) + 1
+    assert got[errors, labels(model, kind="body")] == 1
 
     # Each of those is in the prediction log with its status, for monitoring's error rate,
     # and counts in the window of its trip's pickup (or where it was served, if unreadable).
     logged = pd.concat(
         [lake.read_parquet(e.path).to_pandas() for e in lake.list(f"predictions/{USE_CASE.name}/serving")]
     )
-    assert len(logged) == 9 and set(logged["status"]) == {422}
+    assert len(logged) == len(BAD_REQUESTS) + 2 and set(logged["status"]) == {400, 422}
     assert logged["pickup_datetime"].notna().sum() == 7  # two requests had no readable pickup
     window = TRIP["pickup_datetime"][:7]
     health = monitoring.serving_health(monitoring.serving_log(lake, USE_CASE.name, window))
@@ -256,18 +289,98 @@ def test_a_promotion_is_picked_up_without_dropping_requests(versions: list[str],
     assert seen[0] == versions[0] and seen[-1] == versions[2]
     first_new = seen.index(versions[2])
     assert versions[0] not in seen[first_new + 8 :]  # after the swap only requests in flight finish on v1
-    assert f'mlplatform_serving_model_reloads_total{{model="{USE_CASE.model_name}"}} 2' in metrics
+    assert parsed(metrics)["mlplatform_serving_model_reloads_total", labels(model=USE_CASE.model_name)] == 2
 
 
 def test_without_a_champion_the_app_starts_and_answers_503(mlflow_server: str, lake: Lake) -> None:
     unknown = USE_CASE.model_copy(update={"name": "no_model_registered_yet"})
-    with running_app(unknown, lake=lake, poll_seconds=0) as (base, http):
+    with running_app(unknown, lake=lake, poll_seconds=0, admin_token=ADMIN_TOKEN) as (base, http):
         health = http.get(f"{base}/health")
         predict = http.post(f"{base}/predict", json=TRIP)
         ping = http.get(f"{base}/ping")
-        reload = http.post(f"{base}/admin/reload")
+        reload = http.post(f"{base}/admin/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
 
     assert health.status_code == 200 and health.json()["status"] == "no_model"
     assert predict.status_code == 503 and "promote a champion" in predict.json()["detail"]
     assert ping.status_code == 503
     assert reload.status_code == 503 and "no version with alias 'champion'" in reload.json()["detail"]
+
+
+def test_docs_and_the_openapi_document_show_the_request_schema(versions: list[str], lake: Lake) -> None:
+    set_alias(USE_CASE.model_name, "champion", versions[0])
+    with running_app(USE_CASE, lake=lake, challenger_share=0.0, poll_seconds=0) as (base, http):
+        docs = http.get(f"{base}/docs")
+        document = http.get(f"{base}/openapi.json").json()
+
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    body = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    refs = [option["$ref"].rsplit("/", 1)[-1] for option in body["schema"]["oneOf"]]
+    assert refs == ["Trip", "TripBatch"] and body["examples"]["one trip"]["value"] == TRIP
+    trip = document["components"]["schemas"]["Trip"]
+    assert trip["required"] == list(TRIP)
+    assert trip["properties"]["do_location_id"]["maximum"] == 265
+    invocations = document["paths"]["/invocations"]["post"]["requestBody"]["content"]
+    assert set(invocations) == {"application/json", "application/jsonlines", "text/csv"}
+    assert "422" in document["paths"]["/predict"]["post"]["responses"]
+
+
+def test_invocations_speak_json_lines_and_csv_in_the_accept_type(versions: list[str], lake: Lake) -> None:
+    set_alias(USE_CASE.model_name, "champion", versions[0])
+    trips = some_trips(3)
+    columns = ["pickup_datetime", "pu_location_id", "do_location_id", "trip_distance"]
+    csv_body = "".join(",".join(str(t[c]) for c in columns) + ",\n" for t in trips)
+    lines_body = "".join(json.dumps(t) + "\n" for t in trips)
+    with running_app(USE_CASE, lake=lake, challenger_share=0.0, poll_seconds=0) as (base, http):
+        as_csv = http.post(f"{base}/invocations", content=csv_body, headers={"Content-Type": "text/csv"})
+        as_lines = http.post(
+            f"{base}/invocations",
+            content=lines_body,
+            headers={"Content-Type": "application/jsonlines", "Accept": "text/csv"},
+        )
+        as_json = http.post(f"{base}/invocations", json={"instances": trips})
+        bad_csv = http.post(
+            f"{base}/invocations",
+            content="2024-03-05T08:30:00,0,1,2,\n",
+            headers={"Content-Type": "text/csv"},
+        )
+        xml = http.post(f"{base}/invocations", content="<trip/>", headers={"Content-Type": "application/xml"})
+
+    expected = expected_minutes(versions[0], trips)
+    assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
+    np.testing.assert_allclose([float(v) for v in as_csv.text.splitlines()], expected, rtol=1e-9)
+    np.testing.assert_allclose([float(v) for v in as_lines.text.splitlines()], expected, rtol=1e-9)
+    np.testing.assert_allclose([p["prediction"] for p in as_json.json()["predictions"]], expected, rtol=1e-9)
+    assert bad_csv.status_code == 422 and bad_csv.json()["detail"][0]["field"] == "line[0].pu_location_id"
+    assert xml.status_code == 415
+
+
+def test_admin_routes_need_the_token(versions: list[str], lake: Lake) -> None:
+    set_alias(USE_CASE.model_name, "champion", versions[0])
+    with running_app(USE_CASE, lake=lake, poll_seconds=0) as (base, http):
+        off = http.post(f"{base}/admin/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    with running_app(USE_CASE, lake=lake, poll_seconds=0, admin_token=ADMIN_TOKEN) as (base, http):
+        missing = http.post(f"{base}/admin/reload")
+        wrong = http.post(f"{base}/admin/reload", headers={"Authorization": "Bearer guess"})
+        right = http.post(f"{base}/admin/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+
+    assert off.status_code == 403 and "MLPLATFORM_SERVING_ADMIN_TOKEN" in off.json()["detail"]
+    assert missing.status_code == 401 and wrong.status_code == 401
+    assert missing.headers["www-authenticate"] == "Bearer"
+    assert right.status_code == 200 and right.json()["changed"] is False
+
+
+def test_the_command_binds_localhost_and_serve_follows_sagemaker(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    from mlplatform.serving import run
+
+    started: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **options: started.append(options))
+    monkeypatch.delenv("HOST", raising=False)
+    monkeypatch.delenv("PORT", raising=False)
+    monkeypatch.setenv("SAGEMAKER_BIND_TO_PORT", "9090")
+    monkeypatch.setenv("SM_MODEL_DIR", "/nonexistent")
+    run.main([])
+    run.main(["serve"])
+    assert (started[0]["host"], started[0]["port"]) == ("127.0.0.1", 8000)
+    assert (started[1]["host"], started[1]["port"]) == ("0.0.0.0", 9090)

@@ -9,9 +9,12 @@ from pathlib import Path
 
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import months
+from mlplatform.core.spec import load_spec
 from mlplatform.serving.log import PredictionLog, answer_rows, failure_row
 from mlplatform.serving.metrics import Metrics
 from mlplatform.serving.store import ModelStore
+
+USE_CASE = load_spec("taxi_trip_duration")
 
 
 def test_answers_and_failures_land_in_one_month_partition(tmp_path: Path) -> None:
@@ -46,6 +49,18 @@ class UnwritableLake(Lake):
         raise OSError("the lake is down")
 
 
+def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The exposition ``/metrics`` answers, parsed: (name, labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = metrics.render().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
 def test_an_unwritable_lake_keeps_the_newest_rows_and_counts_the_rest(tmp_path: Path) -> None:
     metrics = Metrics("taxi")
     prediction_log = PredictionLog(UnwritableLake(tmp_path.as_uri()), "uc", metrics, max_rows=3)
@@ -53,23 +68,41 @@ def test_an_unwritable_lake_keeps_the_newest_rows_and_counts_the_rest(tmp_path: 
         prediction_log.add(failure_row(f"r{i}", [], None, "taxi", None, 503, 1.0), 1)
     assert prediction_log.flush() is None
     assert prediction_log.flush() is None
-    assert (metrics.log_errors, metrics.log_dropped) == (2, 2)
-    text = metrics.render(ModelStore("taxi"))
-    assert 'mlplatform_serving_prediction_log_dropped_total{model="taxi"} 2' in text
-    assert 'mlplatform_serving_prediction_log_errors_total{model="taxi"} 2' in text
+    got = samples(metrics)
+    assert got[("mlplatform_serving_prediction_log_dropped_total", (("model", "taxi"),))] == 2
+    assert got[("mlplatform_serving_prediction_log_errors_total", (("model", "taxi"),))] == 2
 
 
-def test_metrics_render_requests_latency_and_models() -> None:
+def test_metrics_count_requests_errors_variants_and_models() -> None:
     metrics = Metrics("taxi")
-    metrics.observe("champion", "3", 200, 0.004, 2, None)
-    metrics.observe("champion", "3", 422, 0.002, 0, "validation")
-    text = metrics.render(ModelStore("taxi"))
-    labels = 'model="taxi",variant="champion",version="3"'
-    assert f'mlplatform_serving_requests_total{{{labels},status="200"}} 1' in text
-    assert f'mlplatform_serving_errors_total{{{labels},kind="validation"}} 1' in text
-    assert f"mlplatform_serving_predictions_total{{{labels}}} 2" in text
-    assert f'mlplatform_serving_request_duration_seconds_bucket{{{labels},le="0.005"}} 2' in text
-    assert f'mlplatform_serving_request_duration_seconds_bucket{{{labels},le="0.0025"}} 1' in text
-    assert f"mlplatform_serving_request_duration_seconds_count{{{labels}}} 2" in text
-    assert 'mlplatform_serving_model_reloads_total{model="taxi"} 0' in text
-    assert text.endswith("\n")
+    metrics.watch(ModelStore(USE_CASE))
+    metrics.observe_request("/predict", 200, 0.004)
+    metrics.observe_request("/predict", 422, 0.002)
+    metrics.observe_request("unmatched", 404, 0.001)
+    metrics.observe_variant("champion", "3", 200, 2)
+    metrics.observe_variant("champion", "3", 422, 0)
+    got = samples(metrics)
+    route = (("model", "taxi"), ("route", "/predict"))
+    assert got[("mlplatform_serving_requests_total", (*route, ("status", "200")))] == 1
+    assert got[("mlplatform_serving_errors_total", (("kind", "validation"), *route))] == 1
+    assert got[
+        ("mlplatform_serving_errors_total", (("kind", "route"), ("model", "taxi"), ("route", "unmatched")))
+    ]
+    variant = (("model", "taxi"), ("variant", "champion"), ("version", "3"))
+    assert got[("mlplatform_serving_predictions_total", variant)] == 2
+    with_status = (("model", "taxi"), ("status", "422"), ("variant", "champion"), ("version", "3"))
+    assert got[("mlplatform_serving_variant_requests_total", with_status)] == 1
+    assert got[("mlplatform_serving_request_duration_seconds_bucket", (("le", "0.005"), *route))] == 2
+    assert got[("mlplatform_serving_request_duration_seconds_bucket", (("le", "0.0025"), *route))] == 1
+    assert got[("mlplatform_serving_request_duration_seconds_count", route)] == 2
+    assert got[("mlplatform_serving_model_reloads_total", (("model", USE_CASE.model_name),))] == 0
+    # The standard collectors: process, platform and garbage collector.
+    names = {name for name, _ in got}
+    assert {"process_resident_memory_bytes", "python_info", "python_gc_collections_total"} <= names
+
+
+def test_two_apps_in_one_process_keep_their_own_counts() -> None:
+    first, second = Metrics("taxi"), Metrics("taxi")
+    first.observe_request("/predict", 200, 0.01)
+    key = ("mlplatform_serving_requests_total", (("model", "taxi"), ("route", "/predict"), ("status", "200")))
+    assert samples(first)[key] == 1 and key not in samples(second)

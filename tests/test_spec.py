@@ -182,3 +182,18 @@ def test_outside_folder_problems_are_named(
     (tmp_path / "team" / "team_model.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(spec.SpecError, match=r"no file .*team_model\.py nor use_cases/team_model\.py"):
         spec.load_spec("team_model")
+
+
+def test_zone_tagged_timestamps_are_converted_unless_the_spec_rejects_them(raw: dict) -> None:
+    assert spec.parse_spec(raw).data.timezone_aware == "convert"
+    raw["data"]["timezone_aware"] = "reject"
+    assert spec.parse_spec(raw).data.timezone_aware == "reject"
+    raw["data"]["timezone_aware"] = "utc"
+    with pytest.raises(spec.SpecError, match=r"data\.timezone_aware: Input should be 'convert' or 'reject'"):
+        spec.parse_spec(raw)
+
+
+def test_model_families_are_read_from_the_model_module_without_importing_it() -> None:
+    for use_case in spec.load_all():
+        assert use_case.model.family in spec.model_families(use_case)
+        assert use_case.model.baseline in spec.model_families(use_case)

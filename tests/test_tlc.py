@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,70 @@ def test_timezone_aware_timestamps_become_naive_local() -> None:
     aware = table.column(name).cast(pa.timestamp("us", tz="America/New_York"))
     normalised = tlc.normalise(table.set_column(table.schema.get_field_index(name), name, aware))
     assert normalised.column("pickup_datetime").type == pa.timestamp("us")
+
+
+def with_pickups(instants: list[datetime], unit_tz: pa.DataType) -> pa.Table:
+    """A small yellow table whose pickups (and dropoffs, 10 minutes later) are these instants."""
+    table = generator.generate_month("yellow", "2024-01", len(instants), seed=1).table
+    for name, offset in (("tpep_pickup_datetime", 0), ("tpep_dropoff_datetime", 600)):
+        column = pa.array([t + timedelta(seconds=offset) for t in instants], unit_tz)
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+    return table
+
+
+def test_utc_instants_as_spark_writes_them_become_new_york_wall_clock() -> None:
+    """Winter (EST, UTC-5) and summer (EDT, UTC-4): the same instant TLC would write as local time."""
+    instants = [datetime(2024, 1, 15, 17, 0, tzinfo=UTC), datetime(2024, 7, 1, 16, 30, tzinfo=UTC)]
+    trips = tlc.normalise(with_pickups(instants, pa.timestamp("us", tz="UTC")))
+    assert trips.column("pickup_datetime").to_pylist() == [
+        datetime(2024, 1, 15, 12),
+        datetime(2024, 7, 1, 12, 30),
+    ]
+    assert trips.column("duration_min").to_pylist() == [10.0, 10.0]
+
+
+def test_naive_timestamps_are_new_york_wall_clock_as_they_are() -> None:
+    naive = [datetime(2024, 1, 15, 12), datetime(2024, 7, 1, 12, 30)]
+    trips = tlc.normalise(with_pickups(naive, pa.timestamp("us")), timezone_aware="reject")
+    assert trips.column("pickup_datetime").to_pylist() == naive
+
+
+def test_a_use_case_may_reject_zone_tagged_timestamps() -> None:
+    table = with_pickups([datetime(2024, 1, 15, 17, 0, tzinfo=UTC)], pa.timestamp("us", tz="UTC"))
+    with pytest.raises(tlc.SchemaError, match=r"timestamp\[us, tz=UTC\].*data.timezone_aware: reject"):
+        tlc.normalise(table, timezone_aware="reject")
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "month"),
+    [
+        ("yellow_tripdata_2024-03.parquet", "yellow", "2024-03"),
+        ("backfill-2024-01_yellow_tripdata_2024-03.parquet", "yellow", "2024-03"),
+        ("green_tripdata_2021-01.parquet", "green", "2021-01"),
+        ("fhvhv_tripdata_2024-02.parquet", "fhvhv", "2024-02"),
+    ],
+)
+def test_the_month_of_a_tlc_file_name_is_the_one_it_ends_with(name: str, kind: str, month: str) -> None:
+    assert tlc.parse_file_name(name) == tlc.FileName(kind, month)
+    assert tlc.parse_file_name(f"/some/folder/{name}") == tlc.FileName(kind, month)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "2024-03.parquet",
+        "yellow_tripdata_2024-13.parquet",
+        "yellow_tripdata_2024-03.csv",
+        "yellow_2024-03.parquet",
+    ],
+)
+def test_names_that_are_not_tlc_file_names_say_no_month(name: str) -> None:
+    assert tlc.parse_file_name(name) is None
+
+
+def test_file_name_is_what_parse_file_name_reads() -> None:
+    assert tlc.parse_file_name(tlc.file_name("green", "2021-01")) == tlc.FileName("green", "2021-01")
+    assert tlc.FileName("fhv", "2024-01").taxi_type is None
 
 
 def test_missing_required_column_is_named() -> None:

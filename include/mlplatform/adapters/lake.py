@@ -13,8 +13,13 @@ and by month::
     monitoring/<use case>/...                                      metric history and reports
 
 Every write is atomic: a reader sees the old object or the new one, never a part. On a
-local file system an object is written to a hidden temporary name in the same folder and
-renamed; on S3 an object only becomes visible when its upload completes. Multi-object
+local file system an object is written to a hidden temporary name in the same folder
+(``.<name>.tmp-<host>-<pid>-<random>``) and renamed; on S3 an object only becomes visible
+when its upload completes. A writer killed mid-write (SIGKILL, an out-of-memory kill, a
+lost machine) leaves its temporary behind: hidden from :meth:`Lake.list`, and swept as
+stale by the next write to the same folder or by :meth:`Lake.sweep` once its process is
+dead or it is older than :data:`TEMP_GRACE_SECONDS` (S3 has no temporaries: the bucket's
+lifecycle rule aborts incomplete multipart uploads). Multi-object
 outputs (a snapshot) publish a small pointer last, so readers never follow a half-written
 set. The layer is plain fsspec, which is what Airflow's ``ObjectStoragePath`` wraps: the
 same code runs inside a task, in the command line and in the serving app, with AWS
@@ -24,12 +29,17 @@ for S3-compatible stores).
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import io
 import json
+import os
 import posixpath
-import uuid
+import re
+import secrets
+import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -39,8 +49,56 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlplatform.adapters import settings
+from mlplatform.core import tlc
 
 ZONES = ("raw", "validated", "quarantine", "features", "predictions", "monitoring")
+
+# A temporary this old is stale whoever wrote it: no lake write takes an hour, and a writer on
+# another machine (whose process cannot be checked from here) is given that long.
+TEMP_GRACE_SECONDS = 3600.0
+
+# Which machine wrote a temporary: its process id only means something on the same host.
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+_TEMP = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]{8}$")
+# Temporaries named by earlier releases (``.tmp-<uuid>-<name>``): stale by age only.
+_OLD_TEMP = re.compile(r"^\.tmp-[0-9a-f]{32}-.+$")
+
+Bytes = bytes | bytearray | memoryview
+
+
+def temp_name(name: str) -> str:
+    """The hidden name an object called ``name`` is written under before it is renamed."""
+    return f".{name}.tmp-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def is_temp(name: str) -> bool:
+    """Whether a file name is an atomic write's temporary (of any release)."""
+    return bool(_TEMP.match(name) or _OLD_TEMP.match(name))
+
+
+def is_stale_temp(name: str, age_seconds: float, grace_seconds: float = TEMP_GRACE_SECONDS) -> bool:
+    """Whether a temporary can be removed: its writer is dead, or it is older than the grace.
+
+    A writer is known dead only when the temporary was written on this host by a process
+    that is gone; this process's own temporaries are in use until the grace passes.
+    """
+    found = _TEMP.match(name)
+    if found is None:
+        return bool(_OLD_TEMP.match(name)) and age_seconds > grace_seconds
+    if age_seconds > grace_seconds:
+        return True
+    pid = int(found["pid"])
+    return found["host"] == _HOST and pid != os.getpid() and not _process_alive(pid)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
 
 
 @dataclass(frozen=True)
@@ -83,24 +141,33 @@ class Lake:
 
     @staticmethod
     def raw_path(dataset: str, taxi_type: str, month: str) -> str:
-        return f"raw/{dataset}/month={month}/{taxi_type}_tripdata_{month}.parquet"
+        return f"raw/{dataset}/month={month}/{tlc.file_name(taxi_type, month)}"
 
     # -- reading ----------------------------------------------------------------------------
     def exists(self, path: str) -> bool:
-        return self.fs.exists(self._full(path))
+        return bool(self.fs.exists(self._full(path)))
 
     def read_bytes(self, path: str) -> bytes:
-        return self.fs.cat_file(self._full(path))
+        return bytes(self.fs.cat_file(self._full(path)))
 
     def read_json(self, path: str) -> Any:
         return json.loads(self.read_bytes(path))
 
+    # Arrow reads local files itself, and remote objects without pre-buffering. Arrow's own
+    # threads then never call back into Python: one that does (to read a Python file object)
+    # while the interpreter exits is ended inside C++ and aborts the process with
+    # "terminate called without an active exception" after the work is done.
     def read_parquet(self, path: str, columns: list[str] | None = None) -> pa.Table:
+        if self._local:
+            with pq.ParquetFile(self._full(path)) as source:
+                return source.read(columns=columns)
         with self.fs.open(self._full(path), "rb") as handle:
-            return pq.read_table(handle, columns=columns)
+            return pq.read_table(handle, columns=columns, pre_buffer=False)
 
     def open_parquet(self, path: str) -> pq.ParquetFile:
         """A parquet file for streaming record batches; close it when done."""
+        if self._local:
+            return pq.ParquetFile(self._full(path))
         return pq.ParquetFile(self.fs.open(self._full(path), "rb"))
 
     def digest(self, path: str) -> str:
@@ -145,7 +212,8 @@ class Lake:
             return
         parent = posixpath.dirname(full)
         self.fs.makedirs(parent, exist_ok=True)
-        tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{posixpath.basename(full)}"
+        self._sweep_folder(parent)
+        tmp = f"{parent}/{temp_name(posixpath.basename(full))}"
         try:
             with self.fs.open(tmp, "wb") as handle:
                 yield handle
@@ -154,7 +222,7 @@ class Lake:
             if self.fs.exists(tmp):
                 self.fs.rm(tmp)
 
-    def write_bytes(self, path: str, data: bytes) -> str:
+    def write_bytes(self, path: str, data: Bytes) -> str:
         """Write an object atomically; returns its URI."""
         with self.open_atomic(path) as handle:
             handle.write(data)
@@ -168,7 +236,7 @@ class Lake:
         pq.write_table(table, buffer, **kwargs)
         return self.write_bytes(path, buffer.getvalue())
 
-    def write_if_absent(self, path: str, data: bytes) -> bool:
+    def write_if_absent(self, path: str, data: Bytes) -> bool:
         """Write only when nothing is there yet (raw data is never overwritten)."""
         if self.exists(path):
             return False
@@ -179,6 +247,39 @@ class Lake:
         full = self._full(path)
         if self.fs.exists(full):
             self.fs.rm(full, recursive=recursive)
+
+    # -- leftovers of killed writers ----------------------------------------------------------
+    def sweep(self, prefix: str = "", grace_seconds: float = TEMP_GRACE_SECONDS) -> builtins.list[str]:
+        """Remove the stale temporaries below ``prefix`` (see :func:`is_stale_temp`).
+
+        Stages call it on the folders they write before writing, so a run cleans up after
+        the killed attempts before it. Returns the lake paths removed; on S3 there is
+        nothing to sweep.
+        """
+        base = self._full(prefix) if prefix else self._root
+        if not self._local or not self.fs.isdir(base):
+            return []
+        root = self._root.rstrip("/") + "/"
+        found = self.fs.find(base, detail=True)
+        removed = [p for p, info in sorted(found.items()) if self._remove_if_stale(p, info, grace_seconds)]
+        return [p[len(root) :] if p.startswith(root) else p for p in removed]
+
+    def _sweep_folder(self, folder: str) -> None:
+        """Remove the stale temporaries directly in ``folder`` (each local write does, cheaply)."""
+        for info in self.fs.ls(folder, detail=True):
+            if info.get("type") == "file":
+                self._remove_if_stale(info["name"], info, TEMP_GRACE_SECONDS)
+
+    def _remove_if_stale(self, full: str, info: dict[str, Any], grace_seconds: float) -> bool:
+        name = posixpath.basename(full)
+        if not is_temp(name):
+            return False
+        age = time.time() - float(info.get("mtime") or 0.0)
+        if not is_stale_temp(name, age, grace_seconds):
+            return False
+        with contextlib.suppress(FileNotFoundError):  # another sweeper got there first
+            self.fs.rm_file(full)
+        return True
 
 
 def inventory(lake: Lake) -> dict[str, list[Entry]]:

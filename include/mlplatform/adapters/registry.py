@@ -22,6 +22,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -222,38 +223,52 @@ def tag_version(registry: Any, name: str, version: str, tags: dict[str, Any]) ->
         registry.set_model_version_tag(name, version, key, text)
 
 
-def promote(model_name: str, version: str, decision: dict[str, Any], registry: Any = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class AliasMove:
+    """What :func:`promote` did: the champion after it, the one before, and whether it moved."""
+
+    champion: str
+    previous_champion: str | None
+    moved: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def promote(model_name: str, version: str, decision: dict[str, Any], registry: Any = None) -> AliasMove:
     """Make ``version`` the champion, keeping the old one as ``previous_champion``.
 
-    Runs under :func:`promotion_lock`, held by ``decision["run_id"]``. When
+    Runs under :func:`promotion_lock`, held by ``decision["run_id"]``. Idempotent: when
+    ``version`` already is the champion nothing changes and ``moved`` is false (what the
+    losers of concurrent promotions of one version see). Otherwise, when
     ``decision["expected_champion"]`` is given (the champion the gates compared against;
     ``None`` for none), the aliases only move if the champion is still that one: a version
-    judged against an older champion is never put over a newer one. Returns the champion
-    before and after.
+    judged against an older champion is never put over a newer one (:class:`PromotionError`).
     """
     registry = registry or client()
+    version = str(version)
     holder = str(decision.get("run_id") or who())
     with promotion_lock(registry, model_name, holder):
         before = alias_version(registry, model_name, CHAMPION)
+        if before == version:
+            return AliasMove(before, alias_version(registry, model_name, PREVIOUS), moved=False)
         if "expected_champion" in decision and before != decision["expected_champion"]:
             raise PromotionError(
                 f"the champion of {model_name} moved from version {decision['expected_champion']} to "
                 f"{before} since version {version} was assessed; promote again to assess it against "
                 "the new champion"
             )
-        if before == str(version):
-            return {"champion": before, "previous_champion": alias_version(registry, model_name, PREVIOUS)}
         history = _history(registry, model_name)
         if before is not None:
             registry.set_registered_model_alias(model_name, PREVIOUS, before)
             if not history or history[-1] != before:
                 history.append(before)
-        registry.set_registered_model_alias(model_name, CHAMPION, str(version))
-        _set_history(registry, model_name, [*history, str(version)])
-        if alias_version(registry, model_name, CHALLENGER) == str(version):
+        registry.set_registered_model_alias(model_name, CHAMPION, version)
+        _set_history(registry, model_name, [*history, version])
+        if alias_version(registry, model_name, CHALLENGER) == version:
             registry.delete_registered_model_alias(model_name, CHALLENGER)
-        tag_version(registry, model_name, str(version), {"champion_since": datetime.now(UTC).isoformat()})
-    return {"champion": str(version), "previous_champion": before}
+        tag_version(registry, model_name, version, {"champion_since": datetime.now(UTC).isoformat()})
+    return AliasMove(version, before, moved=True)
 
 
 def rollback(model_name: str, by: str | None = None, run_id: str | None = None) -> dict[str, Any]:

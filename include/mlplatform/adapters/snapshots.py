@@ -50,7 +50,8 @@ class Snapshot:
         return int(self.manifest["rows"])
 
 
-def _month_folder(use_case: str, month: str) -> str:
+def month_folder(use_case: str, month: str) -> str:
+    """The folder of a month's validated snapshots and its ``CURRENT.json`` pointer."""
     return f"validated/{use_case}/month={month}"
 
 
@@ -122,14 +123,14 @@ def write_snapshot(
         lake.write_bytes(snapshot.data_path, memoryview(encoded.data))
         lake.write_json(f"{snapshot.folder}/manifest.json", full)
     lake.write_json(
-        f"{_month_folder(use_case, month)}/CURRENT.json", {"digest": digest, "path": snapshot.data_path}
+        f"{month_folder(use_case, month)}/CURRENT.json", {"digest": digest, "path": snapshot.data_path}
     )
     return read_snapshot(lake, use_case, month, digest), True
 
 
 def read_snapshot(lake: Lake, use_case: str, month: str, digest: str) -> Snapshot:
     """A snapshot by its address (month and digest)."""
-    folder = f"{_month_folder(use_case, month)}/{digest}"
+    folder = f"{month_folder(use_case, month)}/{digest}"
     if not lake.exists(f"{folder}/manifest.json"):
         raise FileNotFoundError(f"no snapshot {digest[:12]} of {use_case} for {month} in {lake.uri(folder)}")
     return Snapshot(use_case, month, digest, lake.read_json(f"{folder}/manifest.json"))
@@ -137,7 +138,7 @@ def read_snapshot(lake: Lake, use_case: str, month: str, digest: str) -> Snapsho
 
 def current_snapshot(lake: Lake, use_case: str, month: str) -> Snapshot | None:
     """The snapshot in force for ``month``, or ``None`` when the month has none yet."""
-    pointer = f"{_month_folder(use_case, month)}/CURRENT.json"
+    pointer = f"{month_folder(use_case, month)}/CURRENT.json"
     if not lake.exists(pointer):
         return None
     return read_snapshot(lake, use_case, month, lake.read_json(pointer)["digest"])

@@ -1,19 +1,40 @@
-"""What every command shares: argument types, help texts and the command signature."""
+"""What every command shares: argument types, input checks, help texts and the command signature.
+
+Exit codes are the same for every command: 0 passed (or done), 1 the data or model failed
+a check (a contract breach, a rejected promotion, a monitoring breach), 2 the command could
+not check anything: bad usage, a path that is missing, a folder, unreadable or not a regular
+file, a spec that does not load. :class:`CannotCheck` carries that last case to
+:func:`mlplatform.cli.main`, which prints its one-line message and exits 2.
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from typing import TypeAlias
+import os
+import stat
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
+from urllib.parse import urlparse
 
 from mlplatform.core import months
+
+if TYPE_CHECKING:
+    from mlplatform.core.spec import UseCase
 
 CommandFn: TypeAlias = Callable[[argparse.Namespace], int]
 """A command: parsed arguments in, exit code out."""
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 """What each area's ``register`` adds its commands to."""
 
+PASSED, FAILED_CHECK, CANNOT_CHECK = 0, 1, 2
+"""The exit codes: passed, the data or model failed a check, nothing could be checked."""
+
 LAKE_HELP = "lake root URI (default: MLPLATFORM_LAKE_URI or the embedded default)"
+
+
+class CannotCheck(ValueError):
+    """The command cannot run on what it was given (exit 2); the message says what and why."""
 
 
 def month(value: str) -> str:
@@ -21,3 +42,90 @@ def month(value: str) -> str:
     if not months.is_month(value):
         raise argparse.ArgumentTypeError(f"month must be YYYY-MM, got {value!r}")
     return value
+
+
+def input_file(value: str | Path) -> Path:
+    """``value`` if it is a regular file this process can read; else :class:`CannotCheck`.
+
+    The check is ``os.stat`` only: a FIFO, a device or a socket is named, never opened (a
+    FIFO would block the read forever).
+    """
+    path = Path(value)
+    mode = _stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        raise CannotCheck(f"{path} is a directory, not a file; pass the parquet file inside it")
+    if stat.S_ISFIFO(mode):
+        raise CannotCheck(f"{path} is a FIFO (named pipe), not a regular file; it was not opened")
+    if not stat.S_ISREG(mode):
+        raise CannotCheck(f"{path} is not a regular file (a device or socket); pass a parquet file")
+    if not os.access(path, os.R_OK):
+        raise CannotCheck(f"{path} is not readable (permission denied)")
+    return path
+
+
+def input_files(values: Iterable[str | Path]) -> list[Path]:
+    """:func:`input_file` on each of ``values``."""
+    return [input_file(v) for v in values]
+
+
+def input_uri(value: str) -> str:
+    """A path or URI to read: local paths (and ``file://``) are checked with :func:`input_file`."""
+    parsed = urlparse(value)
+    if parsed.scheme == "file":
+        input_file(parsed.path)
+    elif len(parsed.scheme) <= 1:  # no scheme, or a Windows drive letter
+        input_file(value)
+    return value
+
+
+def input_folder(value: str | Path) -> Path:
+    """``value`` if it is a folder this process can list; else :class:`CannotCheck`."""
+    path = Path(value)
+    if not path.exists():
+        raise CannotCheck(f"{path} is not a folder: it does not exist")
+    if not stat.S_ISDIR(_stat(path).st_mode):
+        raise CannotCheck(f"{path} is not a folder")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise CannotCheck(f"{path} is not readable (permission denied)")
+    return path
+
+
+def _stat(path: Path) -> os.stat_result:
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        raise CannotCheck(f"{path} does not exist") from None
+    except NotADirectoryError:
+        raise CannotCheck(f"{path} does not exist (a part of the path is a file)") from None
+    except PermissionError:
+        raise CannotCheck(f"{path} cannot be reached (permission denied on a folder of its path)") from None
+    except OSError as exc:
+        raise CannotCheck(f"{path} cannot be checked: {exc.strerror or exc}") from None
+
+
+def load_use_case(name: str) -> UseCase:
+    """The use case's spec; a spec that does not load is :class:`CannotCheck`, naming the field."""
+    from mlplatform.core import spec
+
+    try:
+        return spec.load_spec(name)
+    except spec.SpecError as exc:
+        raise CannotCheck(str(exc)) from None
+
+
+def use_case_help(what: str) -> str:
+    """Help for ``--use-case``: ``what`` and the use cases there are (read from the spec files)."""
+    from mlplatform.core import spec
+
+    try:
+        names = spec.use_case_names()
+    except spec.SpecError:
+        return what
+    return f"{what}; one of: {', '.join(names)}"
+
+
+def add_output_options(p: argparse.ArgumentParser, *, progress: bool = False) -> None:
+    """``--json`` (machine-readable output) and, for long work, ``--quiet`` (no progress on stderr)."""
+    p.add_argument("--json", action="store_true", help="print JSON for machines instead of a table")
+    if progress:
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress display on stderr")

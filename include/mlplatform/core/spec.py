@@ -15,6 +15,7 @@ A bad spec fails at load time with a message that names the file and the field.
 
 from __future__ import annotations
 
+import ast
 import functools
 import importlib
 import importlib.util
@@ -27,8 +28,6 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -37,63 +36,21 @@ from pydantic import (
     model_validator,
 )
 
+from mlplatform.core import months
+from mlplatform.core.spec_data import Contract, DataSource, Fraction, StrictModel
+
 USE_CASES_DIR = Path(__file__).parents[1] / "use_cases"
 USE_CASES_DIR_VARIABLE = "MLPLATFORM_USE_CASES_DIR"
 """Environment variable naming more spec folders (``os.pathsep``-separated)."""
-TaxiType = Literal["yellow", "green"]
 
-Month = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="A month as YYYY-MM.")]
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Month = Annotated[str, Field(pattern=rf"^{months.PATTERN}$", description="A month as YYYY-MM.")]
 
 
 class SpecError(ValueError):
     """A use-case spec is missing, unreadable or invalid."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataSource(_Strict):
-    """Where the raw data comes from and what shape it has."""
-
-    dataset: str = Field(description="Raw dataset name: the folder under raw/ in the lake.")
-    taxi_types: tuple[TaxiType, ...] = Field(
-        min_length=1,
-        description="TLC trip-record flavours the use case reads (yellow, green or both). A month is "
-        "validated from every listed type whose raw file landed; the first is the primary type. "
-        "The older single key `taxi_type: yellow` is accepted and means `taxi_types: [yellow]`.",
-    )
-    schema_name: Literal["tlc_trip"] = Field(
-        "tlc_trip", alias="schema", description="Normalised schema the raw files are read into."
-    )
-    filter: str | None = Field(
-        None, description="Optional pandas query selecting the rows this use case models (e.g. card trips)."
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _single_taxi_type(cls, raw: Any) -> Any:
-        if isinstance(raw, dict) and "taxi_type" in raw:
-            if "taxi_types" in raw:
-                raise ValueError("give either taxi_types (a list) or the older taxi_type, not both")
-            raw = {k: v for k, v in raw.items() if k != "taxi_type"} | {"taxi_types": [raw["taxi_type"]]}
-        return raw
-
-    @field_validator("taxi_types")
-    @classmethod
-    def _distinct(cls, types: tuple[str, ...]) -> tuple[str, ...]:
-        if len(set(types)) != len(types):
-            raise ValueError(f"taxi_types lists a type twice: {list(types)}")
-        return types
-
-    @property
-    def taxi_type(self) -> TaxiType:
-        """The primary taxi type (the first listed): what one generated month holds."""
-        return self.taxi_types[0]
-
-
-class Target(_Strict):
+class Target(StrictModel):
     column: str = Field(description="Column of the normalised data holding the label.")
     unit: str = Field(description="Unit answers are given in (e.g. minutes, or 'label' for classifiers).")
     labels: tuple[str, str] | None = Field(
@@ -120,7 +77,7 @@ class Target(_Strict):
         return bounds
 
 
-class Features(_Strict):
+class Features(StrictModel):
     numeric: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
 
@@ -137,7 +94,7 @@ class Features(_Strict):
         return self
 
 
-class Model(_Strict):
+class Model(StrictModel):
     module: str = Field(description="Model module in use_cases/ that builds the estimator.")
     family: str = Field(description="Default model family the module offers (e.g. hist_gradient_boosting).")
     baseline: str = Field(description="Baseline family every first model must beat (e.g. linear).")
@@ -148,42 +105,7 @@ class Model(_Strict):
     max_search_trials: int = Field(4, ge=1, le=32)
 
 
-class Contract(_Strict):
-    suite: str = Field(description="Great Expectations suite guarding this data.")
-    max_bad_row_share: Fraction = Field(
-        description="Quarantine bad rows and go on below this share; halt above."
-    )
-    volume_band: tuple[float, float] = Field(
-        description="Allowed row count as a multiple of the recent median month, (low, high)."
-    )
-    pickup_tolerance_hours: float = Field(
-        0.0,
-        ge=0,
-        description="Hours before and after the month a pickup may fall and still belong to it; 0 "
-        "quarantines trips that began the evening before the month (TLC files them by dropoff).",
-    )
-    max_trip_minutes: float = Field(
-        720.0, gt=0, description="Longest plausible trip; longer rows are quarantined."
-    )
-    max_trip_miles: float = Field(
-        300.0, gt=0, description="Longest plausible trip distance; longer rows are quarantined."
-    )
-    idle_trip_minutes: float = Field(
-        60.0, gt=0, description="Trips longer than this must average at least min_average_mph."
-    )
-    min_average_mph: float = Field(
-        2.0, ge=0, description="Slowest plausible average speed of a trip over idle_trip_minutes."
-    )
-
-    @field_validator("volume_band")
-    @classmethod
-    def _ordered(cls, band: tuple[float, float]) -> tuple[float, float]:
-        if not 0 < band[0] < 1 < band[1]:
-            raise ValueError("volume_band must be (low, high) with 0 < low < 1 < high")
-        return band
-
-
-class Training(_Strict):
+class Training(StrictModel):
     window_months: int = Field(ge=1, le=36, description="Months of validated data a model trains on.")
     validation_months: int = Field(1, ge=1, le=6, description="Newest months held out for validation.")
     sample_rows: int | None = Field(None, ge=1000, description="Cap on training rows (uniform sample).")
@@ -194,7 +116,7 @@ class Training(_Strict):
     )
 
 
-class Gates(_Strict):
+class Gates(StrictModel):
     min_relative_improvement: float = Field(ge=0, le=1, description="Challenger must beat champion by this.")
     max_slice_regression: float = Field(
         ge=0, le=1, description="No slice may be worse than champion by more."
@@ -207,7 +129,7 @@ class Gates(_Strict):
     )
 
 
-class Monitoring(_Strict):
+class Monitoring(StrictModel):
     drift_threshold: float = Field(gt=0, description="Per-feature drift score above which a feature drifted.")
     drifted_share_threshold: Fraction = Field(description="Share of drifted features that is a breach.")
     prediction_drift_threshold: float = Field(gt=0)
@@ -220,13 +142,13 @@ class Monitoring(_Strict):
     retrain_cooldown_hours: float = Field(24, ge=0)
 
 
-class Schedules(_Strict):
+class Schedules(StrictModel):
     validate_: str | None = Field("@monthly", alias="validate")
     batch_score: str | None = "@monthly"
     monitor: str | None = "@daily"
 
 
-class Serving(_Strict):
+class Serving(StrictModel):
     mode: Literal["batch", "endpoint", "both"]
     target: Literal["local", "sagemaker"] = "local"
     challenger_share: Fraction = Field(0.0, description="A/B: share of requests sent to the challenger.")
@@ -234,7 +156,7 @@ class Serving(_Strict):
     instance_type: str = "ml.m5.large"
 
 
-class UseCase(_Strict):
+class UseCase(StrictModel):
     """A complete, validated use-case spec."""
 
     _model_file: Path = PrivateAttr()
@@ -377,6 +299,24 @@ def use_case_names() -> list[str]:
 def load_all() -> list[UseCase]:
     """Every use case, validated."""
     return [load_spec(name) for name in use_case_names()]
+
+
+def model_families(use_case: UseCase) -> tuple[str, ...]:
+    """The model families the use case's model module offers (its ``FAMILIES``), read without importing it.
+
+    Help texts list them; importing the module would import scikit-learn just to print help.
+    Empty when the module does not declare ``FAMILIES`` as a literal.
+    """
+    tree = ast.parse(use_case.model_file.read_text(), str(use_case.model_file))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "FAMILIES" for t in node.targets
+        ):
+            try:
+                return tuple(str(f) for f in ast.literal_eval(node.value))
+            except ValueError:
+                return ()
+    return ()
 
 
 def model_module(use_case: UseCase) -> ModuleType:

@@ -10,10 +10,18 @@ ids, int64 counts, ``large_string`` flags and ``Airport_fee``; 2025 adds
 them into one schema (:data:`NORMALISED_SCHEMA`) with explicit casts and the trip duration
 computed; the ``taxi_type`` column keeps which kind of taxi each trip came from, so green
 and yellow months can be read into one table.
+
+TLC timestamps are naive New York wall-clock times. Some writers tag them with a zone
+(Spark writes ``timestamp[us, tz=UTC]`` instants): :func:`normalise` converts those to New
+York wall-clock time, or rejects them when the use case says so (``data.timezone_aware``).
+
+TLC names its files ``<type>_tripdata_YYYY-MM.parquet``; :func:`parse_file_name` is the one
+reader of that pattern (the month of a file is the one its name ends with).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
@@ -22,9 +30,43 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mlplatform.core import months
+from mlplatform.core.spec_data import TimezoneAware
+
 TaxiType = Literal["yellow", "green"]
 TAXI_TYPES: tuple[TaxiType, ...] = ("yellow", "green")
 Generation = Literal["legacy", "2024", "2025"]
+NEW_YORK = "America/New_York"
+"""TLC's time zone: every trip timestamp is a naive wall-clock time there."""
+
+FILE_NAME = re.compile(rf"(?<![A-Za-z0-9])(?P<kind>[a-z]+)_tripdata_(?P<month>{months.PATTERN})\.parquet$")
+"""TLC's file name, ``<type>_tripdata_YYYY-MM.parquet``, anchored at the end: a prefix such as
+``backfill-2024-01_`` does not change the month."""
+
+
+@dataclass(frozen=True)
+class FileName:
+    """What a TLC file name says: the kind of trip records and the month."""
+
+    kind: str
+    month: str
+
+    @property
+    def taxi_type(self) -> TaxiType | None:
+        """The taxi type when the kind is one this platform reads (yellow, green)."""
+        return next((t for t in TAXI_TYPES if t == self.kind), None)
+
+
+def parse_file_name(name: str) -> FileName | None:
+    """The kind and month a TLC file name (``green_tripdata_2021-01.parquet``) says; ``None`` if not one."""
+    found = FILE_NAME.search(name)
+    return None if found is None else FileName(found["kind"], found["month"])
+
+
+def file_name(taxi_type: str, month: str) -> str:
+    """TLC's name for the month's file of ``taxi_type``: ``<type>_tripdata_YYYY-MM.parquet``."""
+    return f"{taxi_type}_tripdata_{months.check(month)}.parquet"
+
 
 _MONEY = (
     "fare_amount",
@@ -193,15 +235,21 @@ def inspect_schema(
     return SchemaReport(taxi_type, missing, unexpected)
 
 
-def normalise(table: pa.Table, expected: TaxiType | Collection[TaxiType] | None = None) -> pa.Table:
+def normalise(
+    table: pa.Table,
+    expected: TaxiType | Collection[TaxiType] | None = None,
+    timezone_aware: TimezoneAware = "convert",
+) -> pa.Table:
     """Turn a raw TLC table of any taxi type and year into :data:`NORMALISED_SCHEMA`.
 
     Columns are renamed and cast explicitly (a ``null``-typed empty column becomes nulls of
     the normalised type); optional columns a file lacks become nulls; unexpected columns
     are dropped (see :func:`inspect_schema` to report them). ``expected`` is a taxi type or
-    several (``None``: any). Raises :class:`SchemaError` naming the column when a required
-    column is missing, the taxi type is not an ``expected`` one, or a value cannot be cast
-    without loss.
+    several (``None``: any). Naive timestamps are New York wall-clock times as TLC writes
+    them; zone-tagged ones are converted to New York wall-clock time (``convert``) or
+    rejected (``reject``). Raises :class:`SchemaError` naming the column when a required
+    column is missing, the taxi type is not an ``expected`` one, a timestamp carries a zone
+    under ``reject``, or a value cannot be cast without loss.
     """
     report = inspect_schema(table.schema, expected)
     if report.taxi_type is None:
@@ -230,18 +278,33 @@ def normalise(table: pa.Table, expected: TaxiType | Collection[TaxiType] | None 
             seconds = pc.cast(pc.subtract(columns[3], columns[2]), pa.int64())
             columns.append(pc.divide(pc.cast(seconds, pa.float64()), 60_000_000.0))
         elif field.name in by_name:
-            columns.append(_cast(by_name[field.name], field))
+            columns.append(_cast(_new_york_wall_clock(by_name[field.name], field, timezone_aware), field))
         else:
             columns.append(pa.nulls(n, field.type))
     return pa.Table.from_arrays(columns, schema=NORMALISED_SCHEMA)
 
 
+def _new_york_wall_clock(column: pa.ChunkedArray, field: pa.Field, mode: TimezoneAware) -> pa.ChunkedArray:
+    """A zone-tagged timestamp column as naive New York wall-clock time (TLC's convention).
+
+    The tagged values are instants (Spark writes UTC); the same instants seen in New York
+    are the times TLC would have written. Under ``reject`` a tagged column is an error.
+    """
+    source = column.type
+    if not (pa.types.is_timestamp(field.type) and pa.types.is_timestamp(source) and source.tz):
+        return column
+    if mode == "reject":
+        raise SchemaError(
+            f"column {field.name} is {source}: TLC timestamps are naive New York wall-clock times and "
+            "this use case rejects zone-tagged ones (data.timezone_aware: reject); re-deliver the file "
+            "with naive timestamps, or set data.timezone_aware: convert"
+        )
+    return pc.local_timestamp(column.cast(pa.timestamp(source.unit, tz=NEW_YORK)))
+
+
 def _cast(column: pa.ChunkedArray, field: pa.Field) -> pa.ChunkedArray:
     source = column.type
     try:
-        if pa.types.is_timestamp(field.type) and pa.types.is_timestamp(source) and source.tz:
-            # TLC timestamps are naive New York local time; drop a zone some writers add.
-            column = pc.local_timestamp(column)
         if pa.types.is_string(field.type) and pa.types.is_binary(source):
             return pa.chunked_array(
                 [pa.array([_decode(v) for v in chunk.to_pylist()], pa.string()) for chunk in column.chunks],

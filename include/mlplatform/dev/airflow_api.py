@@ -57,24 +57,27 @@ class AirflowClient:
         self, dag_id: str, conf: dict[str, Any] | None = None, logical_date: str | None = None
     ) -> str:
         body = {"conf": conf or {}, "logical_date": logical_date}
-        return self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
+        return str(self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"])
 
     def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+        found: dict[str, Any] = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+        return found
 
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
-        return self._call("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100, "order_by": "-run_after"})[
-            "dag_runs"
-        ]
+        query = {"limit": 100, "order_by": "-run_after"}
+        found: list[dict[str, Any]] = self._call("GET", f"/dags/{dag_id}/dagRuns", params=query)["dag_runs"]
+        return found
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        return self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
+        found: list[dict[str, Any]] = self._call("GET", path)["task_instances"]
+        return found
 
     def wait(self, dag_id: str, run_id: str, timeout_s: float = 600) -> str:
         """Wait for a run to end; returns its final state."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            state = self.run(dag_id, run_id)["state"]
+            state = str(self.run(dag_id, run_id)["state"])
             if state in TERMINAL:
                 return state
             time.sleep(2)

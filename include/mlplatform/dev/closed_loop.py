@@ -29,20 +29,21 @@ and drift over time, then says where everything is and how long it took.
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from mlplatform.adapters import snapshots
+from mlplatform.core import tlc
 from mlplatform.core.months import sequence
+from mlplatform.core.tlc import TaxiType
 from mlplatform.dev.airflow_api import AirflowClient, AirflowError
 from mlplatform.dev.embedded import Platform
+from mlplatform.dev.loop_report import summary_table, write_outputs
 
 if TYPE_CHECKING:
     from mlplatform.core.generator import Drift
@@ -85,17 +86,15 @@ class Scenario:
         return Drift(congestion=self.congestion, outer_borough_shift=self.outer_borough_shift)
 
 
-TLC_FILE = re.compile(r"^(?P<taxi>yellow|green)_tripdata_(?P<month>\d{4}-(0[1-9]|1[0-2]))\.parquet$")
-
-
-def real_files(folder: Path) -> dict[str, dict[str, Path]]:
+def real_files(folder: Path) -> dict[str, dict[TaxiType, Path]]:
     """The TLC monthly files in ``folder`` by month and taxi type (TLC's own file names)."""
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: not a folder of TLC monthly files")
-    found: dict[str, dict[str, Path]] = {}
+    found: dict[str, dict[TaxiType, Path]] = {}
     for path in sorted(folder.iterdir()):
-        if path.is_file() and (match := TLC_FILE.match(path.name)):
-            found.setdefault(match["month"], {})[match["taxi"]] = path
+        named = tlc.parse_file_name(path.name)
+        if path.is_file() and named is not None and named.taxi_type is not None:
+            found.setdefault(named.month, {})[named.taxi_type] = path
     if not found:
         raise FileNotFoundError(f"{folder}: no TLC monthly files (named like green_tripdata_2021-01.parquet)")
     return found
@@ -152,7 +151,8 @@ class ClosedLoop:
         return registry.alias_version(client, self.use_case.model_name, "champion")
 
     def alerts(self) -> list[dict[str, Any]]:
-        return httpx.get(f"{self.platform.sink_url}/messages", timeout=10).json()
+        messages: list[dict[str, Any]] = httpx.get(f"{self.platform.sink_url}/messages", timeout=10).json()
+        return messages
 
     def new_alerts(self) -> list[str]:
         messages = self.alerts()
@@ -243,6 +243,8 @@ class ClosedLoop:
         from mlplatform.core.modelling import input_columns
 
         snapshot = snapshots.current_snapshot(self.lake, USE_CASE, month)
+        if snapshot is None:
+            return  # nothing validated to serve
         columns = input_columns(self.use_case.features.all)
         trips = snapshots.read_table(self.lake, snapshot, columns).slice(0, SERVED_TRIPS).to_pylist()
         for trip in trips:
@@ -279,73 +281,20 @@ class ClosedLoop:
         record.actions.extend(f"alert: {text}" for text in self.new_alerts())
 
 
-# -- the report -------------------------------------------------------------------------------
-def summary_table(records: list[MonthRecord]) -> str:
-    lines = [
-        f"{'month':<8} {'drift':<6} {'contract':<10} {'champion':>8} {'rmse':>7} {'drifted':>8}  actions"
-    ]
-    for r in records:
-        rmse = f"{r.rmse:.3f}" if r.rmse is not None else "-"
-        drift = f"{r.drift_share:.0%}" if r.drift_share is not None else "-"
-        actions = [a for a in r.actions if not a.startswith("landed")]
-        lines.append(
-            f"{r.month:<8} {'yes' if r.drift_injected else 'no':<6} {r.contract.split(' ')[0]:<10} "
-            f"{r.champion_version or '-':>8} {rmse:>7} {drift:>8}  {'; '.join(actions) or '-'}"
-        )
-    return "\n".join(lines)
-
-
-def write_outputs(records: list[MonthRecord], folder: Path) -> tuple[Path, Path]:
-    """The summary as JSON (one object per month) and a PNG chart of RMSE and drift."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    folder.mkdir(parents=True, exist_ok=True)
-    summary = folder / "summary.json"
-    summary.write_text(json.dumps([asdict(r) for r in records], indent=2) + "\n")
-    chart = folder / "closed_loop.png"
-    x = range(len(records))
-    fig, rmse_axis = plt.subplots(figsize=(9, 4.5))
-    drift_axis = rmse_axis.twinx()
-    drift_axis.bar(
-        x, [r.drift_share or 0 for r in records], color="tab:red", alpha=0.25, label="drifted features"
-    )
-    threshold = records[0].drift_threshold if records else None
-    if threshold is not None:
-        drift_axis.axhline(threshold, color="tab:red", lw=0.8, ls="--", label="drift threshold")
-    drift_axis.set_ylim(0, 1)
-    drift_axis.set_ylabel("share of drifted features")
-    rmse_axis.set_zorder(drift_axis.get_zorder() + 1)
-    rmse_axis.patch.set_visible(False)
-    rmse_axis.plot(x, [r.rmse for r in records], marker="o", color="tab:blue", label="RMSE (min)")
-    rmse_axis.plot(x, [r.rmse_reference for r in records], ls="--", color="grey", label="RMSE at training")
-    for i, r in enumerate(records):
-        if any(a.startswith("promoted") for a in r.actions):
-            rmse_axis.annotate(
-                f"v{r.champion_version}", (i, r.rmse or 0), textcoords="offset points", xytext=(0, 8)
-            )
-    first_drift = next((i for i, r in enumerate(records) if r.drift_injected), None)
-    if first_drift is not None:
-        rmse_axis.axvline(first_drift - 0.5, color="tab:red", ls=":", label="drift injected")
-    rmse_axis.set_xticks(list(x), [r.month for r in records])
-    rmse_axis.set_ylabel("RMSE (minutes)")
-    rmse_axis.set_title(f"{USE_CASE}: production RMSE and drift by month")
-    handles = [h for axis in (rmse_axis, drift_axis) for h in axis.get_legend_handles_labels()[0]]
-    rmse_axis.legend(handles=handles, loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(chart, dpi=110)
-    plt.close(fig)
-    return summary, chart
-
-
-def simulate(platform: Platform, scenario: Scenario, log: Callable[[str], None] = print) -> list[MonthRecord]:
-    """Run the scenario on a running ``platform``; one record per month."""
+def simulate(
+    platform: Platform,
+    scenario: Scenario,
+    log: Callable[[str], None] = print,
+    status: Callable[[str], None] = lambda _text: None,
+) -> list[MonthRecord]:
+    """Run the scenario on a running ``platform``; one record per month (``status`` hears of each)."""
+    status("waiting for the DAGs to be parsed")
     loop = ClosedLoop(platform, scenario)
     loop.prepare()
     records = []
-    for index, month in enumerate(scenario.month_names()):
+    names = scenario.month_names()
+    for index, month in enumerate(names):
+        status(f"month {index + 1}/{len(names)} ({month}): validate, train, promote, score, monitor")
         started = time.perf_counter()
         record = MonthRecord(month, drift_injected=scenario.drifted(index))
         loop.month(record, index)
@@ -387,12 +336,16 @@ def archive_previous(platform: Platform) -> list[str]:
     return moved
 
 
-def run(scenario: Scenario | None = None) -> int:
-    """``make run``: start (or reuse) the embedded platform and run the closed loop on it."""
+def run(scenario: Scenario | None = None, status: Callable[[str], None] = lambda _text: None) -> int:
+    """``make run``: start (or reuse) the embedded platform and run the closed loop on it.
+
+    ``status`` is told what is going on while nothing prints (a live status line on a terminal).
+    """
     scenario = scenario or Scenario()
     started = time.perf_counter()
     platform = Platform()
     print("starting the embedded platform (Airflow, MLflow, serving app, Slack sink) ...", flush=True)
+    status("starting the embedded platform: database migration, then waiting for each service's health")
     platform.up()
     for line in archive_previous(platform):
         print(f"set the previous run aside: {line}", flush=True)
@@ -406,7 +359,7 @@ def run(scenario: Scenario | None = None) -> int:
             f"{scenario.outer_borough_shift:.0%} of pickups to the outer boroughs)",
             flush=True,
         )
-    records = simulate(platform, scenario, lambda line: print(line, flush=True))
+    records = simulate(platform, scenario, lambda line: print(line, flush=True), status)
     print("\n" + summary_table(records))
     summary, chart = write_outputs(records, platform.home / "closed_loop")
     print(f"\nsummary (JSON): {summary}\nchart (PNG):    {chart}\n")

@@ -7,10 +7,10 @@ install; :mod:`mlplatform.cli` adds them to the command line when this package i
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from mlplatform.cli.arguments import Subparsers, month
+from mlplatform.cli import output
+from mlplatform.cli.arguments import CannotCheck, Subparsers, input_folder, month
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -27,11 +27,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if args.data is not None:
         try:
-            closed_loop.real_files(args.data)
+            closed_loop.real_files(input_folder(args.data))
         except FileNotFoundError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-    return closed_loop.run(scenario)
+            raise CannotCheck(str(exc)) from None
+    with output.working(args, "starting ...") as status:
+        return closed_loop.run(scenario, status)
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
@@ -83,6 +83,7 @@ def register(sub: Subparsers) -> None:
         help="replay a folder of real TLC monthly files (green_tripdata_2021-01.parquet, ...) "
         "through the loop instead of generated months; the month, row and drift knobs are ignored",
     )
+    p.add_argument("-q", "--quiet", action="store_true", help="no live status on stderr")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("stop", help="stop every process `mlplatform run` started")

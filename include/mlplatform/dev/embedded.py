@@ -7,13 +7,24 @@ triggerer (SQLite, or ``MLPLATFORM_AIRFLOW_DB_URI``, with the LocalExecutor) and
 serving app. Everything lives under ``.local/`` (``MLPLATFORM_HOME``); each process is
 recorded as a pid file in ``.local/run`` so that ``make stop`` ends exactly those, and a
 second ``make run`` reuses what is already up.
+
+Safe by default: every process listens on ``127.0.0.1`` (``MLPLATFORM_BIND_HOST`` says
+otherwise); every secret is generated per installation and written mode 0600 under
+``.local/secrets`` (created with that mode, never readable by others even for an instant):
+Airflow's JWT and API keys, the ``admin`` password and the serving app's admin token
+(:attr:`Platform.serving_admin_token`), which the serving app and Airflow's processes get
+as ``MLPLATFORM_SERVING_ADMIN_TOKEN`` (the deploy stage sends it as a bearer token).
+MLflow runs without authentication here, on purpose: it listens on the loopback interface
+only and the embedded platform has one user (see this folder's README); docker-compose
+turns MLflow's basic auth on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import secrets
+import secrets as random_secrets
 import signal
 import subprocess
 import sys
@@ -24,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlplatform.adapters import settings
+from mlplatform.dev.private_files import write_private
 
 HOME = settings.LOCAL_HOME
 
@@ -42,8 +54,12 @@ def _bin(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
-def _env_port(name: str, default: int) -> int:
-    return int(os.getenv(name, str(default)))
+def _env_port(name: str) -> int:
+    value = settings.get(name)
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a port number, got {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -55,13 +71,23 @@ class Platform:
     """
 
     home: Path = HOME
-    airflow_port: int = field(default_factory=lambda: _env_port("MLPLATFORM_AIRFLOW_PORT", 8080))
-    mlflow_port: int = field(default_factory=lambda: _env_port("MLPLATFORM_MLFLOW_PORT", 5000))
-    sink_port: int = field(default_factory=lambda: _env_port("MLPLATFORM_SINK_PORT", 8765))
-    serving_port: int = field(default_factory=lambda: _env_port("MLPLATFORM_SERVING_PORT", 8000))
-    airflow_db_uri: str | None = field(default_factory=lambda: os.getenv("MLPLATFORM_AIRFLOW_DB_URI"))
-    mlflow_db_uri: str | None = field(default_factory=lambda: os.getenv("MLPLATFORM_MLFLOW_BACKEND_URI"))
+    airflow_port: int = field(default_factory=lambda: _env_port("MLPLATFORM_AIRFLOW_PORT"))
+    mlflow_port: int = field(default_factory=lambda: _env_port("MLPLATFORM_MLFLOW_PORT"))
+    sink_port: int = field(default_factory=lambda: _env_port("MLPLATFORM_SINK_PORT"))
+    serving_port: int = field(default_factory=lambda: _env_port("MLPLATFORM_SERVING_PORT"))
+    airflow_db_uri: str | None = field(
+        default_factory=lambda: settings.get("MLPLATFORM_AIRFLOW_DB_URI") or None
+    )
+    mlflow_db_uri: str | None = field(
+        default_factory=lambda: settings.get("MLPLATFORM_MLFLOW_BACKEND_URI") or None
+    )
     lake_uri: str | None = None
+    bind_host: str = field(default_factory=lambda: settings.get("MLPLATFORM_BIND_HOST"))
+
+    @property
+    def reach_host(self) -> str:
+        """The address clients use: the bind address, or loopback when bound to every interface."""
+        return "127.0.0.1" if self.bind_host in ("0.0.0.0", "::", "") else self.bind_host
 
     @property
     def run_dir(self) -> Path:
@@ -69,28 +95,38 @@ class Platform:
 
     @property
     def airflow_url(self) -> str:
-        return f"http://127.0.0.1:{self.airflow_port}"
+        return f"http://{self.reach_host}:{self.airflow_port}"
 
     @property
     def mlflow_url(self) -> str:
-        return f"http://127.0.0.1:{self.mlflow_port}"
+        return f"http://{self.reach_host}:{self.mlflow_port}"
 
     @property
     def sink_url(self) -> str:
-        return f"http://127.0.0.1:{self.sink_port}"
+        return f"http://{self.reach_host}:{self.sink_port}"
 
     @property
     def serving_url(self) -> str:
-        return f"http://127.0.0.1:{self.serving_port}"
+        return f"http://{self.reach_host}:{self.serving_port}"
 
     def secret(self, name: str) -> str:
-        """A random secret generated once per installation and kept in its home."""
+        """A random secret generated once per installation, kept mode 0600 in its home."""
         path = self.home / "secrets" / name
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
+            # A concurrent start may have written it meanwhile: then that one is used.
+            with contextlib.suppress(FileExistsError):
+                write_private(path, random_secrets.token_urlsafe(32))
         return path.read_text().strip()
+
+    @property
+    def serving_admin_token(self) -> str:
+        """The bearer token of the serving app's admin routes (``make run`` prints it)."""
+        return self.secret("serving-admin-token")
+
+    @property
+    def passwords_file(self) -> Path:
+        """Airflow's password file for the ``admin`` user (written 0600 by :meth:`prepare`)."""
+        return self.home / "airflow" / "passwords.json"
 
     def env(self) -> dict[str, str]:
         """The environment every process of the platform runs with."""
@@ -101,7 +137,7 @@ class Platform:
             "PYTHONPATH": str(repo / "include"),
             "MLPLATFORM_HOME": str(self.home),
             "MLPLATFORM_ENV": "local",
-            "MLPLATFORM_SCHEDULES": os.getenv("MLPLATFORM_SCHEDULES", "off"),
+            "MLPLATFORM_SCHEDULES": settings.explicit("MLPLATFORM_SCHEDULES") or "off",
             "MLPLATFORM_LAKE_URI": self.lake_uri or (self.home / "lake").as_uri(),
             "MLPLATFORM_MLFLOW_ARTIFACT_URI": (self.home / "mlflow" / "artifacts").as_uri(),
             "MLFLOW_TRACKING_URI": self.mlflow_url,
@@ -111,6 +147,7 @@ class Platform:
             "MLPLATFORM_SLACK_CONN_ID": "slack_alerts",
             "AIRFLOW_CONN_SLACK_ALERTS": json.dumps({"conn_type": "slackwebhook", "password": hook}),
             "MLPLATFORM_SERVING_URL": self.serving_url,
+            "MLPLATFORM_SERVING_ADMIN_TOKEN": self.serving_admin_token,
             "AIRFLOW_HOME": str(airflow_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(repo / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(repo / "plugins"),
@@ -122,10 +159,11 @@ class Platform:
             or f"sqlite:///{airflow_home / 'airflow.db'}",
             "AIRFLOW__API__BASE_URL": self.airflow_url,
             "AIRFLOW__API__PORT": str(self.airflow_port),
+            "AIRFLOW__API__HOST": self.bind_host,
             "AIRFLOW__API_AUTH__JWT_SECRET": self.secret("jwt"),
             "AIRFLOW__API__SECRET_KEY": self.secret("api"),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(
                 [
@@ -147,25 +185,27 @@ class Platform:
         return [
             Service(
                 "webhook-sink",
-                (sys.executable, "-m", "mlplatform.dev.webhook_sink", "--port", str(self.sink_port),
+                (sys.executable, "-m", "mlplatform.dev.webhook_sink", "--host", self.bind_host,
+                 "--port", str(self.sink_port),
                  "--store", str(self.home / "alerts" / "messages.jsonl")),
                 f"{self.sink_url}/messages",
             ),
             Service(
                 "mlflow",
-                (_bin("mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.mlflow_port),
+                (_bin("mlflow"), "server", "--host", self.bind_host, "--port", str(self.mlflow_port),
                  "--backend-store-uri", mlflow_db,
                  "--artifacts-destination", (self.home / "mlflow" / "artifacts").as_uri(), "--workers", "1"),
                 f"{self.mlflow_url}/health",
             ),
-            Service("airflow-api-server", (airflow, "api-server", "--port", str(self.airflow_port)),
+            Service("airflow-api-server",
+                    (airflow, "api-server", "--host", self.bind_host, "--port", str(self.airflow_port)),
                     f"{self.airflow_url}/api/v2/monitor/health"),
             Service("airflow-scheduler", (airflow, "scheduler"), None),
             Service("airflow-dag-processor", (airflow, "dag-processor"), None),
             Service("airflow-triggerer", (airflow, "triggerer"), None),
             Service(
                 "serving",
-                (sys.executable, "-m", "uvicorn", "mlplatform.serving:app", "--host", "127.0.0.1",
+                (sys.executable, "-m", "uvicorn", "mlplatform.serving:app", "--host", self.bind_host,
                  "--port", str(self.serving_port)),
                 f"{self.serving_url}/health",
             ),
@@ -214,11 +254,23 @@ class Platform:
             f"{service.name} did not become healthy at {service.health_url}; log {log}:\n{tail}"
         )
 
+    def write_passwords_file(self) -> None:
+        """Airflow's password file with a generated ``admin`` password, mode 0600.
+
+        Written before the api-server starts: left to Airflow, the file it generates is
+        readable by every user of the machine.
+        """
+        if not self.passwords_file.exists():
+            admin = {"admin": self.secret("airflow-admin-password")}
+            with contextlib.suppress(FileExistsError):
+                write_private(self.passwords_file, json.dumps(admin))
+
     def prepare(self) -> None:
         """Create or upgrade the Airflow metadata database (idempotent)."""
         env = self.env()
         Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
         (self.home / "mlflow" / "artifacts").mkdir(parents=True, exist_ok=True)
+        self.write_passwords_file()
         result = subprocess.run(
             [_bin("airflow"), "db", "migrate"],
             env={**os.environ, **env},
@@ -248,7 +300,7 @@ class Platform:
             f"Airflow UI:  {self.airflow_url}  (user admin, password {self.airflow_password()})\n"
             f"MLOps page:  {self.airflow_url}/mlops/\n"
             f"MLflow UI:   {self.mlflow_url}\n"
-            f"Serving app: {self.serving_url}/docs\n"
+            f"Serving app: {self.serving_url}/docs  (admin token {self.serving_admin_token})\n"
             f"Alerts:      {self.sink_url}/messages  (the local Slack webhook sink)\n"
             f"Data Docs:   {data_docs_index().as_uri()}\n"
             f"Lake:        {self.env()['MLPLATFORM_LAKE_URI']}\n"
@@ -258,8 +310,7 @@ class Platform:
 
     def airflow_password(self) -> str:
         """The generated password of the ``admin`` user (the api-server writes it on start)."""
-        path = Path(self.env()["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
-        return json.loads(path.read_text())["admin"]
+        return str(json.loads(self.passwords_file.read_text())["admin"])
 
     def stop(self, grace_s: float = 30.0) -> list[str]:
         """Stop every process this platform started (SIGTERM, then SIGKILL); returns their names."""
@@ -292,7 +343,7 @@ def _group_alive(pgid: int) -> bool:
 def _healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=3) as response:
-            return response.status < 500
+            return bool(response.status < 500)
     except (urllib.error.URLError, OSError):
         return False
 

@@ -50,7 +50,7 @@ class WebhookSink:
     @property
     def url(self) -> str:
         """Base URL, e.g. ``http://127.0.0.1:8765``."""
-        host, port = self._server.server_address[:2]
+        host, port = self._server.socket.getsockname()[:2]
         return f"http://{host}:{port}"
 
     @property

@@ -5,25 +5,53 @@ Run it (the serving image does the same, see ``include/serving/``)::
     MLPLATFORM_USE_CASE=taxi_trip_duration python -m mlplatform.serving --port 8000
     uvicorn mlplatform.serving:app --port 8000          # the same, configured from the environment
 
-HTTP interface:
+HTTP interface (``/docs`` is the interactive reference, ``/openapi.json`` the document):
 
 - ``POST /predict``: one trip (a JSON object of the model's input fields) or a batch
   (``{"instances": [trip, ...]}``). Answers ``{"request_id", "model", "version",
   "variant", "unit", "predictions": [...]}`` where each prediction is ``{"prediction": x}``
   in the target's unit (minutes for taxi durations) or ``{"label", "probability"}`` for a
-  classifier. Input is checked against the model's signature: a malformed request gets a
-  4xx whose ``detail`` names each wrong field, never a 5xx.
+  classifier. The request model is a pydantic model of the model's input signature.
   Headers: ``X-Request-Key`` keeps a caller on one variant (A/B stickiness),
   ``X-Request-Id`` names the request in the prediction log, ``X-Variant`` forces a variant
   (smoke tests).
+- ``GET /ping`` and ``POST /invocations``: the SageMaker container contract. ``/invocations``
+  takes JSON (as ``/predict``), JSON Lines (one trip per line, Batch Transform) or CSV
+  (``text/csv``, no header, one trip per line, columns in the order of the model's inputs)
+  and answers in the ``Accept`` type, else in the type sent (one answer per line for JSON
+  Lines and CSV). ``/ping`` is 200 once a model is loaded, 503 before.
 - ``GET /health``: liveness and what is served (versions, inputs); ``status`` is
   ``no_model`` until a champion exists (``/predict`` answers 503 meanwhile).
-- ``GET /metrics``: Prometheus text format: requests, latency histogram, errors and rows,
-  by variant and model version.
+- ``GET /metrics``: Prometheus exposition (``prometheus_client``, one registry per app):
+  ``mlplatform_serving_requests_total{route,status}``, ``..._request_duration_seconds``,
+  ``..._errors_total{route,kind}``, ``..._variant_requests_total`` and
+  ``..._predictions_total`` by variant and version, the models served and reloads, plus the
+  standard process, platform and garbage-collector families.
 - ``POST /admin/reload``: look at the registry aliases now (the deploy DAG calls it). It
-  can only load what the registry says, so it needs no secret.
-- ``GET /ping`` and ``POST /invocations``: the SageMaker container contract (JSON, or JSON
-  Lines in and out for Batch Transform).
+  needs ``Authorization: Bearer <MLPLATFORM_SERVING_ADMIN_TOKEN>``; without that variable
+  the admin routes are off (403), a missing or wrong token is a 401.
+
+Limits and errors. Input never causes a 5xx: every error is a JSON ``{"detail": [{"field",
+"error"}], "request_id"}`` naming the field (``instances[3].trip_distance``, ``line[7]``,
+``body`` or a header). A body is at most ``MLPLATFORM_SERVING_MAX_BODY_BYTES`` (default
+8 MiB) and 10,000 trips, whatever its content type; bodies over 64 KiB are parsed on a
+worker thread so ``/health`` stays responsive. Values must be plausible: distances from 0
+to the contract's ``max_trip_miles``, zone ids of the TLC zone table (1-265), the spec's
+taxi types, pickups (New York wall-clock time; aware times are converted) from 2009-01-01
+to a year ahead, finite numbers. A prediction that is not a finite number is never sent.
+
+| status | when |
+|---|---|
+| 400 | the body is not JSON / JSON Lines / CSV (including nesting too deep to parse) |
+| 401, 403 | admin route: wrong or missing token; admin routes off |
+| 406, 415 | ``Accept`` or ``Content-Type`` is not one of JSON, JSON Lines, CSV |
+| 413 | body over the size limit, or more than 10,000 trips |
+| 422 | trips that do not fit the model's inputs or ranges; ``X-Variant`` unknown; no finite prediction |
+| 500 | the model failed, or an unexpected error (counted, logged, the connection stays usable) |
+| 503 | no model loaded yet |
+
+Every answer is counted in ``/metrics`` by route and status; every prediction request,
+answered or refused, is a row of the prediction log with its status.
 
 A/B testing: ``serving.challenger_share`` of request keys go to the ``challenger`` alias,
 chosen by a hash of the key, so a caller stays on one variant. Every prediction is logged
@@ -35,19 +63,25 @@ Configuration (environment, or the same-named arguments of ``python -m mlplatfor
 ``MLPLATFORM_USE_CASE`` (default ``taxi_trip_duration``), ``MLFLOW_TRACKING_URI``, ``MLPLATFORM_LAKE_URI``,
 ``MLPLATFORM_MODEL_URI`` (serve one fixed model instead of following the aliases, as
 SageMaker containers do) with ``MLPLATFORM_MODEL_VERSION``,
-``MLPLATFORM_SERVING_POLL_SECONDS`` (default 30, 0 never) and
-``MLPLATFORM_SERVING_LOG_PREDICTIONS`` (default 1).
+``MLPLATFORM_SERVING_POLL_SECONDS`` (default 30, 0 never),
+``MLPLATFORM_SERVING_LOG_PREDICTIONS`` (default 1), ``MLPLATFORM_SERVING_ADMIN_TOKEN``,
+``MLPLATFORM_SERVING_MAX_BODY_BYTES``, ``HOST`` / ``PORT`` (default 127.0.0.1:8000). With
+``serve`` (SageMaker) it listens on 0.0.0.0:8080 (``SAGEMAKER_BIND_TO_PORT``) and serves
+the model in ``SM_MODEL_DIR`` (default ``/opt/ml/model``) unless ``MLPLATFORM_MODEL_URI`` is set.
 
 The modules, each importing only those above it:
 
 | module | what it is for |
 |---|---|
-| ``schema`` | request validation against the model's input signature |
+| ``schema`` | the request model: input fields, plausible ranges, pydantic validation |
+| ``bodies`` | content types in and out (JSON, JSON Lines, CSV) and the body limits |
 | ``store`` | the models served: loading, following the aliases, hot swap, the A/B split |
 | ``batcher`` | the micro-batcher: queued requests for one model predicted in one call |
-| ``metrics`` | ``/metrics`` in the Prometheus text format |
+| ``metrics`` | ``/metrics``: ``prometheus_client`` families in a registry per app |
 | ``log`` | the prediction log: its row layout and the buffered writer to the lake |
-| ``service`` | one request apart from HTTP: variant, validation, prediction, metrics, log |
+| ``service`` | one request apart from HTTP: variant, decoding, validation, prediction, metrics, log |
+| ``guard`` | the middleware: every request counted, an unexpected error a 500 that keeps the connection |
+| ``docs`` | the OpenAPI description of the prediction bodies, answers and errors |
 | ``routes`` | the routes: ``create_app`` |
 | ``run`` | ``app_from_env`` (the uvicorn factory) and the ``python -m mlplatform.serving`` command |
 """

@@ -17,7 +17,8 @@ from mlplatform.serving.store import LoadedModel
 MAX_ROWS_PER_CALL = 4096
 
 # One queued request: the model, its checked columns, its row count, and where its answers go.
-Pending = tuple[LoadedModel, dict[str, list[Any]], int, asyncio.Future]
+Answers = list[dict[str, Any]]
+Pending = tuple[LoadedModel, dict[str, list[Any]], int, "asyncio.Future[Answers]"]
 
 
 class MicroBatcher:
@@ -26,15 +27,13 @@ class MicroBatcher:
     def __init__(self) -> None:
         self._pending: list[Pending] = []
         self._running = False
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="predict", initializer=_one_native_thread)
 
-    async def predict(
-        self, model: LoadedModel, columns: dict[str, list[Any]], rows: int
-    ) -> list[dict[str, Any]]:
+    async def predict(self, model: LoadedModel, columns: dict[str, list[Any]], rows: int) -> Answers:
         """The answers for ``rows`` trips of checked ``columns``, one dict per trip."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future = loop.create_future()
+        future: asyncio.Future[Answers] = loop.create_future()
         self._pending.append((model, columns, rows, future))
         if not self._running:
             self._running = True
@@ -89,7 +88,7 @@ def _one_native_thread() -> None:
     threadpool_limits(limits=1)
 
 
-def _predict_group(model: LoadedModel, group: list[Pending]) -> list[dict]:
+def _predict_group(model: LoadedModel, group: list[Pending]) -> Answers:
     merged: dict[str, list[Any]] = {f.name: [] for f in model.fields}
     for _, columns, _, _ in group:
         for name, values in columns.items():

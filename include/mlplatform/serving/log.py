@@ -19,7 +19,7 @@ from typing import Any
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import months
 from mlplatform.serving.metrics import Metrics
-from mlplatform.serving.schema import convert
+from mlplatform.serving.schema import InputField, convert
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def failure_row(
     """The one row of a failed request. It carries the first trip's pickup time when that
     is readable (the window it belongs to)."""
     first = instances[0] if instances and isinstance(instances[0], dict) else {}
-    pickup, why = convert("datetime", first.get("pickup_datetime"))
+    pickup, why = convert(InputField("pickup_datetime", "datetime"), first.get("pickup_datetime"))
     return {
         "request_id": [request_id],
         "item": [0],

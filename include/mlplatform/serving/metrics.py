@@ -1,112 +1,156 @@
-"""The serving app's ``/metrics``: counters and a latency histogram in the Prometheus text format.
+"""The serving app's ``/metrics``: ``prometheus_client`` families in one registry per app.
 
-Every family is named ``mlplatform_serving_<name>`` and labelled with the model, and with
-the variant and version where a request was answered by one.
+Every family of the app is named ``mlplatform_serving_<name>`` and labelled with the model:
+
+- ``requests_total{route, status}`` and ``request_duration_seconds{route}`` (a histogram):
+  every HTTP request, whatever its route and however it ended (unexpected failures included);
+- ``errors_total{route, kind}``: every answer of status 400 or more, by kind (see
+  :data:`ERROR_KINDS`);
+- ``variant_requests_total{variant, version, status}`` and ``predictions_total{variant,
+  version}`` (trips predicted): the A/B split of the requests that reached a model;
+- ``model_info{variant, version}``, ``model_reloads_total``, ``model_reload_errors_total``,
+  ``prediction_log_dropped_total`` and ``prediction_log_errors_total``.
+
+Beside them the standard ``process_*``, ``python_info`` and ``python_gc_*`` collectors.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
+from collections.abc import Iterator
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from mlplatform.serving.store import ModelStore
 
+PREFIX = "mlplatform_serving"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+ERROR_KINDS = {
+    400: "body",
+    401: "auth",
+    403: "auth",
+    404: "route",
+    405: "route",
+    406: "media_type",
+    413: "too_large",
+    415: "media_type",
+    422: "validation",
+    500: "server",
+    503: "no_model",
+}
+"""The ``kind`` label of ``errors_total`` by status; other statuses are ``http_<status>``."""
+
+
+def error_kind(status: int) -> str:
+    """What an error status means, for the ``kind`` label."""
+    return ERROR_KINDS.get(status, f"http_{status}")
+
 
 class Metrics:
-    """Counters and a latency histogram, rendered in the Prometheus text format."""
-
-    BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+    """The families of one app, in their own registry (two apps in a process do not mix)."""
 
     def __init__(self, model_name: str) -> None:
         self.model_name = model_name
-        self._lock = threading.Lock()
-        self.requests: dict[tuple[str, str, str], int] = defaultdict(int)
-        self.errors: dict[tuple[str, str, str], int] = defaultdict(int)
-        self.rows: dict[tuple[str, str], int] = defaultdict(int)
-        self.latency_buckets: dict[tuple[str, str], list[int]] = {}
-        self.latency_sum: dict[tuple[str, str], float] = defaultdict(float)
-        self.log_dropped = 0
-        self.log_errors = 0
+        self.registry = registry = CollectorRegistry()
+        self.requests = Counter(
+            f"{PREFIX}_requests", "HTTP requests answered, by route and status.",
+            ["model", "route", "status"], registry=registry,
+        )  # fmt: skip
+        self.latency = Histogram(
+            f"{PREFIX}_request_duration_seconds", "Time from request to answer.",
+            ["model", "route"], buckets=BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.errors = Counter(
+            f"{PREFIX}_errors", "Answers with status 400 or more, by route and kind.",
+            ["model", "route", "kind"], registry=registry,
+        )  # fmt: skip
+        self.variant_requests = Counter(
+            f"{PREFIX}_variant_requests", "Prediction requests that reached a model, by variant and status.",
+            ["model", "variant", "version", "status"], registry=registry,
+        )  # fmt: skip
+        self.predictions = Counter(
+            f"{PREFIX}_predictions", "Trips predicted, by variant.",
+            ["model", "variant", "version"], registry=registry,
+        )  # fmt: skip
+        self.log_dropped = Counter(
+            f"{PREFIX}_prediction_log_dropped", "Logged predictions dropped: lake unreachable.",
+            ["model"], registry=registry,
+        )  # fmt: skip
+        self.log_errors = Counter(
+            f"{PREFIX}_prediction_log_errors",
+            "Failed writes of the prediction log.",
+            ["model"],
+            registry=registry,
+        )
+        self.log_dropped.labels(model_name)
+        self.log_errors.labels(model_name)
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
 
-    def observe(
-        self, variant: str, version: str, status: int, seconds: float, rows: int, error: str | None
-    ) -> None:
-        """Count one answered request: its status, rows, latency and error kind, if any."""
-        with self._lock:
-            self.requests[(variant, version, str(status))] += 1
-            if error:
-                self.errors[(variant, version, error)] += 1
-            self.rows[(variant, version)] += rows
-            buckets = self.latency_buckets.setdefault((variant, version), [0] * (len(self.BUCKETS) + 1))
-            for i, bound in enumerate(self.BUCKETS):
-                if seconds <= bound:
-                    buckets[i] += 1
-            buckets[-1] += 1
-            self.latency_sum[(variant, version)] += seconds
+    def watch(self, store: ModelStore) -> None:
+        """Report what ``store`` serves and its reloads at every scrape."""
+        self.registry.register(_StoreCollector(store))
+
+    def observe_request(self, route: str, status: int, seconds: float) -> None:
+        """Count one HTTP request, its latency, and its error kind if it failed."""
+        self.requests.labels(self.model_name, route, str(status)).inc()
+        self.latency.labels(self.model_name, route).observe(seconds)
+        if status >= 400:
+            self.errors.labels(self.model_name, route, error_kind(status)).inc()
+
+    def observe_variant(self, variant: str, version: str, status: int, rows: int) -> None:
+        """Count one prediction request that reached ``variant``, and the trips it predicted."""
+        self.variant_requests.labels(self.model_name, variant, version, str(status)).inc()
+        self.predictions.labels(self.model_name, variant, version).inc(rows)
 
     def count_log_failure(self, dropped_rows: int) -> None:
         """Count a failed write of the prediction log and the logged rows it had to drop."""
-        with self._lock:
-            self.log_errors += 1
-            self.log_dropped += dropped_rows
+        self.log_errors.labels(self.model_name).inc()
+        self.log_dropped.labels(self.model_name).inc(dropped_rows)
 
-    def render(self, store: ModelStore) -> str:
-        """The text ``GET /metrics`` answers: request counters, then the models and the log."""
-        out = _Exposition(self.model_name)
-        with self._lock:
-            self._render_requests(out)
-            dropped, log_errors = self.log_dropped, self.log_errors
-        out.family("model_info", "gauge", "The versions served now, by variant.")
-        served = store.served
+    def render(self) -> bytes:
+        """The text ``GET /metrics`` answers (content type :data:`CONTENT_TYPE`)."""
+        return generate_latest(self.registry)
+
+
+class _StoreCollector(Collector):
+    """The versions served and the reload counts, read from the store at scrape time."""
+
+    def __init__(self, store: ModelStore) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        name = self.store.model_name
+        info = GaugeMetricFamily(
+            f"{PREFIX}_model_info",
+            "The versions served now, by variant.",
+            labels=["model", "variant", "version"],
+        )
+        served = self.store.served
         if served is not None:
             for variant, loaded in (("champion", served.champion), ("challenger", served.challenger)):
                 if loaded is not None:
-                    out.sample("model_info", 1, variant=variant, version=loaded.ref.version)
-        out.family("model_reloads_total", "counter", "Times a new version was swapped in.")
-        out.sample("model_reloads_total", store.reloads)
-        out.family("model_reload_errors_total", "counter", "Alias checks or model loads that failed.")
-        out.sample("model_reload_errors_total", store.reload_errors)
-        out.family("prediction_log_dropped_total", "counter", "Logged predictions dropped: lake unreachable.")
-        out.sample("prediction_log_dropped_total", dropped)
-        out.family("prediction_log_errors_total", "counter", "Failed writes of the prediction log.")
-        out.sample("prediction_log_errors_total", log_errors)
-        return out.text()
-
-    def _render_requests(self, out: _Exposition) -> None:
-        out.family("requests_total", "counter", "Prediction requests answered, by HTTP status.")
-        for (variant, version, status), n in sorted(self.requests.items()):
-            out.sample("requests_total", n, variant=variant, version=version, status=status)
-        out.family("errors_total", "counter", "Failed requests: validation (4xx) or model (5xx).")
-        for (variant, version, kind), n in sorted(self.errors.items()):
-            out.sample("errors_total", n, variant=variant, version=version, kind=kind)
-        out.family("predictions_total", "counter", "Rows predicted.")
-        for (variant, version), n in sorted(self.rows.items()):
-            out.sample("predictions_total", n, variant=variant, version=version)
-        out.family("request_duration_seconds", "histogram", "Time from request to answer.")
-        for (variant, version), buckets in sorted(self.latency_buckets.items()):
-            for bound, n in zip((*self.BUCKETS, "+Inf"), buckets, strict=True):
-                out.sample(
-                    "request_duration_seconds_bucket", n, variant=variant, version=version, le=str(bound)
-                )
-            total = round(self.latency_sum[(variant, version)], 6)
-            out.sample("request_duration_seconds_sum", total, variant=variant, version=version)
-            out.sample("request_duration_seconds_count", buckets[-1], variant=variant, version=version)
-
-
-class _Exposition:
-    """Lines of the Prometheus text format for one model's families."""
-
-    def __init__(self, model_name: str) -> None:
-        self.model_name = model_name
-        self.lines: list[str] = []
-
-    def family(self, name: str, kind: str, help_text: str) -> None:
-        self.lines.append(f"# HELP mlplatform_serving_{name} {help_text}")
-        self.lines.append(f"# TYPE mlplatform_serving_{name} {kind}")
-
-    def sample(self, name: str, value: float, **labels: str) -> None:
-        text = ",".join(f'{k}="{v}"' for k, v in {"model": self.model_name, **labels}.items())
-        self.lines.append(f"mlplatform_serving_{name}{{{text}}} {value}")
-
-    def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
+                    info.add_metric([name, variant, loaded.ref.version], 1)
+        yield info
+        reloads = CounterMetricFamily(
+            f"{PREFIX}_model_reloads", "Times a new version was swapped in.", labels=["model"]
+        )
+        reloads.add_metric([name], self.store.reloads)
+        yield reloads
+        errors = CounterMetricFamily(
+            f"{PREFIX}_model_reload_errors", "Alias checks or model loads that failed.", labels=["model"]
+        )
+        errors.add_metric([name], self.store.reload_errors)
+        yield errors

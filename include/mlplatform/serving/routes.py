@@ -2,32 +2,40 @@
 
 ``create_app`` builds the FastAPI app from its parts: the service (models, batcher,
 metrics, prediction log), a lifespan that loads the models and starts the background
-threads, the prediction routes (``/predict``, and ``/invocations`` of the SageMaker
-container contract) and the operation routes (``/health``, ``/ping``, ``/metrics``,
-``/admin/reload``).
+threads, the :class:`~mlplatform.serving.guard.Guard` around everything, the prediction
+routes (``/predict``, and ``/invocations`` of the SageMaker container contract) and the
+operation routes (``/health``, ``/ping``, ``/metrics``, ``/admin/reload``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from mlplatform.adapters.lake import Lake
 from mlplatform.core.spec import UseCase
-from mlplatform.serving.schema import Rejected, instances_of, parse_json, parse_json_lines
-from mlplatform.serving.service import Answer, PredictionService
+from mlplatform.serving import docs
+from mlplatform.serving.bodies import DEFAULT_MAX_BODY_BYTES, Format, answer_format, request_format, too_large
+from mlplatform.serving.guard import Guard, request_id_of
+from mlplatform.serving.metrics import CONTENT_TYPE
+from mlplatform.serving.schema import Rejected, spec_fields
+from mlplatform.serving.service import Call, PredictionService
 from mlplatform.serving.store import AliasPoller
 
 log = logging.getLogger(__name__)
 
-JSON = "application/json"
-JSON_LINES = ("application/jsonlines", "application/x-jsonlines")
+ADMIN_TOKEN_VARIABLE = "MLPLATFORM_SERVING_ADMIN_TOKEN"
+PREDICTION_ROUTES = ("/predict", "/invocations")
+_bearer = HTTPBearer(auto_error=False, description=f"The token in {ADMIN_TOKEN_VARIABLE}.")
 
 
 def create_app(
@@ -40,11 +48,15 @@ def create_app(
     model_version: str | None = None,
     log_predictions: bool = True,
     flush_seconds: float = 5.0,
+    admin_token: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """The serving app for ``use_case``'s registered model.
 
     ``model_uri`` serves one fixed model instead of following the aliases (no A/B, no
     reload). ``challenger_share`` overrides the spec's ``serving.challenger_share``.
+    ``admin_token`` opens the admin routes to ``Authorization: Bearer <token>`` (without
+    it they answer 403). A request body is at most ``max_body_bytes``.
     """
     share = use_case.serving.challenger_share if challenger_share is None else challenger_share
     service = PredictionService(
@@ -57,11 +69,14 @@ def create_app(
         flush_seconds=flush_seconds,
     )
     lifespan = _lifespan(service, poll_seconds, fixed_model=bool(model_uri))
-    app = FastAPI(title=f"{use_case.name} serving", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title=f"{use_case.name} serving", description=use_case.description, lifespan=lifespan)
     app.state.store, app.state.metrics = service.store, service.metrics
     app.state.prediction_log = service.prediction_log
-    _add_prediction_routes(app, service)
-    _add_operation_routes(app, service)
+    app.add_middleware(Guard, service=service, prediction_routes=PREDICTION_ROUTES)
+    fields = spec_fields(use_case)
+    _add_prediction_routes(app, service, fields, max_body_bytes)
+    _add_operation_routes(app, service, admin_token)
+    app.openapi = docs.with_trip_schemas(app, fields)  # type: ignore[method-assign]
     return app
 
 
@@ -97,77 +112,124 @@ def _lifespan(
     return lifespan
 
 
-def _respond(status: int, body: Any, request_id: str) -> Response:
+def _respond(status: int, body: Any, request_id: str = "", headers: dict[str, str] | None = None) -> Response:
+    extra = {"X-Request-Id": request_id} if request_id else {}
     return Response(
-        json.dumps(body), status_code=status, media_type=JSON, headers={"X-Request-Id": request_id}
+        json.dumps(body),
+        status_code=status,
+        media_type=Format.JSON.value,
+        headers={**extra, **(headers or {})},
     )
 
 
-async def _answer(
-    service: PredictionService, request: Request, instances: list[Any], prefix: str | None
-) -> Answer:
-    headers = request.headers
-    return await service.answer(
-        instances,
-        prefix,
-        request_id=headers.get("x-request-id"),
-        key=headers.get("x-request-key"),
-        forced=headers.get("x-variant"),
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it is known to be over ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _add_prediction_routes(
+    app: FastAPI, service: PredictionService, fields: list[Any], max_body_bytes: int
+) -> None:
+    """``POST /predict`` (JSON) and ``POST /invocations`` (JSON, JSON Lines or CSV, answered
+    in the ``Accept`` type)."""
+
+    async def serve(request: Request, *, negotiate: bool) -> Response:
+        started, headers = time.perf_counter(), request.headers
+        request_id = request_id_of(headers)
+        try:
+            sent = request_format(headers.get("content-type")) if negotiate else Format.JSON
+            answer_in = answer_format(headers.get("accept"), sent) if negotiate else Format.JSON
+            body = await read_body(request, max_body_bytes)
+        except Rejected as refusal:
+            answer = service.refuse(request_id, refusal, started)
+        else:
+            call = Call(
+                body, sent, answer_in, request_id, headers.get("x-request-key"), headers.get("x-variant")
+            )
+            answer = await service.answer(call)
+        return Response(
+            answer.content, answer.status, media_type=answer.media_type, headers={"X-Request-Id": request_id}
+        )
+
+    @app.post(
+        "/predict", openapi_extra=docs.predict_body(fields), responses=docs.ANSWERS, tags=["prediction"]
     )
-
-
-def _add_prediction_routes(app: FastAPI, service: PredictionService) -> None:
-    """``POST /predict`` (JSON) and ``POST /invocations`` (JSON, or JSON Lines in and out)."""
-
-    @app.post("/predict")
     async def predict(request: Request) -> Response:
-        try:
-            instances, prefix = instances_of(parse_json(await request.body()))
-        except Rejected as exc:
-            return _respond(exc.status, {"detail": exc.detail}, request.headers.get("x-request-id") or "")
-        answer = await _answer(service, request, instances, prefix)
-        return _respond(answer.status, answer.body, answer.request_id)
+        """Predict one trip or a batch (``{"instances": [...]}``), in the model's unit.
 
-    @app.post("/invocations")
+        Headers: ``X-Request-Key`` keeps a caller on one variant, ``X-Request-Id`` names the
+        request in the prediction log, ``X-Variant`` forces a variant (smoke tests).
+        """
+        return await serve(request, negotiate=False)
+
+    @app.post(
+        "/invocations",
+        openapi_extra=docs.invocations_body(fields),
+        responses=docs.ERRORS,
+        tags=["prediction"],
+    )
     async def invocations(request: Request) -> Response:
-        content_type = request.headers.get("content-type", JSON).split(";")[0].strip()
-        if content_type not in JSON_LINES:
-            return await predict(request)
-        try:
-            instances = parse_json_lines(await request.body())
-        except Rejected as exc:
-            return _respond(exc.status, {"detail": exc.detail}, "")
-        answer = await _answer(service, request, instances, "line")
-        if answer.status != 200:
-            return _respond(answer.status, answer.body, answer.request_id)
-        text = "".join(json.dumps(a) + "\n" for a in answer.predictions or [])
-        return Response(text, media_type="application/jsonlines")
+        """SageMaker's prediction route: JSON like ``/predict``, JSON Lines or CSV (no header),
+        answered in the ``Accept`` type (else the type sent): one answer per line for JSON
+        Lines and CSV."""
+        return await serve(request, negotiate=True)
 
 
-def _add_operation_routes(app: FastAPI, service: PredictionService) -> None:
+def _add_operation_routes(app: FastAPI, service: PredictionService, admin_token: str | None) -> None:
     """``GET /health``, ``GET /ping``, ``GET /metrics`` and ``POST /admin/reload``."""
     store = service.store
 
-    @app.get("/health")
+    @app.get("/health", tags=["operation"])
     async def health() -> Response:
         """Liveness and what is served; ``status`` is ``no_model`` until a champion loads."""
-        return _respond(200, service.health(), "")
+        return _respond(200, service.health())
 
-    @app.get("/ping")
+    @app.get("/ping", tags=["operation"])
     async def ping() -> Response:
+        """SageMaker's health check: 200 once a model is loaded, 503 before."""
         return Response(status_code=200 if store.served is not None else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", tags=["operation"])
     async def prometheus() -> Response:
-        return Response(service.metrics.render(store), media_type="text/plain; version=0.0.4; charset=utf-8")
+        """The Prometheus exposition of the app, the process and the Python runtime."""
+        return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
-    @app.post("/admin/reload")
-    async def reload() -> Response:
+    @app.post("/admin/reload", tags=["admin"])
+    async def reload(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Response:
+        """Look at the registry aliases now (the deploy DAG calls it). Needs the admin token."""
+        refusal = _admin_refusal(admin_token, credentials)
+        if refusal is not None:
+            return refusal
         try:
             changed = await asyncio.to_thread(store.refresh)
         except Exception as exc:
             served = store.served
             still = served.champion.ref.version if served else None
-            detail = f"reload failed: {exc}; still serving champion version {still}"
-            return _respond(503, {"detail": detail}, "")
-        return _respond(200, {**service.health(), "changed": changed}, "")
+            return _respond(503, {"detail": f"reload failed: {exc}; still serving champion version {still}"})
+        return _respond(200, {**service.health(), "changed": changed})
+
+
+def _admin_refusal(token: str | None, credentials: HTTPAuthorizationCredentials | None) -> Response | None:
+    """403 when the admin routes are off (no token configured), 401 for a missing or wrong token."""
+    if not token:
+        detail = (
+            f"the admin routes are off: start the app with {ADMIN_TOKEN_VARIABLE} set and send "
+            "'Authorization: Bearer <token>'"
+        )
+        return _respond(403, {"detail": detail})
+    given = credentials.credentials if credentials is not None else ""
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        detail = "send the admin token as 'Authorization: Bearer <token>'"
+        return _respond(401, {"detail": detail}, headers={"WWW-Authenticate": "Bearer"})
+    return None

@@ -2,7 +2,10 @@
 
 :func:`app_from_env` is the uvicorn factory the serving image runs
 (``mlplatform.serving:app_from_env``); :func:`main` is the command line, where the
-optional ``serve`` word (what SageMaker passes to a container) means port 8080.
+optional ``serve`` word (what SageMaker passes to a container) means SageMaker's contract:
+all interfaces, port 8080 (or ``SAGEMAKER_BIND_TO_PORT``), and the model in
+``SM_MODEL_DIR`` (default ``/opt/ml/model``) when ``MLPLATFORM_MODEL_URI`` names none.
+Without it the app listens on 127.0.0.1 only, unless ``--host`` or ``HOST`` say otherwise.
 """
 
 from __future__ import annotations
@@ -11,15 +14,20 @@ import argparse
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from fastapi import FastAPI
 
 from mlplatform.core.spec import load_spec
-from mlplatform.serving.routes import create_app
+from mlplatform.serving.bodies import max_body_bytes
+from mlplatform.serving.routes import ADMIN_TOKEN_VARIABLE, create_app
 
 REFERENCE_USE_CASE = "taxi_trip_duration"
+DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+SAGEMAKER_HOST = "0.0.0.0"
 SAGEMAKER_PORT = 8080  # SageMaker sends /ping and /invocations to this port
+SAGEMAKER_MODEL_DIR = "/opt/ml/model"
 DESCRIPTION = "The real-time endpoint: the registry's ``champion`` behind a small HTTP service."
 
 
@@ -35,17 +43,32 @@ def app_from_env() -> FastAPI:
         model_uri=os.getenv("MLPLATFORM_MODEL_URI") or None,
         model_version=os.getenv("MLPLATFORM_MODEL_VERSION") or None,
         log_predictions=os.getenv("MLPLATFORM_SERVING_LOG_PREDICTIONS", "1") == "1",
+        admin_token=os.getenv(ADMIN_TOKEN_VARIABLE, "").strip() or None,
+        max_body_bytes=max_body_bytes(),
     )
+
+
+def sagemaker_model_dir() -> str | None:
+    """The model SageMaker copied into the container (``SM_MODEL_DIR``, else ``/opt/ml/model``),
+    if there is one."""
+    folder = Path(os.getenv("SM_MODEL_DIR") or SAGEMAKER_MODEL_DIR)
+    return str(folder) if (folder / "MLmodel").is_file() else None
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlplatform.serving", description=DESCRIPTION)
-    parser.add_argument("command", nargs="?", choices=["serve"], help="SageMaker passes it: listen on 8080")
+    parser.add_argument(
+        "command", nargs="?", choices=["serve"], help="SageMaker passes it: listen on 0.0.0.0:8080"
+    )
     parser.add_argument(
         "--use-case", help=f"use case (default: MLPLATFORM_USE_CASE, else {REFERENCE_USE_CASE})"
     )
-    parser.add_argument("--host", default=os.getenv("HOST", "0.0.0.0"), help="address (default 0.0.0.0)")
-    parser.add_argument("--port", type=int, help="port (default: PORT, else 8000; 8080 with `serve`)")
+    parser.add_argument("--host", help=f"address (default: HOST, else {DEFAULT_HOST}; 0.0.0.0 with `serve`)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        help="port (default: PORT, else 8000; with `serve` SAGEMAKER_BIND_TO_PORT, else 8080)",
+    )
     parser.add_argument("--poll-seconds", type=float, help="alias poll interval (default 30)")
     parser.add_argument(
         "--access-log", action="store_true", help="log every request (off: /metrics counts them)"
@@ -53,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     """``python -m mlplatform.serving [serve] [--use-case NAME] [--host H] [--port P]``.
 
     The optional ``serve`` word is what SageMaker passes to a container.
@@ -66,14 +89,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         os.environ["MLPLATFORM_USE_CASE"] = args.use_case
     if args.poll_seconds is not None:
         os.environ["MLPLATFORM_SERVING_POLL_SECONDS"] = str(args.poll_seconds)
-    default = SAGEMAKER_PORT if args.command == "serve" else DEFAULT_PORT
-    port = args.port or int(os.getenv("PORT") or default)
+    if args.command == "serve":
+        host = args.host or SAGEMAKER_HOST
+        port = args.port or int(os.getenv("SAGEMAKER_BIND_TO_PORT") or SAGEMAKER_PORT)
+        if not os.getenv("MLPLATFORM_MODEL_URI") and (model_dir := sagemaker_model_dir()):
+            os.environ["MLPLATFORM_MODEL_URI"] = model_dir
+    else:
+        host = args.host or os.getenv("HOST") or DEFAULT_HOST
+        port = args.port or int(os.getenv("PORT") or DEFAULT_PORT)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         "mlplatform.serving:app_from_env",
         factory=True,
-        host=args.host,
+        host=host,
         port=port,
         access_log=args.access_log,
         timeout_graceful_shutdown=30,
     )
+    return 0

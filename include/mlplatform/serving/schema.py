@@ -1,26 +1,46 @@
-"""Request validation: a request body becomes columns typed by the model's input signature.
+"""The request model: the trip fields a model takes, their plausible ranges, and validation.
 
-A malformed request is answered with a 4xx whose ``detail`` names each wrong field, never
-a 5xx: :class:`Rejected` carries that answer for a body that is not a trip or a list of
-trips, :func:`validate` collects the per-field errors of the trips themselves.
+The fields come from the model's input signature (or, for a model logged without one and
+for the OpenAPI document, from the spec's feature columns). :func:`trip_model` turns them
+into a pydantic model whose JSON schema is what ``/docs`` shows and whose validation is what
+``/predict`` runs; :func:`validate` reports each wrong field by its place in the request
+(``instances[3].trip_distance``), never a 5xx: every conversion and overflow error of a
+value is a message. Ranges are data of the use case and the TLC format: distances from 0 to
+the contract's longest plausible trip, zone ids of the TLC zone table, pickups from the
+first TLC records to a year from now.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+)
+from pydantic import create_model as pydantic_model
+from pydantic_core import PydanticCustomError
 
-MAX_INSTANCES = 10_000
+from mlplatform.core.spec import UseCase
+
 MAX_ERRORS_REPORTED = 20
+MAX_STRING_CHARS = 200
 NEW_YORK = ZoneInfo("America/New_York")
+EARLIEST_PICKUP = datetime(2009, 1, 1)  # the first TLC trip records
+LATEST_PICKUP_AHEAD = timedelta(days=366)  # a trip booked ahead, not a typo of the year
 
 _INT_BOUNDS = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 _DTYPES = {
@@ -32,15 +52,34 @@ _DTYPES = {
     "datetime": "datetime64[us]",
     "string": "object",
 }
+_JSON_TYPES = {"integer": "integer", "long": "integer", "float": "number", "double": "number"}
+_PYTHON_TYPES: dict[str, type] = {
+    "integer": int,
+    "long": int,
+    "float": float,
+    "double": float,
+    "boolean": bool,
+    "datetime": datetime,
+    "string": str,
+}
+_EXAMPLES: dict[str, Any] = {
+    "pickup_datetime": "2024-03-05T08:30:00",
+    "pu_location_id": 161,
+    "do_location_id": 236,
+    "trip_distance": 2.1,
+}
 
 
 @dataclass(frozen=True)
 class InputField:
-    """One input of the model's signature and how a JSON value becomes a column value."""
+    """One input of the model and what a value of it must be."""
 
     name: str
     kind: str  # integer | long | float | double | string | boolean | datetime
     required: bool = True
+    low: float | None = None  # numbers: inclusive bounds
+    high: float | None = None
+    choices: tuple[str, ...] | None = None  # strings: the values there are
 
 
 class Rejected(Exception):
@@ -51,129 +90,228 @@ class Rejected(Exception):
         self.status, self.detail = status, detail
 
 
-def input_fields(model: Any) -> list[InputField]:
-    """The fields a request must carry: the model's input signature.
+def field_error(field: str, error: str) -> list[dict[str, str]]:
+    """The ``detail`` of a 4xx about one field (or ``body``, or a header)."""
+    return [{"field": field, "error": error}]
 
-    A model logged without a signature falls back to the normalised trip schema of the
-    columns its features need.
-    """
+
+def model_fields(model: Any, use_case: UseCase) -> list[InputField]:
+    """The inputs of a loaded pyfunc: its signature, else the columns its features need."""
     schema = model.metadata.get_input_schema()
     if schema is not None and schema.has_input_names():
-        return [
+        fields = [
             InputField(spec.name, spec.type.name, bool(getattr(spec, "required", True)))
             for spec in schema.inputs
         ]
-    from mlplatform.core.modelling import input_columns
+        return with_ranges(fields, use_case)
+    return spec_fields(use_case, model.unwrap_python_model().features)
+
+
+def spec_fields(use_case: UseCase, features: Sequence[str] | None = None) -> list[InputField]:
+    """The inputs of a model of ``use_case`` (with ``features``, default the spec's): its
+    feature columns in the normalised trip schema."""
+    from mlplatform.core.modelling import input_columns, input_defaults
     from mlplatform.core.tlc import NORMALISED_SCHEMA
 
     kinds = {"int32": "integer", "int64": "long", "double": "double", "string": "string"}
-    return [
-        InputField(name, kinds.get(str(NORMALISED_SCHEMA.field(name).type), "datetime"))
-        for name in input_columns(model.unwrap_python_model().features)
+    optional = input_defaults(use_case)
+    fields = [
+        InputField(name, kinds.get(str(NORMALISED_SCHEMA.field(name).type), "datetime"), name not in optional)
+        for name in input_columns(tuple(use_case.features.all if features is None else features))
     ]
+    return with_ranges(fields, use_case)
 
 
-def parse_json(raw: bytes) -> Any:
-    """The JSON document of a request body; a 400 naming the body when it is not JSON."""
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise Rejected(400, [{"field": "body", "error": f"not valid JSON: {exc}"}]) from None
+def with_ranges(fields: Sequence[InputField], use_case: UseCase) -> list[InputField]:
+    """``fields`` with the plausible ranges of the use case and the TLC zone table."""
+    from mlplatform.core.tlc import N_ZONES
+
+    known: dict[str, dict[str, Any]] = {
+        "trip_distance": {"low": 0.0, "high": use_case.contract.max_trip_miles},
+        "pu_location_id": {"low": 1, "high": N_ZONES},
+        "do_location_id": {"low": 1, "high": N_ZONES},
+        "passenger_count": {"low": 0, "high": 9},
+        "taxi_type": {"choices": use_case.data.taxi_types},
+    }
+    return [replace(f, **known.get(f.name, {})) for f in fields]
 
 
-def parse_json_lines(raw: bytes) -> list[Any]:
-    """The documents of a JSON Lines body, one per non-blank line; a 400 when one is not JSON."""
-    lines = [line for line in raw.splitlines() if line.strip()]
-    try:
-        return [json.loads(line) for line in lines]
-    except ValueError as exc:
-        raise Rejected(400, [{"field": "body", "error": f"not JSON Lines: {exc}"}]) from None
-
-
-def instances_of(body: Any) -> tuple[list[Any], str | None]:
-    """The trips of a request body, and the field prefix errors are reported under."""
-    if isinstance(body, dict) and "instances" in body:
-        instances = body["instances"]
-        if not isinstance(instances, list) or not instances:
-            raise Rejected(422, [{"field": "instances", "error": "expected a non-empty list of trips"}])
-        if len(instances) > MAX_INSTANCES:
-            raise Rejected(
-                413, [{"field": "instances", "error": f"at most {MAX_INSTANCES} trips per request"}]
-            )
-        return instances, "instances"
-    if isinstance(body, dict):
-        return [body], None
-    raise Rejected(422, [{"field": "body", "error": 'expected a trip object or {"instances": [trips]}'}])
-
-
-def convert(kind: str, value: Any) -> tuple[Any, str | None]:
-    """``value`` as the column type ``kind``, or ``None`` and why it cannot be."""
+def convert(field: InputField, value: Any) -> tuple[Any, str | None]:
+    """``value`` as a value of ``field``, or ``None`` and why it cannot be."""
+    kind = field.kind
     if kind in _INT_BOUNDS:
-        return _integer(kind, value)
-    if kind in ("float", "double"):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return None, f"expected a number, got {value!r}"
-        if not math.isfinite(value):
-            return None, f"expected a finite number, got {value!r}"
-        return float(value), None
-    if kind == "datetime":
+        converted, why = _integer(kind, value)
+    elif kind in ("float", "double"):
+        converted, why = _number(value)
+    elif kind == "datetime":
         return _datetime(value)
-    if kind == "boolean":
-        return (value, None) if isinstance(value, bool) else (None, f"expected true or false, got {value!r}")
-    if kind == "string":
-        return (value, None) if isinstance(value, str) else (None, f"expected a string, got {value!r}")
-    return None, f"the model's signature has a {kind} input, which this app cannot take from JSON"
+    elif kind == "boolean":
+        return (
+            (value, None)
+            if isinstance(value, bool)
+            else (None, f"expected true or false, got {_show(value)}")
+        )
+    elif kind == "string":
+        return _string(field, value)
+    else:
+        return None, f"the model's signature has a {kind} input, which this app cannot take from JSON"
+    if why is None and not _within(field, converted):
+        return None, f"{converted} is outside the plausible range [{field.low:g}, {field.high:g}]"
+    return converted, why
+
+
+def _within(field: InputField, number: float) -> bool:
+    low = -math.inf if field.low is None else field.low
+    high = math.inf if field.high is None else field.high
+    return bool(low <= number <= high)
+
+
+def _show(value: Any) -> str:
+    """A short description of a value for an error message (never a huge or deep repr)."""
+    if isinstance(value, dict | list):
+        return "a JSON object" if isinstance(value, dict) else "a JSON array"
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a very large integer"
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def _integer(kind: str, value: Any) -> tuple[Any, str | None]:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        return None, f"expected an integer, got {value!r}"
+        return None, f"expected an integer, got {_show(value)}"
     low, high = _INT_BOUNDS[kind]
     if not low <= value <= high:
-        return None, f"integer {value} is out of range for {kind}"
+        return None, f"integer {_show(value)} is out of range for {kind}"
+    return value, None
+
+
+def _number(value: Any) -> tuple[Any, str | None]:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None, f"expected a number, got {_show(value)}"
+    try:
+        number = float(value)
+    except OverflowError:
+        return None, f"{_show(value)} is too large for a number"
+    if not math.isfinite(number):
+        return None, f"expected a finite number, got {_show(value)}"
+    return number, None
+
+
+def _string(field: InputField, value: Any) -> tuple[Any, str | None]:
+    if not isinstance(value, str):
+        return None, f"expected a string, got {_show(value)}"
+    if field.choices is not None and value not in field.choices:
+        return None, f"expected one of {list(field.choices)}, got {_show(value)}"
+    if len(value) > MAX_STRING_CHARS:
+        return None, f"a string of at most {MAX_STRING_CHARS} characters"
     return value, None
 
 
 def _datetime(value: Any) -> tuple[Any, str | None]:
-    if not isinstance(value, str):
-        return None, f"expected an ISO 8601 date-time string, got {value!r}"
+    """A naive New York wall-clock time (TLC's convention) in the plausible window."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None, f"expected an ISO 8601 date-time string, got {_show(value)}"
+    latest = datetime.now() + LATEST_PICKUP_AHEAD
+    outside = f"{value} is outside the plausible window {EARLIEST_PICKUP:%Y-%m-%d} to {latest:%Y-%m-%d}"
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        return None, f"expected an ISO 8601 date-time like 2024-03-05T08:30:00, got {value!r}"
-    if parsed.tzinfo is not None:  # trips are in New York local time, as TLC records them
-        parsed = parsed.astimezone(NEW_YORK).replace(tzinfo=None)
-    return parsed, None
+        return None, f"expected an ISO 8601 date-time like 2024-03-05T08:30:00, got {_show(value)}"
+    try:
+        if parsed.tzinfo is not None:  # trips are in New York local time, as TLC records them
+            parsed = parsed.astimezone(NEW_YORK).replace(tzinfo=None)
+    except OverflowError:  # years 1 and 9999 have no neighbours to shift into
+        return None, outside
+    return (parsed, None) if EARLIEST_PICKUP <= parsed <= latest else (None, outside)
 
 
-def validate(
-    instances: Sequence[Any], fields: Sequence[InputField], prefix: str | None
-) -> tuple[dict[str, list[Any]], list[dict[str, str]]]:
-    """Columns of checked values, and the errors (each naming its field) if any."""
-    columns: dict[str, list[Any]] = {f.name: [] for f in fields}
-    errors: list[dict[str, str]] = []
-    for i, item in enumerate(instances):
-        where = f"{prefix}[{i}]" if prefix else ""
-        if not isinstance(item, dict):
+def _checked(field: InputField, value: Any) -> Any:
+    if value is None:
+        if field.required:
+            raise PydanticCustomError("missing", "required {kind} field is missing", {"kind": field.kind})
+        return None
+    converted, why = convert(field, value)
+    if why is not None:
+        raise PydanticCustomError("invalid", "{why}", {"why": why})
+    return converted
+
+
+def _json_schema(field: InputField) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": _JSON_TYPES.get(field.kind, field.kind)}
+    if field.kind == "datetime":
+        window = f"from {EARLIEST_PICKUP:%Y-%m-%d} to a year ahead"
+        schema = {
+            "type": "string",
+            "format": "date-time",
+            "description": f"New York wall-clock time, {window}",
+        }
+    if field.low is not None:
+        schema |= {"minimum": field.low, "maximum": field.high}
+    if field.choices is not None:
+        schema["enum"] = list(field.choices)
+    return schema
+
+
+def example_of(field: InputField) -> Any:
+    """A plausible value of ``field`` for the documentation."""
+    if field.name in _EXAMPLES:
+        return _EXAMPLES[field.name]
+    if field.choices:
+        return field.choices[0]
+    return {"datetime": _EXAMPLES["pickup_datetime"], "boolean": False, "string": ""}.get(
+        field.kind, field.low or 1
+    )
+
+
+def trip_model(fields: Sequence[InputField], name: str = "Trip") -> type[BaseModel]:
+    """The pydantic model of one trip: validation and the JSON schema ``/docs`` shows."""
+    definitions: dict[str, Any] = {}
+    for f in fields:
+        annotated = Annotated[  # type: ignore[valid-type]
+            _PYTHON_TYPES.get(f.kind, Any) | None,
+            PlainValidator(partial(_checked, f)),
+            WithJsonSchema(_json_schema(f)),
+        ]
+        default = ... if f.required else None
+        definitions[f.name] = (annotated, Field(default, examples=[example_of(f)]))
+    config = ConfigDict(extra="ignore", json_schema_extra={"examples": [example_trip(fields)]})
+    return pydantic_model(name, __config__=config, **definitions)
+
+
+def example_trip(fields: Sequence[InputField]) -> dict[str, Any]:
+    """One plausible trip of ``fields`` (the required ones) for the documentation."""
+    return {f.name: example_of(f) for f in fields if f.required}
+
+
+class Validator:
+    """Checks the trips of a request against one model's fields (its pydantic trip model)."""
+
+    def __init__(self, fields: Sequence[InputField]) -> None:
+        self.fields = list(fields)
+        self.model = trip_model(self.fields)
+        self._trips = TypeAdapter(list[self.model])  # type: ignore[name-defined]
+
+    def columns(self, instances: Sequence[Any], prefix: str | None) -> dict[str, list[Any]]:
+        """Columns of checked values; raises :class:`Rejected` (422) naming each wrong field."""
+        try:
+            trips = self._trips.validate_python(instances)
+        except ValidationError as exc:
+            raise Rejected(422, _named_errors(exc, prefix)) from None
+        return {f.name: [getattr(t, f.name) for t in trips] for f in self.fields}
+
+
+def _named_errors(exc: ValidationError, prefix: str | None) -> list[dict[str, str]]:
+    errors = []
+    for err in exc.errors(include_url=False, include_input=False)[:MAX_ERRORS_REPORTED]:
+        index, *names = err["loc"]
+        where = f"{prefix}[{index}]" if prefix else ""
+        if not names:
             errors.append({"field": where or "body", "error": "expected a JSON object of trip fields"})
             continue
-        for f in fields:
-            name = f"{where}.{f.name}" if where else f.name
-            value = item.get(f.name)
-            if value is None:
-                if f.required:
-                    errors.append({"field": name, "error": f"required {f.kind} field is missing"})
-                columns[f.name].append(None)
-                continue
-            converted, why = convert(f.kind, value)
-            if why:
-                errors.append({"field": name, "error": why})
-            columns[f.name].append(converted)
-        if len(errors) >= MAX_ERRORS_REPORTED:
-            break
-    return columns, errors
+        name = f"{where}.{names[0]}" if where else str(names[0])
+        message = "required field is missing" if err["type"] == "missing" else err["msg"]
+        errors.append({"field": name, "error": message})
+    return errors
 
 
 def frame_of(columns: dict[str, list[Any]], fields: Sequence[InputField]) -> pd.DataFrame:

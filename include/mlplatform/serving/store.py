@@ -20,7 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from mlplatform.serving.schema import InputField, input_fields
+from mlplatform.core.spec import UseCase
+from mlplatform.serving.schema import InputField, Validator, model_fields
 from mlplatform.stages import scoring
 from mlplatform.stages.scoring import ModelNotFound, ModelRef
 
@@ -37,12 +38,16 @@ class LoadedModel:
     fields: list[InputField]
     task: str
     predict: Callable[[pd.DataFrame], pd.DataFrame] = field(repr=False)
+    validator: Validator = field(repr=False)
 
     @classmethod
-    def load(cls, ref: ModelRef, uri: str | None = None) -> LoadedModel:
+    def load(cls, ref: ModelRef, use_case: UseCase, uri: str | None = None) -> LoadedModel:
+        """Load ``ref`` (from ``uri`` if given); its inputs carry ``use_case``'s plausible ranges."""
         uri = uri or ref.uri
         model = scoring.load_model(uri)
-        return cls(ref, uri, model, input_fields(model), scoring.model_task(model), scoring.predictor(model))
+        fields = model_fields(model, use_case)
+        task, predict = scoring.model_task(model), scoring.predictor(model)
+        return cls(ref, uri, model, fields, task, predict, Validator(fields))
 
 
 @dataclass(frozen=True)
@@ -62,13 +67,13 @@ class ModelStore:
 
     def __init__(
         self,
-        model_name: str,
+        use_case: UseCase,
         *,
         fixed_uri: str | None = None,
         fixed_version: str | None = None,
         follow_challenger: bool = True,
     ) -> None:
-        self.model_name = model_name
+        self.use_case, self.model_name = use_case, use_case.model_name
         self.fixed_uri = fixed_uri
         self.fixed_version = fixed_version
         self.follow_challenger = follow_challenger
@@ -95,7 +100,7 @@ class ModelStore:
         if self.fixed_uri:
             if self.served is None:
                 ref = ModelRef(self.model_name, self.fixed_version or "0", None, None, self.fixed_uri)
-                self.served = Served(LoadedModel.load(ref, self.fixed_uri), None, now)
+                self.served = Served(LoadedModel.load(ref, self.use_case, self.fixed_uri), None, now)
                 return True
             return False
         client = scoring.registry_client()
@@ -109,10 +114,10 @@ class ModelStore:
         if current is not None and current.versions() == wanted:
             return False
         cache = {m.ref.version: m for m in (current.champion, current.challenger) if m} if current else {}
-        for ref in (champion, challenger):
-            if ref is not None and ref.version not in cache:
-                log.info("loading %s version %s", ref.name, ref.version)
-                cache[ref.version] = LoadedModel.load(ref)
+        for wanted_ref in (champion, challenger):
+            if wanted_ref is not None and wanted_ref.version not in cache:
+                log.info("loading %s version %s", wanted_ref.name, wanted_ref.version)
+                cache[wanted_ref.version] = LoadedModel.load(wanted_ref, self.use_case)
         # The swap: one assignment; requests holding the old Served finish on it.
         self.served = Served(cache[champion.version], cache[challenger.version] if challenger else None, now)
         self.reloads += 1

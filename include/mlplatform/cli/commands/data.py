@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from mlplatform.cli.arguments import LAKE_HELP, Subparsers, month
+from mlplatform.cli import output
+from mlplatform.cli.arguments import (
+    FAILED_CHECK,
+    LAKE_HELP,
+    PASSED,
+    CannotCheck,
+    Subparsers,
+    add_output_options,
+    input_file,
+    input_files,
+    load_use_case,
+    month,
+    use_case_help,
+)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -17,34 +29,36 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from mlplatform.core.months import sequence
 
     drift = generator.Drift(args.congestion, args.outer_borough_shift, args.trip_length)
-    for each in sequence(args.month, args.months):
-        started = time.perf_counter()
-        where, made = _generate_month(args, each, drift)
-        seconds = time.perf_counter() - started
-        summary = {
-            "path": where,
-            "kind": args.kind,
-            "month": each,
-            "rows": made.table.num_rows,
-            "seconds": round(seconds, 3),
-            "rows_per_second": round(made.table.num_rows / seconds) if seconds else None,
-            "noise_floor_rmse_minutes": round(made.noise_floor_rmse, 4),
-        }
-        if args.json:
-            print(json.dumps(summary))
-        else:
-            print(
-                f"wrote {summary['rows']:,} {args.kind} trips for {each} to {where} in {seconds:.1f}s "
-                f"({summary['rows_per_second'] or 0:,} rows/s); noise floor RMSE "
-                f"{made.noise_floor_rmse:.3f} min"
-            )
-    return 0
+    made_months = []
+    with output.progress_bar(args, f"generating {args.kind} months", args.months) as advance:
+        for each in sequence(args.month, args.months):
+            started = time.perf_counter()
+            where, made = _generate_month(args, each, drift)
+            seconds = time.perf_counter() - started
+            summary = {
+                "path": where,
+                "kind": args.kind,
+                "month": each,
+                "rows": made.table.num_rows,
+                "seconds": round(seconds, 3),
+                "rows_per_second": round(made.table.num_rows / seconds) if seconds else None,
+                "noise_floor_rmse_minutes": round(made.noise_floor_rmse, 4),
+            }
+            if args.json:  # JSON Lines: one object per month, as each is done
+                print(json.dumps(summary), flush=True)
+            made_months.append(summary)
+            advance()
+    if not args.json:
+        columns = ("month", "kind", "rows", "seconds", "rows_per_second", "noise_floor_rmse_minutes", "path")
+        rows = [[m[c] for c in columns] for m in made_months]
+        output.stdout().print(output.rows_table("generated TLC months", columns, rows))
+    return PASSED
 
 
 def _generate_month(args: argparse.Namespace, each: str, drift: Any) -> tuple[str, Any]:
     """Generate one month to ``--out`` or the lake's raw zone: where it went, and what was made."""
     from mlplatform.adapters.lake import Lake
-    from mlplatform.core import generator
+    from mlplatform.core import generator, tlc
     from mlplatform.stages import ingest
 
     if args.out:
@@ -52,9 +66,7 @@ def _generate_month(args: argparse.Namespace, each: str, drift: Any) -> tuple[st
 
         made = generator.generate_month(args.kind, each, args.rows, args.seed, drift, args.generation)
         target = Path(args.out)
-        path = (
-            target / f"{args.kind}_tripdata_{each}.parquet" if target.is_dir() or args.months > 1 else target
-        )
+        path = target / tlc.file_name(args.kind, each) if target.is_dir() or args.months > 1 else target
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(made.table, path)
         return str(path), made
@@ -71,62 +83,86 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     import pyarrow.parquet as pq
 
     from mlplatform.adapters.lake import Lake
-    from mlplatform.core import spec, tlc
+    from mlplatform.core import tlc
     from mlplatform.stages import ingest
 
-    use_case = spec.load_spec(args.use_case)
-    data = Path(args.path).read_bytes()
+    use_case = load_use_case(args.use_case)
+    data = input_file(args.path).read_bytes()
     listed = use_case.data.taxi_types
     try:
         report = tlc.inspect_schema(pq.read_schema(io.BytesIO(data)), listed)
     except Exception as exc:
-        print(f"error: {args.path} is not a readable parquet file: {exc}", file=sys.stderr)
-        return 2
+        raise CannotCheck(f"{args.path} is not a readable parquet file: {exc}") from None
     if report.taxi_type not in listed:
         found = report.taxi_type or "no recognisable (tpep_/lpep_)"
-        print(
-            f"error: {args.path} holds {found} trips but {use_case.name} expects {' or '.join(listed)}",
-            file=sys.stderr,
+        raise CannotCheck(
+            f"{args.path} holds {found} trips but {use_case.name} expects {' or '.join(listed)}"
         )
-        return 2
     lake = Lake(args.lake)
     try:  # each taxi type has its own file in the month's folder
         landed = ingest.land_bytes(
             lake, use_case.data.dataset, report.taxi_type, args.month, data, args.replace
         )
     except ingest.LandingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise CannotCheck(str(exc)) from None
     state = "landed" if landed.changed else "already present (identical)"
-    print(f"{state}: {lake.uri(landed.path)} ({landed.rows:,} rows, sha256 {landed.digest[:12]})")
-    return 0
+    record = {"state": state, "uri": lake.uri(landed.path), "rows": landed.rows, "sha256": landed.digest}
+    output.show(args, record, lambda: output.record_table(f"{use_case.name} {args.month}: {state}", record))
+    return PASSED
+
+
+def validation_month(paths: list[Path], given: str | None) -> tuple[str, str]:
+    """The month to validate and where it came from: ``--month``, else TLC's file name.
+
+    Every file of a month must name the same month; a file name that names none needs ``--month``.
+    """
+    from mlplatform.core import tlc
+
+    named = {p.name: found.month for p in paths if (found := tlc.parse_file_name(p.name)) is not None}
+    if given is not None:
+        return given, "--month"
+    if len(named) < len(paths):
+        unnamed = next(p.name for p in paths if p.name not in named)
+        raise CannotCheck(
+            f"cannot tell the month from {unnamed} (TLC names files <type>_tripdata_YYYY-MM.parquet); "
+            "pass --month YYYY-MM"
+        )
+    if len(set(named.values())) > 1:
+        listing = ", ".join(f"{name}: {m}" for name, m in named.items())
+        raise CannotCheck(f"the files name different months ({listing}); validate one month at a time")
+    return next(iter(named.values())), "the file name"
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    import re
-
-    from mlplatform.adapters.lake import Lake
-    from mlplatform.core import spec
-    from mlplatform.core.months import PATTERN
+    use_case = load_use_case(args.use_case)
+    paths = input_files(args.path)
+    chosen, origin = validation_month(paths, args.month)
+    from mlplatform.adapters.lake import Lake  # after the checks: bad input answers at once
     from mlplatform.stages import contracts
 
-    use_case = spec.load_spec(args.use_case)
-    paths = [Path(p) for p in args.path]
-    found = re.search(f"({PATTERN})", paths[0].name)
-    chosen = args.month or (found.group(1) if found else None)
-    if chosen is None:
-        print(f"error: cannot tell the month from {paths[0].name}; pass --month YYYY-MM", file=sys.stderr)
-        return 2
     history = contracts.history_row_counts(Lake(args.lake), use_case, chosen)
     files = [contracts.RawFile(str(p), p.read_bytes(), use_case.data.taxi_types) for p in paths]
     evaluation = contracts.evaluate_files(files, use_case, chosen, history=history)
     evaluation.docs_rendered()
     if args.json:
         result = {"use_case": use_case.name, "month": chosen, "source": evaluation.source}
-        print(json.dumps({**result, "contract": evaluation.contract()}, indent=2))
+        output.print_json({**result, "contract": evaluation.contract()})
     else:
-        print(evaluation.summary())
-    return 0 if evaluation.success else 1
+        _print_evaluation(evaluation, origin)
+    return PASSED if evaluation.success else FAILED_CHECK
+
+
+def _print_evaluation(ev: Any, origin: str) -> None:
+    """The verdict, its source, breaches and notices, and a table of the quarantine share per rule."""
+    console = output.stdout()
+    head, *details = ev.summary().splitlines()
+    console.print(f"[bold]{head}[/bold]  (month from {origin})")
+    for line in details:
+        if not line.lstrip().startswith("rows "):
+            console.print(line, soft_wrap=True)
+    if ev.bad_rows:
+        rows = [[name, n, f"{n / ev.rows:.2%}"] for name, n in ev.rule_counts.items() if n]
+        console.print(output.rows_table("rows breaking row rules", ("rule", "rows", "share"), rows))
 
 
 def cmd_lake(args: argparse.Namespace) -> int:
@@ -135,17 +171,16 @@ def cmd_lake(args: argparse.Namespace) -> int:
     lake = Lake(args.lake)
     zones = inventory(lake)
     if args.json:
-        print(json.dumps({z: [e.__dict__ for e in entries] for z, entries in zones.items()}, indent=2))
-        return 0
-    print(f"lake {lake.root_uri}")
+        output.print_json({z: [e.__dict__ for e in entries] for z, entries in zones.items()})
+        return PASSED
+    rows: list[list[Any]] = []
     for zone, entries in zones.items():
-        size = sum(e.size for e in entries)
-        print(f"  {zone:<12} {len(entries):>5} objects  {size / 1e6:>9.1f} MB")
-        for entry in entries[: args.limit]:
-            print(f"      {entry.path}  ({entry.size / 1e6:.1f} MB)")
+        rows.append([zone, f"{len(entries):,} objects", round(sum(e.size for e in entries) / 1e6, 1)])
+        rows += [["", entry.path, round(entry.size / 1e6, 1)] for entry in entries[: args.limit]]
         if len(entries) > args.limit:
-            print(f"      ... {len(entries) - args.limit} more")
-    return 0
+            rows.append(["", f"... {len(entries) - args.limit} more", ""])
+    output.stdout().print(output.rows_table(f"lake {lake.root_uri}", ("zone", "objects", "MB"), rows))
+    return PASSED
 
 
 def cmd_contracts_sync(args: argparse.Namespace) -> int:
@@ -153,7 +188,7 @@ def cmd_contracts_sync(args: argparse.Namespace) -> int:
 
     root = contracts.sync_context(args.root)
     print(f"synced the Great Expectations context at {root}")
-    return 0
+    return PASSED
 
 
 def register(sub: Subparsers) -> None:
@@ -163,32 +198,38 @@ def register(sub: Subparsers) -> None:
     p = sub.add_parser("ingest", help="land a real (or any) TLC parquet file in the lake's raw zone")
     p.description = "Copy a TLC trip-record parquet file into the raw zone for a use case and month."
     p.add_argument("path", help="TLC parquet file (green or yellow, any year)")
-    p.add_argument("--use-case", required=True, help="use case whose dataset the file belongs to")
+    p.add_argument(
+        "--use-case", required=True, help=use_case_help("use case whose dataset the file belongs to")
+    )
     p.add_argument("--month", type=month, required=True, help="month the file covers, YYYY-MM")
     p.add_argument("--lake", help=LAKE_HELP)
     p.add_argument("--replace", action="store_true", help="supersede a different file already there")
+    add_output_options(p)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("validate", help="check a TLC file against a use case's data contract")
     p.description = (
         "Run the use case's Great Expectations contract on a raw TLC month (nothing is written to the "
-        "lake; Data Docs are rebuilt) and print the verdict with the quarantine share per rule. "
-        "Exit 0: the contract holds (bad rows would be quarantined), 1: breach."
+        "lake; Data Docs are rebuilt) and print the verdict with the quarantine share per rule. The "
+        "month is --month, else the one TLC's file name says (<type>_tripdata_YYYY-MM.parquet, read "
+        "from its end); pickups mostly in another month are reported as a month mismatch. "
+        "Exit 0: the contract holds (bad rows would be quarantined), 1: breach, 2: could not check "
+        "(a path missing, a folder, unreadable or not a regular file; no month)."
     )
     p.add_argument(
         "path", nargs="+", help="raw TLC parquet file(s) of one month (e.g. its green and yellow files)"
     )
-    p.add_argument("--use-case", required=True, help="use case whose contract applies")
+    p.add_argument("--use-case", required=True, help=use_case_help("use case whose contract applies"))
     p.add_argument("--month", type=month, help="month the file covers (default: from the file name)")
     p.add_argument("--lake", help=LAKE_HELP + "; its validated months are the volume history")
-    p.add_argument("--json", action="store_true", help="print the contract result as JSON")
+    add_output_options(p)
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("lake", help="list what the lake holds, by zone")
     p.description = "List the lake's objects by zone (raw, validated, quarantine, ...)."
     p.add_argument("--lake", help=LAKE_HELP)
     p.add_argument("--limit", type=int, default=12, help="objects listed per zone (default 12)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_output_options(p)
     p.set_defaults(func=cmd_lake)
 
     p = sub.add_parser("contracts", help="maintain the Great Expectations context the contracts use")
@@ -227,5 +268,5 @@ def _register_generate(sub: Subparsers) -> None:
     p.add_argument("--lake", help=LAKE_HELP)
     p.add_argument("--dataset", default="nyc_tlc_yellow", help="raw dataset folder in the lake")
     p.add_argument("--replace", action="store_true", help="supersede a different file already in the lake")
-    p.add_argument("--json", action="store_true", help="print one JSON object per month")
+    add_output_options(p, progress=True)
     p.set_defaults(func=cmd_generate)

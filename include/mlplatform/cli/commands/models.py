@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
-from mlplatform.cli.arguments import LAKE_HELP, Subparsers
+from mlplatform.cli import output
+from mlplatform.cli.arguments import (
+    FAILED_CHECK,
+    LAKE_HELP,
+    PASSED,
+    CannotCheck,
+    Subparsers,
+    add_output_options,
+    input_file,
+    input_files,
+    input_uri,
+    load_use_case,
+    use_case_help,
+)
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
@@ -15,102 +26,113 @@ def cmd_spec(args: argparse.Namespace) -> int:
 
     try:
         if args.file:
-            loaded = [spec.load_spec_file(Path(f)) for f in args.file]
+            loaded = [spec.load_spec_file(input_file(f)) for f in args.file]
         else:
             loaded = [spec.load_spec(n) for n in (args.name or spec.use_case_names())]
     except spec.SpecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    for use_case in loaded:
-        if args.json:
-            print(json.dumps(use_case.model_dump(mode="json", by_alias=True), indent=2))
-        else:
-            print(
-                f"{use_case.name}: {use_case.task}, level {use_case.maturity_level}, "
-                f"{'+'.join(use_case.data.taxi_types)} data, model {use_case.model.family}, "
-                f"serving {use_case.serving.mode}"
-            )
-    return 0
+        raise CannotCheck(str(exc)) from None
+    if args.json:
+        for use_case in loaded:
+            output.print_json(use_case.model_dump(mode="json", by_alias=True))
+        return PASSED
+    columns = ("use case", "task", "level", "data", "model family", "families", "serving")
+    rows = [
+        [
+            u.name,
+            u.task,
+            u.maturity_level,
+            "+".join(u.data.taxi_types),
+            u.model.family,
+            ", ".join(spec.model_families(u)),
+            u.serving.mode,
+        ]
+        for u in loaded
+    ]
+    output.stdout().print(output.rows_table("use cases", columns, rows))
+    return PASSED
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    input_uri(args.input)  # before the heavy imports: bad input answers at once
     from mlplatform.adapters import registry
     from mlplatform.stages import scoring
 
     try:
-        summary = scoring.score_file(args.model, args.input, args.output, args.batch_rows)
+        with output.working(args, f"scoring {args.input} with {args.model} ..."):
+            summary = scoring.score_file(args.model, args.input, args.output, args.batch_rows)
     except registry.ModelNotFound as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary))
-    return 0
+        raise CannotCheck(str(exc)) from None
+    output.show(args, summary, lambda: output.record_table(f"scored {args.input}", summary))
+    return PASSED
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from mlplatform.core import spec
+    use_case = load_use_case(args.use_case)
+    train, valid = input_files(args.train), input_files(args.valid)  # before the heavy imports
     from mlplatform.stages import training
 
-    try:
-        use_case = spec.load_spec(args.use_case)
-    except spec.SpecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    result = training.train_files(
-        use_case, args.train, args.valid, family=args.family, track=args.track, reason=args.reason
-    )
-    print(json.dumps(result, indent=2))
-    return 0
+    with output.working(args, f"training {use_case.name} on {len(train)} file(s) ..."):
+        result = training.train_files(
+            use_case,
+            [str(p) for p in train],
+            [str(p) for p in valid],
+            family=args.family,
+            track=args.track,
+            reason=args.reason,
+        )
+    output.show(args, result, lambda: output.record_table(f"{use_case.name}: trained", result))
+    return PASSED
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
     from mlplatform.adapters import registry
     from mlplatform.adapters.lake import Lake
-    from mlplatform.core import spec
     from mlplatform.stages import promotion
 
+    use_case = load_use_case(args.use_case)
+    approval = {"approved": True, "by": registry.who()} if args.approve else None
+    version = None if args.version is None else str(args.version)
     try:
-        use_case = spec.load_spec(args.use_case)
-        approval = {"approved": True, "by": registry.who()} if args.approve else None
-        version = None if args.version is None else str(args.version)
         result = promotion.evaluate_and_decide(Lake(args.lake), use_case, version, approval)
-    except (spec.SpecError, registry.PromotionError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(result, indent=2))
-    return 1 if result["outcome"] == "rejected" else 0
+    except registry.PromotionError as exc:
+        raise CannotCheck(str(exc)) from None
+    title = f"{use_case.name} version {result['version']}: {result['outcome']}"
+    output.show(args, result, lambda: output.record_table(title, result))
+    return FAILED_CHECK if result["outcome"] == "rejected" else PASSED
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     from mlplatform.adapters import registry
-    from mlplatform.core import spec
 
+    use_case = load_use_case(args.use_case)
     try:
-        result = registry.rollback(spec.load_spec(args.use_case).model_name)
-    except (spec.SpecError, registry.PromotionError) as exc:
+        result = registry.rollback(use_case.model_name)
+    except registry.PromotionError as exc:  # refused (no previous champion): a failed check, not bad input
         print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(result, indent=2))
-    return 0
+        return FAILED_CHECK
+    output.show(args, result, lambda: output.record_table(f"{use_case.name}: rolled back", result))
+    return PASSED
 
 
 def register(sub: Subparsers) -> None:
     """Add the model commands to ``sub``."""
     p = sub.add_parser("spec", help="validate and show use-case specs")
     p.description = "Validate use-case specs and print a summary (or the full spec with --json)."
-    p.add_argument("name", nargs="*", help="use case names (default: all shipped)")
+    p.add_argument("name", nargs="*", help=use_case_help("use case names (default: all)"))
     p.add_argument("--file", nargs="+", help="validate these spec files instead")
-    p.add_argument("--json", action="store_true", help="print the validated spec as JSON")
+    add_output_options(p)
     p.set_defaults(func=cmd_spec)
 
     p = sub.add_parser("score", help="score a TLC or normalised trip file with a registered model")
     p.description = (
         "Score a parquet file of trips (a TLC file of any year, or normalised trips) with an MLflow "
-        "model, in bounded memory; writes one prediction per row and prints a JSON summary."
+        "model, in bounded memory; writes one prediction per row and prints a summary."
     )
     p.add_argument("--model", required=True, help="MLflow model URI (models:/<name>@champion, a path...)")
     p.add_argument("--input", required=True, help="parquet file to score (path or URI)")
     p.add_argument("--output", required=True, help="predictions parquet file to write (path or URI)")
     p.add_argument("--batch-rows", type=int, default=250_000, help="rows per record batch (default 250000)")
+    add_output_options(p, progress=True)
     p.set_defaults(func=cmd_score)
 
     _register_train(sub)
@@ -121,30 +143,53 @@ def register(sub: Subparsers) -> None:
         "held-out data as the champion, record the decision and post it to Slack. With --approve, "
         "promote it if every gate passes (the manual path of maturity levels 2 and 3). Exits 1 if rejected."
     )
-    p.add_argument("--use-case", required=True, help="use case whose registered model to promote")
+    p.add_argument(
+        "--use-case", required=True, help=use_case_help("use case whose registered model to promote")
+    )
     p.add_argument("--version", type=int, help="model version (default: the challenger)")
     p.add_argument("--approve", action="store_true", help="you approve: promote if the gates pass")
     p.add_argument("--lake", help=LAKE_HELP)
+    add_output_options(p)
     p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser("rollback", help="put champion back on previous_champion")
-    p.description = "Move the champion alias back to previous_champion in one step (no gates)."
-    p.add_argument("--use-case", required=True, help="use case whose registered model to roll back")
+    p.description = (
+        "Move the champion alias back to previous_champion in one step (no gates). Exits 1 if refused."
+    )
+    p.add_argument(
+        "--use-case", required=True, help=use_case_help("use case whose registered model to roll back")
+    )
+    add_output_options(p)
     p.set_defaults(func=cmd_rollback)
+
+
+def _families_help() -> str:
+    """The model families each use case's model module offers, for ``train --family``."""
+    from mlplatform.core import spec
+
+    try:
+        offered = {u.name: spec.model_families(u) for u in spec.load_all()}
+    except spec.SpecError:
+        return "model family (default: the spec's model.family)"
+    listing = "; ".join(f"{name}: {', '.join(families)}" for name, families in offered.items())
+    return f"model family (default: the spec's model.family); {listing}"
 
 
 def _register_train(sub: Subparsers) -> None:
     p = sub.add_parser("train", help="train a use case's model on TLC files and print its metrics")
     p.description = (
         "Train the use case's baseline and model (with its bounded search) on raw TLC files of any "
-        "year, validate on other files, and print the metrics as JSON. Same code as the train DAG."
+        "year, validate on other files, and print the metrics. Same code as the train DAG."
     )
-    p.add_argument("--use-case", required=True, help="use case whose spec defines data, features, model")
+    p.add_argument(
+        "--use-case", required=True, help=use_case_help("use case whose spec defines data, features, model")
+    )
     p.add_argument("--train", nargs="+", required=True, metavar="PATH", help="TLC parquet files to train on")
     p.add_argument(
         "--valid", nargs="+", required=True, metavar="PATH", help="TLC parquet files to validate on"
     )
-    p.add_argument("--family", help="model family (default: the spec's model.family)")
+    p.add_argument("--family", help=_families_help())
     p.add_argument("--track", action="store_true", help="also log the run to MLflow (MLFLOW_TRACKING_URI)")
     p.add_argument("--reason", default="", help="why, recorded with a tracked run")
+    add_output_options(p, progress=True)
     p.set_defaults(func=cmd_train)

@@ -1,28 +1,51 @@
-"""Operating commands: monitor a window of production, run the serving app."""
+"""Operating commands: monitor a window of production, run the serving app, show the settings."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
-from mlplatform.cli.arguments import LAKE_HELP, Subparsers, month
+from mlplatform.cli import output
+from mlplatform.cli.arguments import (
+    FAILED_CHECK,
+    LAKE_HELP,
+    PASSED,
+    CannotCheck,
+    Subparsers,
+    add_output_options,
+    load_use_case,
+    month,
+    use_case_help,
+)
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     from mlplatform.adapters.lake import Lake
-    from mlplatform.core import spec
     from mlplatform.stages import monitoring
 
-    try:
-        use_case = spec.load_spec(args.use_case)
-    except spec.SpecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    use_case = load_use_case(args.use_case)
     record = monitoring.monitor(Lake(args.lake), use_case, args.window)
-    print(json.dumps(record, indent=2, default=str) if args.json else monitoring.summary(record), end="\n")
-    return 1 if record["status"] == "breach" else 0
+    if args.json:
+        output.print_json(record)
+    else:
+        print(monitoring.summary(record))
+    return FAILED_CHECK if record["status"] == "breach" else PASSED
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """Print every setting's effective value (secrets masked) and where it came from."""
+    try:  # imported here: the settings module reads the environment when it loads
+        from mlplatform.adapters.settings import effective_settings
+    except ImportError as exc:
+        raise CannotCheck(f"this installation cannot list its settings: {exc}") from None
+    found = effective_settings()
+    records = [{"name": s.name, "value": s.value, "source": s.source} for s in found]
+    rows = [[r["name"], r["value"], r["source"]] for r in records]
+    output.show(
+        args, records, lambda: output.rows_table("effective settings", ("name", "value", "source"), rows)
+    )
+    return PASSED
 
 
 def serving_argv(args: argparse.Namespace) -> list[str]:
@@ -47,7 +70,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """
     command = [sys.executable, "-m", "mlplatform.serving", *serving_argv(args)]
     os.execv(command[0], command)
-    return 0  # not reached: the process is the serving app now
+    return PASSED  # not reached: the process is the serving app now
 
 
 def register(sub: Subparsers) -> None:
@@ -58,19 +81,29 @@ def register(sub: Subparsers) -> None:
         "write its record, history rows, drift report and MLflow run, and print it. Exits 1 on a "
         "breach. Alerts and retraining are the monitor DAG's."
     )
-    p.add_argument("--use-case", required=True, help="use case to monitor")
+    p.add_argument("--use-case", required=True, help=use_case_help("use case to monitor"))
     p.add_argument("--window", type=month, required=True, help="month to evaluate, YYYY-MM")
     p.add_argument("--lake", help=LAKE_HELP)
-    p.add_argument("--json", action="store_true", help="print the whole record as JSON")
+    add_output_options(p)
     p.set_defaults(func=cmd_monitor)
+
+    p = sub.add_parser("config", help="show the effective settings and where each came from")
+    p.description = (
+        "Print every setting the platform reads, its effective value (secrets masked) and its "
+        "source (environment, .env, SSM parameter, default)."
+    )
+    add_output_options(p)
+    p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("serve", help="run the real-time serving app (the champion behind HTTP)")
     p.description = (
         "Run the serving app in the foreground, as `python -m mlplatform.serving` does: the "
         "registry's champion (and challenger) of a use case behind /predict, /health and /metrics."
     )
-    p.add_argument("--use-case", help="use case (default: MLPLATFORM_USE_CASE, else the reference one)")
-    p.add_argument("--host", help="address to listen on (default: HOST, else 0.0.0.0)")
+    p.add_argument(
+        "--use-case", help=use_case_help("use case (default: MLPLATFORM_USE_CASE, else the reference one)")
+    )
+    p.add_argument("--host", help="address to listen on (default: HOST, else the serving app's default)")
     p.add_argument("--port", type=int, help="port (default: PORT, else 8000; 8080 with --sagemaker)")
     p.add_argument("--poll-seconds", type=float, help="how often to check the registry aliases (default 30)")
     p.add_argument("--access-log", action="store_true", help="log every request (off: /metrics counts them)")

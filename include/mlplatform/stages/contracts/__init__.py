@@ -40,10 +40,11 @@ Each expectation carries a severity in its ``meta`` (and GX ``severity``):
 - ``notice`` (info): worth knowing, harmless (extra columns, which are dropped).
 
 :func:`validate_month` runs all of it for a month in the lake and writes the results
-(:func:`publish`): the validated snapshot, quarantined rows, or the breach record. The
-raw file is only ever read. Encoding the snapshot takes longer than the checkpoint, so a
-thread encodes the rows that would be validated, in memory, while the checkpoint runs;
-the snapshot is stored only if the contract holds, and dropped on a breach.
+(:func:`publish`): the validated snapshot, quarantined rows, or the breach record, and
+returns them as a :class:`ContractOutcome`. The raw file is only ever read. Encoding the
+snapshot takes longer than the checkpoint, so a thread encodes the rows that would be
+validated, in memory, while the checkpoint runs; the snapshot is stored only if the
+contract holds, and dropped on a breach.
 
 The package, one job a module (the public names are re-exported here, so callers write
 ``contracts.validate_month(...)``):
@@ -62,6 +63,7 @@ The package, one job a module (the public names are re-exported here, so callers
 ``explain``    English for the failed checks
 ``verdict``    the four steps over a month's raw files (:func:`evaluate_files`), nothing written
 ``results``    the verdict written to the lake (:func:`publish`)
+``outcome``    :class:`ContractOutcome`, what the stage hands the alert, the DAG and XCom
 ``validate``   the validate stage: fetch from the lake, evaluate, publish
 ``alert``      the Slack alert an outcome calls for
 ``threads``    work run in threads alongside the step, and step timings
@@ -87,6 +89,7 @@ from mlplatform.stages.contracts.context import (
     validation_definition_name,
 )
 from mlplatform.stages.contracts.masks import month_window_us, quarantine_table, row_rule_hits, row_rule_masks
+from mlplatform.stages.contracts.outcome import ContractOutcome, QuarantineWritten, SnapshotWritten
 from mlplatform.stages.contracts.profile import NONE
 from mlplatform.stages.contracts.raw import RawFile, RawFileMissing, RawRead, read_raw
 from mlplatform.stages.contracts.results import publish, quarantine_folder
@@ -131,11 +134,14 @@ __all__ = [
     "VENDORS",
     "ZONE_IDS",
     "Check",
+    "ContractOutcome",
     "Evaluation",
+    "QuarantineWritten",
     "RawFile",
     "RawFileMissing",
     "RawRead",
     "RowRule",
+    "SnapshotWritten",
     "alert_for",
     "build_suite",
     "checkpoint_name",

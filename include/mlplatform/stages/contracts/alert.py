@@ -7,54 +7,54 @@ warns with the share per rule, notices inform; a clean pass only logs. The valid
 
 from __future__ import annotations
 
-from typing import Any
-
 from mlplatform.adapters.alerts import Alert
+from mlplatform.stages.contracts.outcome import ContractOutcome
 
 
-def alert_for(outcome: dict[str, Any], log_url: str | None = None) -> Alert | None:
+def alert_for(outcome: ContractOutcome, log_url: str | None = None) -> Alert | None:
     """The Slack alert an outcome calls for: breach, quarantine summary, notice; none on a clean pass."""
-    name, month, severity = outcome["use_case"], outcome["month"], outcome["severity"]
-    source = outcome["source"]
+    name, month, severity = outcome.use_case, outcome.month, outcome.severity
+    source = outcome.source
     fields = {
         "Use case": name,
         "Month": month,
-        "Suite": outcome["suite"],
-        "Rows": f"{outcome['rows']:,}",
-        "Quarantined": f"{outcome['quarantined_rows']:,} ({outcome['bad_row_share']:.2%})",
+        "Suite": outcome.suite,
+        "Rows": f"{outcome.rows:,}",
+        "Quarantined": f"{outcome.quarantined_rows:,} ({outcome.bad_row_share:.2%})",
         "Raw file": f"`{source['path']}` (sha256 {source['digest'][:12]})",
     }
-    links = {"Data Docs": outcome.get("data_docs_url"), "Task log": log_url}
+    links = {"Data Docs": outcome.data_docs_url, "Task log": log_url}
     if severity == "breach":
         return Alert(
             title=f"{name} {month}: data contract breached, nothing validated",
             severity="breach",
             lines=(
-                *(f"• {b}" for b in outcome["breaches"]),
+                *(f"• {b}" for b in outcome.breaches),
                 "The raw file is kept as delivered; nothing was written to validated/. "
-                f"Breach record: `{outcome['breach_record']}`",
+                f"Breach record: `{outcome.breach_record}`",
             ),
             fields=fields,
             links=links,
         )
     if severity == "quarantine":
-        counts = outcome["rule_counts"]
+        counts = outcome.rule_counts
+        rows_uri = outcome.quarantine.rows_uri if outcome.quarantine else None
         return Alert(
-            title=f"{name} {month}: {outcome['quarantined_rows']:,} rows quarantined, month validated",
+            title=f"{name} {month}: {outcome.quarantined_rows:,} rows quarantined, month validated",
             severity="warning",
             lines=(
-                *(f"• {rule}: {n:,} rows ({n / outcome['rows']:.2%})" for rule, n in counts.items()),
-                *(f"• notice: {w}" for w in outcome["warnings"]),
-                f"Quarantined rows: `{outcome['quarantine']['rows_uri']}`",
+                *(f"• {rule}: {n:,} rows ({n / outcome.rows:.2%})" for rule, n in counts.items()),
+                *(f"• notice: {w}" for w in outcome.warnings),
+                f"Quarantined rows: `{rows_uri}`",
             ),
             fields=fields,
-            links={**links, "Snapshot": (outcome.get("snapshot") or {}).get("uri")},
+            links={**links, "Snapshot": outcome.snapshot.uri if outcome.snapshot else None},
         )
-    if outcome["warnings"]:
+    if outcome.warnings:
         return Alert(
             title=f"{name} {month}: month validated with notices",
             severity="info",
-            lines=tuple(f"• {w}" for w in outcome["warnings"]),
+            lines=tuple(f"• {w}" for w in outcome.warnings),
             fields=fields,
             links=links,
         )

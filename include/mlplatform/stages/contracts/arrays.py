@@ -40,7 +40,8 @@ def filled(column: pa.ChunkedArray) -> np.ndarray:
         column = column.cast(pa.int64())
     if column.null_count:
         column = column.fill_null(pa.scalar(0, column.type))
-    return column.to_numpy()
+    values: np.ndarray = column.to_numpy()
+    return values
 
 
 def count(mask: pa.ChunkedArray) -> int:

@@ -60,6 +60,8 @@ class Evaluation:
     """Data Docs for this result, rendered in a thread while the rest of the step runs."""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds spent in each step."""
+    outside_pickup_months: dict[str, int] = field(default_factory=dict)
+    """Pickups outside the month, by the month they fall in (most first): a month named wrongly shows here."""
 
     def docs_rendered(self) -> None:
         """Wait until the result's Data Docs page exists (its link is in every alert)."""
@@ -133,7 +135,7 @@ def run_checkpoint(
     """
     import pandas as pd
     from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.exceptions import DataContextError
+    from great_expectations.exceptions.exceptions import DataContextError
 
     context = open_context(root)
     try:

@@ -15,7 +15,7 @@ from mlplatform.adapters import settings
 from mlplatform.core.spec import UseCase
 
 if TYPE_CHECKING:
-    import great_expectations as gx
+    from great_expectations.data_context.data_context.file_data_context import FileDataContext
 
 DATASOURCE = "lake"
 BATCH_DEFINITION = "month_profile"
@@ -44,7 +44,7 @@ def validation_definition_name(use_case: UseCase) -> str:
     return f"{use_case.name}_contract"
 
 
-def open_context(root: Path | None = None) -> gx.data_context.FileDataContext:
+def open_context(root: Path | None = None) -> FileDataContext:
     import great_expectations as gx
 
     root = root or gx_root()

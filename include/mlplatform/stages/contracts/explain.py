@@ -53,10 +53,33 @@ def explain(ev: Evaluation, use_case: UseCase, profile: dict[str, Any]) -> tuple
             f"above the {use_case.contract.max_bad_row_share:.1%} allowed; most: "
             + ", ".join(f"{k} {n:,} ({n / ev.rows:.1%})" for n, k in top)
         )
+    if mismatch := month_mismatch(ev):
+        (breaches if "bad_row_share" in failed else []).append(mismatch)
     for c in ev.checks:  # an expectation that could not be evaluated is a breach too
         if isinstance(c.observed, str) and c.observed.startswith("error:") and c.severity == "breach":
             breaches.append(f"contract check {c.check} could not run: {c.observed}")
     warnings = []
+    if mismatch and "bad_row_share" not in failed:
+        warnings.append(mismatch)
     if "unexpected_columns" in failed:
         warnings.append(f"unexpected column(s) dropped: {profile['unexpected_columns']}")
     return breaches, warnings
+
+
+def month_mismatch(ev: Evaluation) -> str | None:
+    """A sentence when most pickups fall in another month than the one validated; else ``None``.
+
+    Real months have a few pickups outside (trips begun the evening before); a month whose
+    pickups are mostly elsewhere was named or landed under the wrong month.
+    """
+    if not ev.outside_pickup_months:
+        return None
+    other, n = next(iter(ev.outside_pickup_months.items()))
+    inside = ev.rows - ev.rule_counts.get("pickup_outside_month", 0)
+    if n <= inside:
+        return None
+    return (
+        f"month mismatch: the data's pickups are in {other} ({n:,} of {ev.rows:,} rows), not in "
+        f"{ev.month}, the month it was named or landed as; check the file name "
+        "(<type>_tripdata_YYYY-MM.parquet), --month, or the month it was ingested under"
+    )

@@ -113,6 +113,7 @@ def fare_inconsistent(trips: pa.Table, month: str) -> pa.ChunkedArray:
             continue  # adding zeros changes no sum
         part = part.fill_null(0.0) if part.null_count else part
         parts = part if parts is None else pc.add(parts, part)
+    assert parts is not None  # FARE_PARTS is not empty and its first part is always added
     off = pc.and_(priced, hits(pc.greater(pc.abs(pc.subtract(total, parts)), FARE_TOLERANCE)))
     rows = np.flatnonzero(off.to_numpy(zero_copy_only=False))
     if not rows.size:

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlplatform.core import tlc
+from mlplatform.core.spec_data import TimezoneAware
 
 
 class RawFileMissing(FileNotFoundError):
@@ -26,7 +27,7 @@ class RawFile:
 
     path: str
     data: bytes = field(repr=False)
-    taxi_types: tuple[str, ...]
+    taxi_types: tuple[tlc.TaxiType, ...]
 
 
 def _allowed_raw_types() -> dict[str, set[pa.DataType]]:
@@ -70,10 +71,15 @@ class RawRead:
     trips: pa.Table | None = None  # normalised, when the file could be read and normalised
 
 
-def read_raw(data: bytes, expected: tlc.TaxiType | Sequence[tlc.TaxiType]) -> RawRead:
+def read_raw(
+    data: bytes,
+    expected: tlc.TaxiType | Sequence[tlc.TaxiType],
+    timezone_aware: TimezoneAware = "convert",
+) -> RawRead:
     """Parse, inspect and normalise a raw file's bytes; never raises for bad data.
 
-    ``expected`` is the taxi type the file must hold, or several it may hold.
+    ``expected`` is the taxi type the file must hold, or several it may hold;
+    ``timezone_aware`` what zone-tagged timestamps get (see :func:`mlplatform.core.tlc.normalise`).
     """
     accepted = (expected,) if isinstance(expected, str) else tuple(expected)
     if not data:
@@ -100,7 +106,7 @@ def read_raw(data: bytes, expected: tlc.TaxiType | Sequence[tlc.TaxiType]) -> Ra
     if report.taxi_type not in accepted or found.missing_columns or found.mistyped_columns:
         return found
     try:
-        found.trips = tlc.normalise(table, accepted)
+        found.trips = tlc.normalise(table, accepted, timezone_aware)
     except tlc.SchemaError as exc:
         found.mistyped_columns = (str(exc),)
     return found

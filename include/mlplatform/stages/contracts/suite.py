@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlplatform.core.spec import Contract, UseCase
+from mlplatform.core.spec import UseCase
+from mlplatform.core.spec_data import Contract
 from mlplatform.stages.contracts.context import (
     BATCH_DEFINITION,
     DATASOURCE,
@@ -28,6 +29,7 @@ from mlplatform.stages.contracts.volume import HISTORY_MONTHS
 
 if TYPE_CHECKING:
     import great_expectations as gx
+    from great_expectations.expectations.metadata_types import FailureSeverity
 
 BREACH, ROW, NOTICE = "breach", "row", "notice"
 """The contract's severities, in each expectation's ``meta`` (GX: critical, warning, info)."""
@@ -75,18 +77,19 @@ DELIVERY_CHECKS: tuple[tuple[str, str, str, str], ...] = (
 def build_suite(use_case: UseCase) -> gx.ExpectationSuite:
     """The contract of ``use_case`` as a GX suite over the month's contract profile."""
     import great_expectations as gx
+    from great_expectations.expectations.metadata_types import FailureSeverity
 
     c = use_case.contract
     expectations = [
         *(
-            _none_expected(column, "critical", _meta(check, BREACH, rule, why))
+            _none_expected(column, FailureSeverity.CRITICAL, _meta(check, BREACH, rule, why))
             for column, check, rule, why in DELIVERY_CHECKS
         ),
         *_count_expectations(c),
         *_row_expectations(),
         _none_expected(
             "unexpected_columns",
-            "info",
+            FailureSeverity.INFO,
             _meta(
                 "unexpected_columns",
                 NOTICE,
@@ -115,29 +118,40 @@ def _meta(check: str, severity: str, rule: str, why: str, calibration: str = "")
     return {**meta, "notes": {"format": "markdown", "content": notes}}
 
 
-def _none_expected(column: str, severity: str, meta: dict[str, Any]) -> Any:
+def _none_expected(column: str, severity: FailureSeverity, meta: dict[str, Any]) -> Any:
     """The profile's ``column`` says there is no problem."""
-    import great_expectations.expectations as gxe
+    from great_expectations.expectations.core.expect_column_values_to_be_in_set import (
+        ExpectColumnValuesToBeInSet,
+    )
 
-    return gxe.ExpectColumnValuesToBeInSet(column=column, value_set=[NONE], severity=severity, meta=meta)
+    return ExpectColumnValuesToBeInSet(column=column, value_set=[NONE], severity=severity, meta=meta)
 
 
 def _count_expectations(c: Contract) -> list[Any]:
     """Breaches counted over the whole month: no rows, volume off history, too many bad rows."""
-    import great_expectations.expectations as gxe
+    from great_expectations.expectations.core.expect_column_max_to_be_between import (
+        ExpectColumnMaxToBeBetween,
+    )
+    from great_expectations.expectations.core.expect_column_min_to_be_between import (
+        ExpectColumnMinToBeBetween,
+    )
+    from great_expectations.expectations.core.expect_column_values_to_be_between import (
+        ExpectColumnValuesToBeBetween,
+    )
+    from great_expectations.expectations.metadata_types import FailureSeverity
 
     return [
-        gxe.ExpectColumnMinToBeBetween(
+        ExpectColumnMinToBeBetween(
             column="row_count",
             min_value=1,
-            severity="critical",
+            severity=FailureSeverity.CRITICAL,
             meta=_meta("row_count", BREACH, "the file has rows", "An empty month is a failed delivery."),
         ),
-        gxe.ExpectColumnValuesToBeBetween(
+        ExpectColumnValuesToBeBetween(
             column="row_count",
             min_value={"$PARAMETER": "volume_min_rows"},
             max_value={"$PARAMETER": "volume_max_rows"},
-            severity="critical",
+            severity=FailureSeverity.CRITICAL,
             meta=_meta(
                 "volume",
                 BREACH,
@@ -146,11 +160,11 @@ def _count_expectations(c: Contract) -> list[Any]:
                 "A month far off the usual volume is a partial or duplicated delivery.",
             ),
         ),
-        gxe.ExpectColumnMaxToBeBetween(
+        ExpectColumnMaxToBeBetween(
             column="bad_row_share",
             min_value=0,
             max_value=c.max_bad_row_share,
-            severity="critical",
+            severity=FailureSeverity.CRITICAL,
             meta=_meta(
                 "bad_row_share",
                 BREACH,
@@ -164,14 +178,17 @@ def _count_expectations(c: Contract) -> list[Any]:
 
 def _row_expectations() -> list[Any]:
     """One warning per row rule: no row of the month breaks it (bad rows are quarantined)."""
-    import great_expectations.expectations as gxe
+    from great_expectations.expectations.core.expect_column_max_to_be_between import (
+        ExpectColumnMaxToBeBetween,
+    )
+    from great_expectations.expectations.metadata_types import FailureSeverity
 
     return [
-        gxe.ExpectColumnMaxToBeBetween(
+        ExpectColumnMaxToBeBetween(
             column=f"rows_{rule.name}",
             min_value=0,
             max_value=0,
-            severity="warning",
+            severity=FailureSeverity.WARNING,
             meta=_meta(rule.name, ROW, rule.rule, rule.why, rule.calibration),
         )
         for rule in ROW_RULES
@@ -184,6 +201,7 @@ def sync_context(root: Path | None = None, use_cases: Sequence[UseCase] | None =
     Unchanged objects keep their ids, so running it twice changes no file.
     """
     import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     from mlplatform.core import spec
 
@@ -191,9 +209,10 @@ def sync_context(root: Path | None = None, use_cases: Sequence[UseCase] | None =
     root.mkdir(parents=True, exist_ok=True)
     context = gx.get_context(mode="file", context_root_dir=str(root))
     quiet = {"globally": False, "metric_calculations": False}
-    if context.variables.analytics_enabled is not False or context.variables.progress_bars != quiet:
+    bars: Any = context.variables.progress_bars  # a plain mapping as read from the YAML
+    if context.variables.analytics_enabled is not False or bars != quiet:
         context.variables.analytics_enabled = False  # no usage statistics sent anywhere
-        context.variables.progress_bars = quiet  # no progress bars in task logs
+        context.variables.progress_bars = ProgressBarsConfig(**quiet)  # no progress bars in task logs
         context.variables.save()
     try:
         source = context.data_sources.get(DATASOURCE)
@@ -248,7 +267,7 @@ def _keep_ids(context: Any, suite: Any) -> None:
 
     (``suites.add_or_update`` compares expectations including their ids, so it never matches.)
     """
-    from great_expectations.exceptions import DataContextError
+    from great_expectations.exceptions.exceptions import DataContextError
 
     try:
         stored = context.suites.get(suite.name)

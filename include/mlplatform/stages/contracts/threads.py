@@ -12,10 +12,12 @@ import functools
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
-def in_thread(fn: Callable[..., Any], *args: Any) -> Future:
+def in_thread(fn: Callable[..., T], *args: Any) -> Future[T]:
     """Start ``fn(*args)`` in a thread of its own and return its future at once.
 
     Worth it for work done in Arrow, numpy or hashlib, which release the GIL: the thread

@@ -8,29 +8,35 @@ file of every taxi type the use case lists that has landed, the volume history, 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
-from typing import Any
 
+from mlplatform.adapters import snapshots
 from mlplatform.adapters.lake import Lake
 from mlplatform.core.spec import UseCase
+from mlplatform.core.tlc import TaxiType
+from mlplatform.stages.contracts.outcome import ContractOutcome
 from mlplatform.stages.contracts.raw import RawFile, RawFileMissing
-from mlplatform.stages.contracts.results import publish
+from mlplatform.stages.contracts.results import publish, quarantine_month_folder
 from mlplatform.stages.contracts.verdict import evaluate_files
 from mlplatform.stages.contracts.volume import history_row_counts
 
 
-def raw_paths(use_case: UseCase, month: str) -> dict[str, str]:
+def raw_paths(use_case: UseCase, month: str) -> dict[TaxiType, str]:
     """Lake path of the month's raw file for each taxi type the use case lists."""
     return {t: Lake.raw_path(use_case.data.dataset, t, month) for t in use_case.data.taxi_types}
 
 
-def validate_month(lake: Lake, use_case: UseCase, month: str, root: Path | None = None) -> dict[str, Any]:
+def validate_month(lake: Lake, use_case: UseCase, month: str, root: Path | None = None) -> ContractOutcome:
     """Validate the month's raw files in the lake and write the results (see :func:`.results.publish`).
 
     The month is every listed taxi type whose raw file has landed (one is enough). Raises
     :class:`RawFileMissing` when none has.
     """
+    # A run killed mid-write leaves hidden temp files; the next run of the month sweeps them.
+    lake.sweep(snapshots.month_folder(use_case.name, month))
+    lake.sweep(quarantine_month_folder(use_case.name, month))
     paths = raw_paths(use_case, month)
     started = time.perf_counter()
     present = {t: p for t, p in paths.items() if lake.exists(p)}
@@ -44,5 +50,4 @@ def validate_month(lake: Lake, use_case: UseCase, month: str, root: Path | None 
     fetched = round(time.perf_counter() - started, 3)
     evaluation = evaluate_files(files, use_case, month, history=history, root=root, encode_snapshot=True)
     outcome = publish(lake, evaluation)
-    outcome["timings"] = {"fetch": fetched, **outcome["timings"]}
-    return outcome
+    return dataclasses.replace(outcome, timings={"fetch": fetched, **outcome.timings})

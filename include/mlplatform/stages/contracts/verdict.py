@@ -79,7 +79,7 @@ def evaluate_files(
         raise ValueError(f"no raw file to validate for {use_case.name} {month}")
     clock = Clock()
     hashing = [in_thread(_sha256, f.data) for f in files]  # alongside the parse: hashlib releases the GIL
-    reads = [read_raw(f.data, f.taxi_types) for f in files]
+    reads = [read_raw(f.data, f.taxi_types, use_case.data.timezone_aware) for f in files]
     digests = [h.result() for h in hashing]
     clock.lap("read_and_normalise")
     checked = _check_rows(reads, use_case, month, encode_snapshot)
@@ -111,6 +111,7 @@ def evaluate_files(
         encoded=checked.encoded,
         docs=docs,
         timings=clock.laps,
+        outside_pickup_months=checked.outside_pickup_months,
     )
     evaluation.breaches, evaluation.warnings = explain(evaluation, use_case, profile)
     return evaluation
@@ -126,6 +127,7 @@ class _RowCheck:
     valid: pa.Table | None = None
     quarantined: pa.Table | None = None
     encoded: Future[tuple[snapshots.Encoded, float]] | None = None
+    outside_pickup_months: dict[str, int] = field(default_factory=dict)
 
 
 def _check_rows(reads: Sequence[RawRead], use_case: UseCase, month: str, encode_snapshot: bool) -> _RowCheck:
@@ -139,15 +141,29 @@ def _check_rows(reads: Sequence[RawRead], use_case: UseCase, month: str, encode_
     checked.rule_counts = {name: count(hit) for name, hit in hits.items()}
     bad = functools.reduce(pc.or_, hits.values())
     checked.bad_rows = count(bad)
+    checked.outside_pickup_months = pickup_months(trips, hits["pickup_outside_month"])
     checked.valid = trips.filter(pc.invert(bad)) if checked.bad_rows else trips
     if encode_snapshot:
         checked.encoded = in_thread(timed(snapshots.encode), checked.valid)
     if checked.bad_rows:
         masks = {name: hit.to_numpy() for name, hit in hits.items()}
         starts = np.cumsum([0] + [t.num_rows for t in readable])  # each file's first row
-        checked.quarantined = quarantine_table(trips, masks, bad.to_numpy(), starts)
+        checked.quarantined = quarantine_table(trips, masks, bad.to_numpy(), starts.tolist())
     checked.bad_row_share = checked.bad_rows / trips.num_rows if trips.num_rows else 0.0
     return checked
+
+
+def pickup_months(trips: pa.Table, outside: pa.ChunkedArray, top: int = 3) -> dict[str, int]:
+    """How many of the ``outside`` rows' pickups fall in each month (the ``top`` months, most first)."""
+    if not count(outside):
+        return {}
+    pickups = trips.column("pickup_datetime").filter(outside)
+    keys = pc.add(pc.multiply(pc.year(pickups), 100), pc.month(pickups))  # 202403 for 2024-03
+    counted = sorted(
+        ((int(c["counts"]), int(c["values"])) for c in pc.value_counts(keys).to_pylist() if c["values"]),
+        reverse=True,
+    )
+    return {f"{key // 100:04d}-{key % 100:02d}": n for n, key in counted[:top]}
 
 
 def _source(files: Sequence[RawFile], reads: Sequence[RawRead], digests: Sequence[str]) -> dict[str, Any]:

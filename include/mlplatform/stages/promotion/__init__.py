@@ -1,11 +1,13 @@
 """Promotion: a model version judged against its use case's gates, and the decision acted on.
 
-A promotion has three steps. :func:`assess` evaluates a version against the gates of the
-spec's ``promotion`` section; :func:`decide` turns the result into an outcome according to
-the spec's ``maturity_level`` (4 promotes, 3 needs a person's approval, 2 records the
-decision and a person promotes by hand); :func:`apply` records it and, for ``promoted``,
-moves the aliases with :func:`mlplatform.adapters.registry.promote`. A bad model is never
-promoted: every path to the ``champion`` alias other than a rollback goes through the gates.
+A promotion has three steps. :func:`assess` (this module) evaluates a version against the
+gates of the spec's ``promotion`` section; :func:`decide` turns the result into an outcome
+according to the spec's ``maturity_level`` (4 promotes, 3 needs a person's approval, 2
+records the decision and a person promotes by hand); :func:`apply` records it and, for
+``promoted``, moves the aliases with :func:`mlplatform.adapters.registry.promote`. Deciding
+and acting live in :mod:`mlplatform.stages.promotion.decisions`; their names are importable
+from here. A bad model is never promoted: every path to the ``champion`` alias other than a
+rollback goes through the gates.
 
 The gates:
 
@@ -20,16 +22,14 @@ The gates:
   artifact size within ``max_latency_ms`` and ``max_model_size_mb``.
 - **contract**: every snapshot the candidate trained or was validated on passed its data
   contract (``contract.success`` in the snapshot manifest; a missing record fails).
+- **not_champion**: a version that already is the champion is not assessed again; deciding
+  on it is a no-op (outcome ``already_champion``) that records nothing.
 
-An assessment is a :class:`~mlplatform.core.records.Assessment`. Every decision is recorded
-as tags on the model version (``decision``, ``decision.reason``, ``decision.by``,
-``decision.run_id``, ``decision.at``, ``decision.metrics``, ``decision.gates``) and posted
-to Slack. A final decision (promoted or rejected) removes the ``challenger`` alias when it
-still points at that version, so nothing keeps sending traffic to a rejected model.
+An assessment is a :class:`~mlplatform.core.records.Assessment`.
 
 Promotion measures models the way training does (:mod:`mlplatform.stages.training`: the
 same held-out rows, the same evaluation): the one stage-to-stage import the import
-contract in ``pyproject.toml`` declares for it.
+contract in ``pyproject.toml`` declares for it, made by this module only.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,29 @@ from mlplatform.core.modelling import input_columns
 from mlplatform.core.records import Assessment, Gate
 from mlplatform.core.spec import UseCase
 from mlplatform.stages import training
+from mlplatform.stages.promotion.decisions import (
+    OUTCOMES,
+    Decision,
+    apply,
+    approval_answer,
+    decide,
+    decision_tags,
+    summary_markdown,
+)
+
+__all__ = [
+    "OUTCOMES",
+    "Decision",
+    "apply",
+    "approval_answer",
+    "assess",
+    "contract_gate",
+    "decide",
+    "decision_tags",
+    "evaluate_and_decide",
+    "lineage",
+    "summary_markdown",
+]
 
 MAX_EVAL_ROWS = 200_000
 LATENCY_BATCH = 1000
@@ -191,19 +214,25 @@ class _Measured:
     mine: Any
 
 
-def _measure(lake: Lake, use_case: UseCase, client: Any, version: str, champion: str | None) -> _Measured:
-    from mlplatform.core import features
-
-    name, metric = use_case.model_name, training.primary_metric(use_case)
+def _head(
+    use_case: UseCase, client: Any, version: str, champion: str | None
+) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """What every assessment of ``version`` names, and the snapshots its run trained on."""
+    name = use_case.model_name
     candidate = client.get_model_version(name, version)
     found = lineage(client, candidate.run_id) if candidate.run_id else []
     head = {"model_name": name, "version": version, "run_id": candidate.run_id, "champion_version": champion}
-    head.update(metric=metric, maturity_level=use_case.maturity_level)
+    head.update(metric=training.primary_metric(use_case), maturity_level=use_case.maturity_level)
+    return head, found
+
+
+def _measure(lake: Lake, use_case: UseCase, client: Any, version: str, champion: str | None) -> _Measured:
+    from mlplatform.core import features
+
+    head, found = _head(use_case, client, version, champion)
     checks = [contract_gate(lake, use_case, found)]
-    if champion == version:
-        checks.append(Gate("not_champion", False, f"version {version} is already the champion"))
     rows, held_out = _evaluation_rows(lake, use_case, found)
-    model, size_mb = _load(f"models:/{name}/{version}")
+    model, size_mb = _load(f"models:/{use_case.model_name}/{version}")
     featured = features.trip_features(rows)
     mine = training.evaluate(use_case, model.unwrap_python_model(), featured, rows[use_case.target.column])
     return _Measured(head, checks, rows, featured, held_out, model, size_mb, mine)
@@ -220,6 +249,10 @@ def assess(lake: Lake, use_case: UseCase, version: str | None = None) -> Assessm
             "`mlplatform train`), or name a version"
         )
     champion = registry.alias_version(client, name, CHAMPION)
+    if champion == version:  # nothing to measure: deciding on it is a no-op
+        head, _ = _head(use_case, client, version, champion)
+        already = Gate("not_champion", False, f"version {version} is already the champion")
+        return Assessment(**head, gates=(already,))
     got = _measure(lake, use_case, client, version, champion)
     metric, checks, run_id = got.head["metric"], got.checks, got.head["run_id"]
     measured: dict[str, Any] = {
@@ -263,147 +296,6 @@ def assess(lake: Lake, use_case: UseCase, version: str | None = None) -> Assessm
         latency_ms_per_row=latency,
         size_mb=got.size_mb,
         gates=tuple(checks),
-    )
-
-
-def summary_markdown(assessment: Assessment) -> str:
-    """The assessment as markdown, for the person asked to approve it."""
-    metric, value = assessment.metric, assessment.candidate_value
-    lines = [
-        f"**{assessment.model_name} version {assessment.version}** "
-        f"(current champion: {assessment.champion_version or 'none'})",
-        "",
-        f"Validation {metric}: **{value:.4g}**" if value is not None else f"{metric}: -",
-        f"Compared with the {assessment.reference_kind}: {assessment.reference_value:.4g}, "
-        f"improvement {assessment.improvement or 0.0:+.2%}",
-        f"Evaluated on {assessment.rows:,} held-out rows of {', '.join(assessment.evaluated_on) or '-'}",
-        "",
-        "| gate | passed | detail |",
-        "|---|---|---|",
-        *(f"| {g.name} | {'yes' if g.passed else 'NO'} | {g.detail} |" for g in assessment.gates),
-        "",
-        f"Model version: {registry.model_url(assessment.model_name, assessment.version)}",
-    ]
-    return "\n".join(lines)
-
-
-def approval_answer(response: dict[str, Any]) -> dict[str, Any]:
-    """A person's answer from the approval task's result (``by`` is ``None`` after a timeout)."""
-    user = response.get("responded_by_user") or None
-    by = (user.get("name") or user.get("id")) if isinstance(user, dict) else None
-    return {"approved": list(response.get("chosen_options") or []) == ["Approve"], "by": by}
-
-
-# -- deciding and acting ----------------------------------------------------------------------
-OUTCOMES = ("promoted", "rejected", "awaiting_promotion", "awaiting_approval")
-
-
-@dataclass(frozen=True)
-class Decision:
-    outcome: str
-    reason: str
-    by: str
-
-
-def decide(use_case: UseCase, assessment: Assessment, approval: dict[str, Any] | None = None) -> Decision:
-    """What happens to an assessed version.
-
-    ``approval`` is a person's answer: ``{"approved": bool, "by": name}`` (``by`` is
-    ``None`` when an approval request timed out). Failed gates always reject, approved or not.
-    """
-    if not assessment.passed:
-        return Decision("rejected", "gates failed: " + " | ".join(assessment.failed_gates()), "gates")
-    if approval is not None:
-        if approval.get("approved"):
-            return Decision("promoted", "gates passed and a person approved", str(approval.get("by") or "?"))
-        if approval.get("by") is None:
-            hours = use_case.promotion.approval_timeout_hours
-            return Decision("rejected", f"no approval within {hours:g} h", "approval timeout")
-        return Decision("rejected", "gates passed but a person rejected it", str(approval["by"]))
-    if use_case.maturity_level == 4:
-        return Decision("promoted", "gates passed (maturity level 4: automatic)", "automatic (level 4)")
-    if use_case.maturity_level == 3:
-        return Decision("awaiting_approval", "gates passed; waiting for a person's approval", "gates")
-    return Decision("awaiting_promotion", "gates passed; a person promotes by hand (level 2)", "gates")
-
-
-def decision_tags(assessment: Assessment, decision: Decision, run_id: str) -> dict[str, Any]:
-    """The audit trail a decision leaves on the model version."""
-    return {
-        "decision": decision.outcome,
-        "decision.reason": decision.reason,
-        "decision.by": decision.by,
-        "decision.run_id": run_id,
-        "decision.at": datetime.now(UTC).isoformat(),
-        "decision.metrics": {
-            assessment.metric: assessment.candidate_value,
-            "reference": None if assessment.reference is None else dict(assessment.reference),
-            "improvement": assessment.improvement,
-            "latency_ms_per_row": assessment.latency_ms_per_row,
-            "size_mb": assessment.size_mb,
-            "evaluated_rows": assessment.rows,
-        },
-        "decision.gates": [gate.to_dict() for gate in assessment.gates],
-    }
-
-
-def apply(
-    use_case: UseCase, assessment: Assessment, decision: Decision, run_id: str | None = None
-) -> dict[str, Any]:
-    """Move aliases if ``decision`` promotes, record it on the version, and post it to Slack.
-
-    A promotion that finds a different champion than the one assessed against is recorded
-    as rejected, with the reason and what to do (:func:`mlplatform.adapters.registry.promote`).
-    """
-    client = registry.client()
-    name, version = assessment.model_name, assessment.version
-    run_id = run_id or f"cli:{registry.who()}"
-    moved = None
-    if decision.outcome == "promoted":
-        expected = {"expected_champion": assessment.champion_version}
-        try:
-            moved = registry.promote(name, version, {"run_id": run_id, "by": decision.by, **expected}, client)
-        except PromotionError as exc:
-            decision = Decision("rejected", str(exc), decision.by)
-    if decision.outcome == "rejected" and registry.alias_version(client, name, CHALLENGER) == version:
-        client.delete_registered_model_alias(name, CHALLENGER)
-    registry.tag_version(client, name, version, decision_tags(assessment, decision, run_id))
-    _announce(use_case, assessment, decision, run_id)
-    return {
-        "model_name": name,
-        "version": version,
-        "outcome": decision.outcome,
-        "reason": decision.reason,
-        "by": decision.by,
-        "champion": moved["champion"] if moved else registry.alias_version(client, name, CHAMPION),
-    }
-
-
-def _announce(use_case: UseCase, assessment: Assessment, decision: Decision, run_id: str) -> None:
-    name, version, metric = assessment.model_name, assessment.version, assessment.metric
-    severity = {"promoted": "ok", "rejected": "warning"}.get(decision.outcome, "info")
-    lines = [f"*{decision.outcome.replace('_', ' ')}*: {decision.reason}"]
-    for gate in assessment.gates:
-        lines.append(f"{':white_check_mark:' if gate.passed else ':x:'} {gate.name}: {gate.detail}")
-    if decision.outcome == "awaiting_promotion":
-        lines.append(
-            f"To promote it: `mlplatform promote --use-case {use_case.name} --version {version} --approve`, "
-            f"or trigger `{use_case.name}_promote` with action `promote` and version {version}."
-        )
-    value = assessment.candidate_value
-    registry.notify(
-        severity,
-        f"{name} version {version}: {decision.outcome.replace('_', ' ')}",
-        lines,
-        {
-            "Model": f"{name} v{version}",
-            metric: f"{value:.4g}" if value is not None else "-",
-            "Compared with": assessment.reference_kind,
-            "Decided by": decision.by,
-            "Maturity level": use_case.maturity_level,
-            "Run": run_id,
-        },
-        {"Model version": registry.model_url(name, version)},
     )
 
 
