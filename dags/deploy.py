@@ -14,8 +14,10 @@ then deploys them to the spec's `serving.target`:
   variant weighted by `serving.challenger_share`, and creates the endpoint or updates it
   blue/green: a canary share of capacity first, a baking period, then the rest, rolled
   back automatically when a CloudWatch alarm named in `MLPLATFORM_SERVING_ALARM_NAMES` fires. Names are
-  content-addressed, so a re-run creates nothing twice; the last task checks the endpoint
-  really serves the new configuration.
+  content-addressed, so a re-run creates nothing twice. Each model's data is its version's
+  artifacts in S3, and the endpoint captures every request and answer to the lake for the
+  monitor DAG. The waits for the endpoint are deferred to the triggerer (no worker slot is
+  held for hours); the last task checks the endpoint really serves the new configuration.
 
 **Triggers.** The Asset `<use case>_champion` (updated by a promotion), and on demand:
 trigger it to redeploy what the registry says now (for example after changing the
@@ -149,8 +151,9 @@ def _deploy_to_sagemaker(use_case: UseCase, versions: Any, check_seconds: int) -
             from mlplatform.stages import deployment
 
             challenger = versions["challenger"]
+            client = SageMakerHook(aws_conn_id=None).conn  # type: ignore[no-untyped-call]
             return deployment.plan_sagemaker(
-                SageMakerHook(aws_conn_id=None).conn,
+                client,
                 use_case,
                 ModelRef.from_dict(versions["champion"]),
                 ModelRef.from_dict(challenger) if challenger else None,
@@ -166,14 +169,15 @@ def _deploy_to_sagemaker(use_case: UseCase, versions: Any, check_seconds: int) -
 
             from mlplatform.stages import deployment
 
+            client = SageMakerHook(aws_conn_id=None).conn  # type: ignore[no-untyped-call]
             try:
-                return deployment.verify_sagemaker(SageMakerHook(aws_conn_id=None).conn, plan)
+                return deployment.verify_sagemaker(client, plan)
             except deployment.DeploymentFailed as exc:
                 raise AirflowFailException(str(exc)) from None
 
         # aws_conn_id=None: the default credential chain, i.e. the MWAA execution role in AWS.
         # A step whose request is empty skips itself: what it would create exists already.
-        planned = plan(versions)
+        planned: Any = plan(versions)  # an XComArg: each step's request is one key of it
         aws: dict[str, Any] = {"aws_conn_id": None, "trigger_rule": "none_failed"}
         models = [
             _skips_when_empty(SageMakerModelOperator)(
@@ -184,7 +188,8 @@ def _deploy_to_sagemaker(use_case: UseCase, versions: Any, check_seconds: int) -
         create_endpoint_config = _skips_when_empty(SageMakerEndpointConfigOperator)(
             task_id="create_endpoint_config", config=planned["create_endpoint_config"], **aws
         )
-        endpoint = {**aws, "check_interval": check_seconds, "wait_for_completion": True}
+        # deferrable: the wait for the endpoint runs in the triggerer, not in a worker slot.
+        endpoint = {**aws, "check_interval": check_seconds, "wait_for_completion": True, "deferrable": True}
         create_endpoint = _skips_when_empty(SageMakerEndpointOperator)(
             task_id="create_endpoint", operation="create", config=planned["create_endpoint"], **endpoint
         )
@@ -201,7 +206,7 @@ def _deploy_to_sagemaker(use_case: UseCase, versions: Any, check_seconds: int) -
 def _skips_when_empty(operator: type) -> type:
     """``operator``, skipping itself when its rendered ``config`` is empty."""
 
-    class SkipsWhenEmpty(operator):
+    class SkipsWhenEmpty(operator):  # type: ignore[misc]  # a class built at run time
         def execute(self, context: Any) -> Any:
             from airflow.sdk.exceptions import AirflowSkipException
 

@@ -1,6 +1,10 @@
 """Whole `<use case>_deploy` runs with dag.test(): the local serving app reloads and answers
 with the new champion (or keeps the old one and alerts), and the SageMaker deployment builds
-the right requests: moto for creation, botocore's Stubber for the blue/green update."""
+the right requests: moto for creation, botocore's Stubber for the blue/green update. Model
+data comes from S3 (versions registered with their artifacts in moto's S3), endpoints
+capture their traffic to the lake, endpoint waits are deferred to the triggerer (which
+dag.test() runs in process), and an update whose new fleet fails its health checks leaves
+the previous configuration serving and alerts."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_sagemaker_container import version_in_s3
 from test_scoring import USE_CASE, load_dag_module, registered_versions, run_dag, set_alias, with_serving
 from test_serving import TRIP, running_app
 
@@ -20,6 +25,7 @@ pytestmark = pytest.mark.slow
 ALARMS = ["mlplatform-dev-serving-5xx", "mlplatform-dev-serving-p99-latency"]
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlplatform-dev-serving"
 ROLE = "arn:aws:iam::123456789012:role/mlplatform-dev-sagemaker"
+ADMIN_TOKEN = "deploy-token"
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +65,11 @@ def test_local_deploy_switches_the_serving_app_and_smoke_tests_it(
     set_alias(USE_CASE.model_name, "champion", versions[0])
     dag = load_dag_module("deploy").build(USE_CASE)
     # poll_seconds=0: the app follows the registry only when the deploy DAG asks it to.
-    with running_app(USE_CASE, lake=Lake(tmp_path.as_uri()), poll_seconds=0, challenger_share=0) as (
-        base,
-        http,
-    ):
+    with running_app(
+        USE_CASE, lake=Lake(tmp_path.as_uri()), poll_seconds=0, challenger_share=0, admin_token=ADMIN_TOKEN
+    ) as (base, http):
         monkeypatch.setenv("MLPLATFORM_SERVING_URL", base)
+        monkeypatch.setenv("MLPLATFORM_SERVING_ADMIN_TOKEN", ADMIN_TOKEN)
         set_alias(USE_CASE.model_name, "champion", versions[1])  # a promotion
         assert http.post(f"{base}/predict", json=TRIP).json()["version"] == versions[0]
 
@@ -88,13 +94,42 @@ def test_local_deploy_switches_the_serving_app_and_smoke_tests_it(
     assert "keeps serving the previous version" in json.dumps(alert)
 
 
+def test_the_reload_call_carries_the_admin_token(
+    versions: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlplatform.adapters.lake import Lake
+
+    monkeypatch.delenv("MLPLATFORM_SERVING_ADMIN_TOKEN", raising=False)
+    assert deployment.admin_headers() == {}
+    set_alias(USE_CASE.model_name, "champion", versions[0])
+    champion = ModelRef(USE_CASE.model_name, versions[0])
+    with running_app(USE_CASE, lake=Lake(tmp_path.as_uri()), poll_seconds=0, admin_token=ADMIN_TOKEN) as (
+        base,
+        _,
+    ):
+        monkeypatch.setenv("MLPLATFORM_SERVING_ADMIN_TOKEN", "not-the-token")
+        with pytest.raises(
+            deployment.DeploymentFailed, match=r"refused the reload .*MLPLATFORM_SERVING_ADMIN"
+        ):
+            deployment.deploy_local(base, USE_CASE, champion, wait_seconds=5)
+        monkeypatch.setenv("MLPLATFORM_SERVING_ADMIN_TOKEN", ADMIN_TOKEN)
+        assert deployment.admin_headers() == {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        assert (
+            deployment.deploy_local(base, USE_CASE, champion, wait_seconds=5)["smoke"]["version"]
+            == versions[0]
+        )
+
+
 # -- SageMaker ---------------------------------------------------------------------------------------
 @pytest.fixture
-def sagemaker(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """A SageMaker client on moto with nothing of this use case in it, and the settings AWS has."""
+def sagemaker(s3_bucket: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A SageMaker client on moto with nothing of this use case in it, the lake in moto's S3,
+    and the settings AWS has."""
     import boto3
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("MLPLATFORM_LAKE_URI", f"s3://{s3_bucket}/lake")
+    monkeypatch.delenv("MLPLATFORM_SERVING_CAPTURE_PERCENT", raising=False)
     monkeypatch.setenv("MLPLATFORM_SAGEMAKER_ROLE_ARN", ROLE)
     monkeypatch.setenv("MLPLATFORM_SERVING_IMAGE_URI", IMAGE)
     monkeypatch.setenv("MLPLATFORM_SERVING_ALARM_NAMES", ",".join(ALARMS))
@@ -126,23 +161,85 @@ def expected_deployment_config(canary: int, bake_seconds: int) -> dict[str, Any]
     }
 
 
-def test_sagemaker_deploy_creates_then_updates_blue_green(
-    versions: list[str], alerts: Any, sagemaker: Any, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import boto3
+@pytest.fixture
+def deferred_waits(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Every SageMaker trigger the triggerer runs (dag.test() runs them in process)."""
+    from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
+
+    runs: list[dict[str, Any]] = []
+    run = SageMakerTrigger.run
+
+    async def recorded(trigger: Any) -> Any:
+        runs.append(trigger.serialize()[1])
+        async for event in run(trigger):
+            yield event
+
+    monkeypatch.setattr(SageMakerTrigger, "run", recorded)
+    return runs
+
+
+def update_with(monkeypatch: pytest.MonkeyPatch, client: Any, *, healthy: bool) -> list[dict[str, Any]]:
+    """SageMaker's UpdateEndpoint, which moto lacks. The request goes through a Stubber, which
+    checks every parameter against the AWS API model. A healthy new fleet leaves the endpoint
+    on the new configuration; one that fails its health checks never takes traffic, and the
+    endpoint stays in service on the previous configuration."""
     from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
     from botocore.stub import ANY, Stubber
+
+    updates: list[dict[str, Any]] = []
+
+    def update_endpoint(hook: Any, request: dict[str, Any], **options: Any) -> dict[str, Any]:
+        name = request["EndpointName"]
+        stubber = Stubber(client)
+        response = {"EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{name}"}
+        stubber.add_response(
+            "update_endpoint",
+            {**response, "ResponseMetadata": {"HTTPStatusCode": 200}},
+            {
+                "EndpointName": name,
+                "EndpointConfigName": ANY,
+                "RetainAllVariantProperties": False,
+                "DeploymentConfig": expected_deployment_config(canary=10, bake_seconds=600),
+            },
+        )
+        with stubber:
+            answer = client.update_endpoint(**request)
+        stubber.assert_no_pending_responses()
+        if healthy:
+            client.delete_endpoint(EndpointName=name)
+            client.create_endpoint(EndpointName=name, EndpointConfigName=request["EndpointConfigName"])
+        updates.append(request)
+        return answer
+
+    monkeypatch.setattr(SageMakerHook, "update_endpoint", update_endpoint)
+    return updates
+
+
+def test_sagemaker_deploy_creates_then_updates_blue_green(
+    versions: list[str],
+    alerts: Any,
+    sagemaker: Any,
+    s3_bucket: str,
+    deferred_waits: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import boto3
+    from mlflow import MlflowClient
 
     use_case = with_serving(USE_CASE, target="sagemaker", challenger_share=0.1)
     dag = load_dag_module("deploy").build(use_case, endpoint_check_seconds=1)
     name = deployment.endpoint_name(use_case)
-    set_alias(USE_CASE.model_name, "champion", versions[0])
-    set_alias(USE_CASE.model_name, "challenger", versions[1])
+    champion, challenger, newer = (version_in_s3(s3_bucket, v) for v in versions)
+    set_alias(USE_CASE.model_name, "champion", champion.version)
+    set_alias(USE_CASE.model_name, "challenger", challenger.version)
 
-    # First deployment: everything is created (moto implements these calls).
+    # First deployment: everything is created (moto implements these calls); the wait for
+    # the endpoint is deferred to the triggerer and the task resumes when it is in service.
     states = run_dag(dag)
 
     assert states == {**dict.fromkeys(states, "success"), "sagemaker.update_endpoint": "skipped"}, states
+    assert [run["job_name"] for run in deferred_waits] == [name]
+    assert deferred_waits[0]["job_type"] == "endpoint"
     endpoint = sagemaker.describe_endpoint(EndpointName=name)
     assert endpoint["EndpointStatus"] == "InService"
     config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
@@ -150,48 +247,48 @@ def test_sagemaker_deploy_creates_then_updates_blue_green(
     assert variants["champion"]["InitialVariantWeight"] == pytest.approx(0.9)
     assert variants["challenger"]["InitialVariantWeight"] == pytest.approx(0.1)
     assert {v["InstanceType"] for v in variants.values()} == {use_case.serving.instance_type}
-    for variant, version in (("champion", versions[0]), ("challenger", versions[1])):
+    capture = config["DataCaptureConfig"]
+    assert capture["EnableCapture"] and capture["InitialSamplingPercentage"] == 100
+    assert capture["DestinationS3Uri"] == f"s3://{s3_bucket}/lake/predictions/{USE_CASE.name}/capture"
+    assert {o["CaptureMode"] for o in capture["CaptureOptions"]} == {"Input", "Output"}
+    assert "text/csv" in capture["CaptureContentTypeHeader"]["CsvContentTypes"]
+    assert "application/jsonlines" in capture["CaptureContentTypeHeader"]["JsonContentTypes"]
+    registry = MlflowClient()
+    for variant, ref in (("champion", champion), ("challenger", challenger)):
         model = sagemaker.describe_model(ModelName=variants[variant]["ModelName"])
         container = model["PrimaryContainer"]
         assert container["Image"] == f"{IMAGE}:latest" and model["ExecutionRoleArn"] == ROLE
-        assert container["Environment"]["MLPLATFORM_MODEL_URI"] == f"models:/{USE_CASE.model_name}/{version}"
-        assert container["Environment"]["MLPLATFORM_MODEL_VERSION"] == version
+        assert container["Environment"]["MLPLATFORM_MODEL_URI"] == "/opt/ml/model"
+        assert container["Environment"]["MLPLATFORM_MODEL_VERSION"] == ref.version
+        logged = registry.get_logged_model(ref.source.removeprefix("models:/"))
+        data = container["ModelDataSource"]["S3DataSource"]
+        assert data["S3Uri"] == logged.artifact_location.rstrip("/") + "/"
+        assert (data["S3DataType"], data["CompressionType"]) == ("S3Prefix", "None")
 
-    # The challenger is promoted. moto has no UpdateEndpoint: the request goes through a
-    # Stubber, which checks every parameter against the AWS API model, and the endpoint is
-    # then rebuilt on moto on the new configuration, as a successful update leaves it.
-    set_alias(USE_CASE.model_name, "champion", versions[1])
+    # A newer champion whose fleet fails its health checks: the update never takes traffic,
+    # the endpoint keeps serving the previous configuration, and Slack hears of it.
+    set_alias(USE_CASE.model_name, "champion", newer.version)
     set_alias(USE_CASE.model_name, "challenger", None)
-    stubbed = boto3.client("sagemaker", endpoint_url=moto_endpoint)
-    stubber = Stubber(stubbed)
-    stubber.add_response(
-        "update_endpoint",
-        {"EndpointArn": endpoint["EndpointArn"], "ResponseMetadata": {"HTTPStatusCode": 200}},
-        {
-            "EndpointName": name,
-            "EndpointConfigName": ANY,
-            "RetainAllVariantProperties": False,
-            "DeploymentConfig": expected_deployment_config(canary=10, bake_seconds=600),
-        },
-    )
-    updates: list[dict[str, Any]] = []
-
-    def update_endpoint(hook: Any, request: dict[str, Any], **options: Any) -> dict[str, Any]:
-        with stubber:
-            response = stubbed.update_endpoint(**request)
-        sagemaker.delete_endpoint(EndpointName=request["EndpointName"])
-        sagemaker.create_endpoint(
-            EndpointName=request["EndpointName"], EndpointConfigName=request["EndpointConfigName"]
-        )
-        updates.append(request)
-        return response
-
-    monkeypatch.setattr(SageMakerHook, "update_endpoint", update_endpoint)
+    client = boto3.client("sagemaker")
+    failed = update_with(monkeypatch, client, healthy=False)
 
     states = run_dag(dag)
 
-    stubber.assert_no_pending_responses()
-    skipped = ["create_champion_model", "create_challenger_model", "create_endpoint"]  # v2's model exists
+    assert states["sagemaker.update_endpoint"] == "success" and states["sagemaker.verify"] == "failed", states
+    assert len(failed) == 1
+    assert (
+        sagemaker.describe_endpoint(EndpointName=name)["EndpointConfigName"] == config["EndpointConfigName"]
+    )
+    [alert] = alerts()
+    assert "verify" in alert["text"] and "previous deployment keeps serving" in json.dumps(alert)
+
+    # The challenger is promoted instead and its fleet is healthy: the update goes through.
+    set_alias(USE_CASE.model_name, "champion", challenger.version)
+    updates = update_with(monkeypatch, client, healthy=True)
+
+    states = run_dag(dag)
+
+    skipped = ["create_champion_model", "create_challenger_model", "create_endpoint"]  # its model exists
     skipped = [f"sagemaker.{task_id}" for task_id in skipped]
     assert states == {**dict.fromkeys(states, "success"), **dict.fromkeys(skipped, "skipped")}, states
     [update] = updates
@@ -201,13 +298,14 @@ def test_sagemaker_deploy_creates_then_updates_blue_green(
     assert (
         sagemaker.describe_endpoint(EndpointName=name)["EndpointConfigName"] == update["EndpointConfigName"]
     )
+    assert [run["job_name"] for run in deferred_waits] == [name] * 3  # every wait was deferred
     set_alias(USE_CASE.model_name, "champion", versions[0])
-    assert alerts() == []
+    assert len(alerts()) == 1
 
 
 def test_a_rolled_back_update_is_a_failed_deployment(sagemaker: Any) -> None:
     use_case = with_serving(USE_CASE, target="sagemaker")
-    champion = ModelRef(USE_CASE.model_name, "7")
+    champion = ModelRef(USE_CASE.model_name, "7", source="s3://models/mlflow/models/m-7/artifacts")
     plan = deployment.plan_sagemaker(sagemaker, use_case, champion, None)
     assert plan["steps"] == ["create_champion_model", "create_endpoint_config", "create_endpoint"]
     sagemaker.create_model(**plan["create_champion_model"])
@@ -216,8 +314,23 @@ def test_a_rolled_back_update_is_a_failed_deployment(sagemaker: Any) -> None:
     assert deployment.verify_sagemaker(sagemaker, plan)["status"] == "InService"
     assert deployment.plan_sagemaker(sagemaker, use_case, champion, None)["steps"] == []  # nothing twice
 
-    newer = deployment.plan_sagemaker(sagemaker, use_case, ModelRef(USE_CASE.model_name, "8"), None)
-    assert newer["steps"] == ["create_champion_model", "create_endpoint_config", "update_endpoint"]
+    newer = ModelRef(USE_CASE.model_name, "8", source="s3://models/mlflow/models/m-8/artifacts")
+    newer_plan = deployment.plan_sagemaker(sagemaker, use_case, newer, None)
+    assert newer_plan["steps"] == ["create_champion_model", "create_endpoint_config", "update_endpoint"]
     # SageMaker rolled the update back: the endpoint serves the old configuration.
     with pytest.raises(deployment.DeploymentFailed, match="previous deployment keeps serving"):
-        deployment.verify_sagemaker(sagemaker, newer)
+        deployment.verify_sagemaker(sagemaker, newer_plan)
+
+
+def test_a_lake_outside_s3_cannot_take_data_capture(sagemaker: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlplatform.adapters.sagemaker import NotConfigured
+
+    use_case = with_serving(USE_CASE, target="sagemaker")
+    champion = ModelRef(USE_CASE.model_name, "7", source="s3://models/mlflow/models/m-7/artifacts")
+    monkeypatch.setenv("MLPLATFORM_SERVING_CAPTURE_PERCENT", "250")
+    with pytest.raises(ValueError, match="MLPLATFORM_SERVING_CAPTURE_PERCENT must be a whole percent"):
+        deployment.plan_sagemaker(sagemaker, use_case, champion, None)
+    monkeypatch.setenv("MLPLATFORM_SERVING_CAPTURE_PERCENT", "20")
+    monkeypatch.setenv("MLPLATFORM_LAKE_URI", "file:///tmp/lake")
+    with pytest.raises(NotConfigured, match="set MLPLATFORM_LAKE_URI to the lake bucket"):
+        deployment.plan_sagemaker(sagemaker, use_case, champion, None)

@@ -18,6 +18,7 @@ from mlplatform.adapters import snapshots
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import generator, tlc
 from mlplatform.core.modelling import TripModel, input_columns
+from mlplatform.core.records import ModelRef, ScoredOutput
 from mlplatform.core.spec import load_spec
 from mlplatform.stages import monitoring, scoring
 
@@ -80,8 +81,18 @@ def score(lake: Lake, model: TripModel, snapshot: Any, version: str = "1") -> No
     )
     folder = scoring.output_folder(USE_CASE.name, snapshot.month, version, snapshot.digest)
     lake.write_parquet(f"{folder}/predictions.parquet", table)
-    pointer = {"path": f"{folder}/predictions.parquet", "snapshot_digest": snapshot.digest, "rows": n}
-    lake.write_json(f"predictions/{USE_CASE.name}/month={snapshot.month}/CURRENT.json", pointer)
+    path = f"{folder}/predictions.parquet"
+    pointer = ScoredOutput(
+        use_case=USE_CASE.name,
+        month=snapshot.month,
+        path=path,
+        uri=lake.uri(path),
+        rows=n,
+        model=ModelRef(USE_CASE.model_name, version),
+        snapshot_digest=snapshot.digest,
+        snapshot_rows=n,
+    )
+    lake.write_json(f"predictions/{USE_CASE.name}/month={snapshot.month}/CURRENT.json", pointer.to_dict())
 
 
 def serving_log(

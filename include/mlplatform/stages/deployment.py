@@ -3,14 +3,19 @@
 Two targets, chosen by the spec's ``serving.target``:
 
 - ``local``: the serving app (:mod:`mlplatform.serving`) follows the registry aliases by
-  itself; deploying asks it to reload now (``POST /admin/reload``), waits until it serves
-  the new version and sends a smoke request that must be answered by that version.
-- ``sagemaker``: a SageMaker model per registered version (the serving image, loading the
-  version's artifacts), an endpoint configuration with a ``champion`` and, when the spec
-  gives the challenger a share, a ``challenger`` production variant weighted by that share,
-  and the endpoint created or updated with a blue/green deployment: a canary share of
-  capacity first, a baking period, then the rest, rolled back automatically when one of
-  the CloudWatch alarms Terraform creates (``MLPLATFORM_SERVING_ALARM_NAMES``) fires.
+  itself; deploying asks it to reload now (``POST /admin/reload``, with the bearer token
+  ``MLPLATFORM_SERVING_ADMIN_TOKEN`` when set), waits until it serves the new version and
+  sends a smoke request that must be answered by that version.
+- ``sagemaker``: a SageMaker model per registered version (the serving image, with the
+  version's artifacts copied from S3 to ``/opt/ml/model``), an endpoint configuration with
+  a ``champion`` and, when the spec gives the challenger a share, a ``challenger``
+  production variant weighted by that share, and data capture of every request and answer
+  to the lake (read by monitoring); the endpoint is created, or updated with a blue/green
+  deployment: a canary share of capacity first, a baking period, then the rest, rolled
+  back automatically when one of the CloudWatch alarms Terraform creates
+  (``MLPLATFORM_SERVING_ALARM_NAMES``) fires. An update whose new fleet fails its health
+  checks never takes traffic: the endpoint stays on its previous configuration and
+  :func:`verify_sagemaker` fails the deployment, which alerts.
 
 Names are content-addressed (``<use case>-v<version>-<hash>``), so re-running a deployment
 creates nothing twice and a deployment of what already serves changes nothing. The
@@ -31,6 +36,7 @@ from typing import Any
 
 from mlplatform.adapters import settings
 from mlplatform.adapters.sagemaker import (
+    data_capture_config,
     digest,
     endpoint_name,
     execution_role,
@@ -55,16 +61,22 @@ class DeploymentFailed(RuntimeError):
 
 
 # -- local: the serving app --------------------------------------------------------------------
-def sample_trip(columns: list[str]) -> dict[str, Any]:
-    """A plausible trip with every input column: a weekday-morning Midtown trip."""
+def sample_trip(use_case: UseCase, columns: list[str]) -> dict[str, Any]:
+    """A plausible trip with every input column: a weekday-morning Midtown trip.
+
+    Inputs a request may leave out take the value the model assumes for them
+    (:func:`~mlplatform.core.modelling.input_defaults`, e.g. the use case's taxi type).
+    """
+    from mlplatform.core.modelling import input_defaults
+    from mlplatform.core.tlc import NORMALISED_SCHEMA
+
     known = {
         "pickup_datetime": "2024-03-05T08:30:00",
         "pu_location_id": 161,
         "do_location_id": 236,
         "trip_distance": 2.1,
+        **input_defaults(use_case),
     }
-    from mlplatform.core.tlc import NORMALISED_SCHEMA
-
     trip: dict[str, Any] = {}
     for column in columns:
         if column in known:
@@ -90,12 +102,18 @@ def deploy_local(
     health: dict[str, Any] = {}
     with httpx.Client(timeout=30) as http:
         try:
-            response = http.post(f"{base}/admin/reload")
+            response = http.post(f"{base}/admin/reload", headers=admin_headers())
         except httpx.HTTPError as exc:
             raise DeploymentFailed(
                 f"the serving app at {base} cannot be reached ({exc}); start it "
                 "(see include/serving/README.md) or set MLPLATFORM_SERVING_URL"
             ) from None
+        if response.status_code in (401, 403):
+            raise DeploymentFailed(
+                f"the serving app at {base} refused the reload ({response.status_code}: "
+                f"{response.text[:300]}): set MLPLATFORM_SERVING_ADMIN_TOKEN here to the token the app "
+                "was started with"
+            )
         if response.status_code != 200:
             raise DeploymentFailed(
                 f"the serving app at {base} could not load the new models ({response.status_code}: "
@@ -112,7 +130,7 @@ def deploy_local(
                     f"the registry at {settings.tracking_uri()}?"
                 )
             time.sleep(1)
-        trip = sample_trip(health.get("inputs") or [])
+        trip = sample_trip(use_case, health.get("inputs") or [])
         smoke = http.post(f"{base}/predict", json=trip, headers={"X-Variant": "champion"})
     if smoke.status_code != 200:
         raise DeploymentFailed(
@@ -129,6 +147,12 @@ def deploy_local(
     return {"serving_url": base, "health": health, "smoke": answer}
 
 
+def admin_headers() -> dict[str, str]:
+    """The serving app's admin credentials: a bearer token when ``MLPLATFORM_SERVING_ADMIN_TOKEN`` is set."""
+    token = settings.get("MLPLATFORM_SERVING_ADMIN_TOKEN").strip()
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def endpoint_config_request(
     use_case: UseCase, champion_model: str, challenger_model: str | None
 ) -> dict[str, Any]:
@@ -136,7 +160,8 @@ def endpoint_config_request(
 
     The set of variants depends only on the spec (a challenger share above zero means two
     variants), so it never changes between deployments: blue/green updates need that.
-    Without a challenger version the challenger variant serves the champion model.
+    Without a challenger version the challenger variant serves the champion model. Every
+    request and answer is captured to the lake (:func:`data_capture_config`) for monitoring.
     """
     share = use_case.serving.challenger_share
     variants = [("champion", champion_model, 1.0 - share)]
@@ -154,8 +179,10 @@ def endpoint_config_request(
             for variant, model, weight in variants
         ]
     }
-    if kms := settings.get("MLPLATFORM_SERVING_KMS_KEY_ARN"):
+    kms = settings.get("MLPLATFORM_SERVING_KMS_KEY_ARN")
+    if kms:
         config["KmsKeyId"] = kms
+    config["DataCaptureConfig"] = data_capture_config(use_case, settings.lake_uri(), kms)
     name = f"{endpoint_name(use_case)}-{digest(config)}"
     return {"EndpointConfigName": name, **config, "Tags": tags(use_case)}
 
@@ -210,17 +237,19 @@ def plan_sagemaker(
     challenger: ModelRef | None,
     canary_percent: int = CANARY_PERCENT,
     bake_minutes: int = BAKE_MINUTES,
+    registry_client: Any = None,
 ) -> dict[str, Any]:
     """Every SageMaker request a deployment needs, given what already exists.
 
     One request per step of :data:`STEPS`, empty where the step has nothing to do, and
     ``steps``: the steps with something to do. A new endpoint is created; a running one is
-    updated blue/green, unless it already serves the planned configuration.
+    updated blue/green, unless it already serves the planned configuration. Each model's
+    data is its version's artifacts in S3, resolved through ``registry_client``.
     """
     image, role = serving_image(), execution_role()
-    models = {"champion": model_request(use_case, champion, image, role)}
+    models = {"champion": model_request(use_case, champion, image, role, registry_client)}
     if challenger is not None and challenger.version != champion.version:
-        models["challenger"] = model_request(use_case, challenger, image, role)
+        models["challenger"] = model_request(use_case, challenger, image, role, registry_client)
     config = endpoint_config_request(
         use_case, models["champion"]["ModelName"], models.get("challenger", {}).get("ModelName")
     )

@@ -160,6 +160,13 @@ data "aws_iam_policy_document" "this" {
   }
 
   statement {
+    sid = "WriteDataCapture"
+    # Endpoints capture every request and answer to the lake; monitoring reads them there.
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+    resources = ["${var.lake_bucket_arn}/${var.data_capture_prefix}*"]
+  }
+
+  statement {
     sid = "ReadModelRegistry"
     # A container whose model version has no S3 source loads it through the registry.
     actions = [

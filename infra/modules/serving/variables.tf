@@ -144,6 +144,12 @@ variable "batch_output_prefix" {
   default     = "predictions/"
 }
 
+variable "data_capture_prefix" {
+  type        = string
+  description = "Lake prefix endpoints capture requests and answers to (with trailing slash); the deploy DAG sends them to `predictions/<use case>/capture/`."
+  default     = "predictions/"
+}
+
 variable "data_kms_key_arn" {
   type        = string
   description = "ARN of the KMS key that encrypts the lake and MLflow buckets."

@@ -20,6 +20,11 @@ did and compares it with what the champion promised at training time:
 - **serving health** (:mod:`.measure`): error rate and p99 latency per request from the
   serving log.
 
+Real-time traffic comes from the local serving app's log and, for SageMaker endpoints,
+from their data capture in the lake (:mod:`.capture`, ``predictions/<uc>/capture/``), read
+into the same rows; malformed capture lines are counted (``capture_malformed_lines``) and
+skipped.
+
 :func:`breaches` (:mod:`.thresholds`) holds the metrics to the spec's ``monitoring``
 thresholds, a rule table. Only performance and drift breaches ask for retraining; a
 data-quality or serving breach is alerted but a new model would not fix it.
@@ -39,6 +44,7 @@ from __future__ import annotations
 
 from mlplatform.adapters.registry import model_url
 from mlplatform.stages.monitoring.alert import alert_links, alert_text, breach_alert, send_alert
+from mlplatform.stages.monitoring.capture import CaptureLog, read_capture, with_capture
 from mlplatform.stages.monitoring.data_drift import (
     MIN_DRIFT_ROWS,
     SAMPLE_ROWS,
@@ -101,6 +107,7 @@ __all__ = [
     "THRESHOLD_RULES",
     "TOP_CATEGORIES",
     "Breach",
+    "CaptureLog",
     "Champion",
     "Decision",
     "DriftResult",
@@ -124,6 +131,7 @@ __all__ = [
     "outcome_scores",
     "performance",
     "predict",
+    "read_capture",
     "read_history",
     "read_state",
     "record_path",
@@ -142,6 +150,7 @@ __all__ = [
     "summary",
     "version_metrics",
     "window_of_run",
+    "with_capture",
     "write_history",
     "write_report",
 ]

@@ -46,11 +46,9 @@ def batch_outcomes(lake: Lake, use_case: UseCase, window: str) -> tuple[pd.DataF
     if record is None:
         return None, "no_predictions"
     answer = answer_column(use_case)
-    predictions = lake.read_parquet(
-        record["path"], columns=["row_index", answer, "model_version"]
-    ).to_pandas()
+    predictions = lake.read_parquet(record.path, columns=["row_index", answer, "model_version"]).to_pandas()
     try:
-        snap = snapshots.read_snapshot(lake, use_case.name, window, record["snapshot_digest"])
+        snap = snapshots.read_snapshot(lake, use_case.name, window, record.snapshot_digest)
     except FileNotFoundError:
         return None, "no_ground_truth"
     truth = modelled_frame(lake, use_case, snap, input_columns(use_case.features.all), with_truth=True)
@@ -228,7 +226,7 @@ def data_quality(lake: Lake, use_case: UseCase, window: str) -> dict[str, Any]:
 
 
 def serving_health(logged: pd.DataFrame | None) -> dict[str, float]:
-    """Requests, error rate and p99 latency per request, from the serving log.
+    """Requests, error rate and p99 latency per request, from the serving log (and capture).
 
     The log records every request with its HTTP ``status`` (failed ones as one row each);
     a status of 400 or more is an error. Logs written before statuses were recorded give
@@ -238,8 +236,10 @@ def serving_health(logged: pd.DataFrame | None) -> dict[str, float]:
         return {}
     requests = logged.drop_duplicates("request_id")
     out = {"requests": float(len(requests))}
-    if "latency_ms" in requests:
-        out["p99_latency_ms"] = float(np.percentile(requests["latency_ms"].astype(float), 99))
+    # SageMaker's capture records no latency (CloudWatch has it): only logged latencies count.
+    latencies = requests["latency_ms"].astype(float).dropna() if "latency_ms" in requests else None
+    if latencies is not None and len(latencies):
+        out["p99_latency_ms"] = float(np.percentile(latencies, 99))
     if "status" in requests:
         out["error_rate"] = float((requests["status"].astype(int) >= 400).mean())
     return out

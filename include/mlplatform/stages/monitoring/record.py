@@ -27,6 +27,7 @@ from mlplatform.adapters import registry, settings
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import months
 from mlplatform.core.spec import UseCase
+from mlplatform.stages.monitoring.capture import read_capture, with_capture
 from mlplatform.stages.monitoring.data_drift import DriftResult, measure_drift
 from mlplatform.stages.monitoring.measure import data_quality, measure_performance, serving_health
 from mlplatform.stages.monitoring.reference import Champion, champion
@@ -78,7 +79,9 @@ def evaluate_window(
     client = client or registry.client()
     found = found if found is not None else champion(use_case, client)
     metric = use_case.monitoring.performance_metric
-    logged = serving_log(lake, use_case.name, window)
+    # Real-time traffic: the local serving app's log and SageMaker's data capture, one frame.
+    captured = read_capture(lake, use_case, window)
+    logged = with_capture(serving_log(lake, use_case.name, window), captured)
     metrics, details, sources = measure_performance(lake, use_case, window, logged, client, found)
     result, reference_months, reference_rows = measure_drift(lake, use_case, window, logged, found)
     pending: list[str] = [] if metric in metrics else [metric]
@@ -93,6 +96,7 @@ def evaluate_window(
         details.update(features=result.scores, drifted=result.drifted)
     metrics.update(data_quality(lake, use_case, window))
     metrics.update(serving_health(logged))
+    metrics.update(captured.metrics())
     found_breaches = breaches(use_case, metrics)
     status = "breach" if found_breaches else ("pending" if metric in pending else "ok")
     record = {
