@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from typing import Any
 
@@ -144,7 +143,7 @@ def capture_prefix(use_case: str) -> str:
 
 def capture_percent() -> int:
     """The share of requests captured (``MLPLATFORM_SERVING_CAPTURE_PERCENT``, 100 by default)."""
-    raw = os.getenv("MLPLATFORM_SERVING_CAPTURE_PERCENT", "").strip() or str(DEFAULT_CAPTURE_PERCENT)
+    raw = settings.get("MLPLATFORM_SERVING_CAPTURE_PERCENT").strip() or str(DEFAULT_CAPTURE_PERCENT)
     if not raw.isdigit() or not 0 < int(raw) <= 100:
         raise ValueError(
             f"MLPLATFORM_SERVING_CAPTURE_PERCENT must be a whole percent from 1 to 100, got {raw!r}"

@@ -20,10 +20,12 @@ from typing import Any
 
 import pandas as pd
 
+from mlplatform.adapters import registry
+from mlplatform.adapters.registry import ModelNotFound
+from mlplatform.core.records import ModelRef
 from mlplatform.core.spec import UseCase
 from mlplatform.serving.schema import InputField, Validator, model_fields
 from mlplatform.stages import scoring
-from mlplatform.stages.scoring import ModelNotFound, ModelRef
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,29 @@ class LoadedModel:
         model = scoring.load_model(uri)
         fields = model_fields(model, use_case)
         task, predict = scoring.model_task(model), scoring.predictor(model)
+        _check_predicts(ref, model, predict)
         return cls(ref, uri, model, fields, task, predict, Validator(fields))
+
+
+class ModelDoesNotPredict(RuntimeError):
+    """A version that loads but fails on its own input example; it is never swapped in."""
+
+
+def _check_predicts(ref: ModelRef, model: Any, predict: Callable[[pd.DataFrame], pd.DataFrame]) -> None:
+    """Predict the version's logged input example before it can take traffic."""
+    try:
+        example = model.input_example
+    except Exception:  # an example that cannot be read is no verdict on the model
+        example = None
+    if not isinstance(example, pd.DataFrame) or example.empty:
+        return
+    try:
+        predict(example.head(5))
+    except Exception as exc:
+        raise ModelDoesNotPredict(
+            f"{ref.name} version {ref.version} loads but fails on its own input example ({exc}); "
+            "what was served before keeps being served"
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -103,12 +127,12 @@ class ModelStore:
                 self.served = Served(LoadedModel.load(ref, self.use_case, self.fixed_uri), None, now)
                 return True
             return False
-        client = scoring.registry_client()
-        champion = scoring.resolve(self.model_name, "champion", client)
+        client = registry.client()
+        champion = registry.resolve(self.model_name, registry.CHAMPION, client)
         challenger = None
         if self.follow_challenger:
             with contextlib.suppress(ModelNotFound):
-                challenger = scoring.resolve(self.model_name, "challenger", client)
+                challenger = registry.resolve(self.model_name, registry.CHALLENGER, client)
         wanted = (champion.version, challenger.version if challenger else None)
         current = self.served
         if current is not None and current.versions() == wanted:
