@@ -357,3 +357,15 @@ def test_cli_monitor_prints_the_record(
     assert record["status"] == "pending" and record["sources"]["batch"] == "no_predictions"
     assert record["mlflow_run_url"].startswith(mlflow_server)
     assert lake.exists(monitoring.record_path(USE_CASE.name, "2024-04"))
+
+
+def test_pending_windows_are_those_recorded_pending_whose_ground_truth_arrived(tmp_path: Any) -> None:
+    lake = Lake(tmp_path.as_uri())
+    metric = USE_CASE.monitoring.performance_metric
+    lake.write_json(monitoring.record_path(USE_CASE.name, "2024-02"), {"pending": [metric]})
+    lake.write_json(monitoring.record_path(USE_CASE.name, "2024-03"), {"pending": ["drift_share"]})
+    lake.write_json(monitoring.record_path(USE_CASE.name, "2024-04"), {"pending": []})
+    arrived = ["2024-04", "2024-03", "2024-02", "2024-01"]
+    assert monitoring.pending_windows(lake, USE_CASE, arrived) == ["2024-02"]
+    with pytest.raises(ValueError, match="window"):
+        monitoring.pending_windows(lake, USE_CASE, ["2024-13"])

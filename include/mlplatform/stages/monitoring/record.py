@@ -51,6 +51,18 @@ def history_path(use_case: str) -> str:
     return f"monitoring/{use_case}/history.parquet"
 
 
+def pending_windows(lake: Lake, use_case: UseCase, arrived: list[str]) -> list[str]:
+    """Which of the months whose ground truth ``arrived`` (validated snapshots) were recorded
+    ``pending`` for want of it: their windows can be evaluated again now, oldest first."""
+    metric = use_case.monitoring.performance_metric
+    found = []
+    for window in sorted(set(arrived)):
+        path = record_path(use_case.name, months.check(window, "window"))
+        if lake.exists(path) and metric in (lake.read_json(path).get("pending") or []):
+            found.append(window)
+    return found
+
+
 def window_of_run(window: str | None, data_interval_end: datetime | None) -> str:
     """The window a run evaluates: ``window`` if given, else the last full month before the
     run was due (a run due on 1 April evaluates March), as batch scoring does."""
