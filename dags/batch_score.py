@@ -27,8 +27,11 @@ its data interval ends (a run due on 1 April scores March). Catchup is off; to s
 months, trigger with the `month` param or backfill a date range from the UI or with
 `airflow backfill create`.
 
-**Produces.** The Asset `<use case>_predictions` (extra: month, model version, path),
-which the monitoring DAG follows.
+**Produces.** The Asset `<use case>_predictions` (extra: month, model version, path, and
+`backfill`), which the monitoring DAG follows. A backfill (`airflow backfill create`, the
+UI's backfill, or the `backfill` param) scores history the same way and marks its events
+`backfill: true`, so the monitor runs they start record history without alerting or
+retraining.
 
 **Operating it.** Every failure alerts Slack. Re-running a month is safe: the data file
 is replaced atomically and `CURRENT.json` only moves when the new file is complete, so a
@@ -71,9 +74,7 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
         catchup=False,
         max_active_runs=1,  # two runs of one month would race for its CURRENT.json
         tags=dagkit.tags(use_case, STAGE),
-        default_args=dagkit.default_args(
-            use_case, on_failure_callback=alerts.on_failure(use_case.name, STAGE)
-        ),
+        default_args=dagkit.default_args(use_case),
         doc_md=__doc__,
         params={
             "month": Param(
@@ -83,6 +84,7 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
                 title="Month",
                 description="Month to score, YYYY-MM. Empty: the month that ended when the run was due.",
             ),
+            "backfill": dagkit.backfill_param(),
         },
     ) as dag:
 
@@ -151,18 +153,25 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
             output = _score_on_sagemaker(use_case, checked, model, transform_check_seconds)
 
         @task(outlets=[dagkit.predictions_asset(use_case)])
-        def publish(output: dict[str, Any], *, outlet_events: Any = None) -> dict[str, Any]:
+        def publish(
+            output: dict[str, Any],
+            params: dict[str, Any] | None = None,
+            dag_run: Any = None,
+            *,
+            outlet_events: Any = None,
+        ) -> dict[str, Any]:
             """Point the month's `CURRENT.json` at the new predictions once they are complete."""
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import scoring
 
             record = scoring.publish(Lake(), output)
             outlet_events[dagkit.predictions_asset(use_case)].extra = {
-                "month": record["month"],
-                "model_version": record["model"]["version"],
-                "uri": record["uri"],
+                "month": record.month,
+                "model_version": record.model.version,
+                "uri": record.uri,
+                "backfill": dagkit.is_backfill(params, dag_run),
             }
-            return record
+            return record.to_dict()
 
         publish(output)
     return dag
@@ -178,7 +187,7 @@ def _score_locally(use_case: UseCase, checked: Any, model: Any) -> Any:
 
         lake = Lake()
         snapshot = snapshots.read_snapshot(lake, use_case.name, checked["month"], checked["digest"])
-        return scoring.score_snapshot(lake, use_case, snapshot, ModelRef.from_dict(model))
+        return scoring.score_snapshot(lake, use_case, snapshot, ModelRef.from_dict(model)).to_dict()
 
     return score(checked, model)
 
@@ -225,7 +234,7 @@ def _score_on_sagemaker(use_case: UseCase, checked: Any, model: Any, check_secon
             snapshot = snapshots.read_snapshot(lake, use_case.name, checked["month"], checked["digest"])
             return scoring.collect_transform_output(
                 lake, use_case, snapshot, ModelRef.from_dict(model), staged
-            )
+            ).to_dict()
 
         staged = stage_input(checked, model)
         transform = SageMakerTransformOperator(
@@ -233,6 +242,7 @@ def _score_on_sagemaker(use_case: UseCase, checked: Any, model: Any, check_secon
             config=transform_config(checked, model, staged),
             aws_conn_id=None,  # the default credential chain: the MWAA execution role in AWS
             wait_for_completion=True,
+            deferrable=True,  # the wait runs in the triggerer: no worker slot held for the job
             check_interval=check_seconds,
             check_if_model_exists=False,  # transform_config only asks for a model that is missing
         )

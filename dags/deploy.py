@@ -36,7 +36,6 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, TaskGroup, task
 
-from mlplatform.adapters import alerts
 from mlplatform.airflow import dagkit
 from mlplatform.core.spec import UseCase
 
@@ -55,9 +54,7 @@ def build(use_case: UseCase, endpoint_check_seconds: int = ENDPOINT_CHECK_SECOND
         catchup=False,
         max_active_runs=1,  # deployments of one endpoint never overlap
         tags=dagkit.tags(use_case, STAGE),
-        default_args=dagkit.default_args(
-            use_case, on_failure_callback=alerts.on_failure(use_case.name, STAGE)
-        ),
+        default_args=dagkit.default_args(use_case),
         doc_md=__doc__,
         params={
             "wait_seconds": Param(

@@ -30,10 +30,16 @@ already queued or running, or the monitor triggered one less than
 `retrain_cooldown_hours` ago (`monitoring/<use case>/retrain_state.json`). Data-quality and
 serving breaches are alerted only: a new model would not fix them.
 
-**Triggers.** The spec's `schedules.monitor`; a run evaluates the last full month before
-it was due (a run due on 1 April evaluates March). Trigger it by hand with the `window`
+**Triggers.** Every update of the Asset `<use case>_predictions`: batch scoring published a
+month's predictions, and the run evaluates that month (each month, when several arrived
+together; the newest decides on alerts and retrains). Trigger it by hand with the `window`
 param to evaluate any month, for example once the ground truth of a pending window
 arrives. Re-running a window replaces its record, history rows and report.
+
+**Backfills.** A run of `airflow backfill create` (or the UI's backfill), a run with the
+`backfill` param, and a run started by predictions that a backfill of batch scoring
+published recompute history: records, history rows, reports and MLflow runs are written
+as usual, but nothing is alerted and no retrain is triggered.
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ def build(use_case: UseCase) -> DAG:
     train_dag_id = dagkit.dag_id(use_case, "train")
     with DAG(
         dag_id=dagkit.dag_id(use_case, STAGE),
-        schedule=dagkit.schedule(use_case, "monitor"),
+        schedule=dagkit.follows(dagkit.predictions_asset(use_case)),
         start_date=dagkit.start_date(use_case),
         catchup=False,
         max_active_runs=1,  # runs share the history file and the retrain state
@@ -68,26 +74,39 @@ def build(use_case: UseCase) -> DAG:
                 type=["null", "string"],
                 pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
                 title="Window",
-                description="Month to evaluate, YYYY-MM. Empty: the last full month before the run was due.",
+                description="Month to evaluate, YYYY-MM. Empty: the month(s) of the predictions that "
+                "started the run, else the last full month before the run was due.",
             ),
+            "backfill": dagkit.backfill_param(),
         },
     ) as dag:
 
         @task
         def evaluate(
-            params: dict[str, Any] | None = None, data_interval_end: Any = None, ti: Any = None
+            params: dict[str, Any] | None = None,
+            data_interval_end: Any = None,
+            triggering_asset_events: Any = None,
+            dag_run: Any = None,
+            ti: Any = None,
         ) -> dict[str, Any]:
-            """Measure the window and write its record, history rows, report and MLflow run."""
+            """Measure the window(s) and write each record, history rows, report and MLflow run."""
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import monitoring
 
-            window = monitoring.window_of_run((params or {}).get("window"), data_interval_end)
+            extras = dagkit.event_extras(triggering_asset_events)
+            given = (params or {}).get("window")
+            scored = sorted({str(e["month"]) for e in extras if e.get("month")})
+            windows = [given] if given or not scored else scored
             run_url = ti.log_url.split("/tasks/")[0] if ti is not None else None
-            record = monitoring.monitor(Lake(), use_case, window, airflow_run_url=run_url)
-            return {
+            lake = Lake()
+            for wanted in windows:
+                window = monitoring.window_of_run(wanted, data_interval_end)
+                record = monitoring.monitor(lake, use_case, window, airflow_run_url=run_url)
+            summary = {
                 k: record.get(k)
                 for k in ("window", "status", "breaches", "record_uri", "report_url", "mlflow_run_url")
             }
+            return {**summary, "backfill": dagkit.is_backfill(params, dag_run, extras)}
 
         @task.short_circuit
         def decide(summary: dict[str, Any], ti: Any = None, run_id: str | None = None) -> bool:
@@ -98,6 +117,9 @@ def build(use_case: UseCase) -> DAG:
             from mlplatform.stages import monitoring
 
             if not summary["breaches"]:
+                return False
+            if summary["backfill"]:
+                print(f"backfill of {summary['window']}: {summary['breaches']} recorded, not alerted")
                 return False
             lake = Lake()
             record = lake.read_json(monitoring.record_path(use_case.name, summary["window"]))

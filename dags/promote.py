@@ -22,11 +22,17 @@ new version), or by hand with these params:
    latency and size budgets, and a passed data contract for every snapshot it learned from.
 2. `route` decides who acts, by the spec's `maturity_level`: **4** promotes automatically;
    **3** asks a person in the Airflow UI (`approval`, under *Required actions*: approve or
-   reject; no answer within `promotion.approval_timeout_hours` means rejected); **2**
+   reject; no answer within `promotion.approval_timeout_hours` means rejected). Slack hears
+   of it when it starts waiting (`request_approval`: the gate table and the link to the
+   form) and again, from `remind`, when three quarters of the time passed unanswered.
+   Airflow before 3.1 has no such form: there the DAG's docs start with a warning and
+   `approval` waits for the Airflow Variable `<dag id>__approval` instead
+   (`{"version": "7", "answer": "Approve", "by": "alice"}`). **2**
    records the decision and posts it to Slack, where the message gives the command that
    promotes the version (`mlplatform promote --use-case <name> --version N --approve`, or
    this DAG with `action=promote`).
-3. `decide` records the outcome on the model version as tags (decision, reason, who,
+3. `decide` records the outcome on the model version as tags (decision, reason, who
+   decided (`decision.by`: the approver, or "approval timeout"),
    metrics, gates, this run's id), moves `champion` (keeping `previous_champion`) when
    promoted, and posts it to Slack. Failed gates always reject: a bad model is never
    promoted, approved or not.
@@ -37,49 +43,42 @@ new version), or by hand with these params:
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Param, PokeReturnValue, task
 
-from mlplatform.airflow import dagkit
+from mlplatform.airflow import approval, dagkit
 from mlplatform.core.spec import UseCase
 
 STAGE = Path(__file__).stem
-
-
-class RecordedApprovalOperator(ApprovalOperator):
-    """Airflow's `ApprovalOperator` that also keeps the answer in XCom (key `answer`).
-
-    On "Reject" (or the default after a timeout) the operator skips its downstream tasks,
-    which ends it before its return value is stored; `decide` still needs to know who
-    answered what. Kept here, beside the one DAG that uses it.
-    """
-
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        if "error" not in event:
-            answer = {
-                "chosen_options": list(event.get("chosen_options") or []),
-                "responded_by_user": event.get("responded_by_user"),
-            }
-            context["ti"].xcom_push(key="answer", value=answer)
-        return super().execute_complete(context, event)
+log = logging.getLogger(__name__)
 
 
 def build(use_case: UseCase) -> DAG:
     """The promote DAG of one use case."""
+    dag_id = dagkit.dag_id(use_case, STAGE)
+    hitl = approval.hitl_supported()
+    if not hitl:
+        log.warning(
+            "%s: Airflow %s has no HITL approval; level 3 waits for the Variable %s",
+            dag_id,
+            approval.airflow_version(),
+            approval.variable_key(dag_id),
+        )
+    timeout = timedelta(hours=use_case.promotion.approval_timeout_hours)
     with DAG(
-        dag_id=dagkit.dag_id(use_case, STAGE),
+        dag_id=dag_id,
         schedule=[dagkit.model_asset(use_case, "challenger")],
         start_date=dagkit.start_date(use_case),
         catchup=False,
         max_active_runs=1,
         tags=dagkit.tags(use_case, STAGE),
         default_args=dagkit.default_args(use_case),
-        doc_md=__doc__,
+        doc_md=__doc__ if hitl else approval.fallback_notice(dag_id) + (__doc__ or ""),
         params={
             "action": Param(
                 "evaluate",
@@ -126,16 +125,47 @@ def build(use_case: UseCase) -> DAG:
         def route(assessment: dict[str, Any], params: dict[str, Any] | None = None) -> str:
             """Ask a person only at maturity level 3, only for a version that passed every gate."""
             asks = use_case.maturity_level == 3 and (params or {}).get("action", "evaluate") == "evaluate"
-            return "approval" if asks and assessment["passed"] else "decide"
+            return "request_approval" if asks and assessment["passed"] else "decide"
 
-        approval = RecordedApprovalOperator(
-            task_id="approval",
-            subject=f"Promote {use_case.model_name} version "
-            "{{ ti.xcom_pull(task_ids='assess')['version'] }} to champion?",
-            body="{{ ti.xcom_pull(task_ids='assess')['summary_md'] }}",
-            defaults="Reject",
-            response_timeout=timedelta(hours=use_case.promotion.approval_timeout_hours),
+        @task
+        def request_approval(
+            assessment: dict[str, Any], run_id: str | None = None, ti: Any = None
+        ) -> dict[str, Any]:
+            """Post to Slack that a version waits for approval: the gate table and where to answer."""
+            from datetime import UTC, datetime
+
+            from mlplatform.adapters import alerts
+
+            asked = approval.request(
+                dag_id=dag_id,
+                run_id=str(run_id),
+                assessment=assessment,
+                now=datetime.now(UTC),
+                timeout=timeout,
+                log_url=getattr(ti, "log_url", None),
+                hitl=hitl,
+            )
+            alerts.send(approval.request_alert(asked))
+            return asked.to_dict()
+
+        @task.sensor(
+            poke_interval=_poke_seconds(timeout), timeout=_sensor_timeout(timeout), mode="reschedule"
         )
+        def remind(asked: dict[str, Any], run_id: str | None = None, ti: Any = None) -> PokeReturnValue:
+            """Remind Slack once if the approval is still unanswered late in its waiting time."""
+            from datetime import UTC, datetime
+
+            from mlplatform.adapters import alerts
+
+            states = ti.get_task_states(dag_id=dag_id, task_ids=["approval"], run_ids=[run_id])
+            if approval.approval_finished(states, str(run_id)):
+                return PokeReturnValue(is_done=True, xcom_value="answered")
+            request = approval.ApprovalRequest.from_dict(asked)
+            if datetime.now(UTC) < request.remind_at:
+                return PokeReturnValue(is_done=False)
+            alerts.send(approval.reminder_alert(request))
+            return PokeReturnValue(is_done=True, xcom_value="reminded")
+
         # The approval skips its direct downstream on "Reject"; `decide` must still run then.
         approved = EmptyOperator(task_id="approved")
 
@@ -174,10 +204,63 @@ def build(use_case: UseCase) -> DAG:
         choose_action() >> [rollback(), assessment]
         routed = route(assessment)
         decided = decide(assessment)
-        routed >> [approval, decided]
-        approval >> approved >> decided
+        asked = request_approval(assessment)
+        waiting = _approval_task(use_case, hitl, timeout, asked)
+        asked >> waiting  # the HITL operator takes no input from it, but must wait for it
+        remind(asked)
+        routed >> [asked, decided]
+        waiting >> approved >> decided
         champion_moved(decided)
     return dag
+
+
+def _poke_seconds(timeout: timedelta) -> float:
+    """Check often enough to remind in time, at most every 5 minutes."""
+    return max(1.0, min(300.0, timeout.total_seconds() / 8))
+
+
+def _sensor_timeout(timeout: timedelta) -> float:
+    """Longer than the approval may wait: the sensors end themselves at its deadline."""
+    return timeout.total_seconds() + 3600
+
+
+def _approval_task(use_case: UseCase, hitl: bool, timeout: timedelta, asked: Any) -> Any:
+    """The task that waits for the answer: Airflow's HITL form, or the Variable on Airflow < 3.1."""
+    if hitl:
+        from mlplatform.airflow.hitl import RecordedApprovalOperator
+
+        return RecordedApprovalOperator(
+            task_id="approval",
+            subject=f"Promote {use_case.model_name} version "
+            "{{ ti.xcom_pull(task_ids='assess')['version'] }} to champion?",
+            body="{{ ti.xcom_pull(task_ids='assess')['summary_md'] }}",
+            defaults="Reject",
+            response_timeout=timeout,
+        )
+
+    @task.sensor(
+        task_id="approval",
+        poke_interval=_poke_seconds(timeout),
+        timeout=_sensor_timeout(timeout),
+        mode="reschedule",
+    )
+    def wait_for_variable(asked: dict[str, Any], ti: Any = None) -> PokeReturnValue:
+        """Wait for the answer in the Airflow Variable `<dag id>__approval`; none by the deadline rejects."""
+        from datetime import UTC, datetime
+
+        from airflow.sdk import Variable
+
+        request = approval.ApprovalRequest.from_dict(asked)
+        value = Variable.get(approval.variable_key(request.dag_id), default=None)
+        answer = approval.variable_answer(value, request.version)
+        if answer is None and datetime.now(UTC) >= datetime.fromisoformat(request.deadline):
+            answer = approval.answer("Reject", None)
+        if answer is None:
+            return PokeReturnValue(is_done=False)
+        ti.xcom_push(key="answer", value=answer)
+        return PokeReturnValue(is_done=True, xcom_value=answer)
+
+    return wait_for_variable(asked)
 
 
 for _use_case in dagkit.use_cases():

@@ -25,10 +25,10 @@ Then, by verdict:
 The raw file is only ever read. Data Docs are rebuilt on every run; the task log and the
 alert link the page of this validation.
 
-**Triggers.** The spec's `schedules.validate`: a run validates the month of its data
-interval (the run due on 1 April validates March). Trigger it by hand with the `month`
-param to validate any month, e.g. after landing a corrected file with
-`mlplatform ingest --replace`.
+**Triggers.** Every update of the Asset `<use case>_raw`: `<use case>_ingest` landed a new
+raw month, and the run validates that month (extra `month`). Trigger it by hand with the
+`month` param to validate any month, e.g. after landing a corrected file with
+`mlplatform ingest --replace`; without it, a run validates the month of its logical date.
 
 **Produces.** The Asset `<use case>_validated` (extra: `month`, `digest`) when a new
 snapshot becomes current; training follows it. Re-running a month whose raw file did not
@@ -44,7 +44,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
+from airflow.sdk import DAG, Param, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlplatform.adapters import alerts
@@ -56,18 +56,15 @@ STAGE = Path(__file__).stem
 
 def build(use_case: UseCase) -> DAG:
     """The validate DAG of one use case."""
-    cron = dagkit.schedule(use_case, "validate")
     with DAG(
         dag_id=dagkit.dag_id(use_case, STAGE),
-        # Data intervals, not trigger times: the run due on 1 April covers March.
-        schedule=CronDataIntervalTimetable(cron, timezone="UTC") if cron else None,
+        # Raw months arrive when TLC publishes them, not on a calendar: ingest says when.
+        schedule=dagkit.follows(dagkit.raw_asset(use_case)),
         start_date=dagkit.start_date(use_case),
         catchup=False,
         max_active_runs=1,  # two runs of one month would race for its CURRENT.json
         tags=dagkit.tags(use_case, STAGE),
-        default_args=dagkit.default_args(
-            use_case, on_failure_callback=alerts.on_failure(use_case.name, STAGE)
-        ),
+        default_args=dagkit.default_args(use_case),
         doc_md=__doc__,
         params={
             "month": Param(
@@ -75,16 +72,22 @@ def build(use_case: UseCase) -> DAG:
                 type=["null", "string"],
                 pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
                 title="Month",
-                description="Month to validate, YYYY-MM. Empty: the month of the run's data interval.",
+                description="Month to validate, YYYY-MM. Empty: the month the ingest DAG landed, "
+                "else the month of the run's logical date.",
             ),
         },
     ) as dag:
 
         @task
-        def resolve_month(params: dict[str, Any] | None = None, data_interval_start: Any = None) -> str:
-            """The month this run validates: the `month` param, else its data interval's month."""
-            month = (params or {}).get("month")
-            return month or data_interval_start.strftime("%Y-%m")
+        def resolve_month(
+            params: dict[str, Any] | None = None,
+            triggering_asset_events: Any = None,
+            data_interval_start: Any = None,
+        ) -> str:
+            """The month this run validates: the `month` param, the landed month, or the logical date's."""
+            landed = [e["month"] for e in dagkit.event_extras(triggering_asset_events) if e.get("month")]
+            month = (params or {}).get("month") or (landed[-1] if landed else None)
+            return str(month or data_interval_start.strftime("%Y-%m"))
 
         @task
         def check_contract(month: str) -> dict[str, Any]:
@@ -96,24 +99,20 @@ def build(use_case: UseCase) -> DAG:
                 outcome = contracts.validate_month(Lake(), use_case, month)
             except contracts.RawFileMissing as exc:
                 raise AirflowFailException(str(exc)) from None  # retrying will not land the file
-            print(outcome["summary"])
-            print(f"Data Docs: {outcome['data_docs_url']}")
-            return outcome
+            print(outcome.summary)
+            print(f"Data Docs: {outcome.data_docs_url}")
+            return outcome.to_dict()
 
         @task
         def report(outcome: dict[str, Any], ti: Any = None) -> dict[str, Any]:
             """Alert Slack on a breach (and fail the run) or a quarantine; a clean pass only logs."""
             from mlplatform.stages import contracts
 
-            if (alert := contracts.alert_for(outcome, log_url=getattr(ti, "log_url", None))) is not None:
+            checked = contracts.ContractOutcome.from_dict(outcome)
+            if (alert := contracts.alert_for(checked, log_url=getattr(ti, "log_url", None))) is not None:
                 alerts.send(alert)
-            if not outcome["success"]:
-                raise ContractBreach(
-                    f"{use_case.name} {outcome['month']} breached contract {outcome['suite']}: "
-                    + "; ".join(outcome["breaches"])
-                    + f". Nothing was validated; the raw file {outcome['source']['uri']} is kept. "
-                    f"Breach record: {outcome['breach_record']}. Data Docs: {outcome['data_docs_url']}"
-                )
+            if not checked.success:
+                raise ContractBreach(checked.breach_message())
             return outcome
 
         @task(outlets=[dagkit.validated_asset(use_case)])
@@ -121,17 +120,20 @@ def build(use_case: UseCase) -> DAG:
             """Emit the validated-data Asset when a new snapshot became current."""
             from airflow.sdk.exceptions import AirflowSkipException
 
-            snapshot = outcome["snapshot"]
-            if not snapshot["created"]:
+            from mlplatform.stages import contracts
+
+            checked = contracts.ContractOutcome.from_dict(outcome)
+            snapshot = checked.snapshot
+            if snapshot is None or not snapshot.created:
+                current = snapshot.digest[:12] if snapshot else "?"
                 raise AirflowSkipException(
-                    f"snapshot {snapshot['digest'][:12]} of {outcome['month']} was already current: "
-                    "nothing new to announce"
+                    f"snapshot {current} of {checked.month} was already current: nothing new to announce"
                 )
             outlet_events[dagkit.validated_asset(use_case)].extra = {
-                "month": outcome["month"],
-                "digest": snapshot["digest"],
+                "month": checked.month,
+                "digest": snapshot.digest,
             }
-            return snapshot
+            return snapshot.to_dict()
 
         announce(report(check_contract(resolve_month())))
     return dag

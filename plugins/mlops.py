@@ -2,20 +2,26 @@
 
 The page lives at ``/mlops/`` on the api-server and appears in the UI's navigation as
 "MLOps" (an embedded view). It requires the same login as the rest of the UI. What it shows
-is built by ``mlplatform.airflow.mlops_page``; this file only wires it into Airflow and reads the
-two facts only Airflow knows: pending approvals and the DAG bundle version of the runs.
+is built by ``mlplatform.airflow.mlops_page``; this file only wires it into Airflow, reads
+the two facts only Airflow knows (the approval queue and the DAG bundle version of the runs)
+and serves what the page links to: drift reports and Data Docs in the lake
+(``/mlops/lake/...``) and the local Data Docs site (``/mlops/datadocs/...``), so the links
+work in every environment.
 """
 
 from __future__ import annotations
 
+import mimetypes
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import Depends, FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.responses import HTMLResponse, Response
 
 
-def _airflow_facts(use_case: str) -> tuple[list[dict[str, Any]], str | None]:
+def _airflow_facts(use_case: str) -> tuple[list[Any], str | None]:
     """Pending approvals of the use case's DAGs and the bundle version of its latest run."""
     from airflow.models.dagrun import DagRun
     from airflow.models.hitl import HITLDetail
@@ -23,10 +29,18 @@ def _airflow_facts(use_case: str) -> tuple[list[dict[str, Any]], str | None]:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
+    from mlplatform.airflow.mlops_page import PendingApproval
+
     prefix = f"{use_case}_"
     with create_session() as session:
         pending = session.execute(
-            select(HITLDetail.subject, TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id)
+            select(
+                HITLDetail.subject,
+                HITLDetail.body,
+                TaskInstance.dag_id,
+                TaskInstance.run_id,
+                TaskInstance.task_id,
+            )
             .join(TaskInstance, TaskInstance.id == HITLDetail.ti_id)
             .where(HITLDetail.responded_at.is_(None), TaskInstance.dag_id.startswith(prefix))
         ).all()
@@ -37,10 +51,20 @@ def _airflow_facts(use_case: str) -> tuple[list[dict[str, Any]], str | None]:
             .limit(1)
         )
     approvals = [
-        {"subject": subject, "url": f"../dags/{dag_id}/runs/{run_id}/tasks/{task_id}/required_actions"}
-        for subject, dag_id, run_id, task_id in pending
+        PendingApproval(
+            subject=subject,
+            url=f"../dags/{dag_id}/runs/{run_id}/tasks/{task_id}/required_actions",
+            body_md=body or "",
+        )
+        for subject, body, dag_id, run_id, task_id in pending
     ]
     return approvals, version
+
+
+def _docs_root() -> Path:
+    from mlplatform.stages.contracts.context import data_docs_index
+
+    return data_docs_index().parent
 
 
 def _page(as_json: bool = False) -> Any:
@@ -61,11 +85,13 @@ def _page(as_json: bool = False) -> Any:
             status.errors.append(f"Airflow metadata unreachable: {exc}")
         statuses.append(status)
     if as_json:
-        return [s.__dict__ for s in statuses]
-    alerts = settings.get("MLPLATFORM_SLACK_WEBHOOK_URL").rsplit("/hooks", 1)[0] + "/messages"
-    links = {"mlflow": tracking, "alerts": alerts}
+        return [asdict(s) for s in statuses]
+    alerts = mlops_page.alerts_link(
+        settings.get("MLPLATFORM_ALERTS_URL") or None, settings.get("MLPLATFORM_SLACK_WEBHOOK_URL")
+    )
+    links = {"mlflow": tracking, "alerts": alerts or ""}
     bundle_version = next((v for v in versions if v), None)
-    return mlops_page.render(statuses, links, bundle_version)
+    return mlops_page.render(statuses, links, bundle_version, lake.root_uri, _docs_root())
 
 
 def _authenticated() -> Any:
@@ -87,6 +113,35 @@ def mlops_page() -> str:
 def mlops_status() -> list[dict[str, Any]]:
     """The same facts as JSON, for scripts and tests."""
     return _page(as_json=True)
+
+
+def _file(name: str, data: bytes) -> Response:
+    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return Response(content=data, media_type=kind)
+
+
+@app.get("/lake/{path:path}")
+def lake_object(path: str) -> Response:
+    """A drift report or a Data Docs page kept in the lake (never the data itself)."""
+    from mlplatform.adapters.lake import Lake
+    from mlplatform.airflow.mlops_page import SERVED_LAKE_PREFIXES
+
+    if not path.startswith(SERVED_LAKE_PREFIXES) or ".." in path.split("/"):
+        raise HTTPException(404, f"only {', '.join(SERVED_LAKE_PREFIXES)} of the lake are served here")
+    lake = Lake()
+    if not lake.exists(path):
+        raise HTTPException(404, f"{path} is not in the lake")
+    return _file(path, lake.read_bytes(path))
+
+
+@app.get("/datadocs/{path:path}")
+def data_docs(path: str) -> Response:
+    """A page of the local Great Expectations Data Docs site."""
+    root = _docs_root().resolve()
+    target = (root / path).resolve()
+    if not target.is_relative_to(root) or not target.is_file():
+        raise HTTPException(404, f"no Data Docs page {path}")
+    return _file(target.name, target.read_bytes())
 
 
 class MLOpsPlugin(AirflowPlugin):

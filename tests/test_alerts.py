@@ -99,6 +99,7 @@ def _context(error: BaseException) -> dict[str, Any]:
         task_id="check_contract",
         run_id="manual__2024-03",
         try_number=3,
+        max_tries=2,
         log_url="http://airflow.example/dags/taxi_trip_duration_validate/runs/manual__2024-03",
     )
     return {"ti": ti, "run_id": ti.run_id, "exception": error}
@@ -111,6 +112,19 @@ def test_failure_callback_names_the_task_and_links_its_log(sink: Any) -> None:
     assert "taxi_trip_duration_validate: task check_contract failed" in message["text"]
     body = json.dumps(message["blocks"])
     assert "the lake is unreachable" in body and "airflow.example" in body
+    assert "3 of 3 (retries exhausted)" in body
+
+
+def test_failure_notifier_is_an_airflow_notifier_and_names_late_data(sink: Any) -> None:
+    from airflow.sdk.bases.notifier import BaseNotifier
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+
+    notifier = alerts.on_failure("taxi_trip_duration")
+    assert isinstance(notifier, BaseNotifier)
+    notifier(_context(AirflowSensorTimeout("raw month 2024-03 not published")))
+    [message] = received(sink)
+    assert "task check_contract waited past its deadline" in message["text"]
+    assert "*Stage*\\nvalidate" in json.dumps(message["blocks"])  # from the DAG id
 
 
 def test_failure_callback_uses_the_notifier_with_a_connection(

@@ -75,6 +75,21 @@ def test_dag_conventions(dag_bag, dag_id: str) -> None:
         assert param.description, f"param {name} needs a description for the trigger form"
 
 
+@pytest.mark.parametrize("dag_id", _dag_ids())
+def test_every_task_alerts_on_failure_through_the_notifier(dag_bag, dag_id: str) -> None:
+    """A task that fails for good, in any DAG, posts one alert with a link to its log."""
+    from airflow.sdk.bases.notifier import BaseNotifier
+
+    from mlplatform.adapters.notifiers import FailureNotifier
+
+    for task in dag_bag.get_dag(dag_id).tasks:
+        callbacks = task.on_failure_callback
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        notifiers = [c for c in callbacks if isinstance(c, FailureNotifier)]
+        assert notifiers, f"{task.task_id} of {dag_id} has no FailureNotifier in on_failure_callback"
+        assert all(isinstance(n, BaseNotifier) for n in notifiers)
+
+
 def test_dag_files_import_nothing_heavy() -> None:
     """pandas, sklearn, mlflow, GX and boto3 belong inside task bodies, not at parse time."""
     import subprocess
@@ -90,3 +105,39 @@ def test_dag_files_import_nothing_heavy() -> None:
     assert result.returncode == 0, result.stderr
     heavy_loaded = result.stdout.strip().splitlines()[-1].removeprefix("HEAVY=")
     assert heavy_loaded == "", f"heavy modules imported at parse time: {heavy_loaded}"
+
+
+@pytest.mark.parametrize("use_case", dagkit.use_cases(), ids=lambda u: u.name)
+def test_stages_follow_the_assets_their_data_comes_in(dag_bag, use_case) -> None:
+    """Raw months start validation; published predictions start monitoring (no calendar)."""
+
+    def followed(stage: str) -> set[str]:
+        return {
+            a.uri for a in dag_bag.get_dag(dagkit.dag_id(use_case, stage)).timetable.asset_condition.objects
+        }
+
+    def emitted(stage: str) -> set[str]:
+        dag = dag_bag.get_dag(dagkit.dag_id(use_case, stage))
+        return {o.uri for t in dag.tasks for o in t.outlets}
+
+    assert followed("validate") == emitted("ingest") == {dagkit.raw_asset(use_case).uri}
+    if use_case.serving.mode in ("batch", "both"):
+        assert followed("monitor") == emitted("batch_score") == {dagkit.predictions_asset(use_case).uri}
+
+
+def test_a_backfill_is_a_param_a_run_type_or_a_backfill_s_asset_events() -> None:
+    backfill_run = type("Run", (), {"run_type": "backfill"})()
+    manual_run = type("Run", (), {"run_type": "manual"})()
+    assert dagkit.is_backfill(None, backfill_run)
+    assert dagkit.is_backfill({"backfill": True}, manual_run)
+    assert dagkit.is_backfill({}, manual_run, [{"month": "2024-04"}, {"month": "2024-05", "backfill": True}])
+    assert not dagkit.is_backfill({"backfill": False}, manual_run, [{"month": "2024-04", "backfill": False}])
+
+
+@pytest.mark.parametrize("use_case", dagkit.use_cases(), ids=lambda u: u.name)
+def test_the_approval_and_its_reminder_wait_for_the_request(dag_bag, use_case) -> None:
+    """Only a request posted to Slack is waited on (a skipped request skips both)."""
+    dag = dag_bag.get_dag(dagkit.dag_id(use_case, "promote"))
+    assert dag.get_task("request_approval").upstream_task_ids == {"route", "assess"}
+    assert dag.get_task("approval").upstream_task_ids == {"request_approval"}
+    assert dag.get_task("remind").upstream_task_ids == {"request_approval"}

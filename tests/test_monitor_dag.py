@@ -223,6 +223,7 @@ def platform(
     mp = pytest.MonkeyPatch()
     bundle = tmp_path_factory.mktemp("dags")
     (bundle / "monitor.py").symlink_to(DAGS_FOLDER / "monitor.py")
+    (bundle / "batch_score.py").symlink_to(DAGS_FOLDER / "batch_score.py")
     (bundle / "train.py").write_text(STUB_TRAIN_DAG)
     mp.setenv(
         "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST",
@@ -268,10 +269,26 @@ def _monitor_dag():
     return bag.dags["taxi_trip_duration_monitor"]
 
 
-def run_monitor(window: str) -> dict[str, str]:
+def run_monitor(window: str, **conf: Any) -> dict[str, str]:
     """One whole monitor run; returns each task's final state."""
-    dag_run = _monitor_dag().test(logical_date=next(_logical_dates), run_conf={"window": window})
+    dag_run = _monitor_dag().test(logical_date=next(_logical_dates), run_conf={"window": window, **conf})
     return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+
+
+def predictions_events() -> list[dict[str, Any]]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    from mlplatform.airflow import dagkit
+
+    with create_session() as session:
+        events = (
+            session.query(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetModel.uri == dagkit.predictions_asset(USE_CASE).uri)
+            .order_by(AssetEvent.id)
+        )
+        return [dict(e.extra) for e in events]
 
 
 def _train_runs() -> list[Any]:
@@ -426,3 +443,31 @@ def test_missing_ground_truth_is_pending_not_an_alarm(world: dict[str, Any]) -> 
     assert record["metrics"]["p99_latency_ms"] == pytest.approx(12.0)
     assert states["trigger_retrain"] == "skipped"
     assert _new_alerts(world) == [] and len(_train_runs()) == runs_before
+
+
+def test_a_backfill_of_scoring_and_monitoring_recomputes_history_quietly(world: dict[str, Any]) -> None:
+    """Drifted history, scored and monitored as a backfill: records, but no alert, no retrain."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from mlplatform.airflow import dagkit
+
+    lake = world["lake"]
+    add_month(lake, "2024-04", COVARIATE_DRIFT, seed=12)
+    runs_before = len(_train_runs())
+    bag = DagBag(dag_folder=str(DAGS_FOLDER / "batch_score.py"))
+    scoring_run = bag.dags["taxi_trip_duration_batch_score"].test(
+        logical_date=next(_logical_dates), run_conf={"month": "2024-04", "backfill": True}
+    )
+    assert str(scoring_run.state) == "success"
+    event = predictions_events()[-1]
+    assert event["month"] == "2024-04" and event["backfill"] is True
+
+    # The monitor run those predictions start is a backfill too (here: the same event's flag).
+    assert dagkit.is_backfill({}, None, [event])
+    states = run_monitor("2024-04", backfill=True)
+
+    record = _record(lake, "2024-04")
+    assert record["status"] == "breach" and "drift_share" in record["breaches"]  # history recomputed
+    assert states["decide"] == "success" and states["trigger_retrain"] == "skipped"
+    assert len(_train_runs()) == runs_before
+    assert _new_alerts(world) == []

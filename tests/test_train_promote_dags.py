@@ -380,6 +380,7 @@ def test_level_3_waits_for_approval_and_times_out_to_rejected(platform: dict[str
         }
     )
     seen = answer_approval(dagkit_id(level_3), answer=None)
+    before = len(platform["sink"].messages())
     states = run_dag("promote", level_3)
     seen["thread"].join(timeout=30)
 
@@ -390,14 +391,54 @@ def test_level_3_waits_for_approval_and_times_out_to_rejected(platform: dict[str
     assert tags["decision"] == "rejected"
     assert tags["decision.by"] == "approval timeout"
     assert "no approval within" in tags["decision.reason"]
+    # Slack heard when it started waiting (the gate table, the form), and was reminded.
+    posted = [json.dumps(m) for m in platform["sink"].messages()[before:]]
+    [asked] = [m for m in posted if f"version {good} waits for approval" in m]
+    assert f"/dags/{dagkit_id(level_3)}/runs/" in asked and "/tasks/approval/required_actions" in asked
+    assert "| gate | passed | detail |" in asked
+    assert states["remind"] == "success"
+    assert any(f"Reminder: {name} version {good} still waits" in m for m in posted)
+    assert any("approval timeout" in m for m in posted)  # who decided, in the decision message
+
+
+def test_level_3_before_airflow_3_1_waits_for_the_approval_variable(
+    platform: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without HITL (forced Airflow 3.0.6), the DAG says so and the Variable carries the answer:
+    here a person's rejection, recorded with their name."""
+    from airflow.models.variable import Variable
+
+    from mlplatform.airflow import approval
+
+    monkeypatch.setattr(approval, "airflow_version", lambda: "3.0.6")
+    name = DURATION.model_name
+    champion = alias(name, "champion")
+    good = register_oracle(platform["lake"], night_factor=1.0)
+    level_3 = level_3_within(minutes=2)
+    dag = _load_dag_module("promote").build(level_3)
+    assert dag.doc_md.startswith("> **Warning: Airflow 3.0.6 has no human-in-the-loop approval**")
+    assert type(dag.get_task("approval")).__name__ != "RecordedApprovalOperator"
+    key = approval.variable_key(dagkit_id(level_3))
+    Variable.set(key, json.dumps({"version": good, "answer": "Reject", "by": "bob"}))
+    try:
+        dag_run = dag.test(logical_date=next(_logical_dates))
+    finally:
+        Variable.delete(key)
+    states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+    assert states["approval"] == "success" and states["champion_moved"] == "skipped", states
+    assert alias(name, "champion") == champion
+    tags = version_tags(name, good)
+    assert (tags["decision"], tags["decision.by"]) == ("rejected", "bob")
+    assert any(key in json.dumps(m) for m in platform["sink"].messages())  # how to answer
 
 
 def test_level_3_promotes_what_a_person_approves(platform: dict[str, Any]) -> None:
     name = DURATION.model_name
     champion = alias(name, "champion")
     good = register_oracle(platform["lake"], night_factor=1.0)
-    level_3 = DURATION.model_copy(update={"maturity_level": 3})
+    level_3 = level_3_within(minutes=2)
     seen = answer_approval(dagkit_id(level_3), answer="Approve")
+    before = len(platform["sink"].messages())
     states = run_dag("promote", level_3)
     seen["thread"].join(timeout=30)
 
@@ -406,6 +447,10 @@ def test_level_3_promotes_what_a_person_approves(platform: dict[str, Any]) -> No
     assert alias(name, "champion") == good
     assert alias(name, "previous_champion") == champion
     assert version_tags(name, good)["decision.by"] == "alice"
+    posted = [json.dumps(m) for m in platform["sink"].messages()[before:]]
+    assert any(f"version {good} waits for approval" in m for m in posted)
+    assert not any("Reminder" in m for m in posted)  # answered long before the reminder
+    assert any("Decided by" in m and "alice" in m for m in posted)
 
 
 def test_rollback_restores_the_previous_champion(platform: dict[str, Any]) -> None:
@@ -483,6 +528,12 @@ def test_tip_use_case_trains_and_answers_with_labels_and_probabilities(platform:
     assert alias(name, "champion") == version
     tags = version_tags(name, version)
     assert (tags["decision"], tags["decision.by"]) == ("promoted", "dag_test")
+
+
+def level_3_within(minutes: float) -> UseCase:
+    """The use case at level 3, whose approvals wait ``minutes`` (the reminder checks scale with it)."""
+    promotion = DURATION.promotion.model_copy(update={"approval_timeout_hours": minutes / 60})
+    return DURATION.model_copy(update={"maturity_level": 3, "promotion": promotion})
 
 
 def dagkit_id(use_case: UseCase) -> str:

@@ -108,12 +108,12 @@ def asset_events() -> list[dict[str, Any]]:
         return [dict(e.extra) for e in events]
 
 
-def test_scheduled_run_validates_its_interval_month_and_a_rerun_is_a_no_op(world: dict) -> None:
+def test_a_run_without_a_month_validates_its_logical_dates_and_a_rerun_is_a_no_op(world: dict) -> None:
     lake, dag = world["lake"], world["dag"]
     land(lake, month_bytes())
     events_before = len(asset_events())
-    # The @monthly run due on 1 April covers March (no month param).
-    states = run(dag, month=None, logical_date=datetime(2024, 4, 1, tzinfo=UTC))
+    # No month param and no raw Asset event: the month of the logical date.
+    states = run(dag, month=None, logical_date=datetime(2024, 3, 15, tzinfo=UTC))
     assert states == {
         "resolve_month": "success",
         "check_contract": "success",

@@ -1,13 +1,13 @@
 """Alerts: the one way the platform tells people something needs them, in Slack.
 
 Every stage builds an :class:`Alert` (a title, a severity, a few lines, fields and links)
-and calls :func:`send`, or hands DAGs :func:`on_failure` as their failure callback. A
+and calls :func:`send`; every DAG alerts on failure through :func:`on_failure`. A
 message is Block Kit: a header, the text, a fields section and a line of links.
 
 Delivery, decided when a message is sent (never at DAG parse time):
 
 - with an Airflow connection id in ``MLPLATFORM_SLACK_CONN_ID``, through the Slack
-  provider (``SlackWebhookHook``; ``SlackWebhookNotifier`` for failure callbacks);
+  provider's ``SlackWebhookHook``;
 - otherwise to the incoming-webhook URL ``MLPLATFORM_SLACK_WEBHOOK_URL``, which in the
   embedded default is the local sink (:mod:`mlplatform.dev.webhook_sink`).
 
@@ -142,13 +142,22 @@ class AlertedFailure(Exception):
 
 
 def failure_alert(use_case: str, stage: str, context: Mapping[str, Any]) -> Alert:
-    """The alert for a failed task, from its Airflow context."""
+    """The alert for a failed task, from its Airflow context.
+
+    Airflow calls the failure callback once a task has failed for good (its retries are
+    exhausted, or it failed without retrying), so every such alert needs someone. A sensor
+    that timed out is reported as late data, not as a crash.
+    """
     ti = context.get("ti") or context.get("task_instance")
     dag_id = getattr(ti, "dag_id", None) or f"{use_case}_{stage}"
     task_id = getattr(ti, "task_id", "?")
     error = context.get("exception")
+    late = type(error).__name__ == "AirflowSensorTimeout"
+    tries = getattr(ti, "try_number", "?")
+    if isinstance(max_tries := getattr(ti, "max_tries", None), int) and max_tries > 0:
+        tries = f"{tries} of {max_tries + 1} (retries exhausted)"
     return Alert(
-        title=f"{dag_id}: task {task_id} failed",
+        title=f"{dag_id}: task {task_id} " + ("waited past its deadline" if late else "failed"),
         severity="failure",
         lines=(
             f"`{type(error).__name__}`: {error}" if error else "The task failed (no exception recorded).",
@@ -157,50 +166,18 @@ def failure_alert(use_case: str, stage: str, context: Mapping[str, Any]) -> Aler
             "Use case": use_case,
             "Stage": stage,
             "Run": context.get("run_id") or getattr(ti, "run_id", "?"),
-            "Try": getattr(ti, "try_number", "?"),
+            "Try": tries,
         },
         links={"Task log": getattr(ti, "log_url", None)},
     )
 
 
-class FailureNotifier:
-    """A DAG failure callback that alerts Slack about the failed task.
+def on_failure(use_case: str, stage: str | None = None) -> Any:
+    """The failure notifier of ``use_case``'s DAGs (:class:`mlplatform.adapters.notifiers.FailureNotifier`).
 
-    Cheap to build at parse time: nothing is looked up until a task fails. Then it uses
-    ``SlackWebhookNotifier`` when a Slack connection is configured, else the webhook URL.
-    Failures that already alerted (:class:`AlertedFailure`) are not reported twice.
+    Imported on call: the notifier is an Airflow class, and this module is also used
+    where Airflow is not installed (the serving image, the command line).
     """
+    from mlplatform.adapters.notifiers import FailureNotifier
 
-    def __init__(self, use_case: str, stage: str) -> None:
-        self.use_case = use_case
-        self.stage = stage
-
-    def __repr__(self) -> str:
-        return f"FailureNotifier({self.use_case!r}, {self.stage!r})"
-
-    def __call__(self, context: Mapping[str, Any]) -> None:
-        if getattr(context.get("exception"), "alerted", False):
-            return
-        alert = failure_alert(self.use_case, self.stage, context)
-        try:
-            conn_id = settings.get("MLPLATFORM_SLACK_CONN_ID")
-        except Exception as exc:  # an unreadable setting must not hide the task's own error
-            log.error("cannot read MLPLATFORM_SLACK_CONN_ID: %s", exc)
-            conn_id = ""
-        if not conn_id:
-            send(alert)
-            return
-        _log(alert)
-        try:
-            from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
-
-            SlackWebhookNotifier(
-                slack_webhook_conn_id=conn_id, text=alert.text, blocks=alert.blocks(), timeout=TIMEOUT_S
-            ).notify(dict(context))
-        except Exception as exc:
-            log.error("failure alert not delivered through connection %s: %s", conn_id, exc)
-
-
-def on_failure(use_case: str, stage: str) -> FailureNotifier:
-    """The ``on_failure_callback`` every DAG of ``stage`` for ``use_case`` uses."""
     return FailureNotifier(use_case, stage)

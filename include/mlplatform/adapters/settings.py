@@ -187,7 +187,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MLPLATFORM_AIRFLOW_DB_URI", "Airflow metadata database (default: SQLite in the home).", ""),
     Setting("MLPLATFORM_MLFLOW_BACKEND_URI", "MLflow backend store (default: SQLite in the home).", ""),
     Setting(
-        "MLPLATFORM_SCHEDULES", "on: DAGs follow their schedules; off: manual and Asset runs only.", "on"
+        "MLPLATFORM_SCHEDULES",
+        "on: DAGs follow their schedules and Assets; off: manual runs only (the closed loop triggers "
+        "every DAG itself). Read when DAG files are parsed.",
+        "on",
+    ),
+    # Landing raw months (the ingest DAG).
+    Setting(
+        "MLPLATFORM_RAW_SOURCE_URI",
+        "Where new raw TLC months are published (a URL or lake-style URI prefix).",
+        "https://d37ci6vzurychx.cloudfront.net/trip-data",
+    ),
+    Setting("MLPLATFORM_RAW_DEADLINE_DAYS", "Days after a month's end by which its raw files are due.", "75"),
+    Setting(
+        "MLPLATFORM_RAW_POKE_MINUTES",
+        "Minutes between the ingest sensor's checks for a month's files. Read when DAG files are parsed.",
+        "360",
+    ),
+    Setting(
+        "MLPLATFORM_ALERTS_URL",
+        "Where people read alerts (the MLOps page links it); empty: the local sink.",
+        "",
     ),
 )
 

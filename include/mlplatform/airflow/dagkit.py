@@ -8,14 +8,16 @@ module is imported at DAG parse time.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import Asset
+from airflow.sdk import Asset, Param
 
+from mlplatform.adapters import alerts
 from mlplatform.core.spec import UseCase, load_all
 
-STAGES = ("validate", "train", "promote", "batch_score", "deploy", "monitor")
+STAGES = ("ingest", "validate", "train", "promote", "batch_score", "deploy", "monitor")
 
 # The embedded default's closed-loop simulation replays past months by triggering runs; the
 # wall-clock schedules would only add runs for today's months, so it sets this to "off".
@@ -38,10 +40,50 @@ def schedule(use_case: UseCase, stage: str) -> str | None:
     if not SCHEDULES_ENABLED:
         return None
     return {
+        # Raw months land on the validation cadence; validation then follows the raw Asset.
+        "ingest": use_case.schedules.validate_,
         "validate": use_case.schedules.validate_,
         "batch_score": use_case.schedules.batch_score,
-        "monitor": use_case.schedules.monitor,
     }[stage]
+
+
+def follows(asset: Asset) -> list[Asset] | None:
+    """The schedule of a stage that follows ``asset``, or ``None`` when schedules are off
+    (the embedded closed loop triggers every stage itself, one month at a time)."""
+    return [asset] if SCHEDULES_ENABLED else None
+
+
+def backfill_param() -> Param:
+    """The trigger form's switch for recomputing history quietly."""
+    return Param(
+        False,
+        type="boolean",
+        title="Backfill",
+        description="Recompute history: write the records as usual, but send no alerts about what they "
+        "show and trigger no retrain. Runs created by `airflow backfill` are backfills anyway.",
+    )
+
+
+def event_extras(triggering_asset_events: Any) -> list[dict[str, Any]]:
+    """The extras of the Asset events that started this run, oldest first (none for other runs)."""
+    if not triggering_asset_events:
+        return []
+    return [
+        dict(getattr(event, "extra", None) or {})
+        for asset in triggering_asset_events
+        for event in triggering_asset_events[asset]
+    ]
+
+
+def is_backfill(params: Any, dag_run: Any, extras: Sequence[Mapping[str, Any]] = ()) -> bool:
+    """Whether this run recomputes history: the `backfill` param, a run of `airflow backfill`
+    (run type ``backfill``), or Asset events that a backfill run emitted."""
+    run_type = getattr(dag_run, "run_type", None)
+    return (
+        bool((params or {}).get("backfill"))
+        or str(getattr(run_type, "value", run_type)) == "backfill"
+        or any(extra.get("backfill") for extra in extras)
+    )
 
 
 def tags(use_case: UseCase, stage: str) -> list[str]:
@@ -56,11 +98,18 @@ def start_date(use_case: UseCase) -> datetime:
 
 
 def default_args(use_case: UseCase, **overrides: Any) -> dict[str, Any]:
+    """Arguments every task of every DAG shares, among them the failure notifier.
+
+    Airflow calls ``on_failure_callback`` once a task has failed for good (after its
+    retries), so each failure alerts once, with a link to the task's log. The DAG integrity
+    test fails a DAG whose tasks lack it.
+    """
     args: dict[str, Any] = {
         "owner": use_case.owner,
         "retries": 2,
         "retry_delay": timedelta(minutes=1),
         "retry_exponential_backoff": True,
+        "on_failure_callback": alerts.on_failure(use_case.name),
     }
     args.update(overrides)
     return args
@@ -82,6 +131,11 @@ def model_asset(use_case: UseCase, alias: str) -> Asset:
     return Asset(
         name=f"{use_case.name}_{alias}", uri=f"x-mlplatform://{use_case.name}/model/{alias}", group="model"
     )
+
+
+def raw_asset(use_case: UseCase) -> Asset:
+    """Updated each time the ingest DAG lands a new raw month (extra: ``month``)."""
+    return Asset(name=f"{use_case.name}_raw", uri=f"x-mlplatform://{use_case.name}/raw", group="raw")
 
 
 def predictions_asset(use_case: UseCase) -> Asset:

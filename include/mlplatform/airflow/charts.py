@@ -1,0 +1,119 @@
+"""Line charts as inline SVG for the MLOps page: axes, units, a legend and a threshold line.
+
+Inline SVG keeps the page self-contained (no scripts, no external assets, works offline and
+in the UI's iframe) and costs nothing at render time. A chart is one :class:`Chart`: points
+per series along month labels, the unit of the y axis, and an optional threshold per month.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+WIDTH, HEIGHT = 420, 220
+LEFT, RIGHT, TOP, BOTTOM = 56, 28, 30, 44
+COLOURS = ("#017cee", "#e36209", "#2f855a", "#805ad5", "#d53f8c")
+THRESHOLD_COLOUR = "#c53030"
+
+
+@dataclass(frozen=True)
+class Chart:
+    """What one chart shows; ``series`` maps a name to a value per label (``None``: no value)."""
+
+    title: str
+    unit: str
+    labels: Sequence[str]
+    series: Mapping[str, Sequence[float | None]]
+    threshold: Sequence[float | None] = field(default_factory=tuple)
+    threshold_label: str = "threshold"
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _ticks(high: float, count: int = 4) -> list[float]:
+    """Round tick values from 0 to at least ``high``."""
+    if high <= 0:
+        return [0.0, 1.0]
+    raw = high / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    return [i * step for i in range(math.ceil(high / step - 1e-9) + 1)]
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def _polyline(points: list[tuple[float, float]], colour: str, dashed: bool = False) -> str:
+    coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+    dash = ' stroke-dasharray="6 4"' if dashed else ""
+    dots = (
+        ""
+        if dashed
+        else "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"/>' for x, y in points)
+    )
+    return f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dash} points="{coords}"/>{dots}'
+
+
+def render(chart: Chart) -> str:
+    """The chart as an ``<svg>`` element, or an empty string with fewer than one value."""
+    values = [v for s in chart.series.values() for v in s if v is not None]
+    limits = [t for t in chart.threshold if t is not None]
+    if not values or not chart.labels:
+        return ""
+    ticks = _ticks(max(values + limits) * 1.05)
+    top_value = ticks[-1] or 1.0
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    step = plot_w / max(len(chart.labels) - 1, 1)
+
+    def x(i: int) -> float:
+        return LEFT + (i * step if len(chart.labels) > 1 else plot_w / 2)
+
+    def y(v: float) -> float:
+        return TOP + plot_h - v / top_value * plot_h
+
+    parts = [
+        f'<svg class="chart" role="img" aria-label="{_esc(chart.title)} ({_esc(chart.unit)})" '
+        f'width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-size="10">',
+        f'<text x="{LEFT}" y="14" font-size="12" font-weight="600">{_esc(chart.title)}</text>',
+        # y axis: ticks, grid and the unit
+        *(
+            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#e2e8f0"/>'
+            f'<text x="{LEFT - 4}" y="{y(t) + 3:.1f}" text-anchor="end">{_fmt(t)}</text>'
+            for t in ticks
+        ),
+        f'<text class="unit" transform="translate(12 {TOP + plot_h / 2:.0f}) rotate(-90)" '
+        f'text-anchor="middle">{_esc(chart.unit)}</text>',
+        # x axis: one label per month (thinned to about eight)
+        f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{TOP + plot_h}" y2="{TOP + plot_h}" stroke="#4a5568"/>',
+        f'<line x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{TOP + plot_h}" stroke="#4a5568"/>',
+        *(
+            f'<text x="{x(i):.1f}" y="{TOP + plot_h + 14}" text-anchor="middle">{_esc(label)}</text>'
+            for i, label in enumerate(chart.labels)
+            if i % max(1, math.ceil(len(chart.labels) / 8)) == 0 or i == len(chart.labels) - 1
+        ),
+        f'<text x="{LEFT + plot_w / 2:.0f}" y="{HEIGHT - 4}" text-anchor="middle">month</text>',
+    ]
+    legend = []
+    for n, (name, series) in enumerate(chart.series.items()):
+        colour = COLOURS[n % len(COLOURS)]
+        points = [(x(i), y(v)) for i, v in enumerate(series) if v is not None]
+        if points:
+            parts.append(_polyline(points, colour))
+            legend.append((name, colour))
+    threshold = [(x(i), y(t)) for i, t in enumerate(chart.threshold) if t is not None]
+    if threshold:
+        parts.append(f'<g class="threshold">{_polyline(threshold, THRESHOLD_COLOUR, dashed=True)}</g>')
+        legend.append((chart.threshold_label, THRESHOLD_COLOUR))
+    for n, (name, colour) in enumerate(legend):
+        lx = LEFT + 8 + n * 100
+        parts.append(
+            f'<rect x="{lx}" y="{TOP - 6}" width="10" height="3" fill="{colour}"/>'
+            f'<text x="{lx + 14}" y="{TOP - 2}">{_esc(name)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
