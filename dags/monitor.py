@@ -32,9 +32,11 @@ serving breaches are alerted only: a new model would not fix them.
 
 **Triggers.** Every update of the Asset `<use case>_predictions`: batch scoring published a
 month's predictions, and the run evaluates that month (each month, when several arrived
-together; the newest decides on alerts and retrains). Trigger it by hand with the `window`
-param to evaluate any month, for example once the ground truth of a pending window
-arrives. Re-running a window replaces its record, history rows and report.
+together; the newest decides on alerts and retrains). Every update of the validated-data
+Asset too: a window recorded **pending** for want of the month's ground truth is evaluated
+again once that month is validated (a run with no pending window to revisit is skipped).
+Trigger it by hand with the `window` param to evaluate any month. Re-running a window
+replaces its record, history rows and report.
 
 **Backfills.** A run of `airflow backfill create` (or the UI's backfill), a run with the
 `backfill` param, and a run started by predictions that a backfill of batch scoring
@@ -61,7 +63,8 @@ def build(use_case: UseCase) -> DAG:
     train_dag_id = dagkit.dag_id(use_case, "train")
     with DAG(
         dag_id=dagkit.dag_id(use_case, STAGE),
-        schedule=dagkit.follows(dagkit.predictions_asset(use_case)),
+        # New predictions, or ground truth arriving for a window recorded pending.
+        schedule=dagkit.follows(dagkit.predictions_asset(use_case), dagkit.validated_asset(use_case)),
         start_date=dagkit.start_date(use_case),
         catchup=False,
         max_active_runs=1,  # runs share the history file and the retrain state
@@ -90,15 +93,26 @@ def build(use_case: UseCase) -> DAG:
             ti: Any = None,
         ) -> dict[str, Any]:
             """Measure the window(s) and write each record, history rows, report and MLflow run."""
+            from airflow.sdk.exceptions import AirflowSkipException
+
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import monitoring
 
             extras = dagkit.event_extras(triggering_asset_events)
-            given = (params or {}).get("window")
-            scored = sorted({str(e["month"]) for e in extras if e.get("month")})
-            windows = [given] if given or not scored else scored
-            run_url = ti.log_url.split("/tasks/")[0] if ti is not None else None
+            predicted = dagkit.event_extras(triggering_asset_events, dagkit.predictions_asset(use_case))
+            validated = dagkit.event_extras(triggering_asset_events, dagkit.validated_asset(use_case))
             lake = Lake()
+            try:
+                windows = monitoring.windows_for_run(
+                    lake,
+                    use_case,
+                    (params or {}).get("window"),
+                    [str(e["month"]) for e in predicted if e.get("month")],
+                    [str(e["month"]) for e in validated if e.get("month")],
+                )
+            except monitoring.NothingPending as nothing:
+                raise AirflowSkipException(str(nothing)) from None
+            run_url = ti.log_url.split("/tasks/")[0] if ti is not None else None
             for wanted in windows:
                 window = monitoring.window_of_run(wanted, data_interval_end)
                 record = monitoring.monitor(lake, use_case, window, airflow_run_url=run_url)

@@ -444,6 +444,19 @@ def test_missing_ground_truth_is_pending_not_an_alarm(world: dict[str, Any]) -> 
     assert states["trigger_retrain"] == "skipped"
     assert _new_alerts(world) == [] and len(_train_runs()) == runs_before
 
+    # The month's ground truth is validated: the run its Asset event starts revisits the window.
+    from mlplatform.stages import monitoring
+
+    with pytest.raises(monitoring.NothingPending, match="2024-03"):
+        monitoring.windows_for_run(lake, USE_CASE, None, [], ["2024-03"])
+    contract = {"success": True, "bad_row_share": 0.0, "suite": USE_CASE.contract.suite}
+    snapshots.write_snapshot(
+        lake, USE_CASE.name, "2024-04", tlc.normalise(made.table), {"contract": contract}
+    )
+    assert monitoring.windows_for_run(lake, USE_CASE, None, [], ["2024-04"]) == ["2024-04"]
+    revisited = monitoring.monitor(lake, USE_CASE, "2024-04")
+    assert "rmse" in revisited["metrics"] and revisited["status"] == "breach", revisited["pending"]
+
 
 def test_a_backfill_of_scoring_and_monitoring_recomputes_history_quietly(world: dict[str, Any]) -> None:
     """Drifted history, scored and monitored as a backfill: records, but no alert, no retrain."""

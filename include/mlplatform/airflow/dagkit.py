@@ -47,10 +47,18 @@ def schedule(use_case: UseCase, stage: str) -> str | None:
     }[stage]
 
 
-def follows(asset: Asset) -> list[Asset] | None:
-    """The schedule of a stage that follows ``asset``, or ``None`` when schedules are off
-    (the embedded closed loop triggers every stage itself, one month at a time)."""
-    return [asset] if SCHEDULES_ENABLED else None
+def follows(asset: Asset, *either: Asset) -> Any:
+    """The schedule of a stage that follows ``asset`` (or any of ``either`` besides), or
+    ``None`` when schedules are off (the embedded closed loop triggers every stage itself,
+    one month at a time)."""
+    if not SCHEDULES_ENABLED:
+        return None
+    if not either:
+        return [asset]
+    condition: Any = asset
+    for other in either:
+        condition = condition | other
+    return condition
 
 
 def backfill_param() -> Param:
@@ -64,14 +72,16 @@ def backfill_param() -> Param:
     )
 
 
-def event_extras(triggering_asset_events: Any) -> list[dict[str, Any]]:
-    """The extras of the Asset events that started this run, oldest first (none for other runs)."""
+def event_extras(triggering_asset_events: Any, of: Asset | None = None) -> list[dict[str, Any]]:
+    """The extras of the Asset events that started this run, oldest first (none for other
+    runs); with ``of``, only the events of that Asset."""
     if not triggering_asset_events:
         return []
     return [
         dict(getattr(event, "extra", None) or {})
         for asset in triggering_asset_events
         for event in triggering_asset_events[asset]
+        if of is None or getattr(getattr(event, "asset", None), "name", None) == of.name
     ]
 
 

@@ -75,6 +75,7 @@ from mlplatform.stages.monitoring.measure import (
     serving_outcomes,
 )
 from mlplatform.stages.monitoring.record import (
+    NothingPending,
     evaluate_window,
     history_rows,
     log_to_mlflow,
@@ -85,6 +86,7 @@ from mlplatform.stages.monitoring.record import (
     report_path,
     summary,
     window_of_run,
+    windows_for_run,
     write_history,
     write_report,
 )
@@ -112,6 +114,7 @@ __all__ = [
     "Champion",
     "Decision",
     "DriftResult",
+    "NothingPending",
     "alert_links",
     "alert_text",
     "answer_column",
@@ -152,6 +155,7 @@ __all__ = [
     "summary",
     "version_metrics",
     "window_of_run",
+    "windows_for_run",
     "with_capture",
     "write_history",
     "write_report",

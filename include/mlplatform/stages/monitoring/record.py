@@ -63,6 +63,25 @@ def pending_windows(lake: Lake, use_case: UseCase, arrived: list[str]) -> list[s
     return found
 
 
+class NothingPending(LookupError):
+    """Ground truth arrived, and no window was waiting for it."""
+
+
+def windows_for_run(
+    lake: Lake, use_case: UseCase, given: str | None, predicted: list[str], arrived: list[str]
+) -> list[str | None]:
+    """The windows one monitor run evaluates: the ``given`` window, else the months whose
+    predictions started it and the pending windows whose ground truth ``arrived``, oldest
+    first; ``[None]`` (the run's own month) when nothing names one. Raises
+    :class:`NothingPending` for a run started only by ground truth nobody waited for."""
+    if given:
+        return [given]
+    wanted = set(predicted) | set(pending_windows(lake, use_case, arrived))
+    if not wanted and arrived and not predicted:
+        raise NothingPending(f"no window was pending on the ground truth of {', '.join(sorted(arrived))}")
+    return list(sorted(wanted)) or [None]
+
+
 def window_of_run(window: str | None, data_interval_end: datetime | None) -> str:
     """The window a run evaluates: ``window`` if given, else the last full month before the
     run was due (a run due on 1 April evaluates March), as batch scoring does."""
