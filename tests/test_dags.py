@@ -109,7 +109,8 @@ def test_dag_files_import_nothing_heavy() -> None:
 
 @pytest.mark.parametrize("use_case", dagkit.use_cases(), ids=lambda u: u.name)
 def test_stages_follow_the_assets_their_data_comes_in(dag_bag, use_case) -> None:
-    """Raw months start validation; published predictions start monitoring (no calendar)."""
+    """Raw months start validation; published predictions, and ground truth a pending window
+    waits for, start monitoring (no calendar)."""
 
     def followed(stage: str) -> set[str]:
         return {
@@ -122,7 +123,9 @@ def test_stages_follow_the_assets_their_data_comes_in(dag_bag, use_case) -> None
 
     assert followed("validate") == emitted("ingest") == {dagkit.raw_asset(use_case).uri}
     if use_case.serving.mode in ("batch", "both"):
-        assert followed("monitor") == emitted("batch_score") == {dagkit.predictions_asset(use_case).uri}
+        assert emitted("batch_score") == {dagkit.predictions_asset(use_case).uri}
+        assert emitted("validate") == {dagkit.validated_asset(use_case).uri}
+        assert followed("monitor") == emitted("batch_score") | emitted("validate")
 
 
 def test_a_backfill_is_a_param_a_run_type_or_a_backfill_s_asset_events() -> None:
