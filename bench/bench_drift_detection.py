@@ -97,10 +97,13 @@ def score(lake: Lake, model: TripModel, snapshot: snapshots.Snapshot) -> None:
             "snapshot_digest": [snapshot.digest] * n,
         }
     )
-    path = f"{scoring.output_folder(USE_CASE.name, snapshot.month, '1', snapshot.digest)}/{scoring.DATA_FILE}"
+    ref = scoring.ModelRef(USE_CASE.model_name, "1")
+    path = scoring.output_path(USE_CASE.name, snapshot, ref)
     lake.write_parquet(path, table)
-    pointer = {"path": path, "snapshot_digest": snapshot.digest, "rows": n}
-    lake.write_json(f"predictions/{USE_CASE.name}/month={snapshot.month}/{scoring.POINTER}", pointer)
+    scoring.publish(
+        lake,
+        scoring.ScoredOutput(USE_CASE.name, snapshot.month, path, lake.uri(path), n, ref, snapshot.digest, n),
+    )
 
 
 def evaluate(lake: Lake, champion: monitoring.Champion, month: str) -> dict:

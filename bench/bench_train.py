@@ -87,7 +87,7 @@ def generated(use_case: UseCase, rows_per_month: int, n_months: int) -> dict[str
         evaluation, baseline = training.validate(use_case, fitted, valid)
         timings["evaluate_s"] = time.perf_counter() - step
         step = time.perf_counter()
-        training._plots(use_case, fitted, valid)
+        training.figures(use_case, fitted, valid)
         timings["plots_s"] = time.perf_counter() - step
         total = time.perf_counter() - started
         cpu = time.process_time() - cpu_started

@@ -22,7 +22,7 @@ import pytest
 from mlplatform.adapters import registry, snapshots
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import generator, tlc
-from mlplatform.core.records import ModelRef
+from mlplatform.core.records import ModelRef, ScoredOutput
 from mlplatform.core.spec import UseCase, load_spec
 from mlplatform.stages import scoring
 
@@ -157,7 +157,8 @@ def test_a_month_is_scored_by_the_champion_and_a_rerun_is_identical(world: dict[
 
     assert set(states.values()) == {"success"}, states
     record = scoring.current_predictions(lake, USE_CASE.name, "2024-03")
-    assert record["model"]["version"] == champion and record["snapshot_digest"] == snapshot.digest
+    assert record is not None
+    assert record.model.version == champion and record.snapshot_digest == snapshot.digest
     table = scoring.read_predictions(lake, USE_CASE.name, "2024-03")
     assert table.num_rows == snapshot.rows  # one prediction per valid row
     assert set(table["model_version"].to_pylist()) == {int(champion)}
@@ -172,7 +173,8 @@ def test_a_month_is_scored_by_the_champion_and_a_rerun_is_identical(world: dict[
 
     assert set(states.values()) == {"success"}, states
     assert scoring.read_predictions(lake, USE_CASE.name, "2024-03").equals(table)
-    assert scoring.current_predictions(lake, USE_CASE.name, "2024-03")["path"] == record["path"]
+    again = scoring.current_predictions(lake, USE_CASE.name, "2024-03")
+    assert again is not None and again.path == record.path
     assert world["alerts"]() == []
 
 
@@ -195,6 +197,38 @@ def test_a_contract_breach_stops_scoring_with_an_alert(world: dict[str, Any]) ->
     assert "failed the contract" in text and "re-run taxi_trip_duration_validate for 2024-04" in text
 
 
+def test_the_scored_output_keeps_its_json_form() -> None:
+    """XCom and CURRENT.json keep the keys, order and values they always had."""
+    written = {
+        "use_case": "taxi_trip_duration",
+        "month": "2024-03",
+        "path": "predictions/taxi_trip_duration/month=2024-03/v3-0123456789ab/predictions.parquet",
+        "uri": "file:///lake/predictions/taxi_trip_duration/month=2024-03/v3-0123456789ab/predictions.parquet",
+        "rows": 10,
+        "model": {
+            "name": "taxi_trip_duration",
+            "version": "3",
+            "alias": "champion",
+            "run_id": "abc",
+            "source": "models:/m-1",
+            "uri": "models:/taxi_trip_duration/3",
+        },
+        "snapshot_digest": "0123456789abcdef" * 4,
+        "snapshot_rows": 12,
+        "data_filter": "payment_type == 1",
+        "target": "local",
+        "published_at": "2024-04-01T00:00:00+00:00",
+    }
+    record = ScoredOutput.from_dict(written)
+    assert record.to_dict() == written and list(record.to_dict()) == list(written)
+    assert record.model.version == "3" and record.expected_rows == 10
+    unpublished = {k: v for k, v in written.items() if k != "published_at"}
+    assert ScoredOutput.from_dict(unpublished).to_dict() == unpublished
+    assert ScoredOutput.from_dict({**unpublished, "data_filter": None}).expected_rows == 12
+    with pytest.raises(ValueError, match="lacks snapshot_rows"):
+        ScoredOutput.from_dict({k: v for k, v in unpublished.items() if k != "snapshot_rows"})
+
+
 def test_a_missing_month_stops_with_what_to_do(lake: Lake) -> None:
     with pytest.raises(scoring.InputRejected, match=r"no validated snapshot for 2024-09.*_validate DAG"):
         scoring.checked_snapshot(lake, USE_CASE, "2024-09", ["trip_distance"])
@@ -208,21 +242,21 @@ def test_a_failed_run_leaves_the_previous_output_intact(
     ref = registry.resolve(USE_CASE.model_name)
     use_case = with_serving(USE_CASE, batch_rows=1_000)
     record = scoring.publish(lake, scoring.score_snapshot(lake, use_case, snapshot, ref))
-    before = lake.read_bytes(record["path"])
+    before = lake.read_bytes(record.path)
     real = scoring.predictor
 
     def dies_on_the_second_batch(model: Any) -> Any:
         predict, calls = real(model), itertools.count()
         return lambda frame: predict(frame) if next(calls) == 0 else (_ for _ in ()).throw(MemoryError())
 
-    monkeypatch.setattr(scoring, "predictor", dies_on_the_second_batch)
+    monkeypatch.setattr(scoring.batch, "predictor", dies_on_the_second_batch)
     with pytest.raises(MemoryError):
         scoring.score_snapshot(lake, use_case, snapshot, ref)
 
-    assert lake.read_bytes(record["path"]) == before
+    assert lake.read_bytes(record.path) == before
     assert scoring.current_predictions(lake, USE_CASE.name, "2024-05") == record
     assert {e.path for e in lake.list(f"predictions/{USE_CASE.name}/month=2024-05")} == {
-        record["path"],
+        record.path,
         f"predictions/{USE_CASE.name}/month=2024-05/CURRENT.json",
     }
 
@@ -259,7 +293,7 @@ def test_a_classifier_scores_only_the_rows_its_spec_models(lake: Lake, tmp_path:
 
     table = scoring.read_predictions(lake, tips.name, "2024-02").to_pandas()
     card = snapshots.read_table(lake, snapshot, ["payment_type"]).to_pandas()["payment_type"] == 1
-    assert 0 < record["rows"] == len(table) == card.sum() < snapshot.rows
+    assert 0 < record.rows == len(table) == card.sum() < snapshot.rows
     assert table["row_index"].tolist() == card[card].index.tolist()
     assert set(table["label"]) <= set(tips.target.labels) and table["probability"].between(0, 1).all()
     assert ((table["probability"] >= 0.5) == (table["label"] == "generous")).all()
@@ -277,6 +311,8 @@ def test_the_score_command_scores_any_tlc_file(world: dict[str, Any], tmp_path: 
             "-m",
             "mlplatform",
             "score",
+            "--json",
+            "--quiet",
             "--model",
             uri,
             "--input",
@@ -364,7 +400,7 @@ def test_sagemaker_batch_transform_gives_the_same_predictions(
         f"models:/{USE_CASE.model_name}/{version}"
     )
     on_sagemaker = scoring.read_predictions(lake, USE_CASE.name, "2024-07")
-    assert scoring.current_predictions(lake, USE_CASE.name, "2024-07")["target"] == "sagemaker"
+    assert scoring.current_predictions(lake, USE_CASE.name, "2024-07").target == "sagemaker"  # type: ignore[union-attr]
 
     buffer = io.BytesIO()
     pyfunc = scoring.load_model(f"models:/{USE_CASE.model_name}/{version}")

@@ -206,7 +206,8 @@ def test_train_command_prints_metrics_as_json(
 
     fast = small("taxi_trip_duration")
     monkeypatch.setattr(spec, "load_spec", lambda name: fast)
-    code = cli.main(["train", "--use-case", "taxi_trip_duration", "--train", *paths[:2], "--valid", paths[2]])
+    train = ["train", "--json", "--quiet", "--use-case", "taxi_trip_duration"]
+    code = cli.main([*train, "--train", *paths[:2], "--valid", paths[2]])
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert result["family"] == "hist_gradient_boosting"

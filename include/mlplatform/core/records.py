@@ -160,3 +160,76 @@ class Assessment:
             latency_ms_per_row=data.get("latency_ms_per_row"),
             size_mb=data.get("size_mb"),
         )
+
+
+# Fields every scored output record has, as batch scoring has always written them.
+_SCORED_REQUIRED = ("use_case", "month", "path", "uri", "rows", "model", "snapshot_digest", "snapshot_rows")
+
+
+@dataclass(frozen=True)
+class ScoredOutput:
+    """One month's predictions file, as batch scoring wrote it and publishing points at it.
+
+    ``path`` is relative to the lake, ``uri`` absolute; ``rows`` counts the predictions
+    (the modelled rows of the snapshot: all of them unless the spec has a ``data.filter``);
+    ``target`` says where the scoring ran (``local`` or ``sagemaker``). ``published_at`` is
+    set once the file became the month's current predictions (``CURRENT.json``).
+    """
+
+    use_case: str
+    month: str
+    path: str
+    uri: str
+    rows: int
+    model: ModelRef
+    snapshot_digest: str
+    snapshot_rows: int
+    data_filter: str | None = None
+    target: str = "local"
+    published_at: str | None = None
+
+    @property
+    def expected_rows(self) -> int:
+        """Predictions a complete file holds: one per modelled snapshot row."""
+        return self.rows if self.data_filter else self.snapshot_rows
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (XCom and ``CURRENT.json``); ``published_at`` only once published."""
+        out: dict[str, Any] = {
+            "use_case": self.use_case,
+            "month": self.month,
+            "path": self.path,
+            "uri": self.uri,
+            "rows": self.rows,
+            "model": self.model.to_dict(),
+            "snapshot_digest": self.snapshot_digest,
+            "snapshot_rows": self.snapshot_rows,
+            "data_filter": self.data_filter,
+            "target": self.target,
+        }
+        if self.published_at is not None:
+            out["published_at"] = self.published_at
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScoredOutput:
+        """Read an output back from XCom or ``CURRENT.json``; a record that lacks a field
+        raises ``ValueError`` naming it."""
+        if missing := [key for key in _SCORED_REQUIRED if key not in data]:
+            raise ValueError(
+                f"scored output record lacks {', '.join(missing)} (has: {', '.join(data) or 'nothing'}); "
+                "it was not written by batch scoring: re-run the month's batch scoring"
+            )
+        return cls(
+            use_case=str(data["use_case"]),
+            month=str(data["month"]),
+            path=str(data["path"]),
+            uri=str(data["uri"]),
+            rows=int(data["rows"]),
+            model=ModelRef.from_dict(data["model"]),
+            snapshot_digest=str(data["snapshot_digest"]),
+            snapshot_rows=int(data["snapshot_rows"]),
+            data_filter=data.get("data_filter"),
+            target=str(data.get("target", "local")),
+            published_at=data.get("published_at"),
+        )

@@ -1,0 +1,80 @@
+"""Synthetic NYC taxi months in the exact TLC trip-record format, calibrated on real months.
+
+The generator stands in for the TLC download, which is out of reach at run time. Its
+files have TLC's column names and the Arrow types of the month's publication period
+(yellow or green), and the shape of real months. Green months follow tables derived from
+real green months (``calibration/green.json`` and ``calibration/green_zone_pairs.parquet``,
+made by ``bench/calibrate_generator.py``): the zone and zone-pair mix of metered records
+and of records with blank codes, road distances between zones, travel speeds by pickup
+borough, weekday/weekend and hour, zone slowness, hourly volume, the shares of zero-distance
+and no-trip records, and the code mixes and null patterns. Yellow months use the same
+geography and speeds with a pickup mix from published figures (``calibration/yellow_prior.json``).
+
+Trip duration is a known function of the observed features times log-normal noise, so
+the irreducible error of any file is known: :func:`expected_duration_minutes` is the best
+possible prediction and :attr:`GeneratedMonth.noise_floor_rmse` its RMSE. Records with a
+zero distance (an odometer gap) take the duration of the zone pair's typical distance, or,
+for a known share of them, are no-trips lasting under a minute; the expectation accounts
+for both. Knobs in :class:`Drift` shift the data the way production data drifts;
+:data:`CORRUPTIONS` break it the way bad deliveries do. The same seed always gives the same
+file.
+
+Modules: ``world`` (the calibration tables, drift and the duration function), ``sampling``
+(a month's trips and its shape), ``fares`` (codes, fares and the file layout),
+``corruptions`` (bad deliveries).
+"""
+
+from mlplatform.core.generator.corruptions import CORRUPTIONS, FILE_CORRUPTIONS, corrupt, corrupted_bytes
+from mlplatform.core.generator.fares import publication_schema
+from mlplatform.core.generator.sampling import (
+    GREEN_BLANK_SHARE_FROM_2022,
+    METADATA_KEY,
+    GeneratedMonth,
+    generate_month,
+    read_generator_metadata,
+    shape_summary,
+)
+from mlplatform.core.generator.world import (
+    AIRPORTS,
+    CALIBRATION,
+    NO_DRIFT,
+    NO_TRIP_MINUTES,
+    NOISE_SIGMA,
+    OVERHEAD_MINUTES,
+    Drift,
+    World,
+    borough_codes,
+    borough_layout,
+    expected_duration_minutes,
+    fixed_minutes,
+    moving_minutes,
+    world,
+)
+
+__all__ = [
+    "AIRPORTS",
+    "CALIBRATION",
+    "CORRUPTIONS",
+    "FILE_CORRUPTIONS",
+    "GREEN_BLANK_SHARE_FROM_2022",
+    "METADATA_KEY",
+    "NOISE_SIGMA",
+    "NO_DRIFT",
+    "NO_TRIP_MINUTES",
+    "OVERHEAD_MINUTES",
+    "Drift",
+    "GeneratedMonth",
+    "World",
+    "borough_codes",
+    "borough_layout",
+    "corrupt",
+    "corrupted_bytes",
+    "expected_duration_minutes",
+    "fixed_minutes",
+    "generate_month",
+    "moving_minutes",
+    "publication_schema",
+    "read_generator_metadata",
+    "shape_summary",
+    "world",
+]

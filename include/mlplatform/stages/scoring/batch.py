@@ -1,0 +1,262 @@
+"""Local batch scoring: a month's checked snapshot streamed through the model into one file.
+
+The snapshot is read in record batches of ``serving.batch_rows``; each batch's modelled rows
+(the spec's ``data.filter``) are answered and written as one row group of
+``predictions/<use case>/month=YYYY-MM/v<version>-<digest12>/predictions.parquet``,
+atomically: a failed run leaves the previous file untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mlplatform.adapters import snapshots
+from mlplatform.adapters.lake import Lake
+from mlplatform.core import months
+from mlplatform.core.records import ModelRef, ScoredOutput
+from mlplatform.core.spec import UseCase
+from mlplatform.stages.scoring.model import load_model, model_inputs, predictor
+
+log = logging.getLogger(__name__)
+
+DATA_FILE = "predictions.parquet"
+
+
+class InputRejected(RuntimeError):
+    """A month may not be scored: its snapshot is missing or failed its data contract."""
+
+
+def month_of_run(month: str | None, data_interval_end: datetime | None) -> str:
+    """The month a batch-score run scores: ``month`` if given, else the last full month
+    before ``data_interval_end`` (a run due on 1 April, or on 2 April, scores March).
+
+    The rule holds for both cron timetables: zero-length intervals at the due time, and
+    month-long intervals that end at the due time.
+    """
+    if month:
+        return month
+    if data_interval_end is None:
+        raise ValueError(
+            "this run has no data interval (triggered without a logical date): "
+            "trigger it with the `month` param, YYYY-MM"
+        )
+    return months.shift(months.of(data_interval_end), -1)
+
+
+def checked_snapshot(lake: Lake, use_case: UseCase, month: str, columns: Iterable[str]) -> snapshots.Snapshot:
+    """The month's current snapshot, if it passed its data contract and has ``columns``.
+
+    Raises :class:`InputRejected` with what is wrong and what to do otherwise.
+    """
+    name = use_case.name
+    snapshot = snapshots.current_snapshot(lake, name, month)
+    if snapshot is None:
+        raise InputRejected(
+            f"{name} has no validated snapshot for {month} under {lake.uri(f'validated/{name}')}: "
+            f"run the {name}_validate DAG for {month} first, then re-run this month"
+        )
+    contract = snapshot.manifest.get("contract")
+    success = contract.get("success") if isinstance(contract, dict) else None
+    if success is not True:
+        why = "its manifest records no contract result" if success is None else "it failed the contract"
+        details = {k: v for k, v in (contract or {}).items() if k != "success"}
+        raise InputRejected(
+            f"{name} snapshot {snapshot.digest[:12]} for {month} may not be scored: {why} "
+            f"(suite {use_case.contract.suite}{'; ' + str(details) if details else ''}). Scoring stopped; "
+            f"fix the delivery and re-run {name}_validate for {month}, then re-run this month"
+        )
+    schema = snapshot.manifest.get("schema") or {}
+    if missing := [c for c in columns if c not in schema]:
+        raise InputRejected(
+            f"{name} snapshot {snapshot.digest[:12]} for {month} lacks column(s) the model needs: "
+            f"{', '.join(missing)}; the model and the data contract disagree: retrain on current data"
+        )
+    return snapshot
+
+
+def answer_columns(task: str) -> tuple[str, ...]:
+    """The model's answer columns: ``prediction``, or ``label`` and ``probability``."""
+    return ("prediction",) if task == "regression" else ("label", "probability")
+
+
+def answer_schema(task: str) -> pa.Schema:
+    """Columns of one prediction row."""
+    answers = (
+        [("prediction", pa.float64())]
+        if task == "regression"
+        else [("label", pa.string()), ("probability", pa.float64())]
+    )
+    return pa.schema(
+        [
+            ("row_id", pa.string()),
+            ("row_index", pa.int64()),
+            *answers,
+            ("model_name", pa.string()),
+            ("model_version", pa.int64()),
+            ("snapshot_digest", pa.string()),
+        ]
+    )
+
+
+def row_ids(digest: str, index: np.ndarray) -> pa.Array:
+    """Stable row ids ``<digest[:16]>-<row index>`` for rows at ``index`` of the input."""
+    return pc.binary_join_element_wise(f"{digest[:16]}-", pc.cast(pa.array(index), pa.string()), "")
+
+
+def read_columns(use_case: UseCase, inputs: list[str], available: Iterable[str]) -> list[str]:
+    """The model's inputs plus the columns the spec's ``data.filter`` mentions."""
+    text = use_case.data.filter or ""
+    extra = [c for c in available if c not in inputs and re.search(rf"\b{re.escape(c)}\b", text)]
+    return [*inputs, *extra]
+
+
+def modelled_batches(
+    batches: Iterable[pa.RecordBatch], columns: list[str], data_filter: str | None = None
+) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
+    """Per batch: the rows the use case models (its ``data.filter``) as a frame of ``columns``,
+    with their positions in the input (the ``row_index`` of their predictions)."""
+    from mlplatform.core.features import modelled_rows
+
+    offset = 0
+    for batch in batches:
+        frame = batch.to_pandas()
+        frame.index = range(offset, offset + len(frame))
+        offset += len(frame)
+        if data_filter:
+            frame = modelled_rows(frame, data_filter)
+        if len(frame):
+            yield frame.index.to_numpy(np.int64), frame[columns]
+
+
+def write_predictions(
+    sink: Any,
+    answers: Iterable[tuple[np.ndarray, pd.DataFrame]],
+    *,
+    digest: str,
+    model_name: str | None = None,
+    model_version: str | None = None,
+    task: str = "regression",
+) -> int:
+    """Write model answers to ``sink`` as parquet, one row group per ``(row index, frame)``.
+
+    Returns the rows written.
+    """
+    schema = answer_schema(task)
+    version = int(model_version) if model_version is not None else None
+    written = 0
+    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+        for index, frame in answers:
+            n = len(frame)
+            if n == 0:
+                continue
+            arrays = {
+                "row_id": row_ids(digest, index),
+                "row_index": pa.array(index, pa.int64()),
+                **{c: pa.array(frame[c].to_numpy(), schema.field(c).type) for c in answer_columns(task)},
+                "model_name": pa.repeat(pa.scalar(model_name, pa.string()), n),
+                "model_version": pa.repeat(pa.scalar(version, pa.int64()), n),
+                "snapshot_digest": pa.repeat(pa.scalar(digest, pa.string()), n),
+            }
+            writer.write_table(pa.Table.from_pydict(arrays, schema=schema))
+            written += n
+    return written
+
+
+def score_batches(
+    model: Any,
+    batches: Iterable[pa.RecordBatch],
+    sink: Any,
+    *,
+    columns: list[str],
+    digest: str,
+    model_name: str | None = None,
+    model_version: str | None = None,
+    task: str = "regression",
+    data_filter: str | None = None,
+) -> int:
+    """Predict every record batch (the rows ``data_filter`` keeps) and write the answers to ``sink``.
+
+    Memory holds one batch at a time, whatever the input's size. Returns the rows written.
+    """
+    predict = predictor(model)
+    answers = ((index, predict(frame)) for index, frame in modelled_batches(batches, columns, data_filter))
+    return write_predictions(
+        sink, answers, digest=digest, model_name=model_name, model_version=model_version, task=task
+    )
+
+
+def output_folder(use_case: str, month: str, version: str, digest: str) -> str:
+    """The lake folder of one month's output by one model version on one snapshot."""
+    return f"predictions/{use_case}/month={month}/v{version}-{digest[:12]}"
+
+
+def output_path(use_case: str, snapshot: snapshots.Snapshot, ref: ModelRef) -> str:
+    """The predictions file of ``snapshot`` scored by ``ref``."""
+    return f"{output_folder(use_case, snapshot.month, ref.version, snapshot.digest)}/{DATA_FILE}"
+
+
+def scored_output(
+    lake: Lake,
+    use_case: UseCase,
+    snapshot: snapshots.Snapshot,
+    ref: ModelRef,
+    path: str,
+    rows: int,
+    target: str,
+) -> ScoredOutput:
+    """The record of a predictions file just written (not yet published)."""
+    return ScoredOutput(
+        use_case=use_case.name,
+        month=snapshot.month,
+        path=path,
+        uri=lake.uri(path),
+        rows=rows,
+        model=ref,
+        snapshot_digest=snapshot.digest,
+        snapshot_rows=snapshot.rows,
+        data_filter=use_case.data.filter,
+        target=target,
+    )
+
+
+def score_snapshot(
+    lake: Lake, use_case: UseCase, snapshot: snapshots.Snapshot, ref: ModelRef, model: Any = None
+) -> ScoredOutput:
+    """Score ``snapshot`` with the version ``ref`` and write its predictions file atomically.
+
+    Returns the output's record (what :func:`~mlplatform.stages.scoring.publish` checks and
+    points at); the month's ``CURRENT.json`` is not touched here.
+    """
+    model = model if model is not None else load_model(ref.uri)
+    columns = model_inputs(model)
+    path = output_path(use_case.name, snapshot, ref)
+    source = lake.open_parquet(snapshot.data_path)
+    try:
+        read = read_columns(use_case, columns, source.schema_arrow.names)
+        batches = source.iter_batches(batch_size=use_case.serving.batch_rows, columns=read)
+        with lake.open_atomic(path) as sink:
+            rows = score_batches(
+                model,
+                batches,
+                sink,
+                columns=columns,
+                digest=snapshot.digest,
+                model_name=ref.name,
+                model_version=ref.version,
+                task=use_case.task,
+                data_filter=use_case.data.filter,
+            )
+    finally:
+        source.close()
+    log.info("scored %s rows of %s %s with %s into %s", rows, use_case.name, snapshot.month, ref.uri, path)
+    return scored_output(lake, use_case, snapshot, ref, path, rows, target="local")

@@ -1,0 +1,124 @@
+"""Training: from validated snapshots to a tracked model run in MLflow.
+
+The train DAG runs three steps as tasks, passing URIs and ids; the command line
+(``mlplatform train``) runs the same functions in one process on any TLC files (``files``).
+
+1. :func:`assemble_training_set` (``dataset``): the current validated snapshots of the spec's
+   window (``training.window_months``), split by time: the newest ``training.validation_months``
+   are held out for validation, the older months are trained on (uniformly sampled down
+   to ``training.sample_rows``). A retrain after a breach can start at the breached month
+   (``since``): with too few months left, their last days are held out instead. Only the
+   rows the spec models (``data.filter``) and the target (``target.column`` or
+   ``target.expression``) are kept, and of those only the trips whose target lies in the
+   spec's modelling range (``target.range``, e.g. 1 to 60 minutes), in training and
+   validation alike; the rows the range leaves out are counted, logged and tracked
+   (``rows_outside_range.<role>``). Written to the lake as
+   ``features/<use case>/training/<key>/{train,validation}.parquet`` with the lineage
+   (month, digest, rows of every snapshot) beside them.
+2. :func:`fit` (``fitting``): the baseline family and the chosen family (by default the spec's
+   ``model.family``) from the use case's model module. The default family gets a small,
+   bounded hyperparameter search (scikit-learn's parameter grid of ``model.search``, at most
+   ``model.max_search_trials`` trials) scored on a random fifth of a training subsample,
+   never on the validation months; the best is refitted on the whole training sample.
+   :func:`evaluate` (``evaluation``) measures a model overall and per slice.
+3. :func:`log_run` (``tracking``): params, validation metrics overall and per slice
+   (``promotion.slices``), the baseline's metrics on the same rows, dataset lineage
+   (``mlflow.log_input``, one input per snapshot, with its SHA-256), plots (``plots``), the
+   code version and the Airflow run id, and the model as a self-contained
+   :class:`~mlplatform.core.modelling.TripModel` pyfunc with signature and input example.
+   Registration is :mod:`mlplatform.adapters.registry`'s.
+
+Metric names: ``val_<metric>`` overall, ``val_<metric>.<slice column>.<value>`` per
+slice, ``baseline_val_<metric>`` for the baseline, ``rows_outside_range.training`` and
+``rows_outside_range.validation`` for the labelled rows ``target.range`` left out (the
+range itself is the ``target_range`` param).
+"""
+
+import os
+
+# Airflow workers and this machine share cores with other work; OpenMP threads that spin
+# while waiting (libgomp's default) slow scikit-learn's gradient boosting several-fold
+# when the cores are busy. Passive waiting costs nothing when they are idle. This only
+# takes effect when OpenMP is first loaded after this import, which is the case in a task.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from mlplatform.stages.training.dataset import (
+    MAX_VALIDATION_ROWS,
+    SAMPLE_SEED,
+    VALIDATION_DAYS,
+    SnapshotRef,
+    assemble_training_set,
+    labelled,
+    labelled_and_excluded,
+    new_data_decision,
+    read_set,
+    read_tlc_files,
+    sample,
+    select_window,
+    source_columns,
+    split_time,
+    split_within,
+)
+from mlplatform.stages.training.evaluation import (
+    MIN_SLICE_ROWS,
+    Evaluation,
+    evaluate,
+    primary_metric,
+)
+from mlplatform.stages.training.files import summary, train_files
+from mlplatform.stages.training.fitting import (
+    SEARCH_ROWS,
+    Fitted,
+    fit,
+    search_trials,
+    train_frames,
+    trip_model,
+    validate,
+)
+from mlplatform.stages.training.plots import figures
+from mlplatform.stages.training.tracking import (
+    bundle_tags,
+    code_version,
+    fit_and_log,
+    log_run,
+    model_code,
+    model_signature,
+)
+
+__all__ = [
+    "MAX_VALIDATION_ROWS",
+    "MIN_SLICE_ROWS",
+    "SAMPLE_SEED",
+    "SEARCH_ROWS",
+    "VALIDATION_DAYS",
+    "Evaluation",
+    "Fitted",
+    "SnapshotRef",
+    "assemble_training_set",
+    "bundle_tags",
+    "code_version",
+    "evaluate",
+    "figures",
+    "fit",
+    "fit_and_log",
+    "labelled",
+    "labelled_and_excluded",
+    "log_run",
+    "model_code",
+    "model_signature",
+    "new_data_decision",
+    "primary_metric",
+    "read_set",
+    "read_tlc_files",
+    "sample",
+    "search_trials",
+    "select_window",
+    "source_columns",
+    "split_time",
+    "split_within",
+    "summary",
+    "train_files",
+    "train_frames",
+    "trip_model",
+    "validate",
+]

@@ -1,0 +1,292 @@
+"""Training sets: validated snapshots of a window, split by time, labelled, range-checked, sampled.
+
+:func:`assemble_training_set` writes them to the lake as
+``features/<use case>/training/<key>/{train,validation}.parquet`` with their lineage beside
+them; :func:`read_tlc_files` builds the same labelled rows from raw TLC files, for training
+outside Airflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from mlplatform.adapters import snapshots
+from mlplatform.adapters.lake import Lake
+from mlplatform.core import features, tlc
+from mlplatform.core.modelling import input_columns
+from mlplatform.core.months import check as check_month
+from mlplatform.core.months import end_of
+from mlplatform.core.spec import UseCase
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from mlplatform.adapters.snapshots import Snapshot
+
+log = logging.getLogger(__name__)
+
+MAX_VALIDATION_ROWS = 250_000
+"""Validation rows evaluated (a uniform sample of the held-out months beyond this)."""
+SAMPLE_SEED = 0
+"""Seed of every sample training draws, so a retried task draws the same rows."""
+VALIDATION_DAYS = 8
+"""A split within months (see :func:`select_window`) validates on their last days."""
+
+
+def safe_key(text: str) -> str:
+    """``text`` with every character MLflow and object stores dislike replaced by ``_``."""
+    return re.sub(r"[^\w.\-]", "_", str(text))
+
+
+def _expression_columns(*expressions: str | None) -> list[str]:
+    names = set(tlc.NORMALISED_SCHEMA.names)
+    found: list[str] = []
+    for expression in filter(None, expressions):
+        for token in re.findall(r"[A-Za-z_]\w*", expression):
+            if token in names and token not in found:
+                found.append(token)
+    return found
+
+
+def source_columns(use_case: UseCase) -> list[str]:
+    """Normalised columns training reads: model inputs plus what the filter and target need."""
+    columns = input_columns(use_case.features.all)
+    extra = _expression_columns(use_case.data.filter, use_case.target.expression)
+    if use_case.target.expression is None:
+        extra.append(use_case.target.column)
+    return [*columns, *(c for c in extra if c not in columns)]
+
+
+def labelled(trips: pd.DataFrame, use_case: UseCase) -> pd.DataFrame:
+    """The modelled rows of normalised ``trips``: model inputs plus the target column, for
+    the trips whose target is known and within the spec's ``target.range``."""
+    return labelled_and_excluded(trips, use_case)[0]
+
+
+def labelled_and_excluded(trips: pd.DataFrame, use_case: UseCase) -> tuple[pd.DataFrame, int]:
+    """:func:`labelled` rows, and how many labelled rows ``target.range`` left out."""
+    rows = features.modelled_rows(trips, use_case.data.filter)
+    target = features.target_values(rows, use_case.target.column, use_case.target.expression)
+    out = rows[input_columns(use_case.features.all)].copy()
+    out[use_case.target.column] = target
+    out = out[target.notna()]
+    keep = features.in_target_range(out[use_case.target.column], use_case.target.range_)
+    return out[keep].reset_index(drop=True), int((~keep).sum())
+
+
+def report_range(use_case: UseCase, role: str, kept: int, excluded: int) -> None:
+    """Log how many rows of ``role`` (training, validation) the spec's ``target.range`` left out."""
+    if use_case.target.range_ is None:
+        return
+    low, high = use_case.target.range_
+    share = 100 * excluded / max(kept + excluded, 1)
+    where = f"target.range [{low:g}, {high:g}] {use_case.target.unit}"
+    log.info(
+        "%s %s rows: %d within %s, %d (%.2f%%) outside it left out",
+        use_case.name,
+        role,
+        kept,
+        where,
+        excluded,
+        share,
+    )
+
+
+def sample(frame: pd.DataFrame, rows: int | None) -> pd.DataFrame:
+    """A uniform sample of ``rows`` rows of ``frame`` (all of it when smaller), in its order."""
+    if rows is None or len(frame) <= rows:
+        return frame
+    return frame.sample(rows, random_state=SAMPLE_SEED).sort_index().reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class SnapshotRef:
+    """A snapshot a model trained or was validated on."""
+
+    month: str
+    digest: str
+    rows: int
+    uri: str
+    role: str  # "training" or "validation"
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def select_window(
+    available: list[Snapshot], window_months: int, validation_months: int, since: str | None = None
+) -> tuple[list[Snapshot], list[Snapshot]]:
+    """The (training, validation) snapshots: the newest ``window_months``, split by time.
+
+    ``since`` (a month) keeps only that month and later ones: a retrain after monitoring saw
+    the data change learns the new regime alone. When that leaves too few months to hold
+    whole months out, both lists are the same months and :func:`split_within` divides
+    their trips by pickup time.
+    """
+    if since is not None:
+        check_month(since, "since")
+        newer = [s for s in available if s.month >= since]
+        if not newer:
+            months = ", ".join(s.month for s in available) or "none"
+            raise ValueError(
+                f"no validated month from {since} on to train on (validated: {months}); "
+                "validate that month first (the <use case>_validate DAG)"
+            )
+        if len(newer) <= validation_months:
+            window = newer[-window_months:]
+            return window, window
+        available = newer
+    if len(available) < validation_months + 1:
+        months = ", ".join(s.month for s in available) or "none"
+        raise ValueError(
+            f"training needs at least {validation_months + 1} months of validated data "
+            f"({validation_months} held out for validation), but only these are validated: {months}; "
+            "validate more months first (the <use case>_validate DAG)"
+        )
+    if window_months <= validation_months:
+        raise ValueError(
+            f"window_months ({window_months}) must exceed training.validation_months ({validation_months})"
+        )
+    window = available[-window_months:]
+    return window[:-validation_months], window[-validation_months:]
+
+
+def split_time(months: list[str]) -> datetime:
+    """Where a split within ``months`` starts validation: ``VALIDATION_DAYS`` before their end."""
+    return end_of(max(months)) - timedelta(days=VALIDATION_DAYS)
+
+
+def split_within(frame: pd.DataFrame, cutoff: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Trips picked up before ``cutoff`` (training) and from it on (validation)."""
+    late = pd.to_datetime(frame["pickup_datetime"]) >= pd.Timestamp(cutoff)
+    return frame[~late].reset_index(drop=True), frame[late].reset_index(drop=True)
+
+
+def new_data_decision(lake: Lake, use_case: UseCase, has_champion: bool) -> tuple[bool, str]:
+    """Whether a newly validated month should train a challenger, and why (or why not)."""
+    needed = use_case.training.validation_months + 1
+    validated = len(snapshots.current_snapshots(lake, use_case.name))
+    if validated < needed:
+        return False, f"{validated} validated month(s); training needs {needed}"
+    if use_case.training.on_new_data == "first_model" and has_champion:
+        return False, "a champion exists and training.on_new_data is first_model: monitoring decides retrains"
+    return True, f"{validated} validated months; training.on_new_data is {use_case.training.on_new_data}"
+
+
+def _read_snapshots(lake: Lake, snaps: list[Snapshot], columns: list[str]) -> pd.DataFrame:
+    frames = [snapshots.read_table(lake, s, columns).to_pandas() for s in snaps]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _lineage(
+    lake: Lake, train_snaps: list[Snapshot], valid_snaps: list[Snapshot], split: dict[str, str]
+) -> list[dict[str, Any]]:
+    return [
+        {**SnapshotRef(s.month, s.digest, s.rows, lake.uri(s.data_path), role).to_dict(), **split}
+        for role, snaps in (("training", train_snaps), ("validation", valid_snaps))
+        for s in snaps
+    ]
+
+
+def assemble_training_set(
+    lake: Lake, use_case: UseCase, key: str, window_months: int | None = None, since: str | None = None
+) -> dict[str, Any]:
+    """Write the training and validation sets of ``use_case`` to the lake; returns their URIs.
+
+    ``key`` names the output folder (the train DAG passes its run id), so a retried task
+    overwrites its own output and nothing else. ``since``: see :func:`select_window`.
+    """
+    window_months = window_months or use_case.training.window_months
+    available = snapshots.current_snapshots(lake, use_case.name)
+    train_snaps, valid_snaps = select_window(
+        available, window_months, use_case.training.validation_months, since
+    )
+    columns = source_columns(use_case)
+    cutoff = None
+    if train_snaps == valid_snaps:
+        cutoff = split_time([s.month for s in valid_snaps])
+        train, valid = split_within(_read_snapshots(lake, train_snaps, columns), cutoff)
+    else:
+        train, valid = (
+            _read_snapshots(lake, train_snaps, columns),
+            _read_snapshots(lake, valid_snaps, columns),
+        )
+    train, train_excluded = labelled_and_excluded(train, use_case)
+    valid, valid_excluded = labelled_and_excluded(valid, use_case)
+    report_range(use_case, "training", len(train), train_excluded)
+    report_range(use_case, "validation", len(valid), valid_excluded)
+    train = sample(train, use_case.training.sample_rows)
+    valid = sample(valid, MAX_VALIDATION_ROWS)
+    if len(train) == 0 or len(valid) == 0:
+        raise ValueError(
+            f"no modelled rows to train on for {use_case.name} in months "
+            f"{', '.join(s.month for s in train_snaps + valid_snaps)}: check data.filter in the spec"
+        )
+    folder = f"features/{use_case.name}/training/{safe_key(key)}"
+    split = {} if cutoff is None else {"validation_from": cutoff.isoformat()}
+    result = {
+        "use_case": use_case.name,
+        "train_uri": lake.write_parquet(f"{folder}/train.parquet", _to_arrow(train)),
+        "validation_uri": lake.write_parquet(f"{folder}/validation.parquet", _to_arrow(valid)),
+        "train_rows": len(train),
+        "validation_rows": len(valid),
+        "rows_outside_range": {"training": train_excluded, "validation": valid_excluded},
+        "window_months": window_months,
+        "since": since,
+        "validation_from": split.get("validation_from"),
+        "train_months": [s.month for s in train_snaps],
+        "validation_months": [s.month for s in valid_snaps],
+        "lineage": _lineage(lake, train_snaps, valid_snaps, split),
+    }
+    lake.write_json(f"{folder}/lineage.json", result)
+    return result
+
+
+def _to_arrow(frame: pd.DataFrame) -> pa.Table:
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def read_set(lake: Lake, uri: str) -> pd.DataFrame:
+    """A training or validation set :func:`assemble_training_set` wrote, by its URI."""
+    return lake.read_parquet(lake.relative(uri)).to_pandas()
+
+
+def read_tlc_files(use_case: UseCase, paths: list[str]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Labelled rows of raw TLC files (any taxi type and year; paths or URIs) and their lineage
+    (which counts, per file, the labelled rows ``target.range`` left out)."""
+    import hashlib
+
+    import fsspec
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frames, lineage = [], []
+    for path in paths:
+        with fsspec.open(path, "rb") as handle:
+            data = handle.read()
+        try:
+            table = pq.read_table(pa.BufferReader(data))
+        except Exception as exc:  # pyarrow raises several types for a file that is not parquet
+            raise ValueError(f"{path} is not a readable parquet file: {exc}") from None
+        normalised = tlc.normalise(table, expected=use_case.data.taxi_types)
+        rows, excluded = labelled_and_excluded(
+            normalised.select(source_columns(use_case)).to_pandas(), use_case
+        )
+        frames.append(rows)
+        lineage.append(
+            {
+                "uri": path,
+                "digest": hashlib.sha256(data).hexdigest(),
+                "rows": table.num_rows,
+                "rows_outside_range": excluded,
+            }
+        )
+    return pd.concat(frames, ignore_index=True), lineage

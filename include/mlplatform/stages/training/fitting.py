@@ -1,0 +1,126 @@
+"""Fitting: the baseline, and the chosen family after a small, bounded hyperparameter search.
+
+The search tries scikit-learn's :class:`~sklearn.model_selection.ParameterGrid` of the spec's
+``model.search``, or a fixed :class:`~sklearn.model_selection.ParameterSampler` draw of
+``model.max_search_trials`` combinations when the grid is larger. Each trial is scored on a
+random fifth of a training subsample, never on the validation months; the best is refitted
+on the whole training sample.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from mlplatform.core import features
+from mlplatform.core.metrics import LOWER_IS_BETTER, score
+from mlplatform.core.modelling import TripModel, build_estimator, input_defaults
+from mlplatform.core.spec import UseCase
+from mlplatform.stages.training.dataset import SAMPLE_SEED, sample
+from mlplatform.stages.training.evaluation import Evaluation, evaluate, primary_metric
+
+SEARCH_ROWS = 200_000
+"""Training rows the hyperparameter search fits on (a uniform subsample)."""
+
+
+@dataclass
+class Fitted:
+    """What :func:`fit` produced."""
+
+    family: str
+    params: dict[str, Any]
+    model: TripModel
+    baseline: TripModel
+    search: list[dict[str, Any]]
+    seconds: float
+
+
+def search_trials(use_case: UseCase) -> list[dict[str, Any]]:
+    """The hyperparameter combinations tried: the grid, or a fixed sample of it when larger."""
+    from sklearn.model_selection import ParameterGrid, ParameterSampler
+
+    grid = use_case.model.search
+    if not grid:
+        return [{}]
+    limit = use_case.model.max_search_trials
+    if len(ParameterGrid(grid)) <= limit:
+        return list(ParameterGrid(grid))
+    # Lists only: the sampler draws combinations of the grid without replacement.
+    return list(ParameterSampler(grid, n_iter=limit, random_state=SAMPLE_SEED))
+
+
+def trip_model(use_case: UseCase, estimator: Any) -> TripModel:
+    """A fitted estimator wrapped as the model every stage loads."""
+    return TripModel(
+        estimator, use_case.features.all, use_case.task, use_case.target.labels, input_defaults(use_case)
+    )
+
+
+def _search(
+    use_case: UseCase, family: str, featured: pd.DataFrame, y: pd.Series, params: dict[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every trial of :func:`search_trials` with its primary metric, in the order tried, and
+    the best trial's parameters (none when there is nothing to choose from)."""
+    trials = search_trials(use_case)
+    if len(trials) < 2:
+        return [], {}
+    metric = primary_metric(use_case)
+    columns = list(use_case.features.all)
+    subset = sample(featured.assign(_y=y.to_numpy()), SEARCH_ROWS)
+    holdout = subset.sample(frac=0.2, random_state=SAMPLE_SEED)
+    inner = subset.drop(holdout.index)
+    tried, ranks = [], []
+    for trial in trials:
+        estimator = build_estimator(use_case, family, {**params, **trial})
+        estimator.fit(inner[columns], inner["_y"])
+        value = score(use_case.task, holdout["_y"], trip_model(use_case, estimator).answer(holdout))[metric]
+        tried.append({"params": trial, metric: value})
+        ranks.append(value if LOWER_IS_BETTER[metric] else -value)
+    return tried, trials[ranks.index(min(ranks))]
+
+
+def fit(use_case: UseCase, train: pd.DataFrame, family: str | None = None) -> Fitted:
+    """Fit the baseline and ``family`` (default: the spec's) on a labelled training frame."""
+    started = time.perf_counter()
+    family = family or use_case.model.family
+    featured = features.trip_features(train)
+    X, y = featured[list(use_case.features.all)], train[use_case.target.column]
+
+    baseline = build_estimator(use_case, use_case.model.baseline).fit(X, y)
+    search: list[dict[str, Any]] = []
+    params: dict[str, Any] = {}
+    if family == use_case.model.family:
+        params = dict(use_case.model.hyperparameters)
+        search, best = _search(use_case, family, featured, y, params)
+        params = {**params, **best}
+    if family == use_case.model.baseline and not params:
+        model = baseline
+    else:
+        model = build_estimator(use_case, family, params).fit(X, y)
+    return Fitted(
+        family,
+        params,
+        trip_model(use_case, model),
+        trip_model(use_case, baseline),
+        search,
+        time.perf_counter() - started,
+    )
+
+
+def validate(use_case: UseCase, fitted: Fitted, valid: pd.DataFrame) -> tuple[Evaluation, Evaluation]:
+    """Evaluations of the model and of the baseline on the same validation rows."""
+    featured = features.trip_features(valid)
+    y = valid[use_case.target.column]
+    return evaluate(use_case, fitted.model, featured, y), evaluate(use_case, fitted.baseline, featured, y)
+
+
+def train_frames(
+    use_case: UseCase, train: pd.DataFrame, valid: pd.DataFrame, family: str | None = None
+) -> tuple[Fitted, Evaluation, Evaluation]:
+    """Fit on labelled ``train`` and evaluate on labelled ``valid`` (no tracking)."""
+    fitted = fit(use_case, train, family)
+    evaluation, baseline = validate(use_case, fitted, valid)
+    return fitted, evaluation, baseline

@@ -1,0 +1,282 @@
+"""Tracking: one training run logged to MLflow with what a reviewer needs to trust it.
+
+Params, validation metrics overall and per slice (``promotion.slices``), the baseline's
+metrics on the same rows, dataset lineage (``mlflow.log_input``, one input per snapshot,
+with its SHA-256), plots, the code version and the Airflow run id, and the model as a
+:class:`~mlplatform.core.modelling.TripModel` pyfunc with signature and input example.
+
+The logged model is self-contained: the package's pure core (``mlplatform/core``, which by
+the layer contract imports nothing else of the package) travels with it as MLflow
+``code_paths``, so a process with only the serving image's libraries loads and runs it. A
+process that already imported ``mlplatform`` keeps its own copy: MLflow only appends the
+model's code folder to ``sys.path``, and modules already imported are not reloaded.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mlplatform.adapters.lake import Lake
+from mlplatform.core.modelling import TripModel, input_columns, input_defaults
+from mlplatform.core.spec import UseCase
+from mlplatform.stages.training.dataset import read_set
+from mlplatform.stages.training.evaluation import Evaluation, primary_metric
+from mlplatform.stages.training.fitting import Fitted, train_frames
+from mlplatform.stages.training.plots import figures
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+"""The ``mlplatform`` package folder the logged model's code is copied from."""
+
+
+def bundle_tags(ti: Any) -> dict[str, str]:
+    """The DAG bundle a task runs from and its version (a Git commit for ``GitDagBundle``;
+    ``unversioned`` for ``LocalDagBundle``), as MLflow tags."""
+    bundle = getattr(ti, "bundle_instance", None)
+    if bundle is None:
+        return {}
+    version = bundle.version
+    if version is None and bundle.supports_versioning:
+        version = bundle.get_current_version()
+    version = getattr(version, "version", version)  # some bundles return a BundleVersion
+    return {"airflow.bundle_name": bundle.name, "airflow.bundle_version": str(version or "unversioned")}
+
+
+def code_version() -> str:
+    """The git commit of the code when run from a checkout, else the package version."""
+    from mlplatform.adapters import settings
+
+    try:
+        found = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=settings.REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+        return found.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return f"mlplatform=={version('mlplatform')}"
+        except PackageNotFoundError:
+            return "unknown"
+
+
+def pip_requirements() -> list[str]:
+    """The libraries a logged model needs, pinned to the versions it was trained with."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for package in ("mlflow", "scikit-learn", "pandas", "numpy", "pyarrow", "cloudpickle"):
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            continue
+    return pins
+
+
+def model_code(folder: Path) -> list[str]:
+    """Copy the code a logged model needs into ``folder``; returns its MLflow ``code_paths``.
+
+    That is the package's ``__init__`` and its pure core, Python files only: what
+    :class:`~mlplatform.core.modelling.TripModel` and the features it derives import.
+    """
+    import shutil
+
+    target = folder / "mlplatform"
+    (target / "core").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(PACKAGE_ROOT / "__init__.py", target / "__init__.py")
+    for source in (PACKAGE_ROOT / "core").rglob("*.py"):
+        destination = target / source.relative_to(PACKAGE_ROOT)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, destination)
+    return [str(target)]
+
+
+def snapshot_input(ref: dict[str, Any]) -> Any:
+    """An MLflow dataset input for one lineage entry (a validated snapshot or a raw file)."""
+    import warnings
+
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        source = resolve_dataset_source(ref["uri"])
+    name = f"validated/{ref['month']}" if "month" in ref else ref["uri"].rstrip("/").rsplit("/", 1)[-1]
+    if ref.get("validation_from"):  # one month in both roles: MLflow keeps one input per name
+        name += f"{' from' if ref['role'] == 'validation' else ' before'} {ref['validation_from'][:10]}"
+    # MLflow keeps at most 36 characters of a digest: the full SHA-256 goes in the tags.
+    return MetaDataset(source, name=name, digest=ref["digest"][:32])  # type: ignore[abstract]
+
+
+def model_signature(use_case: UseCase, model: TripModel, example: pd.DataFrame) -> Any:
+    """The MLflow signature a model is logged with: the input columns of ``example`` and the
+    model's answer to them. Inputs with a default (:func:`mlplatform.core.modelling.input_defaults`)
+    are optional, so requests may leave them out."""
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import ColSpec, Schema
+
+    example = example[input_columns(use_case.features.all)].reset_index(drop=True)
+    signature = infer_signature(example, model.predict(None, example).reset_index(drop=True))
+    optional = input_defaults(use_case)
+    inputs = Schema(
+        [
+            ColSpec(spec.type, spec.name, required=spec.name not in optional)
+            for spec in signature.inputs.inputs
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=signature.outputs, params=signature.params)
+
+
+def run_params(
+    use_case: UseCase, fitted: Fitted, evaluation: Evaluation, assembled: dict[str, Any]
+) -> dict[str, Any]:
+    """The run's params (``None`` values are not logged)."""
+    return {
+        "family": fitted.family,
+        "baseline_family": use_case.model.baseline,
+        "train_rows": int(assembled.get("train_rows", 0)) or None,
+        "validation_rows": evaluation.rows,
+        "window_months": assembled.get("window_months"),
+        "train_months": ",".join(assembled.get("train_months", [])) or None,
+        "validation_months": ",".join(assembled.get("validation_months", [])) or None,
+        "sample_rows": use_case.training.sample_rows,
+        "search_trials": len(fitted.search),
+        "target_range": list(use_case.target.range_) if use_case.target.range_ else None,
+        **{f"hp.{k}": v for k, v in sorted(fitted.params.items())},
+    }
+
+
+def run_metrics(
+    fitted: Fitted, evaluation: Evaluation, baseline: Evaluation, assembled: dict[str, Any]
+) -> dict[str, float]:
+    """The run's metrics: validation overall and per slice, the baseline's, rows left out."""
+    return {
+        **evaluation.as_metrics("val_"),
+        **baseline.as_metrics("baseline_val_", with_slices=False),
+        **{
+            f"rows_outside_range.{role}": float(n)
+            for role, n in assembled.get("rows_outside_range", {}).items()
+        },
+        "fit_seconds": fitted.seconds,
+    }
+
+
+def _log_lineage(lineage: list[dict[str, Any]]) -> None:
+    import mlflow
+
+    for ref in lineage:
+        where = {"month": ref["month"]} if "month" in ref else {"file": ref["uri"]}
+        if ref.get("validation_from"):
+            where["validation_from"] = ref["validation_from"]
+        mlflow.log_input(
+            snapshot_input(ref),
+            context=ref["role"],
+            tags={"sha256": ref["digest"], "rows": str(ref["rows"]), **where},
+        )
+
+
+def _log_model(use_case: UseCase, fitted: Fitted, valid: pd.DataFrame) -> Any:
+    import mlflow
+
+    example = valid[input_columns(use_case.features.all)].head(5).reset_index(drop=True)
+    with tempfile.TemporaryDirectory(prefix="mlplatform-model-code-") as folder:
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=fitted.model,
+            signature=model_signature(use_case, fitted.model, example),
+            input_example=example,
+            pip_requirements=pip_requirements(),
+            code_paths=model_code(Path(folder)),
+            metadata={"use_case": use_case.name, "task": use_case.task, "family": fitted.family},
+        )
+
+
+def log_run(
+    use_case: UseCase,
+    fitted: Fitted,
+    evaluation: Evaluation,
+    baseline: Evaluation,
+    valid: pd.DataFrame,
+    *,
+    assembled: dict[str, Any] | None = None,
+    reason: str = "",
+    airflow_run_id: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Log one training run to the tracking server; returns ``run_id``, ``model_uri``, metrics."""
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    from mlplatform.adapters import settings
+
+    mlflow.set_tracking_uri(settings.tracking_uri())
+    mlflow.set_experiment(use_case.name)
+    assembled = assembled or {}
+    tags = {
+        "mlplatform.use_case": use_case.name,
+        "mlplatform.code_version": code_version(),
+        "mlplatform.reason": reason or "manual",
+        "mlplatform.family": fitted.family,
+        **({"airflow.run_id": airflow_run_id} if airflow_run_id else {}),
+        **(extra_tags or {}),
+    }
+    params = run_params(use_case, fitted, evaluation, assembled)
+    with mlflow.start_run(run_name=f"{use_case.name}-{fitted.family}", tags=tags) as run:
+        mlflow.log_params({k: v for k, v in params.items() if v is not None})
+        mlflow.log_metrics(run_metrics(fitted, evaluation, baseline, assembled))
+        _log_lineage(assembled.get("lineage", []))
+        mlflow.log_dict(
+            {"search": fitted.search, "chosen": fitted.params, "lineage": assembled.get("lineage", [])},
+            "training.json",
+        )
+        mlflow.log_dict(use_case.model_dump(mode="json", by_alias=True), "spec.json")
+        for path, figure in figures(use_case, fitted, valid).items():
+            mlflow.log_figure(figure, path)
+        plt.close("all")
+        info = _log_model(use_case, fitted, valid)
+    metric = primary_metric(use_case)
+    return {
+        "run_id": run.info.run_id,
+        "model_uri": info.model_uri,
+        "family": fitted.family,
+        "metric": metric,
+        f"val_{metric}": evaluation.overall.get(metric),
+        f"baseline_val_{metric}": baseline.overall.get(metric),
+    }
+
+
+def fit_and_log(
+    lake: Lake,
+    use_case: UseCase,
+    assembled: dict[str, Any],
+    *,
+    family: str | None = None,
+    reason: str = "",
+    airflow_run_id: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Fit on an assembled training set (:func:`~mlplatform.stages.training.assemble_training_set`)
+    and log the run."""
+    train = read_set(lake, assembled["train_uri"])
+    valid = read_set(lake, assembled["validation_uri"])
+    fitted, evaluation, baseline = train_frames(use_case, train, valid, family)
+    return log_run(
+        use_case,
+        fitted,
+        evaluation,
+        baseline,
+        valid,
+        assembled=assembled,
+        reason=reason,
+        airflow_run_id=airflow_run_id,
+        extra_tags=extra_tags,
+    )
