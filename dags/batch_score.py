@@ -215,13 +215,18 @@ def _score_on_sagemaker(use_case: UseCase, checked: Any, model: Any, check_secon
             """The transform job (and the SageMaker model, unless it exists) for this version."""
             from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 
-            from mlplatform.adapters import snapshots
+            from mlplatform.adapters import sagemaker, snapshots
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import scoring
 
             snapshot = snapshots.read_snapshot(Lake(), use_case.name, checked["month"], checked["digest"])
             client = SageMakerHook(aws_conn_id=None).conn
-            return scoring.transform_request(use_case, ModelRef.from_dict(model), snapshot, staged, client)
+            try:
+                return scoring.transform_request(
+                    use_case, ModelRef.from_dict(model), snapshot, staged, client
+                )
+            except (sagemaker.ModelDataNotInS3, sagemaker.NotConfigured) as exc:
+                raise AirflowFailException(str(exc)) from exc  # retrying would not change the answer
 
         @task
         def collect(checked: dict[str, Any], model: dict[str, Any], staged: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,15 @@ COMPOSE = REPO_ROOT / "docker-compose.yaml"
 
 
 @pytest.fixture(scope="module")
-def config() -> dict:
+def empty_env_file(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An empty ``--env-file``, so a developer's own ``.env`` never leaks into the checks."""
+    path = tmp_path_factory.mktemp("compose") / "empty.env"
+    path.write_text("")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def config(empty_env_file: str) -> dict:
     """The file as docker-compose itself resolves it (anchors merged, variables expanded)."""
     binary = shutil.which("docker-compose")
     if binary is None:
@@ -30,7 +38,7 @@ def config() -> dict:
     # The passwords a generated .env provides (compose refuses to start without them).
     env.update({name: f"test-{name.lower()}" for name, _ in GENERATED_PASSWORDS})
     result = subprocess.run(
-        [binary, "-f", str(COMPOSE), "--env-file", os.devnull, "--profile", "celery", "config"],
+        [binary, "-f", str(COMPOSE), "--env-file", empty_env_file, "--profile", "celery", "config"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -108,7 +116,7 @@ def test_no_anonymous_admin(config: dict) -> None:
     assert env["AIRFLOW__API_AUTH__JWT_SECRET_CMD"].startswith("cat ")
 
 
-def test_a_missing_password_stops_compose_with_a_message(config: dict) -> None:
+def test_a_missing_password_stops_compose_with_a_message(config: dict, empty_env_file: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW", "MLPLATFORM"))}
     for name, _ in GENERATED_PASSWORDS:
         env.pop(name, None)
@@ -118,7 +126,7 @@ def test_a_missing_password_stops_compose_with_a_message(config: dict) -> None:
             "-f",
             str(COMPOSE),
             "--env-file",
-            os.devnull,
+            empty_env_file,
             "config",
         ],
         capture_output=True,

@@ -57,6 +57,7 @@ def broken_version(name: str) -> str:
     return str(info.registered_model_version)
 
 
+@pytest.mark.airflow_compat
 def test_local_deploy_switches_the_serving_app_and_smoke_tests_it(
     versions: list[str], alerts: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -90,6 +90,7 @@ def received(sink: Any) -> list[dict[str, Any]]:
         return json.load(response)
 
 
+@pytest.mark.airflow_compat
 def test_a_published_month_lands_once_and_starts_validation(world: dict) -> None:
     lake, source = world["lake"], world["source"]
     data = {t: publish(source, t) for t in USE_CASE.data.taxi_types}

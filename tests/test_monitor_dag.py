@@ -336,6 +336,7 @@ def test_no_drift_is_a_quiet_record(world: dict[str, Any]) -> None:
     assert lake.exists(monitoring.report_path(USE_CASE.name, "2024-04"))
 
 
+@pytest.mark.airflow_compat
 def test_drift_alerts_and_triggers_one_retrain_then_cools_down(world: dict[str, Any]) -> None:
     lake = world["lake"]
     for month in ("2024-04", "2024-05"):

@@ -148,6 +148,7 @@ def test_the_month_of_a_run() -> None:
         scoring.month_of_run(None, None)
 
 
+@pytest.mark.airflow_compat
 def test_a_month_is_scored_by_the_champion_and_a_rerun_is_identical(world: dict[str, Any]) -> None:
     lake, champion = world["lake"], world["versions"][0]
     snapshot = add_snapshot(lake, "2024-03")
@@ -334,21 +335,26 @@ def test_the_score_command_scores_any_tlc_file(world: dict[str, Any], tmp_path: 
 
 
 # -- SageMaker Batch Transform, on moto ---------------------------------------------------------------
-def play_sagemaker(client: Any, job_name: str, lake: Lake) -> None:
-    """Do what SageMaker does for a transform job moto accepted: run the job's container (the
-    serving app, configured from the SageMaker model's environment) on every staged part and
-    write its answers as ``<part>.out``."""
+def play_sagemaker(client: Any, job_name: str, lake: Lake, model_dir: Path) -> None:
+    """Do what SageMaker does for a transform job moto accepted: copy the model data to the
+    model directory, run the job's container (the serving app, configured from the SageMaker
+    model's environment) on every staged part and write its answers as ``<part>.out``."""
+    from test_sagemaker_container import copy_model_data
     from test_serving import running_app
 
     job = client.describe_transform_job(TransformJobName=job_name)
     model = client.describe_model(ModelName=job["ModelName"])
-    environment = model["PrimaryContainer"]["Environment"]
+    container = model["PrimaryContainer"]
+    environment = container["Environment"]
+    assert environment["MLPLATFORM_MODEL_URI"] == "/opt/ml/model"
+    if not any(model_dir.iterdir()):
+        copy_model_data(container["ModelDataSource"]["S3DataSource"]["S3Uri"], model_dir)
     use_case = load_spec(environment["MLPLATFORM_USE_CASE"])
     source = lake.relative(job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"].rstrip("/"))
     target = lake.relative(job["TransformOutput"]["S3OutputPath"].rstrip("/"))
     with running_app(
         use_case,
-        model_uri=environment["MLPLATFORM_MODEL_URI"],
+        model_uri=str(model_dir),
         model_version=environment["MLPLATFORM_MODEL_VERSION"],
         log_predictions=environment["MLPLATFORM_SERVING_LOG_PREDICTIONS"] == "1",
     ) as (base, http):
@@ -363,7 +369,11 @@ def play_sagemaker(client: Any, job_name: str, lake: Lake) -> None:
 
 
 def test_sagemaker_batch_transform_gives_the_same_predictions(
-    world: dict[str, Any], s3_bucket: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+    world: dict[str, Any],
+    s3_bucket: str,
+    moto_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     import boto3
     from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
@@ -377,16 +387,27 @@ def test_sagemaker_batch_transform_gives_the_same_predictions(
     use_case = with_serving(USE_CASE, target="sagemaker", batch_rows=1_000)
     client = boto3.client("sagemaker", endpoint_url=moto_endpoint)
     wait = SageMakerHook.check_status
+    model_dir = tmp_path / "opt-ml-model"
+    model_dir.mkdir()
 
     def job_runs_then_is_checked(hook: Any, job_name: str, *args: Any, **kwargs: Any) -> Any:
-        play_sagemaker(client, job_name, lake)
+        play_sagemaker(client, job_name, lake, model_dir)
         return wait(hook, job_name, *args, **kwargs)
 
     monkeypatch.setattr(SageMakerHook, "check_status", job_runs_then_is_checked)
+    # On AWS the registry keeps artifacts in S3: the champion here is such a version.
+    from mlflow import MlflowClient
+    from test_sagemaker_container import version_in_s3
 
-    states = run_dag(
-        load_dag_module("batch_score").build(use_case, transform_check_seconds=1), month="2024-07"
-    )
+    registry = MlflowClient()
+    in_s3 = version_in_s3(s3_bucket, world["versions"][0])
+    registry.set_registered_model_alias(USE_CASE.model_name, "champion", in_s3.version)
+    try:
+        states = run_dag(
+            load_dag_module("batch_score").build(use_case, transform_check_seconds=1), month="2024-07"
+        )
+    finally:
+        registry.set_registered_model_alias(USE_CASE.model_name, "champion", world["versions"][0])
 
     assert set(states.values()) == {"success"}, states
     [summary] = client.list_transform_jobs(NameContains="2024-07")["TransformJobSummaries"]
@@ -394,11 +415,11 @@ def test_sagemaker_batch_transform_gives_the_same_predictions(
     assert job["TransformJobStatus"] == "Completed"
     assert job["TransformInput"]["SplitType"] == "Line" and job["TransformOutput"]["AssembleWith"] == "Line"
     assert job["TransformResources"]["InstanceType"] == use_case.serving.instance_type
-    version = world["versions"][0]
+    version = in_s3.version
     model = client.describe_model(ModelName=job["ModelName"])
-    assert model["PrimaryContainer"]["Environment"]["MLPLATFORM_MODEL_URI"] == (
-        f"models:/{USE_CASE.model_name}/{version}"
-    )
+    assert model["PrimaryContainer"]["Environment"]["MLPLATFORM_MODEL_URI"] == "/opt/ml/model"
+    data = model["PrimaryContainer"]["ModelDataSource"]["S3DataSource"]
+    assert data["S3Uri"].startswith(f"s3://{s3_bucket}/mlflow/") and data["CompressionType"] == "None"
     on_sagemaker = scoring.read_predictions(lake, USE_CASE.name, "2024-07")
     assert scoring.current_predictions(lake, USE_CASE.name, "2024-07").target == "sagemaker"  # type: ignore[union-attr]
 

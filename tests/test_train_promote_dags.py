@@ -249,6 +249,7 @@ def answer_approval(dag_id: str, answer: str | None, timeout_s: float = 180) -> 
 
 
 # -- the tests ------------------------------------------------------------------------------
+@pytest.mark.airflow_compat
 def test_first_model_is_tracked_registered_and_becomes_champion(platform: dict[str, Any]) -> None:
     lake, name = platform["lake"], DURATION.model_name
     states = run_dag("train", DURATION, {"reason": "first model"})
@@ -318,6 +319,7 @@ def test_first_model_is_tracked_registered_and_becomes_champion(platform: dict[s
     assert any("promoted" in text for text in decisions(platform["sink"], name))
 
 
+@pytest.mark.airflow_compat
 def test_better_challenger_is_promoted_at_level_4(platform: dict[str, Any]) -> None:
     lake, name = platform["lake"], DURATION.model_name
     first = alias(name, "champion")
@@ -432,6 +434,7 @@ def test_level_3_before_airflow_3_1_waits_for_the_approval_variable(
     assert any(key in json.dumps(m) for m in platform["sink"].messages())  # how to answer
 
 
+@pytest.mark.airflow_compat
 def test_level_3_promotes_what_a_person_approves(platform: dict[str, Any]) -> None:
     name = DURATION.model_name
     champion = alias(name, "champion")

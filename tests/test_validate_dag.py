@@ -108,6 +108,7 @@ def asset_events() -> list[dict[str, Any]]:
         return [dict(e.extra) for e in events]
 
 
+@pytest.mark.airflow_compat
 def test_a_run_without_a_month_validates_its_logical_dates_and_a_rerun_is_a_no_op(world: dict) -> None:
     lake, dag = world["lake"], world["dag"]
     land(lake, month_bytes())
