@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -26,7 +24,7 @@ from mlplatform.core.records import Assessment, Gate
 from mlplatform.core.spec import UseCase, load_spec
 from mlplatform.stages import promotion, training
 
-from conftest import free_port, throwaway_postgres
+from conftest import free_port, stop_process_group, throwaway_postgres
 
 BASE = load_spec("taxi_trip_duration")
 
@@ -359,13 +357,7 @@ def postgres_mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 time.sleep(0.5)
             yield url
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop_process_group(process)
 
 
 @pytest.mark.services

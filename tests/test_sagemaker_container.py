@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -34,7 +33,7 @@ from mlplatform.core.modelling import input_defaults
 from mlplatform.core.records import ModelRef
 from mlplatform.stages import scoring
 
-from conftest import REPO_ROOT, REQUIRE_SERVICES, free_port
+from conftest import REPO_ROOT, REQUIRE_SERVICES, free_port, stop_process_group
 
 pytestmark = pytest.mark.slow
 
@@ -249,12 +248,7 @@ def container(
             time.sleep(0.3)
         yield base
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process)
         log.close()
 
 

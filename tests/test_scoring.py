@@ -376,7 +376,7 @@ def test_sagemaker_batch_transform_gives_the_same_predictions(
     tmp_path: Path,
 ) -> None:
     import boto3
-    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+    from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 
     lake = Lake(f"s3://{s3_bucket}/lake")
     monkeypatch.setenv("MLPLATFORM_LAKE_URI", lake.root_uri)
@@ -386,15 +386,19 @@ def test_sagemaker_batch_transform_gives_the_same_predictions(
     snapshot = add_snapshot(lake, "2024-07", rows=2_500)
     use_case = with_serving(USE_CASE, target="sagemaker", batch_rows=1_000)
     client = boto3.client("sagemaker", endpoint_url=moto_endpoint)
-    wait = SageMakerHook.check_status
     model_dir = tmp_path / "opt-ml-model"
     model_dir.mkdir()
+    # The transform operator defers its wait to the triggerer: the job "runs" (the container
+    # answers every part) when the trigger starts, and the deferred task resumes on its event.
+    run, resumed = SageMakerTrigger.run, []
 
-    def job_runs_then_is_checked(hook: Any, job_name: str, *args: Any, **kwargs: Any) -> Any:
-        play_sagemaker(client, job_name, lake, model_dir)
-        return wait(hook, job_name, *args, **kwargs)
+    async def job_runs_then_trigger_waits(trigger: Any) -> Any:
+        play_sagemaker(client, trigger.job_name, lake, model_dir)
+        async for event in run(trigger):
+            resumed.append(event)
+            yield event
 
-    monkeypatch.setattr(SageMakerHook, "check_status", job_runs_then_is_checked)
+    monkeypatch.setattr(SageMakerTrigger, "run", job_runs_then_trigger_waits)
     # On AWS the registry keeps artifacts in S3: the champion here is such a version.
     from mlflow import MlflowClient
     from test_sagemaker_container import version_in_s3
@@ -410,6 +414,7 @@ def test_sagemaker_batch_transform_gives_the_same_predictions(
         registry.set_registered_model_alias(USE_CASE.model_name, "champion", world["versions"][0])
 
     assert set(states.values()) == {"success"}, states
+    assert resumed and resumed[-1].payload["status"] == "success", resumed
     [summary] = client.list_transform_jobs(NameContains="2024-07")["TransformJobSummaries"]
     job = client.describe_transform_job(TransformJobName=summary["TransformJobName"])
     assert job["TransformJobStatus"] == "Completed"
