@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import threading
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -138,6 +139,34 @@ def test_a_month_past_its_deadline_alerts_once_as_late(world: dict, monkeypatch:
     [message] = received(world["sink"])
     assert message["text"] == f":warning: [warning] {USE_CASE.name} {MONTH}: raw data is late"
     assert "was due by 2024-05-01" in json.dumps(message["blocks"])
+
+
+def test_a_month_published_while_waiting_resumes_the_deferred_wait(
+    world: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing at the source yet: the wait defers to the trigger, which wakes it once TLC publishes."""
+    from mlplatform.airflow.triggers import RawMonthTrigger
+
+    monkeypatch.setenv("MLPLATFORM_RAW_DEADLINE_DAYS", "100000")
+    monkeypatch.setenv("MLPLATFORM_RAW_POKE_MINUTES", "0.02")  # a check every 1.2 s
+    run_trigger, events = RawMonthTrigger.run, []
+
+    async def recorded(trigger: RawMonthTrigger) -> Any:
+        async for event in run_trigger(trigger):
+            events.append(event.payload)
+            yield event
+
+    monkeypatch.setattr(RawMonthTrigger, "run", recorded)
+    later = threading.Timer(3.0, lambda: [publish(world["source"], t) for t in USE_CASE.data.taxi_types])
+    later.start()
+    try:
+        states = run(world["dag"])
+    finally:
+        later.cancel()
+
+    assert states["run"] == "success" and states["announce"] == "success", states
+    assert events == [{"month": MONTH, "found": list(USE_CASE.data.taxi_types), "late": False}]
+    assert received(world["sink"]) == []
 
 
 def test_deadline_and_settings() -> None:

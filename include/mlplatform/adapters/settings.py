@@ -201,7 +201,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MLPLATFORM_RAW_DEADLINE_DAYS", "Days after a month's end by which its raw files are due.", "75"),
     Setting(
         "MLPLATFORM_RAW_POKE_MINUTES",
-        "Minutes between the ingest sensor's checks for a month's files. Read when DAG files are parsed.",
+        "Minutes between the triggerer's checks for a month's raw files while the ingest DAG waits.",
         "360",
     ),
     Setting(

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlplatform.adapters import settings
@@ -53,7 +54,7 @@ def land_bytes(
     path = Lake.raw_path(dataset, taxi_type, month)
     digest = hashlib.sha256(data).hexdigest()
     try:
-        rows = pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
+        rows = pq.ParquetFile(pa.BufferReader(data)).metadata.num_rows
     except Exception:
         rows = -1  # not readable parquet: landed as delivered, the contract will say why
     if lake.exists(path):

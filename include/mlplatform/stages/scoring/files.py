@@ -72,7 +72,11 @@ def score_file(
     model_uri, name, version = _pinned(model_uri)
     model = load_model(model_uri)
     columns = model_inputs(model)
-    with pq.ParquetFile(fs.open(path, "rb")) as source, out.open_atomic(out_name) as sink:
+    # A local file is read by Arrow natively: Arrow's I/O threads never call back into Python
+    # file objects, which can abort the interpreter at exit.
+    local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+    opened = pq.ParquetFile(path) if local else pq.ParquetFile(fs.open(path, "rb"), pre_buffer=False)
+    with opened as source, out.open_atomic(out_name) as sink:
         rows = score_batches(
             model,
             normalised_batches(source, columns, batch_rows),
