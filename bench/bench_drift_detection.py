@@ -108,7 +108,7 @@ def score(lake: Lake, model: TripModel, snapshot: snapshots.Snapshot) -> None:
 
 def evaluate(lake: Lake, champion: monitoring.Champion, month: str) -> dict:
     record, _ = monitoring.evaluate_window(lake, USE_CASE, month, client=object(), found=champion)
-    return record
+    return record.to_dict()
 
 
 REAL_DIR = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "real_tlc"

@@ -117,8 +117,12 @@ def build(use_case: UseCase) -> DAG:
                 window = monitoring.window_of_run(wanted, data_interval_end)
                 record = monitoring.monitor(lake, use_case, window, airflow_run_url=run_url)
             summary = {
-                k: record.get(k)
-                for k in ("window", "status", "breaches", "record_uri", "report_url", "mlflow_run_url")
+                "window": record.window,
+                "status": record.status,
+                "breaches": record.breaches,
+                "record_uri": record.record_uri,
+                "report_url": record.report_url,
+                "mlflow_run_url": record.mlflow_run_url,
             }
             return {**summary, "backfill": dagkit.is_backfill(params, dag_run, extras)}
 
@@ -136,7 +140,9 @@ def build(use_case: UseCase) -> DAG:
                 print(f"backfill of {summary['window']}: {summary['breaches']} recorded, not alerted")
                 return False
             lake = Lake()
-            record = lake.read_json(monitoring.record_path(use_case.name, summary["window"]))
+            record = monitoring.read_record(lake, use_case.name, summary["window"])
+            if record is None:
+                raise RuntimeError(f"no monitoring record of {summary['window']}: re-run `evaluate`")
             active = ti.get_dr_count(dag_id=train_dag_id, states=["queued", "running"])
             decision = monitoring.retrain_decision(lake, use_case, record, active, datetime.now(UTC))
             monitoring.send_alert(use_case, record, decision)

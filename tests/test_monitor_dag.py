@@ -456,7 +456,7 @@ def test_missing_ground_truth_is_pending_not_an_alarm(world: dict[str, Any]) -> 
     )
     assert monitoring.windows_for_run(lake, USE_CASE, None, [], ["2024-04"]) == ["2024-04"]
     revisited = monitoring.monitor(lake, USE_CASE, "2024-04")
-    assert "rmse" in revisited["metrics"] and revisited["status"] == "breach", revisited["pending"]
+    assert "rmse" in revisited.metrics and revisited.status == "breach", revisited.pending
 
 
 def test_a_backfill_of_scoring_and_monitoring_recomputes_history_quietly(world: dict[str, Any]) -> None:

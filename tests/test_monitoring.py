@@ -5,6 +5,7 @@ history and MLflow run. Thresholds, the retrain decision and the alert are teste
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -196,9 +197,9 @@ def test_missing_ground_truth_leaves_performance_pending(world: dict[str, Any]) 
 
     record, result = monitoring.evaluate_window(lake, USE_CASE, "2024-04", object(), world["champion"])
 
-    assert record["status"] == "pending" and record["breaches"] == [], record["breach_details"]
-    assert "rmse" in record["pending"] and "rmse" not in record["metrics"]
-    assert result is not None and "drift_share" in record["metrics"]  # drift on what serving saw
+    assert record.status == "pending" and record.breaches == [], record.breach_details
+    assert "rmse" in record.pending and "rmse" not in record.metrics
+    assert result is not None and "drift_share" in record.metrics  # drift on what serving saw
 
 
 def test_classifier_outcomes_are_scored_as_training_scores_them() -> None:
@@ -228,14 +229,14 @@ def test_served_only_window_is_judged_on_the_champion_variant(world: dict[str, A
 
     record, _ = monitoring.evaluate_window(lake, USE_CASE, "2024-04", object(), world["champion"])
 
-    assert record["sources"] == {"batch": "no_predictions", "serving": ""}
-    variants = record["details"]["variants"]
+    assert record.sources == {"batch": "no_predictions", "serving": ""}
+    variants = record.details["variants"]
     assert set(variants) == {"champion", "challenger"}
     # 900 champion answers, less the few outcomes outside the modelling range
-    outside = record["metrics"]["n_outside_range"]
-    assert record["metrics"]["n_outcomes"] == variants["champion"]["n"] == 900 - outside
+    outside = record.metrics["n_outside_range"]
+    assert record.metrics["n_outcomes"] == variants["champion"]["n"] == 900 - outside
     assert 0 <= outside < 900 * 0.02
-    assert record["metrics"]["rmse"] == pytest.approx(variants["champion"]["rmse"])
+    assert record.metrics["rmse"] == pytest.approx(variants["champion"]["rmse"])
 
 
 def test_clean_window_is_ok_and_drifted_window_breaches(world: dict[str, Any]) -> None:
@@ -246,13 +247,13 @@ def test_clean_window_is_ok_and_drifted_window_breaches(world: dict[str, Any]) -
     ok, _ = monitoring.evaluate_window(lake, USE_CASE, "2024-04", object(), champion)
     bad, result = monitoring.evaluate_window(lake, USE_CASE, "2024-05", object(), champion)
 
-    assert ok["status"] == "ok", ok["breach_details"]
-    assert ok["reference"]["months"] == ["2024-01", "2024-02"]
-    assert ok["metrics"]["rmse_reference"] == pytest.approx(world["val_rmse"])
-    assert ok["metrics"]["quarantined_share"] == pytest.approx(0.01)
-    assert bad["status"] == "breach" and "drift_share" in bad["breaches"]
+    assert ok.status == "ok", ok.breach_details
+    assert ok.reference["months"] == ["2024-01", "2024-02"]
+    assert ok.metrics["rmse_reference"] == pytest.approx(world["val_rmse"])
+    assert ok.metrics["quarantined_share"] == pytest.approx(0.01)
+    assert bad.status == "breach" and "drift_share" in bad.breaches
     assert {"pu_borough", "trip_distance"} <= set(result.drifted)
-    assert all(b["retrain"] for b in bad["breach_details"])
+    assert all(b.retrain for b in bad.breach_details)
     assert monitoring.retrain_reason(bad).startswith("2024-05: ")
 
 
@@ -262,7 +263,7 @@ def test_history_is_one_row_per_window_and_metric_and_reruns_replace(world: dict
         score(lake, model, add_month(lake, month, seed=9))
         record, result = monitoring.evaluate_window(lake, USE_CASE, month, object(), champion)
         report = monitoring.write_report(lake, USE_CASE, month, result)
-        monitoring.write_history(lake, {**record, "report_url": lake.uri(report)})
+        monitoring.write_history(lake, dataclasses.replace(record, report_url=lake.uri(report)))
     monitoring.write_history(lake, record)  # the same window again
 
     history = monitoring.read_history(lake, USE_CASE.name)
@@ -326,11 +327,11 @@ def test_mlflow_run_gets_every_history_row_in_one_batch(world: dict[str, Any]) -
     rows = monitoring.history_rows(record)
     assert len(batch["metrics"]) == len(rows) > 20
     logged = {m.key: m for m in batch["metrics"]}
-    assert logged["rmse"].value == record["metrics"]["rmse"] and logged["rmse"].step == 202404
+    assert logged["rmse"].value == record.metrics["rmse"] and logged["rmse"].step == 202404
     assert "slice/pu_borough/Manhattan.rmse" in logged
     assert {t.key: t.value for t in batch["tags"]} == {
-        "mlplatform.status": record["status"],
-        "mlplatform.breaches": ",".join(record["breaches"]) or "none",
+        "mlplatform.status": record.status,
+        "mlplatform.breaches": ",".join(record.breaches) or "none",
         "mlplatform.champion_version": "1",
     }
     assert client.artifacts == ["metrics.json", "drift_report.html"]
@@ -362,10 +363,24 @@ def test_cli_monitor_prints_the_record(
 def test_pending_windows_are_those_recorded_pending_whose_ground_truth_arrived(tmp_path: Any) -> None:
     lake = Lake(tmp_path.as_uri())
     metric = USE_CASE.monitoring.performance_metric
-    lake.write_json(monitoring.record_path(USE_CASE.name, "2024-02"), {"pending": [metric]})
-    lake.write_json(monitoring.record_path(USE_CASE.name, "2024-03"), {"pending": ["drift_share"]})
-    lake.write_json(monitoring.record_path(USE_CASE.name, "2024-04"), {"pending": []})
+    for window, pending in (("2024-02", [metric]), ("2024-03", ["drift_share"]), ("2024-04", [])):
+        stored = monitoring.MonitoringRecord(USE_CASE.name, window, "pending", {}, pending=tuple(pending))
+        lake.write_json(monitoring.record_path(USE_CASE.name, window), stored.to_dict())
     arrived = ["2024-04", "2024-03", "2024-02", "2024-01"]
     assert monitoring.pending_windows(lake, USE_CASE, arrived) == ["2024-02"]
     with pytest.raises(ValueError, match="window"):
         monitoring.pending_windows(lake, USE_CASE, ["2024-13"])
+
+
+def test_a_record_reads_back_as_it_was_stored() -> None:
+    breach = monitoring.BreachRecord("rmse", 7.1, 5.5, "performance", "rmse 7.1 > 5.5", True)
+    record = monitoring.MonitoringRecord(
+        "taxi", "2024-04", "breach", {"rmse": 7.1}, (breach,), model={"name": "m", "version": "3"}
+    )
+    stored = record.to_dict()
+    assert stored["breaches"] == ["rmse"] and stored["breach_details"][0]["retrain"] is True
+    assert "record_uri" not in stored
+    assert monitoring.MonitoringRecord.from_dict(stored) == record
+    assert record.model_version == "3"
+    with pytest.raises(ValueError, match="'window'"):
+        monitoring.MonitoringRecord.from_dict({"use_case": "taxi", "status": "ok"})

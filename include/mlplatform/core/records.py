@@ -233,3 +233,126 @@ class ScoredOutput:
             target=str(data.get("target", "local")),
             published_at=data.get("published_at"),
         )
+
+
+@dataclass(frozen=True)
+class BreachRecord:
+    """One monitored metric past its threshold, and whether a retrain would fix it."""
+
+    metric: str
+    value: float
+    threshold: float
+    kind: str  # performance | drift | quality | serving
+    message: str
+    retrain: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "value": self.value,
+            "threshold": self.threshold,
+            "kind": self.kind,
+            "message": self.message,
+            "retrain": self.retrain,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BreachRecord:
+        return cls(
+            str(data["metric"]),
+            float(data["value"]),
+            float(data["threshold"]),
+            str(data["kind"]),
+            str(data["message"]),
+            bool(data["retrain"]),
+        )
+
+
+@dataclass(frozen=True)
+class MonitoringRecord:
+    """What monitoring found for one window (a month), as ``metrics.json`` in the lake holds it.
+
+    ``status`` is ``ok``, ``breach`` or ``pending`` (performance waits for ground truth).
+    ``details`` (per slice, variant and feature), ``sources``, ``reference`` and
+    ``thresholds`` are open-ended JSON for the page and the people reading it; ``model`` is
+    the champion the window was judged against (``name``, ``version``, ``run_id``, ``url``).
+    The links are filled in once the record's report and MLflow run exist.
+    """
+
+    use_case: str
+    window: str
+    status: str
+    metrics: dict[str, float]
+    breach_details: tuple[BreachRecord, ...] = ()
+    pending: tuple[str, ...] = ()
+    sources: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    reference: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] | None = None
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    computed_at: str = ""
+    report_url: str | None = None
+    airflow_run_url: str | None = None
+    mlflow_run_id: str | None = None
+    mlflow_run_url: str | None = None
+    record_uri: str | None = None  # where the record is stored; not part of the stored form
+
+    @property
+    def breaches(self) -> list[str]:
+        """The breached metrics, in threshold order."""
+        return [b.metric for b in self.breach_details]
+
+    @property
+    def model_version(self) -> str | None:
+        return None if self.model is None else str(self.model["version"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form (``metrics.json``); ``record_uri`` is added where it is known."""
+        stored: dict[str, Any] = {
+            "use_case": self.use_case,
+            "window": self.window,
+            "status": self.status,
+            "metrics": dict(self.metrics),
+            "breaches": self.breaches,
+            "breach_details": [b.to_dict() for b in self.breach_details],
+            "pending": list(self.pending),
+            "sources": dict(self.sources),
+            "details": dict(self.details),
+            "reference": dict(self.reference),
+            "model": None if self.model is None else dict(self.model),
+            "thresholds": dict(self.thresholds),
+            "computed_at": self.computed_at,
+            "report_url": self.report_url,
+            "airflow_run_url": self.airflow_run_url,
+            "mlflow_run_id": self.mlflow_run_id,
+            "mlflow_run_url": self.mlflow_run_url,
+        }
+        if self.record_uri is not None:
+            stored["record_uri"] = self.record_uri
+        return stored
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MonitoringRecord:
+        """Read a stored record; a field it lacks is named in the error."""
+        try:
+            return cls(
+                use_case=str(data["use_case"]),
+                window=str(data["window"]),
+                status=str(data["status"]),
+                metrics=dict(data.get("metrics") or {}),
+                breach_details=tuple(BreachRecord.from_dict(b) for b in data.get("breach_details") or ()),
+                pending=tuple(str(p) for p in data.get("pending") or ()),
+                sources=dict(data.get("sources") or {}),
+                details=dict(data.get("details") or {}),
+                reference=dict(data.get("reference") or {}),
+                model=None if data.get("model") is None else dict(data["model"]),
+                thresholds=dict(data.get("thresholds") or {}),
+                computed_at=str(data.get("computed_at") or ""),
+                report_url=data.get("report_url"),
+                airflow_run_url=data.get("airflow_run_url"),
+                mlflow_run_id=data.get("mlflow_run_id"),
+                mlflow_run_url=data.get("mlflow_run_url"),
+                record_uri=data.get("record_uri"),
+            )
+        except KeyError as missing:
+            raise ValueError(f"a monitoring record needs the field {missing}") from None

@@ -27,10 +27,10 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     use_case = load_use_case(args.use_case)
     record = monitoring.monitor(Lake(args.lake), use_case, args.window)
     if args.json:
-        output.print_json(record)
+        output.print_json(record.to_dict())
     else:
         print(monitoring.summary(record))
-    return FAILED_CHECK if record["status"] == "breach" else PASSED
+    return FAILED_CHECK if record.status == "breach" else PASSED
 
 
 def cmd_config(args: argparse.Namespace) -> int:

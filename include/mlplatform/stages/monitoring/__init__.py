@@ -43,6 +43,7 @@ Lake layout written here::
 from __future__ import annotations
 
 from mlplatform.adapters.registry import model_url
+from mlplatform.core.records import BreachRecord, MonitoringRecord
 from mlplatform.stages.monitoring.alert import alert_links, alert_text, breach_alert, send_alert
 from mlplatform.stages.monitoring.capture import CaptureLog, read_capture, with_capture
 from mlplatform.stages.monitoring.data_drift import (
@@ -82,6 +83,7 @@ from mlplatform.stages.monitoring.record import (
     monitor,
     pending_windows,
     read_history,
+    read_record,
     record_path,
     report_path,
     summary,
@@ -110,10 +112,12 @@ __all__ = [
     "THRESHOLD_RULES",
     "TOP_CATEGORIES",
     "Breach",
+    "BreachRecord",
     "CaptureLog",
     "Champion",
     "Decision",
     "DriftResult",
+    "MonitoringRecord",
     "NothingPending",
     "alert_links",
     "alert_text",
@@ -138,6 +142,7 @@ __all__ = [
     "predict",
     "read_capture",
     "read_history",
+    "read_record",
     "read_state",
     "record_path",
     "record_trigger",

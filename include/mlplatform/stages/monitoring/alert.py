@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlplatform.core.records import MonitoringRecord
 from mlplatform.core.spec import UseCase
 from mlplatform.stages.monitoring.decision import Decision
 
 
-def alert_text(use_case: UseCase, record: dict[str, Any], decision: Decision) -> tuple[str, list[str]]:
+def alert_text(use_case: UseCase, record: MonitoringRecord, decision: Decision) -> tuple[str, list[str]]:
     """The alert's title and lines: what breached, value against threshold, what happens next."""
-    title = f"{use_case.name} monitoring breach in {record['window']}"
-    lines = [f"*{b['metric']}*: {b['message']}" for b in record["breach_details"]]
+    title = f"{use_case.name} monitoring breach in {record.window}"
+    lines = [f"*{b.metric}*: {b.message}" for b in record.breach_details]
     train = f"{use_case.name}_train"
     if decision.retrain:
         lines.append(f"Retraining: triggered `{train}` ({decision.reason})")
@@ -23,33 +24,33 @@ def alert_text(use_case: UseCase, record: dict[str, Any], decision: Decision) ->
     return title, lines
 
 
-def alert_links(record: dict[str, Any]) -> dict[str, str]:
+def alert_links(record: MonitoringRecord) -> dict[str, str]:
     links = {
-        "Drift report": record.get("report_url"),
-        "Airflow run": record.get("airflow_run_url"),
-        "MLflow monitoring run": record.get("mlflow_run_url"),
-        "Champion model": (record.get("model") or {}).get("url"),
+        "Drift report": record.report_url,
+        "Airflow run": record.airflow_run_url,
+        "MLflow monitoring run": record.mlflow_run_url,
+        "Champion model": (record.model or {}).get("url"),
     }
     return {k: v for k, v in links.items() if v}
 
 
-def breach_alert(use_case: UseCase, record: dict[str, Any], decision: Decision) -> Any:
+def breach_alert(use_case: UseCase, record: MonitoringRecord, decision: Decision) -> Any:
     """The Slack alert of a breached window: what breached, value against threshold, what happens next."""
     from mlplatform.adapters.alerts import Alert
 
     title, lines = alert_text(use_case, record, decision)
     metric = use_case.monitoring.performance_metric
-    facts = {"Window": record["window"], "Status": record["status"]}
-    if metric in record["metrics"]:
-        facts[metric] = f"{record['metrics'][metric]:.4g}"
-    if "drift_share" in record["metrics"]:
-        facts["Drifted features"] = f"{record['metrics']['drift_share']:.0%}"
-    if record.get("model"):
-        facts["Champion"] = f"version {record['model']['version']}"
+    facts = {"Window": record.window, "Status": record.status}
+    if metric in record.metrics:
+        facts[metric] = f"{record.metrics[metric]:.4g}"
+    if "drift_share" in record.metrics:
+        facts["Drifted features"] = f"{record.metrics['drift_share']:.0%}"
+    if record.model_version is not None:
+        facts["Champion"] = f"version {record.model_version}"
     return Alert(title=title, severity="breach", lines=tuple(lines), fields=facts, links=alert_links(record))
 
 
-def send_alert(use_case: UseCase, record: dict[str, Any], decision: Decision) -> bool:
+def send_alert(use_case: UseCase, record: MonitoringRecord, decision: Decision) -> bool:
     """Post the breach alert to Slack through the platform's one alerting module.
 
     Never raises (an alert that cannot be delivered is logged): the retrain it announces

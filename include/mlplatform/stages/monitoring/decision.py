@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mlplatform.adapters.lake import Lake
+from mlplatform.core.records import MonitoringRecord
 from mlplatform.core.spec import UseCase
 
 KEPT_TRIGGERS = 50
@@ -28,14 +29,14 @@ class Decision:
     why_not: str = ""
 
 
-def retrain_reason(record: dict[str, Any]) -> str:
+def retrain_reason(record: MonitoringRecord) -> str:
     """What a retrain is for, in one line (the train DAG's conf ``reason``)."""
-    wanted = [b for b in record.get("breach_details", []) if b["retrain"]]
-    return f"{record['window']}: " + "; ".join(b["message"] for b in wanted) if wanted else ""
+    wanted = [b for b in record.breach_details if b.retrain]
+    return f"{record.window}: " + "; ".join(b.message for b in wanted) if wanted else ""
 
 
 def retrain_decision(
-    lake: Lake, use_case: UseCase, record: dict[str, Any], active_train_runs: int, now: datetime
+    lake: Lake, use_case: UseCase, record: MonitoringRecord, active_train_runs: int, now: datetime
 ) -> Decision:
     """Whether this window's breaches start a retrain now.
 

@@ -8,6 +8,7 @@ writes it: the drift report, the window's MLflow run, the record and its history
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -15,7 +16,6 @@ import re
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ import pyarrow as pa
 from mlplatform.adapters import registry, settings
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import months
+from mlplatform.core.records import BreachRecord, MonitoringRecord
 from mlplatform.core.spec import UseCase
 from mlplatform.stages.monitoring.capture import read_capture, with_capture
 from mlplatform.stages.monitoring.data_drift import DriftResult, measure_drift
@@ -57,8 +58,8 @@ def pending_windows(lake: Lake, use_case: UseCase, arrived: list[str]) -> list[s
     metric = use_case.monitoring.performance_metric
     found = []
     for window in sorted(set(arrived)):
-        path = record_path(use_case.name, months.check(window, "window"))
-        if lake.exists(path) and metric in (lake.read_json(path).get("pending") or []):
+        stored = read_record(lake, use_case.name, months.check(window, "window"))
+        if stored is not None and metric in stored.pending:
             found.append(window)
     return found
 
@@ -98,7 +99,7 @@ def window_of_run(window: str | None, data_interval_end: datetime | None) -> str
 # -- evaluating a window ------------------------------------------------------------------------
 def evaluate_window(
     lake: Lake, use_case: UseCase, window: str, client: Any = None, found: Champion | None = None
-) -> tuple[dict[str, Any], DriftResult | None]:
+) -> tuple[MonitoringRecord, DriftResult | None]:
     """Every metric of one window, its breaches and status (nothing is written here).
 
     The record has the shape the MLOps page reads: ``window``, ``status`` (``ok``,
@@ -130,28 +131,25 @@ def evaluate_window(
     metrics.update(captured.metrics())
     found_breaches = breaches(use_case, metrics)
     status = "breach" if found_breaches else ("pending" if metric in pending else "ok")
-    record = {
-        "use_case": use_case.name,
-        "window": window,
-        "status": status,
-        "metrics": metrics,
-        **_breach_fields(found_breaches),
-        "pending": pending,
-        "sources": sources,
-        "details": details,
-        "reference": {"months": reference_months, "rows": reference_rows},
-        "model": _model_fields(found),
-        "thresholds": use_case.monitoring.model_dump(),
-        "computed_at": datetime.now(UTC).isoformat(),
-    }
+    record = MonitoringRecord(
+        use_case=use_case.name,
+        window=window,
+        status=status,
+        metrics=metrics,
+        breach_details=tuple(_breach_record(b) for b in found_breaches),
+        pending=tuple(pending),
+        sources=sources,
+        details=details,
+        reference={"months": reference_months, "rows": reference_rows},
+        model=_model_fields(found),
+        thresholds=use_case.monitoring.model_dump(),
+        computed_at=datetime.now(UTC).isoformat(),
+    )
     return record, result
 
 
-def _breach_fields(found: list[Breach]) -> dict[str, Any]:
-    return {
-        "breaches": [b.metric for b in found],
-        "breach_details": [{**asdict(b), "retrain": b.retrain} for b in found],
-    }
+def _breach_record(found: Breach) -> BreachRecord:
+    return BreachRecord(found.metric, found.value, found.threshold, found.kind, found.message, found.retrain)
 
 
 def _model_fields(found: Champion | None) -> dict[str, Any] | None:
@@ -177,30 +175,30 @@ def _flat(prefix: str, values: dict[str, Any]) -> dict[str, float]:
     return {f"{prefix}{k}": float(v) for k, v in values.items() if isinstance(v, int | float)}
 
 
-def history_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+def history_rows(record: MonitoringRecord) -> list[dict[str, Any]]:
     """One row per metric of a record: headline, per slice, per variant and per feature."""
-    values = _flat("", record["metrics"])
-    details = record.get("details") or {}
+    values = _flat("", record.metrics)
+    details = record.details
     for group in ("slices", "variants"):
         for name, scores in (details.get(group) or {}).items():
             values.update(_flat(f"{group[:-1]}[{name}].", scores))
     values.update(_flat("drift.", details.get("features") or {}))
     return [
         {
-            "window": record["window"],
+            "window": record.window,
             "metric": name,
             "value": value,
-            "status": record["status"],
-            "computed_at": record["computed_at"],
+            "status": record.status,
+            "computed_at": record.computed_at,
         }
         for name, value in sorted(values.items())
     ]
 
 
-def write_history(lake: Lake, record: dict[str, Any]) -> str:
+def write_history(lake: Lake, record: MonitoringRecord) -> str:
     """Store the window's record and replace its rows in ``history.parquet`` (atomic rewrite)."""
-    use_case, window = record["use_case"], record["window"]
-    lake.write_json(record_path(use_case, window), record)
+    use_case, window = record.use_case, record.window
+    lake.write_json(record_path(use_case, window), dataclasses.replace(record, record_uri=None).to_dict())
     path = history_path(use_case)
     rows = pd.DataFrame(history_rows(record), columns=HISTORY_COLUMNS)
     if lake.exists(path):
@@ -235,7 +233,7 @@ def _window_run(client: Any, use_case: str, window: str) -> tuple[str, str]:
 
 
 def log_to_mlflow(
-    lake: Lake, use_case: UseCase, record: dict[str, Any], report: str | None, client: Any = None
+    lake: Lake, use_case: UseCase, record: MonitoringRecord, report: str | None, client: Any = None
 ) -> dict[str, str]:
     """One MLflow run per window in ``<use case>-monitoring`` (re-runs reuse it); returns its ids.
 
@@ -245,15 +243,15 @@ def log_to_mlflow(
     from mlflow.entities import Metric, RunTag
 
     client = client or registry.client()
-    experiment_id, run_id = _window_run(client, use_case.name, record["window"])
-    step, logged_at = int(record["window"].replace("-", "")), int(time.time() * 1000)
+    experiment_id, run_id = _window_run(client, use_case.name, record.window)
+    step, logged_at = int(record.window.replace("-", "")), int(time.time() * 1000)
     metrics = [Metric(_mlflow_key(r["metric"]), r["value"], logged_at, step) for r in history_rows(record)]
-    tags = {"status": record["status"], "breaches": ",".join(record["breaches"]) or "none"}
-    if record.get("model"):
-        tags["champion_version"] = record["model"]["version"]
+    tags = {"status": record.status, "breaches": ",".join(record.breaches) or "none"}
+    if record.model_version is not None:
+        tags["champion_version"] = record.model_version
     client.log_batch(run_id, metrics=metrics, tags=[RunTag(f"mlplatform.{k}", v) for k, v in tags.items()])
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "metrics.json").write_text(json.dumps(record, indent=2, default=str))
+        (Path(tmp) / "metrics.json").write_text(json.dumps(record.to_dict(), indent=2, default=str))
         client.log_artifact(run_id, str(Path(tmp) / "metrics.json"))
         if report:
             (Path(tmp) / "drift_report.html").write_bytes(lake.read_bytes(report))
@@ -267,31 +265,40 @@ def log_to_mlflow(
 # -- one window, end to end ---------------------------------------------------------------------
 def monitor(
     lake: Lake, use_case: UseCase, window: str, client: Any = None, airflow_run_url: str | None = None
-) -> dict[str, Any]:
+) -> MonitoringRecord:
     """Evaluate one window and write everything: report, MLflow run, record and history."""
     client = client or registry.client()
     record, result = evaluate_window(lake, use_case, window, client)
     report = write_report(lake, use_case, window, result)
-    record["report_url"] = lake.uri(report) if report else None
-    record["airflow_run_url"] = airflow_run_url
+    record = dataclasses.replace(
+        record, report_url=lake.uri(report) if report else None, airflow_run_url=airflow_run_url
+    )
     mlflow_run = log_to_mlflow(lake, use_case, record, report, client)
-    record["mlflow_run_id"], record["mlflow_run_url"] = mlflow_run["run_id"], mlflow_run["url"]
+    record = dataclasses.replace(record, mlflow_run_id=mlflow_run["run_id"], mlflow_run_url=mlflow_run["url"])
     write_history(lake, record)
-    record["record_uri"] = lake.uri(record_path(use_case.name, window))
-    log.info("%s %s: %s %s", use_case.name, window, record["status"], record["breaches"])
+    record = dataclasses.replace(record, record_uri=lake.uri(record_path(use_case.name, window)))
+    log.info("%s %s: %s %s", use_case.name, window, record.status, record.breaches)
     return record
 
 
-def summary(record: dict[str, Any]) -> str:
+def read_record(lake: Lake, use_case: str, window: str) -> MonitoringRecord | None:
+    """The stored record of a window, or ``None`` before it was monitored."""
+    path = record_path(use_case, window)
+    if not lake.exists(path):
+        return None
+    return dataclasses.replace(MonitoringRecord.from_dict(lake.read_json(path)), record_uri=lake.uri(path))
+
+
+def summary(record: MonitoringRecord) -> str:
     """A short human-readable summary of a record (the command line prints it)."""
     out = io.StringIO()
-    out.write(f"{record['use_case']} {record['window']}: {record['status']}\n")
-    for name, value in sorted(record["metrics"].items()):
+    out.write(f"{record.use_case} {record.window}: {record.status}\n")
+    for name, value in sorted(record.metrics.items()):
         out.write(f"  {name:<24} {value}\n")
-    for b in record.get("breach_details", []):
-        out.write(f"  BREACH {b['metric']}: {b['message']}\n")
-    if record.get("pending"):
-        out.write(f"  pending: {', '.join(record['pending'])}\n")
-    if record.get("report_url"):
-        out.write(f"  report: {record['report_url']}\n")
+    for b in record.breach_details:
+        out.write(f"  BREACH {b.metric}: {b.message}\n")
+    if record.pending:
+        out.write(f"  pending: {', '.join(record.pending)}\n")
+    if record.report_url:
+        out.write(f"  report: {record.report_url}\n")
     return out.getvalue()
