@@ -192,6 +192,7 @@ def _score_locally(use_case: UseCase, checked: Any, model: Any) -> Any:
     return score(checked, model)
 
 
+# A task group's task definitions stay together, like a DAG's `build` (dags/README.md).
 def _score_on_sagemaker(use_case: UseCase, checked: Any, model: Any, check_seconds: int) -> Any:
     from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator
 

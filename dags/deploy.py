@@ -129,6 +129,7 @@ def _deploy_locally(use_case: UseCase, versions: Any) -> None:
     reload_and_smoke_test(versions)
 
 
+# A task group's task definitions stay together, like a DAG's `build` (dags/README.md).
 def _deploy_to_sagemaker(use_case: UseCase, versions: Any, check_seconds: int) -> None:
     from airflow.providers.amazon.aws.operators.sagemaker import (
         SageMakerEndpointConfigOperator,

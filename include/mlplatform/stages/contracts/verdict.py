@@ -70,10 +70,8 @@ def evaluate_files(
     volume against history and the bad-row share cover all of them, and a problem in any
     file breaches the month. Nothing is written.
 
-    With ``encode_snapshot``, the rows that would be validated are encoded as a snapshot
-    (:func:`mlplatform.adapters.snapshots.encode`, in memory) by a thread while the checkpoint runs;
-    :func:`~mlplatform.stages.contracts.results.publish` stores that snapshot only if the
-    contract holds.
+    With ``encode_snapshot``, a thread encodes the rows that would be validated as a snapshot
+    (in memory) while the checkpoint runs; ``results.publish`` stores it only if the contract holds.
     """
     if not files:
         raise ValueError(f"no raw file to validate for {use_case.name} {month}")
