@@ -376,6 +376,7 @@ def test_sagemaker_batch_transform_gives_the_same_predictions(
     tmp_path: Path,
 ) -> None:
     import boto3
+    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
     from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 
     lake = Lake(f"s3://{s3_bucket}/lake")
@@ -399,6 +400,15 @@ def test_sagemaker_batch_transform_gives_the_same_predictions(
             yield event
 
     monkeypatch.setattr(SageMakerTrigger, "run", job_runs_then_trigger_waits)
+    # moto completes a job at once; SageMaker takes minutes: the operator sees it in progress
+    # and defers, until the trigger has run it.
+    describe = SageMakerHook.describe_transform_job
+
+    def in_progress_until_run(hook: Any, name: str) -> Any:
+        answer = describe(hook, name)
+        return answer if resumed else {**answer, "TransformJobStatus": "InProgress"}
+
+    monkeypatch.setattr(SageMakerHook, "describe_transform_job", in_progress_until_run)
     # On AWS the registry keeps artifacts in S3: the champion here is such a version.
     from mlflow import MlflowClient
     from test_sagemaker_container import version_in_s3
