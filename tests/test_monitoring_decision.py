@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from mlplatform.adapters.lake import Lake
+from mlplatform.core.records import BreachRecord, MonitoringRecord
 from mlplatform.core.spec import load_spec
 from mlplatform.stages import monitoring
 
@@ -14,14 +15,10 @@ USE_CASE = load_spec("taxi_trip_duration")
 
 def test_retrain_decision_cooldown_and_active_runs(lake: Lake) -> None:
     now = datetime(2024, 5, 1, 12, tzinfo=UTC)
-    breach = {
-        "window": "2024-04",
-        "breach_details": [{"metric": "drift_share", "message": "60% of features drifted", "retrain": True}],
-    }
-    serving_only = {
-        "window": "2024-04",
-        "breach_details": [{"metric": "error_rate", "message": "x", "retrain": False}],
-    }
+    drifted = BreachRecord("drift_share", 0.6, 0.3, "drift", "60% of features drifted", True)
+    breach = MonitoringRecord(USE_CASE.name, "2024-04", "breach", {"drift_share": 0.6}, (drifted,))
+    errors = BreachRecord("error_rate", 0.2, 0.05, "serving", "x", False)
+    serving_only = MonitoringRecord(USE_CASE.name, "2024-04", "breach", {"error_rate": 0.2}, (errors,))
 
     assert not monitoring.retrain_decision(lake, USE_CASE, serving_only, 0, now).retrain
     assert "already queued or running" in monitoring.retrain_decision(lake, USE_CASE, breach, 1, now).why_not
@@ -39,15 +36,16 @@ def test_retrain_decision_cooldown_and_active_runs(lake: Lake) -> None:
 
 
 def test_alert_names_what_breached_and_links() -> None:
-    record = {
-        "window": "2024-04",
-        "status": "breach",
-        "metrics": {"rmse": 4.0, "drift_share": 0.5},
-        "breach_details": [{"metric": "rmse", "message": "rmse 4 is 30% worse", "retrain": True}],
-        "report_url": "file:///lake/monitoring/x/drift_report.html",
-        "airflow_run_url": "http://airflow/dags/d/runs/r",
-        "model": {"version": "3", "url": "http://mlflow/#/models/m/versions/3"},
-    }
+    record = MonitoringRecord(
+        USE_CASE.name,
+        "2024-04",
+        "breach",
+        {"rmse": 4.0, "drift_share": 0.5},
+        (BreachRecord("rmse", 4.0, 3.3, "performance", "rmse 4 is 30% worse", True),),
+        model={"version": "3", "url": "http://mlflow/#/models/m/versions/3"},
+        report_url="file:///lake/monitoring/x/drift_report.html",
+        airflow_run_url="http://airflow/dags/d/runs/r",
+    )
     alert = monitoring.breach_alert(USE_CASE, record, monitoring.Decision(True, "2024-04: rmse"))
     text = json.dumps(alert.payload())
     assert "rmse 4 is 30% worse" in text and "triggered" in text

@@ -181,6 +181,12 @@ def test_ui_login_and_mlops_page(platform, client) -> None:
         browser.save_screenshot(str(SCREENSHOTS / "mlops-page.png"))
         assert "champion" in page and "version" in page
         assert "passed" in page  # the last contract result
+        # Charts people read: each names what it shows and its unit; performance and drift
+        # carry their thresholds.
+        drawn = browser.find_elements(By.CSS_SELECTOR, f"section[id='{USE_CASE}'] svg.chart")
+        labels = [chart.get_attribute("aria-label") for chart in drawn]
+        assert len(drawn) >= 2 and all(label and label.endswith(")") for label in labels), labels
+        assert browser.find_elements(By.CSS_SELECTOR, f"section[id='{USE_CASE}'] svg.chart g.threshold")
 
         browser.get(f"{platform.airflow_url}/plugin/mlops")
         time.sleep(3)
