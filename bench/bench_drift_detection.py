@@ -41,6 +41,7 @@ from mlplatform.core import generator, tlc
 from mlplatform.core.features import trip_features
 from mlplatform.core.modelling import TripModel, input_columns
 from mlplatform.core.months import shift
+from mlplatform.core.records import ModelRef, ScoredOutput
 from mlplatform.core.spec import load_spec
 from mlplatform.dev import closed_loop
 from mlplatform.stages import contracts, ingest, monitoring, scoring, training
@@ -97,12 +98,12 @@ def score(lake: Lake, model: TripModel, snapshot: snapshots.Snapshot) -> None:
             "snapshot_digest": [snapshot.digest] * n,
         }
     )
-    ref = scoring.ModelRef(USE_CASE.model_name, "1")
+    ref = ModelRef(USE_CASE.model_name, "1")
     path = scoring.output_path(USE_CASE.name, snapshot, ref)
     lake.write_parquet(path, table)
     scoring.publish(
         lake,
-        scoring.ScoredOutput(USE_CASE.name, snapshot.month, path, lake.uri(path), n, ref, snapshot.digest, n),
+        ScoredOutput(USE_CASE.name, snapshot.month, path, lake.uri(path), n, ref, snapshot.digest, n),
     )
 
 

@@ -58,6 +58,21 @@ def stop_process_group(process: subprocess.Popen) -> None:
         process.wait()
 
 
+def asset_event_extras(uri: str) -> list[dict]:
+    """The extras of every event of the Asset ``uri`` in the metadata DB, oldest first."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = (
+            session.query(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetModel.uri == uri)
+            .order_by(AssetEvent.id)
+        )
+        return [dict(e.extra) for e in events]
+
+
 def require_service(name: str, host: str, port: int) -> None:
     """Skip when a localhost service is absent; fail instead where CI requires services."""
     try:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from mlplatform.adapters import alerts
+from mlplatform.airflow.notifiers import FailureNotifier
 from mlplatform.dev.webhook_sink import WebhookSink
 
 from conftest import free_port
@@ -106,7 +107,7 @@ def _context(error: BaseException) -> dict[str, Any]:
 
 
 def test_failure_callback_names_the_task_and_links_its_log(sink: Any) -> None:
-    notify = alerts.on_failure("taxi_trip_duration", "validate")
+    notify = FailureNotifier("taxi_trip_duration", "validate")
     notify(_context(RuntimeError("the lake is unreachable")))
     [message] = received(sink)
     assert "taxi_trip_duration_validate: task check_contract failed" in message["text"]
@@ -119,7 +120,7 @@ def test_failure_notifier_is_an_airflow_notifier_and_names_late_data(sink: Any) 
     from airflow.sdk.bases.notifier import BaseNotifier
     from airflow.sdk.exceptions import AirflowSensorTimeout
 
-    notifier = alerts.on_failure("taxi_trip_duration")
+    notifier = FailureNotifier("taxi_trip_duration")
     assert isinstance(notifier, BaseNotifier)
     notifier(_context(AirflowSensorTimeout("raw month 2024-03 not published")))
     [message] = received(sink)
@@ -133,7 +134,7 @@ def test_failure_callback_uses_the_notifier_with_a_connection(
     connection = {"conn_type": "slackwebhook", "password": f"{sink.url}/services/notifier"}
     monkeypatch.setenv("AIRFLOW_CONN_SLACK_TEST", json.dumps(connection))
     monkeypatch.setenv("MLPLATFORM_SLACK_CONN_ID", "slack_test")
-    alerts.on_failure("taxi_trip_duration", "validate")(_context(ValueError("boom")))
+    FailureNotifier("taxi_trip_duration", "validate")(_context(ValueError("boom")))
     [message] = received(sink)
     assert message["path"] == "/services/notifier" and "check_contract failed" in message["text"]
 
@@ -142,7 +143,7 @@ def test_failure_callback_is_silent_for_failures_that_already_alerted(sink: Any)
     class Breach(RuntimeError, alerts.AlertedFailure):
         pass
 
-    alerts.on_failure("taxi_trip_duration", "validate")(_context(Breach("already told Slack")))
+    FailureNotifier("taxi_trip_duration", "validate")(_context(Breach("already told Slack")))
     assert received(sink) == []
 
 

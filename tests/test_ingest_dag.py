@@ -21,6 +21,8 @@ from mlplatform.airflow import dagkit
 from mlplatform.core import generator, spec, tlc
 from mlplatform.stages import ingest
 
+from conftest import asset_event_extras
+
 REPO = Path(__file__).resolve().parents[1]
 USE_CASE = spec.load_spec("taxi_trip_duration")
 MONTH = "2024-03"
@@ -73,17 +75,7 @@ def run(dag: Any, month: str = MONTH) -> dict[str, str]:
 
 
 def raw_events() -> list[dict[str, Any]]:
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        events = (
-            session.query(AssetEvent)
-            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .filter(AssetModel.uri == dagkit.raw_asset(USE_CASE).uri)
-            .order_by(AssetEvent.id)
-        )
-        return [dict(e.extra) for e in events]
+    return asset_event_extras(dagkit.raw_asset(USE_CASE).uri)
 
 
 def received(sink: Any) -> list[dict[str, Any]]:

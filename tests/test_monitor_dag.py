@@ -17,13 +17,14 @@ from typing import Any
 
 import pytest
 
-from mlplatform.adapters import snapshots
+from mlplatform.adapters import registry, snapshots
 from mlplatform.adapters.lake import Lake
+from mlplatform.airflow import dagkit
 from mlplatform.core import generator, tlc
 from mlplatform.core.spec import load_spec
 from mlplatform.stages import monitoring, scoring
 
-from conftest import free_port
+from conftest import asset_event_extras, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -153,7 +154,7 @@ def add_month(lake: Lake, month: str, drift: generator.Drift = generator.Drift()
 
 def score_month(lake: Lake, month: str) -> None:
     snapshot = snapshots.current_snapshot(lake, USE_CASE.name, month)
-    ref = scoring.resolve(USE_CASE.model_name)
+    ref = registry.resolve(USE_CASE.model_name)
     scoring.publish(lake, scoring.score_snapshot(lake, USE_CASE, snapshot, ref))
 
 
@@ -276,19 +277,7 @@ def run_monitor(window: str, **conf: Any) -> dict[str, str]:
 
 
 def predictions_events() -> list[dict[str, Any]]:
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-
-    from mlplatform.airflow import dagkit
-
-    with create_session() as session:
-        events = (
-            session.query(AssetEvent)
-            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .filter(AssetModel.uri == dagkit.predictions_asset(USE_CASE).uri)
-            .order_by(AssetEvent.id)
-        )
-        return [dict(e.extra) for e in events]
+    return asset_event_extras(dagkit.predictions_asset(USE_CASE).uri)
 
 
 def _train_runs() -> list[Any]:
@@ -462,8 +451,6 @@ def test_missing_ground_truth_is_pending_not_an_alarm(world: dict[str, Any]) -> 
 def test_a_backfill_of_scoring_and_monitoring_recomputes_history_quietly(world: dict[str, Any]) -> None:
     """Drifted history, scored and monitored as a backfill: records, but no alert, no retrain."""
     from airflow.dag_processing.dagbag import DagBag
-
-    from mlplatform.airflow import dagkit
 
     lake = world["lake"]
     add_month(lake, "2024-04", COVARIATE_DRIFT, seed=12)

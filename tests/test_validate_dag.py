@@ -25,6 +25,8 @@ from mlplatform.airflow import dagkit
 from mlplatform.core import generator, spec
 from mlplatform.stages import ingest
 
+from conftest import asset_event_extras
+
 REPO = Path(__file__).resolve().parents[1]
 USE_CASE = spec.load_spec("taxi_trip_duration")
 DAG_ID = dagkit.dag_id(USE_CASE, "validate")
@@ -94,18 +96,7 @@ def received(sink: Any) -> list[dict[str, Any]]:
 
 
 def asset_events() -> list[dict[str, Any]]:
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-
-    uri = dagkit.validated_asset(USE_CASE).uri
-    with create_session() as session:
-        events = (
-            session.query(AssetEvent)
-            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .filter(AssetModel.uri == uri)
-            .order_by(AssetEvent.id)
-        )
-        return [dict(e.extra) for e in events]
+    return asset_event_extras(dagkit.validated_asset(USE_CASE).uri)
 
 
 @pytest.mark.airflow_compat

@@ -1,7 +1,8 @@
 """Alerts: the one way the platform tells people something needs them, in Slack.
 
 Every stage builds an :class:`Alert` (a title, a severity, a few lines, fields and links)
-and calls :func:`send`; every DAG alerts on failure through :func:`on_failure`. A
+and calls :func:`send`; every DAG alerts on failure through the notifier in
+:mod:`mlplatform.airflow.notifiers`. A
 message is Block Kit: a header, the text, a fields section and a line of links.
 
 Delivery, decided when a message is sent (never at DAG parse time):
@@ -134,7 +135,7 @@ def _log(alert: Alert) -> None:
 class AlertedFailure(Exception):
     """Mixin for task errors whose task already sent a detailed alert.
 
-    The failure callback from :func:`on_failure` stays silent for them, so one problem
+    The DAGs' failure notifier stays silent for them, so one problem
     makes one message.
     """
 
@@ -170,14 +171,3 @@ def failure_alert(use_case: str, stage: str, context: Mapping[str, Any]) -> Aler
         },
         links={"Task log": getattr(ti, "log_url", None)},
     )
-
-
-def on_failure(use_case: str, stage: str | None = None) -> Any:
-    """The failure notifier of ``use_case``'s DAGs (:class:`mlplatform.adapters.notifiers.FailureNotifier`).
-
-    Imported on call: the notifier is an Airflow class, and this module is also used
-    where Airflow is not installed (the serving image, the command line).
-    """
-    from mlplatform.adapters.notifiers import FailureNotifier
-
-    return FailureNotifier(use_case, stage)

@@ -150,10 +150,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "MLPLATFORM_SERVING_CAPTURE_PERCENT",
-        "Share of SageMaker endpoint requests captured to the lake for monitoring (1 to 100).",
-        "100",
+        "Share of SageMaker endpoint requests captured to the lake for monitoring (1 to 100; empty: 100).",
+        "",
     ),
-    Setting("MLPLATFORM_SERVING_MAX_BODY_BYTES", "Largest request body the serving app reads.", "8388608"),
+    Setting(
+        "MLPLATFORM_SERVING_MAX_BODY_BYTES", "Largest request body the serving app reads (empty: 8 MiB).", ""
+    ),
     Setting(
         "MLPLATFORM_SAGEMAKER_ROLE_ARN",
         "Execution role SageMaker models and batch transform jobs run as.",

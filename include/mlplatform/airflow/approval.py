@@ -120,18 +120,18 @@ def request(
     )
 
 
+def _facts(req: ApprovalRequest) -> dict[str, str]:
+    """What every approval message says about the request."""
+    return {"Model": req.model_name, "Version": req.version, "Answer by": req.deadline, "Run": req.run_id}
+
+
 def request_alert(req: ApprovalRequest) -> Alert:
     """Slack's message when an approval starts waiting."""
     return Alert(
         title=f"{req.model_name} version {req.version} waits for approval",
         severity="info",
         lines=(req.how, req.summary_md),
-        fields={
-            "Model": req.model_name,
-            "Version": req.version,
-            "Answer by": req.deadline,
-            "Run": req.run_id,
-        },
+        fields=_facts(req),
         links={"Approve or reject": req.form_url},
     )
 
@@ -142,12 +142,7 @@ def reminder_alert(req: ApprovalRequest) -> Alert:
         title=f"Reminder: {req.model_name} version {req.version} still waits for approval",
         severity="warning",
         lines=(f"No answer yet; without one by {req.deadline} it is rejected.", req.how),
-        fields={
-            "Model": req.model_name,
-            "Version": req.version,
-            "Answer by": req.deadline,
-            "Run": req.run_id,
-        },
+        fields=_facts(req),
         links={"Approve or reject": req.form_url},
     )
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow.sdk import Asset, Param
 
-from mlplatform.adapters import alerts
+from mlplatform.airflow.notifiers import FailureNotifier
 from mlplatform.core.spec import UseCase, load_all
 
 STAGES = ("ingest", "validate", "train", "promote", "batch_score", "deploy", "monitor")
@@ -119,7 +119,7 @@ def default_args(use_case: UseCase, **overrides: Any) -> dict[str, Any]:
         "retries": 2,
         "retry_delay": timedelta(minutes=1),
         "retry_exponential_backoff": True,
-        "on_failure_callback": alerts.on_failure(use_case.name),
+        "on_failure_callback": FailureNotifier(use_case.name),
     }
     args.update(overrides)
     return args

@@ -88,11 +88,9 @@ class Metrics:
             ["model"], registry=registry,
         )  # fmt: skip
         self.log_errors = Counter(
-            f"{PREFIX}_prediction_log_errors",
-            "Failed writes of the prediction log.",
-            ["model"],
-            registry=registry,
-        )
+            f"{PREFIX}_prediction_log_errors", "Failed writes of the prediction log.",
+            ["model"], registry=registry,
+        )  # fmt: skip
         self.log_dropped.labels(model_name)
         self.log_errors.labels(model_name)
         ProcessCollector(registry=registry)

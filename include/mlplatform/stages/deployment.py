@@ -25,7 +25,7 @@ and SageMaker keeps the old fleet until the new one has baked.
 
 SageMaker names, requests and look-ups are :mod:`mlplatform.adapters.sagemaker`'s; task
 failures reach Slack through the DAGs' failure callback
-(:func:`mlplatform.adapters.alerts.on_failure`).
+(:class:`mlplatform.airflow.notifiers.FailureNotifier`).
 """
 
 from __future__ import annotations

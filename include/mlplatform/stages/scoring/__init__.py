@@ -23,9 +23,6 @@ Modules: ``model`` (loading, inputs, predictor), ``batch`` (local scoring), ``pu
 ``files`` (any file, outside Airflow).
 """
 
-from mlplatform.adapters.registry import ModelNotFound, resolve
-from mlplatform.adapters.registry import client as registry_client
-from mlplatform.core.records import ModelRef, ScoredOutput
 from mlplatform.stages.scoring.batch import (
     DATA_FILE,
     InputRejected,
@@ -58,17 +55,11 @@ from mlplatform.stages.scoring.transform import (
     transform_request,
 )
 
-# ModelNotFound, resolve and registry_client live in mlplatform.adapters.registry, ModelRef
-# in mlplatform.core.records; serving still reaches them through this package until it
-# imports them from there.
 __all__ = [
     "DATA_FILE",
     "POINTER",
     "TRANSFORM_CONTENT_TYPE",
     "InputRejected",
-    "ModelNotFound",
-    "ModelRef",
-    "ScoredOutput",
     "answer_columns",
     "answer_schema",
     "checked_snapshot",
@@ -86,8 +77,6 @@ __all__ = [
     "publish",
     "read_columns",
     "read_predictions",
-    "registry_client",
-    "resolve",
     "row_ids",
     "score_batches",
     "score_file",

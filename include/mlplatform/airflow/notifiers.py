@@ -9,8 +9,8 @@ nothing is looked up until a task fails. Delivery is :func:`mlplatform.adapters.
 already sent a detailed alert (:class:`~mlplatform.adapters.alerts.AlertedFailure`) are not
 reported twice.
 
-This module imports Airflow; :mod:`mlplatform.adapters.alerts` does not, so the serving
-image and the command line can alert without it.
+It lives with the DAG conventions: :mod:`mlplatform.adapters.alerts` stays free of
+Airflow, so the serving image and the command line can alert without it.
 """
 
 from __future__ import annotations
