@@ -1,26 +1,352 @@
-"""The MLOps page: facts gathered from the lake and registry, rendered as one HTML page."""
+"""The MLOps page: facts gathered from the lake and registry, rendered as one HTML page.
+
+``replayed_lake`` writes what the stages store after a replay of 2022-01..2023-03 in which
+three months breached their contract (2022-07 and the latest two, 2023-02 and 2023-03) and
+monitoring breached on drift in 2022-08: the page must lead with those breaches and their
+reasons. ``tests/test_mlops_page_browser.py`` loads the same page in headless Chromium.
+"""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 from mlplatform.adapters import snapshots
+from mlplatform.adapters.lake import Lake
 from mlplatform.airflow import mlops_page
-from mlplatform.core import spec
+from mlplatform.core import months, spec
+from mlplatform.core.records import MonitoringRecord
+
+USE_CASE = "taxi_trip_duration"
+NOW = datetime(2023, 4, 10, 12, 0, tzinfo=UTC)
+BREACHED = {
+    "2022-07": "volume: 310 rows where 30,000-300,000 were expected (0.3-3.0x the recent median)",
+    "2023-02": "bad rows: 13.2 % of rows broke row rules, over the 10.0 % limit",
+    "2023-03": "schema: column lpep_pickup_datetime is missing",
+}
+RULES = ("zero_distance", "unknown_zone", "implausible_duration")  # the largest share first
 
 
+def _months() -> list[str]:
+    return [f"{year}-{m:02d}" for year in (2022, 2023) for m in range(1, 13)][:15]
+
+
+def _contract_block(month: str, n: int, severity: str) -> dict:
+    rows = 60_000
+    counts = {"zero_distance": 1900 + 10 * n, "implausible_duration": 120 + 5 * n}
+    if month >= "2022-10":
+        counts["unknown_zone"] = 40 * (n - 8)  # TLC started something in October
+    bad = sum(counts.values())
+    return {
+        "success": severity != "breach",
+        "severity": severity,
+        "suite": "nyc_tlc_trips",
+        "bad_row_share": bad / rows,
+        "quarantined_rows": bad,
+        "rule_counts": counts,
+        "rule_shares": {k: round(v / rows, 6) for k, v in counts.items()},
+        "statistics": {"row_count": rows},
+        "breaches": [BREACHED[month]] if severity == "breach" else [],
+        "warnings": ["unknown_zone: 0.4 % of rows, 4x its share in the previous 3 months"]
+        if month == "2022-12"
+        else [],
+        "data_docs_url": f"file:///gx/uncommitted/data_docs/local_site/validations/{month}.html",
+    }
+
+
+def replayed_lake(lake: Lake) -> Lake:
+    """The lake after the replay: snapshots, breach records, scores, training sets, monitoring."""
+    for n, month in enumerate(_months()):
+        if month in BREACHED:
+            record = {
+                "use_case": USE_CASE,
+                "month": month,
+                "severity": "breach",
+                "what_broke": [BREACHED[month]],
+                "source": {
+                    "path": f"raw/tlc/month={month}/green_tripdata_{month}.parquet",
+                    "digest": "d" * 64,
+                },
+                "recorded_at": f"{months.shift(month, 1)}-02T03:00:00+00:00",
+                "contract": _contract_block(month, n, "breach"),
+                "raw_file_kept": True,
+            }
+            lake.write_json(f"quarantine/{USE_CASE}/month={month}/{'d' * 64}/breach.json", record)
+            continue
+        manifest = {"source": {"path": "raw", "digest": "s" * 64, "rows": 60_000}}
+        manifest["contract"] = _contract_block(month, n, "quarantine")
+        snapshots.write_snapshot(lake, USE_CASE, month, pa.table({"n": [n]}), manifest)
+    for month in ("2022-06", "2022-08", "2022-09", "2023-01"):
+        breached = month == "2022-08"
+        drift = 0.6 if breached else 0.1
+        lake.write_json(
+            f"monitoring/{USE_CASE}/history/window={month}/metrics.json",
+            {
+                "use_case": USE_CASE,
+                "window": month,
+                "status": "breach" if breached else "ok",
+                "metrics": {"rmse": 5.4, "rmse_reference": 5.3, "drift_share": drift, "requests": 300.0},
+                "breaches": ["drift_share"] if breached else [],
+                "breach_details": [
+                    {
+                        "metric": "drift_share",
+                        "value": drift,
+                        "threshold": 0.3,
+                        "kind": "drift",
+                        "message": "drift_share 0.6 > 0.3: 6 of 10 features drifted",
+                        "retrain": True,
+                    }
+                ]
+                if breached
+                else [],
+                "computed_at": f"{months.shift(month, 1)}-03T04:00:00+00:00",
+                "airflow_run_url": f"http://airflow/dags/{USE_CASE}_monitor/runs/scheduled__{month}",
+                "report_url": lake.uri(f"monitoring/{USE_CASE}/reports/window={month}/drift_report.html"),
+            },
+        )
+    lake.write_json(
+        f"features/{USE_CASE}/training/manual__2023-01/lineage.json",
+        {"train_months": ["2022-10", "2022-11"], "validation_months": ["2022-12"], "train_rows": 100_000},
+    )
+    model = {"name": USE_CASE, "version": "7", "alias": "champion", "run_id": "r", "source": None}
+    lake.write_json(
+        f"predictions/{USE_CASE}/month=2023-01/CURRENT.json",
+        {
+            "use_case": USE_CASE,
+            "month": "2023-01",
+            "path": "p",
+            "uri": "file:///p",
+            "rows": 58_000,
+            "model": model,
+            "snapshot_digest": "s",
+            "snapshot_rows": 58_000,
+            "published_at": "2023-02-05T01:00:00+00:00",
+        },
+    )
+    return lake
+
+
+def replayed_status(lake: Lake) -> mlops_page.UseCaseStatus:
+    status = mlops_page.collect(spec.load_spec(USE_CASE), replayed_lake(lake), tracking_uri=None)
+    status.models["champion"] = mlops_page.ModelVersion(
+        "7",
+        ("champion",),
+        "r",
+        tags={
+            "promotion.reason": "beat champion by 4%",
+            "champion_since": "2026-12-06T00:01:21.745140+00:00",
+        },
+        metrics={"val_rmse": 5.3712},
+    )
+    return status
+
+
+def replayed_page(lake: Lake) -> str:
+    return mlops_page.render(
+        [replayed_status(lake)],
+        {"mlflow": "http://mlflow"},
+        lake_root=lake.root_uri,
+        docs_root=Path("/gx/uncommitted/data_docs/local_site"),
+        now=NOW,
+    )
+
+
+# -- the worst news first -----------------------------------------------------------------------
+def test_breached_latest_months_lead_the_page_with_their_reasons(lake) -> None:
+    status = replayed_status(lake)
+    assert [c.month for c in status.contracts] == _months()
+    assert status.contract.month == "2023-03" and status.contract.state == "breached"
+
+    found = mlops_page.incidents(status)
+    listed = [(i.stage, i.month, i.open) for i in found]
+    # Open breaches first, newest first; 2022-07 was closed by 2022-08 passing and is no longer
+    # listed; monitoring's 2022-08 breach is closed by 2022-09 but is monitoring's latest breach.
+    assert listed == [
+        ("contract", "2023-03", True),
+        ("contract", "2023-02", True),
+        ("model", "2022-08", False),
+    ]
+    assert found[0].reasons == (BREACHED["2023-03"],)
+    assert found[2].closed_by == "2022-09"
+
+    page = replayed_page(lake)
+    section = page[page.index('<section class="use-case"') :]
+    top = section[: section.index('<table class="latest"')]
+    for month in ("2023-03", "2023-02"):
+        assert f"{month}: contract breached" in top
+        assert re.escape(BREACHED[month]).replace("\\", "") in top.replace("&#x27;", "'")
+    assert 'href="../dags/taxi_trip_duration_validate/runs"' in top  # no run id stored: the runs list
+    assert 'href="datadocs/validations/2023-03.html"' in top  # and its report
+    assert "2022-07" not in top
+    assert "2022-08: model breached" in top and "closed: 2022-09 passed" in top
+    assert 'href="http://airflow/dags/taxi_trip_duration_monitor/runs/scheduled__2022-08"' in top
+    # Latest states: the breached month is the contract's, and monitoring says why it stopped.
+    latest = section[section.index('<table class="latest"') : section.index("</table>")]
+    assert "2023-03</td>" in latest and "breached: schema" in latest
+    assert "not monitored: its data was refused (contract breached)" in latest
+    assert "58,000 predictions by v7 (champion)" in latest
+    assert "trained on 2022-10, 2022-11; validated on 2022-12" in latest
+    assert "file://" not in page and "s3://" not in page
+
+
+def test_breach_closed_by_a_later_pass_stays_listed_only_while_it_is_the_latest(lake) -> None:
+    def month(name: str, state: str) -> mlops_page.ContractMonth:
+        return mlops_page.ContractMonth(name, state, reasons=("why",) if state == "breached" else ())
+
+    status = mlops_page.UseCaseStatus(USE_CASE, "regression", 4)
+    status.contracts = [
+        month("2023-01", "breached"),
+        month("2023-02", "breached"),
+        month("2023-03", "passed"),
+    ]
+    found = mlops_page.incidents(status)
+    assert [(i.month, i.closed_by) for i in found] == [("2023-02", "2023-03")]  # never hidden
+    status.contracts.append(month("2023-04", "refused"))
+    assert [(i.month, i.open) for i in mlops_page.incidents(status)] == [("2023-04", True)]
+    status.contracts = [month("2023-01", "quarantined")]
+    assert mlops_page.incidents(status) == []
+    assert "No breach or open incident." in mlops_page.render([status], {}, now=NOW)
+
+
+def test_a_month_validated_again_takes_its_newest_verdict(lake) -> None:
+    block = _contract_block("2023-03", 14, "quarantine")
+    breach = {"month": "2023-03", "what_broke": ["late"], "recorded_at": "2023-04-02T00:00:00+00:00"}
+    lake.write_json(f"quarantine/{USE_CASE}/month=2023-03/{'a' * 64}/breach.json", breach)
+    snapshots.write_snapshot(lake, USE_CASE, "2023-03", pa.table({"n": [1]}), {"contract": block})
+    assert mlops_page.contract_months(lake, USE_CASE)[0].state == "quarantined"  # the later pass
+    breach["recorded_at"] = "2999-01-01T00:00:00+00:00"
+    lake.write_json(f"quarantine/{USE_CASE}/month=2023-03/{'a' * 64}/breach.json", breach)
+    found = mlops_page.contract_months(lake, USE_CASE)[0]
+    assert found.state == "breached" and found.reasons == ("late",)
+
+
+def test_model_and_serving_status_are_read_apart(lake) -> None:
+    def record(**fields) -> MonitoringRecord:
+        return MonitoringRecord.from_dict({"use_case": USE_CASE, "window": "2023-01", **fields})
+
+    latency = {
+        "metric": "p99_latency_ms",
+        "value": 900.0,
+        "threshold": 500.0,
+        "kind": "serving",
+        "message": "p99 latency 900 ms > 500 ms",
+        "retrain": False,
+    }
+    old = record(
+        status="breach", metrics={"requests": 10.0, "p99_latency_ms": 900.0}, breach_details=[latency]
+    )
+    assert mlops_page.model_status(old) == "ok" and mlops_page.serving_status(old) == "breach"
+    pending = record(status="pending", metrics={}, pending=["rmse"])
+    assert (
+        mlops_page.model_status(pending) == "pending" and mlops_page.serving_status(pending) == "unmeasured"
+    )
+
+    status = mlops_page.UseCaseStatus(USE_CASE, "regression", 4)
+    status.monitoring = [old]
+    found = mlops_page.incidents(status)
+    assert [(i.stage, i.reasons) for i in found] == [("serving", ("p99 latency 900 ms > 500 ms",))]
+    page = mlops_page.render([status], {}, now=NOW)
+    assert "within thresholds" in page and "breached: p99 latency 900 ms &gt; 500 ms (10 requests)" in page
+
+
+# -- numbers for people -------------------------------------------------------------------------
+def test_numbers_are_formatted_for_people() -> None:
+    assert mlops_page.percent(0.06333320600481301) == "6.3 %"
+    assert mlops_page.percent(0.0042) == "0.42 %"
+    assert mlops_page.percent(0.00012) == "0.012 %"
+    assert mlops_page.percent(0) == "0 %" and mlops_page.percent(None) == "n/a"
+    assert mlops_page.with_unit(5.3712, "minutes") == "5.37 min"
+    assert mlops_page.with_unit(0.91, "") == "0.91"
+    assert mlops_page.version_label("7", ("champion",)) == "v7 (champion)"
+    assert (
+        mlops_page.version_label("6", ("champion", "previous_champion")) == "v6 (champion, previous_champion)"
+    )
+    assert mlops_page.version_label("8") == "v8"
+
+    now = datetime(2026, 12, 6, 3, 5, tzinfo=UTC)
+    promoted = "2026-12-06T00:01:21.745140+00:00"
+    assert mlops_page.relative_time(mlops_page.parse_time(promoted), now) == "3 hours ago"
+    assert mlops_page.relative_time(datetime(2026, 12, 6, 3, 4, 30, tzinfo=UTC), now) == "just now"
+    assert mlops_page.relative_time(datetime(2026, 12, 5, 3, 5, tzinfo=UTC), now) == "1 day ago"
+    assert mlops_page.relative_time(datetime(2026, 12, 8, 3, 5, tzinfo=UTC), now) == "in 2 days"
+    assert mlops_page.time_html(promoted, now) == (
+        '<time datetime="2026-12-06T00:01:21.745140+00:00" title="2026-12-06 00:01 UTC">3 hours ago</time>'
+    )
+    assert mlops_page.parse_time(1_700_000_000_000) == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+    assert mlops_page.time_html("<b>soon</b>", now) == "&lt;b&gt;soon&lt;/b&gt;"
+    assert mlops_page.airflow_run_link("uc_validate", "manual__2023-03-01T00:00:00+00:00") == (
+        "../dags/uc_validate/runs/manual__2023-03-01T00%3A00%3A00%2B00%3A00"
+    )
+
+
+def test_the_page_shows_no_raw_numbers(lake) -> None:
+    page = replayed_page(lake)
+    text = re.sub(r"<[^>]+>", " ", page)  # what people read
+    assert "0.0633" not in text and "2026-12-06T00:01:21" not in text and "3.9 % of rows" not in text
+    assert "val_rmse 5.37 min" in page and "model version" in page and "v7 (champion)" in page
+    assert re.search(
+        r'promoted <time datetime="2026-12-06T00:01:21[^"]*" title="2026-12-06 00:01 UTC">', page
+    )
+
+
+# -- the contract trend ---------------------------------------------------------------------------
+def test_trend_chart_has_a_line_per_rule_its_threshold_and_the_notices(lake) -> None:
+    status = replayed_status(lake)
+    trend = mlops_page.rule_trend(status.contracts)
+    assert tuple(trend) == RULES
+    assert trend["zero_distance"][0] == pytest.approx(1900 / 60_000, abs=1e-6)
+    assert trend["unknown_zone"][:9] == [0.0] * 9 and trend["unknown_zone"][10] == pytest.approx(80 / 60_000, abs=1e-6)
+
+    chart = mlops_page.contract_trend_chart(status.contracts, status.limits)
+    assert chart.unit == "% of rows" and chart.threshold[0] == pytest.approx(10.0)
+    page = replayed_page(lake)
+    trend_svg = re.search(r'<div class="trend">(<svg.*?</svg>)', page, flags=re.S)[1]
+    assert 'aria-label="quarantine share per contract rule (% of rows)"' in trend_svg
+    assert re.findall(r'<g class="rule" data-series="([^"]+)">', trend_svg) == list(RULES)
+    for label in ("2022-01", "2023-03", "month", "% of rows", "breach level (all rules)", *RULES):
+        assert f">{label}</text>" in trend_svg, label
+    assert 'class="threshold"' in trend_svg
+    notices = page[page.index('<div class="notices">') :]
+    assert "<strong>2022-12</strong>: unknown_zone: 0.4 % of rows, 4x its share" in notices
+
+
+def test_rule_shares_are_derived_from_counts_in_older_manifests() -> None:
+    month = mlops_page.ContractMonth.from_contract(
+        "2021-01",
+        {"success": True, "bad_row_share": 0.04, "quarantined_rows": 400, "rule_counts": {"a": 300}},
+    )
+    assert month.state == "quarantined" and month.rows == 10_000
+    assert month.rule_shares == {"a": pytest.approx(0.03)}
+
+
+def test_a_rule_with_its_own_limit_draws_it_in_its_colour() -> None:
+    from mlplatform.airflow import charts
+
+    chart = charts.Chart(
+        "t",
+        "% of rows",
+        ["2023-01", "2023-02"],
+        {"a": [1.0, 2.0], "b": [0.5, 0.4]},
+        series_thresholds={"a": 3.0},
+    )
+    svg = charts.render(chart)
+    rule_a = re.search(r'<g class="series" data-series="a">(.*?)</g></g>', svg, flags=re.S)[1]
+    assert 'class="threshold"' in rule_a and charts.COLOURS[0] in rule_a
+
+
+# -- the rest of the page -------------------------------------------------------------------------
 def test_collect_reads_contract_and_monitoring_from_the_lake(lake) -> None:
-    use_case = spec.load_spec("taxi_trip_duration")
+    use_case = spec.load_spec(USE_CASE)
     manifest = {
         "contract": {"success": True, "bad_row_share": 0.01, "data_docs_url": "file:///docs/index.html"}
     }
     snapshots.write_snapshot(lake, use_case.name, "2024-02", pa.table({"a": [1]}), manifest)
     for window, rmse in (("2024-03", 3.2), ("2024-04", 3.9)):
-        lake.write_json(
+        lake.write_json(  # records before the use case and status were stored
             f"monitoring/{use_case.name}/history/window={window}/metrics.json",
             {
                 "window": window,
@@ -29,46 +355,63 @@ def test_collect_reads_contract_and_monitoring_from_the_lake(lake) -> None:
             },
         )
     status = mlops_page.collect(use_case, lake, tracking_uri=None)
-    assert status.contract["month"] == "2024-02" and status.contract["success"] is True
-    assert [r["window"] for r in status.monitoring] == ["2024-03", "2024-04"]
+    assert status.contract.month == "2024-02" and status.contract.passed
+    assert [r.window for r in status.monitoring] == ["2024-03", "2024-04"]
+    assert [r.status for r in status.monitoring] == ["ok", "breach"]
     assert status.quarantine == [("2024-02", 0.01)]
     assert status.limits.metric == "rmse" and status.limits.unit == "minutes"
     assert status.limits.max_bad_row_share == use_case.contract.max_bad_row_share
     assert status.errors == []
 
 
+def _record(window: str, **fields) -> MonitoringRecord:
+    return MonitoringRecord.from_dict({"use_case": USE_CASE, "window": window, "status": "ok", **fields})
+
+
 def test_render_shows_every_part() -> None:
-    status = mlops_page.UseCaseStatus("taxi_trip_duration", "regression", 4)
-    status.models["champion"] = {
-        "version": "3",
-        "created": 0,
-        "run_id": "r",
-        "tags": {"promotion.reason": "beat champion by 4%", "promotion.at": "2024-05-01"},
-        "metrics": {"val_rmse": 3.21, "val_rmse.pu_borough.Queens": 4.0, "fit_seconds": 9.0},
-    }
-    status.contract = {
-        "month": "2024-04",
-        "success": False,
-        "bad_row_share": 0.2,
-        "data_docs_url": "file:///gx/uncommitted/data_docs/local_site/validations/x.html",
-    }
-    status.quarantine = [("2024-03", 0.04), ("2024-04", 0.2)]
+    status = mlops_page.UseCaseStatus(USE_CASE, "regression", 4)
+    status.models["champion"] = mlops_page.ModelVersion(
+        "3",
+        ("champion",),
+        "r",
+        0,
+        {"promotion.reason": "beat champion by 4%", "promotion.at": "2024-05-01"},
+        {"val_rmse": 3.21, "val_rmse.pu_borough.Queens": 4.0, "fit_seconds": 9.0},
+    )
+    status.contracts = [
+        mlops_page.ContractMonth(
+            "2024-04",
+            "breached",
+            bad_row_share=0.2,
+            reasons=("bad rows: 20 % over the 10 % limit",),
+            data_docs_url="file:///gx/uncommitted/data_docs/local_site/validations/x.html",
+        )
+    ]
     status.limits = mlops_page.Limits("rmse", "minutes", 0.07, 0.3, 0.1)
     variants = {"batch": {"rmse": 3.1}, "champion": {"rmse": 3.3}, "challenger": {"rmse": 3.0}}
     status.monitoring = [
-        {
-            "window": "2024-03",
-            "metrics": {"rmse": 3.2, "rmse_reference": 3.0, "drift_share": 0.1},
-            "details": {"variants": variants},
-            "breaches": [],
-        },
-        {
-            "window": "2024-04",
-            "metrics": {"rmse": 4.1, "rmse_reference": 3.0, "drift_share": 0.6},
-            "details": {"variants": {"batch": {"rmse": 4.0}}},
-            "breaches": ["drift_share"],
-            "report_url": "s3://lake/monitoring/taxi_trip_duration/reports/window=2024-04/drift_report.html",
-        },
+        _record(
+            "2024-03",
+            metrics={"rmse": 3.2, "rmse_reference": 3.0, "drift_share": 0.1},
+            details={"variants": variants},
+        ),
+        _record(
+            "2024-04",
+            status="breach",
+            metrics={"rmse": 4.1, "rmse_reference": 3.0, "drift_share": 0.6},
+            details={"variants": {"batch": {"rmse": 4.0}}},
+            breach_details=[
+                {
+                    "metric": "drift_share",
+                    "value": 0.6,
+                    "threshold": 0.3,
+                    "kind": "drift",
+                    "message": "6 of 10 features drifted",
+                    "retrain": True,
+                }
+            ],
+            report_url="s3://lake/monitoring/taxi_trip_duration/reports/window=2024-04/drift_report.html",
+        ),
     ]
     status.approvals = [
         mlops_page.PendingApproval(
@@ -84,10 +427,12 @@ def test_render_shows_every_part() -> None:
         "abc123",
         lake_root="s3://lake",
         docs_root=Path("/gx/uncommitted/data_docs/local_site"),
+        now=NOW,
     )
-    assert "version 3" in page and "beat champion by 4%" in page
-    assert "val_rmse 3.21" in page and "Queens" not in page and "fit_seconds" not in page
-    assert "breached" in page and "drift detected" in page
+    assert "v3 (champion)" in page and "beat champion by 4%" in page
+    assert "val_rmse 3.21 min" in page and "Queens" not in page and "fit_seconds" not in page
+    assert "2024-04: contract breached" in page and "bad rows: 20 % over the 10 % limit" in page
+    assert "breached: 6 of 10 features drifted (rmse 4.1 min, drift 60.0 % of features)" in page
     assert "bundle version abc123" in page
     assert "http://mlflow/#/models/taxi_trip_duration/versions/3" in page
     # The approval queue shows what is decided: the gate table.
@@ -101,36 +446,45 @@ def test_render_shows_every_part() -> None:
 
 
 def test_charts_have_axes_units_thresholds_and_a_line_per_variant() -> None:
-    status = mlops_page.UseCaseStatus("taxi_trip_duration", "regression", 4)
+    status = mlops_page.UseCaseStatus(USE_CASE, "regression", 4)
     status.limits = mlops_page.Limits("rmse", "minutes", 0.1, 0.3, 0.1)
     status.monitoring = [
-        {
-            "window": f"2024-0{m}",
-            "metrics": {"rmse": 3 + m / 10, "rmse_reference": 3.0, "drift_share": m / 10},
-            "details": {"variants": {"batch": {"rmse": 3 + m / 10}, "champion": {"rmse": 3.5}}},
-        }
+        _record(
+            f"2024-0{m}",
+            metrics={"rmse": 3 + m / 10, "rmse_reference": 3.0, "drift_share": m / 10},
+            details={"variants": {"batch": {"rmse": 3 + m / 10}, "champion": {"rmse": 3.5}}},
+        )
         for m in (3, 4, 5)
     ]
-    status.quarantine = [("2024-03", 0.04), ("2024-04", 0.05)]
+    status.contracts = [
+        mlops_page.ContractMonth(
+            "2024-03", "quarantined", 100, 0.04, {"zero_distance": 4}, {"zero_distance": 0.04}
+        ),
+        mlops_page.ContractMonth(
+            "2024-04", "quarantined", 100, 0.05, {"zero_distance": 5}, {"zero_distance": 0.05}
+        ),
+    ]
     rmse, drift = mlops_page.monitoring_charts(status.monitoring, status.limits)
     assert list(rmse.series) == ["overall", "batch", "champion"]
     assert rmse.threshold == pytest.approx([3.3] * 3)
     assert drift.threshold == [0.3, 0.3, 0.3]
 
-    page = mlops_page.render([status], {})
+    page = mlops_page.render([status], {}, now=NOW)
     svgs = re.findall(r"<svg.*?</svg>", page, flags=re.S)
-    assert len(svgs) == 3
+    assert len(svgs) == 4
     titles = [re.search(r'aria-label="([^"]+)"', svg)[1] for svg in svgs]
     assert titles == [
+        "quarantine share per contract rule (% of rows)",
         "rmse per variant (rmse (minutes))",
         "drifted features (share of features)",
         "quarantined rows (share of rows)",
     ]
-    rmse_svg = svgs[0]
+    rmse_svg = svgs[1]
     for label in ("2024-03", "2024-05", "month", "rmse (minutes)", "breach level", "batch", "champion"):
         assert f">{label}</text>" in rmse_svg, label
     assert 'class="threshold"' in rmse_svg and "stroke-dasharray" in rmse_svg
     assert rmse_svg.count("<polyline") == 4  # overall, batch, champion and the threshold
+    assert rmse_svg.count('<g class="series"') == 3
 
 
 def test_alerts_link_and_served_links_per_environment() -> None:
@@ -143,8 +497,23 @@ def test_alerts_link_and_served_links_per_environment() -> None:
     )
     assert mlops_page.served_link("s3://other/x.html", "s3://lake") is None
     assert mlops_page.served_link("https://mlflow/x", "s3://lake") == "https://mlflow/x"
+    assert mlops_page.served_link("file:///data/lake/x.html", "") is None
 
 
 def test_render_escapes_what_it_shows() -> None:
-    status = mlops_page.UseCaseStatus("x", "regression", 2, errors=["<script>alert(1)</script>"])
-    assert "<script>alert(1)" not in mlops_page.render([status], {})
+    hostile = "<script>alert(1)</script>"
+    status = mlops_page.UseCaseStatus("x", "regression", 2, errors=[hostile])
+    status.contracts = [
+        mlops_page.ContractMonth(
+            "2023-01", "breached", reasons=(hostile,), notices=(hostile,), rule_shares={hostile: 0.1}
+        )
+    ]
+    status.monitoring = [
+        _record("2022-12", status="breach", breaches=[hostile], airflow_run_url='x" onclick="y')
+    ]
+    status.models["champion"] = mlops_page.ModelVersion(
+        hostile, (hostile,), tags={"promotion.reason": hostile}
+    )
+    page = mlops_page.render([status], {}, now=NOW)
+    assert "<script>alert(1)" not in page and 'x" onclick' not in page
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 4

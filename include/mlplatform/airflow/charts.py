@@ -1,8 +1,12 @@
-"""Line charts as inline SVG for the MLOps page: axes, units, a legend and a threshold line.
+"""Line charts as inline SVG for the MLOps page: axes, units, a legend and threshold lines.
 
 Inline SVG keeps the page self-contained (no scripts, no external assets, works offline and
 in the UI's iframe) and costs nothing at render time. A chart is one :class:`Chart`: points
-per series along month labels, the unit of the y axis, and an optional threshold per month.
+per series along month labels, the unit of the y axis, an optional threshold per month
+(dashed red) and optional constant thresholds of single series (dashed, in the series'
+colour). Each series is a ``<g class="series" data-series="name">`` (its class set by
+``series_class``), so a reader or a test can count the lines; a legend of more than three
+entries is laid out in rows under the plot.
 """
 
 from __future__ import annotations
@@ -14,7 +18,20 @@ from dataclasses import dataclass, field
 
 WIDTH, HEIGHT = 420, 220
 LEFT, RIGHT, TOP, BOTTOM = 56, 28, 30, 44
-COLOURS = ("#017cee", "#e36209", "#2f855a", "#805ad5", "#d53f8c")
+# Ten colours people tell apart (Tableau 10, the threshold red left out), then dashed variants.
+COLOURS = (
+    "#017cee",
+    "#e36209",
+    "#2f855a",
+    "#805ad5",
+    "#d53f8c",
+    "#8c564b",
+    "#17becf",
+    "#bcbd22",
+    "#4a5568",
+    "#ff9da7",
+)
+LEGEND_ROW, LEGEND_COLUMN = 14, 150
 THRESHOLD_COLOUR = "#c53030"
 
 
@@ -28,6 +45,9 @@ class Chart:
     series: Mapping[str, Sequence[float | None]]
     threshold: Sequence[float | None] = field(default_factory=tuple)
     threshold_label: str = "threshold"
+    series_thresholds: Mapping[str, float] = field(default_factory=dict)
+    width: int = WIDTH
+    series_class: str = "series"
 
 
 def _esc(value: object) -> str:
@@ -48,26 +68,39 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
-def _polyline(points: list[tuple[float, float]], colour: str, dashed: bool = False) -> str:
+def _polyline(
+    points: list[tuple[float, float]], colour: str, dash: str | None = None, dots: bool = True
+) -> str:
     coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-    dash = ' stroke-dasharray="6 4"' if dashed else ""
-    dots = (
-        ""
-        if dashed
-        else "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"/>' for x, y in points)
+    dashed = f' stroke-dasharray="{dash}"' if dash else ""
+    marks = (
+        "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"/>' for x, y in points)
+        if dots
+        else ""
     )
-    return f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dash} points="{coords}"/>{dots}'
+    return f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dashed} points="{coords}"/>{marks}'
+
+
+def _style(n: int) -> tuple[str, str | None]:
+    """The colour of the ``n``-th series, dashed once the colours have all been used."""
+    return COLOURS[n % len(COLOURS)], (None if n < len(COLOURS) else "2 2")
 
 
 def render(chart: Chart) -> str:
     """The chart as an ``<svg>`` element, or an empty string with fewer than one value."""
     values = [v for s in chart.series.values() for v in s if v is not None]
-    limits = [t for t in chart.threshold if t is not None]
+    limits = [t for t in chart.threshold if t is not None] + list(chart.series_thresholds.values())
     if not values or not chart.labels:
         return ""
     ticks = _ticks(max(values + limits) * 1.05)
     top_value = ticks[-1] or 1.0
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    width = chart.width
+    entries = len(chart.series) + (1 if limits else 0)
+    below = entries > 3  # a long legend goes in rows under the plot
+    per_row = max(1, (width - LEFT) // LEGEND_COLUMN)
+    legend_h = math.ceil(entries / per_row) * LEGEND_ROW + 6 if below else 0
+    height = HEIGHT + legend_h
+    plot_w, plot_h = width - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_w / max(len(chart.labels) - 1, 1)
 
     def x(i: int) -> float:
@@ -78,42 +111,55 @@ def render(chart: Chart) -> str:
 
     parts = [
         f'<svg class="chart" role="img" aria-label="{_esc(chart.title)} ({_esc(chart.unit)})" '
-        f'width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-size="10">',
+        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-size="10">',
         f'<text x="{LEFT}" y="14" font-size="12" font-weight="600">{_esc(chart.title)}</text>',
         # y axis: ticks, grid and the unit
         *(
-            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#e2e8f0"/>'
+            f'<line x1="{LEFT}" x2="{width - RIGHT}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#e2e8f0"/>'
             f'<text x="{LEFT - 4}" y="{y(t) + 3:.1f}" text-anchor="end">{_fmt(t)}</text>'
             for t in ticks
         ),
         f'<text class="unit" transform="translate(12 {TOP + plot_h / 2:.0f}) rotate(-90)" '
         f'text-anchor="middle">{_esc(chart.unit)}</text>',
         # x axis: one label per month (thinned to about eight)
-        f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{TOP + plot_h}" y2="{TOP + plot_h}" stroke="#4a5568"/>',
+        f'<line x1="{LEFT}" x2="{width - RIGHT}" y1="{TOP + plot_h}" y2="{TOP + plot_h}" stroke="#4a5568"/>',
         f'<line x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{TOP + plot_h}" stroke="#4a5568"/>',
         *(
             f'<text x="{x(i):.1f}" y="{TOP + plot_h + 14}" text-anchor="middle">{_esc(label)}</text>'
             for i, label in enumerate(chart.labels)
-            if i % max(1, math.ceil(len(chart.labels) / 8)) == 0 or i == len(chart.labels) - 1
+            if i % max(1, math.ceil(len(chart.labels) / (8 * width / WIDTH))) == 0
+            or i == len(chart.labels) - 1
         ),
         f'<text x="{LEFT + plot_w / 2:.0f}" y="{HEIGHT - 4}" text-anchor="middle">month</text>',
     ]
-    legend = []
+    legend: list[tuple[str, str, str | None]] = []
     for n, (name, series) in enumerate(chart.series.items()):
-        colour = COLOURS[n % len(COLOURS)]
+        colour, dash = _style(n)
         points = [(x(i), y(v)) for i, v in enumerate(series) if v is not None]
-        if points:
-            parts.append(_polyline(points, colour))
-            legend.append((name, colour))
+        if not points:
+            continue
+        line = _polyline(points, colour, dash)
+        if name in chart.series_thresholds:
+            level = y(chart.series_thresholds[name])
+            edge = [(float(LEFT), level), (float(width - RIGHT), level)]
+            line += f'<g class="threshold">{_polyline(edge, colour, "6 4", dots=False)}</g>'
+        parts.append(f'<g class="{_esc(chart.series_class)}" data-series="{_esc(name)}">{line}</g>')
+        legend.append((name, colour, dash))
     threshold = [(x(i), y(t)) for i, t in enumerate(chart.threshold) if t is not None]
     if threshold:
-        parts.append(f'<g class="threshold">{_polyline(threshold, THRESHOLD_COLOUR, dashed=True)}</g>')
-        legend.append((chart.threshold_label, THRESHOLD_COLOUR))
-    for n, (name, colour) in enumerate(legend):
-        lx = LEFT + 8 + n * 100
+        parts.append(f'<g class="threshold">{_polyline(threshold, THRESHOLD_COLOUR, "6 4", False)}</g>')
+        legend.append((chart.threshold_label, THRESHOLD_COLOUR, "6 4"))
+    for n, (name, colour, dash) in enumerate(legend):
+        if below:
+            lx = LEFT + (n % per_row) * LEGEND_COLUMN
+            ly = HEIGHT + 2 + (n // per_row) * LEGEND_ROW
+        else:
+            lx, ly = LEFT + 8 + n * 100, TOP - 2
+        dashed = f' stroke-dasharray="{dash}"' if dash else ""
         parts.append(
-            f'<rect x="{lx}" y="{TOP - 6}" width="10" height="3" fill="{colour}"/>'
-            f'<text x="{lx + 14}" y="{TOP - 2}">{_esc(name)}</text>'
+            f'<line x1="{lx}" x2="{lx + 12}" y1="{ly - 3}" y2="{ly - 3}" '
+            f'stroke="{colour}" stroke-width="3"{dashed}/>'
+            f'<text x="{lx + 16}" y="{ly}">{_esc(name)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)

@@ -1,38 +1,160 @@
-"""The MLOps page: one screen per platform with the state of every use case.
+"""The MLOps page: one screen per platform, the worst news first.
 
-For each use case it shows the ``champion`` and ``challenger`` (version, metrics, when and
-why promoted), the last contract results, the latest monitoring metrics and drift status,
-charts with axes, units and thresholds (the performance metric per variant and the share of
-drifted features per monitored month, the quarantined share per validated month), the
-approval queue with each request's gate table, and links to MLflow, the alerts, Data Docs
-and the drift report.
+For each use case the page shows, top to bottom:
+
+1. **Incidents**: contract breaches (and refused months), model breaches and serving
+   breaches across months, each with its reasons and a link to its Airflow run or its report
+   (:func:`incidents`, the rule below).
+2. **Latest state of every stage**: the latest month of the contract (passed, quarantined
+   with its share, breached with its reasons, refused), training, promotion (the version with
+   its aliases), batch scoring, monitoring (the model's status: within thresholds, breached,
+   pending labels, not monitored because its data was refused) and serving, separately.
+3. **Models** (``champion`` and ``challenger``: version, metrics, when and why promoted) and
+   the approval queue with each request's gate table.
+4. **Charts** with axes, units and thresholds: the quarantine share of each contract rule
+   per month (the trend a platform team watches to see TLC change something before it
+   becomes a breach), with each month's notices listed under it; the performance metric per
+   variant, the drifted share of features and the quarantined share per month.
+
+**Which breaches are listed.** A breached month of a stage (contract, model, serving) is
+*open* until a later month of the same stage passes; an open breach is listed first. Once
+a later month has passed, the breach is *closed by* that month and is no longer listed,
+except that the latest breach of each stage is always listed (closed ones say which month
+closed them), so the latest breach is never hidden, however many months passed since.
+A month validated again after a breach takes its newest verdict.
+
+Numbers are for people: shares as percentages (``6.3 %``), times as relative times with
+the absolute time on hover (``<time datetime=... title=...>3 hours ago</time>``), versions
+with their aliases (``v7 (champion)``), metrics with their unit (``5.37 min``).
 
 Links resolve in every environment: objects in the lake (drift reports, Data Docs
 published there) and the local Data Docs site are served by the plugin itself
-(:func:`served_link`), so a ``file://`` or ``s3://`` location never reaches the browser.
+(:func:`served_link`), so a ``file://`` or ``s3://`` location never reaches the browser;
+Airflow runs link to the UI's dag run page (``../dags/<dag id>/runs/<run id>``, relative to
+the page at ``/mlops/``). Everything taken from records is escaped.
 
-:func:`collect` gathers the facts (registry, lake); :func:`render` turns them into a
-self-contained HTML page. The Airflow plugin in ``plugins/`` only wires them to a URL and
-adds what only Airflow knows (pending approvals); tests call them directly.
+:func:`collect` gathers the facts (registry, lake) into typed records; :func:`render` turns
+them into a self-contained HTML page. The Airflow plugin in ``plugins/`` only wires them to
+a URL and adds what only Airflow knows (pending approvals); tests call them directly.
 """
 
 from __future__ import annotations
 
 import html
+import math
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from mlplatform.adapters import snapshots
 from mlplatform.adapters.lake import Lake
 from mlplatform.airflow import charts
 from mlplatform.core.metrics import LOWER_IS_BETTER
+from mlplatform.core.records import MonitoringRecord, ScoredOutput
 from mlplatform.core.spec import UseCase
 
 ALIASES = ("champion", "challenger", "previous_champion")
+SERVING_METRICS = ("error_rate", "p99_latency_ms")  # the serving health figures a serving breach is on
+
+# A contract month's states, and which of them are bad news.
+PASSED, QUARANTINED, BREACHED, REFUSED = "passed", "quarantined", "breached", "refused"
+_CONTRACT_STATES = {"pass": PASSED, "quarantine": QUARANTINED, "breach": BREACHED, "refused": REFUSED}
+BAD_CONTRACT_STATES = (BREACHED, REFUSED)
+
+# The model's status of a monitored window, in words.
+MODEL_STATUS_WORDS = {
+    "ok": "within thresholds",
+    "breach": "breached",
+    "pending": "pending labels",
+    "refused": "not monitored: its data was refused",
+    "not_monitored": "not monitored: its data was refused",
+}
 
 
+# -- formatting for people ----------------------------------------------------------------------
+def percent(share: float | None) -> str:
+    """A share as a percentage people read: ``0.0633`` → ``6.3 %``, ``0.00012`` → ``0.012 %``."""
+    if share is None or not isinstance(share, int | float) or math.isnan(share):
+        return "n/a"
+    value = share * 100
+    if value == 0:
+        return "0 %"
+    if abs(value) >= 1:
+        return f"{value:.1f} %"
+    return f"{value:.2g} %"
+
+
+def with_unit(value: float | None, unit: str) -> str:
+    """A metric with its unit: ``5.3712`` minutes → ``5.37 min``; a bare score has none."""
+    if value is None or not isinstance(value, int | float) or math.isnan(value):
+        return "n/a"
+    short = {"minutes": "min", "seconds": "s", "": ""}.get(unit, unit)
+    return f"{value:.3g} {short}".rstrip() if abs(value) < 100 else f"{value:,.0f} {short}".rstrip()
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO time (naive ones are UTC) or epoch milliseconds (MLflow's), else ``None``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1000, UTC) if value > 0 else None
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def relative_time(when: datetime, now: datetime) -> str:
+    """``3 hours ago``, ``in 2 days``, ``just now``: the largest whole unit."""
+    seconds = (now - when).total_seconds()
+    ahead, seconds = seconds < 0, abs(seconds)
+    if seconds < 60:
+        return "just now"
+    for size, unit in (
+        (365 * 86400, "year"),
+        (30 * 86400, "month"),
+        (86400, "day"),
+        (3600, "hour"),
+        (60, "minute"),
+    ):
+        if seconds >= size:
+            count = int(seconds // size)
+            words = f"{count} {unit}{'s' if count != 1 else ''}"
+            return f"in {words}" if ahead else f"{words} ago"
+    return "just now"  # unreachable: 60 seconds is a minute
+
+
+def time_html(value: Any, now: datetime) -> str:
+    """A ``<time>`` element: the relative time, the absolute one on hover; text it cannot read as is."""
+    when = parse_time(value)
+    if when is None:
+        return _esc(value) if value else ""
+    absolute = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f'<time datetime="{_esc(when.isoformat())}" title="{_esc(absolute)}">'
+        f"{_esc(relative_time(when, now))}</time>"
+    )
+
+
+def version_label(version: str | None, aliases: Sequence[str] = ()) -> str:
+    """``v7 (champion)``; ``v6 (previous_champion)``; ``v8`` without aliases."""
+    if version is None:
+        return "none"
+    return f"v{version}" + (f" ({', '.join(aliases)})" if aliases else "")
+
+
+def airflow_run_link(dag_id: str, run_id: str | None) -> str:
+    """The Airflow UI's page of a dag run (its runs list without a run id), relative to ``/mlops/``."""
+    base = f"../dags/{quote(dag_id, safe='')}/runs"
+    return f"{base}/{quote(run_id, safe='')}" if run_id else base
+
+
+# -- the facts ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Limits:
     """The spec's thresholds the charts draw, and the unit of the performance metric."""
@@ -42,16 +164,20 @@ class Limits:
     max_relative_degradation: float | None = None
     drifted_share: float | None = None
     max_bad_row_share: float | None = None
+    rule_shares: Mapping[str, float] = field(default_factory=dict)  # per-rule limits, where a rule has one
 
     @classmethod
     def of(cls, use_case: UseCase) -> Limits:
         unit = use_case.target.unit if use_case.monitoring.performance_metric in ("rmse", "mae") else "score"
+        # Per-rule limits are optional in the contract; a spec without them draws the month's one.
+        per_rule = getattr(use_case.contract, "max_rule_shares", None) or {}
         return cls(
             metric=use_case.monitoring.performance_metric,
             unit=unit,
             max_relative_degradation=use_case.monitoring.max_relative_degradation,
             drifted_share=use_case.monitoring.drifted_share_threshold,
             max_bad_row_share=use_case.contract.max_bad_row_share,
+            rule_shares={str(k): float(v) for k, v in dict(per_rule).items()},
         )
 
 
@@ -64,51 +190,315 @@ class PendingApproval:
     body_md: str = ""
 
 
+@dataclass(frozen=True)
+class ModelVersion:
+    """A registered model version as the page shows it: its aliases, metrics and audit tags."""
+
+    version: str
+    aliases: tuple[str, ...] = ()
+    run_id: str | None = None
+    created: Any = None  # epoch milliseconds (MLflow) or ISO text
+    tags: Mapping[str, str] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return version_label(self.version, self.aliases)
+
+    @property
+    def promoted_at(self) -> str | None:
+        return (
+            self.tags.get("promotion.at") or self.tags.get("champion_since") or self.tags.get("decision.at")
+        )
+
+    @property
+    def reason(self) -> str:
+        return (
+            self.tags.get("promotion.reason")
+            or self.tags.get("decision.reason")
+            or self.tags.get("reason", "")
+        )
+
+    @property
+    def decision_run_id(self) -> str | None:
+        run = self.tags.get("decision.run_id")
+        return run if run and not run.startswith("cli:") else None
+
+
+@dataclass(frozen=True)
+class ContractMonth:
+    """A month's newest contract verdict, from its snapshot manifest or its breach record."""
+
+    month: str
+    state: str  # passed | quarantined | breached | refused
+    rows: int | None = None
+    bad_row_share: float | None = None
+    rule_counts: Mapping[str, int] = field(default_factory=dict)
+    rule_shares: Mapping[str, float] = field(default_factory=dict)
+    reasons: tuple[str, ...] = ()
+    notices: tuple[str, ...] = ()
+    data_docs_url: str | None = None
+    recorded_at: str | None = None
+    run_id: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.state in (PASSED, QUARANTINED)
+
+    @classmethod
+    def from_contract(
+        cls, month: str, block: Mapping[str, Any], recorded_at: Any = None, reasons: Sequence[str] = ()
+    ) -> ContractMonth:
+        """Read the ``contract`` block a manifest or breach record holds (older ones lack fields)."""
+        severity = str(block.get("severity") or ("pass" if block.get("success", True) else "breach"))
+        state = _CONTRACT_STATES.get(severity, severity)
+        counts = {str(k): int(v) for k, v in dict(block.get("rule_counts") or {}).items()}
+        share = block.get("bad_row_share")
+        rows = _rows(block, counts, share)
+        shares = {str(k): float(v) for k, v in dict(block.get("rule_shares") or {}).items()}
+        if not shares and counts and rows:
+            shares = {k: n / rows for k, n in counts.items() if n}
+        if state == PASSED and counts and any(counts.values()):
+            state = QUARANTINED  # manifests written before severities
+        return cls(
+            month=month,
+            state=state,
+            rows=rows,
+            bad_row_share=float(share) if isinstance(share, int | float) else None,
+            rule_counts=counts,
+            rule_shares=shares,
+            reasons=tuple(str(r) for r in (reasons or block.get("breaches") or ())),
+            notices=tuple(str(w) for w in block.get("warnings") or ()),
+            data_docs_url=block.get("data_docs_url"),
+            recorded_at=str(recorded_at) if recorded_at else None,
+            run_id=block.get("run_id"),
+        )
+
+
+def _rows(block: Mapping[str, Any], counts: Mapping[str, int], share: Any) -> int | None:
+    """The month's row count: the manifest's profile, else from the quarantined rows and share."""
+    for key in ("rows", "row_count"):
+        if isinstance(block.get(key), int):
+            return int(block[key])
+    statistics = block.get("statistics") or {}
+    if isinstance(statistics, Mapping) and isinstance(statistics.get("row_count"), int):
+        return int(statistics["row_count"])
+    quarantined = block.get("quarantined_rows")
+    if isinstance(quarantined, int) and isinstance(share, int | float) and share > 0:
+        return round(quarantined / share)
+    return None
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """The latest training set assembled: which months it trained and validated on."""
+
+    train_months: tuple[str, ...]
+    validation_months: tuple[str, ...]
+    train_rows: int = 0
+    validation_rows: int = 0
+
+    @property
+    def month(self) -> str:
+        return (self.validation_months or self.train_months or ("?",))[-1]
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A breach (or refused month) the page lists at the top, open until a later month passes."""
+
+    stage: str  # contract | model | serving
+    month: str
+    what: str
+    reasons: tuple[str, ...]
+    closed_by: str | None = None
+    at: str | None = None
+    links: tuple[tuple[str, str], ...] = ()  # (label, url); urls may still be lake locations
+
+    @property
+    def open(self) -> bool:
+        return self.closed_by is None
+
+
 @dataclass
 class UseCaseStatus:
     name: str
     task: str
     maturity_level: int
-    models: dict[str, dict[str, Any]] = field(default_factory=dict)
-    contract: dict[str, Any] | None = None
-    monitoring: list[dict[str, Any]] = field(default_factory=list)
-    quarantine: list[tuple[str, float]] = field(default_factory=list)  # (month, share of rows)
+    models: dict[str, ModelVersion] = field(default_factory=dict)
+    contracts: list[ContractMonth] = field(default_factory=list)  # one per month, oldest first
+    training: TrainingSet | None = None
+    scored: ScoredOutput | None = None
+    monitoring: list[MonitoringRecord] = field(default_factory=list)  # oldest window first
     approvals: list[PendingApproval] = field(default_factory=list)
     limits: Limits = field(default_factory=Limits)
     errors: list[str] = field(default_factory=list)
 
+    @property
+    def contract(self) -> ContractMonth | None:
+        """The latest month's verdict."""
+        return self.contracts[-1] if self.contracts else None
 
-def _model_facts(client: Any, name: str, alias: str) -> dict[str, Any] | None:
+    @property
+    def quarantine(self) -> list[tuple[str, float]]:
+        """(month, share of rows quarantined) of every month that passed."""
+        return [
+            (c.month, c.bad_row_share) for c in self.contracts if c.passed and c.bad_row_share is not None
+        ]
+
+
+# -- reading the lake and the registry ----------------------------------------------------------
+def _model_facts(client: Any, name: str, version: str, aliases: tuple[str, ...]) -> ModelVersion | None:
     try:
-        version = client.get_model_version_by_alias(name, alias)
-    except Exception:  # the alias is not set (yet): nothing to show
+        found = client.get_model_version(name, version)
+    except Exception:  # deleted meanwhile: nothing to show
         return None
     metrics: dict[str, float] = {}
-    if version.run_id:
+    if found.run_id:
         try:
-            run = client.get_run(version.run_id)
+            run = client.get_run(found.run_id)
             metrics = {k: v for k, v in run.data.metrics.items() if "/" not in k}
         except Exception:
             metrics = {}
-    return {
-        "version": version.version,
-        "created": version.creation_timestamp,
-        "run_id": version.run_id,
-        "tags": dict(version.tags or {}),
-        "metrics": metrics,
-    }
+    return ModelVersion(
+        version=str(found.version),
+        aliases=aliases,
+        run_id=found.run_id,
+        created=found.creation_timestamp,
+        tags=dict(found.tags or {}),
+        metrics=metrics,
+    )
 
 
-def monitoring_history(lake: Lake, use_case: str) -> list[dict[str, Any]]:
-    """Monitoring records (``monitoring/<use case>/history/*/metrics.json``), oldest first."""
+def registry_models(client: Any, name: str) -> dict[str, ModelVersion]:
+    """The versions the aliases point at, keyed by alias; each version carries all its aliases."""
+    try:
+        aliases = dict(client.get_registered_model(name).aliases or {})
+    except Exception:  # not registered yet
+        return {}
+    by_version: dict[str, list[str]] = {}
+    for alias in ALIASES:
+        if alias in aliases:
+            by_version.setdefault(str(aliases[alias]), []).append(alias)
+    models = {}
+    for version, names in by_version.items():
+        if (facts := _model_facts(client, name, version, tuple(names))) is not None:
+            models.update(dict.fromkeys(names, facts))
+    return models
+
+
+def monitoring_history(lake: Lake, use_case: str) -> list[MonitoringRecord]:
+    """Monitoring records (``monitoring/<use case>/history/*/metrics.json``), oldest first.
+
+    Records written before a field existed are read with what they have (the oldest named
+    their breached metrics only: each becomes a breach of its kind, so none reads as a pass);
+    one that cannot be read at all is skipped.
+    """
     records = []
     for entry in lake.list(f"monitoring/{use_case}/history"):
         if entry.path.endswith("/metrics.json"):
             try:
-                records.append(lake.read_json(entry.path))
+                stored = lake.read_json(entry.path)
+                named = [str(m) for m in stored.get("breaches") or ()]
+                details = stored.get("breach_details") or [_named_breach(m, stored) for m in named]
+                status = "breach" if named else "ok"
+                records.append(
+                    MonitoringRecord.from_dict(
+                        {"use_case": use_case, "status": status, **stored, "breach_details": details}
+                    )
+                )
             except Exception:
                 continue
-    return sorted(records, key=lambda r: str(r.get("window", "")))
+    return sorted(records, key=lambda r: r.window)
+
+
+def _named_breach(metric: str, stored: Mapping[str, Any]) -> dict[str, Any]:
+    kind = "serving" if metric in SERVING_METRICS else "drift" if "drift" in metric else "performance"
+    value = (stored.get("metrics") or {}).get(metric, math.nan)
+    return {
+        "metric": metric,
+        "value": value,
+        "threshold": math.nan,
+        "kind": kind,
+        "message": metric,
+        "retrain": False,
+    }
+
+
+def contract_months(lake: Lake, use_case: str) -> list[ContractMonth]:
+    """Each month's newest contract verdict, oldest month first.
+
+    Passing months are read from their current snapshot's manifest, breached ones from their
+    breach records (``quarantine/<use case>/month=M/<digest>/breach.json``); when a month has
+    both (a delivery breached, another passed), the newer one is the month's verdict.
+    """
+    found: dict[str, ContractMonth] = {}
+    for snapshot in snapshots.current_snapshots(lake, use_case):
+        block = snapshot.manifest.get("contract") or {}
+        rows = (
+            snapshot.manifest.get("source", {}).get("rows") if isinstance(snapshot.manifest, dict) else None
+        )
+        found[snapshot.month] = ContractMonth.from_contract(
+            snapshot.month, {"rows": rows, **block}, snapshot.manifest.get("created_at")
+        )
+    for entry in lake.list(f"quarantine/{use_case}"):
+        if not entry.path.endswith("/breach.json"):
+            continue
+        try:
+            record = lake.read_json(entry.path)
+            month = str(record.get("month") or entry.path.split("/")[2].removeprefix("month="))
+            block = {"severity": record.get("severity", "breach"), **(record.get("contract") or {})}
+            for key in ("run_id", "data_docs_url"):
+                if record.get(key) and not block.get(key):
+                    block[key] = record[key]
+            breach = ContractMonth.from_contract(
+                month, block, record.get("recorded_at"), tuple(record.get("what_broke") or ())
+            )
+        except Exception:
+            continue
+        current = found.get(month)
+        if current is None or _later(breach.recorded_at, current.recorded_at):
+            found[month] = breach
+    return [found[m] for m in sorted(found)]
+
+
+def _later(a: str | None, b: str | None) -> bool:
+    first, second = parse_time(a), parse_time(b)
+    return first is not None and (second is None or first > second)
+
+
+def latest_training(lake: Lake, use_case: str) -> TrainingSet | None:
+    """The training set with the latest validation month (``features/<use case>/training/*``)."""
+    best: TrainingSet | None = None
+    for entry in lake.list(f"features/{use_case}/training"):
+        if not entry.path.endswith("/lineage.json"):
+            continue
+        try:
+            data = lake.read_json(entry.path)
+            found = TrainingSet(
+                tuple(data.get("train_months") or ()),
+                tuple(data.get("validation_months") or ()),
+                int(data.get("train_rows") or 0),
+                int(data.get("validation_rows") or 0),
+            )
+        except Exception:
+            continue
+        if best is None or found.month >= best.month:
+            best = found
+    return best
+
+
+def latest_scored(lake: Lake, use_case: str) -> ScoredOutput | None:
+    """The latest month's current predictions (``predictions/<use case>/month=M/CURRENT.json``)."""
+    pointers = sorted(
+        e.path for e in lake.list(f"predictions/{use_case}") if e.path.endswith("/CURRENT.json")
+    )
+    for path in reversed(pointers):
+        try:
+            return ScoredOutput.from_dict(lake.read_json(path))
+        except Exception:
+            continue
+    return None
 
 
 def collect(use_case: UseCase, lake: Lake, tracking_uri: str | None) -> UseCaseStatus:
@@ -118,54 +508,128 @@ def collect(use_case: UseCase, lake: Lake, tracking_uri: str | None) -> UseCaseS
         try:
             from mlflow import MlflowClient
 
-            client = MlflowClient(tracking_uri=tracking_uri)
-            for alias in ALIASES:
-                if (facts := _model_facts(client, use_case.model_name, alias)) is not None:
-                    status.models[alias] = facts
+            status.models = registry_models(MlflowClient(tracking_uri=tracking_uri), use_case.model_name)
         except Exception as exc:
             status.errors.append(f"registry unreachable: {exc}")
     try:
-        current = snapshots.current_snapshots(lake, use_case.name)
-        status.quarantine = [
-            (s.month, float(share))
-            for s in current
-            if isinstance(share := (s.manifest.get("contract") or {}).get("bad_row_share"), int | float)
-        ]
-        if current:
-            latest = current[-1]
-            status.contract = {
-                "month": latest.month,
-                "digest": latest.digest,
-                **latest.manifest.get("contract", {}),
-            }
+        status.contracts = contract_months(lake, use_case.name)
         status.monitoring = monitoring_history(lake, use_case.name)
+        status.training = latest_training(lake, use_case.name)
+        status.scored = latest_scored(lake, use_case.name)
     except Exception as exc:
         status.errors.append(f"lake unreachable: {exc}")
     return status
 
 
-def _threshold(record: dict[str, Any], limits: Limits) -> float | None:
+# -- the worst news -----------------------------------------------------------------------------
+def model_status(record: MonitoringRecord) -> str:
+    """The model's status of a window (``ok``, ``breach``, ``pending``, ``refused``).
+
+    Records that carry it separately say so; older ones have one status, which is the
+    model's once serving breaches are set aside.
+    """
+    stated = getattr(record, "model_status", None)
+    if stated:
+        return str(stated)
+    if record.breach_details and all(b.kind == "serving" for b in record.breach_details):
+        metric = str(record.thresholds.get("performance_metric") or "")
+        return "pending" if metric and metric in record.pending else "ok"
+    return record.status
+
+
+def serving_status(record: MonitoringRecord) -> str:
+    """The serving endpoint's status of a window: ``ok``, ``breach`` or ``unmeasured`` (no traffic)."""
+    stated = getattr(record, "serving_status", None)
+    if stated:
+        return str(stated)
+    if any(b.kind == "serving" for b in record.breach_details):
+        return "breach"
+    return "ok" if record.metrics.get("requests") else "unmeasured"
+
+
+def _record_links(record: MonitoringRecord, dag_id: str) -> tuple[tuple[str, str], ...]:
+    links = [("Airflow run", record.airflow_run_url or airflow_run_link(dag_id, None))]
+    if record.report_url:
+        links.append(("drift report", record.report_url))
+    if record.mlflow_run_url:
+        links.append(("MLflow run", record.mlflow_run_url))
+    return tuple(links)
+
+
+def incidents(status: UseCaseStatus) -> list[Incident]:
+    """Breaches across months, open ones first, newest first (the rule in the module docstring)."""
+    validate = f"{status.name}_validate"
+    monitor = f"{status.name}_monitor"
+    contract_steps = [
+        (
+            c.month,
+            c.passed,
+            Incident(
+                "contract",
+                c.month,
+                f"contract {c.state}",
+                c.reasons or ("no reason recorded",),
+                at=c.recorded_at,
+                links=(("Airflow run", airflow_run_link(validate, c.run_id)),)
+                + ((("Data Docs", c.data_docs_url),) if c.data_docs_url else ()),
+            ),
+        )
+        for c in status.contracts
+    ]
+    model_steps: list[tuple[str, bool, Incident | None]] = []
+    serving_steps: list[tuple[str, bool, Incident | None]] = []
+    for r in status.monitoring:
+        links = _record_links(r, monitor)
+        model, serving = model_status(r), serving_status(r)
+        reasons = tuple(b.message for b in r.breach_details if b.kind != "serving") or tuple(r.breaches)
+        breached = Incident("model", r.window, "model breached", reasons, at=r.computed_at, links=links)
+        model_steps.append((r.window, model == "ok", breached if model == "breach" else None))
+        reasons = tuple(b.message for b in r.breach_details if b.kind == "serving") or ("serving breached",)
+        breached = Incident("serving", r.window, "serving breached", reasons, at=r.computed_at, links=links)
+        serving_steps.append((r.window, serving == "ok", breached if serving == "breach" else None))
+    found = [
+        *_listed([(m, ok, None if ok else i) for m, ok, i in contract_steps]),
+        *_listed(model_steps),
+        *_listed(serving_steps),
+    ]
+    newest_first = sorted(found, key=lambda i: (i.month, i.stage), reverse=True)
+    return sorted(newest_first, key=lambda i: not i.open)  # stable: open ones first
+
+
+def _listed(steps: Sequence[tuple[str, bool, Incident | None]]) -> list[Incident]:
+    """A stage's breaches that stay listed: the open ones, and its latest one even when closed."""
+    ordered = sorted(steps, key=lambda s: s[0])
+    listed: list[Incident] = []
+    for n, (_, _, incident) in enumerate(ordered):
+        if incident is None:
+            continue
+        closed_by = next((month for month, ok, _ in ordered[n + 1 :] if ok), None)
+        listed.append(replace(incident, closed_by=closed_by))
+    latest = listed[-1] if listed else None
+    return [i for i in listed if i.open or i is latest]
+
+
+# -- charts -------------------------------------------------------------------------------------
+def _threshold(record: MonitoringRecord, limits: Limits) -> float | None:
     """The window's breach level of the performance metric: its reference, degraded by the limit."""
-    reference = (record.get("metrics") or {}).get(f"{limits.metric}_reference")
+    reference = record.metrics.get(f"{limits.metric}_reference")
     if reference is None or limits.max_relative_degradation is None:
         return None
     sign = 1 if LOWER_IS_BETTER.get(limits.metric, True) else -1
     return float(reference) * (1 + sign * limits.max_relative_degradation)
 
 
-def monitoring_charts(records: list[dict[str, Any]], limits: Limits) -> list[charts.Chart]:
+def monitoring_charts(records: Sequence[MonitoringRecord], limits: Limits) -> list[charts.Chart]:
     """The performance metric per variant and the share of drifted features, per window."""
-    labels = [str(r.get("window", "?")) for r in records]
+    labels = [r.window for r in records]
     metric = limits.metric
-    variants = sorted({v for r in records for v in ((r.get("details") or {}).get("variants") or {})})
-    performance: dict[str, list[float | None]] = {
-        "overall": [(r.get("metrics") or {}).get(metric) for r in records]
-    }
+    variants = sorted({v for r in records for v in (r.details.get("variants") or {})})
+    performance: dict[str, list[float | None]] = {"overall": [r.metrics.get(metric) for r in records]}
     for variant in variants:
         performance[variant] = [
-            (((r.get("details") or {}).get("variants") or {}).get(variant) or {}).get(metric) for r in records
+            ((r.details.get("variants") or {}).get(variant) or {}).get(metric) for r in records
         ]
-    drift = [(r.get("metrics") or {}).get("drift_share") for r in records]
+    drift = [r.metrics.get("drift_share") for r in records]
     return [
         charts.Chart(
             f"{metric} per variant",
@@ -186,7 +650,7 @@ def monitoring_charts(records: list[dict[str, Any]], limits: Limits) -> list[cha
     ]
 
 
-def quarantine_chart(quarantine: list[tuple[str, float]], limits: Limits) -> charts.Chart:
+def quarantine_chart(quarantine: Sequence[tuple[str, float]], limits: Limits) -> charts.Chart:
     """The share of rows quarantined per validated month, against the contract's limit."""
     return charts.Chart(
         "quarantined rows",
@@ -198,16 +662,57 @@ def quarantine_chart(quarantine: list[tuple[str, float]], limits: Limits) -> cha
     )
 
 
+def rule_trend(contracts: Sequence[ContractMonth]) -> dict[str, list[float | None]]:
+    """The quarantine share of each rule per month (``None``: the month's share is unknown),
+    for every rule that quarantined a row in any month, the largest share first."""
+    peak: dict[str, float] = {}
+    for month in contracts:
+        for rule, share in month.rule_shares.items():
+            if share:
+                peak[rule] = max(peak.get(rule, 0.0), share)
+    return {
+        rule: [
+            (c.rule_shares.get(rule, 0.0) if c.rule_shares or c.rows is not None else None) for c in contracts
+        ]
+        for rule in sorted(peak, key=lambda r: (-peak[r], r))
+    }
+
+
+def contract_trend_chart(contracts: Sequence[ContractMonth], limits: Limits) -> charts.Chart:
+    """One line per contract rule: its quarantine share (in % of the month's rows) over months.
+
+    The dashed red line is the month's breach level (``contract.max_bad_row_share``, over all
+    rules together: no rule alone may reach it); a rule with its own limit has it drawn dashed
+    in its colour.
+    """
+    trend = rule_trend(contracts)
+    as_percent = {rule: [None if v is None else v * 100 for v in values] for rule, values in trend.items()}
+    level = None if limits.max_bad_row_share is None else limits.max_bad_row_share * 100
+    return charts.Chart(
+        "quarantine share per contract rule",
+        "% of rows",
+        [c.month for c in contracts],
+        as_percent,
+        [level] * len(contracts),
+        "breach level (all rules)",
+        series_thresholds={r: v * 100 for r, v in limits.rule_shares.items() if r in trend},
+        width=640,
+        series_class="rule",
+    )
+
+
+# -- the page -----------------------------------------------------------------------------------
 def served_link(url: str | None, lake_root: str, docs_root: Path | None = None) -> str | None:
     """A link the browser can open in every environment.
 
     Objects in the lake become ``lake/<path>`` and pages of the local Data Docs site
-    ``datadocs/<path>``, both served by the MLOps plugin next to this page; web URLs stay.
+    ``datadocs/<path>``, both served by the MLOps plugin next to this page; web URLs and
+    relative links stay.
     """
     if not url:
         return None
     root = lake_root.rstrip("/") + "/"
-    if url.startswith(root):
+    if lake_root and url.startswith(root):
         return "lake/" + url[len(root) :]
     if docs_root is not None and url.startswith("file://"):
         local = Path(url.removeprefix("file://"))
@@ -272,57 +777,208 @@ def _esc(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _model_block(alias: str, facts: dict[str, Any] | None, mlflow_url: str, model_name: str) -> str:
+Link = Callable[[str | None], str | None]
+
+
+def _a(label: str, url: str | None, link: Link) -> str:
+    """An escaped link, or nothing when the location cannot be opened from a browser."""
+    target = link(url)
+    if not target:
+        return ""
+    frame = "_top" if target.startswith("../") else "_blank"
+    return f'<a href="{_esc(target)}" target="{frame}">{_esc(label)}</a>'
+
+
+def _incidents_block(s: UseCaseStatus, link: Link, now: datetime) -> str:
+    found = incidents(s)
+    if not found:
+        return '<div class="incidents none"><p class="ok">No breach or open incident.</p></div>'
+    items = []
+    for i in found:
+        state = "open" if i.open else f"closed: {i.closed_by} passed"
+        links = " · ".join(filter(None, (_a(label, url, link) for label, url in i.links)))
+        reasons = "".join(f"<li>{_esc(r)}</li>" for r in i.reasons)
+        items.append(
+            f'<li class="incident {"open" if i.open else "closed"}" data-stage="{_esc(i.stage)}" '
+            f'data-month="{_esc(i.month)}"><strong>{_esc(i.month)}: {_esc(i.what)}</strong> '
+            f'<span class="state">({_esc(state)})</span> {time_html(i.at, now)} {links}'
+            f'<ul class="reasons">{reasons}</ul></li>'
+        )
+    return f'<div class="incidents"><h3>Breaches and open incidents</h3><ul>{"".join(items)}</ul></div>'
+
+
+def _contract_state(c: ContractMonth) -> str:
+    if c.state == QUARANTINED:
+        return f"passed; quarantined {percent(c.bad_row_share)} of rows"
+    if c.state in BAD_CONTRACT_STATES:
+        return f"{c.state}: {'; '.join(c.reasons) or 'no reason recorded'}"
+    return c.state
+
+
+def _latest_rows(s: UseCaseStatus, link: Link, now: datetime) -> list[tuple[str, str, str, str]]:
+    """(stage, month, state class, state HTML) of each stage's latest month."""
+    rows: list[tuple[str, str, str, str]] = []
+    if (c := s.contract) is not None:
+        docs = _a("Data Docs", c.data_docs_url, link)
+        rows.append(
+            (
+                "contract",
+                c.month,
+                "ok" if c.passed else "bad",
+                f"{_esc(_contract_state(c))} {time_html(c.recorded_at, now)} {docs}",
+            )
+        )
+    else:
+        rows.append(("contract", "", "muted", "no validated data yet"))
+    if (t := s.training) is not None:
+        trained = f"trained on {', '.join(t.train_months)}; validated on {', '.join(t.validation_months)}"
+        rows.append(
+            ("training", t.month, "ok", _esc(f"{trained} ({t.train_rows:,} + {t.validation_rows:,} rows)"))
+        )
+    else:
+        rows.append(("training", "", "muted", "no training set yet"))
+    champion = s.models.get("champion")
+    if champion is not None:
+        why = f": {champion.reason}" if champion.reason else ""
+        rows.append(
+            (
+                "promotion",
+                "",
+                "ok",
+                f"{_esc(champion.label)} promoted {time_html(champion.promoted_at, now)}{_esc(why)}",
+            )
+        )
+    else:
+        rows.append(("promotion", "", "muted", "no champion yet"))
+    if (o := s.scored) is not None:
+        aliases = next((m.aliases for m in s.models.values() if m.version == o.model.version), ())
+        rows.append(
+            (
+                "batch scoring",
+                o.month,
+                "ok",
+                f"{o.rows:,} predictions by {_esc(version_label(o.model.version, aliases))} "
+                f"{time_html(o.published_at, now)}",
+            )
+        )
+    else:
+        rows.append(("batch scoring", "", "muted", "nothing scored yet"))
+    rows += _monitoring_rows(s, link, now)
+    return rows
+
+
+def _monitoring_rows(s: UseCaseStatus, link: Link, now: datetime) -> list[tuple[str, str, str, str]]:
+    last = s.monitoring[-1] if s.monitoring else None
+    refused = [c for c in s.contracts if not c.passed and (last is None or c.month > last.window)]
+    if refused:  # the newest month could not be monitored: its data never passed its contract
+        month = refused[-1].month
+        return [
+            (
+                "monitoring",
+                month,
+                "bad",
+                _esc(MODEL_STATUS_WORDS["refused"]) + f" (contract {_esc(refused[-1].state)})",
+            ),
+            ("serving", month, "muted", "not monitored"),
+        ]
+    if last is None:
+        return [
+            ("monitoring", "", "muted", "no monitoring window yet"),
+            ("serving", "", "muted", "no window yet"),
+        ]
+    model = model_status(last)
+    words = MODEL_STATUS_WORDS.get(model, model)
+    model_breaches = [b for b in last.breach_details if b.kind != "serving"]
+    if model_breaches:
+        words += ": " + "; ".join(b.message for b in model_breaches)
+    elif model == "breach" and last.breaches:
+        words += ": " + ", ".join(last.breaches)
+    metric = s.limits.metric
+    figure = (
+        f"{metric} {with_unit(last.metrics.get(metric), s.limits.unit)}" if metric in last.metrics else ""
+    )
+    drift = last.metrics.get("drift_share")
+    facts = ", ".join(
+        filter(None, (figure, f"drift {percent(drift)} of features" if drift is not None else ""))
+    )
+    report = _a("drift report", last.report_url, link)
+    run = _a("Airflow run", last.airflow_run_url, link)
+    facts_html = f" ({_esc(facts)})" if facts else ""
+    model_html = f"{_esc(words)}{facts_html} {time_html(last.computed_at, now)} {run} {report}"
+    serving = serving_status(last)
+    serving_words = {"ok": "healthy", "breach": "breached", "unmeasured": "no real-time traffic"}.get(
+        serving, serving
+    )
+    serving_breaches = [b.message for b in last.breach_details if b.kind == "serving"]
+    if serving_breaches:
+        serving_words += ": " + "; ".join(serving_breaches)
+    if (requests := last.metrics.get("requests")) is not None:
+        errors = last.metrics.get("error_rate")
+        serving_words += (
+            f" ({requests:,.0f} requests"
+            + (f", {percent(errors)} errors" if errors is not None else "")
+            + ")"
+        )
+    return [
+        ("monitoring", last.window, {"ok": "ok", "breach": "bad"}.get(model, "muted"), model_html),
+        ("serving", last.window, {"ok": "ok", "breach": "bad"}.get(serving, "muted"), _esc(serving_words)),
+    ]
+
+
+def _latest_block(s: UseCaseStatus, link: Link, now: datetime) -> str:
+    rows = "".join(
+        f'<tr data-stage="{_esc(stage)}"><th>{_esc(stage)}</th><td>{_esc(month)}</td>'
+        f'<td class="{cls}">{state}</td></tr>'
+        for stage, month, cls, state in _latest_rows(s, link, now)
+    )
+    return f'<table class="latest"><tr><th>stage</th><th>latest month</th><th>state</th></tr>{rows}</table>'
+
+
+def _model_block(
+    alias: str, facts: ModelVersion | None, s: UseCaseStatus, mlflow_url: str, now: datetime
+) -> str:
     if facts is None:
-        return f'<div class="model"><h3>{alias}</h3><p class="muted">not set</p></div>'
+        return f'<div class="model"><h3>{_esc(alias)}</h3><p class="muted">not set</p></div>'
     # Headline validation metrics only; per-slice figures (``val_rmse.pu_borough.Queens``) are in MLflow.
-    headline = {k: v for k, v in facts["metrics"].items() if k.startswith("val_") and "." not in k}
-    metrics = ", ".join(f"{k} {v:.4g}" for k, v in sorted(headline.items())[:6]) or "no metrics"
-    tags = facts["tags"]
-    why = tags.get("promotion.reason") or tags.get("decision.reason") or tags.get("reason", "")
-    when = tags.get("promotion.at") or tags.get("decision.at", "")
-    link = f"{mlflow_url}/#/models/{model_name}/versions/{facts['version']}" if mlflow_url else ""
+    headline = {k: v for k, v in facts.metrics.items() if k.startswith("val_") and "." not in k}
+    metrics = (
+        ", ".join(
+            f"{k} {with_unit(v, s.limits.unit if k.endswith(('rmse', 'mae')) else '')}"
+            for k, v in sorted(headline.items())[:6]
+        )
+        or "no metrics"
+    )
+    link = f"{mlflow_url}/#/models/{quote(s.name)}/versions/{quote(facts.version)}" if mlflow_url else ""
+    when, why = facts.promoted_at, facts.reason
     return (
-        f'<div class="model"><h3>{alias}</h3>'
-        f'<p><a href="{_esc(link)}" target="_blank">version {_esc(facts["version"])}</a></p>'
+        f'<div class="model"><h3>{_esc(alias)}</h3>'
+        f'<p>model version <a href="{_esc(link)}" target="_blank">{_esc(facts.label)}</a></p>'
         f"<p>{_esc(metrics)}</p>"
-        + (f"<p>promoted {_esc(when)}: {_esc(why)}</p>" if why or when else "")
+        + (f"<p>promoted {time_html(when, now)}{': ' + _esc(why) if why else ''}</p>" if why or when else "")
         + "</div>"
     )
 
 
-def _contract_block(s: UseCaseStatus, link: Any) -> str:
-    if not s.contract:
-        return '<p class="muted">no validated data yet</p>'
-    ok = s.contract.get("success")
-    block = (
-        f'<p class="{"ok" if ok else "bad"}">{_esc(s.contract.get("month"))}: '
-        f"{'passed' if ok else 'breached'}; bad rows {_esc(s.contract.get('bad_row_share', 'n/a'))}</p>"
+def _notices_block(contracts: Sequence[ContractMonth]) -> str:
+    noticed = [c for c in reversed(contracts) if c.notices]
+    if not noticed:
+        return ""
+    items = "".join(
+        f'<li data-month="{_esc(c.month)}"><strong>{_esc(c.month)}</strong>: '
+        + "; ".join(_esc(n) for n in c.notices)
+        + "</li>"
+        for c in noticed
     )
-    if url := link(s.contract.get("data_docs_url")):
-        block += f'<p><a href="{_esc(url)}" target="_blank">Data Docs</a></p>'
-    return block
-
-
-def _monitoring_block(s: UseCaseStatus, link: Any) -> str:
-    if not s.monitoring:
-        return '<p class="muted">no monitoring window yet</p>'
-    last = s.monitoring[-1]
-    breaches = last.get("breaches") or []
-    drift = "drift detected" if any("drift" in str(b) for b in breaches) else "no drift"
-    state = f'<p class="{"bad" if breaches else "ok"}">{_esc(last.get("window"))}: '
-    state += (f"breached {_esc(', '.join(map(str, breaches)))}" if breaches else "within thresholds") + "</p>"
-    block = state + f"<p>{drift}</p>"
-    if report := link(last.get("report_url") or last.get("report_uri")):
-        block += f'<p><a href="{_esc(report)}" target="_blank">drift report</a></p>'
-    return block
+    return f'<div class="notices"><h4>Notices (no alert sent)</h4><ul>{items}</ul></div>'
 
 
 def _charts_block(s: UseCaseStatus) -> str:
+    trend = charts.render(contract_trend_chart(s.contracts, s.limits)) if s.contracts else ""
     drawn = [charts.render(c) for c in monitoring_charts(s.monitoring, s.limits)] if s.monitoring else []
     if s.quarantine:
         drawn.append(charts.render(quarantine_chart(s.quarantine, s.limits)))
-    return f'<div class="charts">{"".join(drawn)}</div>' if any(drawn) else ""
+    trend_block = f'<div class="trend">{trend}{_notices_block(s.contracts)}</div>' if trend else ""
+    return f'<div class="charts">{trend_block}{"".join(drawn)}</div>' if trend_block or any(drawn) else ""
 
 
 def _approvals_block(s: UseCaseStatus) -> str:
@@ -341,23 +997,24 @@ def render(
     bundle_version: str | None = None,
     lake_root: str = "",
     docs_root: Path | None = None,
+    now: datetime | None = None,
 ) -> str:
     """A self-contained HTML page (no external assets: it works offline and in an iframe)."""
     mlflow_url = links.get("mlflow", "")
+    now = now or datetime.now(UTC)
 
     def link(url: str | None) -> str | None:
-        return served_link(url, lake_root, docs_root) if lake_root else url
+        return served_link(url, lake_root, docs_root)
 
     sections = []
     for s in statuses:
-        models = "".join(_model_block(a, s.models.get(a), mlflow_url, s.name) for a in ALIASES[:2])
+        models = "".join(_model_block(a, s.models.get(a), s, mlflow_url, now) for a in ALIASES[:2])
         errors = "".join(f'<p class="bad">{_esc(e)}</p>' for e in s.errors)
         sections.append(
             f'<section class="use-case" id="{_esc(s.name)}"><h2>{_esc(s.name)}</h2>'
-            f'<p class="muted">{_esc(s.task)} · maturity level {s.maturity_level}</p>{errors}'
+            f'<p class="muted">{_esc(s.task)} · maturity level {_esc(s.maturity_level)}</p>{errors}'
+            f"{_incidents_block(s, link, now)}{_latest_block(s, link, now)}"
             f'<div class="grid"><div><h3>Models</h3><div class="models">{models}</div></div>'
-            f"<div><h3>Data contract</h3>{_contract_block(s, link)}</div>"
-            f"<div><h3>Monitoring</h3>{_monitoring_block(s, link)}</div>"
             f"<div><h3>Approval queue</h3>{_approvals_block(s)}</div></div>{_charts_block(s)}</section>"
         )
     nav = " · ".join(
@@ -368,13 +1025,19 @@ def render(
 <html lang="en"><head><meta charset="utf-8"><title>MLOps</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #1a202c; }}
-h1 {{ font-size: 1.4rem; }} h2 {{ font-size: 1.2rem; margin-bottom: 0; }} h3 {{ font-size: 1rem; }}
+h1 {{ font-size: 1.4rem; }} h2 {{ font-size: 1.2rem; margin-bottom: 0; }} h3, h4 {{ font-size: 1rem; }}
 .use-case {{ border: 1px solid #e2e8f0; border-radius: 8px; padding: 1rem; margin-bottom: 1rem; }}
 .grid {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(240px, 1fr)); gap: 1rem; }}
 .models {{ display: flex; gap: 1rem; }} .model {{ min-width: 110px; }}
 .ok {{ color: #2f855a; }} .bad {{ color: #c53030; }} .muted {{ color: #718096; }}
+.incidents {{ border-left: 4px solid #c53030; background: #fff5f5; padding: 0.25rem 1rem; }}
+.incidents.none {{ border-color: #2f855a; background: #f0fff4; }}
+.incident.closed {{ color: #4a5568; }} .incident .state {{ color: #718096; }}
+table.latest {{ border-collapse: collapse; margin: 0.5rem 0; }}
+table.latest th, table.latest td {{ text-align: left; padding: 2px 10px 2px 0; vertical-align: top; }}
+time {{ color: #4a5568; text-decoration: underline dotted; }}
 .charts {{ display: flex; flex-wrap: wrap; gap: 1rem; margin-top: 1rem; }}
-.chart text {{ fill: #4a5568; }}
+.chart text {{ fill: #4a5568; }} .notices {{ max-width: 640px; font-size: 0.9rem; }}
 table.gates {{ border-collapse: collapse; font-size: 0.85rem; }}
 table.gates td, table.gates th {{ border: 1px solid #e2e8f0; padding: 2px 6px; text-align: left; }}
 </style></head>
