@@ -2,7 +2,8 @@
 
 The page lives at ``/mlops/`` on the api-server and appears in the UI's navigation as
 "MLOps" (an embedded view). It requires the same login as the rest of the UI. What it shows
-is built by ``mlplatform.airflow.mlops_page``; this file only wires it into Airflow, reads
+is built by ``mlplatform.airflow.mlops_page`` (breaches and open incidents first, then the
+latest month of every stage, the models and the charts); this file only wires it into Airflow, reads
 the two facts only Airflow knows (the approval queue and the DAG bundle version of the runs)
 and serves what the page links to: drift reports and Data Docs in the lake
 (``/mlops/lake/...``) and the local Data Docs site (``/mlops/datadocs/...``), so the links
@@ -84,8 +85,8 @@ def _page(as_json: bool = False) -> Any:
         except Exception as exc:
             status.errors.append(f"Airflow metadata unreachable: {exc}")
         statuses.append(status)
-    if as_json:
-        return [asdict(s) for s in statuses]
+    if as_json:  # each use case's facts, and the incidents the page leads with
+        return [{**asdict(s), "incidents": [asdict(i) for i in mlops_page.incidents(s)]} for s in statuses]
     alerts = mlops_page.alerts_link(
         settings.get("MLPLATFORM_ALERTS_URL") or None, settings.get("MLPLATFORM_SLACK_WEBHOOK_URL")
     )
@@ -111,7 +112,7 @@ def mlops_page() -> str:
 
 @app.get("/status.json")
 def mlops_status() -> list[dict[str, Any]]:
-    """The same facts as JSON, for scripts and tests."""
+    """The same facts as JSON, for scripts and tests: per use case its records and ``incidents``."""
     return _page(as_json=True)
 
 

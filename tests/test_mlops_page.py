@@ -138,7 +138,7 @@ def replayed_status(lake: Lake) -> mlops_page.UseCaseStatus:
         "r",
         tags={
             "promotion.reason": "beat champion by 4%",
-            "champion_since": "2026-12-06T00:01:21.745140+00:00",
+            "champion_since": "2023-02-06T00:01:21.745140+00:00",
         },
         metrics={"val_rmse": 5.3712},
     )
@@ -286,10 +286,10 @@ def test_numbers_are_formatted_for_people() -> None:
 def test_the_page_shows_no_raw_numbers(lake) -> None:
     page = replayed_page(lake)
     text = re.sub(r"<[^>]+>", " ", page)  # what people read
-    assert "0.0633" not in text and "2026-12-06T00:01:21" not in text and "3.9 % of rows" not in text
+    assert "0.0633" not in text and "2023-02-06T00:01:21" not in text
     assert "val_rmse 5.37 min" in page and "model version" in page and "v7 (champion)" in page
     assert re.search(
-        r'promoted <time datetime="2026-12-06T00:01:21[^"]*" title="2026-12-06 00:01 UTC">', page
+        r'promoted <time datetime="2023-02-06T00:01:21[^"]*" title="2023-02-06 00:01 UTC">2 months ago', page
     )
 
 
@@ -299,7 +299,9 @@ def test_trend_chart_has_a_line_per_rule_its_threshold_and_the_notices(lake) -> 
     trend = mlops_page.rule_trend(status.contracts)
     assert tuple(trend) == RULES
     assert trend["zero_distance"][0] == pytest.approx(1900 / 60_000, abs=1e-6)
-    assert trend["unknown_zone"][:9] == [0.0] * 9 and trend["unknown_zone"][10] == pytest.approx(80 / 60_000, abs=1e-6)
+    assert trend["unknown_zone"][:9] == [0.0] * 9 and trend["unknown_zone"][10] == pytest.approx(
+        80 / 60_000, abs=1e-6
+    )
 
     chart = mlops_page.contract_trend_chart(status.contracts, status.limits)
     assert chart.unit == "% of rows" and chart.threshold[0] == pytest.approx(10.0)
@@ -517,3 +519,46 @@ def test_render_escapes_what_it_shows() -> None:
     page = mlops_page.render([status], {}, now=NOW)
     assert "<script>alert(1)" not in page and 'x" onclick' not in page
     assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 4
+
+
+# -- the plugin ---------------------------------------------------------------------------------
+@pytest.fixture
+def plugin_client(lake, monkeypatch: pytest.MonkeyPatch):
+    """The plugin's FastAPI app over the replayed lake, logged in, without Airflow's database."""
+    import importlib.util
+
+    from fastapi.testclient import TestClient
+
+    from mlplatform.adapters import settings
+
+    replayed_lake(lake)
+    monkeypatch.setenv("MLPLATFORM_LAKE_URI", lake.root_uri)
+    monkeypatch.setattr(settings, "tracking_uri", lambda: "")
+    found = importlib.util.spec_from_file_location(
+        "mlops_plugin", Path(__file__).parents[1] / "plugins/mlops.py"
+    )
+    plugin = importlib.util.module_from_spec(found)
+    found.loader.exec_module(plugin)
+    monkeypatch.setattr(plugin, "_airflow_facts", lambda use_case: ([], "abc123"))
+    for needed in plugin.app.router.dependencies:
+        plugin.app.dependency_overrides[needed.dependency] = lambda: None
+    return TestClient(plugin.app)
+
+
+def test_the_plugin_serves_the_page_and_its_incidents_as_json(plugin_client) -> None:
+    page = plugin_client.get("/")
+    assert page.status_code == 200 and "2023-03: contract breached" in page.text
+    assert page.text.index("Breaches and open incidents") < page.text.index(
+        "quarantine share per contract rule"
+    )
+    status = {s["name"]: s for s in plugin_client.get("/status.json").json()}
+    incidents = status[USE_CASE]["incidents"]
+    assert [(i["stage"], i["month"], i["closed_by"]) for i in incidents] == [
+        ("contract", "2023-03", None),
+        ("contract", "2023-02", None),
+        ("model", "2022-08", "2022-09"),
+    ]
+    assert incidents[0]["reasons"] == [BREACHED["2023-03"]]
+    assert status[USE_CASE]["contracts"][-1]["state"] == "breached"
+    for path in ("/lake/../secrets", "/lake/raw/x.parquet", "/datadocs/../../etc/passwd"):
+        assert plugin_client.get(path).status_code == 404, path

@@ -48,6 +48,9 @@ class Chart:
     series_thresholds: Mapping[str, float] = field(default_factory=dict)
     width: int = WIDTH
     series_class: str = "series"
+    log_floor: float | None = None
+    """Draw the y axis logarithmic, from this value up (for shares that span decades); values
+    under it, zero included, sit on the axis."""
 
 
 def _esc(value: object) -> str:
@@ -62,6 +65,14 @@ def _ticks(high: float, count: int = 4) -> list[float]:
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
     return [i * step for i in range(math.ceil(high / step - 1e-9) + 1)]
+
+
+def _log_ticks(floor: float, high: float) -> list[float]:
+    """Decades from ``floor`` to the first at or above ``high``."""
+    ticks = [floor]
+    while ticks[-1] < high * 1.05 or len(ticks) < 2:
+        ticks.append(ticks[-1] * 10)
+    return ticks
 
 
 def _fmt(value: float) -> str:
@@ -92,8 +103,9 @@ def render(chart: Chart) -> str:
     limits = [t for t in chart.threshold if t is not None] + list(chart.series_thresholds.values())
     if not values or not chart.labels:
         return ""
-    ticks = _ticks(max(values + limits) * 1.05)
-    top_value = ticks[-1] or 1.0
+    high = max(values + limits)
+    ticks = _log_ticks(chart.log_floor, high) if chart.log_floor else _ticks(high * 1.05)
+    bottom, top_value = (ticks[0], ticks[-1]) if chart.log_floor else (0.0, ticks[-1] or 1.0)
     width = chart.width
     entries = len(chart.series) + (1 if limits else 0)
     below = entries > 3  # a long legend goes in rows under the plot
@@ -107,7 +119,13 @@ def render(chart: Chart) -> str:
         return LEFT + (i * step if len(chart.labels) > 1 else plot_w / 2)
 
     def y(v: float) -> float:
+        if chart.log_floor:
+            span = math.log10(top_value / bottom)
+            return TOP + plot_h - math.log10(max(v, bottom) / bottom) / span * plot_h
         return TOP + plot_h - v / top_value * plot_h
+
+    every = max(1, math.ceil(len(chart.labels) / (8 * width / WIDTH)))
+    last = len(chart.labels) - 1
 
     parts = [
         f'<svg class="chart" role="img" aria-label="{_esc(chart.title)} ({_esc(chart.unit)})" '
@@ -127,8 +145,7 @@ def render(chart: Chart) -> str:
         *(
             f'<text x="{x(i):.1f}" y="{TOP + plot_h + 14}" text-anchor="middle">{_esc(label)}</text>'
             for i, label in enumerate(chart.labels)
-            if i % max(1, math.ceil(len(chart.labels) / (8 * width / WIDTH))) == 0
-            or i == len(chart.labels) - 1
+            if i == last or (i % every == 0 and last - i >= every)  # the last month always
         ),
         f'<text x="{LEFT + plot_w / 2:.0f}" y="{HEIGHT - 4}" text-anchor="middle">month</text>',
     ]

@@ -58,6 +58,7 @@ from mlplatform.core.records import MonitoringRecord, ScoredOutput
 from mlplatform.core.spec import UseCase
 
 ALIASES = ("champion", "challenger", "previous_champion")
+TREND_FLOOR_PERCENT = 0.01  # the contract trend's log axis starts at one row in 10,000
 SERVING_METRICS = ("error_rate", "p99_latency_ms")  # the serving health figures a serving breach is on
 
 # A contract month's states, and which of them are bad news.
@@ -681,7 +682,9 @@ def rule_trend(contracts: Sequence[ContractMonth]) -> dict[str, list[float | Non
 def contract_trend_chart(contracts: Sequence[ContractMonth], limits: Limits) -> charts.Chart:
     """One line per contract rule: its quarantine share (in % of the month's rows) over months.
 
-    The dashed red line is the month's breach level (``contract.max_bad_row_share``, over all
+    The y axis is logarithmic from 0.01 % (one row in 10,000; a month without a rule's rows
+    sits on the axis), so a rule at 0.1 % that jumps to 0.4 % shows beside one at 3 %. The
+    dashed red line is the month's breach level (``contract.max_bad_row_share``, over all
     rules together: no rule alone may reach it); a rule with its own limit has it drawn dashed
     in its colour.
     """
@@ -698,6 +701,7 @@ def contract_trend_chart(contracts: Sequence[ContractMonth], limits: Limits) -> 
         series_thresholds={r: v * 100 for r, v in limits.rule_shares.items() if r in trend},
         width=640,
         series_class="rule",
+        log_floor=TREND_FLOOR_PERCENT,
     )
 
 
@@ -832,9 +836,8 @@ def _latest_rows(s: UseCaseStatus, link: Link, now: datetime) -> list[tuple[str,
         rows.append(("contract", "", "muted", "no validated data yet"))
     if (t := s.training) is not None:
         trained = f"trained on {', '.join(t.train_months)}; validated on {', '.join(t.validation_months)}"
-        rows.append(
-            ("training", t.month, "ok", _esc(f"{trained} ({t.train_rows:,} + {t.validation_rows:,} rows)"))
-        )
+        counted = f"{t.train_rows:,} training rows, {t.validation_rows:,} validation rows"
+        rows.append(("training", t.month, "ok", _esc(f"{trained} ({counted})")))
     else:
         rows.append(("training", "", "muted", "no training set yet"))
     champion = s.models.get("champion")

@@ -1,0 +1,90 @@
+"""The MLOps page in headless Chromium: what a person sees first is the worst news.
+
+The page is rendered from the replayed lake of ``test_mlops_page.py`` (the latest two
+months breached their contract) and opened from a file, the way the plugin serves it. It
+needs Debian's ``chromium`` and ``chromium-driver``: without them the test skips with the
+reason, and fails under ``MLPLATFORM_REQUIRE_SERVICES=1``, as ``test_system.py`` does.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from test_mlops_page import BREACHED, RULES, USE_CASE, replayed_page
+
+from conftest import REQUIRE_SERVICES
+
+
+def _browser():
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        message = "chromium and chromedriver are not installed (Debian packages; `make system-deps`)"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def test_breaches_lead_the_page_and_the_trend_has_a_line_per_rule(lake, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    page = tmp_path / "mlops.html"
+    page.write_text(replayed_page(lake), encoding="utf-8")
+    browser = _browser()
+    try:
+        browser.get(page.as_uri())
+        section = browser.find_element(By.ID, USE_CASE)
+        # The first thing under the use case's name: its open breaches, newest first, with reasons.
+        incidents = section.find_element(By.CSS_SELECTOR, "div.incidents")
+        latest = section.find_element(By.CSS_SELECTOR, "table.latest")
+        trend = section.find_element(By.CSS_SELECTOR, "div.trend svg.chart")
+        assert incidents.location["y"] < latest.location["y"] < trend.location["y"]
+        assert incidents.is_displayed()
+        opened = incidents.find_elements(By.CSS_SELECTOR, "li.incident.open")
+        assert [i.get_attribute("data-month") for i in opened] == ["2023-03", "2023-02"]
+        for item in opened:
+            text = item.text
+            month = item.get_attribute("data-month")
+            assert f"{month}: contract breached" in text and BREACHED[month] in text
+            assert item.find_element(By.LINK_TEXT, "Airflow run").get_attribute("href")
+        # The latest state says the same, and why monitoring has nothing newer.
+        assert "breached: schema" in latest.text
+        assert "not monitored: its data was refused" in latest.text
+        # Relative times with the absolute time on hover.
+        stamp = incidents.find_element(By.TAG_NAME, "time")
+        assert stamp.text.endswith("ago") and stamp.get_attribute("title").endswith("UTC")
+
+        # The contract trend: one line per rule, named in the legend, with the breach level.
+        assert trend.get_attribute("aria-label") == "quarantine share per contract rule (% of rows)"
+        lines = trend.find_elements(By.CSS_SELECTOR, "g.rule")
+        assert [g.get_attribute("data-series") for g in lines] == list(RULES)
+        assert all(g.find_elements(By.TAG_NAME, "polyline") for g in lines)
+        legend = [t.text for t in trend.find_elements(By.TAG_NAME, "text")]
+        assert set(RULES) <= set(legend) and "breach level (all rules)" in legend and "% of rows" in legend
+        assert trend.find_elements(By.CSS_SELECTOR, "g.threshold")
+        assert trend.size["width"] > 0 and trend.size["height"] > 0
+        notices = section.find_element(By.CSS_SELECTOR, "div.trend div.notices")
+        assert "2022-12: unknown_zone" in notices.text
+        browser.save_screenshot(str(tmp_path / "mlops-page.png"))
+    finally:
+        browser.quit()
+    assert (tmp_path / "mlops-page.png").stat().st_size > 0
