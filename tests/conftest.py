@@ -37,6 +37,9 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ.setdefault("PYTHONPATH", str(REPO_ROOT / "include"))
+# A lake of the process's own unless a test names one: alerts queue in the lake's outbox, and
+# one test's undelivered alert must not reach the next test's Slack.
+os.environ.setdefault("MLPLATFORM_LAKE_URI", Path(tempfile.mkdtemp(prefix="mlplatform-lake-")).as_uri())
 
 
 def free_port() -> int:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 
 from mlplatform.adapters import alerts
+from mlplatform.adapters.lake import Lake
 from mlplatform.airflow.notifiers import FailureNotifier
 from mlplatform.dev.webhook_sink import WebhookSink
 
@@ -34,6 +37,12 @@ def post(url: str, body: bytes, content_type: str = "application/json") -> tuple
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+
+
+@pytest.fixture(autouse=True)
+def own_lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test queues its alerts in a lake of its own: no alert of another test is flushed."""
+    monkeypatch.setenv("MLPLATFORM_LAKE_URI", (tmp_path / "own-lake").as_uri())
 
 
 @pytest.fixture
@@ -201,3 +210,156 @@ def test_sink_runs_as_a_module(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+# -- the outbox: alerts are never lost ------------------------------------------------------------
+@pytest.fixture
+def outbox_lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lake:
+    """A lake of the test's own: its outbox starts empty."""
+    lake = Lake((tmp_path / "lake").as_uri())
+    monkeypatch.setenv("MLPLATFORM_LAKE_URI", lake.root_uri)
+    return lake
+
+
+def _alert(n: int) -> alerts.Alert:
+    return alerts.Alert(f"taxi_trip_duration problem {n}", "breach", lines=(f"line {n}",), fields={"n": n})
+
+
+def _ids(lake: Lake, state: str) -> list[str]:
+    return [e["id"] for e in alerts.queued(lake, state)]
+
+
+def test_alerts_wait_in_the_outbox_while_slack_is_down_and_go_once_each_when_it_is_back(
+    tmp_path: Path, outbox_lake: Lake, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = tmp_path / "sink" / "messages.jsonl"
+    first = WebhookSink(store=store).start()
+    port = int(first.url.rsplit(":", 1)[1])
+    monkeypatch.setenv("MLPLATFORM_SLACK_CONN_ID", "")
+    monkeypatch.setenv("MLPLATFORM_SLACK_WEBHOOK_URL", first.hook_url)
+    try:
+        assert alerts.send(_alert(0))
+    finally:
+        first.stop()  # Slack goes away: connection refused
+
+    assert alerts.send(_alert(1)) is False
+    assert alerts.send(_alert(2)) is False
+    assert alerts.send(_alert(1)) is False  # the same problem again: one entry
+    queued = alerts.queued(outbox_lake)
+    assert [e["alert"]["title"] for e in queued] == [_alert(1).title, _alert(2).title]
+    assert queued[0]["id"] == _alert(1).id and queued[0]["repeated"] == 1
+    # Each send tried the oldest queued alert once and stopped there: Slack is down for all.
+    assert queued[0]["attempts"] == 3 and "unreachable" in queued[0]["last_error"]
+    assert queued[1]["attempts"] == 0
+    assert "kept in the outbox" in caplog.text
+    assert outbox_lake.exists(f"alerts/outbox/{_alert(2).id}.json")
+
+    second = WebhookSink(port=port, store=store).start()  # Slack is back, same URL
+    try:
+        assert alerts.send(_alert(3))  # a send flushes what was queued first, oldest first
+        assert alerts.flush(outbox_lake).delivered == []  # nothing left: nothing sent twice
+        texts = [m["text"] for m in received(second)]
+    finally:
+        second.stop()
+    assert texts == [_alert(n).text for n in (0, 1, 2, 3)]  # none lost, none doubled, in order
+    assert _ids(outbox_lake, "outbox") == []
+    assert set(_ids(outbox_lake, "sent")) == {_alert(n).id for n in range(4)}
+    assert _ids(outbox_lake, "failed") == []
+
+
+def test_alerts_flush_command_delivers_what_is_queued(
+    sink: Any, outbox_lake: Lake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlplatform import cli
+
+    for n in (5, 6):
+        alerts.enqueue(outbox_lake, _alert(n))  # queued by a run whose Slack was down
+    assert cli.main(["alerts", "list", "--lake", outbox_lake.root_uri, "--json"]) == 1
+    listed = json.loads(capsys.readouterr().out)
+    assert [e["state"] for e in listed] == ["outbox", "outbox"]
+
+    assert cli.main(["alerts", "flush", "--lake", outbox_lake.root_uri, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report == {"delivered": [_alert(5).id, _alert(6).id], "queued": [], "failed": []}
+    assert [m["text"] for m in received(sink)] == [_alert(5).text, _alert(6).text]
+    assert cli.main(["alerts", "flush", "--lake", outbox_lake.root_uri, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["delivered"] == []
+    assert len(received(sink)) == 2
+
+
+class _Refusing(BaseHTTPRequestHandler):
+    """A webhook that answers every post as Slack answers a revoked or wrong URL."""
+
+    status = 403
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.posts += 1  # type: ignore[attr-defined]
+        body = b"invalid_token" if self.status == 403 else b"internal_error"
+        self.send_response(self.status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _webhook(status: int) -> Any:
+    handler = type("Handler", (_Refusing,), {"status": status})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.posts = 0  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_webhook_answering_4xx_fails_the_alert_with_the_reason_and_never_retries(
+    outbox_lake: Lake, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = _webhook(403)
+    monkeypatch.setenv("MLPLATFORM_SLACK_CONN_ID", "")
+    monkeypatch.setenv("MLPLATFORM_SLACK_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hooks/revoked")
+    try:
+        assert alerts.send(_alert(7)) is False
+        assert alerts.flush(outbox_lake).failed == []  # not retried: nothing left to flush
+        assert alerts.send(_alert(8)) is False
+        posts = server.posts  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert posts == 2  # one post per alert, no retry loop
+    failed = alerts.queued(outbox_lake, "failed")
+    assert [e["id"] for e in failed] == [_alert(7).id, _alert(8).id]
+    assert "answered 403: invalid_token" in failed[0]["reason"] and failed[0]["attempts"] == 1
+    assert _ids(outbox_lake, "outbox") == [] and _ids(outbox_lake, "sent") == []
+    refused = [r for r in caplog.records if "Slack refused it" in r.getMessage()]
+    assert len(refused) == 2 and all(r.levelname == "ERROR" for r in refused)
+
+
+def test_a_webhook_answering_5xx_keeps_the_alert_queued(
+    outbox_lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = _webhook(503)
+    monkeypatch.setenv("MLPLATFORM_SLACK_CONN_ID", "")
+    monkeypatch.setenv("MLPLATFORM_SLACK_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hooks/alerts")
+    try:
+        assert alerts.send(_alert(9)) is False
+        report = alerts.flush(outbox_lake)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert report.queued == [_alert(9).id] and report.failed == []
+    [entry] = alerts.queued(outbox_lake)
+    assert entry["attempts"] == 2 and "answered 503" in entry["last_error"]
+
+
+def test_without_a_writable_lake_an_alert_is_delivered_directly(
+    sink: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Broken(Lake):
+        def write_bytes(self, path: str, data: Any) -> str:
+            raise OSError(28, "No space left on device")
+
+    broken = Broken(sink.url.replace("http://", "memory://"))
+    assert alerts.send(_alert(10), broken)
+    assert [m["text"] for m in received(sink)] == [_alert(10).text]

@@ -330,7 +330,9 @@ def test_mlflow_run_gets_every_history_row_in_one_batch(world: dict[str, Any]) -
     assert logged["rmse"].value == record.metrics["rmse"] and logged["rmse"].step == 202404
     assert "slice/pu_borough/Manhattan.rmse" in logged
     assert {t.key: t.value for t in batch["tags"]} == {
-        "mlplatform.status": record.status,
+        "mlplatform.status": record.model_status,
+        "mlplatform.model_status": record.model_status,
+        "mlplatform.serving_status": record.serving_status,
         "mlplatform.breaches": ",".join(record.breaches) or "none",
         "mlplatform.champion_version": "1",
     }

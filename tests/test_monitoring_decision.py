@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -54,3 +55,106 @@ def test_alert_names_what_breached_and_links() -> None:
 
     held = monitoring.breach_alert(USE_CASE, record, monitoring.Decision(False, "r", "cooldown: wait"))
     assert "not triggered (cooldown: wait)" in json.dumps(held.payload())
+
+
+# A window's record as monitoring wrote it before the model and serving verdicts were split:
+# one `status`, set to `breach` by p99 latency alone (the machine was busy).
+OLD_LATENCY_ONLY_RECORD = {
+    "use_case": "taxi_trip_duration",
+    "window": "2024-04",
+    "status": "breach",
+    "metrics": {"rmse": 3.41, "rmse_reference": 3.38, "drift_share": 0.0, "p99_latency_ms": 812.0},
+    "breaches": ["p99_latency_ms"],
+    "breach_details": [
+        {
+            "metric": "p99_latency_ms",
+            "value": 812.0,
+            "threshold": 500.0,
+            "kind": "serving",
+            "message": "serving p99 latency 812 ms (limit 500 ms)",
+            "retrain": False,
+        }
+    ],
+    "pending": [],
+    "sources": {"batch": "", "serving": ""},
+    "details": {},
+    "reference": {"months": ["2024-02", "2024-03"], "rows": 20000},
+    "model": {"name": "taxi_trip_duration", "version": "2", "run_id": "abc", "url": None},
+    "thresholds": {},
+    "computed_at": "2026-11-30T10:00:00+00:00",
+    "report_url": None,
+    "airflow_run_url": None,
+    "mlflow_run_id": None,
+    "mlflow_run_url": None,
+}
+
+
+def test_an_old_metrics_json_loads_with_both_verdicts(lake: Lake) -> None:
+    path = monitoring.record_path(USE_CASE.name, "2024-04")
+    lake.write_json(path, OLD_LATENCY_ONLY_RECORD)
+    old = monitoring.read_record(lake, USE_CASE.name, "2024-04")
+    assert old is not None
+    assert (old.model_status, old.serving_status, old.status) == ("ok", "breach", "ok")
+    assert old.model_breaches == [] and [b.metric for b in old.serving_breaches] == ["p99_latency_ms"]
+    assert old.model_version == "2" and old.record_uri == lake.uri(path)
+    # An old model breach stays a model breach; an old window without traffic is unmeasured.
+    drifted = {
+        **OLD_LATENCY_ONLY_RECORD,
+        "metrics": {"drift_share": 0.6},
+        "breach_details": [
+            {
+                "metric": "drift_share",
+                "value": 0.6,
+                "threshold": 0.3,
+                "kind": "drift",
+                "message": "m",
+                "retrain": True,
+            }
+        ],
+    }
+    again = MonitoringRecord.from_dict(drifted)
+    assert (again.model_status, again.serving_status) == ("breach", "unmeasured")
+    pending = MonitoringRecord.from_dict(
+        {**OLD_LATENCY_ONLY_RECORD, "status": "pending", "breach_details": []}
+    )
+    assert (pending.model_status, pending.serving_status) == ("pending", "ok")
+    # Written again, the record keeps the single status older readers know (the model's).
+    stored = old.to_dict()
+    assert stored["status"] == stored["model_status"] == "ok" and stored["serving_status"] == "breach"
+    assert MonitoringRecord.from_dict(stored) == dataclasses.replace(old, record_uri=old.record_uri)
+
+
+def test_latency_breaches_the_endpoint_not_the_model() -> None:
+    metrics = {"rmse": 3.4, "rmse_reference": 3.38, "rmse_degradation": 0.006, "drift_share": 0.0}
+    slow = {**metrics, "p99_latency_ms": USE_CASE.monitoring.max_p99_latency_ms * 3, "error_rate": 0.0}
+    found = monitoring.breaches(USE_CASE, slow)
+    assert [b.metric for b in found] == ["p99_latency_ms"] and found[0].serving and not found[0].retrain
+    assert monitoring.model_status(found, [], "rmse") == "ok"
+    assert monitoring.serving_status(found, slow) == "breach"
+    assert monitoring.serving_status([], metrics) == "unmeasured"
+    assert monitoring.serving_status([], {**metrics, "error_rate": 0.0}) == "ok"
+    # Ground truth not yet there: the model is pending whatever the endpoint did.
+    assert monitoring.model_status(found, ["rmse"], "rmse") == "pending"
+
+
+def test_a_serving_breach_alerts_operations_and_never_retrains(lake: Lake) -> None:
+    now = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    slow = BreachRecord("p99_latency_ms", 812.0, 500.0, "serving", "serving p99 latency 812 ms", False)
+    errors = BreachRecord("error_rate", 0.2, 0.05, "serving", "serving error rate 20.00%", False)
+    record = MonitoringRecord(
+        USE_CASE.name,
+        "2024-04",
+        "ok",
+        {"rmse": 3.4, "p99_latency_ms": 812.0, "error_rate": 0.2, "requests": 300.0},
+        (slow, errors),
+        serving_status="breach",
+        airflow_run_url="http://airflow/dags/d/runs/r",
+    )
+    decision = monitoring.retrain_decision(lake, USE_CASE, record, 0, now)
+    assert not decision.retrain and decision.why_not == "no performance or drift breach"
+    alert = monitoring.operations_alert(USE_CASE, record)
+    text = json.dumps(alert.payload())
+    assert alert.title == "taxi_trip_duration serving endpoint out of bounds in 2024-04"
+    assert alert.severity == "warning" and "breach" not in alert.title
+    assert "812 ms" in text and "20.00%" in text and "/predict" in text and "No retrain" in text
+    assert "The model's status is ok" in text

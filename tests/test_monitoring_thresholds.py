@@ -94,7 +94,7 @@ def test_breaches_are_reported_in_table_order_with_their_messages() -> None:
     assert messages["quarantined_share"] == (
         f"50.0% of the window's rows were quarantined (limit {CLASSIFIER.contract.max_bad_row_share:.0%})"
     )
-    assert messages["error_rate"] == "serving error rate 50.00%"
+    assert messages["error_rate"] == f"serving error rate 50.00% (limit {m.max_error_rate:.2%})"
     assert messages["p99_latency_ms"] == f"serving p99 latency 999 ms (limit {m.max_p99_latency_ms:.0f} ms)"
 
 

@@ -12,18 +12,37 @@ Delivery, decided when a message is sent (never at DAG parse time):
 - otherwise to the incoming-webhook URL ``MLPLATFORM_SLACK_WEBHOOK_URL``, which in the
   embedded default is the local sink (:mod:`mlplatform.dev.webhook_sink`).
 
+Alerts are never lost: :func:`send` first writes the alert to the lake's outbox
+(``alerts/outbox/<id>.json``, an atomic write; the id is a hash of what the alert says,
+so the same problem queued twice is one entry), then delivers everything queued, oldest
+first (:func:`flush`). A delivered alert moves to ``alerts/sent/``. When Slack cannot be
+reached (connection refused, timeout, 5xx, 429) the alert stays queued, with its attempts
+and last error, and the next send or ``mlplatform alerts flush`` delivers it, once. A
+webhook answering 4xx is a configuration error, not retried: the alert moves to
+``alerts/failed/`` with the reason and is logged at ERROR (the task log); the MLOps page
+reads that folder. Without a lake (it cannot be written) an alert is delivered directly.
+
 Every alert is also logged, and sending never raises: an alert that cannot be delivered
 is logged as an error and the work it reports on goes on (or fails) as it would have.
+Two processes flushing the same outbox at once may each deliver an alert both found
+queued; one flusher per platform (the tasks of one DAG run in turn) delivers each once.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
 
 from mlplatform.adapters import settings
+
+if TYPE_CHECKING:
+    from mlplatform.adapters.lake import Lake
 
 log = logging.getLogger(__name__)
 
@@ -85,44 +104,227 @@ class Alert:
         """The JSON body an incoming webhook receives."""
         return {"text": self.text, "blocks": self.blocks()}
 
+    @property
+    def id(self) -> str:
+        """A stable id of what the alert says (title, severity, lines, fields; not its links):
+        the same problem alerted twice while queued is one outbox entry."""
+        said = {
+            "title": self.title,
+            "severity": self.severity,
+            "lines": list(self.lines),
+            "fields": {str(k): str(v) for k, v in self.fields.items()},
+        }
+        return hashlib.sha256(json.dumps(said, sort_keys=True).encode()).hexdigest()[:24]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (the outbox); fields and links as ``[name, value]`` pairs, in order."""
+        return {
+            "title": self.title,
+            "severity": self.severity,
+            "lines": list(self.lines),
+            "fields": [[str(k), str(v)] for k, v in self.fields.items()],
+            "links": [[str(k), v] for k, v in self.links.items() if v],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Alert:
+        return cls(
+            title=str(data["title"]),
+            severity=data["severity"],
+            lines=tuple(str(line) for line in data.get("lines") or ()),
+            fields=dict(data.get("fields") or ()),
+            links=dict(data.get("links") or ()),
+        )
+
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def send(alert: Alert) -> bool:
-    """Log and deliver ``alert``; returns whether it was delivered. Never raises."""
+# -- delivery -----------------------------------------------------------------------------------
+class Undeliverable(Exception):
+    """Slack refused the alert for good (a 4xx, or no destination configured): a configuration
+    error that retrying will not fix."""
+
+
+class Unreachable(Exception):
+    """Slack could not be reached or failed (connection refused, timeout, 5xx, 429): retry later."""
+
+
+def deliver(alert: Alert) -> None:
+    """Post ``alert`` to Slack once; raises :class:`Unreachable` or :class:`Undeliverable`."""
+    conn_id = settings.get("MLPLATFORM_SLACK_CONN_ID")
+    if conn_id:
+        from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+
+        # The hook's own client: its answer is classified here, not raised as one error type.
+        client = SlackWebhookHook(slack_webhook_conn_id=conn_id, timeout=TIMEOUT_S).client
+        where = f"the Slack connection {conn_id}"
+    else:
+        url = settings.get("MLPLATFORM_SLACK_WEBHOOK_URL")
+        if not url:
+            raise Undeliverable(
+                "neither MLPLATFORM_SLACK_CONN_ID nor MLPLATFORM_SLACK_WEBHOOK_URL is set: configure one"
+            )
+        # The client the provider's hook wraps, pointed at a URL instead of a connection.
+        from slack_sdk.webhook import WebhookClient
+
+        client, where = WebhookClient(url=url, timeout=TIMEOUT_S), url
+    try:
+        response = client.send_dict(alert.payload())
+    except Exception as exc:  # refused, reset, timed out, DNS: urllib and socket errors of many types
+        raise Unreachable(f"{where} unreachable: {type(exc).__name__}: {exc}") from exc
+    status, body = int(response.status_code), str(response.body)[:200]
+    if status == 200:
+        return
+    if status >= 500 or status in (408, 429):
+        raise Unreachable(f"{where} answered {status}: {body}")
+    raise Undeliverable(
+        f"{where} answered {status}: {body}; the webhook URL or connection is wrong or revoked: "
+        "fix MLPLATFORM_SLACK_CONN_ID or MLPLATFORM_SLACK_WEBHOOK_URL"
+    )
+
+
+def send(alert: Alert, lake: Lake | None = None) -> bool:
+    """Log ``alert``, queue it in the lake's outbox and deliver what is queued; returns whether
+    this alert was delivered now. Never raises: an alert not delivered stays queued (Slack
+    unreachable) or is kept in ``alerts/failed/`` (Slack refused it), and is logged."""
     _log(alert)
     try:
-        conn_id = settings.get("MLPLATFORM_SLACK_CONN_ID")
-        if conn_id:
-            from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+        lake = lake or _lake()
+        entry = enqueue(lake, alert)
+    except Exception as exc:  # a lake that cannot be written must not cost the alert
+        log.error("alert not queued in the lake's outbox (%s): %s; delivering it directly", alert.title, exc)
+        return _deliver_now(alert)
+    report = flush(lake)
+    return entry["id"] in report.delivered
 
-            SlackWebhookHook(slack_webhook_conn_id=conn_id, timeout=TIMEOUT_S).send(
-                text=alert.text, blocks=alert.blocks()
-            )
-        else:
-            _post_to_url(settings.get("MLPLATFORM_SLACK_WEBHOOK_URL"), alert)
-    except Exception as exc:  # network, hook and settings errors come in many types
-        log.error(
-            "alert not delivered (%s): %s; check the Slack connection MLPLATFORM_SLACK_CONN_ID "
-            "or MLPLATFORM_SLACK_WEBHOOK_URL",
-            alert.title,
-            exc,
-        )
+
+def _deliver_now(alert: Alert) -> bool:
+    try:
+        deliver(alert)
+    except (Unreachable, Undeliverable) as exc:
+        log.error("alert not delivered (%s): %s", alert.title, exc)
         return False
     return True
 
 
-def _post_to_url(url: str, alert: Alert) -> None:
-    if not url:
-        raise RuntimeError("neither MLPLATFORM_SLACK_CONN_ID nor MLPLATFORM_SLACK_WEBHOOK_URL is set")
-    # The client the provider's hook wraps, pointed at a URL instead of a connection.
-    from slack_sdk.webhook import WebhookClient
+def _lake() -> Lake:
+    from mlplatform.adapters.lake import Lake
 
-    response = WebhookClient(url=url, timeout=TIMEOUT_S).send_dict(alert.payload())
-    if response.status_code != 200:
-        raise RuntimeError(f"{url} answered {response.status_code}: {str(response.body)[:200]}")
+    return Lake()
+
+
+# -- the outbox -----------------------------------------------------------------------------------
+@dataclass
+class FlushReport:
+    """What one flush did: ids delivered, still queued, and refused for good."""
+
+    delivered: list[str] = field(default_factory=list)
+    queued: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return asdict(self)
+
+
+_flushing = threading.Lock()  # one flush at a time in a process (the serving app alerts from threads)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def enqueue(lake: Lake, alert: Alert) -> dict[str, Any]:
+    """Write ``alert`` to ``alerts/outbox/<id>.json`` (atomic); an entry already queued for the
+    same alert keeps its place in the queue and its attempts. Returns the entry."""
+    path = lake.alert_path("outbox", alert.id)
+    if lake.exists(path):
+        entry: dict[str, Any] = lake.read_json(path)
+        entry.update(alert=alert.to_dict(), repeated=int(entry.get("repeated", 0)) + 1)
+    else:
+        entry = {"id": alert.id, "alert": alert.to_dict(), "queued_at": _now(), "attempts": 0}
+    lake.write_json(path, entry)
+    return entry
+
+
+def queued(lake: Lake, state: str = "outbox") -> list[dict[str, Any]]:
+    """The entries in ``alerts/<state>/`` (``outbox``, ``sent`` or ``failed``), oldest first."""
+    from mlplatform.adapters.lake import ALERT_FOLDERS
+
+    entries = []
+    for found in lake.list(ALERT_FOLDERS[state]):
+        if not found.path.endswith(".json"):
+            continue
+        try:
+            entries.append(lake.read_json(found.path))
+        except (FileNotFoundError, ValueError):  # moved by a concurrent flush, or damaged
+            continue
+    return sorted(entries, key=lambda e: (str(e.get("queued_at", "")), str(e.get("id", ""))))
+
+
+def flush(lake: Lake | None = None) -> FlushReport:
+    """Deliver every queued alert, oldest first; never raises.
+
+    Delivered alerts move to ``alerts/sent/``; refused ones (4xx, no destination) to
+    ``alerts/failed/`` with the reason, logged at ERROR. At the first alert Slack cannot be
+    reached for, the flush stops: it and the rest stay queued, in order, for the next one.
+    """
+    report = FlushReport()
+    try:
+        lake = lake or _lake()
+        with _flushing:
+            pending = queued(lake)
+            for index, entry in enumerate(pending):
+                outcome = _deliver_entry(lake, entry)
+                if outcome == "queued":
+                    report.queued.extend(str(e["id"]) for e in pending[index:])
+                    break
+                getattr(report, outcome).append(str(entry["id"]))
+    except Exception as exc:  # the lake itself failing: nothing is lost, the outbox stays as it was
+        log.error("alerts outbox not flushed: %s", exc)
+    return report
+
+
+def _deliver_entry(lake: Lake, entry: dict[str, Any]) -> str:
+    alert, alert_id = Alert.from_dict(entry["alert"]), str(entry["id"])
+    outbox = lake.alert_path("outbox", alert_id)
+    attempts = int(entry.get("attempts", 0)) + 1
+    if _already_sent(lake, entry):  # delivered by a flush that stopped before tidying the outbox
+        lake.remove(outbox)
+        return "delivered"
+    try:
+        deliver(alert)
+    except Unreachable as exc:
+        log.warning(
+            "alert not delivered yet (%s), kept in the outbox as %s after %d attempt(s): %s",
+            alert.title,
+            alert_id,
+            attempts,
+            exc,
+        )
+        lake.write_json(
+            outbox, {**entry, "attempts": attempts, "last_error": str(exc), "last_try_at": _now()}
+        )
+        return "queued"
+    except Undeliverable as exc:
+        log.error(
+            "ALERT NOT DELIVERED, Slack refused it (%s): %s; kept in %s",
+            alert.title,
+            exc,
+            lake.uri(lake.alert_path("failed", alert_id)),
+        )
+        failed = {**entry, "attempts": attempts, "reason": str(exc), "failed_at": _now()}
+        lake.write_json(lake.alert_path("failed", alert_id), failed)
+        lake.remove(outbox)
+        return "failed"
+    # Delivered: recorded as sent before it leaves the outbox, so a crash between the two
+    # finds it in both and a later flush sees it sent (never a second message).
+    lake.write_json(
+        lake.alert_path("sent", alert_id), {**entry, "attempts": attempts, "delivered_at": _now()}
+    )
+    lake.remove(outbox)
+    return "delivered"
 
 
 def _log(alert: Alert) -> None:
@@ -171,3 +373,11 @@ def failure_alert(use_case: str, stage: str, context: Mapping[str, Any]) -> Aler
         },
         links={"Task log": getattr(ti, "log_url", None)},
     )
+
+
+def _already_sent(lake: Lake, entry: dict[str, Any]) -> bool:
+    """Whether this queued entry was delivered already (its ``sent`` record is newer than it)."""
+    path = lake.alert_path("sent", str(entry["id"]))
+    if not lake.exists(path):
+        return False
+    return str(lake.read_json(path).get("delivered_at", "")) >= str(entry.get("queued_at", ""))

@@ -11,6 +11,9 @@ and by month::
     features/<use case>/...                                        reference feature sets
     predictions/<use case>/month=YYYY-MM/...                       batch scores and serving logs
     monitoring/<use case>/...                                      metric history and reports
+    alerts/outbox/<id>.json                                        alerts queued, not yet delivered
+    alerts/sent/<id>.json                                          alerts delivered
+    alerts/failed/<id>.json                                        alerts Slack refused (4xx), with why
 
 Every write is atomic: a reader sees the old object or the new one, never a part. On a
 local file system an object is written to a hidden temporary name in the same folder
@@ -42,7 +45,7 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import fsspec
 import pyarrow as pa
@@ -64,6 +67,10 @@ _TEMP = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-
 _OLD_TEMP = re.compile(r"^\.tmp-[0-9a-f]{32}-.+$")
 
 Bytes = bytes | bytearray | memoryview
+
+AlertState = Literal["outbox", "sent", "failed"]
+ALERT_FOLDERS: dict[str, str] = {state: f"alerts/{state}" for state in ("outbox", "sent", "failed")}
+"""The alerts' outbox, and where delivered and refused alerts move (:mod:`.alerts`)."""
 
 
 def temp_name(name: str) -> str:
@@ -142,6 +149,11 @@ class Lake:
     @staticmethod
     def raw_path(dataset: str, taxi_type: str, month: str) -> str:
         return f"raw/{dataset}/month={month}/{tlc.file_name(taxi_type, month)}"
+
+    @staticmethod
+    def alert_path(state: AlertState, alert_id: str) -> str:
+        """Where an alert is kept: ``alerts/<outbox|sent|failed>/<id>.json``."""
+        return f"{ALERT_FOLDERS[state]}/{alert_id}.json"
 
     # -- reading ----------------------------------------------------------------------------
     def exists(self, path: str) -> bool:

@@ -5,7 +5,8 @@
 (retries exhausted, a sensor past its deadline, a crash) posts one Slack message naming the
 DAG, the task, the error and a link to the task's log. It is cheap to build at parse time:
 nothing is looked up until a task fails. Delivery is :func:`mlplatform.adapters.alerts.send`
-(a Slack connection, else the webhook URL), and it never raises. Failures whose task has
+(queued in the lake's outbox, then delivered with whatever earlier alerts are still queued:
+a Slack connection, else the webhook URL), and it never raises. Failures whose task has
 already sent a detailed alert (:class:`~mlplatform.adapters.alerts.AlertedFailure`) are not
 reported twice.
 
@@ -34,7 +35,12 @@ class FailureNotifier(BaseNotifier):
         return f"FailureNotifier({self.use_case!r}, {self.stage!r})"
 
     def notify(self, context: Any) -> None:
-        """Send the failure alert; silent for failures that already alerted."""
+        """Send the failure alert; silent for failures that already alerted.
+
+        Either way the outbox is flushed first: alerts an earlier task could not deliver
+        (Slack was down) go out before this one.
+        """
+        alerts.flush()
         if getattr(context.get("exception"), "alerted", False):
             return
         ti = context.get("ti") or context.get("task_instance")

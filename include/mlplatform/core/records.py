@@ -272,7 +272,19 @@ class BreachRecord:
 class MonitoringRecord:
     """What monitoring found for one window (a month), as ``metrics.json`` in the lake holds it.
 
-    ``status`` is ``ok``, ``breach`` or ``pending`` (performance waits for ground truth).
+    Two verdicts, read separately:
+
+    - ``model_status``: the model's verdict, ``ok``, ``breach`` or ``pending`` (performance
+      waits for ground truth), from performance, drift and the window's data quality. The
+      retrain decision, the closed loop and the MLOps page's model verdict read only this.
+    - ``serving_status``: the endpoint's verdict, ``ok``, ``breach`` or ``unmeasured`` (no
+      real-time traffic in the window), from the error rate and p99 latency the serving app
+      measured. An operations signal: it alerts operations, never retrains, and never makes
+      the model breach (latency depends on how busy the machine is, not on the model).
+
+    ``status`` is kept for readers of the single status of older records; it is the model
+    status. Records stored before the split load with both verdicts derived from their
+    ``breach_details`` (a breach of kind ``serving`` is the endpoint's).
     ``details`` (per slice, variant and feature), ``sources``, ``reference`` and
     ``thresholds`` are open-ended JSON for the page and the people reading it; ``model`` is
     the champion the window was judged against (``name``, ``version``, ``run_id``, ``url``).
@@ -281,7 +293,7 @@ class MonitoringRecord:
 
     use_case: str
     window: str
-    status: str
+    model_status: str
     metrics: dict[str, float]
     breach_details: tuple[BreachRecord, ...] = ()
     pending: tuple[str, ...] = ()
@@ -296,11 +308,27 @@ class MonitoringRecord:
     mlflow_run_id: str | None = None
     mlflow_run_url: str | None = None
     record_uri: str | None = None  # where the record is stored; not part of the stored form
+    serving_status: str = "unmeasured"
+
+    @property
+    def status(self) -> str:
+        """The single status of records before the split: the model status."""
+        return self.model_status
 
     @property
     def breaches(self) -> list[str]:
-        """The breached metrics, in threshold order."""
+        """Every breached metric, model and serving, in threshold order."""
         return [b.metric for b in self.breach_details]
+
+    @property
+    def model_breaches(self) -> list[BreachRecord]:
+        """The breaches that make the model's verdict (performance, drift, data quality)."""
+        return [b for b in self.breach_details if b.kind not in SERVING_KINDS]
+
+    @property
+    def serving_breaches(self) -> list[BreachRecord]:
+        """The endpoint's breaches (error rate, latency): alerted to operations, never retrained."""
+        return [b for b in self.breach_details if b.kind in SERVING_KINDS]
 
     @property
     def model_version(self) -> str | None:
@@ -311,7 +339,9 @@ class MonitoringRecord:
         stored: dict[str, Any] = {
             "use_case": self.use_case,
             "window": self.window,
-            "status": self.status,
+            "status": self.model_status,  # the single status older readers know
+            "model_status": self.model_status,
+            "serving_status": self.serving_status,
             "metrics": dict(self.metrics),
             "breaches": self.breaches,
             "breach_details": [b.to_dict() for b in self.breach_details],
@@ -333,14 +363,24 @@ class MonitoringRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MonitoringRecord:
-        """Read a stored record; a field it lacks is named in the error."""
+        """Read a stored record; a field it lacks is named in the error.
+
+        Records written before the two verdicts have one ``status``, which a serving breach
+        could set to ``breach``: their model and serving statuses are derived from their
+        breaches, so an old latency breach does not read as a model breach.
+        """
         try:
+            found = tuple(BreachRecord.from_dict(b) for b in data.get("breach_details") or ())
+            metrics = dict(data.get("metrics") or {})
+            model_status = data.get("model_status") or _old_model_status(str(data["status"]), found)
+            serving_status = data.get("serving_status") or _old_serving_status(metrics, found)
             return cls(
                 use_case=str(data["use_case"]),
                 window=str(data["window"]),
-                status=str(data["status"]),
-                metrics=dict(data.get("metrics") or {}),
-                breach_details=tuple(BreachRecord.from_dict(b) for b in data.get("breach_details") or ()),
+                model_status=str(model_status),
+                serving_status=str(serving_status),
+                metrics=metrics,
+                breach_details=found,
                 pending=tuple(str(p) for p in data.get("pending") or ()),
                 sources=dict(data.get("sources") or {}),
                 details=dict(data.get("details") or {}),
@@ -356,3 +396,21 @@ class MonitoringRecord:
             )
         except KeyError as missing:
             raise ValueError(f"a monitoring record needs the field {missing}") from None
+
+
+SERVING_KINDS = ("serving",)
+"""Breach kinds that are the endpoint's (operations), not the model's."""
+SERVING_METRICS = ("error_rate", "p99_latency_ms")
+"""The serving health figures the serving status is judged on."""
+
+
+def _old_model_status(status: str, found: tuple[BreachRecord, ...]) -> str:
+    if any(b.kind not in SERVING_KINDS for b in found):
+        return "breach"
+    return "ok" if status == "breach" else status  # breached on serving health alone
+
+
+def _old_serving_status(metrics: Mapping[str, Any], found: tuple[BreachRecord, ...]) -> str:
+    if any(b.kind in SERVING_KINDS for b in found):
+        return "breach"
+    return "ok" if any(name in metrics for name in SERVING_METRICS) else "unmeasured"

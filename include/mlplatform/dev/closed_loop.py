@@ -113,8 +113,27 @@ class MonthRecord:
     drift_share: float | None = None
     drift_threshold: float | None = None
     monitor_status: str | None = None
+    """The model's verdict (``ok``, ``breach``, ``pending``): what the loop decides on."""
     breaches: list[str] = field(default_factory=list)
+    """The model's breaches (performance, drift, data quality)."""
     actions: list[str] = field(default_factory=list)
+    serving_status: str | None = None
+    """The endpoint's verdict (error rate, latency): operations, never a retrain."""
+    serving_breaches: list[str] = field(default_factory=list)
+
+    def decisions(self) -> dict[str, Any]:
+        """What the loop decided this month: the model's verdict, a retrain, a promotion.
+
+        Never the serving figures: they depend on how busy the machine is.
+        """
+        return {
+            "month": self.month,
+            "model_status": self.monitor_status,
+            "retrain": any(a.startswith("monitoring triggered a retrain") for a in self.actions),
+            "promoted": [
+                a.removeprefix("promoted version ") for a in self.actions if a.startswith("promoted")
+            ],
+        }
 
 
 class ClosedLoop:
@@ -254,6 +273,7 @@ class ClosedLoop:
                 http.post("/predict", json={"instances": trips[i : i + SERVED_BATCH]}).raise_for_status()
 
     def score_and_monitor(self, record: MonthRecord) -> None:
+        from mlplatform.core.records import MonitoringRecord
         from mlplatform.stages import monitoring
 
         self.serve(record.month)  # the app logs to the lake every few seconds, while scoring runs
@@ -261,10 +281,15 @@ class ClosedLoop:
         record.actions.append("batch scored" if state == "success" else "batch scoring failed")
         before = self.before()
         run_id, _ = self.run("monitor", {"window": record.month})
-        metrics = self.lake.read_json(monitoring.record_path(USE_CASE, record.month))
-        values = metrics.get("metrics", {})
-        record.monitor_status = metrics.get("status")
-        record.breaches = list(metrics.get("breaches", []))
+        found = MonitoringRecord.from_dict(
+            self.lake.read_json(monitoring.record_path(USE_CASE, record.month))
+        )
+        values = found.metrics
+        # The loop's verdict is the model's: serving latency on a busy machine is not a model breach.
+        record.monitor_status = found.model_status
+        record.breaches = [b.metric for b in found.model_breaches]
+        record.serving_status = found.serving_status
+        record.serving_breaches = [b.metric for b in found.serving_breaches]
         record.rmse = values.get("rmse")
         record.rmse_reference = values.get("rmse_reference")
         record.drift_share = values.get("drift_share")

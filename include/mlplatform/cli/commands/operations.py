@@ -1,4 +1,5 @@
-"""Operating commands: monitor a window of production, run the serving app, show the settings."""
+"""Operating commands: monitor a window of production, deliver queued alerts, run the serving
+app, show the settings."""
 
 from __future__ import annotations
 
@@ -30,7 +31,39 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         output.print_json(record.to_dict())
     else:
         print(monitoring.summary(record))
-    return FAILED_CHECK if record.status == "breach" else PASSED
+    return FAILED_CHECK if record.model_status == "breach" else PASSED
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """``flush``: deliver the queued alerts; ``list``: show what is queued and what Slack refused.
+
+    Exits 1 when alerts remain queued (Slack unreachable) or were refused (4xx).
+    """
+    from mlplatform.adapters import alerts
+    from mlplatform.adapters.lake import Lake
+
+    lake = Lake(args.lake)
+    if args.action == "flush":
+        report = alerts.flush(lake)
+        counts = [[state, len(ids)] for state, ids in report.to_dict().items()]
+        output.show(
+            args, report.to_dict(), lambda: output.rows_table("alerts flushed", ("", "alerts"), counts)
+        )
+        return FAILED_CHECK if report.queued or report.failed else PASSED
+    found = [{**e, "state": state} for state in ("outbox", "failed") for e in alerts.queued(lake, state)]
+    rows = [
+        [
+            e["state"],
+            e["id"],
+            e["alert"]["title"],
+            e.get("attempts", 0),
+            e.get("reason") or e.get("last_error", ""),
+        ]
+        for e in found
+    ]
+    columns = ("state", "id", "title", "attempts", "why")
+    output.show(args, found, lambda: output.rows_table("alerts not delivered", columns, rows))
+    return FAILED_CHECK if found else PASSED
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -86,6 +119,18 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--lake", help=LAKE_HELP)
     add_output_options(p)
     p.set_defaults(func=cmd_monitor)
+
+    p = sub.add_parser("alerts", help="deliver the alerts queued in the lake's outbox, or list them")
+    p.description = (
+        "Alerts are queued in the lake (alerts/outbox/) before they are sent to Slack. `flush` "
+        "delivers every queued alert once, oldest first (delivered ones move to alerts/sent/, "
+        "ones Slack refuses with a 4xx to alerts/failed/ with the reason); `list` shows the queued "
+        "and refused ones. Exits 1 when some remain undelivered."
+    )
+    p.add_argument("action", choices=("flush", "list"), help="flush: deliver what is queued; list: show it")
+    p.add_argument("--lake", help=LAKE_HELP)
+    add_output_options(p)
+    p.set_defaults(func=cmd_alerts)
 
     p = sub.add_parser("config", help="show the effective settings and where each came from")
     p.description = (

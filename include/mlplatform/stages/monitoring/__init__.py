@@ -17,8 +17,14 @@ did and compares it with what the champion promised at training time:
   samples. Evidently's HTML report is kept in the lake and in MLflow for a person to open.
 - **data quality** (:mod:`.measure`): the contract result and quarantined share of the
   window's snapshot.
-- **serving health** (:mod:`.measure`): error rate and p99 latency per request from the
-  serving log.
+- **serving health** (:mod:`.measure`): error rate and p99 latency per request, as the
+  serving app measured them (its log).
+
+A window has two verdicts: ``model_status`` (performance, drift, data quality: ``ok``,
+``breach``, ``pending``) and ``serving_status`` (error rate, latency: ``ok``, ``breach``,
+``unmeasured``). Latency depends on how busy the machine is, not on the model: a serving
+breach alerts operations (:func:`operations_alert`) and never makes the model breach; the
+retrain decision reads only the model's breaches.
 
 Real-time traffic comes from the local serving app's log and, for SageMaker endpoints,
 from their data capture in the lake (:mod:`.capture`, ``predictions/<uc>/capture/``), read
@@ -44,7 +50,15 @@ from __future__ import annotations
 
 from mlplatform.adapters.registry import model_url
 from mlplatform.core.records import BreachRecord, MonitoringRecord
-from mlplatform.stages.monitoring.alert import alert_links, alert_text, breach_alert, send_alert
+from mlplatform.stages.monitoring.alert import (
+    alert_links,
+    alert_text,
+    breach_alert,
+    endpoints,
+    operations_alert,
+    send_alert,
+    send_operations_alert,
+)
 from mlplatform.stages.monitoring.capture import CaptureLog, read_capture, with_capture
 from mlplatform.stages.monitoring.data_drift import (
     MIN_DRIFT_ROWS,
@@ -80,12 +94,14 @@ from mlplatform.stages.monitoring.record import (
     evaluate_window,
     history_rows,
     log_to_mlflow,
+    model_status,
     monitor,
     pending_windows,
     read_history,
     read_record,
     record_path,
     report_path,
+    serving_status,
     summary,
     window_of_run,
     windows_for_run,
@@ -128,14 +144,17 @@ __all__ = [
     "champion",
     "data_quality",
     "drift",
+    "endpoints",
     "evaluate_window",
     "history_rows",
     "log_to_mlflow",
     "measure_drift",
     "measure_performance",
+    "model_status",
     "model_url",
     "modelled_frame",
     "monitor",
+    "operations_alert",
     "outcome_scores",
     "pending_windows",
     "performance",
@@ -153,9 +172,11 @@ __all__ = [
     "retrain_decision",
     "retrain_reason",
     "send_alert",
+    "send_operations_alert",
     "serving_health",
     "serving_log",
     "serving_outcomes",
+    "serving_status",
     "state_path",
     "summary",
     "version_metrics",

@@ -31,7 +31,7 @@ class Decision:
 
 def retrain_reason(record: MonitoringRecord) -> str:
     """What a retrain is for, in one line (the train DAG's conf ``reason``)."""
-    wanted = [b for b in record.breach_details if b.retrain]
+    wanted = [b for b in record.model_breaches if b.retrain]  # serving breaches never retrain
     return f"{record.window}: " + "; ".join(b.message for b in wanted) if wanted else ""
 
 

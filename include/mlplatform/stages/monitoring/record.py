@@ -26,7 +26,7 @@ import pyarrow as pa
 from mlplatform.adapters import registry, settings
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import months
-from mlplatform.core.records import BreachRecord, MonitoringRecord
+from mlplatform.core.records import SERVING_METRICS, BreachRecord, MonitoringRecord
 from mlplatform.core.spec import UseCase
 from mlplatform.stages.monitoring.capture import read_capture, with_capture
 from mlplatform.stages.monitoring.data_drift import DriftResult, measure_drift
@@ -100,12 +100,13 @@ def window_of_run(window: str | None, data_interval_end: datetime | None) -> str
 def evaluate_window(
     lake: Lake, use_case: UseCase, window: str, client: Any = None, found: Champion | None = None
 ) -> tuple[MonitoringRecord, DriftResult | None]:
-    """Every metric of one window, its breaches and status (nothing is written here).
+    """Every metric of one window, its breaches and its two verdicts (nothing is written here).
 
-    The record has the shape the MLOps page reads: ``window``, ``status`` (``ok``,
-    ``breach`` or ``pending``), ``metrics``, ``breaches``, plus ``details`` (per slice,
-    variant and feature), ``breach_details``, ``pending`` and ``model``. Performance
-    without ground truth makes the window ``pending`` unless something else breached.
+    The record has the shape the MLOps page reads: ``window``, ``model_status`` (``ok``,
+    ``breach`` or ``pending``), ``serving_status`` (``ok``, ``breach`` or ``unmeasured``),
+    ``metrics``, ``breaches``, plus ``details`` (per slice, variant and feature),
+    ``breach_details``, ``pending`` and ``model``. Performance without ground truth makes
+    the model ``pending`` unless something else of the model breached.
     """
     months.check(window, "window")
     client = client or registry.client()
@@ -130,11 +131,11 @@ def evaluate_window(
     metrics.update(serving_health(logged))
     metrics.update(captured.metrics())
     found_breaches = breaches(use_case, metrics)
-    status = "breach" if found_breaches else ("pending" if metric in pending else "ok")
     record = MonitoringRecord(
         use_case=use_case.name,
         window=window,
-        status=status,
+        model_status=model_status(found_breaches, pending, metric),
+        serving_status=serving_status(found_breaches, metrics),
         metrics=metrics,
         breach_details=tuple(_breach_record(b) for b in found_breaches),
         pending=tuple(pending),
@@ -146,6 +147,23 @@ def evaluate_window(
         computed_at=datetime.now(UTC).isoformat(),
     )
     return record, result
+
+
+def model_status(found: list[Breach], pending: list[str], metric: str) -> str:
+    """The model's verdict: ``breach`` on a performance, drift or data-quality breach, else
+    ``pending`` while the performance metric waits for ground truth, else ``ok``. Serving
+    breaches do not count: how fast the endpoint answered says nothing about the model."""
+    if any(not b.serving for b in found):
+        return "breach"
+    return "pending" if metric in pending else "ok"
+
+
+def serving_status(found: list[Breach], metrics: dict[str, Any]) -> str:
+    """The endpoint's verdict from its error rate and p99 latency: ``breach``, ``ok``, or
+    ``unmeasured`` when the window had no real-time traffic."""
+    if any(b.serving for b in found):
+        return "breach"
+    return "ok" if any(name in metrics for name in SERVING_METRICS) else "unmeasured"
 
 
 def _breach_record(found: Breach) -> BreachRecord:
@@ -188,7 +206,7 @@ def history_rows(record: MonitoringRecord) -> list[dict[str, Any]]:
             "window": record.window,
             "metric": name,
             "value": value,
-            "status": record.status,
+            "status": record.model_status,
             "computed_at": record.computed_at,
         }
         for name, value in sorted(values.items())
@@ -246,7 +264,12 @@ def log_to_mlflow(
     experiment_id, run_id = _window_run(client, use_case.name, record.window)
     step, logged_at = int(record.window.replace("-", "")), int(time.time() * 1000)
     metrics = [Metric(_mlflow_key(r["metric"]), r["value"], logged_at, step) for r in history_rows(record)]
-    tags = {"status": record.status, "breaches": ",".join(record.breaches) or "none"}
+    tags = {
+        "status": record.model_status,
+        "model_status": record.model_status,
+        "serving_status": record.serving_status,
+        "breaches": ",".join(record.breaches) or "none",
+    }
     if record.model_version is not None:
         tags["champion_version"] = record.model_version
     client.log_batch(run_id, metrics=metrics, tags=[RunTag(f"mlplatform.{k}", v) for k, v in tags.items()])
@@ -277,7 +300,14 @@ def monitor(
     record = dataclasses.replace(record, mlflow_run_id=mlflow_run["run_id"], mlflow_run_url=mlflow_run["url"])
     write_history(lake, record)
     record = dataclasses.replace(record, record_uri=lake.uri(record_path(use_case.name, window)))
-    log.info("%s %s: %s %s", use_case.name, window, record.status, record.breaches)
+    log.info(
+        "%s %s: model %s, serving %s %s",
+        use_case.name,
+        window,
+        record.model_status,
+        record.serving_status,
+        record.breaches,
+    )
     return record
 
 
@@ -292,7 +322,9 @@ def read_record(lake: Lake, use_case: str, window: str) -> MonitoringRecord | No
 def summary(record: MonitoringRecord) -> str:
     """A short human-readable summary of a record (the command line prints it)."""
     out = io.StringIO()
-    out.write(f"{record.use_case} {record.window}: {record.status}\n")
+    out.write(
+        f"{record.use_case} {record.window}: model {record.model_status}, serving {record.serving_status}\n"
+    )
     for name, value in sorted(record.metrics.items()):
         out.write(f"  {name:<24} {value}\n")
     for b in record.breach_details:

@@ -4,7 +4,9 @@ Each rule in :data:`THRESHOLD_RULES` names the metric it reads, the spec field t
 its limit, the comparison that breaches it and the kind of breach; :func:`breaches`
 evaluates the table. Only ``performance`` and ``drift`` breaches ask for retraining
 (:data:`RETRAIN_KINDS`): a data-quality or serving breach is alerted, but a new model
-would not fix it.
+would not fix it. Serving breaches (error rate, p99 latency: :data:`SERVING_KINDS`) are
+the endpoint's, not the model's: they set the window's serving status and alert
+operations, and never make the model status breach.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from mlplatform.core.records import SERVING_KINDS
 from mlplatform.core.spec import UseCase
 
 RETRAIN_KINDS = ("performance", "drift")
@@ -31,6 +34,11 @@ class Breach:
     @property
     def retrain(self) -> bool:
         return self.kind in RETRAIN_KINDS
+
+    @property
+    def serving(self) -> bool:
+        """Whether the breach is the endpoint's (operations), not the model's."""
+        return self.kind in SERVING_KINDS
 
 
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {">": operator.gt, "<": operator.lt}
@@ -105,7 +113,7 @@ THRESHOLD_RULES: tuple[ThresholdRule, ...] = (
         "monitoring.max_error_rate",
         ">",
         "serving",
-        "serving error rate {value:.2%}",
+        "serving error rate {value:.2%} (limit {limit:.2%})",
     ),
     ThresholdRule(
         "p99_latency_ms",
