@@ -28,6 +28,10 @@ BREACHED = {
     "2023-02": "bad rows: 13.2 % of rows broke row rules, over the 10.0 % limit",
     "2023-03": "schema: column lpep_pickup_datetime is missing",
 }
+JUMP = (
+    "unknown_zone jumped to 0.40% of rows from a trailing median of 0.13% over the previous 3 months "
+    "(more than contract.trend_jump_factor 3x): look at what changed in the data"
+)
 RULES = ("zero_distance", "unknown_zone", "implausible_duration")  # the largest share first
 
 
@@ -51,9 +55,8 @@ def _contract_block(month: str, n: int, severity: str) -> dict:
         "rule_shares": {k: round(v / rows, 6) for k, v in counts.items()},
         "statistics": {"row_count": rows},
         "breaches": [BREACHED[month]] if severity == "breach" else [],
-        "warnings": ["unknown_zone: 0.4 % of rows, 4x its share in the previous 3 months"]
-        if month == "2022-12"
-        else [],
+        "warnings": ["surcharge column empty: ['congestion_surcharge']"] if month == "2022-12" else [],
+        "jumps": [JUMP] if month == "2022-12" else [],
         "data_docs_url": f"file:///gx/uncommitted/data_docs/local_site/validations/{month}.html",
     }
 
@@ -313,7 +316,10 @@ def test_trend_chart_has_a_line_per_rule_its_threshold_and_the_notices(lake) -> 
         assert f">{label}</text>" in trend_svg, label
     assert 'class="threshold"' in trend_svg
     notices = page[page.index('<div class="notices">') :]
-    assert "<strong>2022-12</strong>: unknown_zone: 0.4 % of rows, 4x its share" in notices
+    assert f'<strong>2022-12</strong>: <span class="bad">{JUMP}</span>; surcharge column empty' in notices
+    # The month the rule jumped is ringed on its line, and only there.
+    unknown_zone = re.search(r'data-series="unknown_zone">(.*?)</g>', trend_svg)[1]
+    assert unknown_zone.count('class="mark"') == 1 and trend_svg.count('class="mark"') == 1
 
 
 def test_rule_shares_are_derived_from_counts_in_older_manifests() -> None:

@@ -83,7 +83,10 @@ def test_breaches_lead_the_page_and_the_trend_has_a_line_per_rule(lake, tmp_path
         assert trend.find_elements(By.CSS_SELECTOR, "g.threshold")
         assert trend.size["width"] > 0 and trend.size["height"] > 0
         notices = section.find_element(By.CSS_SELECTOR, "div.trend div.notices")
-        assert "2022-12: unknown_zone" in notices.text
+        assert "2022-12: unknown_zone jumped to 0.40% of rows" in notices.text
+        assert (
+            len(trend.find_elements(By.CSS_SELECTOR, "g.rule[data-series='unknown_zone'] circle.mark")) == 1
+        )
         browser.save_screenshot(str(tmp_path / "mlops-page.png"))
     finally:
         browser.quit()

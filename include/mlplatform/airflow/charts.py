@@ -48,6 +48,8 @@ class Chart:
     series_thresholds: Mapping[str, float] = field(default_factory=dict)
     width: int = WIDTH
     series_class: str = "series"
+    marks: Mapping[str, Sequence[bool]] = field(default_factory=dict)
+    """Points to ring in red, per series and label (a rule's share that jumped)."""
     log_floor: float | None = None
     """Draw the y axis logarithmic, from this value up (for shares that span decades); values
     under it, zero included, sit on the axis."""
@@ -160,6 +162,13 @@ def render(chart: Chart) -> str:
             level = y(chart.series_thresholds[name])
             edge = [(float(LEFT), level), (float(width - RIGHT), level)]
             line += f'<g class="threshold">{_polyline(edge, colour, "6 4", dots=False)}</g>'
+        marked = chart.marks.get(name, ())
+        line += "".join(
+            f'<circle class="mark" cx="{x(i):.1f}" cy="{y(v):.1f}" r="5" fill="none" '
+            f'stroke="{THRESHOLD_COLOUR}" stroke-width="1.5"/>'
+            for i, v in enumerate(series)
+            if v is not None and i < len(marked) and marked[i]
+        )
         parts.append(f'<g class="{_esc(chart.series_class)}" data-series="{_esc(name)}">{line}</g>')
         legend.append((name, colour, dash))
     threshold = [(x(i), y(t)) for i, t in enumerate(chart.threshold) if t is not None]

@@ -238,6 +238,7 @@ class ContractMonth:
     rule_shares: Mapping[str, float] = field(default_factory=dict)
     reasons: tuple[str, ...] = ()
     notices: tuple[str, ...] = ()
+    jumps: tuple[str, ...] = ()  # rules whose share jumped above their usual range (these alert)
     data_docs_url: str | None = None
     recorded_at: str | None = None
     run_id: str | None = None
@@ -245,6 +246,11 @@ class ContractMonth:
     @property
     def passed(self) -> bool:
         return self.state in (PASSED, QUARANTINED)
+
+    @property
+    def jumped_rules(self) -> set[str]:
+        """The rules a jump warning names (each warning starts with its rule's name)."""
+        return {j.split(" ", 1)[0] for j in self.jumps}
 
     @classmethod
     def from_contract(
@@ -270,6 +276,7 @@ class ContractMonth:
             rule_shares=shares,
             reasons=tuple(str(r) for r in (reasons or block.get("breaches") or ())),
             notices=tuple(str(w) for w in block.get("warnings") or ()),
+            jumps=tuple(str(j) for j in block.get("jumps") or ()),
             data_docs_url=block.get("data_docs_url"),
             recorded_at=str(recorded_at) if recorded_at else None,
             run_id=block.get("run_id"),
@@ -686,7 +693,7 @@ def contract_trend_chart(contracts: Sequence[ContractMonth], limits: Limits) -> 
     sits on the axis), so a rule at 0.1 % that jumps to 0.4 % shows beside one at 3 %. The
     dashed red line is the month's breach level (``contract.max_bad_row_share``, over all
     rules together: no rule alone may reach it); a rule with its own limit has it drawn dashed
-    in its colour.
+    in its colour. A month where a rule's share jumped above its usual range is ringed in red.
     """
     trend = rule_trend(contracts)
     as_percent = {rule: [None if v is None else v * 100 for v in values] for rule, values in trend.items()}
@@ -699,6 +706,7 @@ def contract_trend_chart(contracts: Sequence[ContractMonth], limits: Limits) -> 
         [level] * len(contracts),
         "breach level (all rules)",
         series_thresholds={r: v * 100 for r, v in limits.rule_shares.items() if r in trend},
+        marks={rule: [rule in c.jumped_rules for c in contracts] for rule in trend},
         width=640,
         series_class="rule",
         log_floor=TREND_FLOOR_PERCENT,
@@ -963,16 +971,17 @@ def _model_block(
 
 
 def _notices_block(contracts: Sequence[ContractMonth]) -> str:
-    noticed = [c for c in reversed(contracts) if c.notices]
+    """Each month's jumps (which alerted) and notices (which stay here), newest month first."""
+    noticed = [c for c in reversed(contracts) if c.notices or c.jumps]
     if not noticed:
         return ""
     items = "".join(
         f'<li data-month="{_esc(c.month)}"><strong>{_esc(c.month)}</strong>: '
-        + "; ".join(_esc(n) for n in c.notices)
+        + "; ".join([f'<span class="bad">{_esc(j)}</span>' for j in c.jumps] + [_esc(n) for n in c.notices])
         + "</li>"
         for c in noticed
     )
-    return f'<div class="notices"><h4>Notices (no alert sent)</h4><ul>{items}</ul></div>'
+    return f'<div class="notices"><h4>Notices and rule jumps</h4><ul>{items}</ul></div>'
 
 
 def _charts_block(s: UseCaseStatus) -> str:
