@@ -331,21 +331,6 @@ def test_rule_shares_are_derived_from_counts_in_older_manifests() -> None:
     assert month.rule_shares == {"a": pytest.approx(0.03)}
 
 
-def test_a_rule_with_its_own_limit_draws_it_in_its_colour() -> None:
-    from mlplatform.airflow import charts
-
-    chart = charts.Chart(
-        "t",
-        "% of rows",
-        ["2023-01", "2023-02"],
-        {"a": [1.0, 2.0], "b": [0.5, 0.4]},
-        series_thresholds={"a": 3.0},
-    )
-    svg = charts.render(chart)
-    rule_a = re.search(r'<g class="series" data-series="a">(.*?)</g></g>', svg, flags=re.S)[1]
-    assert 'class="threshold"' in rule_a and charts.COLOURS[0] in rule_a
-
-
 # -- the rest of the page -------------------------------------------------------------------------
 def test_collect_reads_contract_and_monitoring_from_the_lake(lake) -> None:
     use_case = spec.load_spec(USE_CASE)

@@ -3,8 +3,8 @@
 Inline SVG keeps the page self-contained (no scripts, no external assets, works offline and
 in the UI's iframe) and costs nothing at render time. A chart is one :class:`Chart`: points
 per series along month labels, the unit of the y axis, an optional threshold per month
-(dashed red) and optional constant thresholds of single series (dashed, in the series'
-colour). Each series is a ``<g class="series" data-series="name">`` (its class set by
+(dashed red) and points to ring in red (``marks``), or a logarithmic y axis (``log_floor``).
+Each series is a ``<g class="series" data-series="name">`` (its class set by
 ``series_class``), so a reader or a test can count the lines; a legend of more than three
 entries is laid out in rows under the plot.
 """
@@ -45,7 +45,6 @@ class Chart:
     series: Mapping[str, Sequence[float | None]]
     threshold: Sequence[float | None] = field(default_factory=tuple)
     threshold_label: str = "threshold"
-    series_thresholds: Mapping[str, float] = field(default_factory=dict)
     width: int = WIDTH
     series_class: str = "series"
     marks: Mapping[str, Sequence[bool]] = field(default_factory=dict)
@@ -102,7 +101,7 @@ def _style(n: int) -> tuple[str, str | None]:
 def render(chart: Chart) -> str:
     """The chart as an ``<svg>`` element, or an empty string with fewer than one value."""
     values = [v for s in chart.series.values() for v in s if v is not None]
-    limits = [t for t in chart.threshold if t is not None] + list(chart.series_thresholds.values())
+    limits = [t for t in chart.threshold if t is not None]
     if not values or not chart.labels:
         return ""
     high = max(values + limits)
@@ -158,10 +157,6 @@ def render(chart: Chart) -> str:
         if not points:
             continue
         line = _polyline(points, colour, dash)
-        if name in chart.series_thresholds:
-            level = y(chart.series_thresholds[name])
-            edge = [(float(LEFT), level), (float(width - RIGHT), level)]
-            line += f'<g class="threshold">{_polyline(edge, colour, "6 4", dots=False)}</g>'
         marked = chart.marks.get(name, ())
         line += "".join(
             f'<circle class="mark" cx="{x(i):.1f}" cy="{y(v):.1f}" r="5" fill="none" '

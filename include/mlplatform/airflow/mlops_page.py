@@ -165,20 +165,16 @@ class Limits:
     max_relative_degradation: float | None = None
     drifted_share: float | None = None
     max_bad_row_share: float | None = None
-    rule_shares: Mapping[str, float] = field(default_factory=dict)  # per-rule limits, where a rule has one
 
     @classmethod
     def of(cls, use_case: UseCase) -> Limits:
         unit = use_case.target.unit if use_case.monitoring.performance_metric in ("rmse", "mae") else "score"
-        # Per-rule limits are optional in the contract; a spec without them draws the month's one.
-        per_rule = getattr(use_case.contract, "max_rule_shares", None) or {}
         return cls(
             metric=use_case.monitoring.performance_metric,
             unit=unit,
             max_relative_degradation=use_case.monitoring.max_relative_degradation,
             drifted_share=use_case.monitoring.drifted_share_threshold,
             max_bad_row_share=use_case.contract.max_bad_row_share,
-            rule_shares={str(k): float(v) for k, v in dict(per_rule).items()},
         )
 
 
@@ -691,9 +687,10 @@ def contract_trend_chart(contracts: Sequence[ContractMonth], limits: Limits) -> 
 
     The y axis is logarithmic from 0.01 % (one row in 10,000; a month without a rule's rows
     sits on the axis), so a rule at 0.1 % that jumps to 0.4 % shows beside one at 3 %. The
-    dashed red line is the month's breach level (``contract.max_bad_row_share``, over all
-    rules together: no rule alone may reach it); a rule with its own limit has it drawn dashed
-    in its colour. A month where a rule's share jumped above its usual range is ringed in red.
+    dashed red line is the one threshold the contract sets on quarantine, the month's breach
+    level (``contract.max_bad_row_share``, over all rules together: no rule alone may reach
+    it; the rules have no limit of their own). A month where a rule's share jumped above its
+    usual range (the jump warning of ``contract.trend_jump_factor``) is ringed in red.
     """
     trend = rule_trend(contracts)
     as_percent = {rule: [None if v is None else v * 100 for v in values] for rule, values in trend.items()}
@@ -705,7 +702,6 @@ def contract_trend_chart(contracts: Sequence[ContractMonth], limits: Limits) -> 
         as_percent,
         [level] * len(contracts),
         "breach level (all rules)",
-        series_thresholds={r: v * 100 for r, v in limits.rule_shares.items() if r in trend},
         marks={rule: [rule in c.jumped_rules for c in contracts] for rule in trend},
         width=640,
         series_class="rule",
