@@ -16,14 +16,14 @@ import pytest
 from mlplatform.core import generator, spec, tlc
 from mlplatform.stages import contracts
 from mlplatform.stages.contracts.duplicates import duplicated
-from mlplatform.stages.contracts.masks import fare_inconsistent
+from mlplatform.stages.contracts.money import fare_check
 
 USE_CASE = spec.load_spec("taxi_trip_duration")
 MONTH = "2024-03"
 
 
 def month_table(rows: int, month: str = MONTH, seed: int = 1, kind: str = "yellow") -> pa.Table:
-    return generator.generate_month(kind, month, rows, seed=seed).table
+    return generator.generate_month(kind, month, rows, seed=seed, anomalies=False).table
 
 
 def test_the_month_window_is_the_calendar_month_widened_by_the_tolerance() -> None:
@@ -96,24 +96,75 @@ def test_a_nan_key_is_missing_and_breaks_no_other_rule() -> None:
     }
 
 
-def test_surcharges_left_out_of_their_columns_or_counted_twice_still_add_up() -> None:
-    trips = tlc.normalise(month_table(10))
+def fare_inconsistent(table: pa.Table, month: str) -> pa.ChunkedArray:
+    return fare_check(table, month).inconsistent
+
+
+def _itemised_trips(rows: int, kind: str = "yellow") -> dict[str, list]:
+    """Generated trips whose totals are exactly their itemised parts, surcharge columns empty."""
+    trips = tlc.normalise(month_table(rows, kind=kind))
     columns = {name: trips.column(name).to_pylist() for name in trips.column_names}
-    itemised = ("fare_amount", "extra", "mta_tax", "tip_amount", "tolls_amount", "improvement_surcharge")
-    base = [sum(columns[p][i] or 0.0 for p in itemised) for i in range(10)]
-    for name in contracts.SURCHARGE_RATES:
-        columns[name] = [None] * 10
-    columns["total_amount"] = [round(b, 2) for b in base]
+    itemised = ("fare_amount", "extra", "mta_tax", "tip_amount", "tolls_amount")
+    for name in contracts.SURCHARGES:
+        columns[name] = [None] * rows
+    columns["total_amount"] = [round(sum(columns[p][i] or 0.0 for p in itemised), 2) for i in range(rows)]
+    return columns
+
+
+def test_surcharges_left_out_of_their_columns_or_counted_twice_still_add_up() -> None:
+    columns = _itemised_trips(10)
     columns["total_amount"][0] += 2.50 + 1.75  # flex fare: congestion and airport fee charged, not itemised
-    columns["congestion_surcharge"][1] = 2.75  # itemised, and already inside extra (green vendor 1)
-    columns["extra"][1] += 2.75
-    columns["total_amount"][1] += 2.75
+    columns["congestion_surcharge"][1] = 2.50  # itemised, and already inside extra (vendor 1)
+    columns["extra"][1] += 2.50
+    columns["total_amount"][1] += 2.50
     columns["total_amount"][2] += 0.75 + 2.50  # CBD toll and congestion, neither itemised
     columns["total_amount"][3] += 1.10  # no surcharge costs $1.10
+    columns["congestion_surcharge"][4] = 2.75  # the green rate itemised on a yellow trip, in extra too
+    columns["extra"][4] += 2.75
+    columns["total_amount"][4] += 2.75
     table = pa.table(columns, schema=tlc.NORMALISED_SCHEMA)
-    assert _rows(fare_inconsistent(table, "2025-03")) == [3]
-    # the same totals before the CBD toll (2025) and the $1.75 airport fee (2022-12) do not add up
-    assert _rows(fare_inconsistent(table, "2021-03")) == [0, 2, 3]
+    check = fare_check(table, "2025-03")
+    assert _rows(check.inconsistent) == [3, 4]
+    assert {k: v for k, v in check.readings.items() if v} == {
+        "congestion_surcharge_unitemised": 2,
+        "congestion_surcharge_in_extra": 1,
+        "airport_fee_unitemised": 1,
+        "cbd_congestion_fee_unitemised": 1,
+    }
+    # the same totals before the CBD toll (2025) and the airport fee (2021-04-05) do not add up
+    assert _rows(fare_inconsistent(table, "2021-03")) == [0, 2, 3, 4]
+
+
+def test_each_row_is_judged_by_the_schedule_in_force_at_its_own_pickup() -> None:
+    """A month straddling the fare change of 2022-12-19: improvement surcharge $0.30 before, $1.00 after."""
+    columns = _itemised_trips(8, kind="green")
+    days = [5, 10, 18, 18, 19, 20, 28, 31]
+    columns["pickup_datetime"] = [datetime(2022, 12, d, 12, 0) for d in days]
+    columns["dropoff_datetime"] = [datetime(2022, 12, d, 12, 20) for d in days]
+    rates = [0.30, 0.30, 0.30, 1.00, 1.00, 1.00, 0.30, 1.00]  # row 3 itemises the new rate a day early
+    columns["improvement_surcharge"] = rates
+    # vendor 1 leaves the improvement surcharge out of the total: every row reads "excluded"
+    table = pa.table(columns, schema=tlc.NORMALISED_SCHEMA)
+    check = fare_check(table, "2022-12")
+    assert _rows(check.inconsistent) == [3]  # $1.00 was charged by no schedule before 2022-12-19
+    assert check.readings["improvement_surcharge_excluded"] == 7  # row 6: a meter not yet re-rated
+    # the same rows with the improvement surcharge in the total add up on any day
+    columns["total_amount"] = [t + r for t, r in zip(columns["total_amount"], rates, strict=True)]
+    table = pa.table(columns, schema=tlc.NORMALISED_SCHEMA)
+    assert _rows(fare_inconsistent(table, "2022-12")) == []
+
+
+def test_the_congestion_surcharge_is_owed_from_2019_02_02() -> None:
+    columns = _itemised_trips(4, kind="green")
+    days = [1, 1, 2, 3]
+    columns["pickup_datetime"] = [datetime(2019, 2, d, 9, 0) for d in days]
+    columns["dropoff_datetime"] = [datetime(2019, 2, d, 9, 30) for d in days]
+    columns["total_amount"] = [t + 2.75 for t in columns["total_amount"]]  # charged, column empty
+    columns["total_amount"][1] -= 2.75
+    table = pa.table(columns, schema=tlc.NORMALISED_SCHEMA)
+    check = fare_check(table, "2019-02")
+    assert _rows(check.inconsistent) == [0]  # 2019-02-01: no congestion surcharge yet
+    assert check.readings["congestion_surcharge_unitemised"] == 2
 
 
 def _rows(mask: pa.ChunkedArray) -> list[int]:

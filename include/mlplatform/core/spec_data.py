@@ -92,6 +92,17 @@ class Contract(StrictModel):
     min_average_mph: float = Field(
         2.0, ge=0, description="Slowest plausible average speed of a trip over idle_trip_minutes."
     )
+    trend_jump_factor: float = Field(
+        3.0,
+        gt=1,
+        description="A rule whose quarantine share exceeds this many times its trailing median of "
+        "previous months (and trend_jump_floor) raises a warning naming it (not a breach).",
+    )
+    trend_jump_floor: Fraction = Field(
+        0.002,
+        description="Shares below this never count as a jump, so rules that quarantine a handful of "
+        "rows do not flap.",
+    )
 
     @field_validator("volume_band")
     @classmethod

@@ -235,6 +235,23 @@ def inspect_schema(
     return SchemaReport(taxi_type, missing, unexpected)
 
 
+TELLTALE_COLUMNS: dict[TaxiType, tuple[str, ...]] = {
+    "yellow": ("tpep_pickup_datetime", "tpep_dropoff_datetime", "airport_fee", "Airport_fee"),
+    "green": ("lpep_pickup_datetime", "lpep_dropoff_datetime", "trip_type", "ehail_fee"),
+}
+"""Columns only one taxi type's files carry (TLC's data dictionaries): the schema tells the type."""
+
+
+def taxi_type_evidence(names: Collection[str]) -> str:
+    """Which columns say what taxi type a file holds, in words (``""`` when none does)."""
+    said = []
+    for kind, telltale in TELLTALE_COLUMNS.items():
+        found = [c for c in telltale if c in names]
+        if found:
+            said.append(f"{', '.join(found)} ({kind} columns)")
+    return "; ".join(said)
+
+
 def normalise(
     table: pa.Table,
     expected: TaxiType | Collection[TaxiType] | None = None,

@@ -18,8 +18,9 @@ four steps:
 3. **Row rules**: each rule in :data:`ROW_RULES` is computed once, vectorised, as a mask
    over all rows (nulls in keys, pickup outside the month, dropoff not after pickup,
    implausible duration, idle trips, implausible or zero distance, unknown zones, payment
-   types, rate codes or vendors, negative fares, totals that do not add up, bad flags,
-   duplicates). Each rule's ``calibration`` cites the real TLC figures behind it.
+   types, rate codes or vendors, negative fares, totals that do not add up under the fare
+   schedule in force at each trip's pickup, bad flags, duplicates). Each rule's
+   ``calibration`` names the TLC publication that sets it and the real months' figures.
 4. **Checkpoint**: the month's *contract profile* (one row: what step 1 found, the row
    count, the volume against history, the number of rows failing each rule, the share of
    bad rows) is validated by the use case's checkpoint; the result's Data Docs page is
@@ -54,6 +55,8 @@ The package, one job a module (the public names are re-exported here, so callers
 ``suite``      the contract as a GX suite; :func:`sync_context` writes the context
 ``rules``      the row rules' table (:data:`ROW_RULES`), TLC's domains, the calibrations
 ``arrays``     Arrow column helpers the rules share
+``money``      the money columns against TLC's dated fare table (:mod:`mlplatform.core.fares`):
+               ``fare_inconsistent`` and its fare readings, amounts in cents, empty surcharges
 ``masks``      the row rules computed over a month's trips; the quarantine table
 ``duplicates`` the duplicate detector behind ``duplicate_row``
 ``raw``        reading a raw file: parse, schema check, normalise (steps 1 and 2)
@@ -65,7 +68,8 @@ The package, one job a module (the public names are re-exported here, so callers
 ``results``    the verdict written to the lake (:func:`publish`)
 ``outcome``    :class:`ContractOutcome`, what the stage hands the alert, the DAG and XCom
 ``validate``   the validate stage: fetch from the lake, evaluate, publish
-``alert``      the Slack alert an outcome calls for
+``trend``      each rule's quarantine share month by month (:class:`RuleTrend`), its jumps
+``alert``      the Slack alert an outcome calls for (a breach or a jump; a usual month: none)
 ``threads``    work run in threads alongside the step, and step timings
 ``__main__``   ``python -m mlplatform.stages.contracts sync``
 ============== ===========================================================================
@@ -97,19 +101,23 @@ from mlplatform.stages.contracts.rules import (
     BAD_ROW_SHARE_CALIBRATION,
     DUPLICATE_KEY,
     FARE_PARTS,
+    FARE_READINGS,
     FARE_TOLERANCE,
     FLAGS,
     KEY_COLUMNS,
     PAYMENT_TYPES,
     RATE_CODES,
+    READING_NAMES,
     ROW_RULES,
     RULE_NAMES,
-    SURCHARGE_RATES,
+    SURCHARGES,
     VENDORS,
     ZONE_IDS,
+    FareReading,
     RowRule,
 )
 from mlplatform.stages.contracts.suite import build_suite, sync_context
+from mlplatform.stages.contracts.trend import RuleTrend, folder_trend, lake_trend, rule_jumps
 from mlplatform.stages.contracts.validate import raw_paths, validate_month
 from mlplatform.stages.contracts.verdict import evaluate, evaluate_files
 from mlplatform.stages.contracts.volume import HISTORY_MONTHS, history_row_counts, volume_bounds
@@ -121,6 +129,7 @@ __all__ = [
     "DATA_DOCS_SITE",
     "DUPLICATE_KEY",
     "FARE_PARTS",
+    "FARE_READINGS",
     "FARE_TOLERANCE",
     "FLAGS",
     "HISTORY_MONTHS",
@@ -128,19 +137,22 @@ __all__ = [
     "NONE",
     "PAYMENT_TYPES",
     "RATE_CODES",
+    "READING_NAMES",
     "ROW_RULES",
     "RULE_NAMES",
-    "SURCHARGE_RATES",
+    "SURCHARGES",
     "VENDORS",
     "ZONE_IDS",
     "Check",
     "ContractOutcome",
     "Evaluation",
+    "FareReading",
     "QuarantineWritten",
     "RawFile",
     "RawFileMissing",
     "RawRead",
     "RowRule",
+    "RuleTrend",
     "SnapshotWritten",
     "alert_for",
     "build_suite",
@@ -148,8 +160,10 @@ __all__ = [
     "data_docs_index",
     "evaluate",
     "evaluate_files",
+    "folder_trend",
     "gx_root",
     "history_row_counts",
+    "lake_trend",
     "month_window_us",
     "open_context",
     "publish",
@@ -159,6 +173,7 @@ __all__ = [
     "read_raw",
     "row_rule_hits",
     "row_rule_masks",
+    "rule_jumps",
     "sync_context",
     "validate_month",
     "validation_definition_name",

@@ -1,8 +1,12 @@
 """The Slack alert a validation outcome calls for, built with :mod:`mlplatform.adapters.alerts`.
 
-A breach alerts (nothing validated, the breach record and Data Docs linked), a quarantine
-warns with the share per rule, notices inform; a clean pass only logs. The validate DAG's
-``report`` task sends what :func:`alert_for` returns.
+Slack hears of a month only when someone should act: a breach (nothing validated, the
+breach record and Data Docs linked), or a rule whose quarantine share jumped far above its
+trailing median (a warning naming the rule, :mod:`.trend`). A month whose quarantine stays
+within its usual range, and its notices, stay in the stored outcome (the snapshot
+manifest's ``contract`` block, which the MLOps page shows) and the task log: every real
+month quarantines a few percent, and a message each month teaches people to ignore them.
+The validate DAG's ``report`` task sends what :func:`alert_for` returns.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from mlplatform.stages.contracts.outcome import ContractOutcome
 
 
 def alert_for(outcome: ContractOutcome, log_url: str | None = None) -> Alert | None:
-    """The Slack alert an outcome calls for: breach, quarantine summary, notice; none on a clean pass."""
+    """The Slack alert an outcome calls for: a breach or a jump warning; ``None`` for a usual month."""
     name, month, severity = outcome.use_case, outcome.month, outcome.severity
     source = outcome.source
     fields = {
@@ -36,26 +40,18 @@ def alert_for(outcome: ContractOutcome, log_url: str | None = None) -> Alert | N
             fields=fields,
             links=links,
         )
-    if severity == "quarantine":
+    if outcome.jumps:
         counts = outcome.rule_counts
         rows_uri = outcome.quarantine.rows_uri if outcome.quarantine else None
         return Alert(
-            title=f"{name} {month}: {outcome.quarantined_rows:,} rows quarantined, month validated",
+            title=f"{name} {month}: a row rule's quarantine share jumped, month validated",
             severity="warning",
             lines=(
+                *(f"• {j}" for j in outcome.jumps),
                 *(f"• {rule}: {n:,} rows ({n / outcome.rows:.2%})" for rule, n in counts.items()),
-                *(f"• notice: {w}" for w in outcome.warnings),
                 f"Quarantined rows: `{rows_uri}`",
             ),
             fields=fields,
             links={**links, "Snapshot": outcome.snapshot.uri if outcome.snapshot else None},
-        )
-    if outcome.warnings:
-        return Alert(
-            title=f"{name} {month}: month validated with notices",
-            severity="info",
-            lines=tuple(f"• {w}" for w in outcome.warnings),
-            fields=fields,
-            links=links,
         )
     return None

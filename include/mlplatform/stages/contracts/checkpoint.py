@@ -44,6 +44,8 @@ class Evaluation:
     source: dict[str, Any]
     rows: int
     rule_counts: dict[str, int]
+    reading_counts: dict[str, int]
+    """Rows ``fare_inconsistent`` accepted under each fare reading (:data:`.rules.FARE_READINGS`)."""
     bad_rows: int
     bad_row_share: float
     volume: dict[str, Any]
@@ -62,6 +64,8 @@ class Evaluation:
     """Seconds spent in each step."""
     outside_pickup_months: dict[str, int] = field(default_factory=dict)
     """Pickups outside the month, by the month they fall in (most first): a month named wrongly shows here."""
+    jumps: list[str] = field(default_factory=list)
+    """Rules whose share jumped far above their trailing median (warnings: :mod:`.trend`)."""
 
     def docs_rendered(self) -> None:
         """Wait until the result's Data Docs page exists (its link is in every alert)."""
@@ -88,11 +92,14 @@ class Evaluation:
             "suite": self.suite,
             "bad_row_share": self.bad_row_share,
             "quarantined_rows": self.bad_rows,
+            "rows": self.rows,
             "rule_counts": {k: v for k, v in self.rule_counts.items() if v},
             "rule_shares": self.rule_shares(),
+            "reading_counts": {k: v for k, v in self.reading_counts.items() if v},
             "volume": self.volume,
             "breaches": self.breaches,
             "warnings": self.warnings,
+            "jumps": self.jumps,
             "statistics": self.statistics,
             "data_docs_url": self.data_docs_url,
         }
@@ -119,6 +126,12 @@ class Evaluation:
                 for name, n in self.rule_counts.items()
                 if n
             ]
+        lines += [
+            f"  reading {n:>9,}  {n / self.rows:>6.2%}  fare_reading.{name}"
+            for name, n in self.reading_counts.items()
+            if n
+        ]
+        lines += [f"  JUMP    {j}" for j in self.jumps]
         lines += [f"  notice  {w}" for w in self.warnings]
         if self.data_docs_url:
             lines.append(f"  docs    {self.data_docs_url}")

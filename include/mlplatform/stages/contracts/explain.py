@@ -37,6 +37,8 @@ def explain(ev: Evaluation, use_case: UseCase, profile: dict[str, Any]) -> tuple
         breaches.append(f"schema broken: column type(s) TLC never used: {profile['mistyped_columns']}")
     if "all_null_columns" in failed:
         breaches.append(f"key column(s) entirely empty: {profile['all_null_columns']}")
+    if "money_units" in failed:
+        breaches.append(str(profile["money_units"]))
     if "row_count" in failed and not unreadable:
         breaches.append("the file has no rows")
     elif "volume" in failed and not unreadable:
@@ -61,6 +63,8 @@ def explain(ev: Evaluation, use_case: UseCase, profile: dict[str, Any]) -> tuple
     warnings = []
     if mismatch and "bad_row_share" not in failed:
         warnings.append(mismatch)
+    if "empty_surcharge_columns" in failed:
+        warnings.append(f"surcharge column empty: {profile['empty_surcharge_columns']}")
     if "unexpected_columns" in failed:
         warnings.append(f"unexpected column(s) dropped: {profile['unexpected_columns']}")
     return breaches, warnings

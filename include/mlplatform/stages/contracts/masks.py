@@ -9,8 +9,8 @@ their reasons.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -19,17 +19,16 @@ import pyarrow.compute as pc
 
 from mlplatform.core import months
 from mlplatform.core.spec import UseCase
-from mlplatform.stages.contracts.arrays import filled, hits, missing, out_of_range, outside
+from mlplatform.stages.contracts.arrays import hits, missing, out_of_range, outside
 from mlplatform.stages.contracts.duplicates import duplicate_rows
+from mlplatform.stages.contracts.money import fare_check
 from mlplatform.stages.contracts.rules import (
-    FARE_PARTS,
-    FARE_TOLERANCE,
     FLAGS,
     KEY_COLUMNS,
     PAYMENT_TYPES,
     RATE_CODES,
+    READING_NAMES,
     RULE_NAMES,
-    SURCHARGE_RATES,
     VENDORS,
     ZONE_IDS,
 )
@@ -49,11 +48,25 @@ def _epoch_us(moment: datetime) -> int:
     return int(moment.replace(tzinfo=UTC).timestamp()) * 1_000_000
 
 
+@dataclass
+class RowHits:
+    """The row rules over a month: one mask per rule, and the rows each fare reading explained."""
+
+    masks: dict[str, pa.ChunkedArray]
+    readings: dict[str, int] = field(default_factory=lambda: dict.fromkeys(READING_NAMES, 0))
+
+
 def row_rule_hits(trips: pa.Table, use_case: UseCase, month: str) -> dict[str, pa.ChunkedArray]:
-    """One Arrow boolean mask per rule in :data:`.rules.ROW_RULES` (True: the row breaks it).
+    """One Arrow boolean mask per rule in :data:`.rules.ROW_RULES` (True: the row breaks it)."""
+    return check_rows(trips, use_case, month).masks
+
+
+def check_rows(trips: pa.Table, use_case: UseCase, month: str) -> RowHits:
+    """Every row rule over ``trips``, and the fare readings ``fare_inconsistent`` accepted.
 
     Arrow computes the masks as bitmaps, an eighth of numpy's booleans, in its own memory
     pool; a value that is null (or NaN) never breaks a rule other than ``missing_key``.
+    Money is judged by the fare schedule in force at each trip's own pickup.
     """
     duplicates = in_thread(duplicate_rows, trips)  # numpy and Arrow release the GIL: both cores work
     c = use_case.contract
@@ -73,6 +86,7 @@ def row_rule_hits(trips: pa.Table, use_case: UseCase, month: str) -> dict[str, p
         pc.less(pc.multiply(distance, 60.0), pc.multiply(duration, c.min_average_mph)),
     )
     flag = col("store_and_fwd_flag")
+    fares_read = fare_check(trips, month)
     masks = {
         "missing_key": missing_key,
         "pickup_outside_month": hits(pc.or_(pc.less(pickup, lo), pc.greater_equal(pickup, hi))),
@@ -88,51 +102,12 @@ def row_rule_hits(trips: pa.Table, use_case: UseCase, month: str) -> dict[str, p
         "unknown_rate_code": outside(col("rate_code_id"), RATE_CODES),
         "unknown_vendor": outside(col("vendor_id"), VENDORS),
         "negative_fare": pc.and_(priced, hits(pc.less(fare, 0.0))),
-        "fare_inconsistent": fare_inconsistent(trips, month),
+        "fare_inconsistent": fares_read.inconsistent,
         "invalid_store_and_fwd_flag": pc.and_(pc.is_valid(flag), pc.invert(pc.is_in(flag, pa.array(FLAGS)))),
         "duplicate_row": pa.chunked_array([duplicates.result()], pa.bool_()),
     }
     assert tuple(masks) == RULE_NAMES
-    return masks
-
-
-def fare_inconsistent(trips: pa.Table, month: str) -> pa.ChunkedArray:
-    """Priced rows whose ``total_amount`` no reading of the surcharges explains (see :data:`SURCHARGE_RATES`).
-
-    Most rows add up as itemised; only the others (a few percent of a real month) are tried
-    against every reading: each surcharge as itemised, as already inside ``extra`` (itemised
-    twice), or, where its column is empty or zero, charged at a rate TLC charged in ``month``.
-    """
-    col = trips.column
-    fare, total = col("fare_amount"), col("total_amount")
-    priced = pc.invert(pc.or_(missing(fare), missing(total)))
-    parts = None  # the sum of the fare's parts, an empty part counting as 0
-    for name in FARE_PARTS:
-        part = col(name)
-        if part.null_count == len(part) and parts is not None:
-            continue  # adding zeros changes no sum
-        part = part.fill_null(0.0) if part.null_count else part
-        parts = part if parts is None else pc.add(parts, part)
-    assert parts is not None  # FARE_PARTS is not empty and its first part is always added
-    off = pc.and_(priced, hits(pc.greater(pc.abs(pc.subtract(total, parts)), FARE_TOLERANCE)))
-    rows = np.flatnonzero(off.to_numpy(zero_copy_only=False))
-    if not rows.size:
-        return off
-    index = pa.array(rows)
-    residual = (filled(total.take(index)) - filled(parts.take(index))).astype(np.float64)
-    readings = []  # per surcharge: what it may add to the itemised sum, one array per reading
-    for name, periods in SURCHARGE_RATES.items():
-        rates = [rate for rate, first, last in periods if first <= month <= last]
-        itemised = filled(col(name).take(index)).astype(np.float64)
-        empty = np.isnan(itemised) | (itemised == 0.0)
-        itemised = np.where(empty, 0.0, itemised)
-        readings.append([-itemised] + [np.where(empty, rate, 0.0) for rate in rates])
-    explained = np.zeros(rows.size, dtype=bool)
-    for extra in itertools.product(*readings):  # at most 4 x 3 x 2 readings, over the few rows that are off
-        explained |= np.abs(residual - sum(extra)) <= FARE_TOLERANCE
-    unexplained = np.zeros(trips.num_rows, dtype=bool)
-    unexplained[rows[~explained]] = True
-    return pa.chunked_array([unexplained], pa.bool_())
+    return RowHits(masks, fares_read.readings)
 
 
 def row_rule_masks(trips: pa.Table, use_case: UseCase, month: str) -> dict[str, np.ndarray]:

@@ -72,6 +72,10 @@ class ContractOutcome:
     quarantine: QuarantineWritten | None = None
     breach_record: str | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
+    reading_counts: Mapping[str, int] = field(default_factory=dict)
+    """Rows ``fare_inconsistent`` accepted under each fare reading (only readings that occurred)."""
+    jumps: tuple[str, ...] = ()
+    """Rules whose quarantine share jumped far above their trailing median: a warning, not a breach."""
 
     def breach_message(self) -> str:
         """Why the month failed, where the evidence is and that the raw file is kept (one paragraph)."""
@@ -103,6 +107,8 @@ class ContractOutcome:
             "quarantine": None if self.quarantine is None else self.quarantine.to_dict(),
             "breach_record": self.breach_record,
             "timings": dict(self.timings),
+            "reading_counts": dict(self.reading_counts),
+            "jumps": list(self.jumps),
         }
 
     @classmethod
@@ -128,4 +134,6 @@ class ContractOutcome:
             quarantine=None if quarantine is None else QuarantineWritten.from_dict(quarantine),
             breach_record=data.get("breach_record"),
             timings=dict(data.get("timings") or {}),
+            reading_counts={str(k): int(v) for k, v in dict(data.get("reading_counts") or {}).items()},
+            jumps=tuple(data.get("jumps") or ()),
         )

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mlplatform.core.spec import UseCase
+from mlplatform.stages.contracts.money import MoneyFindings
 from mlplatform.stages.contracts.raw import RawFile, RawRead
 from mlplatform.stages.contracts.rules import KEY_COLUMNS
 
@@ -26,8 +27,11 @@ def contract_profile(
     use_case: UseCase,
     rule_counts: dict[str, int],
     bad_row_share: float,
+    money: MoneyFindings | None = None,
 ) -> dict[str, Any]:
-    """The profile of a month whose ``files`` were read as ``reads``, with the row rules' counts."""
+    """The profile of a month whose ``files`` were read as ``reads``, with the row rules' counts
+    and what its money columns say as a whole (:mod:`.money`)."""
+    money = money or MoneyFindings()
     pairs = list(zip(files, reads, strict=True))
 
     def named(f: RawFile) -> str:  # a problem names its file when there are several
@@ -44,7 +48,12 @@ def contract_profile(
         if r.trips.column(c).null_count == r.trips.num_rows
     ]
     unlisted = [
-        (f, f"{r.taxi_type} trips but {use_case.name} expects {' or '.join(f.taxi_types)}")
+        (
+            f,
+            f"{r.taxi_type} trips but {use_case.name} expects {' or '.join(f.taxi_types)} "
+            f"(the schema tells: {r.evidence}): a {r.taxi_type} file named or landed as "
+            f"{' or '.join(f.taxi_types)}",
+        )
         for f, r in pairs
         if r.taxi_type is not None and r.taxi_type not in f.taxi_types
     ]
@@ -56,6 +65,8 @@ def contract_profile(
             for kind in ("missing", "mistyped", "unexpected")
         },
         "all_null_columns": listed(all_null, sep=", "),
+        "money_units": money.cents or NONE,
+        "empty_surcharge_columns": "; ".join(money.empty_surcharges) or NONE,
         "row_count": sum(r.rows for r in reads),
         "bad_row_share": bad_row_share,
         **{f"rows_{name}": n for name, n in rule_counts.items()},

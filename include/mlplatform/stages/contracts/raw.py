@@ -68,6 +68,8 @@ class RawRead:
     mistyped_columns: tuple[str, ...] = ()
     unexpected_columns: tuple[str, ...] = ()
     schema_problem: str = ""
+    evidence: str = ""
+    """The columns that tell the taxi type (:func:`mlplatform.core.tlc.taxi_type_evidence`)."""
     trips: pa.Table | None = None  # normalised, when the file could be read and normalised
 
 
@@ -93,6 +95,7 @@ def read_raw(
     found = RawRead(rows=table.num_rows)
     report = tlc.inspect_schema(table.schema)
     found.taxi_type = report.taxi_type
+    found.evidence = tlc.taxi_type_evidence(table.schema.names)
     found.unexpected_columns = report.unexpected
     found.missing_columns = report.missing
     if report.taxi_type is None:

@@ -72,6 +72,8 @@ def publish(lake: Lake, evaluation: Evaluation) -> ContractOutcome:
         quarantine=quarantine,
         breach_record=breach_record,
         timings={**ev.timings, **encoding, **clock.laps},
+        reading_counts={k: v for k, v in ev.reading_counts.items() if v},
+        jumps=tuple(ev.jumps),
     )
 
 
@@ -102,6 +104,8 @@ def _write_quarantine(
             "source": source,
             "quarantined_rows": ev.bad_rows,
             "rule_counts": rule_counts,
+            "reading_counts": {k: v for k, v in ev.reading_counts.items() if v},
+            "jumps": ev.jumps,
             "data_docs_url": ev.data_docs_url,
         },
     )

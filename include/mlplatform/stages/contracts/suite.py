@@ -70,6 +70,14 @@ DELIVERY_CHECKS: tuple[tuple[str, str, str, str], ...] = (
         "no key column is entirely empty",
         "An empty key column is a broken extract, not a few bad rows.",
     ),
+    (
+        "money_units",
+        "money_units",
+        "money amounts are dollars: the MTA tax and improvement surcharge are, at the median, the "
+        "rates TLC's fare schedule in force charges, not 20 or more times them",
+        "TLC publishes dollars; amounts in cents still add up row by row, so only the schedule's "
+        "fixed charges tell, and a model or report reading them would be off a hundredfold.",
+    ),
 )
 """The breaches a delivery's reading can find: each a profile column that must say ``NONE``."""
 
@@ -87,6 +95,17 @@ def build_suite(use_case: UseCase) -> gx.ExpectationSuite:
         ),
         *_count_expectations(c),
         *_row_expectations(),
+        _none_expected(
+            "empty_surcharge_columns",
+            FailureSeverity.INFO,
+            _meta(
+                "empty_surcharge_columns",
+                NOTICE,
+                "no surcharge column is empty in every row whose pickup TLC's fare schedule charges it",
+                "An entirely empty surcharge column in a regime that charges it means the producer "
+                "stopped itemising it; totals that include it are counted by fare reading.",
+            ),
+        ),
         _none_expected(
             "unexpected_columns",
             FailureSeverity.INFO,

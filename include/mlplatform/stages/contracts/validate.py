@@ -19,6 +19,7 @@ from mlplatform.core.tlc import TaxiType
 from mlplatform.stages.contracts.outcome import ContractOutcome
 from mlplatform.stages.contracts.raw import RawFile, RawFileMissing
 from mlplatform.stages.contracts.results import publish, quarantine_month_folder
+from mlplatform.stages.contracts.trend import history_rule_shares
 from mlplatform.stages.contracts.verdict import evaluate_files
 from mlplatform.stages.contracts.volume import history_row_counts
 
@@ -47,7 +48,10 @@ def validate_month(lake: Lake, use_case: UseCase, month: str, root: Path | None 
         )
     files = [RawFile(p, lake.read_bytes(p), (t,)) for t, p in present.items()]
     history = history_row_counts(lake, use_case, month)
+    rule_history = history_rule_shares(lake, use_case, month)
     fetched = round(time.perf_counter() - started, 3)
-    evaluation = evaluate_files(files, use_case, month, history=history, root=root, encode_snapshot=True)
+    evaluation = evaluate_files(
+        files, use_case, month, history=history, root=root, encode_snapshot=True, rule_history=rule_history
+    )
     outcome = publish(lake, evaluation)
     return dataclasses.replace(outcome, timings={"fetch": fetched, **outcome.timings})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +28,13 @@ from mlplatform.stages.contracts.arrays import count
 from mlplatform.stages.contracts.checkpoint import Evaluation, run_checkpoint
 from mlplatform.stages.contracts.context import gx_root
 from mlplatform.stages.contracts.explain import explain
-from mlplatform.stages.contracts.masks import quarantine_table, row_rule_hits
+from mlplatform.stages.contracts.masks import check_rows, quarantine_table
+from mlplatform.stages.contracts.money import MoneyFindings, money_findings
 from mlplatform.stages.contracts.profile import contract_profile
 from mlplatform.stages.contracts.raw import RawFile, RawRead, read_raw
-from mlplatform.stages.contracts.rules import RULE_NAMES
+from mlplatform.stages.contracts.rules import READING_NAMES, RULE_NAMES
 from mlplatform.stages.contracts.threads import Clock, in_thread, timed
+from mlplatform.stages.contracts.trend import rule_jumps
 from mlplatform.stages.contracts.volume import volume_bounds
 
 
@@ -62,6 +64,7 @@ def evaluate_files(
     history: Sequence[int] = (),
     root: Path | None = None,
     encode_snapshot: bool = False,
+    rule_history: Sequence[Mapping[str, float]] = (),
 ) -> Evaluation:
     """Check a month's raw files (one per taxi type) against the use case's contract.
 
@@ -69,6 +72,9 @@ def evaluate_files(
     ``taxi_type`` column says which file a row came from), judged as one: row rules, the
     volume against history and the bad-row share cover all of them, and a problem in any
     file breaches the month. Nothing is written.
+
+    ``rule_history`` holds the rule shares of the previous validated months (oldest first):
+    a rule whose share jumps far above their median is a warning (:func:`.trend.rule_jumps`).
 
     With ``encode_snapshot``, a thread encodes the rows that would be validated as a snapshot
     (in memory) while the checkpoint runs; ``results.publish`` stores it only if the contract holds.
@@ -83,7 +89,9 @@ def evaluate_files(
     checked = _check_rows(reads, use_case, month, encode_snapshot)
     clock.lap("row_rules")
     volume = volume_bounds(use_case, history)
-    profile = contract_profile(files, reads, use_case, checked.rule_counts, checked.bad_row_share)
+    profile = contract_profile(
+        files, reads, use_case, checked.rule_counts, checked.bad_row_share, checked.money
+    )
     source = _source(files, reads, digests)
     checks, stats, docs_url, docs = run_checkpoint(
         use_case, month, source["digest"], profile, volume, root or gx_root()
@@ -96,6 +104,7 @@ def evaluate_files(
         source=source,
         rows=profile["row_count"],
         rule_counts=checked.rule_counts,
+        reading_counts=checked.reading_counts,
         bad_rows=checked.bad_rows,
         bad_row_share=checked.bad_row_share,
         volume=volume,
@@ -112,6 +121,8 @@ def evaluate_files(
         outside_pickup_months=checked.outside_pickup_months,
     )
     evaluation.breaches, evaluation.warnings = explain(evaluation, use_case, profile)
+    if not evaluation.breaches:
+        evaluation.jumps = rule_jumps(rule_history, evaluation.rule_shares(), use_case)
     return evaluation
 
 
@@ -120,6 +131,8 @@ class _RowCheck:
     """Step 3 over the month: what the row rules found, and the rows on each side."""
 
     rule_counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RULE_NAMES, 0))
+    reading_counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(READING_NAMES, 0))
+    money: MoneyFindings = field(default_factory=MoneyFindings)
     bad_rows: int = 0
     bad_row_share: float = 0.0
     valid: pa.Table | None = None
@@ -135,8 +148,11 @@ def _check_rows(reads: Sequence[RawRead], use_case: UseCase, month: str, encode_
     if not readable:
         return checked
     trips = pa.concat_tables(readable)
-    hits = row_rule_hits(trips, use_case, month)
+    found = check_rows(trips, use_case, month)
+    hits = found.masks
     checked.rule_counts = {name: count(hit) for name, hit in hits.items()}
+    checked.reading_counts = found.readings
+    checked.money = money_findings(trips, month)
     bad = functools.reduce(pc.or_, hits.values())
     checked.bad_rows = count(bad)
     checked.outside_pickup_months = pickup_months(trips, hits["pickup_outside_month"])
