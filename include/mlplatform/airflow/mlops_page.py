@@ -13,8 +13,9 @@ For each use case the page shows, top to bottom:
    the approval queue with each request's gate table.
 4. **Charts** with axes, units and thresholds: the quarantine share of each contract rule
    per month (the trend a platform team watches to see TLC change something before it
-   becomes a breach), with each month's notices listed under it; the performance metric per
-   variant, the drifted share of features and the quarantined share per month.
+   becomes a breach; a rule's jump is ringed), with each month's rule jumps and notices
+   listed under it; the performance metric per variant, the drifted share of features and
+   the quarantined share per month.
 
 **Which breaches are listed.** A breached month of a stage (contract, model, serving) is
 *open* until a later month of the same stage passes; an open breach is listed first. Once
@@ -31,7 +32,8 @@ Links resolve in every environment: objects in the lake (drift reports, Data Doc
 published there) and the local Data Docs site are served by the plugin itself
 (:func:`served_link`), so a ``file://`` or ``s3://`` location never reaches the browser;
 Airflow runs link to the UI's dag run page (``../dags/<dag id>/runs/<run id>``, relative to
-the page at ``/mlops/``). Everything taken from records is escaped.
+the page at ``/mlops/``; a record that stores no run id links to its DAG's runs). Everything
+taken from records is escaped.
 
 :func:`collect` gathers the facts (registry, lake) into typed records; :func:`render` turns
 them into a self-contained HTML page. The Airflow plugin in ``plugins/`` only wires them to
@@ -560,25 +562,21 @@ def _record_links(record: MonitoringRecord, dag_id: str) -> tuple[tuple[str, str
     return tuple(links)
 
 
+def _contract_incident(c: ContractMonth, dag_id: str) -> Incident:
+    """A breached or refused month: its reasons, its validate run (else the runs list), Data Docs."""
+    links = [("Airflow run", airflow_run_link(dag_id, c.run_id))]
+    if c.data_docs_url:
+        links.append(("Data Docs", c.data_docs_url))
+    reasons = c.reasons or ("no reason recorded",)
+    return Incident("contract", c.month, f"contract {c.state}", reasons, at=c.recorded_at, links=tuple(links))
+
+
 def incidents(status: UseCaseStatus) -> list[Incident]:
     """Breaches across months, open ones first, newest first (the rule in the module docstring)."""
     validate = f"{status.name}_validate"
     monitor = f"{status.name}_monitor"
     contract_steps = [
-        (
-            c.month,
-            c.passed,
-            Incident(
-                "contract",
-                c.month,
-                f"contract {c.state}",
-                c.reasons or ("no reason recorded",),
-                at=c.recorded_at,
-                links=(("Airflow run", airflow_run_link(validate, c.run_id)),)
-                + ((("Data Docs", c.data_docs_url),) if c.data_docs_url else ()),
-            ),
-        )
-        for c in status.contracts
+        (c.month, c.passed, None if c.passed else _contract_incident(c, validate)) for c in status.contracts
     ]
     model_steps: list[tuple[str, bool, Incident | None]] = []
     serving_steps: list[tuple[str, bool, Incident | None]] = []
@@ -592,7 +590,7 @@ def incidents(status: UseCaseStatus) -> list[Incident]:
         breached = Incident("serving", r.window, "serving breached", reasons, at=r.computed_at, links=links)
         serving_steps.append((r.window, serving == "ok", breached if serving == "breach" else None))
     found = [
-        *_listed([(m, ok, None if ok else i) for m, ok, i in contract_steps]),
+        *_listed(contract_steps),
         *_listed(model_steps),
         *_listed(serving_steps),
     ]
