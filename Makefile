@@ -6,9 +6,20 @@ VENV ?= .venv
 CHECKOV_VENV ?= .venv-checkov
 BIN := $(VENV)/bin
 # The Airflow MWAA runs (infra/modules/orchestration's airflow_version), tested in a second
-# virtualenv resolved by its own lock, constraints-mwaa.txt.
+# virtualenv that stands for MWAA's image: its Python, its packages (infra/mwaa/<version>/),
+# then the bundle installed as MWAA installs it. constraints-mwaa.txt is the lock for it.
 MWAA_VENV ?= .venv-mwaa
 MWAA_AIRFLOW := $(shell sed -n 's/^apache-airflow==//p' constraints-mwaa.txt)
+MWAA_FILES := infra/mwaa/$(MWAA_AIRFLOW)
+# MWAA's /usr/local/airflow, where `make test-mwaa` lays out what MWAA syncs from the bucket.
+MWAA_HOME_DIR := .local/mwaa-home
+PLUGINS_ZIP := infra/.build/plugins.zip
+# MWAA's Python (versions.txt). pyenv's shim only answers for the versions selected, so a
+# 3.12 that pyenv has installed is found by asking pyenv for it by version.
+PYTHON_MWAA ?= python3.12
+PYTHON_MWAA_BIN = $(shell $(PYTHON_MWAA) -c 'import sys; print(sys.executable)' 2>/dev/null \
+  || PYENV_VERSION=$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.12(\.|$$)' | tail -n 1) \
+     pyenv which $(PYTHON_MWAA) 2>/dev/null)
 UV_VERSION := 0.13.9
 CHECKOV_VERSION := 3.3.30
 PYTEST_ARGS ?=
@@ -20,25 +31,36 @@ help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 # uv installs the ~260 pinned packages in seconds; plain pip would take minutes.
-$(BIN)/.installed: requirements.txt constraints.txt pyproject.toml
+# requirements-local.txt is the bundle's requirements.txt plus the Airflow it runs on here.
+$(BIN)/.installed: requirements.txt requirements-local.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt -e '.[test]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-local.txt -e '.[test]'
 	touch $@
 
 venv: $(BIN)/.installed  ## Create the virtualenv with every pinned dependency
 
-# The same bundle and test extra on MWAA's Airflow: requirements.txt with its Airflow pin
-# swapped for MWAA's, installed with constraints-mwaa.txt instead of constraints.txt.
-$(MWAA_VENV)/.installed: requirements.txt constraints-mwaa.txt pyproject.toml $(BIN)/.installed
-	test -x $(MWAA_VENV)/bin/python || $(PYTHON) -m venv $(MWAA_VENV)
-	mkdir -p .local && grep -v '^-c ' requirements.txt \
-	  | sed 's/^apache-airflow==.*/apache-airflow==$(MWAA_AIRFLOW)/' > .local/requirements-mwaa.in
-	$(BIN)/uv pip install --quiet --python $(MWAA_VENV)/bin/python -r .local/requirements-mwaa.in \
-	  -c constraints-mwaa.txt -e '.[test]'
+# The bundle as MWAA installs it. A fresh virtualenv on MWAA's Python gets MWAA's image
+# (preinstalled.txt, from PyPI: this step stands for the image), then exactly the
+# requirements Terraform uploads (infra/mwaa/requirements.txt) installed with
+# safe-pip-install's command, offline from the wheels in plugins.zip, timed against MWAA's
+# 9 minutes; then the test tooling, which MWAA never installs, at the lock's versions.
+$(MWAA_VENV)/.installed: infra/mwaa/requirements.txt constraints-mwaa.txt $(MWAA_FILES)/preinstalled.txt \
+  $(MWAA_FILES)/mwaa_essential_constraints.txt $(PLUGINS_ZIP) pyproject.toml $(BIN)/.installed
+	@test -n "$(PYTHON_MWAA_BIN)" || { echo "No Python 3.12 found as $(PYTHON_MWAA): MWAA $(MWAA_AIRFLOW) runs Python 3.12 \
+	  ($(MWAA_FILES)/versions.txt). Install it (e.g. pyenv install 3.12) or pass PYTHON_MWAA=/path/to/python3.12." >&2; exit 1; }
+	@$(PYTHON_MWAA_BIN) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' || { echo \
+	  "$(PYTHON_MWAA_BIN) is not Python 3.12, which MWAA $(MWAA_AIRFLOW) runs: pass PYTHON_MWAA=/path/to/python3.12." >&2; exit 1; }
+	rm -rf $(MWAA_VENV) && $(PYTHON_MWAA_BIN) -m venv $(MWAA_VENV)
+	@start=$$(date +%s); \
+	$(BIN)/uv pip install --quiet --no-deps --python $(MWAA_VENV)/bin/python -r $(MWAA_FILES)/preinstalled.txt \
+	  && echo "MWAA's image in $(MWAA_VENV): $$(( $$(date +%s) - start )) s"
+	$(BIN)/python infra/scripts/mwaa_requirements.py install --python $(MWAA_VENV)/bin/python \
+	  --plugins-zip $(PLUGINS_ZIP) --root $(MWAA_HOME_DIR)
+	$(BIN)/uv pip install --quiet --python $(MWAA_VENV)/bin/python -c constraints-mwaa.txt -e '.[test]'
 	touch $@
 
-venv-mwaa: $(MWAA_VENV)/.installed  ## Create the virtualenv on the Airflow version MWAA runs
+venv-mwaa: $(MWAA_VENV)/.installed  ## Create the virtualenv of MWAA's image with the bundle installed as MWAA does
 
 # checkov pins old boto3/botocore/packaging that would break the amazon provider,
 # so it lives in a virtualenv of its own and is only ever run as a command.
@@ -76,8 +98,8 @@ test: venv $(CHECKOV_VENV)/.installed system-deps  ## Run the whole test suite
 	$(MAKE) --no-print-directory test-mwaa
 
 # The DAG integrity tests and a whole-DAG run of every stage (marker airflow_compat) on
-# MWAA's Airflow.
-test-mwaa: $(MWAA_VENV)/.installed  ## Run the Airflow compatibility tests on MWAA's Airflow
+# MWAA's Python, image and Airflow, with the bundle installed as MWAA installs it.
+test-mwaa: $(MWAA_VENV)/.installed  ## Run the Airflow compatibility tests on MWAA's image and Airflow
 	$(MWAA_VENV)/bin/pytest -m airflow_compat -p no:cacheprovider
 lint: venv  ## Lint, check formatting, the package's layers and its types (strict on core)
 	$(BIN)/ruff check .
@@ -92,27 +114,31 @@ fmt: venv  ## Format the code
 bench: venv  ## Print the performance figures (see bench/README.md)
 	$(BIN)/python bench/run_all.py
 
-lock: venv  ## Re-resolve constraints.txt from requirements.txt and the test extra
-	mkdir -p .local && grep -v '^-c ' requirements.txt > .local/requirements.in
+lock: venv  ## Re-resolve constraints.txt and constraints-mwaa.txt, and render MWAA's requirements
+	mkdir -p .local && grep -v '^-[rc] ' requirements-local.txt > .local/requirements-local.in
+	grep -v '^-c ' requirements.txt > .local/requirements.in
 	# Seeded with today's pins, so a new requirement moves nothing else.
 	grep -v '^#' constraints.txt > .local/constraints.txt
-	$(BIN)/uv pip compile .local/requirements.in pyproject.toml --extra test --python-version 3.11 \
-	  --no-header --no-annotate --no-emit-package mlplatform -o .local/constraints.txt
-	{ echo '# Full resolved dependency set for Python 3.11, generated by `make lock` from requirements.txt'; \
-	  echo '# and the test extra in pyproject.toml.'; \
+	$(BIN)/uv pip compile .local/requirements.in .local/requirements-local.in pyproject.toml --extra test \
+	  --python-version 3.11 --no-header --no-annotate --no-emit-package mlplatform -o .local/constraints.txt
+	{ echo '# Full resolved dependency set for Python 3.11, generated by `make lock` from requirements.txt,'; \
+	  echo '# requirements-local.txt and the test extra in pyproject.toml.'; \
 	  echo '# Do not edit by hand.'; cat .local/constraints.txt; } > constraints.txt
-	# The same set on MWAA's Airflow: only Airflow's own packages may differ.
-	sed 's/^apache-airflow==.*/apache-airflow==$(MWAA_AIRFLOW)/' .local/requirements.in > .local/requirements-mwaa.in
-	grep -v '^#' constraints-mwaa.txt > .local/constraints-mwaa.txt
-	$(BIN)/uv pip compile .local/requirements-mwaa.in pyproject.toml --extra test --python-version 3.11 \
-	  --no-header --no-annotate --no-emit-package mlplatform -o .local/constraints-mwaa.txt
-	{ grep '^#' constraints-mwaa.txt; cat .local/constraints-mwaa.txt; } \
-	  > .local/constraints-mwaa.new && mv .local/constraints-mwaa.new constraints-mwaa.txt
+	# MWAA's lock: its Python, with its essential constraints and its image's versions as hard
+	# pins (uv pip compile --python-version 3.12 -c mwaa_essential_constraints.txt), and the
+	# requirements MWAA installs rendered from it (infra/mwaa/requirements.txt).
+	$(BIN)/python infra/scripts/mwaa_requirements.py lock --uv $(BIN)/uv
 
 env: venv  ## Write .env for docker-compose with generated passwords and tokens (never overwrites)
 	$(BIN)/python -m mlplatform.dev.private_files
 
-plugins-zip:  ## Build infra/.build/plugins.zip, which terraform plan uploads to MWAA
+# The plugins and the wheels MWAA installs the bundle's requirements from (downloaded once
+# into infra/.build/wheels/).
+PLUGIN_SOURCES := $(shell find plugins -type f ! -name '*.py[co]' ! -path '*/__pycache__/*' 2>/dev/null)
+$(PLUGINS_ZIP): $(PLUGIN_SOURCES) infra/mwaa/requirements.txt constraints-mwaa.txt infra/scripts/plugins_zip.py
+	$(PYTHON) infra/scripts/plugins_zip.py
+
+plugins-zip:  ## Build infra/.build/plugins.zip (plugins and MWAA's wheels), which terraform plan uploads
 	$(PYTHON) infra/scripts/plugins_zip.py
 
 clean: stop  ## Remove everything the embedded default created (lake, MLflow, Airflow home)

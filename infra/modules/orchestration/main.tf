@@ -79,14 +79,20 @@ locals {
     for relative in fileset("${var.bundle_root}/plugins", "**") : relative
     if length(regexall(local.excluded, "plugins/${relative}")) == 0
   ])
-  has_plugins = length(local.plugin_files) > 0
+  has_plugins = length(local.plugin_files) > 0 || local.ships_wheels
   plugins_source_digest = sha256(join("", [
     for relative in local.plugin_files : "${relative} ${filesha256("${var.bundle_root}/plugins/${relative}")}\n"
   ]))
   plugins_zip         = coalesce(var.plugins_zip, "${var.bundle_root}/infra/.build/plugins.zip")
   plugins_digest_file = "${local.plugins_zip}.sources.sha256"
   plugins_zip_digest  = fileexists(local.plugins_digest_file) ? trimspace(file(local.plugins_digest_file)) : ""
-  plugins_zip_current = fileexists(local.plugins_zip) && local.plugins_zip_digest == local.plugins_source_digest
+  # plugins_zip.py also records the sha256 of the requirements file its wheels are for.
+  plugins_wheels_file   = "${local.plugins_zip}.wheels.sha256"
+  plugins_zip_wheels_of = fileexists(local.plugins_wheels_file) ? trimspace(file(local.plugins_wheels_file)) : ""
+  plugins_zip_current = (
+    fileexists(local.plugins_zip) && local.plugins_zip_digest == local.plugins_source_digest
+    && (!local.ships_wheels || local.plugins_zip_wheels_of == filesha256(local.requirements_path))
+  )
 
   # The constraints MWAA installs with must pin the Airflow it runs: pip would otherwise
   # replace MWAA's own Airflow with the pinned one.
@@ -94,15 +100,28 @@ locals {
   constraints_airflow_pins    = regexall("(?m)^apache-airflow==([^\\s;]+)", file(local.constraints_path))
   constraints_airflow_version = length(local.constraints_airflow_pins) == 1 ? local.constraints_airflow_pins[0][0] : null
 
-  # MWAA provides Airflow itself: the bundle's own Airflow pin is dropped, and the
-  # constraints file is referenced where MWAA syncs it.
-  requirements = join("\n", concat(
-    ["--constraint \"${local.dags_path}/constraints.txt\""],
-    [
-      for line in split("\n", file("${var.bundle_root}/requirements.txt")) : line
-      if !startswith(line, "-c ") && !startswith(line, "apache-airflow==")
-    ],
-  ))
+  # The requirements MWAA installs are rendered from requirements.txt outside Terraform, by
+  # infra/scripts/mwaa_requirements.py (`make lock`): the bundle's packages that MWAA's image
+  # lacks, at the versions of the constraints file, installed offline from the wheels in
+  # plugins.zip with the constraints file referenced where MWAA syncs it. `make test-mwaa`
+  # installs this same file the way MWAA does. Its header records a digest of the files it
+  # was rendered from; the module computes the same digest, and a plan with a stale file
+  # stops at the precondition on aws_s3_object.requirements.
+  requirements_path = "${var.bundle_root}/infra/mwaa/requirements.txt"
+  requirements      = file(local.requirements_path)
+  requirements_sources = [
+    "requirements.txt",
+    var.constraints_file,
+    "infra/mwaa/${var.airflow_version}/preinstalled.txt",
+    "infra/mwaa/${var.airflow_version}/mwaa_essential_constraints.txt",
+  ]
+  requirements_sources_digest = sha256(join("", [
+    for relative in local.requirements_sources :
+    "${relative} ${fileexists("${var.bundle_root}/${relative}") ? filesha256("${var.bundle_root}/${relative}") : "missing"}\n"
+  ]))
+  requirements_recorded_digest = try(regexall("(?m)^# sources-sha256: ([0-9a-f]{64})$", local.requirements)[0][0], "")
+  # The wheels travel in plugins.zip, so the zip ships even while plugins/ holds no plugin.
+  ships_wheels = length(regexall("(?m)^--find-links /usr/local/airflow/plugins/wheels$", local.requirements)) > 0
 
   startup_script = templatefile("${path.module}/startup.sh.tftpl", {
     environment_variables = local.environment_variables
@@ -221,6 +240,13 @@ resource "aws_s3_object" "requirements" {
   kms_key_id             = module.kms.key_arn
   tags                   = var.tags
 
+  lifecycle {
+    precondition {
+      condition     = local.requirements_recorded_digest == local.requirements_sources_digest
+      error_message = "infra/mwaa/requirements.txt was not rendered from today's requirements.txt, ${var.constraints_file} and MWAA's files in infra/mwaa/${var.airflow_version}/: run `make lock` (infra/scripts/mwaa_requirements.py) and plan again."
+    }
+  }
+
   depends_on = [module.dag_bucket]
 }
 
@@ -249,7 +275,7 @@ resource "aws_s3_object" "plugins" {
   lifecycle {
     precondition {
       condition     = local.plugins_zip_current
-      error_message = "${local.plugins_zip} is missing or older than plugins/: run `make plugins-zip` (python3 infra/scripts/plugins_zip.py) and plan again."
+      error_message = "${local.plugins_zip} is missing or older than plugins/ or infra/mwaa/requirements.txt (the wheels it carries): run `make plugins-zip` (python3 infra/scripts/plugins_zip.py) and plan again."
     }
   }
 
