@@ -590,6 +590,11 @@ def test_the_default_mwaa_constraints_are_the_tested_lock_for_the_default_versio
     makefile = (REPO / "Makefile").read_text()
     assert "MWAA_AIRFLOW := $(shell sed -n 's/^apache-airflow==//p' constraints-mwaa.txt)" in makefile
     assert "test-mwaa" in makefile
+    # MWAA's own files for that version, which the lock is resolved against and make test-mwaa
+    # installs with (tests/test_mwaa_install.py checks the rest).
+    versions = (INFRA / "mwaa" / variables["airflow_version"]["default"] / "versions.txt").read_text()
+    assert f"ENV AIRFLOW_VERSION={variables['airflow_version']['default']}\n" in versions
+    assert "MWAA_FILES := infra/mwaa/$(MWAA_AIRFLOW)" in makefile and "PYTHON_MWAA ?= python3.12" in makefile
 
 
 # --------------------------------------------------------------------------- plugins zip
