@@ -18,9 +18,11 @@ and publishes the predictions:
 Each row has a stable `row_id` (snapshot digest prefix and row index), the prediction,
 the model version and the snapshot digest, so predictions join to ground truth later.
 
-With `serving.target: sagemaker` the same DAG hands the scoring to SageMaker Batch
-Transform (the serving image answers JSON Lines staged next to the output) and collects
-its answers into the same layout: the task group `sagemaker_transform` in the graph.
+On AWS (`MLPLATFORM_ENV=aws`, unless the spec pins `serving.target`) the same DAG hands
+the scoring to SageMaker Batch Transform (the release's serving image, checked to be in
+ECR, answers JSON Lines staged next to the output) and collects its answers into the same
+layout: the task group `sagemaker_transform` in the graph. A failed job fails `transform`
+once, with SageMaker's `FailureReason` in the alert.
 
 **Triggers.** The spec's `schedules.batch_score`. A run scores the last full month before
 its data interval ends (a run due on 1 April scores March). Catchup is off; to score past
@@ -48,10 +50,10 @@ from typing import Any, NoReturn
 from airflow.sdk import DAG, Param, PokeReturnValue, TaskGroup, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from mlplatform.adapters import alerts
+from mlplatform.adapters import alerts, settings
 from mlplatform.airflow import dagkit
 from mlplatform.core.records import ModelRef
-from mlplatform.core.spec import UseCase
+from mlplatform.core.spec import UseCase, serving_target
 
 STAGE = Path(__file__).stem
 # SageMaker job status polling; the transform itself takes minutes.
@@ -147,7 +149,7 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
             return {"month": month, "digest": snapshot.digest, "rows": snapshot.rows}
 
         checked = check_contract(wait_for_snapshot(resolve_month()), model := resolve_champion())
-        if use_case.serving.target == "local":
+        if serving_target(use_case, settings.environment()) == "local":
             output = _score_locally(use_case, checked, model)
         else:
             output = _score_on_sagemaker(use_case, checked, model, transform_check_seconds)
@@ -196,6 +198,8 @@ def _score_locally(use_case: UseCase, checked: Any, model: Any) -> Any:
 def _score_on_sagemaker(use_case: UseCase, checked: Any, model: Any, check_seconds: int) -> Any:
     from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator
 
+    from mlplatform.airflow.sagemaker_operators import clear_operator
+
     with TaskGroup(
         group_id="sagemaker_transform", tooltip="Score the month with a SageMaker Batch Transform job"
     ):
@@ -214,6 +218,7 @@ def _score_on_sagemaker(use_case: UseCase, checked: Any, model: Any, check_secon
         @task
         def transform_config(checked: dict[str, Any], model: dict[str, Any], staged: dict[str, Any]) -> dict:
             """The transform job (and the SageMaker model, unless it exists) for this version."""
+            from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
             from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 
             from mlplatform.adapters import sagemaker, snapshots
@@ -222,11 +227,12 @@ def _score_on_sagemaker(use_case: UseCase, checked: Any, model: Any, check_secon
 
             snapshot = snapshots.read_snapshot(Lake(), use_case.name, checked["month"], checked["digest"])
             client = SageMakerHook(aws_conn_id=None).conn
+            ecr = AwsBaseHook(aws_conn_id=None, client_type="ecr").conn
             try:
                 return scoring.transform_request(
-                    use_case, ModelRef.from_dict(model), snapshot, staged, client
+                    use_case, ModelRef.from_dict(model), snapshot, staged, client, ecr
                 )
-            except (sagemaker.ModelDataNotInS3, sagemaker.NotConfigured) as exc:
+            except (sagemaker.ModelDataNotInS3, sagemaker.NotConfigured, sagemaker.ImageNotReleased) as exc:
                 raise AirflowFailException(str(exc)) from exc  # retrying would not change the answer
 
         @task
@@ -243,7 +249,7 @@ def _score_on_sagemaker(use_case: UseCase, checked: Any, model: Any, check_secon
             ).to_dict()
 
         staged = stage_input(checked, model)
-        transform = SageMakerTransformOperator(
+        transform = clear_operator(SageMakerTransformOperator)(
             task_id="transform",
             config=transform_config(checked, model, staged),
             aws_conn_id=None,  # the default credential chain: the MWAA execution role in AWS

@@ -4,16 +4,20 @@
 One DAG per use case whose spec says `serving.mode: endpoint` or `both`.
 
 **What it does.** Resolves the registry aliases `champion` and `challenger` to versions,
-then deploys them to the spec's `serving.target`:
+then deploys them where the environment serves (`MLPLATFORM_ENV`: `local` → the serving
+app, `aws` → SageMaker; a spec's `serving.target` may pin one):
 
 - `local`: asks the serving app (`MLPLATFORM_SERVING_URL`) to reload now, waits until it
   serves the new champion, and sends a smoke request that must be answered by that
   version. The app keeps its previous models until the new ones have loaded.
-- `sagemaker` (the task group `sagemaker`): creates a SageMaker model per version (the
-  serving image), an endpoint configuration with a `champion` and a `challenger` production
+- `sagemaker` (the task group `sagemaker`): checks the release's image
+  (`MLPLATFORM_SERVING_IMAGE_URI`:`MLPLATFORM_SERVING_IMAGE_TAG`) is in ECR before touching
+  anything, creates a SageMaker model per version (that image), an endpoint configuration
+  with a `champion` and a `challenger` production
   variant weighted by `serving.challenger_share`, and creates the endpoint or updates it
   blue/green: a canary share of capacity first, a baking period, then the rest, rolled
-  back automatically when a CloudWatch alarm named in `MLPLATFORM_SERVING_ALARM_NAMES` fires. Names are
+  back automatically when one of the endpoint's own CloudWatch alarms fires (named
+  `<endpoint>-...`, dimension `EndpointName=<endpoint>`). Names are
   content-addressed, so a re-run creates nothing twice. Each model's data is its version's
   artifacts in S3, and the endpoint captures every request and answer to the lake for the
   monitor DAG. The waits for the endpoint are deferred to the triggerer (no worker slot is
@@ -25,8 +29,10 @@ challenger share in the spec).
 
 **When it fails.** The previous deployment keeps serving, Slack gets an alert naming the
 failed task and why, and the run is marked failed. Look at the failed task's log; for
-SageMaker, also at the endpoint's events and the alarms in the console. Re-running is
-safe: what already exists is reused.
+SageMaker, also at the endpoint's events and the alarms in the console. An image tag that
+is not in ECR stops `plan` before anything is created; an endpoint that never reaches
+InService fails its create or update task with SageMaker's reason, and the endpoint stays
+on its previous configuration. Re-running is safe: what already exists is reused.
 """
 
 from __future__ import annotations
@@ -36,8 +42,9 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, TaskGroup, task
 
+from mlplatform.adapters import settings
 from mlplatform.airflow import dagkit
-from mlplatform.core.spec import UseCase
+from mlplatform.core.spec import UseCase, serving_target
 
 STAGE = Path(__file__).stem
 ENDPOINT_CHECK_SECONDS = 30
@@ -99,7 +106,7 @@ def build(use_case: UseCase, endpoint_check_seconds: int = ENDPOINT_CHECK_SECOND
             return {"champion": champion.to_dict(), "challenger": challenger}
 
         versions = resolve_versions()
-        if use_case.serving.target == "local":
+        if serving_target(use_case, settings.environment()) == "local":
             _deploy_locally(use_case, versions)
         else:
             _deploy_to_sagemaker(use_case, versions, endpoint_check_seconds)
@@ -137,27 +144,37 @@ def _deploy_to_sagemaker(use_case: UseCase, versions: Any, check_seconds: int) -
         SageMakerModelOperator,
     )
 
+    from mlplatform.airflow.sagemaker_operators import clear_operator
+
     # One group in the graph: plan, the SageMaker requests, and the check that the endpoint serves.
     with TaskGroup(group_id="sagemaker", tooltip="Create or update the SageMaker endpoint, blue/green"):
 
         @task(multiple_outputs=True)
         def plan(versions: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
             """Every SageMaker request this deployment needs, given what already exists."""
+            from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
             from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+            from airflow.sdk.exceptions import AirflowFailException
 
+            from mlplatform.adapters import sagemaker
             from mlplatform.core.records import ModelRef
             from mlplatform.stages import deployment
 
             challenger = versions["challenger"]
             client = SageMakerHook(aws_conn_id=None).conn  # type: ignore[no-untyped-call]
-            return deployment.plan_sagemaker(
-                client,
-                use_case,
-                ModelRef.from_dict(versions["champion"]),
-                ModelRef.from_dict(challenger) if challenger else None,
-                canary_percent=(params or {})["canary_percent"],
-                bake_minutes=(params or {})["bake_minutes"],
-            )
+            try:
+                return deployment.plan_sagemaker(
+                    client,
+                    use_case,
+                    ModelRef.from_dict(versions["champion"]),
+                    ModelRef.from_dict(challenger) if challenger else None,
+                    canary_percent=(params or {})["canary_percent"],
+                    bake_minutes=(params or {})["bake_minutes"],
+                    ecr=AwsBaseHook(aws_conn_id=None, client_type="ecr").conn,
+                    cloudwatch=AwsBaseHook(aws_conn_id=None, client_type="cloudwatch").conn,
+                )
+            except (sagemaker.ImageNotReleased, sagemaker.NotConfigured) as exc:
+                raise AirflowFailException(str(exc)) from None  # retrying would not change the answer
 
         @task(trigger_rule="none_failed")
         def verify(plan: dict[str, Any]) -> dict[str, Any]:
@@ -178,20 +195,20 @@ def _deploy_to_sagemaker(use_case: UseCase, versions: Any, check_seconds: int) -
         planned: Any = plan(versions)  # an XComArg: each step's request is one key of it
         aws: dict[str, Any] = {"aws_conn_id": None, "trigger_rule": "none_failed"}
         models = [
-            _skips_when_empty(SageMakerModelOperator)(
+            clear_operator(SageMakerModelOperator)(
                 task_id=f"create_{role}_model", config=planned[f"create_{role}_model"], **aws
             )
             for role in ("champion", "challenger")
         ]
-        create_endpoint_config = _skips_when_empty(SageMakerEndpointConfigOperator)(
+        create_endpoint_config = clear_operator(SageMakerEndpointConfigOperator)(
             task_id="create_endpoint_config", config=planned["create_endpoint_config"], **aws
         )
         # deferrable: the wait for the endpoint runs in the triggerer, not in a worker slot.
         endpoint = {**aws, "check_interval": check_seconds, "wait_for_completion": True, "deferrable": True}
-        create_endpoint = _skips_when_empty(SageMakerEndpointOperator)(
+        create_endpoint = clear_operator(SageMakerEndpointOperator)(
             task_id="create_endpoint", operation="create", config=planned["create_endpoint"], **endpoint
         )
-        update_endpoint = _skips_when_empty(SageMakerEndpointOperator)(
+        update_endpoint = clear_operator(SageMakerEndpointOperator)(
             task_id="update_endpoint",
             operation="update",
             config=planned["update_endpoint"],
@@ -199,21 +216,6 @@ def _deploy_to_sagemaker(use_case: UseCase, versions: Any, check_seconds: int) -
             **endpoint,
         )
         models >> create_endpoint_config >> [create_endpoint, update_endpoint] >> verify(planned)
-
-
-def _skips_when_empty(operator: type) -> type:
-    """``operator``, skipping itself when its rendered ``config`` is empty."""
-
-    class SkipsWhenEmpty(operator):  # type: ignore[misc]  # a class built at run time
-        def execute(self, context: Any) -> Any:
-            from airflow.sdk.exceptions import AirflowSkipException
-
-            if not self.config:
-                raise AirflowSkipException("nothing to do: what this step creates exists already")
-            return super().execute(context)
-
-    SkipsWhenEmpty.__name__ = SkipsWhenEmpty.__qualname__ = operator.__name__
-    return SkipsWhenEmpty
 
 
 for _use_case in dagkit.use_cases():

@@ -33,6 +33,14 @@ and `since` in the run conf); or by hand from the trigger form, with these param
    the alias `challenger` at it, which updates the Asset `<use case>_challenger` and so
    starts `<use case>_promote`.
 
+**Where it runs.** Locally (`MLPLATFORM_ENV=local`) `fit_and_log` runs in the task. On AWS
+(`MLPLATFORM_ENV=aws`, unless the spec pins `serving.target`) the fit runs as a SageMaker
+Training job on the release's platform image (task group `sagemaker_training`): `job_config`
+builds the request (the assembled sets as the channels `train`, `validation`, `lineage`; the
+params as hyperparameters), `train` starts it and waits deferred in the triggerer, and
+`collect` reads the run id and model URI the job left in its `model.tar.gz`. A failed job
+fails `train` once, with SageMaker's `FailureReason` in the alert.
+
 **Operate.** Re-running a run retrains on the same snapshots and registers a new version.
 The MLflow run links back here through the `airflow.run_id` tag. Outside Airflow the same
 code runs as `mlplatform train --use-case <name> --train FILE... --valid FILE...`.
@@ -45,14 +53,16 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
+from mlplatform.adapters import settings
 from mlplatform.airflow import dagkit
-from mlplatform.core.spec import UseCase
+from mlplatform.core.spec import UseCase, serving_target
 
 STAGE = Path(__file__).stem
+TRAINING_CHECK_SECONDS = 60
 _REASONS = {"asset_triggered": "new validated data", "scheduled": "schedule", "manual": "manual run"}
 
 
-def build(use_case: UseCase) -> DAG:
+def build(use_case: UseCase, job_check_seconds: int = TRAINING_CHECK_SECONDS) -> DAG:
     """The train DAG of one use case."""
     training_spec = use_case.training
     with DAG(
@@ -160,8 +170,79 @@ def build(use_case: UseCase) -> DAG:
 
         assembled = assemble()
         needs_training() >> assembled
-        register_challenger(fit_and_log(assembled))
+        if serving_target(use_case, settings.environment()) == "local":
+            register_challenger(fit_and_log(assembled))
+        else:
+            register_challenger(_fit_on_sagemaker(use_case, assembled, job_check_seconds))
     return dag
+
+
+# A task group's task definitions stay together, like a DAG's `build` (dags/README.md).
+def _fit_on_sagemaker(use_case: UseCase, assembled: Any, check_seconds: int) -> Any:
+    from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOperator
+    from airflow.sdk import TaskGroup
+
+    from mlplatform.airflow.sagemaker_operators import clear_operator
+
+    with TaskGroup(
+        group_id="sagemaker_training", tooltip="Fit and log the model in a SageMaker Training job"
+    ):
+
+        @task
+        def job_config(
+            assembled: dict[str, Any],
+            params: dict[str, Any] | None = None,
+            run_id: str | None = None,
+            dag_run: Any = None,
+            ti: Any = None,
+        ) -> dict[str, Any]:
+            """The Training job: the release's image, the assembled sets as channels, the params."""
+            from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from mlplatform.adapters import sagemaker
+            from mlplatform.adapters.lake import Lake
+            from mlplatform.stages import training
+
+            params = params or {}
+            run_type = _run_type(dag_run)
+            try:
+                image = sagemaker.released_image(AwsBaseHook(aws_conn_id=None, client_type="ecr").conn)
+                role = sagemaker.execution_role()
+            except (sagemaker.ImageNotReleased, sagemaker.NotConfigured) as exc:
+                raise AirflowFailException(str(exc)) from None  # retrying would not change the answer
+            return training.job_request(
+                Lake(),
+                use_case,
+                assembled,
+                image=image,
+                role=role,
+                family=params.get("family") or use_case.model.family,
+                reason=params.get("reason") or _REASONS.get(run_type, run_type),
+                airflow_run_id=run_id,
+                tags=training.bundle_tags(ti),
+            )
+
+        # deferrable: the wait for the job runs in the triggerer, not in a worker slot.
+        job = clear_operator(SageMakerTrainingOperator)(
+            task_id="train",
+            config=job_config(assembled),
+            aws_conn_id=None,  # the default credential chain: the MWAA execution role in AWS
+            wait_for_completion=True,
+            deferrable=True,
+            check_interval=check_seconds,
+            print_log=False,  # the job's log is in CloudWatch; the task log links nothing to tail
+        )
+
+        @task
+        def collect(job: dict[str, Any]) -> dict[str, Any]:
+            """The MLflow run and model the job logged, from its `model.tar.gz`."""
+            from mlplatform.adapters.lake import Lake
+            from mlplatform.stages import training
+
+            return training.read_job_output(Lake(), job["Training"]["ModelArtifacts"]["S3ModelArtifacts"])
+
+        return collect(job.output)
 
 
 def _run_type(dag_run: Any) -> str:

@@ -30,6 +30,14 @@ raw month, and the run validates that month (extra `month`). Trigger it by hand 
 `month` param to validate any month, e.g. after landing a corrected file with
 `mlplatform ingest --replace`; without it, a run validates the month of its logical date.
 
+**Where it runs.** Locally (`MLPLATFORM_ENV=local`) `check_contract` runs in the task. On AWS
+(`MLPLATFORM_ENV=aws`, unless the spec pins `serving.target`) the month is validated by a
+SageMaker Processing job on the release's platform image (task group `sagemaker_validation`:
+`job_config`, `validate_month` waiting deferred in the triggerer, then `read_outcome`), so a
+3M-row month never loads into a worker; the job writes the same snapshot, quarantine or
+breach record to the lake and the outcome beside its output. A job that fails (not a
+breach: a crash) fails `validate_month` once, with SageMaker's `FailureReason`.
+
 **Produces.** The Asset `<use case>_validated` (extra: `month`, `digest`) when a new
 snapshot becomes current; training follows it. Re-running a month whose raw file did not
 change is a no-op: the identical snapshot stays current and no Asset event is emitted.
@@ -47,14 +55,15 @@ from typing import Any
 from airflow.sdk import DAG, Param, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from mlplatform.adapters import alerts
+from mlplatform.adapters import alerts, settings
 from mlplatform.airflow import dagkit
-from mlplatform.core.spec import UseCase
+from mlplatform.core.spec import UseCase, serving_target
 
 STAGE = Path(__file__).stem
+VALIDATION_CHECK_SECONDS = 30
 
 
-def build(use_case: UseCase) -> DAG:
+def build(use_case: UseCase, job_check_seconds: int = VALIDATION_CHECK_SECONDS) -> DAG:
     """The validate DAG of one use case."""
     with DAG(
         dag_id=dagkit.dag_id(use_case, STAGE),
@@ -135,8 +144,67 @@ def build(use_case: UseCase) -> DAG:
             }
             return snapshot.to_dict()
 
-        announce(report(check_contract(resolve_month())))
+        month = resolve_month()
+        if serving_target(use_case, settings.environment()) == "local":
+            announce(report(check_contract(month)))
+        else:
+            announce(report(_validate_on_sagemaker(use_case, month, job_check_seconds)))
     return dag
+
+
+# A task group's task definitions stay together, like a DAG's `build` (dags/README.md).
+def _validate_on_sagemaker(use_case: UseCase, month: Any, check_seconds: int) -> Any:
+    from airflow.providers.amazon.aws.operators.sagemaker import SageMakerProcessingOperator
+    from airflow.sdk import TaskGroup
+
+    from mlplatform.airflow.sagemaker_operators import clear_operator
+
+    with TaskGroup(
+        group_id="sagemaker_validation", tooltip="Validate the month in a SageMaker Processing job"
+    ):
+
+        @task
+        def job_config(month: str, run_id: str | None = None) -> dict[str, Any]:
+            """The Processing job: `python -m mlplatform.jobs validate` on the release's image."""
+            from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+            from mlplatform.adapters import sagemaker
+            from mlplatform.adapters.lake import Lake
+
+            try:
+                image = sagemaker.released_image(AwsBaseHook(aws_conn_id=None, client_type="ecr").conn)
+                role = sagemaker.execution_role()
+            except (sagemaker.ImageNotReleased, sagemaker.NotConfigured) as exc:
+                raise AirflowFailException(str(exc)) from None  # retrying would not change the answer
+            output = Lake().uri(sagemaker.job_output_folder(use_case.name, "validate", f"{month}-{run_id}"))
+            arguments = ["validate", "--use-case", use_case.name, "--month", month]
+            return sagemaker.processing_job_request(use_case, image, role, arguments, output)
+
+        config = job_config(month)
+        # deferrable: the wait for the job runs in the triggerer, not in a worker slot.
+        job = clear_operator(SageMakerProcessingOperator)(
+            task_id="validate_month",
+            config=config,
+            aws_conn_id=None,  # the default credential chain: the MWAA execution role in AWS
+            wait_for_completion=True,
+            deferrable=True,
+            check_interval=check_seconds,
+        )
+
+        @task
+        def read_outcome(config: dict[str, Any]) -> dict[str, Any]:
+            """The outcome the job wrote beside its output: what `check_contract` returns locally."""
+            from mlplatform.adapters.lake import Lake
+
+            lake = Lake()
+            output = config["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
+            outcome: dict[str, Any] = lake.read_json(f"{lake.relative(output)}/outcome.json")
+            print(outcome.get("summary", ""))
+            return outcome
+
+        outcome = read_outcome(config)
+        job >> outcome
+    return outcome
 
 
 class ContractBreach(AirflowFailException, alerts.AlertedFailure):

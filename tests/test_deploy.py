@@ -4,7 +4,10 @@ the right requests: moto for creation, botocore's Stubber for the blue/green upd
 data comes from S3 (versions registered with their artifacts in moto's S3), endpoints
 capture their traffic to the lake, endpoint waits are deferred to the triggerer (which
 dag.test() runs in process), and an update whose new fleet fails its health checks leaves
-the previous configuration serving and alerts."""
+the previous configuration serving and alerts. The image is the release's tag, checked in
+moto's ECR before anything is touched; each endpoint's update rolls back on its own
+CloudWatch alarms only; an endpoint that never reaches InService fails with a clear
+message and keeps its configuration."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_sagemaker_container import version_in_s3
+from test_sagemaker_container import release_image, version_in_s3
 from test_scoring import USE_CASE, load_dag_module, registered_versions, run_dag, set_alias, with_serving
 from test_serving import TRIP, running_app
 
@@ -22,8 +25,9 @@ from mlplatform.stages import deployment
 
 pytestmark = pytest.mark.slow
 
-ALARMS = ["mlplatform-dev-serving-5xx", "mlplatform-dev-serving-p99-latency"]
+ALARM_KINDS = ("5xx", "p99-latency")
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlplatform-dev-serving"
+RELEASE = "2026.12.1-3f2a9c1"
 ROLE = "arn:aws:iam::123456789012:role/mlplatform-dev-sagemaker"
 ADMIN_TOKEN = "deploy-token"
 
@@ -133,10 +137,12 @@ def sagemaker(s3_bucket: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("MLPLATFORM_SERVING_CAPTURE_PERCENT", raising=False)
     monkeypatch.setenv("MLPLATFORM_SAGEMAKER_ROLE_ARN", ROLE)
     monkeypatch.setenv("MLPLATFORM_SERVING_IMAGE_URI", IMAGE)
-    monkeypatch.setenv("MLPLATFORM_SERVING_ALARM_NAMES", ",".join(ALARMS))
+    monkeypatch.setenv("MLPLATFORM_SERVING_IMAGE_TAG", RELEASE)
     monkeypatch.setenv("MLPLATFORM_SERVING_KMS_KEY_ARN", "")
+    release_image(moto_endpoint, IMAGE, RELEASE)
     client = boto3.client("sagemaker", endpoint_url=moto_endpoint)
     prefix = deployment.endpoint_name(USE_CASE)
+    endpoint_alarms_on(moto_endpoint, prefix)
     for endpoint in client.list_endpoints(NameContains=prefix)["Endpoints"]:
         client.delete_endpoint(EndpointName=endpoint["EndpointName"])
     for config in client.list_endpoint_configs(NameContains=prefix)["EndpointConfigs"]:
@@ -146,7 +152,39 @@ def sagemaker(s3_bucket: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatc
     return client
 
 
-def expected_deployment_config(canary: int, bake_seconds: int) -> dict[str, Any]:
+def aws_clients() -> dict[str, Any]:
+    """The ECR and CloudWatch clients a deployment plan asks (moto, through AWS_ENDPOINT_URL)."""
+    import boto3
+
+    return {"ecr": boto3.client("ecr"), "cloudwatch": boto3.client("cloudwatch")}
+
+
+def endpoint_alarms_on(moto_endpoint: str, endpoint: str) -> list[str]:
+    """The alarms Terraform creates for one endpoint: named ``<endpoint>-...``, dimension
+    ``EndpointName=<endpoint>`` (and per variant, as SageMaker's metrics are)."""
+    import boto3
+
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=moto_endpoint)
+    names = [f"{endpoint}-{kind}" for kind in ALARM_KINDS]
+    for name, metric in zip(names, ("Invocation5XXErrors", "ModelLatency"), strict=True):
+        cloudwatch.put_metric_alarm(
+            AlarmName=name,
+            Namespace="AWS/SageMaker",
+            MetricName=metric,
+            Dimensions=[
+                {"Name": "EndpointName", "Value": endpoint},
+                {"Name": "VariantName", "Value": "champion"},
+            ],
+            Statistic="Maximum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1.0,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )
+    return names
+
+
+def expected_deployment_config(canary: int, bake_seconds: int, endpoint: str) -> dict[str, Any]:
     """What the update must ask for, written out by hand from the AWS API reference."""
     return {
         "BlueGreenUpdatePolicy": {
@@ -158,7 +196,9 @@ def expected_deployment_config(canary: int, bake_seconds: int) -> dict[str, Any]
             "TerminationWaitInSeconds": bake_seconds,
             "MaximumExecutionTimeoutInSeconds": 3 * 3600,
         },
-        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in ALARMS]},
+        "AutoRollbackConfiguration": {
+            "Alarms": [{"AlarmName": f"{endpoint}-{kind}"} for kind in sorted(ALARM_KINDS)]
+        },
     }
 
 
@@ -200,7 +240,7 @@ def update_with(monkeypatch: pytest.MonkeyPatch, client: Any, *, healthy: bool) 
                 "EndpointName": name,
                 "EndpointConfigName": ANY,
                 "RetainAllVariantProperties": False,
-                "DeploymentConfig": expected_deployment_config(canary=10, bake_seconds=600),
+                "DeploymentConfig": expected_deployment_config(canary=10, bake_seconds=600, endpoint=name),
             },
         )
         with stubber:
@@ -258,7 +298,7 @@ def test_sagemaker_deploy_creates_then_updates_blue_green(
     for variant, ref in (("champion", champion), ("challenger", challenger)):
         model = sagemaker.describe_model(ModelName=variants[variant]["ModelName"])
         container = model["PrimaryContainer"]
-        assert container["Image"] == f"{IMAGE}:latest" and model["ExecutionRoleArn"] == ROLE
+        assert container["Image"] == f"{IMAGE}:{RELEASE}" and model["ExecutionRoleArn"] == ROLE
         assert container["Environment"]["MLPLATFORM_MODEL_URI"] == "/opt/ml/model"
         assert container["Environment"]["MLPLATFORM_MODEL_VERSION"] == ref.version
         logged = registry.get_logged_model(ref.source.removeprefix("models:/"))
@@ -307,16 +347,18 @@ def test_sagemaker_deploy_creates_then_updates_blue_green(
 def test_a_rolled_back_update_is_a_failed_deployment(sagemaker: Any) -> None:
     use_case = with_serving(USE_CASE, target="sagemaker")
     champion = ModelRef(USE_CASE.model_name, "7", source="s3://models/mlflow/models/m-7/artifacts")
-    plan = deployment.plan_sagemaker(sagemaker, use_case, champion, None)
+    plan = deployment.plan_sagemaker(sagemaker, use_case, champion, None, **aws_clients())
     assert plan["steps"] == ["create_champion_model", "create_endpoint_config", "create_endpoint"]
     sagemaker.create_model(**plan["create_champion_model"])
     sagemaker.create_endpoint_config(**plan["create_endpoint_config"])
     sagemaker.create_endpoint(**plan["create_endpoint"])
     assert deployment.verify_sagemaker(sagemaker, plan)["status"] == "InService"
-    assert deployment.plan_sagemaker(sagemaker, use_case, champion, None)["steps"] == []  # nothing twice
+    assert (
+        deployment.plan_sagemaker(sagemaker, use_case, champion, None, **aws_clients())["steps"] == []
+    )  # nothing twice
 
     newer = ModelRef(USE_CASE.model_name, "8", source="s3://models/mlflow/models/m-8/artifacts")
-    newer_plan = deployment.plan_sagemaker(sagemaker, use_case, newer, None)
+    newer_plan = deployment.plan_sagemaker(sagemaker, use_case, newer, None, **aws_clients())
     assert newer_plan["steps"] == ["create_champion_model", "create_endpoint_config", "update_endpoint"]
     # SageMaker rolled the update back: the endpoint serves the old configuration.
     with pytest.raises(deployment.DeploymentFailed, match="previous deployment keeps serving"):
@@ -330,8 +372,116 @@ def test_a_lake_outside_s3_cannot_take_data_capture(sagemaker: Any, monkeypatch:
     champion = ModelRef(USE_CASE.model_name, "7", source="s3://models/mlflow/models/m-7/artifacts")
     monkeypatch.setenv("MLPLATFORM_SERVING_CAPTURE_PERCENT", "250")
     with pytest.raises(ValueError, match="MLPLATFORM_SERVING_CAPTURE_PERCENT must be a whole percent"):
-        deployment.plan_sagemaker(sagemaker, use_case, champion, None)
+        deployment.plan_sagemaker(sagemaker, use_case, champion, None, **aws_clients())
     monkeypatch.setenv("MLPLATFORM_SERVING_CAPTURE_PERCENT", "20")
     monkeypatch.setenv("MLPLATFORM_LAKE_URI", "file:///tmp/lake")
     with pytest.raises(NotConfigured, match="set MLPLATFORM_LAKE_URI to the lake bucket"):
-        deployment.plan_sagemaker(sagemaker, use_case, champion, None)
+        deployment.plan_sagemaker(sagemaker, use_case, champion, None, **aws_clients())
+
+
+def test_each_endpoint_update_rolls_back_on_its_own_alarms_only(
+    sagemaker: Any, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlplatform.core.spec import load_spec
+
+    tip = load_spec("taxi_generous_tip")
+    duration = with_serving(USE_CASE, target="sagemaker")
+    tip = tip.model_copy(update={"serving": tip.serving.model_copy(update={"target": "sagemaker"})})
+    own = {u.name: endpoint_alarms_on(moto_endpoint, deployment.endpoint_name(u)) for u in (duration, tip)}
+    # A lookalike: named like this endpoint's alarms, but watching another endpoint.
+    endpoint_alarms_on(moto_endpoint, f"{deployment.endpoint_name(duration)}-shadow")
+    plans = {}
+    for use_case in (duration, tip):
+        name = deployment.endpoint_name(use_case)
+        for endpoint in sagemaker.list_endpoints(NameContains=name)["Endpoints"]:
+            sagemaker.delete_endpoint(EndpointName=endpoint["EndpointName"])
+        for config in sagemaker.list_endpoint_configs(NameContains=name)["EndpointConfigs"]:
+            sagemaker.delete_endpoint_config(EndpointConfigName=config["EndpointConfigName"])
+        for model in sagemaker.list_models(NameContains=name)["Models"]:
+            sagemaker.delete_model(ModelName=model["ModelName"])
+        first = ModelRef(use_case.model_name, "1", source=f"s3://models/mlflow/{name}/m-1/artifacts")
+        plan = deployment.plan_sagemaker(sagemaker, use_case, first, None, **aws_clients())
+        sagemaker.create_model(**plan["create_champion_model"])
+        sagemaker.create_endpoint_config(**plan["create_endpoint_config"])
+        sagemaker.create_endpoint(**plan["create_endpoint"])
+        second = ModelRef(use_case.model_name, "2", source=f"s3://models/mlflow/{name}/m-2/artifacts")
+        plans[use_case.name] = deployment.plan_sagemaker(sagemaker, use_case, second, None, **aws_clients())
+
+    for use_case in (duration, tip):
+        update = plans[use_case.name]["update_endpoint"]
+        rollback = update["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
+        assert [a["AlarmName"] for a in rollback] == sorted(own[use_case.name])
+        assert update["EndpointName"] == deployment.endpoint_name(use_case)
+    assert set(own[duration.name]).isdisjoint(own[tip.name])
+
+
+def test_an_image_tag_missing_from_ecr_stops_the_deploy_before_the_endpoint(
+    versions: list[str], alerts: Any, sagemaker: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlplatform.adapters.sagemaker import ImageNotReleased
+
+    use_case = with_serving(USE_CASE, target="sagemaker")
+    champion = version_in_s3(s3_bucket, versions[0])
+    monkeypatch.setenv("MLPLATFORM_SERVING_IMAGE_TAG", "2026.12.2-never-pushed")
+    with pytest.raises(ImageNotReleased, match=r"2026\.12\.2-never-pushed is not in the ECR repository "):
+        deployment.plan_sagemaker(sagemaker, use_case, champion, None, **aws_clients())
+
+    set_alias(USE_CASE.model_name, "champion", champion.version)
+    try:
+        states = run_dag(load_dag_module("deploy").build(use_case, endpoint_check_seconds=1))
+    finally:
+        set_alias(USE_CASE.model_name, "champion", versions[0])
+
+    assert states["sagemaker.plan"] == "failed", states
+    assert {s for t, s in states.items() if t.startswith("sagemaker.") and t != "sagemaker.plan"} == {
+        "upstream_failed"
+    }
+    name = deployment.endpoint_name(use_case)
+    assert sagemaker.list_models(NameContains=name)["Models"] == []
+    assert sagemaker.list_endpoints(NameContains=name)["Endpoints"] == []
+    [alert] = alerts()
+    text = json.dumps(alert)
+    assert "mlplatform-dev-serving" in text and "2026.12.2-never-pushed" in text
+
+
+def test_an_endpoint_that_never_reaches_in_service_fails_clearly_and_keeps_its_configuration(
+    versions: list[str], alerts: Any, sagemaker: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
+    from airflow.triggers.base import TriggerEvent
+
+    use_case = with_serving(USE_CASE, target="sagemaker")
+    dag = load_dag_module("deploy").build(use_case, endpoint_check_seconds=1)
+    name = deployment.endpoint_name(use_case)
+    first, second = (version_in_s3(s3_bucket, v) for v in versions[:2])
+    set_alias(USE_CASE.model_name, "challenger", None)
+    set_alias(USE_CASE.model_name, "champion", first.version)
+    try:
+        assert set(run_dag(dag).values()) <= {"success", "skipped"}
+        serving = sagemaker.describe_endpoint(EndpointName=name)["EndpointConfigName"]
+
+        # The new fleet never becomes healthy: the triggerer's waiter runs out of attempts.
+        async def never_in_service(trigger: Any) -> Any:
+            yield TriggerEvent(
+                {
+                    "status": "timeout",
+                    "job_name": trigger.job_name,
+                    "message": "Waiter endpoint_in_service failed: Max attempts exceeded",
+                }
+            )
+
+        monkeypatch.setattr(SageMakerTrigger, "run", never_in_service)
+        update_with(monkeypatch, boto3.client("sagemaker"), healthy=False)
+        set_alias(USE_CASE.model_name, "champion", second.version)
+        states = run_dag(dag)
+    finally:
+        set_alias(USE_CASE.model_name, "champion", versions[0])
+
+    assert states["sagemaker.update_endpoint"] == "failed", states
+    assert states["sagemaker.verify"] == "upstream_failed"
+    assert sagemaker.describe_endpoint(EndpointName=name)["EndpointConfigName"] == serving
+    [alert] = alerts()
+    text = json.dumps(alert)
+    assert f"endpoint {name} did not reach InService" in text
+    assert f"It stays on configuration {serving}" in text and "Max attempts exceeded" in text

@@ -93,6 +93,39 @@ def version_in_s3(bucket: str, version: str, name: str = USE_CASE.model_name) ->
     return ModelRef(name, registered.version, None, registered.run_id, registered.source)
 
 
+def release_image(moto_endpoint: str, repository_url: str, tag: str) -> None:
+    """What the release push does, on moto's ECR: the repository (immutable tags) holds ``tag``."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    ecr = boto3.client("ecr", endpoint_url=moto_endpoint)
+    name = repository_url.split("/", 1)[1]
+    try:
+        ecr.create_repository(repositoryName=name, imageTagMutability="IMMUTABLE")
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "RepositoryAlreadyExistsException":
+            raise
+    layer = hashlib.sha256(tag.encode()).hexdigest()
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": 1,
+            "digest": f"sha256:{layer}",
+        },
+        "layers": [],
+    }
+    try:
+        ecr.put_image(repositoryName=name, imageManifest=json.dumps(manifest), imageTag=tag)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in (
+            "ImageAlreadyExistsException",
+            "ImageTagAlreadyExistsException",
+        ):
+            raise
+
+
 def copy_model_data(s3_uri: str, model_dir: Path) -> Path:
     """What SageMaker does with an uncompressed ``S3Prefix`` model data source: copy it to the model dir."""
     import boto3

@@ -378,12 +378,16 @@ def test_sagemaker_batch_transform_gives_the_same_predictions(
     import boto3
     from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
     from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
+    from test_sagemaker_container import release_image, version_in_s3
 
     lake = Lake(f"s3://{s3_bucket}/lake")
     monkeypatch.setenv("MLPLATFORM_LAKE_URI", lake.root_uri)
     monkeypatch.setenv("MLPLATFORM_SAGEMAKER_ROLE_ARN", "arn:aws:iam::123456789012:role/mlplatform-sagemaker")
-    monkeypatch.setenv("MLPLATFORM_SERVING_IMAGE_URI", "123456789012.dkr.ecr.us-east-1.amazonaws.com/serving")
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/serving"
+    monkeypatch.setenv("MLPLATFORM_SERVING_IMAGE_URI", image)
+    monkeypatch.setenv("MLPLATFORM_SERVING_IMAGE_TAG", "2026.12.1")
     monkeypatch.setenv("MLPLATFORM_SERVING_KMS_KEY_ARN", "")
+    release_image(moto_endpoint, image, "2026.12.1")
     snapshot = add_snapshot(lake, "2024-07", rows=2_500)
     use_case = with_serving(USE_CASE, target="sagemaker", batch_rows=1_000)
     client = boto3.client("sagemaker", endpoint_url=moto_endpoint)
@@ -411,7 +415,6 @@ def test_sagemaker_batch_transform_gives_the_same_predictions(
     monkeypatch.setattr(SageMakerHook, "describe_transform_job", in_progress_until_run)
     # On AWS the registry keeps artifacts in S3: the champion here is such a version.
     from mlflow import MlflowClient
-    from test_sagemaker_container import version_in_s3
 
     registry = MlflowClient()
     in_s3 = version_in_s3(s3_bucket, world["versions"][0])
@@ -432,6 +435,7 @@ def test_sagemaker_batch_transform_gives_the_same_predictions(
     assert job["TransformResources"]["InstanceType"] == use_case.serving.instance_type
     version = in_s3.version
     model = client.describe_model(ModelName=job["ModelName"])
+    assert model["PrimaryContainer"]["Image"] == f"{image}:2026.12.1"  # the release, never :latest
     assert model["PrimaryContainer"]["Environment"]["MLPLATFORM_MODEL_URI"] == "/opt/ml/model"
     data = model["PrimaryContainer"]["ModelDataSource"]["S3DataSource"]
     assert data["S3Uri"].startswith(f"s3://{s3_bucket}/mlflow/") and data["CompressionType"] == "None"

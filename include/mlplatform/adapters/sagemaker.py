@@ -49,16 +49,87 @@ def endpoint_name(use_case: UseCase) -> str:
     return use_case.name.replace("_", "-")
 
 
+class ImageNotReleased(RuntimeError):
+    """The release's image tag is not in the ECR repository; the message names both."""
+
+
 def serving_image() -> str:
-    """The serving image: the ECR repository Terraform publishes, ``:latest`` unless tagged."""
-    image = settings.get("MLPLATFORM_SERVING_IMAGE_URI")
-    if not image:
+    """The released serving image: ``<repository URL>:<tag>``, never ``:latest``.
+
+    The repository is the ECR repository Terraform publishes (``MLPLATFORM_SERVING_IMAGE_URI``);
+    the tag is the immutable one the release push recorded (``MLPLATFORM_SERVING_IMAGE_TAG``,
+    SSM ``serving_image_tag``). A repository URL that already pins a tag or digest is used as is.
+    """
+    repository = settings.get("MLPLATFORM_SERVING_IMAGE_URI").strip()
+    if not repository:
         raise NotConfigured(
             "MLPLATFORM_SERVING_IMAGE_URI is not set: run `terraform apply` (it publishes the ECR "
             "repository) and push the image built from include/serving/Dockerfile, or export the variable"
         )
-    last = image.rsplit("/", 1)[-1]
-    return image if (":" in last or "@" in image) else f"{image}:latest"
+    if "@" in repository or ":" in repository.rsplit("/", 1)[-1]:
+        return repository
+    tag = settings.get("MLPLATFORM_SERVING_IMAGE_TAG").strip()
+    if not tag:
+        raise NotConfigured(
+            f"MLPLATFORM_SERVING_IMAGE_TAG is not set: no release of {repository} is recorded. Push the "
+            "image with its release tag and record the tag (include/serving/README.md), or export it"
+        )
+    return f"{repository}:{tag}"
+
+
+def check_image_released(ecr: Any, image: str) -> str:
+    """Fail unless ``image`` (``<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>``) is in ECR.
+
+    Asked before anything is created, so a deployment, job or transform of an image that was
+    never pushed stops with the repository and tag named instead of a half-made endpoint.
+    """
+    from botocore.exceptions import ClientError
+
+    registry_host, _, path = image.partition("/")
+    repository, _, tag = path.partition(":")
+    if "@" in path:
+        repository, _, digest_ = path.partition("@")
+        image_id = {"imageDigest": digest_}
+    else:
+        image_id = {"imageTag": tag}
+    account = registry_host.split(".", 1)[0]
+    try:
+        ecr.describe_images(registryId=account, repositoryName=repository, imageIds=[image_id])
+    except ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        if code not in ("ImageNotFoundException", "RepositoryNotFoundException"):
+            raise
+        raise ImageNotReleased(
+            f"image {image_id.get('imageTag') or image_id.get('imageDigest')} is not in the ECR repository "
+            f"{repository} ({code}): push the release (include/serving/README.md) and record its tag in "
+            "MLPLATFORM_SERVING_IMAGE_TAG; nothing was changed"
+        ) from None
+    return image
+
+
+def released_image(ecr: Any) -> str:
+    """The serving image of the recorded release, checked to exist in ECR."""
+    return check_image_released(ecr, serving_image())
+
+
+def endpoint_alarms(cloudwatch: Any, endpoint: str) -> list[str]:
+    """The CloudWatch alarms of one endpoint: the ones that may roll back its updates.
+
+    Terraform's convention: every alarm of an endpoint is named ``<endpoint>-...`` and has the
+    dimension ``EndpointName=<endpoint>``. The prefix alone is not enough (``taxi`` is a prefix
+    of ``taxi-tip``), so an alarm counts only when a dimension names this endpoint.
+    """
+    found = []
+    pages = cloudwatch.get_paginator("describe_alarms").paginate(
+        AlarmNamePrefix=f"{endpoint}-", AlarmTypes=["MetricAlarm"]
+    )
+    for alarm in (a for page in pages for a in page.get("MetricAlarms", [])):
+        dimensions = list(alarm.get("Dimensions") or [])
+        for query in alarm.get("Metrics") or []:  # metric-math alarms keep theirs per query
+            dimensions += query.get("MetricStat", {}).get("Metric", {}).get("Dimensions", [])
+        if {"Name": "EndpointName", "Value": endpoint} in dimensions:
+            found.append(str(alarm["AlarmName"]))
+    return sorted(found)
 
 
 def execution_role() -> str:
@@ -159,8 +230,8 @@ def data_capture_config(use_case: UseCase, lake_root: str, kms_key: str = "") ->
     """
     if not lake_root.startswith("s3://"):
         raise NotConfigured(
-            f"serving.target sagemaker captures endpoint traffic to the lake, but the lake is {lake_root}: "
-            "set MLPLATFORM_LAKE_URI to the lake bucket (Terraform publishes it) or use serving.target local"
+            f"SageMaker endpoints capture their traffic to the lake, but the lake is {lake_root}: "
+            "set MLPLATFORM_LAKE_URI to the lake bucket (Terraform publishes it), or use MLPLATFORM_ENV=local"
         )
     config: dict[str, Any] = {
         "EnableCapture": True,
@@ -196,3 +267,136 @@ def existing(describe: Any, **name: str) -> dict[str, Any] | None:
             return None
         raise
     return found
+
+
+# -- jobs: training and processing on the platform image ----------------------------------------
+JOB_MODULE = ("python", "-m", "mlplatform.jobs")  # the entrypoint in the image (mlplatform/jobs.py)
+JOB_VOLUME_GB = 30
+TRAINING_MAX_SECONDS = 6 * 3600
+PROCESSING_MAX_SECONDS = 3 * 3600
+PROCESSING_OUTPUT_DIR = "/opt/ml/processing/output"
+
+
+def job_name(use_case: UseCase, kind: str, request: Any) -> str:
+    """``<use case>-<kind>-<hash>``: the same request twice is the same job (63 characters at most)."""
+    return f"{endpoint_name(use_case)[:40]}-{kind}-{digest(request)}"
+
+
+def _job_environment() -> dict[str, str]:
+    """What a job needs to find the platform: the lake and the tracking server (no secrets)."""
+    return {
+        "MLPLATFORM_ENV": "local",  # inside the job everything it needs is given here
+        "MLPLATFORM_LAKE_URI": settings.lake_uri(),
+        "MLFLOW_TRACKING_URI": settings.get("MLFLOW_TRACKING_URI"),
+        "OMP_WAIT_POLICY": "PASSIVE",
+    }
+
+
+def training_job_request(
+    use_case: UseCase,
+    image: str,
+    role: str,
+    channels: dict[str, str],
+    hyperparameters: dict[str, str],
+    output_uri: str,
+) -> dict[str, Any]:
+    """The CreateTrainingJob request running ``python -m mlplatform.jobs train`` on the image.
+
+    ``channels`` maps a channel name to the S3 prefix SageMaker copies to
+    ``/opt/ml/input/data/<channel>``; ``hyperparameters`` reach the job as strings in
+    ``/opt/ml/input/config/hyperparameters.json``; ``/opt/ml/model`` ends up as
+    ``<output_uri>/<job name>/output/model.tar.gz``.
+    """
+    kms = settings.get("MLPLATFORM_SERVING_KMS_KEY_ARN")
+    request: dict[str, Any] = {
+        "AlgorithmSpecification": {
+            "TrainingImage": image,
+            "TrainingInputMode": "File",
+            "ContainerEntrypoint": [*JOB_MODULE, "train"],
+        },
+        "RoleArn": role,
+        "HyperParameters": {key: str(value) for key, value in hyperparameters.items()},
+        "InputDataConfig": [
+            {
+                "ChannelName": channel,
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": uri,
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+                "InputMode": "File",
+            }
+            for channel, uri in sorted(channels.items())
+        ],
+        "OutputDataConfig": {"S3OutputPath": output_uri, **({"KmsKeyId": kms} if kms else {})},
+        "ResourceConfig": {
+            "InstanceType": use_case.serving.instance_type,
+            "InstanceCount": 1,
+            "VolumeSizeInGB": JOB_VOLUME_GB,
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": TRAINING_MAX_SECONDS},
+        "Environment": _job_environment(),
+    }
+    return {"TrainingJobName": job_name(use_case, "train", request), **request, "Tags": tags(use_case)}
+
+
+def processing_job_request(
+    use_case: UseCase, image: str, role: str, arguments: list[str], output_uri: str
+) -> dict[str, Any]:
+    """The CreateProcessingJob request running ``python -m mlplatform.jobs <arguments>`` on the image.
+
+    What the job writes to ``/opt/ml/processing/output`` is uploaded to ``output_uri`` when it ends.
+    """
+    request: dict[str, Any] = {
+        "AppSpecification": {
+            "ImageUri": image,
+            "ContainerEntrypoint": list(JOB_MODULE),
+            "ContainerArguments": arguments,
+        },
+        "RoleArn": role,
+        "ProcessingResources": {
+            "ClusterConfig": {
+                "InstanceCount": 1,
+                "InstanceType": use_case.serving.instance_type,
+                "VolumeSizeInGB": JOB_VOLUME_GB,
+            }
+        },
+        "ProcessingOutputConfig": {
+            "Outputs": [
+                {
+                    "OutputName": "output",
+                    "S3Output": {
+                        "S3Uri": output_uri,
+                        "LocalPath": PROCESSING_OUTPUT_DIR,
+                        "S3UploadMode": "EndOfJob",
+                    },
+                }
+            ]
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": PROCESSING_MAX_SECONDS},
+        "Environment": _job_environment(),
+    }
+    kind = arguments[0] if arguments else "job"
+    return {"ProcessingJobName": job_name(use_case, kind, request), **request, "Tags": tags(use_case)}
+
+
+def failure_reason(client: Any, kind: str, name: str) -> str:
+    """Why a SageMaker job or endpoint failed, as SageMaker records it (``kind``: Training,
+    Processing, Transform or endpoint)."""
+    operation, key = {
+        "Training": ("describe_training_job", "TrainingJob"),
+        "Processing": ("describe_processing_job", "ProcessingJob"),
+        "Transform": ("describe_transform_job", "TransformJob"),
+        "endpoint": ("describe_endpoint", "Endpoint"),
+    }[kind]
+    found = getattr(client, operation)(**{f"{key}Name": name})
+    parts = [str(found[field]) for field in ("FailureReason", "ExitMessage") if found.get(field)]
+    return f"{found.get(f'{key}Status', '?')}: {'; '.join(parts) or 'SageMaker recorded no reason'}"
+
+
+def job_output_folder(use_case: str, kind: str, key: str) -> str:
+    """The lake folder a job's outputs are uploaded to, keyed on the run that started it."""
+    safe = re.sub(r"[^\w.\-]", "_", key)
+    return f"features/{use_case}/jobs/{kind}/{safe}"

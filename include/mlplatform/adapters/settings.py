@@ -166,10 +166,10 @@ SETTINGS: tuple[Setting, ...] = (
         "MLPLATFORM_SERVING_IMAGE_URI", "ECR repository URL of the serving image.", "", "serving_image_uri"
     ),
     Setting(
-        "MLPLATFORM_SERVING_ALARM_NAMES",
-        "Comma-separated CloudWatch alarms that roll back a blue/green endpoint update.",
+        "MLPLATFORM_SERVING_IMAGE_TAG",
+        "Immutable tag of the released serving image in that repository (the release push records it).",
         "",
-        "serving_alarm_names",
+        "serving_image_tag",
     ),
     Setting(
         "MLPLATFORM_SERVING_KMS_KEY_ARN",

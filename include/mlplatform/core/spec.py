@@ -148,9 +148,16 @@ class Schedules(StrictModel):
     monitor: str | None = "@daily"
 
 
+ServingTarget = Literal["local", "sagemaker"]
+
+
 class Serving(StrictModel):
     mode: Literal["batch", "endpoint", "both"]
-    target: Literal["local", "sagemaker"] = "local"
+    target: ServingTarget | None = Field(
+        None,
+        description="Pin where models serve and batch scoring runs; empty: the environment decides "
+        "(serving_target).",
+    )
     challenger_share: Fraction = Field(0.0, description="A/B: share of requests sent to the challenger.")
     batch_rows: int = Field(250_000, ge=1000, description="Record-batch size when scoring.")
     instance_type: str = "ml.m5.large"
@@ -344,3 +351,17 @@ def model_module(use_case: UseCase) -> ModuleType:
 
     cloudpickle.register_pickle_by_value(module)
     return module
+
+
+def serving_target(use_case: UseCase, environment: str) -> ServingTarget:
+    """Where ``use_case`` serves and batch-scores in ``environment`` (``local`` or ``aws``).
+
+    The one place that decides it, so no spec edit moves a use case between environments:
+    a spec's ``serving.target`` pins it; otherwise ``aws`` means SageMaker (endpoints, Batch
+    Transform, training and processing jobs) and ``local`` the serving app and in-process work.
+    """
+    if use_case.serving.target is not None:
+        return use_case.serving.target
+    if environment not in ("local", "aws"):
+        raise ValueError(f"environment must be 'local' or 'aws', got {environment!r}")
+    return "sagemaker" if environment == "aws" else "local"

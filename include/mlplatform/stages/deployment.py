@@ -1,19 +1,22 @@
 """Deployment: putting the registry's ``champion`` (and ``challenger``) in front of users.
 
-Two targets, chosen by the spec's ``serving.target``:
+Two targets, chosen by :func:`mlplatform.core.spec.serving_target` (the environment, unless
+the spec pins one):
 
 - ``local``: the serving app (:mod:`mlplatform.serving`) follows the registry aliases by
   itself; deploying asks it to reload now (``POST /admin/reload``, with the bearer token
   ``MLPLATFORM_SERVING_ADMIN_TOKEN`` when set), waits until it serves the new version and
   sends a smoke request that must be answered by that version.
-- ``sagemaker``: a SageMaker model per registered version (the serving image, with the
+- ``sagemaker``: a SageMaker model per registered version (the released serving image,
+  ``<repository>:<release tag>``, checked to be in ECR before anything is created, with the
   version's artifacts copied from S3 to ``/opt/ml/model``), an endpoint configuration with
   a ``champion`` and, when the spec gives the challenger a share, a ``challenger``
   production variant weighted by that share, and data capture of every request and answer
   to the lake (read by monitoring); the endpoint is created, or updated with a blue/green
   deployment: a canary share of capacity first, a baking period, then the rest, rolled
-  back automatically when one of the CloudWatch alarms Terraform creates
-  (``MLPLATFORM_SERVING_ALARM_NAMES``) fires. An update whose new fleet fails its health
+  back automatically when one of the endpoint's own CloudWatch alarms fires (named
+  ``<endpoint>-...`` with the dimension ``EndpointName=<endpoint>``, read from CloudWatch by
+  :func:`~mlplatform.adapters.sagemaker.endpoint_alarms`). An update whose new fleet fails its health
   checks never takes traffic: the endpoint stays on its previous configuration and
   :func:`verify_sagemaker` fails the deployment, which alerts.
 
@@ -38,11 +41,12 @@ from mlplatform.adapters import settings
 from mlplatform.adapters.sagemaker import (
     data_capture_config,
     digest,
+    endpoint_alarms,
     endpoint_name,
     execution_role,
     existing,
     model_request,
-    serving_image,
+    released_image,
     tags,
 )
 from mlplatform.core.records import ModelRef
@@ -188,12 +192,15 @@ def endpoint_config_request(
 
 
 def deployment_config(
-    alarms: list[str], canary_percent: int = CANARY_PERCENT, bake_minutes: int = BAKE_MINUTES
+    endpoint: str,
+    alarms: list[str],
+    canary_percent: int = CANARY_PERCENT,
+    bake_minutes: int = BAKE_MINUTES,
 ) -> dict[str, Any]:
     """Blue/green with a canary: ``canary_percent`` of capacity first, bake, then the rest.
 
-    Each baking period lasts ``bake_minutes``; any of ``alarms`` firing in that time rolls
-    all traffic back to the old fleet.
+    Each baking period lasts ``bake_minutes``; any of ``alarms`` (the endpoint's own) firing
+    in that time rolls all traffic back to the old fleet.
     """
     config: dict[str, Any] = {
         "BlueGreenUpdatePolicy": {
@@ -210,14 +217,13 @@ def deployment_config(
         config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name} for name in alarms]}
     else:
         log.warning(
-            "MLPLATFORM_SERVING_ALARM_NAMES is empty: the blue/green update cannot roll back by itself; "
-            "run `terraform apply` (it creates the alarms) or export the variable"
+            "endpoint %s has no CloudWatch alarm named %s-... with the dimension EndpointName=%s: the "
+            "blue/green update cannot roll back by itself; run `terraform apply` (it creates them)",
+            endpoint,
+            endpoint,
+            endpoint,
         )
     return config
-
-
-def alarm_names() -> list[str]:
-    return [a.strip() for a in settings.get("MLPLATFORM_SERVING_ALARM_NAMES").split(",") if a.strip()]
 
 
 # The steps of a SageMaker deployment, named as the deploy DAG's tasks are.
@@ -238,15 +244,21 @@ def plan_sagemaker(
     canary_percent: int = CANARY_PERCENT,
     bake_minutes: int = BAKE_MINUTES,
     registry_client: Any = None,
+    *,
+    ecr: Any,
+    cloudwatch: Any,
 ) -> dict[str, Any]:
     """Every SageMaker request a deployment needs, given what already exists.
 
     One request per step of :data:`STEPS`, empty where the step has nothing to do, and
     ``steps``: the steps with something to do. A new endpoint is created; a running one is
-    updated blue/green, unless it already serves the planned configuration. Each model's
-    data is its version's artifacts in S3, resolved through ``registry_client``.
+    updated blue/green, unless it already serves the planned configuration, and rolled back
+    by its own alarms (read from ``cloudwatch``). Each model's data is its version's
+    artifacts in S3, resolved through ``registry_client``. The release's image must be in
+    ``ecr``: otherwise :class:`~mlplatform.adapters.sagemaker.ImageNotReleased`, before any
+    request is planned.
     """
-    image, role = serving_image(), execution_role()
+    image, role = released_image(ecr), execution_role()
     models = {"champion": model_request(use_case, champion, image, role, registry_client)}
     if challenger is not None and challenger.version != champion.version:
         models["challenger"] = model_request(use_case, challenger, image, role, registry_client)
@@ -276,7 +288,9 @@ def plan_sagemaker(
             "EndpointName": name,
             "EndpointConfigName": config["EndpointConfigName"],
             "RetainAllVariantProperties": False,
-            "DeploymentConfig": deployment_config(alarm_names(), canary_percent, bake_minutes),
+            "DeploymentConfig": deployment_config(
+                name, endpoint_alarms(cloudwatch, name), canary_percent, bake_minutes
+            ),
         }
     return {
         "endpoint": name,

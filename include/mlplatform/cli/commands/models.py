@@ -31,11 +31,24 @@ def cmd_spec(args: argparse.Namespace) -> int:
             loaded = [spec.load_spec(n) for n in (args.name or spec.use_case_names())]
     except spec.SpecError as exc:
         raise CannotCheck(str(exc)) from None
+    # Where each use case serves in each environment: the one resolver the DAGs call.
+    targets = {u.name: {env: spec.serving_target(u, env) for env in ("local", "aws")} for u in loaded}
     if args.json:
         for use_case in loaded:
-            output.print_json(use_case.model_dump(mode="json", by_alias=True))
+            shown = use_case.model_dump(mode="json", by_alias=True)
+            output.print_json({**shown, "serving_targets": targets[use_case.name]})
         return PASSED
-    columns = ("use case", "task", "level", "data", "model family", "families", "serving")
+    columns = (
+        "use case",
+        "task",
+        "level",
+        "data",
+        "model family",
+        "families",
+        "serving",
+        "on local",
+        "on aws",
+    )
     rows = [
         [
             u.name,
@@ -45,6 +58,8 @@ def cmd_spec(args: argparse.Namespace) -> int:
             u.model.family,
             ", ".join(spec.model_families(u)),
             u.serving.mode,
+            targets[u.name]["local"],
+            targets[u.name]["aws"],
         ]
         for u in loaded
     ]

@@ -52,8 +52,8 @@ def stage_transform_input(
     """Write the snapshot's model inputs as JSON Lines parts for a transform job."""
     if not lake.root_uri.startswith("s3://"):
         raise ValueError(
-            f"serving.target sagemaker needs the lake in S3, but it is {lake.root_uri}; "
-            "set MLPLATFORM_LAKE_URI to the lake bucket or use serving.target local"
+            f"batch scoring on SageMaker needs the lake in S3, but it is {lake.root_uri}; "
+            "set MLPLATFORM_LAKE_URI to the lake bucket, or run with MLPLATFORM_ENV=local"
         )
     columns = signature_inputs(ref)
     folder = f"{output_folder(use_case.name, snapshot.month, ref.version, snapshot.digest)}/transform"
@@ -83,10 +83,20 @@ def stage_transform_input(
 
 
 def transform_request(
-    use_case: UseCase, ref: ModelRef, snapshot: snapshots.Snapshot, staged: dict[str, Any], client: Any
+    use_case: UseCase,
+    ref: ModelRef,
+    snapshot: snapshots.Snapshot,
+    staged: dict[str, Any],
+    client: Any,
+    ecr: Any,
 ) -> dict[str, Any]:
-    """The SageMakerTransformOperator config: the SageMaker model (if new) and the job."""
-    model = sagemaker.model_request(use_case, ref, sagemaker.serving_image(), sagemaker.execution_role())
+    """The SageMakerTransformOperator config: the SageMaker model (if new) and the job.
+
+    The model runs the release's image, checked to be in ``ecr`` first
+    (:class:`~mlplatform.adapters.sagemaker.ImageNotReleased` otherwise).
+    """
+    image = sagemaker.released_image(ecr)
+    model = sagemaker.model_request(use_case, ref, image, sagemaker.execution_role())
     # Re-runs of a month reuse the name; the operator then appends a timestamp.
     job = f"{sagemaker.endpoint_name(use_case)}-{snapshot.month}-v{ref.version}-{snapshot.digest[:8]}"
     output: dict[str, Any] = {

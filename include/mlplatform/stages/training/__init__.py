@@ -28,6 +28,9 @@ The train DAG runs three steps as tasks, passing URIs and ids; the command line
    :class:`~mlplatform.core.modelling.TripModel` pyfunc with signature and input example.
    Registration is :mod:`mlplatform.adapters.registry`'s.
 
+On AWS step 2 and 3 run as a SageMaker Training job (``job``: :func:`job_request` and
+:func:`read_job_output`; the job is ``python -m mlplatform.jobs train``).
+
 Metric names: ``val_<metric>`` overall, ``val_<metric>.<slice column>.<value>`` per
 slice, ``baseline_val_<metric>`` for the baseline, ``rows_outside_range.training`` and
 ``rows_outside_range.validation`` for the labelled rows ``target.range`` left out (the
@@ -75,6 +78,7 @@ from mlplatform.stages.training.fitting import (
     trip_model,
     validate,
 )
+from mlplatform.stages.training.job import job_request, read_job_output
 from mlplatform.stages.training.plots import figures
 from mlplatform.stages.training.tracking import (
     bundle_tags,
@@ -101,6 +105,7 @@ __all__ = [
     "figures",
     "fit",
     "fit_and_log",
+    "job_request",
     "labelled",
     "labelled_and_excluded",
     "log_run",
@@ -108,6 +113,7 @@ __all__ = [
     "model_signature",
     "new_data_decision",
     "primary_metric",
+    "read_job_output",
     "read_set",
     "read_tlc_files",
     "sample",

@@ -1,0 +1,91 @@
+"""The amazon provider's SageMaker operators as the DAGs use them.
+
+Two habits on top of the provider's operators (:func:`clear_operator`):
+
+- a step whose rendered ``config`` is empty skips itself: what it would create exists already
+  (the plans in :mod:`mlplatform.stages.deployment` leave such steps empty);
+- a job or endpoint wait that fails ends the task once, without retries (a retry would only
+  start the same failing job again), with the reason SageMaker recorded (``FailureReason``,
+  and a processing job's ``ExitMessage``) in the message. The DAGs' failure notifier
+  (:class:`mlplatform.airflow.notifiers.FailureNotifier`) posts that message to Slack once.
+
+For an endpoint that never reaches ``InService`` the message also names the configuration
+the endpoint stays on: SageMaker keeps the previous fleet until the new one is healthy, so
+a failed update never leaves a half-updated endpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Which SageMaker resource each operator waits for, and where its config names it.
+_WAITS = {
+    "SageMakerTrainingOperator": ("Training", "TrainingJobName"),
+    "SageMakerProcessingOperator": ("Processing", "ProcessingJobName"),
+    "SageMakerTransformOperator": ("Transform", "TransformJobName"),
+    "SageMakerEndpointOperator": ("endpoint", "EndpointName"),
+}
+
+
+def clear_operator(operator: type) -> type:
+    """``operator``, skipping itself on an empty config and failing once with SageMaker's reason."""
+
+    class Clear(operator):  # type: ignore[misc, valid-type]  # a class built at run time
+        def execute(self, context: Any) -> Any:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            if not self.config:
+                raise AirflowSkipException("nothing to do: what this step creates exists already")
+            try:
+                return super().execute(context)
+            except Exception as exc:
+                self._fail(exc, None)
+
+        def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
+            try:
+                return super().execute_complete(context, event)
+            except Exception as exc:
+                self._fail(exc, (event or {}).get("job_name"))
+
+        def _fail(self, exc: Exception, name: str | None) -> Any:
+            from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+
+            if (
+                isinstance(exc, (AirflowSkipException, AirflowFailException))
+                or operator.__name__ not in _WAITS
+            ):
+                raise exc
+            if not isinstance(exc, (AirflowException, RuntimeError)):
+                raise exc  # a client error before anything ran: retrying may help
+            kind, key = _WAITS[operator.__name__]
+            config = self.config.get("Endpoint", self.config) if kind == "endpoint" else self.config
+            name = name or str(config.get(key))
+            raise AirflowFailException(failure_message(self.hook.conn, kind, name, config, exc)) from None
+
+    Clear.__name__ = Clear.__qualname__ = operator.__name__
+    return Clear
+
+
+def failure_message(client: Any, kind: str, name: str, config: dict[str, Any], error: Exception) -> str:
+    """What went wrong, in SageMaker's words, and what state it left."""
+    from mlplatform.adapters import sagemaker
+
+    try:
+        reason = sagemaker.failure_reason(client, kind, name)
+    except Exception as exc:  # the message must still go out when SageMaker cannot be asked
+        reason = f"could not be described ({exc}); the wait ended with: {error}"
+    if kind != "endpoint":
+        return (
+            f"SageMaker {kind.lower()} job {name} failed: {reason}. Its logs are in CloudWatch "
+            f"(/aws/sagemaker/{kind}Jobs, stream {name}/...); fix the cause, then clear this task"
+        )
+    try:
+        current = client.describe_endpoint(EndpointName=name).get("EndpointConfigName")
+    except Exception:
+        current = "unknown"
+    return (
+        f"endpoint {name} did not reach InService on configuration {config.get('EndpointConfigName')} "
+        f"({reason}; the wait ended with: {error}). It stays on configuration {current}, which keeps "
+        "serving: the new fleet never took all traffic. Check the endpoint's events and alarms in the "
+        "SageMaker console before deploying again"
+    )
