@@ -21,6 +21,7 @@ from mlplatform.airflow import mlops_page
 from mlplatform.core import months, spec
 from mlplatform.core.records import MonitoringRecord
 
+REPO = Path(__file__).resolve().parents[1]
 USE_CASE = "taxi_trip_duration"
 NOW = datetime(2023, 4, 10, 12, 0, tzinfo=UTC)
 BREACHED = {
@@ -329,6 +330,49 @@ def test_rule_shares_are_derived_from_counts_in_older_manifests() -> None:
     )
     assert month.state == "quarantined" and month.rows == 10_000
     assert month.rule_shares == {"a": pytest.approx(0.03)}
+
+
+@pytest.fixture
+def gx_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the committed GX context, so validation results stay out of the repository."""
+    import shutil
+
+    root = tmp_path / "great_expectations"
+    shutil.copytree(REPO / "great_expectations", root, ignore=shutil.ignore_patterns("uncommitted"))
+    monkeypatch.setenv("MLPLATFORM_GX_ROOT", str(root))
+    return root
+
+
+def test_the_page_reads_what_the_contract_stage_stores(lake, gx_root: Path) -> None:
+    """TLC's own green months validated by the real stage, then a month that arrives broken."""
+    from mlplatform.stages import contracts, ingest
+
+    use_case = spec.load_spec(USE_CASE)
+    for month in ("2021-01", "2021-02", "2021-03"):
+        data = (REPO / f"tests/fixtures/real_tlc/green_tripdata_{month}.parquet").read_bytes()
+        ingest.land_bytes(lake, use_case.data.dataset, "green", month, data)
+        contracts.validate_month(lake, use_case, month)
+    ingest.land_bytes(lake, use_case.data.dataset, "green", "2021-04", data[:5000])  # cut short
+    broken = contracts.validate_month(lake, use_case, "2021-04")
+
+    status = mlops_page.collect(use_case, lake, tracking_uri=None)
+    assert [(c.month, c.state) for c in status.contracts] == [
+        ("2021-01", "quarantined"),
+        ("2021-02", "quarantined"),
+        ("2021-03", "quarantined"),
+        ("2021-04", "breached"),
+    ]
+    assert [c.rows for c in status.contracts[:3]] == [76_518, 64_572, 83_827]
+    [incident] = mlops_page.incidents(status)
+    assert incident.month == "2021-04" and incident.reasons == broken.breaches
+    trend = mlops_page.rule_trend(status.contracts)
+    assert next(iter(trend)) == "zero_distance"  # TLC's largest quarantine, 3.2-3.3 % a month
+    assert all(0.03 < share < 0.035 for share in trend["zero_distance"][:3])
+    assert trend["zero_distance"][3] is None  # nothing could be read of the broken month
+
+    page = mlops_page.render([status], {}, lake_root=lake.root_uri, now=NOW)
+    top = page[page.index('<div class="incidents">') : page.index('<table class="latest"')]
+    assert "2021-04: contract breached" in top and "unreadable file" in top and "2021-03" not in top
 
 
 # -- the rest of the page -------------------------------------------------------------------------

@@ -665,7 +665,7 @@ def quarantine_chart(quarantine: Sequence[tuple[str, float]], limits: Limits) ->
 
 
 def rule_trend(contracts: Sequence[ContractMonth]) -> dict[str, list[float | None]]:
-    """The quarantine share of each rule per month (``None``: the month's share is unknown),
+    """The quarantine share of each rule per month (``None``: unknown, as for an unreadable file),
     for every rule that quarantined a row in any month, the largest share first."""
     peak: dict[str, float] = {}
     for month in contracts:
@@ -673,9 +673,7 @@ def rule_trend(contracts: Sequence[ContractMonth]) -> dict[str, list[float | Non
             if share:
                 peak[rule] = max(peak.get(rule, 0.0), share)
     return {
-        rule: [
-            (c.rule_shares.get(rule, 0.0) if c.rule_shares or c.rows is not None else None) for c in contracts
-        ]
+        rule: [(c.rule_shares.get(rule, 0.0) if c.rule_shares or c.rows else None) for c in contracts]
         for rule in sorted(peak, key=lambda r: (-peak[r], r))
     }
 
