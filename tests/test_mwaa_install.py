@@ -10,8 +10,10 @@ need no network; ``make test-mwaa`` does the install itself.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shutil
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -177,6 +179,33 @@ def test_terraform_uploads_the_file_make_test_mwaa_installs():
         module_locals["plugins_zip"]
         == '${coalesce(var.plugins_zip, "${var.bundle_root}/infra/.build/plugins.zip")}'
     )
+
+
+def test_terraform_computes_the_recorded_digest(tmp_path):
+    """The module's own expressions, evaluated by `terraform console`, accept today's file."""
+    binary = shutil.which("terraform")
+    if not binary:
+        pytest.skip("no terraform binary on PATH")
+    main = (ORCHESTRATION / "main.tf").read_text()
+    start = main.index("  requirements_path = ")
+    end = main.index("  # The wheels travel in plugins.zip")
+    (tmp_path / "main.tf").write_text(
+        'variable "bundle_root" {\n  type = string\n}\n\n'
+        'variable "constraints_file" {\n  type    = string\n  default = "constraints-mwaa.txt"\n}\n\n'
+        f'variable "airflow_version" {{\n  type    = string\n  default = "{MWAA.airflow}"\n}}\n\n'
+        f"locals {{\n{main[start:end]}}}\n"
+    )
+    result = subprocess.run(
+        [binary, f"-chdir={tmp_path}", "console", f"-var=bundle_root={REPO}"],
+        input='"${local.requirements_sources_digest} ${local.requirements_recorded_digest}"\n',
+        env={**os.environ, "TF_DATA_DIR": str(tmp_path / "data"), "CHECKPOINT_DISABLE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    computed, recorded = result.stdout.strip().strip('"').split()
+    assert computed == recorded == re.search(mr.SOURCES_PATTERN, mr.RENDERED.read_text())[1]
 
 
 # --------------------------------------------------------------------------- bad input
