@@ -143,8 +143,12 @@ def replayed_status(lake: Lake) -> mlops_page.UseCaseStatus:
         tags={
             "promotion.reason": "beat champion by 4%",
             "champion_since": "2023-02-06T00:01:21.745140+00:00",
+            "decision.run_id": "asset_triggered__2023-02-06T00:00:00+00:00",
         },
         metrics={"val_rmse": 5.3712},
+    )
+    status.models["challenger"] = mlops_page.ModelVersion(
+        "8", ("challenger",), "r8", tags={"decision.reason": "gates failed: slices: night +9%"}
     )
     return status
 
@@ -194,6 +198,9 @@ def test_breached_latest_months_lead_the_page_with_their_reasons(lake) -> None:
     assert "not monitored: its data was refused (contract breached)" in latest
     assert "58,000 predictions by v7 (champion)" in latest
     assert "trained on 2022-10, 2022-11; validated on 2022-12" in latest
+    promote_run = "../dags/taxi_trip_duration_promote/runs/asset_triggered__2023-02-06T00%3A00%3A00%2B00%3A00"
+    assert f'href="{promote_run}" target="_top">Airflow run</a>' in latest
+    assert "; v8 (challenger): gates failed: slices: night +9%" in latest
     assert "file://" not in page and "s3://" not in page
 
 

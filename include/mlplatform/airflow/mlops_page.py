@@ -842,15 +842,7 @@ def _latest_rows(s: UseCaseStatus, link: Link, now: datetime) -> list[tuple[str,
         rows.append(("training", "", "muted", "no training set yet"))
     champion = s.models.get("champion")
     if champion is not None:
-        why = f": {champion.reason}" if champion.reason else ""
-        rows.append(
-            (
-                "promotion",
-                "",
-                "ok",
-                f"{_esc(champion.label)} promoted {time_html(champion.promoted_at, now)}{_esc(why)}",
-            )
-        )
+        rows.append(("promotion", "", "ok", _promotion_html(s, champion, link, now)))
     else:
         rows.append(("promotion", "", "muted", "no champion yet"))
     if (o := s.scored) is not None:
@@ -868,6 +860,17 @@ def _latest_rows(s: UseCaseStatus, link: Link, now: datetime) -> list[tuple[str,
         rows.append(("batch scoring", "", "muted", "nothing scored yet"))
     rows += _monitoring_rows(s, link, now)
     return rows
+
+
+def _promotion_html(s: UseCaseStatus, champion: ModelVersion, link: Link, now: datetime) -> str:
+    """The champion, when and why it was promoted (its promote run), and a challenger's fate."""
+    why = f": {champion.reason}" if champion.reason else ""
+    run = _a("Airflow run", airflow_run_link(f"{s.name}_promote", champion.decision_run_id), link)
+    text = f"{_esc(champion.label)} promoted {time_html(champion.promoted_at, now)}{_esc(why)} {run}"
+    challenger = s.models.get("challenger")
+    if challenger is not None and challenger.version != champion.version:
+        text += f"; {_esc(challenger.label)}: {_esc(challenger.reason or 'not decided yet')}"
+    return text
 
 
 def _monitoring_rows(s: UseCaseStatus, link: Link, now: datetime) -> list[tuple[str, str, str, str]]:
