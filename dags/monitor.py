@@ -14,16 +14,25 @@ One DAG per use case.
   Wasserstein for numeric, Jensen-Shannon for categorical, via Evidently), the share of
   drifted features and drift of the champion's predictions;
 - *data quality* (contract result, quarantined share) and *serving health* (error rate,
-  p99 latency per request).
+  p99 latency per request, as the serving app measured them).
+
+Each window gets two verdicts: the **model status** (`ok`, `breach`, `pending`: performance,
+drift, data quality) and the **serving status** (`ok`, `breach`, `unmeasured`: error rate,
+latency). Latency depends on how busy the machine is, not on the model: a serving breach
+never makes the model breach.
 
 **Produces.** `monitoring/<use case>/history/window=YYYY-MM/metrics.json` (what the MLOps
 page shows), a row per metric in `monitoring/<use case>/history.parquet`, the Evidently
 HTML drift report under `monitoring/<use case>/reports/`, and an MLflow run per window in
 the experiment `<use case>-monitoring` (metrics, the record, the report).
 
-**Closing the loop.** Thresholds are the spec's `monitoring` section. Any breach sends a
-Slack alert: what breached, value against threshold, links to the report, this run and
-the champion in MLflow. A performance or drift breach also triggers `<use case>_train`
+**Closing the loop.** Thresholds are the spec's `monitoring` section. A model breach
+(`decide`) sends a Slack alert: what breached, value against threshold, links to the
+report, this run and the champion in MLflow. A serving breach (`alert_operations`) sends a
+separate operations alert naming the endpoint and its figures, and never retrains. Alerts
+are queued in the lake's outbox first (`alerts/outbox/`) and delivered from there: Slack
+being down delays an alert, never loses it; each alert task flushes what an earlier run
+left queued. A performance or drift breach also triggers `<use case>_train`
 with conf `{"reason", "triggered_by": "monitor", "window", "since"}` (`since` is the
 breached window: the retrain learns the changed data from there on), unless a train run is
 already queued or running, or the monitor triggered one less than
@@ -118,8 +127,11 @@ def build(use_case: UseCase) -> DAG:
                 record = monitoring.monitor(lake, use_case, window, airflow_run_url=run_url)
             summary = {
                 "window": record.window,
-                "status": record.status,
-                "breaches": record.breaches,
+                "status": record.model_status,
+                "model_status": record.model_status,
+                "serving_status": record.serving_status,
+                "breaches": [b.metric for b in record.model_breaches],
+                "serving_breaches": [b.metric for b in record.serving_breaches],
                 "record_uri": record.record_uri,
                 "report_url": record.report_url,
                 "mlflow_run_url": record.mlflow_run_url,
@@ -128,12 +140,14 @@ def build(use_case: UseCase) -> DAG:
 
         @task.short_circuit
         def decide(summary: dict[str, Any], ti: Any = None, run_id: str | None = None) -> bool:
-            """Alert on any breach; go on to retrain only past the cooldown and with no train run active."""
+            """Alert on a model breach; retrain only past the cooldown and with no train run active."""
             from datetime import UTC, datetime
 
+            from mlplatform.adapters import alerts
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import monitoring
 
+            alerts.flush()  # alerts an earlier run could not deliver go first
             if not summary["breaches"]:
                 return False
             if summary["backfill"]:
@@ -167,6 +181,22 @@ def build(use_case: UseCase) -> DAG:
         )
 
         @task
+        def alert_operations(summary: dict[str, Any]) -> bool:
+            """Alert operations when the endpoint breached (error rate, latency): never a retrain."""
+            from mlplatform.adapters import alerts
+            from mlplatform.adapters.lake import Lake
+            from mlplatform.stages import monitoring
+
+            alerts.flush()
+            if not summary.get("serving_breaches") or summary["backfill"]:
+                return False
+            record = monitoring.read_record(Lake(), use_case.name, summary["window"])
+            if record is None:
+                raise RuntimeError(f"no monitoring record of {summary['window']}: re-run `evaluate`")
+            monitoring.send_operations_alert(use_case, record)
+            return True
+
+        @task
         def record_retrain(summary: dict[str, Any], ti: Any = None, run_id: str | None = None) -> dict:
             """Note the triggered run in the retrain state, which the cooldown reads."""
             from datetime import UTC, datetime
@@ -182,6 +212,7 @@ def build(use_case: UseCase) -> DAG:
 
         summary = evaluate()
         decide(summary) >> trigger_retrain >> record_retrain(summary)
+        alert_operations(summary)
     return dag
 
 

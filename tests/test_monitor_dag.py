@@ -472,3 +472,48 @@ def test_a_backfill_of_scoring_and_monitoring_recomputes_history_quietly(world: 
     assert states["decide"] == "success" and states["trigger_retrain"] == "skipped"
     assert len(_train_runs()) == runs_before
     assert _new_alerts(world) == []
+
+
+def test_a_slow_endpoint_alerts_operations_and_the_model_stays_ok(world: dict[str, Any]) -> None:
+    """p99 latency far past its limit (a busy machine), the model as good as ever: the model
+    status is ok, no retrain, and one operations alert naming the endpoint and its figures."""
+    import pyarrow as pa
+
+    lake = world["lake"]
+    add_month(lake, "2024-04", seed=13)
+    score_month(lake, "2024-04")
+    trips = tlc.normalise(generator.generate_month("yellow", "2024-04", 300, seed=14).table).to_pandas()
+    columns = ["pickup_datetime", "pu_location_id", "do_location_id", "trip_distance"]
+    slow = USE_CASE.monitoring.max_p99_latency_ms * 4
+    log_rows = trips[columns].assign(
+        request_id=[f"r{i}" for i in range(len(trips))],
+        item=0,
+        variant="champion",
+        model_name=USE_CASE.model_name,
+        model_version=world["version"],
+        latency_ms=slow,
+        status=200,
+        prediction=trips["duration_min"].to_numpy(),
+    )
+    lake.write_parquet(
+        f"predictions/{USE_CASE.name}/serving/month=2024-04/0001.parquet",
+        pa.Table.from_pandas(log_rows, preserve_index=False),
+    )
+    runs_before = len(_train_runs())
+
+    states = run_monitor("2024-04")
+
+    record = monitoring.read_record(lake, USE_CASE.name, "2024-04")
+    assert record is not None
+    assert (record.model_status, record.serving_status) == ("ok", "breach"), record.breach_details
+    assert [b.metric for b in record.serving_breaches] == ["p99_latency_ms"] and record.model_breaches == []
+    assert states["decide"] == "success" and states["trigger_retrain"] == "skipped"
+    assert states["alert_operations"] == "success"
+    assert len(_train_runs()) == runs_before
+    import httpx
+
+    sent = httpx.get(f"{world['sink'].url}/messages", timeout=10).json()
+    operations = [m for m in sent if "serving endpoint out of bounds in 2024-04" in m["text"]]
+    assert len(operations) == 1 and not any("monitoring breach" in m["text"] for m in sent)
+    body = json.dumps(operations[0]["blocks"])
+    assert "/predict" in body and f"{slow:.0f} ms" in body and "No retrain" in body
