@@ -1,17 +1,25 @@
-"""The codes and the metered fare of generated trips, and their layout in TLC's file format.
+"""The codes and the money of generated trips, and their layout in TLC's file format.
 
-Codes (vendor, rate code, payment type, passengers, flags) follow the calibrated mixes;
-fares are consistent with each trip's distance, time, zones and hour, with the surcharges
-of the month's rules. Records with blank codes (flex or dispatched trips) leave the
-driver-entered fields and their surcharges blank.
+Codes (vendor, rate code, payment type, passengers, flags) follow the calibrated mixes.
+Money follows TLC's fare table (:mod:`mlplatform.core.fares`): each record is itemised by
+the schedule in force at its pickup (initial charge and units for distance and slow time,
+night and peak surcharges in ``extra``, MTA tax, improvement, congestion and CBD
+surcharges, the airport fee on yellow airport pickups, JFK flat fare, Newark surcharge),
+so a month that straddles a fare change is itemised by both. Records with blank codes (flex
+or dispatched trips) leave the driver-entered fields and their surcharges blank. Unless a
+month is clean, refunds and voids and the green vendors' itemisation quirks appear at the
+shares of real months of the same regime (:mod:`~mlplatform.core.generator.pathologies`).
 """
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pyarrow as pa
 
-from mlplatform.core import tlc
+from mlplatform.core import fares, tlc
+from mlplatform.core.generator import pathologies
 from mlplatform.core.generator.world import AIRPORTS, borough_codes, world
 
 
@@ -80,19 +88,77 @@ def _tips(
     )
 
 
+_BRIDGE_TOLLS = (("2019-03-31", 6.12), ("2021-04-11", 6.55), ("2023-08-06", 6.94))
+"""The MTA's E-ZPass toll on its bridges and tunnels, from each date: what ``tolls_amount``
+shows for a crossing (real green months: $6.12 in 2021, $6.55 in 2023-01)."""
+_MONEY = (
+    "fare",
+    "extra",
+    "mta_tax",
+    "tip",
+    "tolls",
+    "improvement",
+    "total",
+    "congestion",
+    "airport_fee",
+    "cbd",
+)
+_SCHEDULE_FIELDS = (
+    "initial_charge",
+    "per_unit",
+    "night_surcharge",
+    "peak_surcharge",
+    "mta_tax",
+    "improvement_surcharge",
+    "congestion_surcharge",
+    "airport_fee",
+    "cbd_congestion_fee",
+    "jfk_flat_fare",
+    "newark_surcharge",
+    "minimum_fare",
+    "jfk_peak_surcharge",
+    "laguardia_surcharge",
+)
+
+
+def _schedule_values(schedules: np.ndarray) -> dict[str, np.ndarray]:
+    """Each fare-table field as an array over the records' schedule codes."""
+    return {f: np.array([getattr(s, f) for s in fares.SCHEDULES])[schedules] for f in _SCHEDULE_FIELDS}
+
+
+def _bridge_tolls(pickup_us: np.ndarray) -> np.ndarray:
+    starts = np.array([np.datetime64(day, "us").astype(np.int64) for day, _ in _BRIDGE_TOLLS])
+    amounts = np.array([amount for _, amount in _BRIDGE_TOLLS])
+    return cast(np.ndarray, amounts[np.maximum(np.searchsorted(starts, pickup_us, side="right") - 1, 0)])
+
+
+def _metered(
+    s: dict[str, np.ndarray], rate: np.ndarray, distance: np.ndarray, minutes: np.ndarray
+) -> np.ndarray:
+    """The fare: the initial charge plus a unit per 1/5 mile or per minute below 12 mph (at
+    least the minimum); the JFK flat fare; the Newark surcharge on top of the meter."""
+    slow_minutes = np.clip(minutes - 60.0 * distance / 12.0, 0.0, None)
+    units = np.floor(5.0 * distance + slow_minutes)
+    fare = np.maximum(s["initial_charge"] + s["per_unit"] * units, s["minimum_fare"])
+    fare = np.where(rate == 2, s["jfk_flat_fare"], fare)
+    return cast(np.ndarray, np.where(rate == 3, fare + s["newark_surcharge"], fare))
+
+
 def money_and_codes(
     rng: np.random.Generator,
     taxi_type: str,
-    month: str,
-    pu: np.ndarray,
-    do: np.ndarray,
-    distance: np.ndarray,
-    minutes: np.ndarray,
-    hour: np.ndarray,
-    weekend: np.ndarray,
-    blank: np.ndarray,
+    trips: dict[str, np.ndarray],
+    clean: bool,
 ) -> dict[str, np.ndarray]:
-    """Codes and the metered fare breakdown, consistent with distance and time."""
+    """Codes and the fare breakdown of each record, by the fare schedule in force at its pickup.
+
+    ``trips`` holds ``pickup_us``, ``pu``, ``do``, ``distance`` (as recorded), ``minutes``
+    (what the meter charged for: a meter left running charged the trip before it stood),
+    ``hour``, ``weekend`` and ``blank``. Unless ``clean``, green records carry their
+    vendors' itemisation quirks (:func:`_quirks`), and refunds and voids are negative in
+    every money part (:func:`_refunds`), at the shares of their fare regime.
+    """
+    pu, do, blank, hour, weekend = (trips[k] for k in ("pu", "do", "blank", "hour", "weekend"))
     n = len(pu)
     b = borough_codes()
     manhattan = tlc.BOROUGHS.index("Manhattan")
@@ -101,32 +167,96 @@ def money_and_codes(
     rate = np.where(jfk & ((b[pu] == manhattan) | (b[do] == manhattan)), 2, 1)
     out = _codes(rng, taxi_type, np.where(newark, 3, rate), blank)
     rate = out["rate"]
-    fare = np.where(rate == 2, 70.0, 3.0 + 3.5 * distance + 0.35 * minutes)
-    fare = np.round(np.where(rate == 3, fare + 20.0, fare), 2)
-    extra = np.where(~weekend & (hour >= 16) & (hour < 20), 2.5, 0.0) + np.where(
-        (hour >= 20) | (hour < 6), 1.0, 0.0
+    schedules = pathologies.schedule_codes(taxi_type, trips["pickup_us"])
+    regime = pathologies.regime_codes(schedules)
+    if not clean and taxi_type == "green":  # meters not yet set to a new rate of fare
+        stale = pathologies.stale_meters(rng, schedules, regime, out["vendor"], trips["pickup_us"])
+        schedules = np.where(stale, schedules - 1, schedules)
+    s = _schedule_values(schedules)
+    fare = _metered(s, rate, trips["distance"], trips["minutes"])
+    fare = np.where(rate == 5, np.round(fare * rng.uniform(0.8, 1.2, n)), fare)  # negotiated
+    peak = ~weekend & (hour >= 16) & (hour < 20)
+    night = (hour >= 20) | (hour < 6)
+    extra = np.where(
+        rate == 2, peak * s["jfk_peak_surcharge"], night * s["night_surcharge"] + peak * s["peak_surcharge"]
     )
-    mta_tax = np.full(n, 0.5)
-    improvement = np.full(n, 1.0)
-    congestion = np.where((b[pu] == manhattan) | (b[do] == manhattan), 2.5, 0.0)
-    if taxi_type == "green":
-        congestion = np.where(rng.random(n) < 0.3, congestion, 0.0)
-    airport_fee = np.where(np.isin(pu, (132, 138)), 1.75, 0.0)
+    extra = np.where(rate == 5, 0.0, extra) + s["laguardia_surcharge"] * ((pu == 138) | (do == 138))
+    # The MTA tax is charged on metered trips within its region: not on Newark trips,
+    # negotiated fares, or the dispatched service (records with blank codes).
+    mta_tax = np.where(np.isin(rate, (3, 5)) | blank, 0.0, s["mta_tax"])
+    touches_manhattan = (b[pu] == manhattan) | (b[do] == manhattan)
+    owed = np.where(touches_manhattan, s["congestion_surcharge"], 0.0)
+    if taxi_type == "green":  # green street hails that touch Manhattan mostly stay north of 96th Street
+        owed = np.where(blank | (rng.random(n) < 0.3), owed, 0.0)
+    # Blank-code records leave the driver-entered surcharges blank (see _quirks for where
+    # their congestion surcharge goes).
+    congestion = np.where(blank, 0.0, owed)
+    airport_fee = np.where(np.isin(pu, (132, 138)) & ~blank, s["airport_fee"], 0.0)
     # Half the trips between Manhattan/Brooklyn and the rest cross a tolled bridge or tunnel.
     core = (manhattan, tlc.BOROUGHS.index("Brooklyn"))
     crossing = np.isin(b[pu], core) != np.isin(b[do], core)
-    tolls = np.where(crossing & (rng.random(n) < 0.5), 6.94, 0.0)
-    cbd = np.where(b[do] == manhattan, 0.75, 0.0) if month >= "2025-01" else np.zeros(n)
-    # Blank-code records leave the driver-entered surcharges blank: they do not count in the total.
-    congestion = np.where(blank, 0.0, congestion)
-    airport_fee = np.where(blank, 0.0, airport_fee)
-    tip = np.where(out["payment"] == 1, np.round(fare * _tips(rng, pu, distance, hour, weekend), 2), 0.0)
-    total = np.round(fare + extra + mta_tax + improvement + congestion + tip + tolls + cbd, 2)
-    if taxi_type == "yellow":
-        total = np.round(total + airport_fee, 2)
+    tolls = np.where(crossing & (rng.random(n) < 0.5), _bridge_tolls(trips["pickup_us"]), 0.0)
+    # The CBD toll's zone (south of 60th Street) lies inside the congestion surcharge's.
+    cbd = np.where(owed > 0, s["cbd_congestion_fee"], 0.0)
+    tip = np.where(
+        out["payment"] == 1, np.round(fare * _tips(rng, pu, trips["distance"], hour, weekend), 2), 0.0
+    )
+    improvement = s["improvement_surcharge"]
+    total = fare + extra + mta_tax + improvement + congestion + tip + tolls + cbd + airport_fee
     out.update(fare=fare, extra=extra, mta_tax=mta_tax, tip=tip, tolls=tolls, improvement=improvement)
     out.update(total=total, congestion=congestion, airport_fee=airport_fee, cbd=cbd)
+    if not clean:
+        if taxi_type == "green":
+            _quirks(rng, out, regime, np.where(blank, owed, 0.0))
+        _refunds(rng, out, regime)
+    for name in _MONEY:
+        out[name] = np.round(out[name], 2)
     return out
+
+
+def _quirks(
+    rng: np.random.Generator, out: dict[str, np.ndarray], regime: np.ndarray, blank_owed: np.ndarray
+) -> None:
+    """TLC's green vendors' itemisation, at the shares of their regime's real months.
+
+    Vendor 1 street hails show the congestion surcharge in ``extra`` as well as in its
+    column, and (from the 2022-12-19 fares) the improvement surcharge inside ``mta_tax`` as
+    well, each counted once in the total. Records with blank codes owe the surcharge too,
+    with its column empty: some show it in ``extra``, some only in the total. (Meters still
+    on the previous rate of fare are chosen in :func:`money_and_codes`.)
+    """
+    n = len(regime)
+    street_v1 = (out["vendor"] == 1) & ~out["blank"]
+    in_extra = street_v1 & (rng.random(n) < pathologies.quirk_share(regime, "vendor1_congestion_in_extra"))
+    out["extra"] = out["extra"] + np.where(in_extra, out["congestion"], 0.0)
+    in_mta = street_v1 & (rng.random(n) < pathologies.quirk_share(regime, "vendor1_improvement_in_mta_tax"))
+    out["mta_tax"] = out["mta_tax"] + np.where(in_mta & (out["mta_tax"] > 0), out["improvement"], 0.0)
+    # Only records that owe the surcharge can carry it: the shares are of all blank-code
+    # records, so they are scaled to the records that owe it.
+    owes = blank_owed > 0
+    scale = out["blank"].sum() / max(int(owes.sum()), 1)
+    total_only = scale * pathologies.quirk_share(regime, "blank_congestion_in_total_only")
+    blank_total = owes & (rng.random(n) < total_only)
+    extra_share = scale * pathologies.quirk_share(regime, "blank_congestion_in_extra")
+    blank_extra = owes & ~blank_total & (rng.random(n) < extra_share)
+    out["extra"] = out["extra"] + np.where(blank_extra, blank_owed, 0.0)
+    out["total"] = out["total"] + np.where(blank_extra | blank_total, blank_owed, 0.0)
+
+
+def _refunds(rng: np.random.Generator, out: dict[str, np.ndarray], regime: np.ndarray) -> None:
+    """Refunds and voids at their regime's share: every money part negative, no tip, no toll;
+    payment type 3 (no charge) or 4 (dispute), blank on records with blank codes."""
+    n = len(regime)
+    refund = rng.random(n) < pathologies.share(regime, "refund", out["blank"])
+    out["payment"] = np.where(
+        refund & ~out["blank"], pathologies.refund_payment_types(rng, regime), out["payment"]
+    )
+    out["tip"] = np.where(refund, 0.0, out["tip"])
+    out["tolls"] = np.where(refund, 0.0, out["tolls"])
+    parts = ("fare", "extra", "mta_tax", "improvement", "congestion", "airport_fee", "cbd")
+    for name in parts:
+        out[name] = np.where(refund, 0.0 - np.abs(out[name]), out[name])  # 0.0 - 0.0 is +0.0
+    out["total"] = np.where(refund, sum(out[p] for p in parts), out["total"])
 
 
 def publication_schema(taxi_type: tlc.TaxiType, month: str, generation: tlc.Generation) -> pa.Schema:

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from mlplatform.core import tlc
+from mlplatform.core.generator import pathologies
 from mlplatform.core.generator.fares import money_and_codes, publication_schema, to_arrow
 from mlplatform.core.generator.world import (
     NO_DRIFT,
@@ -139,7 +140,7 @@ class _Trips:
     pu: np.ndarray
     do: np.ndarray
     recorded: np.ndarray  # the distance the record shows (0 for an odometer gap)
-    duration_min: np.ndarray
+    duration_min: np.ndarray  # the trip's, before a meter left running stood
     hour: np.ndarray
     weekend: np.ndarray
     blank: np.ndarray
@@ -147,33 +148,47 @@ class _Trips:
 
 
 def _distances(
-    rng: np.random.Generator, taxi_type: str, pu: np.ndarray, do: np.ndarray, blank: np.ndarray, drift: Drift
+    rng: np.random.Generator,
+    taxi_type: str,
+    pu: np.ndarray,
+    do: np.ndarray,
+    blank: np.ndarray,
+    regime: np.ndarray,
+    drift: Drift,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Road distances driven (within the zone pair's spread), and each record's chance of an
-    odometer gap (a recorded zero)."""
+    odometer gap (a recorded zero): green at its fare regime's share, yellow at its own."""
     w, n = world(), len(pu)
     typical = w.miles[pu, do] * drift.trip_length
     sigma = np.where(pu == do, w.distance_sigma["same_zone"], w.distance_sigma["other"])
     spread = np.exp(np.clip(rng.normal(0.0, 1.0, n), -3.0, 3.0) * sigma)
     distance = np.round(np.clip(typical * spread, 0.01, None), 2)
-    shares = w.green["anomalies"]
     if taxi_type == "green":
-        zero_share = np.where(blank, shares["zero_distance"]["blank"], shares["zero_distance"]["coded"])
+        zero_share = pathologies.share(regime, "zero_distance", blank)
     else:
         zero_share = np.full(n, w.yellow["zero_distance_share"])
     return distance, zero_share
 
 
-def _trips(
-    rng: np.random.Generator, taxi_type: str, month: str, n: int, drift: Drift, anomalies: bool
-) -> _Trips:
+def _midnight_us(month: str) -> int:
+    start, _ = _month_bounds(month)
+    return calendar.timegm(start.timetuple()) * 1_000_000
+
+
+def _trips(rng: np.random.Generator, taxi_type: str, month: str, n: int, drift: Drift, clean: bool) -> _Trips:
     pickup_us = _sample_pickup_times(rng, taxi_type, month, n)
+    regime = pathologies.regime_codes(pathologies.schedule_codes(taxi_type, pickup_us))
+    real = not clean  # TLC's pathologies are drawn
+    before = real & (rng.random(n) < pathologies.share(regime, "previous_month"))
+    # Begun in the last hour before the month (hour 23 of its eve), filed by the dropoff after
+    # midnight: the pickup time within that hour is set once the trip's length is known.
+    pickup_us = np.where(before, _midnight_us(month) - 1_800_000_000, pickup_us)
     blank = rng.random(n) < _blank_share(taxi_type, month)
     # Green records with blank codes are another service (their own zones and trip lengths).
     pu, do = _sample_pairs(rng, taxi_type, (blank & (taxi_type == "green")).astype(int), drift)
-    distance, zero_share = _distances(rng, taxi_type, pu, do, blank, drift)
+    distance, zero_share = _distances(rng, taxi_type, pu, do, blank, regime, drift)
     # Odometer gaps: a zero distance for a trip that was driven, or a no-trip.
-    zero = (rng.random(n) < zero_share) & anomalies
+    zero = real & (rng.random(n) < zero_share)
     no_trip = zero & (rng.random(n) < world().green["anomalies"]["no_trip_share_of_zero_distance"])
     recorded = np.where(zero, 0.0, distance)
 
@@ -183,13 +198,22 @@ def _trips(
     yellow = taxi_type == "yellow"
     base = base_minutes(distance, hour, weekend, pu, do, drift.congestion, yellow)
     noise = rng.normal(0.0, NOISE_SIGMA, n)
-    duration_min = np.where(no_trip, rng.uniform(*NO_TRIP_MINUTES, n), base * np.exp(noise))
+    trip_min = np.where(no_trip, rng.uniform(*NO_TRIP_MINUTES, n), base * np.exp(noise))
+    ahead_s = np.ceil(rng.random(n) * np.minimum(trip_min, 59.0) * 60).astype(np.int64)
+    pickup_us = np.where(before, _midnight_us(month) - ahead_s * 1_000_000, pickup_us)
+    # Meters left running: the record lasts hours; the fare is the trip's.
+    idle = (
+        real & ~no_trip & ~before & (rng.random(n) < pathologies.share(regime, "meter_left_running", blank))
+    )
+    idle_min = pathologies.meter_left_running_minutes(rng, regime, recorded)
+    duration_min = np.where(idle, idle_min, trip_min)
     seconds = np.maximum(np.round(duration_min * 60).astype(np.int64), 1)
     dropoff_us = pickup_us + seconds * 1_000_000
     observed = (dropoff_us - pickup_us) / 60_000_000
     expected = expected_minutes(recorded, hour, weekend, pu, do, drift, yellow)
-    noise_floor = float(np.sqrt(np.mean((observed - expected) ** 2))) if n else 0.0
-    return _Trips(pickup_us, dropoff_us, pu, do, recorded, duration_min, hour, weekend, blank, noise_floor)
+    trips = ~idle  # a meter left running says nothing about travel time
+    noise_floor = float(np.sqrt(np.mean((observed[trips] - expected[trips]) ** 2))) if trips.any() else 0.0
+    return _Trips(pickup_us, dropoff_us, pu, do, recorded, trip_min, hour, weekend, blank, noise_floor)
 
 
 def generate_month(
@@ -199,25 +223,41 @@ def generate_month(
     seed: int = 0,
     drift: Drift = NO_DRIFT,
     generation: tlc.Generation | None = None,
-    anomalies: bool = False,
+    *,
+    clean: bool = False,
+    anomalies: bool | None = None,
 ) -> GeneratedMonth:
     """Generate one month of trips as a table in TLC's raw format.
 
-    With ``anomalies``, records with a zero distance (odometer gaps, some of them no-trips
-    under a minute) appear at the real months' shares; the contract quarantines them as it
-    does real ones (rule ``zero_distance``), so by default months are clean.
+    By default the month holds TLC's own pathologies at the shares of real months of the
+    same fare regime (:mod:`~mlplatform.core.generator.pathologies`): zero distances,
+    refunds and voids, meters left running, trips begun the month before, and the green
+    vendors' itemisation quirks; the contract quarantines each by its rule. ``clean=True``
+    leaves them all out (noise-floor studies). ``anomalies`` is the earlier spelling:
+    ``anomalies=False`` is ``clean=True``.
+
+    The noise floor is over every record but the meters left running, which carry no
+    travel time (the contract quarantines them as ``idle_trip``).
     """
     if rows < 0:
         raise ValueError(f"rows must be >= 0, got {rows}")
     if taxi_type not in ("yellow", "green"):
         raise ValueError(f"taxi_type must be 'yellow' or 'green', got {taxi_type!r}")
     _month_bounds(month)  # validates the month
+    if anomalies is not None:
+        clean = not anomalies
     generation = generation or tlc.generation_for_month(month)
     rng = np.random.default_rng([seed, int(month.replace("-", "")), 0 if taxi_type == "yellow" else 1])
-    t = _trips(rng, taxi_type, month, rows, drift, anomalies)
-    columns = money_and_codes(
-        rng, taxi_type, month, t.pu, t.do, t.recorded, t.duration_min, t.hour, t.weekend, t.blank
-    )
+    t = _trips(rng, taxi_type, month, rows, drift, clean)
+    record = {
+        "pickup_us": t.pickup_us,
+        "pu": t.pu,
+        "do": t.do,
+        "distance": t.recorded,
+        "minutes": t.duration_min,
+    }
+    record.update(hour=t.hour, weekend=t.weekend, blank=t.blank)
+    columns = money_and_codes(rng, taxi_type, record, clean)
     columns.update(pickup=t.pickup_us, dropoff=t.dropoff_us, pu=t.pu, do=t.do, distance=t.recorded)
     table = to_arrow(columns, publication_schema(taxi_type, month, generation))
     meta = {
@@ -229,8 +269,9 @@ def generate_month(
         "noise_sigma": NOISE_SIGMA,
         "noise_floor_rmse": t.noise_floor,
         "generation": generation,
-        "anomalies": anomalies,
+        "clean": clean,
         "calibration": [s["file"] for s in world().green["source"]],
+        "pathologies_set_by": sorted({f for r in pathologies.regimes() for f in r["set_by"]}),
     }
     table = table.replace_schema_metadata({METADATA_KEY: json.dumps(meta).encode()})
     return GeneratedMonth(table, taxi_type, month, seed, drift, t.noise_floor, meta)
