@@ -64,13 +64,25 @@ def _generate_month(args: argparse.Namespace, each: str, drift: Any) -> tuple[st
     if args.out:
         import pyarrow.parquet as pq
 
-        made = generator.generate_month(args.kind, each, args.rows, args.seed, drift, args.generation)
+        made = generator.generate_month(
+            args.kind, each, args.rows, args.seed, drift, args.generation, clean=args.clean
+        )
         target = Path(args.out)
         path = target / tlc.file_name(args.kind, each) if target.is_dir() or args.months > 1 else target
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(made.table, path)
         return str(path), made
     lake = Lake(args.lake)
+    if args.clean:  # land_generated draws TLC's pathologies, as every landed month has them
+        import io
+
+        import pyarrow.parquet as pq
+
+        made = generator.generate_month(args.kind, each, args.rows, args.seed, drift, clean=True)
+        buffer = io.BytesIO()
+        pq.write_table(made.table, buffer)
+        landed = ingest.land_bytes(lake, args.dataset, args.kind, each, buffer.getvalue(), args.replace)
+        return lake.uri(landed.path), made
     landed, made = ingest.land_generated(
         lake, args.dataset, args.kind, each, args.rows, args.seed, drift, replace=args.replace
     )
@@ -263,6 +275,12 @@ def _register_generate(sub: Subparsers) -> None:
     )
     p.add_argument(
         "--trip-length", type=float, default=1.0, help="drift: trip distance multiplier (default 1.0)"
+    )
+    p.add_argument(
+        "--clean",
+        action="store_true",
+        help="leave out TLC's pathologies (zero distances, refunds, meters left running, trips begun "
+        "the month before, itemisation quirks), drawn by default at real months' shares: noise-floor studies",
     )
     p.add_argument("--out", help="write to this file or folder instead of the lake's raw zone")
     p.add_argument("--lake", help=LAKE_HELP)
