@@ -382,6 +382,35 @@ def test_the_page_reads_what_the_contract_stage_stores(lake, gx_root: Path) -> N
     assert "2021-04: contract breached" in top and "unreadable file" in top and "2021-03" not in top
 
 
+def test_registry_versions_carry_every_alias_they_hold(mlflow_server: str) -> None:
+    import uuid
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow_server)
+    name = f"mlops_page_{uuid.uuid4().hex[:8]}"
+    client.create_registered_model(name)
+    run = client.create_run("0")
+    client.log_metric(run.info.run_id, "val_rmse", 5.37)
+    for _ in range(3):
+        client.create_model_version(name, f"runs:/{run.info.run_id}/model", run.info.run_id)
+    for alias, version in (("champion", "2"), ("previous_champion", "1"), ("challenger", "3")):
+        client.set_registered_model_alias(name, alias, version)
+    client.set_model_version_tag(name, "2", "champion_since", "2023-02-06T00:01:21+00:00")
+
+    models = mlops_page.registry_models(client, name)
+    assert {alias: m.label for alias, m in models.items()} == {
+        "champion": "v2 (champion)",
+        "challenger": "v3 (challenger)",
+        "previous_champion": "v1 (previous_champion)",
+    }
+    assert models["champion"].metrics == {"val_rmse": 5.37}
+    assert models["champion"].promoted_at == "2023-02-06T00:01:21+00:00"
+    client.set_registered_model_alias(name, "challenger", "2")  # one version, two aliases
+    assert mlops_page.registry_models(client, name)["champion"].label == "v2 (champion, challenger)"
+    assert mlops_page.registry_models(client, "never_registered") == {}
+
+
 # -- the rest of the page -------------------------------------------------------------------------
 def test_collect_reads_contract_and_monitoring_from_the_lake(lake) -> None:
     use_case = spec.load_spec(USE_CASE)
