@@ -10,6 +10,7 @@ figures each rule's ``meta.calibration`` cites (``great_expectations/expectation
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -222,3 +223,55 @@ def test_the_stored_outcomes_hold_the_counts_the_trend_reads(validated: dict) ->
         for reading, n in reading_counts.items():
             assert by[month, "fare_reading." + reading].count == n
     assert not any(t.jump for t in trend)
+
+
+def test_contracts_report_prints_the_month_by_rule_table_of_a_folder(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    assert cli.main(["contracts", "report", str(REAL), "--use-case", USE_CASE.name]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[1]: line.split()[3::2] for line in out.splitlines() if line.startswith("│")}
+    assert lines["rows"] == ["76,518", "64,572", "83,827", "68,211"]
+    assert lines["zero_distance"] == ["3.34%", "3.18%", "3.28%", "4.91%"]
+    assert lines["fare_inconsistent"] == ["0.12%", "0.56%", "0.08%", "0.08%"]
+    assert lines["fare_reading.improvement_surcharge_excluded"] == ["0.00%", "0.00%", "0.00%", "13.33%"]
+    assert "missing_key" not in lines  # rules that hit nothing in any month are left out
+    assert not any("▲" in line for line in out.splitlines() if line.startswith("│"))  # no jump
+
+
+def test_contracts_report_json_from_a_folder_and_from_the_lake_agree(
+    validated: dict, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli.main(["contracts", "report", str(REAL), "--use-case", USE_CASE.name, "--json"]) == 0
+    from_files = json.loads(capsys.readouterr().out)
+    monkeypatch.setenv("MLPLATFORM_LAKE_URI", validated["lake"].root_uri)
+    assert cli.main(["contracts", "report", "--lake", "--use-case", USE_CASE.name, "--json"]) == 0
+    from_lake = json.loads(capsys.readouterr().out)
+    assert from_files == from_lake
+    assert len(from_lake) == len(MONTHS) * (len(contracts.RULE_NAMES) + 3)  # + the three readings seen
+    assert {"month": "2023-01", "rule": "fare_inconsistent", "rows": 68211, "count": 54,
+            "share": 54 / 68211, "severity": "quarantine", "jump": False} in from_lake  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["contracts", "report"], "give either a folder of TLC files or --lake"),
+        (["contracts", "report", "/no/such/folder"], "/no/such/folder is not a folder: it does not exist"),
+        (["contracts", "report", str(REAL), "--lake"], "not both"),
+    ],
+)
+def test_contracts_report_says_what_it_cannot_report(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_contracts_report_of_a_folder_without_tlc_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.txt").write_text("no trips here")
+    assert cli.main(["contracts", "report", str(tmp_path), "--use-case", USE_CASE.name]) == 2
+    assert "holds no yellow or green TLC file" in capsys.readouterr().err

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from mlplatform.cli.arguments import (
     add_output_options,
     input_file,
     input_files,
+    input_folder,
     load_use_case,
     month,
     use_case_help,
@@ -152,9 +155,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from mlplatform.adapters.lake import Lake  # after the checks: bad input answers at once
     from mlplatform.stages import contracts
 
-    history = contracts.history_row_counts(Lake(args.lake), use_case, chosen)
+    lake = Lake(args.lake)
+    history = contracts.history_row_counts(lake, use_case, chosen)
+    rule_history = contracts.history_rule_shares(lake, use_case, chosen)
     files = [contracts.RawFile(str(p), p.read_bytes(), use_case.data.taxi_types) for p in paths]
-    evaluation = contracts.evaluate_files(files, use_case, chosen, history=history)
+    evaluation = contracts.evaluate_files(files, use_case, chosen, history=history, rule_history=rule_history)
     evaluation.docs_rendered()
     if args.json:
         result = {"use_case": use_case.name, "month": chosen, "source": evaluation.source}
@@ -203,6 +208,60 @@ def cmd_contracts_sync(args: argparse.Namespace) -> int:
     return PASSED
 
 
+def cmd_contracts_report(args: argparse.Namespace) -> int:
+    """Each month's quarantine share per row rule and fare reading, from TLC files or the lake."""
+    if (args.folder is None) == (args.lake is None):
+        raise CannotCheck("give either a folder of TLC files or --lake [URI], not both and not neither")
+    folder = input_folder(args.folder) if args.folder is not None else None
+    use_case = load_use_case(args.use_case or _widest_use_case())
+    from mlplatform.stages import contracts
+
+    if folder is not None:
+        with output.working(args, f"validating the TLC files in {folder} in memory"):
+            trend = contracts.folder_trend(folder, use_case)
+        if not trend:
+            kinds = " or ".join(use_case.data.taxi_types)
+            raise CannotCheck(f"{folder} holds no {kinds} TLC file (<type>_tripdata_YYYY-MM.parquet)")
+        origin = str(folder)
+    else:
+        from mlplatform.adapters.lake import Lake
+
+        lake = Lake(None if args.lake is True else args.lake)
+        trend = contracts.lake_trend(lake, use_case)
+        origin = lake.root_uri
+    output.show(
+        args, [dataclasses.asdict(t) for t in trend], lambda: _trend_table(trend, use_case.name, origin)
+    )
+    return PASSED
+
+
+def _widest_use_case() -> str:
+    """The use case that reads the most taxi types (the first such by name)."""
+    from mlplatform.core import spec
+
+    names = spec.use_case_names()
+    return max(names, key=lambda n: (len(spec.load_spec(n).data.taxi_types), -names.index(n)))
+
+
+def _trend_table(trend: Sequence[Any], use_case: str, origin: str) -> Any:
+    """One column per month, one row per rule (and fare reading) that hit anything; ▲ marks a jump."""
+    rules = [r for r in dict.fromkeys(t.rule for t in trend) if any(t.count for t in trend if t.rule == r)]
+    months = sorted({t.month for t in trend})
+    cell = {(t.month, t.rule): t for t in trend}
+    first = {t.month: t for t in reversed(trend)}
+    rows: list[list[Any]] = [
+        ["rows", *(first[m].rows for m in months)],
+        ["verdict", *(first[m].severity for m in months)],
+    ]
+    for rule in rules:
+        found = [cell.get((m, rule)) for m in months]
+        rows.append([rule, *(f"{t.share:.2%}{' ▲' if t.jump else ''}" if t else "-" for t in found)])
+    title = (
+        f"{use_case}: share of each month's rows per row rule ({origin}; ▲ a jump above its trailing median)"
+    )
+    return output.rows_table(title, ("rule", *months), rows)
+
+
 def register(sub: Subparsers) -> None:
     """Add the data commands to ``sub``."""
     _register_generate(sub)
@@ -233,7 +292,7 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument("--use-case", required=True, help=use_case_help("use case whose contract applies"))
     p.add_argument("--month", type=month, help="month the file covers (default: from the file name)")
-    p.add_argument("--lake", help=LAKE_HELP + "; its validated months are the volume history")
+    p.add_argument("--lake", help=LAKE_HELP + "; its validated months are the volume and rule-share history")
     add_output_options(p)
     p.set_defaults(func=cmd_validate)
 
@@ -254,6 +313,24 @@ def register(sub: Subparsers) -> None:
     )
     sync.add_argument("--root", type=Path, help="context folder (default: MLPLATFORM_GX_ROOT or the repo's)")
     sync.set_defaults(func=cmd_contracts_sync)
+    report = actions.add_parser("report", help="the quarantine share of each row rule, month by month")
+    report.description = (
+        "Print a month x rule table of quarantine shares (fare readings as fare_reading.<name>), "
+        "with jumps above a rule's trailing median marked. From a folder of TLC files "
+        "(<type>_tripdata_YYYY-MM.parquet, each month validated in memory by the row rules, nothing "
+        "written) or from the contract outcomes stored in the lake (--lake). Exit 0, or 2: nothing "
+        "to report (no such folder, no TLC file in it)."
+    )
+    report.add_argument("folder", nargs="?", help="folder of TLC parquet files")
+    report.add_argument(
+        "--lake", nargs="?", const=True, help="read the stored contract outcomes; " + LAKE_HELP
+    )
+    report.add_argument(
+        "--use-case",
+        help=use_case_help("use case whose contract applies (default: the one reading most taxi types)"),
+    )
+    add_output_options(report)
+    report.set_defaults(func=cmd_contracts_report)
 
 
 def _register_generate(sub: Subparsers) -> None:

@@ -117,7 +117,13 @@ from mlplatform.stages.contracts.rules import (
     RowRule,
 )
 from mlplatform.stages.contracts.suite import build_suite, sync_context
-from mlplatform.stages.contracts.trend import RuleTrend, folder_trend, lake_trend, rule_jumps
+from mlplatform.stages.contracts.trend import (
+    RuleTrend,
+    folder_trend,
+    history_rule_shares,
+    lake_trend,
+    rule_jumps,
+)
 from mlplatform.stages.contracts.validate import raw_paths, validate_month
 from mlplatform.stages.contracts.verdict import evaluate, evaluate_files
 from mlplatform.stages.contracts.volume import HISTORY_MONTHS, history_row_counts, volume_bounds
@@ -163,6 +169,7 @@ __all__ = [
     "folder_trend",
     "gx_root",
     "history_row_counts",
+    "history_rule_shares",
     "lake_trend",
     "month_window_us",
     "open_context",
