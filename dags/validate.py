@@ -13,10 +13,12 @@ Then, by verdict:
   (immutable; its manifest names the raw file's digest and the contract result) and
   points `CURRENT.json` at it;
 - **rows quarantined** (fewer bad rows than `contract.max_bad_row_share`): the same, plus
-  the bad rows with their reasons under `quarantine/<use case>/month=M/<raw digest>/`,
-  and a Slack summary with the share of rows each rule quarantined. Real TLC months
-  quarantine about 4% (zero distances, idle meters, refunds, trips begun the evening
-  before the month);
+  the bad rows with their reasons under `quarantine/<use case>/month=M/<raw digest>/`.
+  Real TLC months quarantine 4-6% (zero distances, idle meters, refunds, trips begun the
+  evening before the month); the share of each rule and fare reading stays in the
+  manifest's contract block (the MLOps page charts it, `mlplatform contracts report`
+  prints it) and Slack hears nothing, unless a rule's share jumps above
+  `contract.trend_jump_factor` times its trailing median: then one warning names it;
 - **breach** (unreadable or empty file, wrong taxi type, broken schema, volume far off
   the recent median, too many bad rows): nothing is validated, a breach record
   (`breach.json`: what broke, the raw digest, the time) is written to the quarantine
@@ -114,7 +116,7 @@ def build(use_case: UseCase, job_check_seconds: int = VALIDATION_CHECK_SECONDS) 
 
         @task
         def report(outcome: dict[str, Any], ti: Any = None) -> dict[str, Any]:
-            """Alert Slack on a breach (and fail the run) or a quarantine; a clean pass only logs."""
+            """Alert Slack on a breach (and fail the run) or a rule share jump; a usual month only logs."""
             from mlplatform.stages import contracts
 
             checked = contracts.ContractOutcome.from_dict(outcome)

@@ -206,3 +206,15 @@ def test_zones_and_boroughs() -> None:
         "Manhattan",
         "Unknown",
     ]
+
+
+def test_the_columns_that_tell_the_taxi_type_are_named() -> None:
+    yellow = tlc.raw_schema("yellow", "2024").names
+    green = tlc.raw_schema("green", "legacy").names
+    assert tlc.taxi_type_evidence(yellow) == (
+        "tpep_pickup_datetime, tpep_dropoff_datetime, Airport_fee (yellow columns)"
+    )
+    assert tlc.taxi_type_evidence(green) == (
+        "lpep_pickup_datetime, lpep_dropoff_datetime, trip_type, ehail_fee (green columns)"
+    )
+    assert tlc.taxi_type_evidence(["trip_distance"]) == ""
