@@ -52,9 +52,9 @@ def schedule_index(trips: pa.Table, month: str) -> np.ndarray:
     pickups = np.where(np.isnat(pickups), first, pickups)
     pickups = np.maximum(np.clip(pickups, first, last), start)
     codes = np.zeros(trips.num_rows, dtype=np.int64)
-    kinds = trips.column("taxi_type").to_numpy(zero_copy_only=False)
-    for kind in np.unique(kinds):
-        rows = kinds == kind
+    kinds = trips.column("taxi_type")
+    for kind in pc.unique(kinds).to_pylist():  # one or two kinds: compared in Arrow, not as Python strings
+        rows = pc.equal(kinds, kind).to_numpy(zero_copy_only=False)
         codes[rows] = fares.schedule_codes(str(kind), pickups[rows])
     return codes
 
@@ -181,7 +181,8 @@ def money_findings(trips: pa.Table, month: str) -> MoneyFindings:
     for name in SURCHARGES:
         rates = _RATES[name][codes]
         charged = rates > 0
-        if charged.any() and trips.column(name).filter(pa.array(charged)).null_count == int(charged.sum()):
+        empty = pc.is_null(trips.column(name)).to_numpy(zero_copy_only=False)
+        if charged.any() and empty[charged].all():
             schedule = fares.SCHEDULES[int(codes[charged][0])]
             empty.append(
                 f"{name} is empty in all {int(charged.sum()):,} rows whose pickup TLC charges it "
