@@ -38,6 +38,7 @@ import argparse
 import hashlib
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -91,6 +92,7 @@ FOLLOWS_IMAGE = {"s3fs": "fsspec"}
 TEST_TOOLING_MARKER = "# Test tooling only"
 SOURCES_PATTERN = re.compile(r"(?m)^# sources-sha256: ([0-9a-f]{64})$")
 PYTHON_PATTERN = re.compile(r"(?m)^# python-version: (\d+\.\d+)$")
+INSTALLED = re.compile(r"(?m)^Successfully installed (.+)$")
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;#]+)")
 
 
@@ -472,6 +474,11 @@ def has_constraints(requirements: Path) -> bool:
     return any(re.search(r"-c |--constraint ", line) for line in requirements.read_text().splitlines())
 
 
+def child_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def safe_pip_install(python: str, requirements: Path, mwaa: Mwaa, dry_run: bool = False) -> tuple[float, str]:
     """safe-pip-install's command as user_requirements.py calls it; (seconds, pip's output)."""
     command = [
@@ -491,9 +498,11 @@ def safe_pip_install(python: str, requirements: Path, mwaa: Mwaa, dry_run: bool 
     # MWAA's pip reads no configuration of this machine (indexes, find-links, constraints).
     env = {name: value for name, value in os.environ.items() if not name.startswith("PIP_")}
     env |= {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), child_cpu_seconds()
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     seconds = time.monotonic() - started
+    # The wall time depends on how busy the machine is; pip's own CPU time much less so.
+    print(f"pip used {child_cpu_seconds() - cpu_before:.0f} s of CPU", file=sys.stderr)
     output = result.stdout + result.stderr
     if result.returncode != 0:
         missing = re.findall(r"No matching distribution found for (\S+)", output)
@@ -514,7 +523,12 @@ def install(
             f"{plugins_zip} lacks the wheels of {', '.join(missing)}, which MWAA's image does not hold: "
             "run `make plugins-zip`"
         )
-    seconds, _ = safe_pip_install(python, staged, mwaa)
+    seconds, output = safe_pip_install(python, staged, mwaa)
+    installed = [canonical(item.rsplit("-", 1)[0]) for item in " ".join(INSTALLED.findall(output)).split()]
+    replaced = sorted(name for name in installed if name in mwaa.image)
+    if replaced:
+        raise MwaaError(f"the install replaced {', '.join(replaced)} of MWAA's image: run `make lock`")
+    print(f"installed {len(installed)} packages, none of them replacing one of MWAA's image")
     return seconds
 
 
