@@ -181,8 +181,8 @@ def money_findings(trips: pa.Table, month: str) -> MoneyFindings:
     for name in SURCHARGES:
         rates = _RATES[name][codes]
         charged = rates > 0
-        empty = pc.is_null(trips.column(name)).to_numpy(zero_copy_only=False)
-        if charged.any() and empty[charged].all():
+        blank = pc.is_null(trips.column(name)).to_numpy(zero_copy_only=False)
+        if charged.any() and blank[charged].all():
             schedule = fares.SCHEDULES[int(codes[charged][0])]
             empty.append(
                 f"{name} is empty in all {int(charged.sum()):,} rows whose pickup TLC charges it "
