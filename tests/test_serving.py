@@ -62,6 +62,9 @@ def running(app: FastAPI) -> Iterator[tuple[str, httpx.Client]]:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the serving app did not start")
         time.sleep(0.05)
+    # The app listens before its models load; tests start from the loader's first outcome.
+    if not app.state.store.settled.wait(timeout=max(deadline - time.monotonic(), 1)):
+        raise RuntimeError("the serving app's model loader did not finish its first attempt")
     try:
         with httpx.Client(timeout=60) as http:
             yield f"http://127.0.0.1:{port}", http
@@ -108,6 +111,7 @@ def test_answers_one_trip_and_a_batch_in_minutes_with_the_version(versions: list
         one = http.post(f"{base}/predict", json=TRIP)
         batch = http.post(f"{base}/predict", json={"instances": trips})
         ping = http.get(f"{base}/ping")
+        ready = http.get(f"{base}/ready")
         metrics = http.get(f"{base}/metrics")
 
     assert health["champion"]["version"] == versions[0] and health["unit"] == "minutes"
@@ -115,6 +119,7 @@ def test_answers_one_trip_and_a_batch_in_minutes_with_the_version(versions: list
     inputs = ["pickup_datetime", "pu_location_id", "do_location_id", "trip_distance", "taxi_type"]
     assert health["inputs"] == inputs
     assert one.status_code == 200 and batch.status_code == 200 and ping.status_code == 200
+    assert ready.status_code == 200 and ready.json()["ready"] is True and "note" not in health
     body = one.json()
     assert body["version"] == versions[0] and body["variant"] == "champion" and body["unit"] == "minutes"
     assert body["predictions"][0]["prediction"] == pytest.approx(expected_minutes(versions[0], [TRIP])[0])
@@ -298,10 +303,14 @@ def test_without_a_champion_the_app_starts_and_answers_503(mlflow_server: str, l
         health = http.get(f"{base}/health")
         predict = http.post(f"{base}/predict", json=TRIP)
         ping = http.get(f"{base}/ping")
+        ready = http.get(f"{base}/ready")
         reload = http.post(f"{base}/admin/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
 
     assert health.status_code == 200 and health.json()["status"] == "no_model"
-    assert predict.status_code == 503 and "promote a champion" in predict.json()["detail"]
+    assert health.json()["readiness"]["reason"] == "no_champion"
+    assert predict.status_code == 503 and "no_champion" in predict.json()["detail"]
+    assert "promote a version first" in predict.json()["detail"]
+    assert ready.status_code == 503 and ready.json()["reason"] == "no_champion"
     assert ping.status_code == 503
     assert reload.status_code == 503 and "no version with alias 'champion'" in reload.json()["detail"]
 

@@ -20,8 +20,14 @@ HTTP interface (``/docs`` is the interactive reference, ``/openapi.json`` the do
   (``text/csv``, no header, one trip per line, columns in the order of the model's inputs)
   and answers in the ``Accept`` type, else in the type sent (one answer per line for JSON
   Lines and CSV). ``/ping`` is 200 once a model is loaded, 503 before.
-- ``GET /health``: liveness and what is served (versions, inputs); ``status`` is
-  ``no_model`` until a champion exists (``/predict`` answers 503 meanwhile).
+- ``GET /health``: liveness, 200 from the first second whatever the registry does: what is
+  served (versions, inputs); ``status`` is ``no_model`` until a champion loads (``/predict``
+  answers 503 meanwhile), ``readiness`` what ``/ready`` says, and ``note`` when the last look
+  at the registry failed while a model is served.
+- ``GET /ready``: readiness, 200 once a model is loaded; 503 before with ``reason``
+  (``starting``, ``registry_unreachable``, ``registry_error`` for a registry answering 5xx
+  or something that is not MLflow's API, ``no_champion``, ``artifacts_unavailable``,
+  ``model_does_not_predict``), ``detail``, ``last_error`` and ``next_retry_at``.
 - ``GET /metrics``: Prometheus exposition (``prometheus_client``, one registry per app):
   ``mlplatform_serving_requests_total{route,status}``, ``..._request_duration_seconds``,
   ``..._errors_total{route,kind}``, ``..._variant_requests_total`` and
@@ -48,7 +54,7 @@ to a year ahead, finite numbers. A prediction that is not a finite number is nev
 | 413 | body over the size limit, or more than 10,000 trips |
 | 422 | trips that do not fit the model's inputs or ranges; ``X-Variant`` unknown; no finite prediction |
 | 500 | the model failed, or an unexpected error (counted, logged, the connection stays usable) |
-| 503 | no model loaded yet |
+| 503 | no model loaded yet (the detail says why, as ``/ready`` does) |
 
 Every answer is counted in ``/metrics`` by route and status; every prediction request,
 answered or refused, is a row of the prediction log with its status.
@@ -56,8 +62,18 @@ answered or refused, is a row of the prediction log with its status.
 A/B testing: ``serving.challenger_share`` of request keys go to the ``challenger`` alias,
 chosen by a hash of the key, so a caller stays on one variant. Every prediction is logged
 to ``predictions/<use case>/serving/month=YYYY-MM/`` in the lake for the monitoring DAG to
-compare variants. A background thread follows the aliases and swaps in a promoted version
-without dropping a request; concurrent requests are predicted together.
+compare variants. Concurrent requests are predicted together.
+
+Starting and stopping. The app listens before any model is loaded: ``/health``, ``/ready``,
+``/docs``, ``/openapi.json`` and ``/metrics`` answer at once (the document describes the
+spec's inputs until a champion is loaded, then that version's signature). A daemon thread
+resolves the aliases and loads the models, retrying with exponential backoff (1 s doubling
+to 30 s) until one loads, then follows the aliases every poll interval and swaps in a
+promoted version without dropping a request; when the registry leaves, the last good
+models keep serving. ``python -m mlplatform.serving`` bounds MLflow's own HTTP retries
+(one try, ten-second timeout; ``MLFLOW_HTTP_REQUEST_*`` override them). SIGTERM drains:
+requests in flight get ``MLPLATFORM_SERVING_SHUTDOWN_SECONDS`` (default 3) to finish, no
+background thread holds the exit, and the process exits 0 in every state.
 
 Configuration (environment, or the same-named arguments of ``python -m mlplatform.serving``):
 ``MLPLATFORM_USE_CASE`` (default ``taxi_trip_duration``), ``MLFLOW_TRACKING_URI``, ``MLPLATFORM_LAKE_URI``,
@@ -65,7 +81,8 @@ Configuration (environment, or the same-named arguments of ``python -m mlplatfor
 SageMaker containers do) with ``MLPLATFORM_MODEL_VERSION``,
 ``MLPLATFORM_SERVING_POLL_SECONDS`` (default 30, 0 never),
 ``MLPLATFORM_SERVING_LOG_PREDICTIONS`` (default 1), ``MLPLATFORM_SERVING_ADMIN_TOKEN``,
-``MLPLATFORM_SERVING_MAX_BODY_BYTES``, ``HOST`` / ``PORT`` (default 127.0.0.1:8000). With
+``MLPLATFORM_SERVING_MAX_BODY_BYTES``, ``MLPLATFORM_SERVING_SHUTDOWN_SECONDS``, ``HOST`` /
+``PORT`` (default 127.0.0.1:8000). With
 ``serve`` (SageMaker) it listens on 0.0.0.0:8080 (``SAGEMAKER_BIND_TO_PORT``) and serves
 the model in ``SM_MODEL_DIR`` (default ``/opt/ml/model``) unless ``MLPLATFORM_MODEL_URI`` is set.
 
@@ -75,31 +92,46 @@ The modules, each importing only those above it:
 |---|---|
 | ``schema`` | the request model: input fields, plausible ranges, pydantic validation |
 | ``bodies`` | content types in and out (JSON, JSON Lines, CSV) and the body limits |
-| ``store`` | the models served: loading, following the aliases, hot swap, the A/B split |
+| ``store`` | the models served: loading in the background with backoff, readiness and its reasons, following the aliases, hot swap, the A/B split |
 | ``batcher`` | the micro-batcher: queued requests for one model predicted in one call |
 | ``metrics`` | ``/metrics``: ``prometheus_client`` families in a registry per app |
 | ``log`` | the prediction log: its row layout and the buffered writer to the lake |
 | ``service`` | one request apart from HTTP: variant, decoding, validation, prediction, metrics, log |
 | ``guard`` | the middleware: every request counted, an unexpected error a 500 that keeps the connection |
-| ``docs`` | the OpenAPI description of the prediction bodies, answers and errors |
+| ``docs`` | the OpenAPI description of the prediction bodies (from the fields served now), answers and errors |
 | ``routes`` | the routes: ``create_app`` |
-| ``run`` | ``app_from_env`` (the uvicorn factory) and the ``python -m mlplatform.serving`` command |
+| ``run`` | ``app_from_env`` (the uvicorn factory), the ``python -m mlplatform.serving`` command, bounded registry calls, SIGTERM |
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from mlplatform.serving.routes import create_app
-from mlplatform.serving.run import app_from_env, main
-from mlplatform.serving.store import assign_variant
+if TYPE_CHECKING:
+    from mlplatform.serving.routes import create_app
+    from mlplatform.serving.run import app_from_env, main
+    from mlplatform.serving.store import assign_variant
 
 __all__ = ["app_from_env", "assign_variant", "create_app", "main"]
 
+# Imported on first use, so that ``python -m mlplatform.serving`` handles SIGTERM before the
+# app's libraries load (a container stopped while it starts exits 0 too).
+_HOMES = {
+    "create_app": "mlplatform.serving.routes",
+    "app_from_env": "mlplatform.serving.run",
+    "main": "mlplatform.serving.run",
+    "assign_variant": "mlplatform.serving.store",
+}
+
 
 def __getattr__(name: str) -> Any:
-    """``mlplatform.serving:app`` for ``uvicorn``: built on first access, from the environment."""
+    """The exports, imported on first use; ``mlplatform.serving:app`` for ``uvicorn``: built on
+    first access, from the environment."""
     if name == "app":
-        globals()["app"] = built = app_from_env()
+        globals()["app"] = built = __getattr__("app_from_env")()
         return built
+    if name in _HOMES:
+        globals()[name] = value = getattr(importlib.import_module(_HOMES[name]), name)
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,12 +2,16 @@
 
 The bodies are read by hand (size limit, parsing off the event loop, several content
 types), so FastAPI cannot derive their schema from a parameter; these functions describe
-them from the same pydantic trip model that validates them (:func:`~mlplatform.serving.schema.trip_model`
-over the spec's inputs), so ``/docs`` and ``/openapi.json`` show what ``/predict`` takes.
+them from the same pydantic trip model that validates them (:func:`~mlplatform.serving.schema.trip_model`),
+so ``/docs`` and ``/openapi.json`` show what ``/predict`` takes. The fields are the loaded
+champion's (its input signature) once one is loaded, and the spec's feature columns
+before: :func:`live_document` builds the document on demand, so it answers from the
+app's first second and follows the version served.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -111,14 +115,30 @@ def trip_schemas(fields: Sequence[InputField]) -> dict[str, Any]:
     return schemas
 
 
-def with_trip_schemas(app: FastAPI, fields: Sequence[InputField]) -> Callable[[], dict[str, Any]]:
-    """``app.openapi`` extended with the trip schemas the request bodies refer to."""
+def live_document(
+    app: FastAPI, fields_now: Callable[[], tuple[str, Sequence[InputField]]]
+) -> Callable[[], dict[str, Any]]:
+    """``app.openapi``: FastAPI's document with the prediction bodies of the fields served now.
+
+    ``fields_now`` returns a key (what the fields come from, e.g. a version) and the
+    fields; the document is built again only when the key changes.
+    """
     generate = app.openapi
+    built: dict[str, dict[str, Any]] = {}
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            document = generate()
+        key, fields = fields_now()
+        if key not in built:
+            app.openapi_schema = None
+            document = copy.deepcopy(generate())
+            paths = document.get("paths", {})
+            for path, body in (("/predict", predict_body), ("/invocations", invocations_body)):
+                if "post" in paths.get(path, {}):
+                    paths[path]["post"].update(body(fields))
             document.setdefault("components", {}).setdefault("schemas", {}).update(trip_schemas(fields))
-        return app.openapi_schema or {}
+            built.clear()
+            built[key] = document
+        app.openapi_schema = built[key]
+        return built[key]
 
     return openapi

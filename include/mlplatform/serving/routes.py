@@ -1,10 +1,12 @@
 """The serving app's routes: HTTP in, a :class:`~mlplatform.serving.service.PredictionService` call, HTTP out.
 
 ``create_app`` builds the FastAPI app from its parts: the service (models, batcher,
-metrics, prediction log), a lifespan that loads the models and starts the background
-threads, the :class:`~mlplatform.serving.guard.Guard` around everything, the prediction
-routes (``/predict``, and ``/invocations`` of the SageMaker container contract) and the
-operation routes (``/health``, ``/ping``, ``/metrics``, ``/admin/reload``).
+metrics, prediction log), a lifespan that starts the background threads (the model loader
+and the prediction log) without waiting for a model, the
+:class:`~mlplatform.serving.guard.Guard` around everything, the prediction routes
+(``/predict``, and ``/invocations`` of the SageMaker container contract) and the
+operation routes (``/health`` liveness, ``/ready`` and ``/ping`` readiness, ``/metrics``,
+``/admin/reload``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import contextlib
 import hmac
 import json
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -27,14 +30,15 @@ from mlplatform.serving import docs
 from mlplatform.serving.bodies import DEFAULT_MAX_BODY_BYTES, Format, answer_format, request_format, too_large
 from mlplatform.serving.guard import Guard, request_id_of
 from mlplatform.serving.metrics import CONTENT_TYPE
-from mlplatform.serving.schema import Rejected, spec_fields
+from mlplatform.serving.schema import InputField, Rejected, spec_fields
 from mlplatform.serving.service import Call, PredictionService
-from mlplatform.serving.store import AliasPoller
+from mlplatform.serving.store import ModelLoader, ModelStore
 
 log = logging.getLogger(__name__)
 
 ADMIN_TOKEN_VARIABLE = "MLPLATFORM_SERVING_ADMIN_TOKEN"
 PREDICTION_ROUTES = ("/predict", "/invocations")
+T = TypeVar("T")
 _bearer = HTTPBearer(auto_error=False, description=f"The token in {ADMIN_TOKEN_VARIABLE}.")
 
 
@@ -73,38 +77,50 @@ def create_app(
     app.state.store, app.state.metrics = service.store, service.metrics
     app.state.prediction_log = service.prediction_log
     app.add_middleware(Guard, service=service, prediction_routes=PREDICTION_ROUTES)
-    fields = spec_fields(use_case)
-    _add_prediction_routes(app, service, fields, max_body_bytes)
+    _add_prediction_routes(app, service, max_body_bytes)
     _add_operation_routes(app, service, admin_token)
-    app.openapi = docs.with_trip_schemas(app, fields)  # type: ignore[method-assign]
+    app.openapi = docs.live_document(app, _fields_now(service.store, use_case))  # type: ignore[method-assign]
     return app
+
+
+def _fields_now(store: ModelStore, use_case: UseCase) -> Callable[[], tuple[str, list[InputField]]]:
+    """The champion's input fields once one is loaded, the spec's before (built on first use:
+    they import MLflow, which the app does not wait for before it listens)."""
+    from_spec: list[list[InputField]] = []
+
+    def fields_now() -> tuple[str, list[InputField]]:
+        served = store.served
+        if served is not None:
+            return f"version {served.champion.ref.version}", served.champion.fields
+        if not from_spec:
+            from_spec.append(spec_fields(use_case))
+        return "spec", from_spec[0]
+
+    return fields_now
 
 
 def _lifespan(
     service: PredictionService, poll_seconds: float, *, fixed_model: bool
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
-    """Load the models, then run the alias poll and the prediction log until shutdown."""
+    """Start the model loader and the prediction log; stop them at shutdown.
+
+    Startup does not wait for a model: the app listens at once, ``/health`` answers, and
+    ``/ready`` (``/ping``) say 503 with the reason until the loader has loaded one. A fixed
+    model that cannot load keeps them at 503 (SageMaker's health check fails the
+    deployment), it does not crash the container into a restart loop.
+    """
     store, prediction_log = service.store, service.prediction_log
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        try:
-            await asyncio.to_thread(store.refresh)
-        except Exception as exc:
-            if fixed_model:  # a container for one model that cannot load it must not pretend to serve
-                raise
-            # No champion yet (a new platform) or the registry is down: answer 503 until the
-            # alias poll (or POST /admin/reload) loads one.
-            log.warning("serving %s without a model for now: %s", store.model_name, exc)
-        poller = AliasPoller(store, poll_seconds)
-        if poll_seconds > 0 and not fixed_model:
-            poller.start()
+        loader = ModelLoader(store, poll_seconds, follow=not fixed_model)
+        loader.start()
         if prediction_log is not None:
             prediction_log.start()
         try:
             yield
         finally:
-            poller.stop()
+            loader.stop()
             if prediction_log is not None:
                 await asyncio.to_thread(prediction_log.stop)
             service.batcher.close()
@@ -136,9 +152,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _add_prediction_routes(
-    app: FastAPI, service: PredictionService, fields: list[Any], max_body_bytes: int
-) -> None:
+def _add_prediction_routes(app: FastAPI, service: PredictionService, max_body_bytes: int) -> None:
     """``POST /predict`` (JSON) and ``POST /invocations`` (JSON, JSON Lines or CSV, answered
     in the ``Accept`` type)."""
 
@@ -160,9 +174,8 @@ def _add_prediction_routes(
             answer.content, answer.status, media_type=answer.media_type, headers={"X-Request-Id": request_id}
         )
 
-    @app.post(
-        "/predict", openapi_extra=docs.predict_body(fields), responses=docs.ANSWERS, tags=["prediction"]
-    )
+    # The request bodies are described by docs.live_document, from the fields served now.
+    @app.post("/predict", responses=docs.ANSWERS, tags=["prediction"])
     async def predict(request: Request) -> Response:
         """Predict one trip or a batch (``{"instances": [...]}``), in the model's unit.
 
@@ -171,12 +184,7 @@ def _add_prediction_routes(
         """
         return await serve(request, negotiate=False)
 
-    @app.post(
-        "/invocations",
-        openapi_extra=docs.invocations_body(fields),
-        responses=docs.ERRORS,
-        tags=["prediction"],
-    )
+    @app.post("/invocations", responses=docs.ERRORS, tags=["prediction"])
     async def invocations(request: Request) -> Response:
         """SageMaker's prediction route: JSON like ``/predict``, JSON Lines or CSV (no header),
         answered in the ``Accept`` type (else the type sent): one answer per line for JSON
@@ -185,13 +193,22 @@ def _add_prediction_routes(
 
 
 def _add_operation_routes(app: FastAPI, service: PredictionService, admin_token: str | None) -> None:
-    """``GET /health``, ``GET /ping``, ``GET /metrics`` and ``POST /admin/reload``."""
+    """``GET /health``, ``GET /ready``, ``GET /ping``, ``GET /metrics`` and ``POST /admin/reload``."""
     store = service.store
 
     @app.get("/health", tags=["operation"])
     async def health() -> Response:
-        """Liveness and what is served; ``status`` is ``no_model`` until a champion loads."""
+        """Liveness: always 200, with what is served (``status`` is ``no_model`` until a champion
+        loads) and what the model loader last ran into (``readiness``)."""
         return _respond(200, service.health())
+
+    @app.get("/ready", tags=["operation"])
+    async def ready() -> Response:
+        """Readiness: 200 once a model is loaded; 503 before, with the reason (``starting``,
+        ``registry_unreachable``, ``registry_error``, ``no_champion``, ``artifacts_unavailable``,
+        ``model_does_not_predict``), the last error and the next retry."""
+        readiness = store.readiness()
+        return _respond(200 if readiness.ready else 503, readiness.to_dict())
 
     @app.get("/ping", tags=["operation"])
     async def ping() -> Response:
@@ -212,12 +229,40 @@ def _add_operation_routes(app: FastAPI, service: PredictionService, admin_token:
         if refusal is not None:
             return refusal
         try:
-            changed = await asyncio.to_thread(store.refresh)
+            changed = await _on_daemon_thread(store.refresh)
         except Exception as exc:
             served = store.served
             still = served.champion.ref.version if served else None
             return _respond(503, {"detail": f"reload failed: {exc}; still serving champion version {still}"})
         return _respond(200, {**service.health(), "changed": changed})
+
+
+async def _on_daemon_thread(work: Callable[[], T]) -> T:
+    """``work()`` on a daemon thread of its own: unlike ``asyncio.to_thread`` (whose pool the
+    interpreter joins at exit), a registry call that hangs cannot hold up the process's exit."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def run() -> None:
+        result, error = None, None
+        try:
+            result = work()
+        except BaseException as exc:
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (shutdown)
+            loop.call_soon_threadsafe(_settle, future, result, error)
+
+    threading.Thread(target=run, name="admin-reload", daemon=True).start()
+    return await future
+
+
+def _settle(future: asyncio.Future[T], result: T | None, error: BaseException | None) -> None:
+    if future.done():  # the request was cancelled meanwhile (shutdown)
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]
 
 
 def _admin_refusal(token: str | None, credentials: HTTPAuthorizationCredentials | None) -> Response | None:

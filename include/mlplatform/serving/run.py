@@ -6,6 +6,13 @@ optional ``serve`` word (what SageMaker passes to a container) means SageMaker's
 all interfaces, port 8080 (or ``SAGEMAKER_BIND_TO_PORT``), and the model in
 ``SM_MODEL_DIR`` (default ``/opt/ml/model``) when ``MLPLATFORM_MODEL_URI`` names none.
 Without it the app listens on 127.0.0.1 only, unless ``--host`` or ``HOST`` say otherwise.
+
+The serving process bounds MLflow's own HTTP retries (:data:`REGISTRY_CALL_LIMITS`, each
+a default the environment can override): the model loader retries with its own capped
+backoff, so a registry call must fail in seconds, not after MLflow's minutes of retries.
+SIGTERM drains: requests in flight get ``MLPLATFORM_SERVING_SHUTDOWN_SECONDS`` (default
+:data:`GRACEFUL_SHUTDOWN_SECONDS`) to finish, the background threads never hold the exit
+up, and the process exits 0 in every state.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,14 +36,28 @@ DEFAULT_PORT = 8000
 SAGEMAKER_HOST = "0.0.0.0"
 SAGEMAKER_PORT = 8080  # SageMaker sends /ping and /invocations to this port
 SAGEMAKER_MODEL_DIR = "/opt/ml/model"
+GRACEFUL_SHUTDOWN_SECONDS = 3  # requests take milliseconds; SIGTERM to exit stays under 5 s
+# MLflow retries a failed call 7 times with backoff factor 2 and waits 120 s for an answer:
+# minutes per call against a registry that is down or hangs. Here one try, ten seconds.
+REGISTRY_CALL_LIMITS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+    # No usage reports from a server: no outbound call, nothing to flush at exit.
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+}
 DESCRIPTION = "The real-time endpoint: the registry's ``champion`` behind a small HTTP service."
 
 
 def app_from_env() -> FastAPI:
     """The app configured from the environment (what the serving image runs).
 
-    Without ``MLPLATFORM_USE_CASE`` it serves the reference use case.
+    Without ``MLPLATFORM_USE_CASE`` it serves the reference use case. MLflow's HTTP calls
+    in this process are bounded by :data:`REGISTRY_CALL_LIMITS` unless the environment
+    sets them.
     """
+    for variable, value in REGISTRY_CALL_LIMITS.items():
+        os.environ.setdefault(variable, value)
     name = os.getenv("MLPLATFORM_USE_CASE") or REFERENCE_USE_CASE
     return create_app(
         load_spec(name),
@@ -98,12 +120,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         host = args.host or os.getenv("HOST") or DEFAULT_HOST
         port = args.port or int(os.getenv("PORT") or DEFAULT_PORT)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(
-        "mlplatform.serving:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        access_log=args.access_log,
-        timeout_graceful_shutdown=30,
-    )
+    # uvicorn handles SIGTERM while it serves, then restores this handler and raises the
+    # signal again: exit 0, a normal stop (also for a SIGTERM before it serves).
+    previous = signal.signal(signal.SIGTERM, _exit_normally)
+    try:
+        uvicorn.run(
+            "mlplatform.serving:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            access_log=args.access_log,
+            timeout_graceful_shutdown=int(
+                os.getenv("MLPLATFORM_SERVING_SHUTDOWN_SECONDS") or GRACEFUL_SHUTDOWN_SECONDS
+            ),
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _exit_normally(signum: int, frame: object) -> None:
+    raise SystemExit(0)

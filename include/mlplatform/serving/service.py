@@ -84,12 +84,23 @@ class PredictionService:
         )
 
     def health(self) -> dict[str, Any]:
-        """Liveness and what is served; ``status`` is ``no_model`` until a champion loads."""
+        """Liveness and what is served; ``status`` is ``no_model`` until a champion loads.
+
+        ``readiness`` is what ``/ready`` says; ``note`` says when the last look at the
+        registry failed while a model is served (it keeps being served).
+        """
         served = self.store.served
         name = self.use_case.model_name
+        readiness = self.store.readiness()
         if served is None:
-            return {"status": "no_model", "model": name, "champion": None, "challenger": None}
-        return {
+            return {
+                "status": "no_model",
+                "model": name,
+                "champion": None,
+                "challenger": None,
+                "readiness": readiness.to_dict(),
+            }
+        health = {
             "status": "ok",
             "model": name,
             "champion": _describe(served.champion),
@@ -98,7 +109,15 @@ class PredictionService:
             "since": served.since,
             "unit": self.unit,
             "inputs": [f.name for f in served.champion.fields],
+            "readiness": readiness.to_dict(),
         }
+        if readiness.problem is not None:
+            problem = readiness.problem
+            health["note"] = (
+                f"the last look at the registry failed at {problem.at} ({problem.reason}: {problem.detail}); "
+                f"still serving champion version {served.champion.ref.version}"
+            )
+        return health
 
     async def answer(self, call: Call) -> Answer:
         """Answer ``call``; every outcome is counted and logged, a refusal is a 4xx naming why."""
@@ -127,8 +146,12 @@ class PredictionService:
     def _pick(self, call: Call) -> tuple[LoadedModel, str]:
         served = self.store.served
         if served is None:
-            name = self.use_case.model_name
-            raise Rejected(503, f"no version of {name} is loaded yet: promote a champion, then retry")
+            readiness = self.store.readiness()
+            raise Rejected(
+                503,
+                f"no version of {self.use_case.model_name} is loaded yet ({readiness.reason}: "
+                f"{readiness.detail}); GET /ready says when one is",
+            )
         if call.forced not in (None, *VARIANTS):
             raise Rejected(422, field_error("X-Variant", "expected champion or challenger"))
         variant = call.forced or assign_variant(call.key or call.request_id, self.share)

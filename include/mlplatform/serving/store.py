@@ -3,8 +3,12 @@
 :class:`ModelStore` follows the registry aliases ``champion`` and ``challenger`` (or serves
 one fixed model, as SageMaker containers do). A new version is loaded beside the old one
 and then swapped in with one reference assignment: requests in flight finish on the model
-they started with, none is dropped. :class:`AliasPoller` checks the aliases in the
-background; :func:`assign_variant` keeps a caller on one variant.
+they started with, none is dropped. :class:`ModelLoader` resolves and loads in the
+background, so the app answers from its first second: until a model is loaded it retries
+with capped exponential backoff, then it follows the aliases every poll interval; its
+thread never holds up the process's exit. :class:`Readiness` is what ``/ready`` and
+``/health`` say about it, with the reason when nothing can be served yet
+(:func:`explain` names it). :func:`assign_variant` keeps a caller on one variant.
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -86,6 +90,102 @@ class Served:
         return self.champion.ref.version, self.challenger.ref.version if self.challenger else None
 
 
+# Why nothing (or nothing new) can be served: the ``reason`` of /ready.
+STARTING = "starting"
+REGISTRY_UNREACHABLE = "registry_unreachable"
+REGISTRY_ERROR = "registry_error"
+NO_CHAMPION = "no_champion"
+ARTIFACTS_UNAVAILABLE = "artifacts_unavailable"
+MODEL_DOES_NOT_PREDICT = "model_does_not_predict"
+
+
+class RegistryUnavailable(RuntimeError):
+    """The registry could not be read: unreachable, timing out, or not answering MLflow's API."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class ArtifactsUnavailable(RuntimeError):
+    """A version resolved, but its model files cannot be loaded."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The last refresh that failed: why (one of the reasons above), what was said, when."""
+
+    reason: str
+    detail: str
+    at: str
+
+
+def explain(exc: BaseException) -> tuple[str, str]:
+    """The reason code and a one-paragraph message for a failed refresh."""
+    if isinstance(exc, ModelNotFound):
+        return NO_CHAMPION, str(exc)
+    if isinstance(exc, ModelDoesNotPredict):
+        return MODEL_DOES_NOT_PREDICT, str(exc)
+    if isinstance(exc, RegistryUnavailable):
+        return exc.reason, str(exc)
+    if isinstance(exc, ArtifactsUnavailable):
+        return ARTIFACTS_UNAVAILABLE, str(exc)
+    return REGISTRY_ERROR, f"{type(exc).__name__}: {exc}"
+
+
+def _registry_trouble(exc: Exception, where: str) -> RegistryUnavailable:
+    """What went wrong reading the registry at ``where``, from the exception MLflow raised."""
+    import requests
+
+    chain: list[BaseException] = []
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and len(chain) < 10:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    text = str(exc)
+    if any(isinstance(c, requests.exceptions.RetryError) for c in chain) or "error responses" in text:
+        return RegistryUnavailable(
+            REGISTRY_ERROR, f"the registry at {where} answers with server errors (HTTP 5xx): {_short(text)}"
+        )
+    if any(isinstance(c, requests.exceptions.ConnectionError | requests.exceptions.Timeout) for c in chain):
+        timed_out = any(isinstance(c, TimeoutError | requests.exceptions.Timeout) for c in chain)
+        kind = "timed out" if timed_out else "cannot be reached"
+        return RegistryUnavailable(REGISTRY_UNREACHABLE, f"the registry at {where} {kind}: {_short(text)}")
+    if "not in a valid JSON format" in text:
+        return RegistryUnavailable(
+            REGISTRY_ERROR,
+            f"the registry at {where} does not answer MLflow's API (MLFLOW_TRACKING_URI names something "
+            f"else?): {_short(text)}",
+        )
+    return RegistryUnavailable(REGISTRY_ERROR, f"the registry at {where} failed: {_short(text)}")
+
+
+def _short(text: str, limit: int = 400) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """What ``/ready`` answers: ready once a champion is loaded, else the reason why not."""
+
+    ready: bool
+    reason: str | None
+    detail: str | None
+    attempts: int
+    next_retry_at: str | None
+    problem: Problem | None  # the last failure, also while a model is served (the registry left)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ready": self.ready,
+            "reason": self.reason,
+            "detail": self.detail,
+            "attempts": self.attempts,
+            "next_retry_at": self.next_retry_at,
+            "last_error": None if self.problem is None else asdict(self.problem),
+        }
+
+
 class ModelStore:
     """Follows the registry aliases and swaps in new versions once they have loaded."""
 
@@ -104,35 +204,52 @@ class ModelStore:
         self.served: Served | None = None
         self.reloads = 0
         self.reload_errors = 0
+        self.attempts = 0
+        self.problem: Problem | None = None
+        self.next_retry_at: str | None = None
+        self.settled = threading.Event()  # set once the first refresh has succeeded or failed
         self._lock = threading.Lock()
 
     def refresh(self) -> bool:
         """Load what the aliases point at if it changed; returns whether anything changed.
 
         Raises when the registry cannot be read or a model cannot be loaded; what was
-        served before keeps being served then.
+        served before keeps being served then, and :attr:`problem` says why.
         """
         with self._lock:
             try:
-                return self._refresh()
-            except Exception:
+                changed = self._refresh()
+            except Exception as exc:
                 self.reload_errors += 1
+                reason, detail = explain(exc)
+                self.problem = Problem(reason, detail, datetime.now(UTC).isoformat(timespec="seconds"))
                 raise
+            else:
+                self.problem = None
+                return changed
+            finally:
+                self.attempts += 1
+                self.settled.set()
+
+    def readiness(self) -> Readiness:
+        """Ready with a champion loaded; else why not, the last error and the next retry."""
+        served, problem = self.served, self.problem
+        if served is not None:
+            return Readiness(True, None, None, self.attempts, self.next_retry_at, problem)
+        if problem is None:
+            detail = f"loading {self.model_name} ({self.fixed_uri or 'alias ' + registry.CHAMPION})"
+            return Readiness(False, STARTING, detail, self.attempts, self.next_retry_at, None)
+        return Readiness(False, problem.reason, problem.detail, self.attempts, self.next_retry_at, problem)
 
     def _refresh(self) -> bool:
         now = datetime.now(UTC).isoformat()
         if self.fixed_uri:
             if self.served is None:
                 ref = ModelRef(self.model_name, self.fixed_version or "0", None, None, self.fixed_uri)
-                self.served = Served(LoadedModel.load(ref, self.use_case, self.fixed_uri), None, now)
+                self.served = Served(self._load(ref, self.fixed_uri), None, now)
                 return True
             return False
-        client = registry.client()
-        champion = registry.resolve(self.model_name, registry.CHAMPION, client)
-        challenger = None
-        if self.follow_challenger:
-            with contextlib.suppress(ModelNotFound):
-                challenger = registry.resolve(self.model_name, registry.CHALLENGER, client)
+        champion, challenger = self._resolve()
         wanted = (champion.version, challenger.version if challenger else None)
         current = self.served
         if current is not None and current.versions() == wanted:
@@ -141,33 +258,112 @@ class ModelStore:
         for wanted_ref in (champion, challenger):
             if wanted_ref is not None and wanted_ref.version not in cache:
                 log.info("loading %s version %s", wanted_ref.name, wanted_ref.version)
-                cache[wanted_ref.version] = LoadedModel.load(wanted_ref, self.use_case)
+                cache[wanted_ref.version] = self._load(wanted_ref)
         # The swap: one assignment; requests holding the old Served finish on it.
         self.served = Served(cache[champion.version], cache[challenger.version] if challenger else None, now)
         self.reloads += 1
         log.info("now serving %s champion %s, challenger %s", self.model_name, *wanted)
         return True
 
+    def _resolve(self) -> tuple[ModelRef, ModelRef | None]:
+        """The versions the aliases name now; registry trouble is a :class:`RegistryUnavailable`."""
+        from mlflow.exceptions import MlflowException
 
-class AliasPoller:
-    """A background thread that calls :meth:`ModelStore.refresh` every ``seconds``."""
+        from mlplatform.adapters import settings
 
-    def __init__(self, store: ModelStore, seconds: float) -> None:
-        self.store, self.seconds = store, seconds
+        try:
+            client = registry.client()
+            champion = registry.resolve(self.model_name, registry.CHAMPION, client)
+            challenger = None
+            if self.follow_challenger:
+                with contextlib.suppress(ModelNotFound):
+                    challenger = registry.resolve(self.model_name, registry.CHALLENGER, client)
+        except MlflowException as exc:
+            raise _registry_trouble(exc, settings.tracking_uri()) from exc
+        return champion, challenger
+
+    def _load(self, ref: ModelRef, uri: str | None = None) -> LoadedModel:
+        """Load ``ref``; files that cannot be read are :class:`ArtifactsUnavailable` naming the version."""
+        from mlflow.exceptions import MlflowException
+
+        from mlplatform.adapters import settings
+
+        try:
+            return LoadedModel.load(ref, self.use_case, uri)
+        except ModelDoesNotPredict:
+            raise
+        except Exception as exc:  # missing files, unpickling errors: the version is unusable as it is
+            if isinstance(exc, MlflowException):
+                trouble = _registry_trouble(exc, settings.tracking_uri())
+                if trouble.reason == REGISTRY_UNREACHABLE:  # not the version's fault: retry it
+                    raise trouble from exc
+            raise ArtifactsUnavailable(
+                f"{ref.name} version {ref.version}: its model at {uri or ref.uri} cannot be loaded "
+                f"({type(exc).__name__}: {_short(str(exc))}); register a version whose artifacts "
+                "exist, or restore them"
+            ) from exc
+
+
+class ModelLoader:
+    """A daemon thread that loads the models and then follows the aliases.
+
+    Until a model is served it calls :meth:`ModelStore.refresh` with exponential backoff
+    (``first_delay`` doubling up to ``max_delay``); then every ``poll_seconds`` (``0``:
+    it stops there, ``POST /admin/reload`` asks again). A fixed model is loaded and not
+    followed. A failure keeps what is served and is logged once per attempt with its reason.
+    Stopping never waits for a call in progress: the thread is a daemon, so a registry that
+    does not answer cannot hold up the process's exit.
+    """
+
+    def __init__(
+        self,
+        store: ModelStore,
+        poll_seconds: float,
+        *,
+        follow: bool = True,
+        first_delay: float = 1.0,
+        max_delay: float = 30.0,
+    ) -> None:
+        self.store, self.poll_seconds, self.follow = store, poll_seconds, follow
+        self.first_delay, self.max_delay = first_delay, max_delay
         self._stop = threading.Event()
 
     def start(self) -> None:
-        threading.Thread(target=self._run, name="alias-poll", daemon=True).start()
+        threading.Thread(target=self._run, name="model-loader", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.seconds):
+        delay = self.first_delay
+        while not self._stop.is_set():
             try:
                 self.store.refresh()
-            except Exception as exc:  # registry or artifact store down: keep serving, try again
-                log.warning("could not check the %s aliases: %s", self.store.model_name, exc)
+                failed = None
+            except Exception as exc:
+                failed = exc
+            if self._stop.is_set():
+                return
+            if self.store.served is None:  # nothing to serve yet: back off, capped
+                wait, delay = delay, min(delay * 2, self.max_delay)
+            elif self.follow and self.poll_seconds > 0:
+                wait = self.poll_seconds
+            else:
+                self.store.next_retry_at = None
+                return
+            self.store.next_retry_at = (datetime.now(UTC) + timedelta(seconds=wait)).isoformat(
+                timespec="seconds"
+            )
+            if failed is not None:
+                self._report(failed, wait)
+            if self._stop.wait(wait):
+                return
+
+    def _report(self, exc: Exception, wait: float) -> None:
+        reason, detail = explain(exc)
+        served = self.store.served
+        keeps = f"; still serving version {served.champion.ref.version}" if served else ""
+        log.warning("%s: %s (%s)%s; next try in %.0fs", self.store.model_name, reason, detail, keeps, wait)
 
 
 def assign_variant(key: str, share: float) -> str:
