@@ -47,10 +47,8 @@ venv: $(BIN)/.installed  ## Create the virtualenv with every pinned dependency
 # 9 minutes; then the test tooling, which MWAA never installs, at the lock's versions.
 $(MWAA_VENV)/.installed: infra/mwaa/requirements.txt constraints-mwaa.txt $(MWAA_FILES)/preinstalled.txt \
   $(MWAA_FILES)/mwaa_essential_constraints.txt $(PLUGINS_ZIP) pyproject.toml $(BIN)/.installed
-	@test -n "$(PYTHON_MWAA_BIN)" || { echo "No Python 3.12 found as $(PYTHON_MWAA): MWAA $(MWAA_AIRFLOW) runs Python 3.12 \
-	  ($(MWAA_FILES)/versions.txt). Install it (e.g. pyenv install 3.12) or pass PYTHON_MWAA=/path/to/python3.12." >&2; exit 1; }
-	@$(PYTHON_MWAA_BIN) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' || { echo \
-	  "$(PYTHON_MWAA_BIN) is not Python 3.12, which MWAA $(MWAA_AIRFLOW) runs: pass PYTHON_MWAA=/path/to/python3.12." >&2; exit 1; }
+	@test -n "$(PYTHON_MWAA_BIN)" || { echo "No $(PYTHON_MWAA): MWAA $(MWAA_AIRFLOW) runs Python 3.12; install it (pyenv install 3.12) or pass PYTHON_MWAA=/path/to/python3.12." >&2; exit 1; }
+	@$(PYTHON_MWAA_BIN) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' || { echo "$(PYTHON_MWAA_BIN) is not Python 3.12, which MWAA $(MWAA_AIRFLOW) runs: pass PYTHON_MWAA=/path/to/python3.12." >&2; exit 1; }
 	rm -rf $(MWAA_VENV) && $(PYTHON_MWAA_BIN) -m venv $(MWAA_VENV)
 	@start=$$(date +%s); \
 	$(BIN)/uv pip install --quiet --no-deps --python $(MWAA_VENV)/bin/python -r $(MWAA_FILES)/preinstalled.txt \
@@ -143,3 +141,7 @@ plugins-zip:  ## Build infra/.build/plugins.zip (plugins and MWAA's wheels), whi
 
 clean: stop  ## Remove everything the embedded default created (lake, MLflow, Airflow home)
 	rm -rf .local
+
+.PHONY: rehearse-aws
+rehearse-aws: venv  ## terraform apply of infra/envs/dev against moto over TLS, then the first loop steps in AWS mode
+	$(BIN)/python infra/scripts/rehearse_aws.py
