@@ -20,6 +20,7 @@ from mlplatform.adapters.lake import Lake
 from mlplatform.airflow import mlops_page
 from mlplatform.core import months, spec
 from mlplatform.core.records import MonitoringRecord
+from mlplatform.stages.contracts import RuleTrend
 
 REPO = Path(__file__).resolve().parents[1]
 USE_CASE = "taxi_trip_duration"
@@ -30,7 +31,7 @@ BREACHED = {
     "2023-03": "schema: column lpep_pickup_datetime is missing",
 }
 JUMP = (
-    "unknown_zone jumped to 0.40% of rows from a trailing median of 0.13% over the previous 3 months "
+    "unknown_zone jumped to 0.40% of rows from a trailing median of 0.10% over the previous 3 months "
     "(more than contract.trend_jump_factor 3x): look at what changed in the data"
 )
 RULES = ("zero_distance", "unknown_zone", "implausible_duration")  # the largest share first
@@ -43,8 +44,8 @@ def _months() -> list[str]:
 def _contract_block(month: str, n: int, severity: str) -> dict:
     rows = 60_000
     counts = {"zero_distance": 1900 + 10 * n, "implausible_duration": 120 + 5 * n}
-    if month >= "2022-10":
-        counts["unknown_zone"] = 40 * (n - 8)  # TLC started something in October
+    if month >= "2022-09":  # TLC started something in September, and in December much more of it
+        counts["unknown_zone"] = {"2022-09": 60, "2022-10": 60, "2022-11": 60, "2022-12": 240}.get(month, 120)
     bad = sum(counts.values())
     return {
         "success": severity != "breach",
@@ -250,11 +251,9 @@ def test_model_and_serving_status_are_read_apart(lake) -> None:
     old = record(
         status="breach", metrics={"requests": 10.0, "p99_latency_ms": 900.0}, breach_details=[latency]
     )
-    assert mlops_page.model_status(old) == "ok" and mlops_page.serving_status(old) == "breach"
+    assert old.model_status == "ok" and old.serving_status == "breach"  # a record before the split
     pending = record(status="pending", metrics={}, pending=["rmse"])
-    assert (
-        mlops_page.model_status(pending) == "pending" and mlops_page.serving_status(pending) == "unmeasured"
-    )
+    assert pending.model_status == "pending" and pending.serving_status == "unmeasured"
 
     status = mlops_page.UseCaseStatus(USE_CASE, "regression", 4)
     status.monitoring = [old]
@@ -307,14 +306,13 @@ def test_the_page_shows_no_raw_numbers(lake) -> None:
 # -- the contract trend ---------------------------------------------------------------------------
 def test_trend_chart_has_a_line_per_rule_its_threshold_and_the_notices(lake) -> None:
     status = replayed_status(lake)
-    trend = mlops_page.rule_trend(status.contracts)
-    assert tuple(trend) == RULES
-    assert trend["zero_distance"][0] == pytest.approx(1900 / 60_000, abs=1e-6)
-    assert trend["unknown_zone"][:9] == [0.0] * 9 and trend["unknown_zone"][10] == pytest.approx(
-        80 / 60_000, abs=1e-6
-    )
+    months, trend = mlops_page.rule_trend(status.trend)  # the contract stage's own records
+    assert months == _months() and tuple(trend) == RULES
+    assert trend["zero_distance"][0] == pytest.approx(1900 / 60_000)
+    assert trend["unknown_zone"][:8] == [0.0] * 8 and trend["unknown_zone"][8] == pytest.approx(0.001)
+    assert trend["unknown_zone"][14] == pytest.approx(0.002)  # 2023-03: breached, its counts still charted
 
-    chart = mlops_page.contract_trend_chart(status.contracts, status.limits)
+    chart = mlops_page.contract_trend_chart(status.trend, status.limits)
     assert chart.unit == "% of rows" and chart.threshold[0] == pytest.approx(10.0)
     page = replayed_page(lake)
     trend_svg = re.search(r'<div class="trend">(<svg.*?</svg>)', page, flags=re.S)[1]
@@ -330,13 +328,10 @@ def test_trend_chart_has_a_line_per_rule_its_threshold_and_the_notices(lake) -> 
     assert unknown_zone.count('class="mark"') == 1 and trend_svg.count('class="mark"') == 1
 
 
-def test_rule_shares_are_derived_from_counts_in_older_manifests() -> None:
-    month = mlops_page.ContractMonth.from_contract(
-        "2021-01",
-        {"success": True, "bad_row_share": 0.04, "quarantined_rows": 400, "rule_counts": {"a": 300}},
-    )
-    assert month.state == "quarantined" and month.rows == 10_000
-    assert month.rule_shares == {"a": pytest.approx(0.03)}
+def test_older_manifests_read_as_quarantined_when_rules_hit_rows() -> None:
+    block = {"success": True, "bad_row_share": 0.04, "quarantined_rows": 400, "rule_counts": {"a": 300}}
+    assert mlops_page.ContractMonth.from_contract("2021-01", block).state == "quarantined"
+    assert mlops_page.ContractMonth.from_contract("2021-01", {"success": False}).state == "breached"
 
 
 @pytest.fixture
@@ -369,10 +364,11 @@ def test_the_page_reads_what_the_contract_stage_stores(lake, gx_root: Path) -> N
         ("2021-03", "quarantined"),
         ("2021-04", "breached"),
     ]
-    assert [c.rows for c in status.contracts[:3]] == [76_518, 64_572, 83_827]
+    rows = {r.month: r.rows for r in status.trend}
+    assert rows == {"2021-01": 76_518, "2021-02": 64_572, "2021-03": 83_827, "2021-04": 0}
     [incident] = mlops_page.incidents(status)
     assert incident.month == "2021-04" and incident.reasons == broken.breaches
-    trend = mlops_page.rule_trend(status.contracts)
+    _, trend = mlops_page.rule_trend(status.trend)
     assert next(iter(trend)) == "zero_distance"  # TLC's largest quarantine, 3.2-3.3 % a month
     assert all(0.03 < share < 0.035 for share in trend["zero_distance"][:3])
     assert trend["zero_distance"][3] is None  # nothing could be read of the broken month
@@ -530,12 +526,12 @@ def test_charts_have_axes_units_thresholds_and_a_line_per_variant() -> None:
         for m in (3, 4, 5)
     ]
     status.contracts = [
-        mlops_page.ContractMonth(
-            "2024-03", "quarantined", 100, 0.04, {"zero_distance": 4}, {"zero_distance": 0.04}
-        ),
-        mlops_page.ContractMonth(
-            "2024-04", "quarantined", 100, 0.05, {"zero_distance": 5}, {"zero_distance": 0.05}
-        ),
+        mlops_page.ContractMonth("2024-03", "quarantined", 0.04),
+        mlops_page.ContractMonth("2024-04", "quarantined", 0.05),
+    ]
+    status.trend = [
+        RuleTrend("2024-03", "zero_distance", 100, 4, 0.04, "quarantine"),
+        RuleTrend("2024-04", "zero_distance", 100, 5, 0.05, "quarantine"),
     ]
     rmse, drift = mlops_page.monitoring_charts(status.monitoring, status.limits)
     assert list(rmse.series) == ["overall", "batch", "champion"]
@@ -578,9 +574,10 @@ def test_render_escapes_what_it_shows() -> None:
     status = mlops_page.UseCaseStatus("x", "regression", 2, errors=[hostile])
     status.contracts = [
         mlops_page.ContractMonth(
-            "2023-01", "breached", reasons=(hostile,), notices=(hostile,), rule_shares={hostile: 0.1}
+            "2023-01", "breached", reasons=(hostile,), notices=(hostile,), jumps=(hostile,)
         )
     ]
+    status.trend = [RuleTrend("2023-01", hostile, 10, 1, 0.1, "breach", jump=True)]
     status.monitoring = [
         _record("2022-12", status="breach", breaches=[hostile], airflow_run_url='x" onclick="y')
     ]

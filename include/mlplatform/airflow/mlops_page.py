@@ -56,12 +56,12 @@ from mlplatform.adapters import snapshots
 from mlplatform.adapters.lake import Lake
 from mlplatform.airflow import charts
 from mlplatform.core.metrics import LOWER_IS_BETTER
-from mlplatform.core.records import MonitoringRecord, ScoredOutput
+from mlplatform.core.records import SERVING_KINDS, SERVING_METRICS, MonitoringRecord, ScoredOutput
 from mlplatform.core.spec import UseCase
+from mlplatform.stages import contracts as contract_stage
 
 ALIASES = ("champion", "challenger", "previous_champion")
 TREND_FLOOR_PERCENT = 0.01  # the contract trend's log axis starts at one row in 10,000
-SERVING_METRICS = ("error_rate", "p99_latency_ms")  # the serving health figures a serving breach is on
 
 # A contract month's states, and which of them are bad news.
 PASSED, QUARANTINED, BREACHED, REFUSED = "passed", "quarantined", "breached", "refused"
@@ -74,8 +74,8 @@ MODEL_STATUS_WORDS = {
     "breach": "breached",
     "pending": "pending labels",
     "refused": "not monitored: its data was refused",
-    "not_monitored": "not monitored: its data was refused",
 }
+SERVING_STATUS_WORDS = {"ok": "healthy", "breach": "breached", "unmeasured": "no real-time traffic"}
 
 
 # -- formatting for people ----------------------------------------------------------------------
@@ -230,10 +230,7 @@ class ContractMonth:
 
     month: str
     state: str  # passed | quarantined | breached | refused
-    rows: int | None = None
     bad_row_share: float | None = None
-    rule_counts: Mapping[str, int] = field(default_factory=dict)
-    rule_shares: Mapping[str, float] = field(default_factory=dict)
     reasons: tuple[str, ...] = ()
     notices: tuple[str, ...] = ()
     jumps: tuple[str, ...] = ()  # rules whose share jumped above their usual range (these alert)
@@ -245,11 +242,6 @@ class ContractMonth:
     def passed(self) -> bool:
         return self.state in (PASSED, QUARANTINED)
 
-    @property
-    def jumped_rules(self) -> set[str]:
-        """The rules a jump warning names (each warning starts with its rule's name)."""
-        return {j.split(" ", 1)[0] for j in self.jumps}
-
     @classmethod
     def from_contract(
         cls, month: str, block: Mapping[str, Any], recorded_at: Any = None, reasons: Sequence[str] = ()
@@ -257,21 +249,13 @@ class ContractMonth:
         """Read the ``contract`` block a manifest or breach record holds (older ones lack fields)."""
         severity = str(block.get("severity") or ("pass" if block.get("success", True) else "breach"))
         state = _CONTRACT_STATES.get(severity, severity)
-        counts = {str(k): int(v) for k, v in dict(block.get("rule_counts") or {}).items()}
         share = block.get("bad_row_share")
-        rows = _rows(block, counts, share)
-        shares = {str(k): float(v) for k, v in dict(block.get("rule_shares") or {}).items()}
-        if not shares and counts and rows:
-            shares = {k: n / rows for k, n in counts.items() if n}
-        if state == PASSED and counts and any(counts.values()):
+        if state == PASSED and any(dict(block.get("rule_counts") or {}).values()):
             state = QUARANTINED  # manifests written before severities
         return cls(
             month=month,
             state=state,
-            rows=rows,
             bad_row_share=float(share) if isinstance(share, int | float) else None,
-            rule_counts=counts,
-            rule_shares=shares,
             reasons=tuple(str(r) for r in (reasons or block.get("breaches") or ())),
             notices=tuple(str(w) for w in block.get("warnings") or ()),
             jumps=tuple(str(j) for j in block.get("jumps") or ()),
@@ -279,20 +263,6 @@ class ContractMonth:
             recorded_at=str(recorded_at) if recorded_at else None,
             run_id=block.get("run_id"),
         )
-
-
-def _rows(block: Mapping[str, Any], counts: Mapping[str, int], share: Any) -> int | None:
-    """The month's row count: the manifest's profile, else from the quarantined rows and share."""
-    for key in ("rows", "row_count"):
-        if isinstance(block.get(key), int):
-            return int(block[key])
-    statistics = block.get("statistics") or {}
-    if isinstance(statistics, Mapping) and isinstance(statistics.get("row_count"), int):
-        return int(statistics["row_count"])
-    quarantined = block.get("quarantined_rows")
-    if isinstance(quarantined, int) and isinstance(share, int | float) and share > 0:
-        return round(quarantined / share)
-    return None
 
 
 @dataclass(frozen=True)
@@ -333,6 +303,7 @@ class UseCaseStatus:
     maturity_level: int
     models: dict[str, ModelVersion] = field(default_factory=dict)
     contracts: list[ContractMonth] = field(default_factory=list)  # one per month, oldest first
+    trend: list[contract_stage.RuleTrend] = field(default_factory=list)  # month x rule, oldest first
     training: TrainingSet | None = None
     scored: ScoredOutput | None = None
     monitoring: list[MonitoringRecord] = field(default_factory=list)  # oldest window first
@@ -419,7 +390,7 @@ def monitoring_history(lake: Lake, use_case: str) -> list[MonitoringRecord]:
 
 
 def _named_breach(metric: str, stored: Mapping[str, Any]) -> dict[str, Any]:
-    kind = "serving" if metric in SERVING_METRICS else "drift" if "drift" in metric else "performance"
+    kind = SERVING_KINDS[0] if metric in SERVING_METRICS else "drift" if "drift" in metric else "performance"
     value = (stored.get("metrics") or {}).get(metric, math.nan)
     return {
         "metric": metric,
@@ -436,16 +407,15 @@ def contract_months(lake: Lake, use_case: str) -> list[ContractMonth]:
 
     Passing months are read from their current snapshot's manifest, breached ones from their
     breach records (``quarantine/<use case>/month=M/<digest>/breach.json``); when a month has
-    both (a delivery breached, another passed), the newer one is the month's verdict.
+    both (a delivery breached, another passed), the newer one is the month's verdict, as in
+    the contract stage's own trend (:func:`mlplatform.stages.contracts.lake_trend`), which
+    the page charts; this reader keeps what the page says besides: reasons, notices, links.
     """
     found: dict[str, ContractMonth] = {}
     for snapshot in snapshots.current_snapshots(lake, use_case):
         block = snapshot.manifest.get("contract") or {}
-        rows = (
-            snapshot.manifest.get("source", {}).get("rows") if isinstance(snapshot.manifest, dict) else None
-        )
         found[snapshot.month] = ContractMonth.from_contract(
-            snapshot.month, {"rows": rows, **block}, snapshot.manifest.get("created_at")
+            snapshot.month, block, snapshot.manifest.get("created_at")
         )
     for entry in lake.list(f"quarantine/{use_case}"):
         if not entry.path.endswith("/breach.json"):
@@ -519,6 +489,7 @@ def collect(use_case: UseCase, lake: Lake, tracking_uri: str | None) -> UseCaseS
             status.errors.append(f"registry unreachable: {exc}")
     try:
         status.contracts = contract_months(lake, use_case.name)
+        status.trend = contract_stage.lake_trend(lake, use_case)
         status.monitoring = monitoring_history(lake, use_case.name)
         status.training = latest_training(lake, use_case.name)
         status.scored = latest_scored(lake, use_case.name)
@@ -528,31 +499,6 @@ def collect(use_case: UseCase, lake: Lake, tracking_uri: str | None) -> UseCaseS
 
 
 # -- the worst news -----------------------------------------------------------------------------
-def model_status(record: MonitoringRecord) -> str:
-    """The model's status of a window (``ok``, ``breach``, ``pending``, ``refused``).
-
-    Records that carry it separately say so; older ones have one status, which is the
-    model's once serving breaches are set aside.
-    """
-    stated = getattr(record, "model_status", None)
-    if stated:
-        return str(stated)
-    if record.breach_details and all(b.kind == "serving" for b in record.breach_details):
-        metric = str(record.thresholds.get("performance_metric") or "")
-        return "pending" if metric and metric in record.pending else "ok"
-    return record.status
-
-
-def serving_status(record: MonitoringRecord) -> str:
-    """The serving endpoint's status of a window: ``ok``, ``breach`` or ``unmeasured`` (no traffic)."""
-    stated = getattr(record, "serving_status", None)
-    if stated:
-        return str(stated)
-    if any(b.kind == "serving" for b in record.breach_details):
-        return "breach"
-    return "ok" if record.metrics.get("requests") else "unmeasured"
-
-
 def _record_links(record: MonitoringRecord, dag_id: str) -> tuple[tuple[str, str], ...]:
     links = [("Airflow run", record.airflow_run_url or airflow_run_link(dag_id, None))]
     if record.report_url:
@@ -582,13 +528,16 @@ def incidents(status: UseCaseStatus) -> list[Incident]:
     serving_steps: list[tuple[str, bool, Incident | None]] = []
     for r in status.monitoring:
         links = _record_links(r, monitor)
-        model, serving = model_status(r), serving_status(r)
-        reasons = tuple(b.message for b in r.breach_details if b.kind != "serving") or tuple(r.breaches)
+        reasons = tuple(b.message for b in r.model_breaches) or ("model breached",)
         breached = Incident("model", r.window, "model breached", reasons, at=r.computed_at, links=links)
-        model_steps.append((r.window, model == "ok", breached if model == "breach" else None))
-        reasons = tuple(b.message for b in r.breach_details if b.kind == "serving") or ("serving breached",)
+        model_steps.append(
+            (r.window, r.model_status == "ok", breached if r.model_status == "breach" else None)
+        )
+        reasons = tuple(b.message for b in r.serving_breaches) or ("serving breached",)
         breached = Incident("serving", r.window, "serving breached", reasons, at=r.computed_at, links=links)
-        serving_steps.append((r.window, serving == "ok", breached if serving == "breach" else None))
+        serving_steps.append(
+            (r.window, r.serving_status == "ok", breached if r.serving_status == "breach" else None)
+        )
     found = [
         *_listed(contract_steps),
         *_listed(model_steps),
@@ -664,23 +613,25 @@ def quarantine_chart(quarantine: Sequence[tuple[str, float]], limits: Limits) ->
     )
 
 
-def rule_trend(contracts: Sequence[ContractMonth]) -> dict[str, list[float | None]]:
-    """The quarantine share of each rule per month (``None``: unknown, as for an unreadable file),
-    for every rule that quarantined a row in any month, the largest share first."""
+def rule_trend(trend: Sequence[contract_stage.RuleTrend]) -> tuple[list[str], dict[str, list[float | None]]]:
+    """The months, and the quarantine share of each rule per month (``None``: a month with no
+    rows read, as an unreadable file), for every rule that quarantined a row in any month, the
+    largest share first. Fare readings (rows accepted, not quarantined) are left out."""
+    months = sorted({r.month for r in trend})
+    rules = [r for r in trend if not r.rule.startswith(contract_stage.trend.READING_PREFIX)]
     peak: dict[str, float] = {}
-    for month in contracts:
-        for rule, share in month.rule_shares.items():
-            if share:
-                peak[rule] = max(peak.get(rule, 0.0), share)
-    return {
-        rule: [(c.rule_shares.get(rule, 0.0) if c.rule_shares or c.rows else None) for c in contracts]
-        for rule in sorted(peak, key=lambda r: (-peak[r], r))
-    }
+    for r in rules:
+        if r.count:
+            peak[r.rule] = max(peak.get(r.rule, 0.0), r.share)
+    share = {(r.month, r.rule): (r.share if r.rows else None) for r in rules}
+    ordered = sorted(peak, key=lambda rule: (-peak[rule], rule))
+    return months, {rule: [share.get((m, rule)) for m in months] for rule in ordered}
 
 
-def contract_trend_chart(contracts: Sequence[ContractMonth], limits: Limits) -> charts.Chart:
+def contract_trend_chart(trend: Sequence[contract_stage.RuleTrend], limits: Limits) -> charts.Chart:
     """One line per contract rule: its quarantine share (in % of the month's rows) over months.
 
+    The records are the contract stage's own (:func:`mlplatform.stages.contracts.lake_trend`).
     The y axis is logarithmic from 0.01 % (one row in 10,000; a month without a rule's rows
     sits on the axis), so a rule at 0.1 % that jumps to 0.4 % shows beside one at 3 %. The
     dashed red line is the one threshold the contract sets on quarantine, the month's breach
@@ -688,20 +639,20 @@ def contract_trend_chart(contracts: Sequence[ContractMonth], limits: Limits) -> 
     it; the rules have no limit of their own). A month where a rule's share jumped above its
     usual range (the jump warning of ``contract.trend_jump_factor``) is ringed in red.
     """
-    trend = rule_trend(contracts)
-    as_percent = {rule: [None if v is None else v * 100 for v in values] for rule, values in trend.items()}
+    months, shares = rule_trend(trend)
+    jumped = {(r.month, r.rule) for r in trend if r.jump}
     level = None if limits.max_bad_row_share is None else limits.max_bad_row_share * 100
     return charts.Chart(
         "quarantine share per contract rule",
         "% of rows",
-        [c.month for c in contracts],
-        as_percent,
-        [level] * len(contracts),
+        months,
+        {rule: [None if v is None else v * 100 for v in values] for rule, values in shares.items()},
+        [level] * len(months),
         "breach level (all rules)",
-        marks={rule: [rule in c.jumped_rules for c in contracts] for rule in trend},
         width=640,
         series_class="rule",
         log_floor=TREND_FLOOR_PERCENT,
+        marks={rule: [(m, rule) in jumped for m in months] for rule in shares},
     )
 
 
@@ -892,13 +843,10 @@ def _monitoring_rows(s: UseCaseStatus, link: Link, now: datetime) -> list[tuple[
             ("monitoring", "", "muted", "no monitoring window yet"),
             ("serving", "", "muted", "no window yet"),
         ]
-    model = model_status(last)
+    model = last.model_status
     words = MODEL_STATUS_WORDS.get(model, model)
-    model_breaches = [b for b in last.breach_details if b.kind != "serving"]
-    if model_breaches:
-        words += ": " + "; ".join(b.message for b in model_breaches)
-    elif model == "breach" and last.breaches:
-        words += ": " + ", ".join(last.breaches)
+    if last.model_breaches:
+        words += ": " + "; ".join(b.message for b in last.model_breaches)
     metric = s.limits.metric
     figure = (
         f"{metric} {with_unit(last.metrics.get(metric), s.limits.unit)}" if metric in last.metrics else ""
@@ -911,13 +859,10 @@ def _monitoring_rows(s: UseCaseStatus, link: Link, now: datetime) -> list[tuple[
     run = _a("Airflow run", last.airflow_run_url, link)
     facts_html = f" ({_esc(facts)})" if facts else ""
     model_html = f"{_esc(words)}{facts_html} {time_html(last.computed_at, now)} {run} {report}"
-    serving = serving_status(last)
-    serving_words = {"ok": "healthy", "breach": "breached", "unmeasured": "no real-time traffic"}.get(
-        serving, serving
-    )
-    serving_breaches = [b.message for b in last.breach_details if b.kind == "serving"]
-    if serving_breaches:
-        serving_words += ": " + "; ".join(serving_breaches)
+    serving = last.serving_status
+    serving_words = SERVING_STATUS_WORDS.get(serving, serving)
+    if last.serving_breaches:
+        serving_words += ": " + "; ".join(b.message for b in last.serving_breaches)
     if (requests := last.metrics.get("requests")) is not None:
         errors = last.metrics.get("error_rate")
         serving_words += (
@@ -980,7 +925,7 @@ def _notices_block(contracts: Sequence[ContractMonth]) -> str:
 
 
 def _charts_block(s: UseCaseStatus) -> str:
-    trend = charts.render(contract_trend_chart(s.contracts, s.limits)) if s.contracts else ""
+    trend = charts.render(contract_trend_chart(s.trend, s.limits)) if s.trend else ""
     drawn = [charts.render(c) for c in monitoring_charts(s.monitoring, s.limits)] if s.monitoring else []
     if s.quarantine:
         drawn.append(charts.render(quarantine_chart(s.quarantine, s.limits)))
