@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -230,6 +231,14 @@ class Lake:
             with self.fs.open(tmp, "wb") as handle:
                 yield handle
             self.fs.mv(tmp, full)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise OSError(
+                exc.errno,
+                f"the lake is full: {path} was not written (its previous version, if any, is kept and "
+                f"nothing partial is left); free space under {self.root_uri}",
+            ) from exc
         finally:
             if self.fs.exists(tmp):
                 self.fs.rm(tmp)

@@ -136,6 +136,11 @@ def apply(
         try:
             moved = registry.promote(name, version, {"run_id": run_id, "by": decision.by, **expected}, client)
             if not moved.moved:
+                if not _audited(client, name, version):
+                    # An earlier attempt moved the alias and lost the registry (MLflow went
+                    # away) before the audit trail: this retry records it, so no champion
+                    # lacks one. Its outcome stays "already the champion".
+                    registry.tag_version(client, name, version, decision_tags(assessment, decision, run_id))
                 decision = already_champion(version)
         except PromotionError as exc:
             decision = Decision("rejected", str(exc), decision.by)
@@ -152,6 +157,11 @@ def apply(
         "by": decision.by,
         "champion": moved.champion if moved else registry.alias_version(client, name, CHAMPION),
     }
+
+
+def _audited(client: Any, name: str, version: str) -> bool:
+    """Whether the version carries the audit trail of its promotion (``decision`` = promoted)."""
+    return client.get_model_version(name, version).tags.get("decision") == "promoted"
 
 
 def _announce(use_case: UseCase, assessment: Assessment, decision: Decision, run_id: str) -> None:
