@@ -465,6 +465,21 @@ def test_cli_validate_exits_0_on_pass_and_1_on_breach(
     assert "pass --month" in capsys.readouterr().err
 
 
+def test_a_yellow_file_named_green_is_judged_as_yellow_with_a_notice(
+    tmp_path: Path, gx_root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLPLATFORM_LAKE_URI", (tmp_path / "empty-lake").as_uri())
+    misnamed = tmp_path / "green_tripdata_2024-03.parquet"
+    misnamed.write_bytes(to_bytes(month_table(kind="yellow")))
+    assert cli.main(["validate", str(misnamed), "--use-case", USE_CASE.name, "--json"]) == 0
+    [notice] = json.loads(capsys.readouterr().out)["contract"]["warnings"]
+    assert notice == (
+        "file named as the other taxi type: green_tripdata_2024-03.parquet is named green but holds "
+        "yellow trips (the schema tells: tpep_pickup_datetime, tpep_dropoff_datetime, Airport_fee "
+        "(yellow columns)); its rows are judged as yellow"
+    )
+
+
 # --- the outcome record -----------------------------------------------------------------
 
 OUTCOME_KEYS = [

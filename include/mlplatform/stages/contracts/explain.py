@@ -63,6 +63,8 @@ def explain(ev: Evaluation, use_case: UseCase, profile: dict[str, Any]) -> tuple
     warnings = []
     if mismatch and "bad_row_share" not in failed:
         warnings.append(mismatch)
+    if "misnamed_files" in failed:
+        warnings.append(f"file named as the other taxi type: {profile['misnamed_files']}")
     if "empty_surcharge_columns" in failed:
         warnings.append(f"surcharge column empty: {profile['empty_surcharge_columns']}")
     if "unexpected_columns" in failed:

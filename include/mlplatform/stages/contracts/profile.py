@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from mlplatform.core import tlc
 from mlplatform.core.spec import UseCase
 from mlplatform.stages.contracts.money import MoneyFindings
 from mlplatform.stages.contracts.raw import RawFile, RawRead
@@ -57,6 +58,14 @@ def contract_profile(
         for f, r in pairs
         if r.taxi_type is not None and r.taxi_type not in f.taxi_types
     ]
+    misnamed = [
+        (f, f"{f.path.rsplit('/', 1)[-1]} is named {kind} but holds {r.taxi_type} trips "
+         f"(the schema tells: {r.evidence}); its rows are judged as {r.taxi_type}")
+        for f, r in pairs
+        if r.taxi_type in f.taxi_types
+        and (kind := _named_taxi_type(f.path)) is not None
+        and kind != r.taxi_type
+    ]  # fmt: skip
     return {
         "file_problem": listed([(f, r.file_problem) for f, r in pairs if r.file_problem]),
         "unlisted_taxi_type": listed(unlisted),
@@ -67,10 +76,17 @@ def contract_profile(
         "all_null_columns": listed(all_null, sep=", "),
         "money_units": money.cents or NONE,
         "empty_surcharge_columns": "; ".join(money.empty_surcharges) or NONE,
+        "misnamed_files": "; ".join(problem for _, problem in misnamed) or NONE,
         "row_count": sum(r.rows for r in reads),
         "bad_row_share": bad_row_share,
         **{f"rows_{name}": n for name, n in rule_counts.items()},
     }
+
+
+def _named_taxi_type(path: str) -> str | None:
+    """The taxi type a TLC file name says (``green_tripdata_2023-01.parquet``: green), if any."""
+    name = tlc.parse_file_name(path.rsplit("/", 1)[-1])
+    return None if name is None else name.taxi_type
 
 
 def _columns(pairs: Sequence[tuple[RawFile, RawRead]], problem: str) -> list[tuple[RawFile, str]]:

@@ -107,6 +107,17 @@ def build_suite(use_case: UseCase) -> gx.ExpectationSuite:
             ),
         ),
         _none_expected(
+            "misnamed_files",
+            FailureSeverity.INFO,
+            _meta(
+                "misnamed_files",
+                NOTICE,
+                "a file named as one taxi type (<type>_tripdata_YYYY-MM.parquet) holds that type's trips",
+                "Yellow and green files differ in their columns (tpep_/lpep_ times, airport_fee, "
+                "trip_type); the columns tell the type, and its rows are judged as that type.",
+            ),
+        ),
+        _none_expected(
             "unexpected_columns",
             FailureSeverity.INFO,
             _meta(
