@@ -202,6 +202,7 @@ def test_breached_latest_months_lead_the_page_with_their_reasons(lake) -> None:
     promote_run = "../dags/taxi_trip_duration_promote/runs/asset_triggered__2023-02-06T00%3A00%3A00%2B00%3A00"
     assert f'href="{promote_run}" target="_top">Airflow run</a>' in latest
     assert "; v8 (challenger): gates failed: slices: night +9%" in latest
+    assert "<p>decided: gates failed: slices: night +9%</p>" in page
     assert "file://" not in page and "s3://" not in page
 
 

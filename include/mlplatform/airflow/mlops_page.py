@@ -901,12 +901,13 @@ def _model_block(
     )
     link = f"{mlflow_url}/#/models/{quote(s.name)}/versions/{quote(facts.version)}" if mlflow_url else ""
     when, why = facts.promoted_at, facts.reason
+    verb = "promoted" if "champion" in facts.aliases else "decided"  # a challenger awaits or was rejected
+    stamp = f" {time_html(when, now)}" if when else ""
+    decision = f"<p>{verb}{stamp}{': ' + _esc(why) if why else ''}</p>" if why or when else ""
     return (
         f'<div class="model"><h3>{_esc(alias)}</h3>'
         f'<p>model version <a href="{_esc(link)}" target="_blank">{_esc(facts.label)}</a></p>'
-        f"<p>{_esc(metrics)}</p>"
-        + (f"<p>promoted {time_html(when, now)}{': ' + _esc(why) if why else ''}</p>" if why or when else "")
-        + "</div>"
+        f"<p>{_esc(metrics)}</p>{decision}</div>"
     )
 
 
