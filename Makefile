@@ -45,8 +45,10 @@ venv: $(BIN)/.installed  ## Create the virtualenv with every pinned dependency
 # requirements Terraform uploads (infra/mwaa/requirements.txt) installed with
 # safe-pip-install's command, offline from the wheels in plugins.zip, timed against MWAA's
 # 9 minutes; then the test tooling, which MWAA never installs, at the lock's versions.
+# Rebuilt only when one of its inputs changes (a new .venv alone does not rebuild it), so CI
+# reinstalls nothing while the requirements and MWAA's files stay the same.
 $(MWAA_VENV)/.installed: infra/mwaa/requirements.txt constraints-mwaa.txt $(MWAA_FILES)/preinstalled.txt \
-  $(MWAA_FILES)/mwaa_essential_constraints.txt $(PLUGINS_ZIP) pyproject.toml $(BIN)/.installed
+  $(MWAA_FILES)/mwaa_essential_constraints.txt $(PLUGINS_ZIP) pyproject.toml | $(BIN)/.installed
 	@test -n "$(PYTHON_MWAA_BIN)" || { echo "No $(PYTHON_MWAA): MWAA $(MWAA_AIRFLOW) runs Python 3.12; install it (pyenv install 3.12) or pass PYTHON_MWAA=/path/to/python3.12." >&2; exit 1; }
 	@$(PYTHON_MWAA_BIN) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' || { echo "$(PYTHON_MWAA_BIN) is not Python 3.12, which MWAA $(MWAA_AIRFLOW) runs: pass PYTHON_MWAA=/path/to/python3.12." >&2; exit 1; }
 	rm -rf $(MWAA_VENV) && $(PYTHON_MWAA_BIN) -m venv $(MWAA_VENV)
@@ -132,7 +134,7 @@ env: venv  ## Write .env for docker-compose with generated passwords and tokens 
 
 # The plugins and the wheels MWAA installs the bundle's requirements from (downloaded once
 # into infra/.build/wheels/).
-PLUGIN_SOURCES := $(shell find plugins -type f ! -name '*.py[co]' ! -path '*/__pycache__/*' 2>/dev/null)
+PLUGIN_SOURCES := $(shell find plugins -type f ! -name '*.py[co]' ! -name README.md ! -path '*/__pycache__/*' 2>/dev/null)
 $(PLUGINS_ZIP): $(PLUGIN_SOURCES) infra/mwaa/requirements.txt constraints-mwaa.txt infra/scripts/plugins_zip.py
 	$(PYTHON) infra/scripts/plugins_zip.py
 
