@@ -11,10 +11,11 @@ One source, three products:
 
 - ``requirements.txt`` names what the bundle imports at run time (exact pins, for the local
   platform on Python 3.11);
-- ``constraints-mwaa.txt`` (``make lock``, the ``lock`` command) is that set resolved for
-  MWAA's Python with MWAA's essential constraints *and* the versions of its image as hard
-  pins, so the install changes nothing MWAA already has; its run-time part comes first, the
-  test tooling (``make test-mwaa`` only) after a marker line;
+- ``constraints-mwaa.txt`` (``make lock``, the ``lock`` command) is the whole environment on
+  MWAA, its image's packages plus that set, resolved for MWAA's Python with MWAA's essential
+  constraints *and* the versions of its image as hard pins, so the install changes nothing
+  MWAA already has; its run-time part comes first, the test tooling (``make test-mwaa``
+  only) after a marker line;
 - ``infra/mwaa/requirements.txt`` (the ``render`` command, run by ``make lock``) is what
   Terraform uploads and ``make test-mwaa`` installs: offline from the wheelhouse in
   ``plugins.zip``, pinned by ``constraints-mwaa.txt`` (uploaded as ``dags/constraints.txt``),
@@ -27,7 +28,7 @@ One source, three products:
     python infra/scripts/mwaa_requirements.py check                    # what the tests check
     python infra/scripts/mwaa_requirements.py wheels                   # the wheelhouse's pins
     python infra/scripts/mwaa_requirements.py install --python .venv-mwaa/bin/python \\
-        --plugins-zip infra/.build/plugins.zip --root .local/mwaa      # make test-mwaa
+        --plugins-zip infra/.build/plugins.zip --root .local/mwaa-home # make test-mwaa
 
 Only the standard library is needed (``lock`` runs uv, ``install`` runs the target's pip).
 """
