@@ -194,3 +194,39 @@ def test_duplicates_are_the_rows_pandas_finds_repeated(rows: int, distinct: int)
 def test_a_clean_generated_month_breaks_no_rule() -> None:
     masks = contracts.row_rule_masks(tlc.normalise(month_table(20_000)), USE_CASE, MONTH)
     assert {name: int(m.sum()) for name, m in masks.items() if m.any()} == {}
+
+
+def test_a_rule_jumps_above_factor_times_its_trailing_median_and_the_floor() -> None:
+    usual = [{"zero_distance": 0.033, "idle_trip": 0.0025}] * 3
+    assert contracts.rule_jumps(usual, {"zero_distance": 0.049, "idle_trip": 0.005}, USE_CASE) == []
+    [jump] = contracts.rule_jumps(usual, {"zero_distance": 0.12, "idle_trip": 0.0025}, USE_CASE)
+    assert jump.startswith("zero_distance jumped to 12.00% of rows from a trailing median of 3.30%")
+    # from nothing to a handful of rows is no jump (trend_jump_floor 0.2%); to 0.3% is
+    assert contracts.rule_jumps(usual, {"duplicate_row": 0.0015}, USE_CASE) == []
+    assert len(contracts.rule_jumps(usual, {"duplicate_row": 0.003}, USE_CASE)) == 1
+    # fewer than three previous months are no usual range yet
+    assert contracts.rule_jumps(usual[:2], {"zero_distance": 0.12}, USE_CASE) == []
+
+
+def test_the_lake_trend_reads_passing_and_breached_months_and_skips_damaged_records(tmp_path) -> None:
+    from mlplatform.adapters import snapshots
+    from mlplatform.adapters.lake import Lake
+
+    lake = Lake(tmp_path.as_uri())
+    for month, n in (("2024-01", 40), ("2024-02", 44), ("2024-03", 36)):
+        trips = tlc.normalise(month_table(10, month=month))
+        block = {"severity": "quarantine", "rows": 4000, "rule_counts": {"zero_distance": n},
+                 "reading_counts": {"congestion_surcharge_in_extra": 80}}  # fmt: skip
+        snapshots.write_snapshot(
+            lake, USE_CASE.name, month, trips, {"source": {"rows": 4000}, "contract": block}
+        )
+    breach = {"rows": 4000, "rule_counts": {"zero_distance": 900}}
+    record = {"month": "2024-04", "recorded_at": "2024-05-01T00:00:00+00:00", "contract": breach}
+    lake.write_json(f"quarantine/{USE_CASE.name}/month=2024-04/abc/breach.json", record)
+    lake.write_bytes(f"quarantine/{USE_CASE.name}/month=2024-05/def/breach.json", b"{not json")
+    trend = {(t.month, t.rule): t for t in contracts.lake_trend(lake, USE_CASE)}
+    assert sorted({m for m, _ in trend}) == ["2024-01", "2024-02", "2024-03", "2024-04"]
+    assert trend["2024-02", "zero_distance"].share == 44 / 4000 and not trend["2024-02", "zero_distance"].jump
+    assert trend["2024-04", "zero_distance"].severity == "breach" and trend["2024-04", "zero_distance"].jump
+    assert trend["2024-01", "fare_reading.congestion_surcharge_in_extra"].count == 80
+    assert trend["2024-04", "fare_reading.congestion_surcharge_in_extra"].count == 0

@@ -92,13 +92,18 @@ class RuleTrend:
 
 
 def trend(months: Iterable[MonthCounts], use_case: UseCase) -> list[RuleTrend]:
-    """One record per month × rule, and per month × fare reading seen in any month; oldest first."""
+    """One record per month × rule, and per month × fare reading seen in any month; oldest first.
+
+    A rule's ``jump`` is the warning its month raised when validated (stored in its outcome),
+    or what :func:`rule_jumps` finds against the previous months that were not breached.
+    """
     ordered = sorted(months, key=lambda m: m.month)
     readings = [r for r in READING_NAMES if any(m.reading_counts.get(r) for m in ordered)]
     records: list[RuleTrend] = []
     for i, m in enumerate(ordered):
-        previous = [p.rule_shares for p in ordered[max(0, i - HISTORY_MONTHS) : i]]
+        previous = [p.rule_shares for p in ordered[:i] if p.severity != "breach"]  # as validation reads it
         jumped = {rule for rule, _ in _jumped(previous, m.rule_shares, use_case)}
+        jumped |= {rule for rule in RULE_NAMES if any(j.startswith(f"{rule} jumped") for j in m.jumps)}
         for rule in RULE_NAMES:
             n = int(m.rule_counts.get(rule, 0))
             records.append(RuleTrend(m.month, rule, m.rows, n, _share(n, m.rows), m.severity, rule in jumped))
@@ -173,7 +178,12 @@ def lake_months(lake: Lake, use_case: UseCase) -> list[MonthCounts]:
     for entry in lake.list(f"quarantine/{use_case.name}"):
         if not entry.path.endswith("/breach.json"):
             continue
-        record = lake.read_json(entry.path)
+        try:
+            record = lake.read_json(entry.path)
+        except ValueError:  # a damaged record is not a month's outcome; the others still count
+            continue
+        if not isinstance(record, dict):
+            continue
         month = str(record.get("month") or entry.path.split("/")[2].removeprefix("month="))
         recorded = str(record.get("recorded_at") or "")
         block = {"severity": "breach", **(record.get("contract") or {})}
