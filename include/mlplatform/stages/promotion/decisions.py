@@ -161,7 +161,7 @@ def apply(
 
 def _audited(client: Any, name: str, version: str) -> bool:
     """Whether the version carries the audit trail of its promotion (``decision`` = promoted)."""
-    return client.get_model_version(name, version).tags.get("decision") == "promoted"
+    return bool(client.get_model_version(name, version).tags.get("decision") == "promoted")
 
 
 def _announce(use_case: UseCase, assessment: Assessment, decision: Decision, run_id: str) -> None:
