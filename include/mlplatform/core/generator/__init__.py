@@ -10,18 +10,26 @@ borough, weekday/weekend and hour, zone slowness, hourly volume, the shares of z
 and no-trip records, and the code mixes and null patterns. Yellow months use the same
 geography and speeds with a pickup mix from published figures (``calibration/yellow_prior.json``).
 
+By default a month holds TLC's own pathologies at the shares of real months of the same
+fare regime (``pathologies``, ``calibration/pathologies.json``, which names the months
+behind each share): zero distances, refunds and voids negative in every money part, meters
+left running, trips begun the month before, and the green vendors' itemisation quirks. The
+contract quarantines each by its rule. ``generate_month(..., clean=True)`` (``mlplatform
+generate --clean``) leaves them out, for noise-floor studies. Money is itemised by the fare
+table in force at each pickup (:mod:`mlplatform.core.fares`).
+
 Trip duration is a known function of the observed features times log-normal noise, so
 the irreducible error of any file is known: :func:`expected_duration_minutes` is the best
-possible prediction and :attr:`GeneratedMonth.noise_floor_rmse` its RMSE. Records with a
-zero distance (an odometer gap) take the duration of the zone pair's typical distance, or,
-for a known share of them, are no-trips lasting under a minute; the expectation accounts
-for both. Knobs in :class:`Drift` shift the data the way production data drifts;
-:data:`CORRUPTIONS` break it the way bad deliveries do. The same seed always gives the same
-file.
+possible prediction and :attr:`GeneratedMonth.noise_floor_rmse` its RMSE (over every record
+but the meters left running, which carry no travel time). Records with a zero distance (an
+odometer gap) take the duration of the zone pair's typical distance, or, for a known share
+of them, are no-trips lasting under a minute; the expectation accounts for both. Knobs in
+:class:`Drift` shift the data the way production data drifts; :data:`CORRUPTIONS` break it
+the way bad deliveries do. The same seed always gives the same file.
 
 Modules: ``world`` (the calibration tables, drift and the duration function), ``sampling``
-(a month's trips and its shape), ``fares`` (codes, fares and the file layout),
-``corruptions`` (bad deliveries).
+(a month's trips and its shape), ``fares`` (codes, money and the file layout),
+``pathologies`` (TLC's own, by fare regime), ``corruptions`` (bad deliveries).
 """
 
 from mlplatform.core.generator.corruptions import CORRUPTIONS, FILE_CORRUPTIONS, corrupt, corrupted_bytes
