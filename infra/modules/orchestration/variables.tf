@@ -29,7 +29,7 @@ variable "constraints_file" {
 
 variable "plugins_zip" {
   type        = string
-  description = "Path of the plugins zip built by `make plugins-zip`; null means `<bundle_root>/infra/.build/plugins.zip`, where that target writes it."
+  description = "Path of the plugins zip built by `make plugins-zip` (the plugins and the wheels MWAA installs the requirements from); null means `<bundle_root>/infra/.build/plugins.zip`, where that target writes it."
   default     = null
 }
 
@@ -123,7 +123,7 @@ variable "security_group_ids" {
 
 variable "bundle_root" {
   type        = string
-  description = "Path of the repository root holding `dags/`, `include/`, `plugins/`, `great_expectations/`, `requirements.txt` and `constraints.txt`."
+  description = "Path of the repository root holding `dags/`, `include/`, `plugins/`, `great_expectations/`, the constraints file and `infra/mwaa/` (the requirements MWAA installs, rendered by `make lock`, and MWAA's own files)."
 }
 
 variable "ssm_prefix" {
