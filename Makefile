@@ -1,5 +1,6 @@
 # The two commands a new user needs are `make run` and `make test`; everything else here
-# is what they are made of. Python 3.11 and make are the only prerequisites.
+# is what they are made of. Python 3.11 and make are the prerequisites, and for `make test`
+# Python 3.12 too, the one MWAA runs (PYTHON_MWAA).
 
 PYTHON ?= python3.11
 VENV ?= .venv
