@@ -30,7 +30,7 @@ _WAITS = {
 def clear_operator(operator: type) -> type:
     """``operator``, skipping itself on an empty config and failing once with SageMaker's reason."""
 
-    class Clear(operator):  # type: ignore[misc, valid-type]  # a class built at run time
+    class Clear(operator):  # type: ignore[misc]  # a class built at run time
         def execute(self, context: Any) -> Any:
             from airflow.sdk.exceptions import AirflowSkipException
 
