@@ -3,7 +3,10 @@
 This is the table the contract is made of. :mod:`mlplatform.stages.contracts.masks`
 computes each rule over a month's rows; :mod:`mlplatform.stages.contracts.suite` turns
 each into an expectation on the month's profile; the domains below are the TLC data
-dictionary's.
+dictionary's. Money follows TLC's dated fare table (:mod:`mlplatform.core.fares`): each
+surcharge is owed at the rate in force at the trip's pickup, and the ways TLC's files are
+known to itemise it otherwise are the :data:`FARE_READINGS` (judged in
+:mod:`mlplatform.stages.contracts.money`).
 """
 
 from __future__ import annotations
