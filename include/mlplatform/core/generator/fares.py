@@ -13,8 +13,6 @@ shares of real months of the same regime (:mod:`~mlplatform.core.generator.patho
 
 from __future__ import annotations
 
-from typing import cast
-
 import numpy as np
 import pyarrow as pa
 
@@ -129,7 +127,7 @@ def _schedule_values(schedules: np.ndarray) -> dict[str, np.ndarray]:
 def _bridge_tolls(pickup_us: np.ndarray) -> np.ndarray:
     starts = np.array([np.datetime64(day, "us").astype(np.int64) for day, _ in _BRIDGE_TOLLS])
     amounts = np.array([amount for _, amount in _BRIDGE_TOLLS])
-    return cast(np.ndarray, amounts[np.maximum(np.searchsorted(starts, pickup_us, side="right") - 1, 0)])
+    return amounts[np.maximum(np.searchsorted(starts, pickup_us, side="right") - 1, 0)]
 
 
 def _metered(
@@ -141,7 +139,7 @@ def _metered(
     units = np.floor(5.0 * distance + slow_minutes)
     fare = np.maximum(s["initial_charge"] + s["per_unit"] * units, s["minimum_fare"])
     fare = np.where(rate == 2, s["jfk_flat_fare"], fare)
-    return cast(np.ndarray, np.where(rate == 3, fare + s["newark_surcharge"], fare))
+    return np.where(rate == 3, fare + s["newark_surcharge"], fare)
 
 
 def money_and_codes(

@@ -75,7 +75,7 @@ def share(regime: np.ndarray, name: str, blank: np.ndarray | None = None) -> np.
     """Per record, the share of pathology ``name`` in its regime (coded or blank-code service)."""
     table = regimes()
     if blank is None:
-        return np.array([float(r[name]["share"]) for r in table])[regime]
+        return cast(np.ndarray, np.array([float(r[name]["share"]) for r in table])[regime])
     coded = np.array([float(r[name]["coded"]) for r in table])[regime]
     blanks = np.array([float(r[name]["blank"]) for r in table])[regime]
     return cast(np.ndarray, np.where(blank, blanks, coded))
@@ -99,7 +99,7 @@ def meter_left_running_minutes(
         rng.uniform(day_end, high, n),
         np.exp(rng.uniform(np.log(low), np.log(day_end), n)),
     )
-    return cast(np.ndarray, np.maximum(minutes, 60.0 * distance / IDLE_MPH + 1.0))
+    return np.maximum(minutes, 60.0 * distance / IDLE_MPH + 1.0)
 
 
 def refund_payment_types(rng: np.random.Generator, regime: np.ndarray) -> np.ndarray:
