@@ -453,3 +453,36 @@ def test_on_aws_validation_runs_as_a_sagemaker_processing_job(
     assert output.startswith(f"{lake.root_uri}/features/{USE_CASE.name}/jobs/validate/2021-02-")
     outcome = json.loads(io.BytesIO(lake.read_bytes(f"{lake.relative(output)}/outcome.json")).read())
     assert outcome["snapshot"]["digest"] == current.digest
+
+
+def test_a_job_request_runs_the_entrypoint_and_names_itself_by_its_content(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlplatform.adapters import sagemaker
+
+    monkeypatch.setenv("MLPLATFORM_LAKE_URI", "s3://lake-bucket/lake")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.internal")
+    monkeypatch.setenv("MLPLATFORM_SERVING_KMS_KEY_ARN", "")
+    channels = {"train": "s3://lake-bucket/lake/features/x/train.parquet"}
+    image = f"{IMAGE}:{RELEASE}"
+    request = sagemaker.training_job_request(USE_CASE, image, ROLE, channels, {"window": 3}, "s3://out")
+    assert request["AlgorithmSpecification"]["ContainerEntrypoint"] == [
+        "python",
+        "-m",
+        "mlplatform.jobs",
+        "train",
+    ]
+    assert request["HyperParameters"] == {"window": "3"}  # SageMaker hands every value over as a string
+    assert request["Environment"]["MLPLATFORM_LAKE_URI"] == "s3://lake-bucket/lake"
+    assert request["Environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow.internal"
+    assert "MLFLOW_TRACKING_PASSWORD" not in request["Environment"]  # a job's environment is not secret
+    again = sagemaker.training_job_request(USE_CASE, image, ROLE, channels, {"window": 3}, "s3://out")
+    assert again["TrainingJobName"] == request["TrainingJobName"]
+    assert len(request["TrainingJobName"]) <= 63
+    other = sagemaker.training_job_request(USE_CASE, image, ROLE, channels, {"window": 4}, "s3://out")
+    assert other["TrainingJobName"] != request["TrainingJobName"]
+    processing = sagemaker.processing_job_request(
+        USE_CASE, image, ROLE, ["validate", "--month", "2024-03"], "s3://o"
+    )
+    assert processing["AppSpecification"]["ContainerEntrypoint"] == ["python", "-m", "mlplatform.jobs"]
+    assert processing["ProcessingJobName"].startswith("taxi-trip-duration-validate-")
