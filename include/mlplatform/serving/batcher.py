@@ -15,6 +15,7 @@ from mlplatform.serving.schema import frame_of
 from mlplatform.serving.store import LoadedModel
 
 MAX_ROWS_PER_CALL = 4096
+LEAN_MAX_ROWS = 32  # calls of up to this many trips take the model's lean path (serving.lean), if it has one
 
 # One queued request: the model, its checked columns, its row count, and where its answers go.
 Answers = list[dict[str, Any]]
@@ -90,9 +91,15 @@ def _one_native_thread() -> None:
 
 def _predict_group(model: LoadedModel, group: list[Pending]) -> Answers:
     merged: dict[str, list[Any]] = {f.name: [] for f in model.fields}
-    for _, columns, _, _ in group:
+    rows = 0
+    for _, columns, n, _ in group:
+        rows += n
         for name, values in columns.items():
             merged[name].extend(values)
+    if model.lean is not None and rows <= LEAN_MAX_ROWS:  # a few trips: no pandas, no per-call overhead
+        answers = model.lean.answers(merged)
+        if answers is not None:
+            return answers
     out = model.predict(frame_of(merged, model.fields))
     if model.task == "regression":
         return [{"prediction": float(v)} for v in out["prediction"].to_numpy()]

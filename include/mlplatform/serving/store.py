@@ -45,6 +45,10 @@ class LoadedModel:
     task: str
     predict: Callable[[pd.DataFrame], pd.DataFrame] = field(repr=False)
     validator: Validator = field(repr=False)
+    # The lean single-trip path derived from this model (mlplatform.serving.lean), if it
+    # gave the model's own answers at load time; ``lean_status`` says which path serves.
+    lean: Any = field(default=None, repr=False)
+    lean_status: str = "normal path"
 
     @classmethod
     def load(cls, ref: ModelRef, use_case: UseCase, uri: str | None = None) -> LoadedModel:
@@ -54,7 +58,11 @@ class LoadedModel:
         fields = model_fields(model, use_case)
         task, predict = scoring.model_task(model), scoring.predictor(model)
         _check_predicts(ref, model, predict)
-        return cls(ref, uri, model, fields, task, predict, Validator(fields))
+        from mlplatform.serving import lean
+
+        fast, status = lean.verified(model, fields, predict, task)
+        log.info("%s version %s: %s", ref.name, ref.version, status)
+        return cls(ref, uri, model, fields, task, predict, Validator(fields), fast, status)
 
 
 class ModelDoesNotPredict(RuntimeError):
