@@ -92,15 +92,15 @@ The modules, each importing only those above it:
 |---|---|
 | ``schema`` | the request model: input fields, plausible ranges, pydantic validation |
 | ``bodies`` | content types in and out (JSON, JSON Lines, CSV) and the body limits |
-| ``store`` | the models served: loading in the background with backoff, readiness and its reasons, following the aliases, hot swap, the A/B split |
+| ``store`` | the models served: background loading with backoff, readiness, the aliases, hot swap, A/B |
 | ``batcher`` | the micro-batcher: queued requests for one model predicted in one call |
 | ``metrics`` | ``/metrics``: ``prometheus_client`` families in a registry per app |
 | ``log`` | the prediction log: its row layout and the buffered writer to the lake |
 | ``service`` | one request apart from HTTP: variant, decoding, validation, prediction, metrics, log |
 | ``guard`` | the middleware: every request counted, an unexpected error a 500 that keeps the connection |
-| ``docs`` | the OpenAPI description of the prediction bodies (from the fields served now), answers and errors |
+| ``docs`` | the OpenAPI description of the prediction bodies (fields served now), answers, errors |
 | ``routes`` | the routes: ``create_app`` |
-| ``run`` | ``app_from_env`` (the uvicorn factory), the ``python -m mlplatform.serving`` command, bounded registry calls, SIGTERM |
+| ``run`` | ``app_from_env`` (the uvicorn factory), ``python -m mlplatform.serving``, SIGTERM |
 """
 
 from __future__ import annotations

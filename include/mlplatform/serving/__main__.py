@@ -1,5 +1,7 @@
 """``python -m mlplatform.serving``: run the serving app."""
 
+import logging
+import os
 import signal
 import sys
 
@@ -8,4 +10,11 @@ signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
 
 from mlplatform.serving.run import main  # noqa: E402
 
-sys.exit(main())
+code = main()
+# The shutdown is done (requests drained, prediction log flushed, threads told to stop):
+# leave without tearing down the interpreter's modules, which takes seconds on a busy
+# machine and would only run library exit hooks that have nothing left to do.
+logging.shutdown()
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(code)

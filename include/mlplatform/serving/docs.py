@@ -4,9 +4,11 @@ The bodies are read by hand (size limit, parsing off the event loop, several con
 types), so FastAPI cannot derive their schema from a parameter; these functions describe
 them from the same pydantic trip model that validates them (:func:`~mlplatform.serving.schema.trip_model`),
 so ``/docs`` and ``/openapi.json`` show what ``/predict`` takes. The fields are the loaded
-champion's (its input signature) once one is loaded, and the spec's feature columns
-before: :func:`live_document` builds the document on demand, so it answers from the
-app's first second and follows the version served.
+champion's (its input signature) once one is loaded, the spec's feature columns before,
+and for the first seconds, until the model loader has imported MLflow (which the spec's
+columns need), a generic body: :func:`live_document` builds the document on demand, so
+it answers from the app's first second, never waits for an import, and follows the
+version served.
 """
 
 from __future__ import annotations
@@ -115,13 +117,35 @@ def trip_schemas(fields: Sequence[InputField]) -> dict[str, Any]:
     return schemas
 
 
+GENERIC_TRIP = (
+    'A trip (a JSON object of the model\'s input fields) or a batch ({"instances": [trips]}). '
+    "The app is still starting: reload this page in a few seconds for the trip's fields."
+)
+
+
+def generic_bodies() -> dict[str, dict[str, Any]]:
+    """``/predict`` and ``/invocations`` bodies before the fields are known."""
+    trip = {"schema": {"type": "object", "description": GENERIC_TRIP}}
+    lines = {"schema": {"type": "string", "description": "One trip object per line, or CSV lines."}}
+    return {
+        "/predict": {"requestBody": {"required": True, "content": {Format.JSON.value: trip}}},
+        "/invocations": {
+            "requestBody": {
+                "required": True,
+                "content": {Format.JSON.value: trip, Format.JSON_LINES.value: lines, Format.CSV.value: lines},
+            }
+        },
+    }
+
+
 def live_document(
-    app: FastAPI, fields_now: Callable[[], tuple[str, Sequence[InputField]]]
+    app: FastAPI, fields_now: Callable[[], tuple[str, Sequence[InputField] | None]]
 ) -> Callable[[], dict[str, Any]]:
     """``app.openapi``: FastAPI's document with the prediction bodies of the fields served now.
 
     ``fields_now`` returns a key (what the fields come from, e.g. a version) and the
-    fields; the document is built again only when the key changes.
+    fields, ``None`` while they are not known yet; the document is built again only when
+    the key changes.
     """
     generate = app.openapi
     built: dict[str, dict[str, Any]] = {}
@@ -132,10 +156,14 @@ def live_document(
             app.openapi_schema = None
             document = copy.deepcopy(generate())
             paths = document.get("paths", {})
-            for path, body in (("/predict", predict_body), ("/invocations", invocations_body)):
+            if fields is None:
+                bodies = generic_bodies()
+            else:
+                bodies = {"/predict": predict_body(fields), "/invocations": invocations_body(fields)}
+                document.setdefault("components", {}).setdefault("schemas", {}).update(trip_schemas(fields))
+            for path, body in bodies.items():
                 if "post" in paths.get(path, {}):
-                    paths[path]["post"].update(body(fields))
-            document.setdefault("components", {}).setdefault("schemas", {}).update(trip_schemas(fields))
+                    paths[path]["post"].update(body)
             built.clear()
             built[key] = document
         app.openapi_schema = built[key]

@@ -72,35 +72,41 @@ def create_app(
         log_predictions=log_predictions,
         flush_seconds=flush_seconds,
     )
-    lifespan = _lifespan(service, poll_seconds, fixed_model=bool(model_uri))
+    document_fields = DocumentFields(service.store, use_case)
+    lifespan = _lifespan(service, poll_seconds, document_fields.prepare, fixed_model=bool(model_uri))
     app = FastAPI(title=f"{use_case.name} serving", description=use_case.description, lifespan=lifespan)
     app.state.store, app.state.metrics = service.store, service.metrics
     app.state.prediction_log = service.prediction_log
     app.add_middleware(Guard, service=service, prediction_routes=PREDICTION_ROUTES)
     _add_prediction_routes(app, service, max_body_bytes)
     _add_operation_routes(app, service, admin_token)
-    app.openapi = docs.live_document(app, _fields_now(service.store, use_case))  # type: ignore[method-assign]
+    app.openapi = docs.live_document(app, document_fields)  # type: ignore[method-assign]
     return app
 
 
-def _fields_now(store: ModelStore, use_case: UseCase) -> Callable[[], tuple[str, list[InputField]]]:
-    """The champion's input fields once one is loaded, the spec's before (built on first use:
-    they import MLflow, which the app does not wait for before it listens)."""
-    from_spec: list[list[InputField]] = []
+class DocumentFields:
+    """The fields ``/docs`` describes: the champion's once one is loaded, else the spec's once
+    :meth:`prepare` has run (the model loader runs it first: the spec's columns import MLflow,
+    which the event loop must not wait for), else none yet (a generic body)."""
 
-    def fields_now() -> tuple[str, list[InputField]]:
-        served = store.served
+    def __init__(self, store: ModelStore, use_case: UseCase) -> None:
+        self.store, self.use_case = store, use_case
+        self.from_spec: list[InputField] | None = None
+
+    def prepare(self) -> None:
+        self.from_spec = spec_fields(self.use_case)
+
+    def __call__(self) -> tuple[str, list[InputField] | None]:
+        served = self.store.served
         if served is not None:
             return f"version {served.champion.ref.version}", served.champion.fields
-        if not from_spec:
-            from_spec.append(spec_fields(use_case))
-        return "spec", from_spec[0]
-
-    return fields_now
+        if self.from_spec is not None:
+            return "spec", self.from_spec
+        return "generic", None
 
 
 def _lifespan(
-    service: PredictionService, poll_seconds: float, *, fixed_model: bool
+    service: PredictionService, poll_seconds: float, prepare: Callable[[], None], *, fixed_model: bool
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     """Start the model loader and the prediction log; stop them at shutdown.
 
@@ -113,7 +119,7 @@ def _lifespan(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loader = ModelLoader(store, poll_seconds, follow=not fixed_model)
+        loader = ModelLoader(store, poll_seconds, follow=not fixed_model, prepare=prepare)
         loader.start()
         if prediction_log is not None:
             prediction_log.start()

@@ -134,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 os.getenv("MLPLATFORM_SERVING_SHUTDOWN_SECONDS") or GRACEFUL_SHUTDOWN_SECONDS
             ),
         )
+    except SystemExit as stop:  # our handler once uvicorn has drained (0), or uvicorn's own exit
+        return stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0

@@ -17,11 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
-import numpy as np
-import pandas as pd
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -35,6 +33,9 @@ from pydantic import create_model as pydantic_model
 from pydantic_core import PydanticCustomError
 
 from mlplatform.core.spec import UseCase
+
+if TYPE_CHECKING:  # pandas loads with the first model, not before the app listens
+    import pandas as pd
 
 MAX_ERRORS_REPORTED = 20
 MAX_STRING_CHARS = 200
@@ -316,6 +317,9 @@ def _named_errors(exc: ValidationError, prefix: str | None) -> list[dict[str, st
 
 def frame_of(columns: dict[str, list[Any]], fields: Sequence[InputField]) -> pd.DataFrame:
     """A frame with the signature's column types (nullable inputs fall back to inference)."""
+    import numpy as np
+    import pandas as pd
+
     data = {}
     for f in fields:
         values = columns[f.name]

@@ -20,16 +20,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from mlplatform.adapters import registry
 from mlplatform.adapters.registry import ModelNotFound
 from mlplatform.core.records import ModelRef
 from mlplatform.core.spec import UseCase
 from mlplatform.serving.schema import InputField, Validator, model_fields
-from mlplatform.stages import scoring
+
+if TYPE_CHECKING:  # pandas and the scoring stage load with the first model, after the app listens
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ class LoadedModel:
     @classmethod
     def load(cls, ref: ModelRef, use_case: UseCase, uri: str | None = None) -> LoadedModel:
         """Load ``ref`` (from ``uri`` if given); its inputs carry ``use_case``'s plausible ranges."""
+        from mlplatform.stages import scoring
+
         uri = uri or ref.uri
         model = scoring.load_model(uri)
         fields = model_fields(model, use_case)
@@ -71,6 +73,8 @@ class ModelDoesNotPredict(RuntimeError):
 
 def _check_predicts(ref: ModelRef, model: Any, predict: Callable[[pd.DataFrame], pd.DataFrame]) -> None:
     """Predict the version's logged input example before it can take traffic."""
+    import pandas as pd
+
     try:
         example = model.input_example
     except Exception:  # an example that cannot be read is no verdict on the model
@@ -319,6 +323,7 @@ class ModelLoader:
     (``first_delay`` doubling up to ``max_delay``); then every ``poll_seconds`` (``0``:
     it stops there, ``POST /admin/reload`` asks again). A fixed model is loaded and not
     followed. A failure keeps what is served and is logged once per attempt with its reason.
+    ``prepare`` runs first, on the thread (work the app must not wait for before it listens).
     Stopping never waits for a call in progress: the thread is a daemon, so a registry that
     does not answer cannot hold up the process's exit.
     """
@@ -331,8 +336,10 @@ class ModelLoader:
         follow: bool = True,
         first_delay: float = 1.0,
         max_delay: float = 30.0,
+        prepare: Callable[[], None] | None = None,
     ) -> None:
         self.store, self.poll_seconds, self.follow = store, poll_seconds, follow
+        self.prepare = prepare
         self.first_delay, self.max_delay = first_delay, max_delay
         self._stop = threading.Event()
 
@@ -343,6 +350,11 @@ class ModelLoader:
         self._stop.set()
 
     def _run(self) -> None:
+        if self.prepare is not None:
+            try:
+                self.prepare()
+            except Exception:  # the document stays generic; loading matters more
+                log.exception("could not prepare the %s request schema", self.store.model_name)
         delay = self.first_delay
         while not self._stop.is_set():
             try:
