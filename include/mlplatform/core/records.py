@@ -48,18 +48,109 @@ class ModelRef:
 
 @dataclass(frozen=True)
 class Gate:
-    """One promotion gate's verdict on a model version."""
+    """One promotion gate's verdict on a model version.
+
+    ``interval`` is the evidence a statistical gate read (an
+    :class:`mlplatform.core.evidence.Interval` as a dict: ``point``, ``low``, ``high``,
+    ``confidence``, ``resamples``, ``rows``); ``None`` for gates that compare a value with a
+    budget.
+    """
 
     name: str
     passed: bool
     detail: str
+    interval: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+        out: dict[str, Any] = {"name": self.name, "passed": self.passed, "detail": self.detail}
+        if self.interval is not None:
+            out["interval"] = dict(self.interval)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Gate:
-        return cls(str(data["name"]), bool(data["passed"]), str(data["detail"]))
+        interval = data.get("interval")
+        return cls(
+            str(data["name"]),
+            bool(data["passed"]),
+            str(data["detail"]),
+            None if interval is None else dict(interval),
+        )
+
+
+ALIAS_ACTIONS = ("promote", "rollback", "retire", "register")
+"""Why an alias moves: a promotion, a rollback, a decision that retires it, a new version."""
+
+
+@dataclass(frozen=True)
+class AliasEvent:
+    """One move of one registry alias, recorded before the alias moves.
+
+    ``version`` is where the alias points after the move (``None``: removed) and
+    ``from_version`` where it pointed before. ``by`` is who or what moved it (the DAG run,
+    the approver of a level-3 promotion, the command line's user@host), ``reason`` and
+    ``evidence`` why (the decision, the intervals and rows it read), ``gates`` the gate
+    table, ``run_id`` the run that moved it. ``cooldown_until`` is set by a rollback: until
+    then another rollback that no person forces is refused.
+    """
+
+    event_id: str
+    at: str  # ISO 8601, UTC
+    model_name: str
+    alias: str
+    action: str
+    version: str | None
+    from_version: str | None
+    by: str
+    run_id: str | None = None
+    reason: str = ""
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    gates: tuple[Gate, ...] = ()
+    cooldown_until: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "at": self.at,
+            "model_name": self.model_name,
+            "alias": self.alias,
+            "action": self.action,
+            "version": self.version,
+            "from_version": self.from_version,
+            "by": self.by,
+            "run_id": self.run_id,
+            "reason": self.reason,
+            "evidence": dict(self.evidence),
+            "gates": [gate.to_dict() for gate in self.gates],
+            "cooldown_until": self.cooldown_until,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AliasEvent:
+        """Read an event back; a field it lacks is named in the error."""
+        try:
+
+            def optional(key: str) -> str | None:
+                value = data.get(key)
+                return None if value is None else str(value)
+
+            return cls(
+                event_id=str(data["event_id"]),
+                at=str(data["at"]),
+                model_name=str(data["model_name"]),
+                alias=str(data["alias"]),
+                action=str(data["action"]),
+                version=optional("version"),
+                from_version=optional("from_version"),
+                by=str(data["by"]),
+                run_id=optional("run_id"),
+                reason=str(data.get("reason") or ""),
+                evidence=dict(data.get("evidence") or {}),
+                gates=tuple(Gate.from_dict(g) for g in data.get("gates") or ()),
+                cooldown_until=optional("cooldown_until"),
+            )
+        except KeyError as missing:
+            raise ValueError(f"an alias event needs the field {missing}") from None
 
 
 # Measurements an assessment only has once its improvement gate could be computed.
@@ -90,6 +181,7 @@ class Assessment:
     improvement: float | None = None
     latency_ms_per_row: float | None = None
     size_mb: float | None = None
+    evidence: Mapping[str, Any] | None = None  # intervals read by the gates: overall, per slice
 
     @property
     def passed(self) -> bool:
@@ -135,6 +227,8 @@ class Assessment:
         for key in _MEASURED:
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        if self.evidence is not None:
+            out["evidence"] = dict(self.evidence)
         out["gates"] = [gate.to_dict() for gate in self.gates]
         out["passed"] = self.passed
         return out
@@ -159,6 +253,7 @@ class Assessment:
             improvement=data.get("improvement"),
             latency_ms_per_row=data.get("latency_ms_per_row"),
             size_mb=data.get("size_mb"),
+            evidence=data.get("evidence"),
         )
 
 

@@ -117,9 +117,32 @@ class Training(StrictModel):
 
 
 class Gates(StrictModel):
-    min_relative_improvement: float = Field(ge=0, le=1, description="Challenger must beat champion by this.")
+    min_relative_improvement: float = Field(
+        ge=0,
+        le=1,
+        description="Minimum effect: the lower bound of the challenger's relative improvement over the "
+        "champion (interval at `confidence`) must reach this.",
+    )
     max_slice_regression: float = Field(
-        ge=0, le=1, description="No slice may be worse than champion by more."
+        ge=0,
+        le=1,
+        description="No slice may be worse than the champion by more: the upper bound of its "
+        "degradation interval (at `confidence`) must stay within this.",
+    )
+    confidence: float = Field(
+        0.95,
+        gt=0.5,
+        lt=1,
+        description="Confidence of the paired-bootstrap intervals the improvement and slice gates read.",
+    )
+    bootstrap_resamples: int = Field(
+        2000, ge=200, le=20_000, description="Paired-bootstrap resamples behind each interval."
+    )
+    rollback_cooldown_days: float = Field(
+        7,
+        ge=0,
+        description="After a rollback, another rollback (not forced by a person) is refused for this "
+        "long, so champion and previous champion do not flap.",
     )
     slices: tuple[str, ...] = Field(default=(), description="Columns whose values define evaluation slices.")
     max_latency_ms: float = Field(gt=0, description="Per-row prediction latency budget (batch of 1000).")
