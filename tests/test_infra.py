@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -345,23 +346,50 @@ def wiring_parameters() -> dict[str, str]:
     return parameters
 
 
+def wiring_resources() -> dict[str, dict[str, Any]]:
+    return {
+        key: body
+        for key, body in typed_blocks(MODULES / "wiring", "resource").items()
+        if key.startswith("aws_ssm")
+    }
+
+
+# Published by the release push, not by Terraform: created once with a placeholder.
+RELEASE_PARAMETERS = {"serving_image_tag"}
+
+
 def test_published_parameters_are_exactly_the_settings_the_code_reads():
     wanted = {setting.parameter for setting in SETTINGS if setting.parameter is not None}
-    published = set(wiring_parameters())
+    published = set(wiring_parameters()) | RELEASE_PARAMETERS
     assert published == wanted, (
         f"settings without a parameter: {sorted(wanted - published)}; "
         f"parameters no setting reads: {sorted(published - wanted)}"
     )
+    # The deploy code finds an endpoint's alarms in CloudWatch by name and dimension.
+    assert "serving_alarm_names" not in published
 
 
 def test_each_parameter_is_named_after_its_setting_under_the_prefix():
-    (parameter,) = [
-        body
-        for key, body in typed_blocks(MODULES / "wiring", "resource").items()
-        if key.startswith("aws_ssm")
-    ]
+    resources = wiring_resources()
+    assert set(resources) == {"aws_ssm_parameter.this"} | {
+        f"aws_ssm_parameter.{name}" for name in RELEASE_PARAMETERS
+    }
+    parameter = resources["aws_ssm_parameter.this"]
     assert parameter["for_each"] == "${local.parameters}"
     assert parameter["name"] == "${var.ssm_prefix}/${each.key}"
+    assert not set(wiring_parameters()) & RELEASE_PARAMETERS
+
+
+@pytest.mark.parametrize("name", sorted(RELEASE_PARAMETERS))
+def test_release_parameters_are_created_once_and_left_to_the_release(name):
+    parameter = wiring_resources()[f"aws_ssm_parameter.{name}"]
+    assert parameter["name"] == f"${{var.ssm_prefix}}/{name}"
+    (lifecycle,) = parameter["lifecycle"]
+    assert lifecycle["ignore_changes"] == ["${value}"] or lifecycle["ignore_changes"] == ["value"], lifecycle
+    readme = (INFRA / "README.md").read_text()
+    assert f"{name}" in readme and "put-parameter" in readme, (
+        f"infra/README.md must say how the release push writes {name}"
+    )
 
 
 def test_each_parameter_value_comes_from_an_existing_module_output():
@@ -626,6 +654,156 @@ def test_plugins_zip_is_reproducible_and_ships_what_the_module_expects(tmp_path)
     digest_file = first.with_name("plugins.zip.sources.sha256")
     assert digest_file.read_text().strip() == hashlib.sha256(lines.encode()).hexdigest()
     assert orchestration_locals["plugins_digest_file"] == "${local.plugins_zip}.sources.sha256"
+
+
+# --------------------------------------------------------------------------- network
+
+
+NETWORK = MODULES / "network"
+
+
+def test_the_platform_creates_the_network_or_takes_an_existing_one():
+    variables = blocks(PLATFORM, "variable")
+    assert variables["create_network"]["default"] is True
+    assert variables["subnet_ids"]["default"] == [] and variables["security_group_ids"]["default"] == []
+    call = blocks(PLATFORM, "module")["network"]
+    assert call["source"] == "../network" and call["count"] == "${var.create_network ? 1 : 0}"
+    (platform_locals,) = [block for block in parse(PLATFORM / "main.tf")["locals"] if "subnet_ids" in block]
+    assert platform_locals["subnet_ids"] == (
+        "${var.create_network ? module.network[0].private_subnet_ids : var.subnet_ids}"
+    )
+    orchestration = blocks(PLATFORM, "module")["orchestration"]
+    assert orchestration["subnet_ids"] == "${local.subnet_ids}"
+    assert orchestration["security_group_ids"] == "${local.security_group_ids}"
+    # Both environments start from an empty account.
+    for env_dir in ENV_DIRS:
+        values = parse(env_dir / "terraform.tfvars")
+        assert values["create_network"] is True and "subnet_ids" not in values
+
+
+def test_network_has_two_private_subnets_egress_and_the_mwaa_security_group():
+    resources = typed_blocks(NETWORK, "resource")
+    assert resources["aws_subnet.private"]["count"] == 2
+    ingress = resources["aws_vpc_security_group_ingress_rule.self"]
+    assert ingress["referenced_security_group_id"] == "${aws_security_group.this.id}"
+    assert ingress["ip_protocol"] == "-1"
+    assert resources["aws_nat_gateway.this"]["count"] == "${local.use_nat ? 1 : 0}"
+    assert resources["aws_vpc_endpoint.interface"]["for_each"] == "${local.services}"
+    assert resources["aws_vpc_endpoint.s3"]["vpc_endpoint_type"] == "Gateway"
+    services = blocks(NETWORK, "variable")["interface_endpoint_services"]["default"]
+    for service in (
+        "s3",
+        "ecr.api",
+        "ecr.dkr",
+        "sagemaker.api",
+        "ssm",
+        "logs",
+        "monitoring",
+        "sts",
+        "secretsmanager",
+    ):
+        assert service == "s3" or service in services, f"no interface endpoint for {service}"
+    # The bastion has no way in but Session Manager.
+    bastion = resources["aws_instance.bastion"]
+    assert bastion["associate_public_ip_address"] is False
+    assert bastion["metadata_options"][0]["http_tokens"] == "required"
+    assert "key_name" not in bastion
+
+
+def test_readmes_say_how_an_approver_reaches_the_private_airflow_ui():
+    network = (NETWORK / "README.md").read_text()
+    assert "AWS-StartPortForwardingSessionToRemoteHost" in network
+    assert "create-web-login-token" in network
+    infra = (INFRA / "README.md").read_text()
+    assert "PRIVATE_ONLY" in infra and "modules/network" in infra
+
+
+# --------------------------------------------------------------------------- alarms and alerts
+
+
+SERVING = MODULES / "serving"
+ALERTS = MODULES / "alerts"
+
+
+def test_every_use_case_endpoint_has_its_own_alarms():
+    """Named `<endpoint>-<variant>-<what>` with the dimension EndpointName=<endpoint>: the
+    convention mlplatform.adapters.sagemaker.endpoint_alarms finds them by."""
+    assert blocks(PLATFORM, "module")["serving"]["endpoint_names"] == "${local.sagemaker_names}"
+    (platform_locals,) = [block for block in parse(PLATFORM / "main.tf")["locals"] if "use_cases" in block]
+    assert (
+        platform_locals["sagemaker_names"]
+        == '${[for use_case in local.use_cases : replace(use_case, "_", "-")]}'
+    )
+    alarms = {key: body for key, body in typed_blocks(SERVING, "resource").items() if "metric_alarm" in key}
+    assert set(alarms) == {"aws_cloudwatch_metric_alarm.this"}, "one alarm resource, keyed by alarm name"
+    alarm = alarms["aws_cloudwatch_metric_alarm.this"]
+    assert alarm["for_each"] == "${local.alarms}" and alarm["alarm_name"] == "${each.key}"
+    assert alarm["dimensions"] == {
+        "EndpointName": "${each.value.endpoint}",
+        "VariantName": "${each.value.variant}",
+    }
+    assert alarm["alarm_actions"] == alarm["ok_actions"] == "${var.alarm_actions}"
+    assert blocks(PLATFORM, "module")["serving"]["alarm_actions"] == ["${module.alerts.topic_arn}"]
+    (serving_locals,) = parse(SERVING / "main.tf")["locals"]
+    alarm_key = '"${combination[0]}-${combination[1]}-${combination[2]}"'
+    assert "setproduct(var.endpoint_names, var.variant_names" in str(serving_locals["alarms"])
+    assert alarm_key in str(serving_locals["alarms"]), "alarm names: <endpoint>-<variant>-<what>"
+    metrics = {kind["metric"] for kind in serving_locals["alarm_kinds"].values()}
+    assert metrics == {"ModelLatency", "Invocation5XXErrors", "InvocationModelErrors", "Invocations"}
+
+
+def test_the_alerts_topic_delivers_to_slack_and_email():
+    resources = typed_blocks(ALERTS, "resource")
+    email = resources["aws_sns_topic_subscription.email"]
+    assert email["for_each"] == "${toset(var.alert_emails)}" and email["protocol"] == "email"
+    slack = resources["aws_sns_topic_subscription.slack"]
+    assert slack["protocol"] == "lambda" and slack["topic_arn"] == "${aws_sns_topic.this.arn}"
+    function = resources["aws_lambda_function.forwarder"]
+    assert function["handler"] == "slack_forwarder.handler"
+    assert (
+        function["environment"][0]["variables"]["SLACK_SECRET_ARN"]
+        == "${aws_secretsmanager_secret.slack.arn}"
+    )
+    assert blocks(PLATFORM, "module")["alerts"]["create_slack_forwarder"] == "${var.create_slack_forwarder}"
+
+
+def test_the_slack_forwarder_zip_is_its_source():
+    script = load_script("slack_forwarder_zip")
+    assert script.ZIP.read_bytes() == script.build(), (
+        "infra/modules/alerts/slack_forwarder.zip is stale: "
+        "run `python3 infra/scripts/slack_forwarder_zip.py`"
+    )
+    with zipfile.ZipFile(script.ZIP) as archive:
+        assert archive.namelist() == ["slack_forwarder.py"]
+
+
+def _forwarder():
+    spec = importlib.util.spec_from_file_location("slack_forwarder", ALERTS / "slack_forwarder.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_slack_forwarder_reads_the_airflow_connection_and_formats_alarms():
+    forwarder = _forwarder()
+    url = "https://hooks.slack.com/services/T0/B0/x"
+    assert forwarder.webhook_url('{"conn_type": "slackwebhook", "password": "' + url + '"}') == url
+    assert forwarder.webhook_url('{"conn_type": "slackwebhook", "password": "T0/B0/x"}') == url
+    assert forwarder.webhook_url(url) == url
+    assert forwarder.webhook_url('{"conn_type": "slackwebhook"}') is None
+    assert forwarder.webhook_url("not a url") is None
+    alarm = {
+        "AlarmName": "taxi-trip-duration-champion-invocation-5xx",
+        "NewStateValue": "ALARM",
+        "NewStateReason": "Threshold Crossed",
+        "Trigger": {"Dimensions": [{"name": "EndpointName", "value": "taxi-trip-duration"}]},
+    }
+    text = forwarder.text("ALARM", json.dumps(alarm))
+    assert "*taxi-trip-duration-champion-invocation-5xx* is ALARM" in text
+    assert "Threshold Crossed" in text and "EndpointName=taxi-trip-duration" in text
+    budget = forwarder.text("AWS Budgets: mlplatform-dev-monthly", "You have exceeded 80%")
+    assert budget == "*AWS Budgets: mlplatform-dev-monthly*\nYou have exceeded 80%"
+    assert forwarder.text(None, "{not json") == "{not json"
 
 
 # --------------------------------------------------------------------------- terraform itself

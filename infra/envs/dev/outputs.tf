@@ -24,7 +24,7 @@ output "mlflow_tracking_server_url" {
 }
 
 output "airflow_webserver_url" {
-  description = "Host name of the Airflow UI."
+  description = "Host name of the Airflow UI; null without `create_airflow`."
   value       = module.platform.airflow_webserver_url
 }
 
@@ -44,13 +44,28 @@ output "serving_repository_url" {
 }
 
 output "serving_endpoint_name" {
-  description = "Endpoint the alarms and autoscaling refer to (the deploy DAG names it after `serving_use_case`)."
+  description = "Endpoint autoscaling refers to (the deploy DAG names it after `serving_use_case`)."
   value       = module.platform.serving_endpoint_name
 }
 
 output "serving_alarm_names" {
-  description = "Alarms that roll back a blue/green update of the endpoint."
+  description = "Each use case's endpoint and its alarms (`<endpoint>-...`, dimension `EndpointName`), which roll back a blue/green update and notify the alerts topic."
   value       = module.platform.serving_alarm_names
+}
+
+output "vpc_id" {
+  description = "VPC the platform runs in; null with `create_network = false`."
+  value       = module.platform.vpc_id
+}
+
+output "private_subnet_ids" {
+  description = "Private subnets MWAA runs in (created or given)."
+  value       = module.platform.private_subnet_ids
+}
+
+output "bastion_instance_id" {
+  description = "Bastion to forward the Airflow UI's port through with Session Manager; null unless `create_bastion`."
+  value       = module.platform.bastion_instance_id
 }
 
 output "use_cases" {

@@ -19,9 +19,17 @@ module "platform" {
 
   project                          = var.project
   environment                      = var.environment
+  create_network                   = var.create_network
+  network_cidr                     = var.network_cidr
+  network_egress                   = var.network_egress
+  create_bastion                   = var.create_bastion
   subnet_ids                       = var.subnet_ids
   security_group_ids               = var.security_group_ids
+  create_airflow                   = var.create_airflow
+  create_budget                    = var.create_budget
+  mlflow_tracking_uri              = var.mlflow_tracking_uri
   alert_emails                     = var.alert_emails
+  create_slack_forwarder           = var.create_slack_forwarder
   monthly_budget_usd               = var.monthly_budget_usd
   budget_filter_by_environment_tag = var.budget_filter_by_environment_tag
   airflow_version                  = var.airflow_version

@@ -3,9 +3,13 @@ project     = "mlplatform"
 environment = "prod"
 region      = "eu-west-1"
 
-# Replace with the two private subnets and the self-referencing security group of your VPC.
-subnet_ids         = ["subnet-0bbbbbbbbbbbbbbb1", "subnet-0bbbbbbbbbbbbbbb2"]
-security_group_ids = ["sg-0bbbbbbbbbbbbbbb1"]
+# The network is created (modules/network). To use an existing one instead, set
+# create_network = false and give subnet_ids (two private subnets in two AZs) and
+# security_group_ids (one that allows all traffic from itself).
+create_network = true
+network_cidr   = "10.41.0.0/16"
+network_egress = "nat"
+create_bastion = true
 
 alert_emails                     = []
 monthly_budget_usd               = 3000

@@ -17,19 +17,69 @@ variable "environment" {
   description = "Environment name (`dev`, `prod`); part of every resource name and of the SSM prefix `/<project>/<environment>`."
 }
 
+variable "create_network" {
+  type        = bool
+  description = "Create the VPC, two private subnets, their egress and the security group (modules/network); false uses `subnet_ids` and `security_group_ids` of an existing network."
+  default     = null
+}
+
+variable "network_cidr" {
+  type        = string
+  description = "CIDR block of the VPC when `create_network`."
+  default     = null
+}
+
+variable "network_egress" {
+  type        = string
+  description = "How the created private subnets reach AWS APIs: `nat` (a NAT gateway) or `endpoints` (interface VPC endpoints, no internet)."
+  default     = null
+}
+
+variable "create_bastion" {
+  type        = bool
+  description = "Create a bastion without inbound ports in the created network, for Session Manager port forwarding to the `PRIVATE_ONLY` Airflow UI."
+  default     = null
+}
+
 variable "subnet_ids" {
   type        = list(string)
-  description = "Two private subnets (different Availability Zones, with NAT or VPC endpoints) for MWAA."
+  description = "With `create_network = false`: two private subnets (different Availability Zones, with NAT or VPC endpoints) for MWAA."
+  default     = null
 }
 
 variable "security_group_ids" {
   type        = list(string)
-  description = "Security groups for MWAA; at least one must allow all traffic from itself."
+  description = "With `create_network = false`: security groups for MWAA; at least one must allow all traffic from itself."
+  default     = null
+}
+
+variable "create_airflow" {
+  type        = bool
+  description = "Create the MWAA environment and its DAG bucket (modules/orchestration); false leaves Airflow to another home."
+  default     = null
+}
+
+variable "create_budget" {
+  type        = bool
+  description = "Create the monthly budget (an account with budgets managed elsewhere sets false)."
+  default     = null
+}
+
+variable "mlflow_tracking_uri" {
+  type        = string
+  description = "URI of an MLflow server the platform should use instead of creating SageMaker's managed one; null creates the managed server."
+  default     = null
 }
 
 variable "alert_emails" {
   type        = list(string)
   description = "Email addresses that receive alarm and budget notifications."
+  default     = null
+}
+
+variable "create_slack_forwarder" {
+  type        = bool
+  description = "Forward the alerts topic (alarms, budget) to Slack through a small Lambda function that posts to the webhook in the Slack secret."
   default     = null
 }
 
@@ -88,7 +138,7 @@ variable "mlflow_version" {
 
 variable "serving_use_case" {
   type        = string
-  description = "Use case whose real-time endpoint gets the rollback alarms and autoscaling; its instance type is `serving.instance_type` in its spec."
+  description = "Use case whose real-time endpoint gets autoscaling (every use case's endpoint gets its own alarms); its instance type is `serving.instance_type` in its spec."
   default     = null
 }
 

@@ -29,6 +29,11 @@ output "connections_prefix" {
 }
 
 output "budget_name" {
-  description = "Name of the monthly budget."
-  value       = aws_budgets_budget.this.name
+  description = "Name of the monthly budget; null without `create_budget`."
+  value       = one(aws_budgets_budget.this[*].name)
+}
+
+output "slack_forwarder_function_name" {
+  description = "Lambda function that posts the topic's notifications to Slack; null without `create_slack_forwarder`."
+  value       = one(aws_lambda_function.forwarder[*].function_name)
 }

@@ -31,6 +31,24 @@ variable "alert_emails" {
   default     = []
 }
 
+variable "create_slack_forwarder" {
+  type        = bool
+  description = "Create the Lambda function that posts every notification of the topic to the Slack webhook in the Slack secret."
+  default     = true
+}
+
+variable "forwarder_log_retention_days" {
+  type        = number
+  description = "Days the Slack forwarder's logs are kept."
+  default     = 365
+}
+
+variable "create_budget" {
+  type        = bool
+  description = "Create the monthly budget."
+  default     = true
+}
+
 variable "monthly_budget_usd" {
   type        = number
   description = "Monthly cost budget in USD."

@@ -14,6 +14,10 @@ locals {
 
   # s3://bucket/some/prefix -> some/prefix/ ; s3://bucket -> "" (the whole bucket)
   artifact_key_prefix = trimprefix(replace(var.artifact_store_uri, "/^s3://[^/]+/?/", ""), "/")
+  # Where the managed server is, or would be: IAM grants on it stay valid (and harmless)
+  # when the platform uses an MLflow server of its own instead.
+  tracking_server_arn = "arn:${local.partition}:sagemaker:${local.region}:${local.account_id}:mlflow-tracking-server/${var.name}"
+
   artifact_objects = (
     local.artifact_key_prefix == ""
     ? "${var.artifact_bucket_arn}/*"
@@ -104,6 +108,8 @@ resource "aws_iam_role_policy" "this" {
 ################################################################################
 
 resource "aws_sagemaker_mlflow_tracking_server" "this" {
+  count = var.external_tracking_uri == null ? 1 : 0
+
   tracking_server_name            = var.name
   role_arn                        = aws_iam_role.this.arn
   artifact_store_uri              = var.artifact_store_uri
@@ -115,4 +121,10 @@ resource "aws_sagemaker_mlflow_tracking_server" "this" {
 
   # The server reads and writes artifacts as this role from its first minute.
   depends_on = [aws_iam_role_policy.this]
+}
+
+# The managed server became optional (external_tracking_uri): keep the one created before.
+moved {
+  from = aws_sagemaker_mlflow_tracking_server.this
+  to   = aws_sagemaker_mlflow_tracking_server.this[0]
 }

@@ -67,3 +67,9 @@ variable "tags" {
   description = "Tags added to every resource."
   default     = {}
 }
+
+variable "external_tracking_uri" {
+  type        = string
+  description = "URI of an MLflow server to use instead of the managed one; null creates the managed server. The artifact store stays `artifact_store_uri` (the server must write there for SageMaker to find model files)."
+  default     = null
+}

@@ -19,6 +19,10 @@ locals {
   # transform jobs after it, with dashes for underscores (mlplatform.stages.deployment.endpoint_name).
   sagemaker_names = [for use_case in local.use_cases : replace(use_case, "_", "-")]
   endpoint_name   = replace(var.serving_use_case, "_", "-")
+
+  # The network MWAA runs in: created here, or an existing one passed in.
+  subnet_ids         = var.create_network ? module.network[0].private_subnet_ids : var.subnet_ids
+  security_group_ids = var.create_network ? [module.network[0].security_group_id] : var.security_group_ids
 }
 
 check "serving_use_case_has_a_spec" {
@@ -28,12 +32,31 @@ check "serving_use_case_has_a_spec" {
   }
 }
 
+check "existing_network_is_given" {
+  assert {
+    condition     = var.create_network || !var.create_airflow || (length(var.subnet_ids) == 2 && length(var.security_group_ids) >= 1)
+    error_message = "create_network is false: give two private subnet_ids and the security_group_ids of the existing network."
+  }
+}
+
+module "network" {
+  source = "../network"
+  count  = var.create_network ? 1 : 0
+
+  name           = local.name
+  cidr_block     = var.network_cidr
+  egress         = var.network_egress
+  create_bastion = var.create_bastion
+}
+
 module "alerts" {
   source = "../alerts"
 
-  name               = local.name
-  alert_emails       = var.alert_emails
-  monthly_budget_usd = var.monthly_budget_usd
+  name                   = local.name
+  alert_emails           = var.alert_emails
+  create_slack_forwarder = var.create_slack_forwarder
+  create_budget          = var.create_budget
+  monthly_budget_usd     = var.monthly_budget_usd
   budget_cost_allocation_tag = var.budget_filter_by_environment_tag ? {
     key   = "Environment"
     value = var.environment
@@ -56,19 +79,21 @@ module "data_lake" {
 module "model_registry" {
   source = "../model_registry"
 
-  name                 = local.name
-  artifact_store_uri   = module.data_lake.mlflow_artifact_uri
-  artifact_bucket_arn  = module.data_lake.mlflow_bucket_arn
-  artifact_kms_key_arn = module.data_lake.kms_key_arn
-  tracking_server_size = var.mlflow_tracking_server_size
-  mlflow_version       = var.mlflow_version
+  name                  = local.name
+  artifact_store_uri    = module.data_lake.mlflow_artifact_uri
+  artifact_bucket_arn   = module.data_lake.mlflow_bucket_arn
+  artifact_kms_key_arn  = module.data_lake.kms_key_arn
+  tracking_server_size  = var.mlflow_tracking_server_size
+  mlflow_version        = var.mlflow_version
+  external_tracking_uri = var.mlflow_tracking_uri
 }
 
 module "serving" {
   source = "../serving"
 
   name                        = local.name
-  endpoint_name               = local.endpoint_name
+  endpoint_names              = local.sagemaker_names
+  autoscaling_endpoint_name   = local.endpoint_name
   min_instance_count          = var.serving_min_instance_count
   max_instance_count          = var.serving_max_instance_count
   create_autoscaling          = var.create_endpoint_autoscaling
@@ -86,6 +111,7 @@ module "serving" {
 
 module "orchestration" {
   source = "../orchestration"
+  count  = var.create_airflow ? 1 : 0
 
   name                  = local.name
   airflow_version       = var.airflow_version
@@ -93,8 +119,8 @@ module "orchestration" {
   min_workers           = var.mwaa_min_workers
   max_workers           = var.mwaa_max_workers
   webserver_access_mode = var.mwaa_webserver_access_mode
-  subnet_ids            = var.subnet_ids
-  security_group_ids    = var.security_group_ids
+  subnet_ids            = local.subnet_ids
+  security_group_ids    = local.security_group_ids
   bundle_root           = local.bundle_root
 
   ssm_prefix                   = local.ssm_prefix
@@ -123,7 +149,12 @@ module "wiring" {
   slack_conn_id                = module.alerts.slack_conn_id
   sagemaker_execution_role_arn = module.serving.execution_role_arn
   serving_image_uri            = module.serving.repository_url
-  serving_alarm_names          = module.serving.alarm_names
   serving_kms_key_arn          = module.serving.kms_key_arn
   alerts_topic_arn             = module.alerts.topic_arn
+}
+
+# MWAA became optional (create_airflow): the environment created before keeps its state.
+moved {
+  from = module.orchestration
+  to   = module.orchestration[0]
 }

@@ -24,18 +24,18 @@ output "mlflow_tracking_server_url" {
 }
 
 output "airflow_webserver_url" {
-  description = "Host name of the Airflow UI."
-  value       = module.orchestration.webserver_url
+  description = "Host name of the Airflow UI; null without `create_airflow`."
+  value       = one(module.orchestration[*].webserver_url)
 }
 
 output "airflow_environment_name" {
   description = "Name of the MWAA environment."
-  value       = module.orchestration.environment_name
+  value       = one(module.orchestration[*].environment_name)
 }
 
 output "dag_bucket_name" {
   description = "Bucket MWAA reads the bundle from."
-  value       = module.orchestration.dag_bucket_name
+  value       = one(module.orchestration[*].dag_bucket_name)
 }
 
 output "serving_repository_url" {
@@ -44,13 +44,28 @@ output "serving_repository_url" {
 }
 
 output "serving_endpoint_name" {
-  description = "Endpoint the alarms and autoscaling refer to (the deploy DAG names it after `serving_use_case`)."
-  value       = module.serving.endpoint_name
+  description = "Endpoint autoscaling refers to (the deploy DAG names it after `serving_use_case`)."
+  value       = module.serving.autoscaling_endpoint_name
 }
 
 output "serving_alarm_names" {
-  description = "Alarms that roll back a blue/green update of the endpoint."
+  description = "Each use case's endpoint and its alarms (`<endpoint>-...`, dimension `EndpointName`), which roll back a blue/green update and notify the alerts topic."
   value       = module.serving.alarm_names
+}
+
+output "vpc_id" {
+  description = "VPC the platform runs in; null with `create_network = false`."
+  value       = one(module.network[*].vpc_id)
+}
+
+output "private_subnet_ids" {
+  description = "Private subnets MWAA runs in (created or given)."
+  value       = local.subnet_ids
+}
+
+output "bastion_instance_id" {
+  description = "Bastion to forward the Airflow UI's port through with Session Manager; null unless `create_bastion`."
+  value       = one(module.network[*].bastion_instance_id)
 }
 
 output "use_cases" {

@@ -1,6 +1,7 @@
 # Everything around the real-time endpoint except the endpoint itself: the image
 # repository, the execution role models and batch transform jobs run as, the key for
-# their storage, the alarms a blue/green update rolls back on, and autoscaling.
+# their storage, each endpoint's alarms (which a blue/green update rolls back on), and
+# autoscaling.
 #
 # The deploy DAG creates and updates the endpoint (a new endpoint config per model
 # version); Terraform only refers to it by name.
@@ -16,14 +17,48 @@ locals {
   partition  = data.aws_partition.current.partition
   region     = data.aws_region.current.name
 
-  variants = toset(var.variant_names)
+  # What each endpoint's variants are watched for. ModelLatency is in microseconds.
+  alarm_kinds = {
+    "model-latency-p99" = {
+      metric             = "ModelLatency"
+      statistic          = null
+      extended_statistic = "p99"
+      threshold          = var.latency_p99_threshold_ms * 1000
+      what               = "p99 model latency above ${var.latency_p99_threshold_ms} ms"
+    }
+    "invocation-5xx" = {
+      metric             = "Invocation5XXErrors"
+      statistic          = "Sum"
+      extended_statistic = null
+      threshold          = var.error_count_threshold
+      what               = "5xx responses"
+    }
+    "invocation-model-errors" = {
+      metric             = "InvocationModelErrors"
+      statistic          = "Sum"
+      extended_statistic = null
+      threshold          = var.error_count_threshold
+      what               = "invocations the model container failed"
+    }
+    "invocations-high" = {
+      metric             = "Invocations"
+      statistic          = "Sum"
+      extended_statistic = null
+      threshold          = var.invocations_threshold
+      what               = "more than ${var.invocations_threshold} invocations per ${var.alarm_period_seconds} s"
+    }
+  }
 
-  # Every alarm of every variant: any of them firing during a blue/green update rolls it back.
-  alarms = concat(
-    values(aws_cloudwatch_metric_alarm.latency_p99),
-    values(aws_cloudwatch_metric_alarm.errors_5xx),
-    values(aws_cloudwatch_metric_alarm.invocation_errors),
-  )
+  # One alarm per endpoint, variant and kind, keyed by its name. The deploy code finds an
+  # endpoint's alarms by the name prefix `<endpoint>-` and the dimension EndpointName
+  # (mlplatform.adapters.sagemaker.endpoint_alarms): keep both when adding one.
+  alarms = {
+    for combination in setproduct(var.endpoint_names, var.variant_names, keys(local.alarm_kinds)) :
+    "${combination[0]}-${combination[1]}-${combination[2]}" => merge(local.alarm_kinds[combination[2]], {
+      endpoint = combination[0]
+      variant  = combination[1]
+    })
+  }
 }
 
 ################################################################################
@@ -242,65 +277,60 @@ resource "aws_iam_role_policy" "this" {
 }
 
 ################################################################################
-# Alarms a blue/green endpoint update watches for auto-rollback
+# Alarms of each endpoint: they notify the alerts topic and roll back blue/green updates
 ################################################################################
 
-resource "aws_cloudwatch_metric_alarm" "latency_p99" {
-  for_each = local.variants
+resource "aws_cloudwatch_metric_alarm" "this" {
+  for_each = local.alarms
 
-  alarm_name          = "${var.endpoint_name}-${each.key}-model-latency-p99"
-  alarm_description   = "p99 model latency of ${var.endpoint_name}/${each.key} above ${var.latency_p99_threshold_ms} ms; rolls back a blue/green update."
+  alarm_name          = each.key
+  alarm_description   = "${each.value.what} on ${each.value.endpoint}/${each.value.variant}; notifies the alerts topic and rolls back a blue/green update of the endpoint."
   namespace           = "AWS/SageMaker"
-  metric_name         = "ModelLatency"
-  dimensions          = { EndpointName = var.endpoint_name, VariantName = each.key }
-  extended_statistic  = "p99"
+  metric_name         = each.value.metric
+  dimensions          = { EndpointName = each.value.endpoint, VariantName = each.value.variant }
+  statistic           = each.value.statistic
+  extended_statistic  = each.value.extended_statistic
   period              = var.alarm_period_seconds
   evaluation_periods  = var.alarm_evaluation_periods
   comparison_operator = "GreaterThanThreshold"
-  # ModelLatency is reported in microseconds.
-  threshold          = var.latency_p99_threshold_ms * 1000
+  threshold           = each.value.threshold
+  # An endpoint or variant that does not exist (yet) sends no data: that is not an alarm.
   treat_missing_data = "notBreaching"
   alarm_actions      = var.alarm_actions
   ok_actions         = var.alarm_actions
   tags               = var.tags
 }
 
-resource "aws_cloudwatch_metric_alarm" "errors_5xx" {
-  for_each = local.variants
-
-  alarm_name          = "${var.endpoint_name}-${each.key}-invocation-5xx"
-  alarm_description   = "5xx responses from ${var.endpoint_name}/${each.key}; rolls back a blue/green update."
-  namespace           = "AWS/SageMaker"
-  metric_name         = "Invocation5XXErrors"
-  dimensions          = { EndpointName = var.endpoint_name, VariantName = each.key }
-  statistic           = "Sum"
-  period              = var.alarm_period_seconds
-  evaluation_periods  = var.alarm_evaluation_periods
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = var.error_count_threshold
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = var.alarm_actions
-  ok_actions          = var.alarm_actions
-  tags                = var.tags
+# The alarms were one resource per kind, for one endpoint, before every use case got its
+# own; the default use case's alarms keep their names and move.
+moved {
+  from = aws_cloudwatch_metric_alarm.latency_p99["champion"]
+  to   = aws_cloudwatch_metric_alarm.this["taxi-trip-duration-champion-model-latency-p99"]
 }
 
-resource "aws_cloudwatch_metric_alarm" "invocation_errors" {
-  for_each = local.variants
+moved {
+  from = aws_cloudwatch_metric_alarm.latency_p99["challenger"]
+  to   = aws_cloudwatch_metric_alarm.this["taxi-trip-duration-challenger-model-latency-p99"]
+}
 
-  alarm_name          = "${var.endpoint_name}-${each.key}-invocation-model-errors"
-  alarm_description   = "Invocations of ${var.endpoint_name}/${each.key} that the model container failed; rolls back a blue/green update."
-  namespace           = "AWS/SageMaker"
-  metric_name         = "InvocationModelErrors"
-  dimensions          = { EndpointName = var.endpoint_name, VariantName = each.key }
-  statistic           = "Sum"
-  period              = var.alarm_period_seconds
-  evaluation_periods  = var.alarm_evaluation_periods
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = var.error_count_threshold
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = var.alarm_actions
-  ok_actions          = var.alarm_actions
-  tags                = var.tags
+moved {
+  from = aws_cloudwatch_metric_alarm.errors_5xx["champion"]
+  to   = aws_cloudwatch_metric_alarm.this["taxi-trip-duration-champion-invocation-5xx"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.errors_5xx["challenger"]
+  to   = aws_cloudwatch_metric_alarm.this["taxi-trip-duration-challenger-invocation-5xx"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.invocation_errors["champion"]
+  to   = aws_cloudwatch_metric_alarm.this["taxi-trip-duration-champion-invocation-model-errors"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.invocation_errors["challenger"]
+  to   = aws_cloudwatch_metric_alarm.this["taxi-trip-duration-challenger-invocation-model-errors"]
 }
 
 ################################################################################
@@ -311,7 +341,7 @@ resource "aws_appautoscaling_target" "this" {
   count = var.create_autoscaling ? 1 : 0
 
   service_namespace  = "sagemaker"
-  resource_id        = "endpoint/${var.endpoint_name}/variant/${var.autoscaling_variant_name}"
+  resource_id        = "endpoint/${var.autoscaling_endpoint_name}/variant/${var.autoscaling_variant_name}"
   scalable_dimension = "sagemaker:variant:DesiredInstanceCount"
   min_capacity       = var.min_instance_count
   max_capacity       = var.max_instance_count
@@ -321,7 +351,7 @@ resource "aws_appautoscaling_target" "this" {
 resource "aws_appautoscaling_policy" "this" {
   count = var.create_autoscaling ? 1 : 0
 
-  name               = "${var.endpoint_name}-${var.autoscaling_variant_name}-invocations-per-instance"
+  name               = "${var.autoscaling_endpoint_name}-${var.autoscaling_variant_name}-invocations-per-instance"
   policy_type        = "TargetTrackingScaling"
   service_namespace  = aws_appautoscaling_target.this[0].service_namespace
   resource_id        = aws_appautoscaling_target.this[0].resource_id

@@ -19,18 +19,27 @@ output "kms_key_arn" {
 }
 
 output "alarm_names" {
-  description = "Names of the CloudWatch alarms a blue/green endpoint update should watch for auto-rollback."
-  value       = [for alarm in local.alarms : alarm.alarm_name]
+  description = "Each endpoint and the names of its CloudWatch alarms (`<endpoint>-...`, dimension `EndpointName`), which a blue/green update of that endpoint rolls back on."
+  value = {
+    for endpoint in var.endpoint_names : endpoint => sort([
+      for name, alarm in aws_cloudwatch_metric_alarm.this : alarm.alarm_name if local.alarms[name].endpoint == endpoint
+    ])
+  }
 }
 
 output "alarm_arns" {
-  description = "ARNs of the same alarms."
-  value       = [for alarm in local.alarms : alarm.arn]
+  description = "ARNs of every endpoint's alarms."
+  value       = [for alarm in aws_cloudwatch_metric_alarm.this : alarm.arn]
 }
 
-output "endpoint_name" {
-  description = "Name of the endpoint the alarms and autoscaling refer to."
-  value       = var.endpoint_name
+output "endpoint_names" {
+  description = "Endpoints that have alarms."
+  value       = var.endpoint_names
+}
+
+output "autoscaling_endpoint_name" {
+  description = "Endpoint autoscaling refers to."
+  value       = var.autoscaling_endpoint_name
 }
 
 output "variant_names" {

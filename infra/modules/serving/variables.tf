@@ -8,14 +8,19 @@ variable "name" {
   }
 }
 
-variable "endpoint_name" {
-  type        = string
-  description = "Name of the SageMaker endpoint the deploy DAG creates; alarms and autoscaling refer to it."
+variable "endpoint_names" {
+  type        = list(string)
+  description = "SageMaker endpoints the deploy DAG creates, one per use case; each gets its own alarms, named `<endpoint>-<variant>-<what>` with the dimension `EndpointName=<endpoint>`."
 
   validation {
-    condition     = can(regex("^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", var.endpoint_name))
-    error_message = "endpoint_name must be a valid SageMaker endpoint name (letters, digits, hyphens, at most 63 characters)."
+    condition     = length(var.endpoint_names) >= 1 && alltrue([for name in var.endpoint_names : can(regex("^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", name))])
+    error_message = "endpoint_names must be valid SageMaker endpoint names (letters, digits, hyphens, at most 63 characters)."
   }
+}
+
+variable "autoscaling_endpoint_name" {
+  type        = string
+  description = "Endpoint whose `autoscaling_variant_name` variant autoscaling scales when `create_autoscaling` is true."
 }
 
 variable "variant_names" {
@@ -91,6 +96,12 @@ variable "error_count_threshold" {
   type        = number
   description = "Errors per alarm period above which the 5xx and model-error alarms fire."
   default     = 0
+}
+
+variable "invocations_threshold" {
+  type        = number
+  description = "Invocations per alarm period above which the traffic alarm fires: more than the variant is sized for (during a blue/green update it rolls back too)."
+  default     = 60000
 }
 
 variable "alarm_period_seconds" {

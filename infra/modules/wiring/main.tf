@@ -11,7 +11,6 @@ locals {
     slack_conn_id                = var.slack_conn_id
     sagemaker_execution_role_arn = var.sagemaker_execution_role_arn
     serving_image_uri            = var.serving_image_uri
-    serving_alarm_names          = join(",", var.serving_alarm_names)
     serving_kms_key_arn          = var.serving_kms_key_arn
     alerts_topic_arn             = var.alerts_topic_arn
   }
@@ -27,4 +26,20 @@ resource "aws_ssm_parameter" "this" {
   tier        = "Standard"
   value       = each.value
   tags        = var.tags
+}
+
+# The serving image's release tag: the release push writes it (infra/README.md, "Releasing
+# the serving image"), so Terraform creates the parameter once and never resets it.
+resource "aws_ssm_parameter" "serving_image_tag" {
+  #checkov:skip=CKV2_AWS_34:An image tag is not a secret; a plain string keeps it readable and free of a KMS dependency.
+  name        = "${var.ssm_prefix}/serving_image_tag"
+  description = "mlplatform setting serving_image_tag: the immutable tag of the released serving image, written by the release push."
+  type        = "String"
+  tier        = "Standard"
+  value       = var.serving_image_tag_placeholder
+  tags        = var.tags
+
+  lifecycle {
+    ignore_changes = [value]
+  }
 }

@@ -38,9 +38,10 @@ variable "serving_image_uri" {
   description = "ECR repository URL of the serving image (`MLPLATFORM_SERVING_IMAGE_URI`)."
 }
 
-variable "serving_alarm_names" {
-  type        = list(string)
-  description = "CloudWatch alarms that roll back a blue/green endpoint update; published comma-separated (`MLPLATFORM_SERVING_ALARM_NAMES`)."
+variable "serving_image_tag_placeholder" {
+  type        = string
+  description = "Value of `serving_image_tag` until the first release push writes the real tag (`MLPLATFORM_SERVING_IMAGE_TAG`); the deploy code reports it as an image not in ECR."
+  default     = "unreleased"
 }
 
 variable "serving_kms_key_arn" {
