@@ -55,7 +55,9 @@ def _generated(tmp_path: Path, month: str, seed: int) -> pd.DataFrame:
 
 def test_generated_clean_month_within_ten_percent(tmp_path: Path) -> None:
     estimated, realised = _estimate_on(
-        _generated(tmp_path, "2024-01", 1), _generated(tmp_path, "2024-02", 2), _generated(tmp_path, "2024-03", 3)
+        _generated(tmp_path, "2024-01", 1),
+        _generated(tmp_path, "2024-02", 2),
+        _generated(tmp_path, "2024-03", 3),
     )
     assert abs(estimate_error(estimated, realised) or math.inf) <= TARGET, (estimated, realised)
 
@@ -81,7 +83,9 @@ def test_estimate_sees_a_harder_mix_of_trips() -> None:
     use_case = load_spec("taxi_trip_duration")
     columns, label = list(use_case.features.all), use_case.target.column
     x = features.trip_features(rows)[columns]
-    predicted = x["trip_distance"].clip(0, 30).to_numpy() * 3.0 + 5.0  # a crude model, errors grow with distance
+    predicted = (
+        x["trip_distance"].clip(0, 30).to_numpy() * 3.0 + 5.0
+    )  # a crude model, errors grow with distance
     estimator = fit_loss_estimator(x, predicted, rows[label])
     long_trips = (x["trip_distance"] > x["trip_distance"].quantile(0.8)).to_numpy()
     estimated = estimator.estimate_rmse(x[long_trips], predicted[long_trips])

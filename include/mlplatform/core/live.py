@@ -85,7 +85,8 @@ class PairedSums:
         q = np.asarray(candidate, dtype=np.float64)
         if not (y.shape == p.shape == q.shape) or y.ndim != 1:
             raise ValueError(
-                f"truth and both predictions must be one-dimensional and as long: {y.shape}, {p.shape}, {q.shape}"
+                "truth and both predictions must be one-dimensional and as long: "
+                f"{y.shape}, {p.shape}, {q.shape}"
             )
         both = np.isfinite(y) & np.isfinite(p) & np.isfinite(q)
         a, b = (p[both] - y[both]) ** 2, (q[both] - y[both]) ** 2
@@ -269,7 +270,9 @@ def decide(
         reason = f"challenger confidently not better by {minimum_effect:.1%}: {shown}"
         return LiveDecision("retire", reason, interval, s.n, seen, None, minimum_effect)
     if len(seen) >= max_windows:
-        reason = f"no better with confidence after {len(seen)} labelled windows (at most {max_windows}): {shown}"
+        reason = (
+            f"no better with confidence after {len(seen)} labelled windows (at most {max_windows}): {shown}"
+        )
         return LiveDecision("retire", reason, interval, s.n, seen, None, minimum_effect)
     needed = trips_needed(s, minimum_effect, confidence, design)
     need = f"roughly {needed:,}" if needed else f"more than {s.n * MAX_NEEDED_FACTOR:,}"
@@ -288,9 +291,15 @@ def regressed(
     champion (candidate ``b``) on the same labelled trips: ``promote`` here means "roll back
     to the previous champion", ``keep`` that the evidence does not say so."""
     seen = tuple(windows)
-    interval = improvement(s, confidence, design) if s.n else Interval(math.nan, math.nan, math.nan, confidence, 0, 0)
+    interval = (
+        improvement(s, confidence, design)
+        if s.n
+        else Interval(math.nan, math.nan, math.nan, confidence, 0, 0)
+    )
     if s.n < min_trips:
-        reason = f"{s.n:,} paired labelled trips with the previous champion, fewer than {min_trips:,}: waiting"
+        reason = (
+            f"{s.n:,} paired labelled trips with the previous champion, fewer than {min_trips:,}: waiting"
+        )
         return LiveDecision("insufficient", reason, interval, s.n, seen, min_trips)
     if interval.low > 0:
         reason = f"the previous champion is better with confidence: {interval.percent()}"

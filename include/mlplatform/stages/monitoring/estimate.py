@@ -60,7 +60,10 @@ class LossEstimator:
 
 
 def _encode(
-    features: pd.DataFrame, prediction: npt.ArrayLike, columns: tuple[str, ...], categories: dict[str, list[Any]]
+    features: pd.DataFrame,
+    prediction: npt.ArrayLike,
+    columns: tuple[str, ...],
+    categories: dict[str, list[Any]],
 ) -> pd.DataFrame:
     """Numeric columns as they are, categorical ones as codes of the reference's categories
     (a category the reference never saw is missing, which the trees route on their own)."""
@@ -92,11 +95,14 @@ def fit_loss_estimator(
 
     y, p = np.asarray(actual, dtype=np.float64), np.asarray(prediction, dtype=np.float64)
     if not (len(features) == len(y) == len(p)):
-        raise ValueError(f"features, predictions and truth need as many rows: {len(features)}, {len(p)}, {len(y)}")
+        raise ValueError(
+            f"features, predictions and truth need as many rows: {len(features)}, {len(p)}, {len(y)}"
+        )
     keep = np.isfinite(y) & np.isfinite(p)
     if int(keep.sum()) < MIN_REFERENCE_ROWS:
         raise ValueError(
-            f"a loss estimator needs at least {MIN_REFERENCE_ROWS} labelled reference trips, got {int(keep.sum())}"
+            f"a loss estimator needs at least {MIN_REFERENCE_ROWS} labelled reference trips, "
+            f"got {int(keep.sum())}"
         )
     chosen = tuple(columns or features.columns)
     frame = features.loc[keep]
