@@ -199,8 +199,9 @@ def _trips(rng: np.random.Generator, taxi_type: str, month: str, n: int, drift: 
     base = base_minutes(distance, hour, weekend, pu, do, drift.congestion, yellow)
     noise = rng.normal(0.0, NOISE_SIGMA, n)
     trip_min = np.where(no_trip, rng.uniform(*NO_TRIP_MINUTES, n), base * np.exp(noise))
-    ahead_s = np.ceil(rng.random(n) * np.minimum(trip_min, 59.0) * 60).astype(np.int64)
-    pickup_us = np.where(before, _midnight_us(month) - ahead_s * 1_000_000, pickup_us)
+    trip_s = np.maximum(np.round(trip_min * 60).astype(np.int64), 1)
+    ahead_s = np.clip(np.floor(rng.random(n) * np.minimum(trip_s, 3540)), 1, np.maximum(trip_s - 1, 1))
+    pickup_us = np.where(before, _midnight_us(month) - ahead_s.astype(np.int64) * 1_000_000, pickup_us)
     # Meters left running: the record lasts hours; the fare is the trip's.
     idle = (
         real & ~no_trip & ~before & (rng.random(n) < pathologies.share(regime, "meter_left_running", blank))
