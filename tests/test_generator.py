@@ -421,3 +421,24 @@ def test_file_corruptions_are_not_valid_tlc_files(kind: str) -> None:
     else:
         with pytest.raises(pa.ArrowInvalid):
             pq.read_table(io.BytesIO(data))
+
+
+def test_mlplatform_generate_clean_leaves_the_pathologies_out(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def generate(*flags: str) -> pd.DataFrame:
+        out = tmp_path / f"green{len(flags)}.parquet"
+        command = ["generate", "--kind", "green", "--month", "2023-01", "--rows", "20000", "--out", str(out)]
+        result = subprocess.run(
+            [sys.executable, "-m", "mlplatform", *command, *flags, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        return tlc.normalise(pq.read_table(out)).to_pandas()
+
+    real_like, clean = generate(), generate("--clean")
+    assert pathology_masks(real_like, "2023-01")["refund"].any()
+    assert not any(mask.any() for mask in pathology_masks(clean, "2023-01").values())
