@@ -12,14 +12,19 @@ new version), or by hand with these params:
   the run as approver (the manual path of level 2); `rollback` puts `champion` back on
   `previous_champion` in one step, no gates.
 - `version`: the model version to assess or promote (empty: the `challenger`).
+- `reason`, `force`: for `rollback`, why (recorded in the alias history) and whether to
+  roll back within the cooldown after the last rollback (`promotion.rollback_cooldown_days`).
 
 **What it does.**
 
 1. `assess` evaluates the version and the current `champion` on the same held-out rows
    (the validation snapshots the version was held out from, read back by digest) against
-   the spec's `promotion` gates: relative improvement over the champion (or, for the first
-   model, over the baseline), no slice worse than the champion beyond the tolerance,
-   latency and size budgets, and a passed data contract for every snapshot it learned from.
+   the spec's `promotion` gates, with confidence: a paired bootstrap of the relative
+   improvement over the champion must have its lower bound at least
+   `min_relative_improvement` (the first model: over the baseline, a point estimate), no
+   slice's degradation interval may reach beyond `max_slice_regression`, latency and size
+   budgets, and a passed data contract for every snapshot it learned from. The gate table
+   shows each interval (`promotion.confidence`).
 2. `route` decides who acts, by the spec's `maturity_level`: **4** promotes automatically;
    **3** asks a person in the Airflow UI (`approval`, under *Required actions*: approve or
    reject; no answer within `promotion.approval_timeout_hours` means rejected). Slack hears
@@ -33,12 +38,18 @@ new version), or by hand with these params:
    this DAG with `action=promote`).
 3. `decide` records the outcome on the model version as tags (decision, reason, who
    decided (`decision.by`: the approver, or "approval timeout"),
-   metrics, gates, this run's id), moves `champion` (keeping `previous_champion`) when
-   promoted, and posts it to Slack. Failed gates always reject: a bad model is never
-   promoted, approved or not.
+   metrics, evidence, gates, this run's id), moves `champion` (keeping `previous_champion`)
+   when promoted, and posts it to Slack. Every alias move is first written to the lake's
+   alias history (`registry/history/<use case>/`, one file per event, with the decision,
+   its intervals, the gate table and this run); a move whose record cannot be written
+   does not happen. `mlplatform history <use case> --at DATE` reads it. Failed gates
+   always reject: a bad model is never promoted, approved or not.
 4. `champion_moved` updates the Asset `<use case>_champion` when the champion changed.
 
-**Rollback.** Trigger with `action=rollback`, or run `mlplatform rollback --use-case <name>`.
+**Rollback.** Trigger with `action=rollback` (and a `reason`), or run
+`mlplatform rollback --use-case <name> --reason "..."`; monitoring calls
+`mlplatform.stages.promotion.rollback(use_case, reason, evidence)`. Each is recorded in the
+alias history and starts a cooldown during which another rollback is refused unless forced.
 """
 
 from __future__ import annotations
@@ -95,6 +106,20 @@ def build(use_case: UseCase) -> DAG:
                 title="Model version",
                 description="Version to evaluate or promote; empty means the current challenger.",
             ),
+            "reason": Param(
+                "rolled back from the Airflow UI",
+                type="string",
+                minLength=1,
+                maxLength=500,
+                title="Rollback reason",
+                description="rollback: why, recorded in the alias history.",
+            ),
+            "force": Param(
+                False,
+                type="boolean",
+                title="Force the rollback",
+                description="rollback: go ahead within the cooldown after the last rollback.",
+            ),
         },
     ) as dag:
 
@@ -104,12 +129,19 @@ def build(use_case: UseCase) -> DAG:
             return "rollback" if (params or {}).get("action") == "rollback" else "assess"
 
         @task(outlets=[dagkit.model_asset(use_case, "champion")])
-        def rollback(run_id: str | None = None, dag_run: Any = None) -> dict[str, Any]:
-            """Put `champion` back on `previous_champion`."""
-            from mlplatform.adapters import registry
+        def rollback(
+            params: dict[str, Any] | None = None, run_id: str | None = None, dag_run: Any = None
+        ) -> dict[str, Any]:
+            """Put `champion` back on `previous_champion`, recorded in the alias history first."""
+            from mlplatform.stages import promotion
 
+            given = params or {}
             by = getattr(dag_run, "triggering_user_name", None) or "airflow"
-            return registry.rollback(use_case.model_name, by=by, run_id=run_id)
+            reason = str(given.get("reason") or "rolled back from the Airflow UI")
+            evidence = {"requested_by": by, "dag_run": run_id}
+            return promotion.rollback(
+                use_case, reason, evidence, by=by, run_id=run_id, force=bool(given.get("force"))
+            )
 
         @task
         def assess(params: dict[str, Any] | None = None) -> dict[str, Any]:

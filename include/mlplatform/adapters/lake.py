@@ -14,6 +14,7 @@ and by month::
     alerts/outbox/<id>.json                                        alerts queued, not yet delivered
     alerts/sent/<id>.json                                          alerts delivered
     alerts/failed/<id>.json                                        alerts Slack refused (4xx), with why
+    registry/history/<model>/<time>-<alias>-<version>-<id>.json   alias moves, append-only, one per event
 
 Every write is atomic: a reader sees the old object or the new one, never a part. On a
 local file system an object is written to a hidden temporary name in the same folder
@@ -72,6 +73,10 @@ Bytes = bytes | bytearray | memoryview
 AlertState = Literal["outbox", "sent", "failed"]
 ALERT_FOLDERS: dict[str, str] = {state: f"alerts/{state}" for state in ("outbox", "sent", "failed")}
 """The alerts' outbox, and where delivered and refused alerts move (:mod:`.alerts`)."""
+
+
+HISTORY_FOLDER = "registry/history"
+"""Registry alias moves, one JSON file per event, never rewritten (:mod:`.registry`)."""
 
 
 def temp_name(name: str) -> str:
@@ -155,6 +160,12 @@ class Lake:
     def alert_path(state: AlertState, alert_id: str) -> str:
         """Where an alert is kept: ``alerts/<outbox|sent|failed>/<id>.json``."""
         return f"{ALERT_FOLDERS[state]}/{alert_id}.json"
+
+    @staticmethod
+    def alias_history_path(model_name: str, event_id: str = "") -> str:
+        """Where a model's alias events are kept (one ``<event id>.json`` each, the id sorting by time)."""
+        folder = f"{HISTORY_FOLDER}/{model_name}"
+        return f"{folder}/{event_id}.json" if event_id else folder
 
     # -- reading ----------------------------------------------------------------------------
     def exists(self, path: str) -> bool:

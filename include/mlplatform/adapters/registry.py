@@ -11,6 +11,15 @@ Versions are addressed by MLflow aliases, never stages:
 :func:`promotion_lock`; deciding *whether* to promote (the gates, the maturity levels) is
 :mod:`mlplatform.stages.promotion`'s. :func:`rollback` puts the previous champion back in
 one step. Registry events are posted to Slack through :mod:`mlplatform.adapters.alerts`.
+
+Every alias move is recorded before it happens: :func:`record` writes one
+:class:`~mlplatform.core.records.AliasEvent` per alias to the lake's append-only history
+(``registry/history/<model>/``, one file per event, so concurrent writers never collide),
+and a move whose record cannot be written does not happen (:class:`PromotionError`). After
+the move the registered model's tag ``alias_history.last`` summarises the events.
+:func:`alias_events` reads the history back. A process killed between the record and the
+move leaves an event the registry never followed; the next event on that alias names
+where the alias really was (``from_version``), so a reader sees it.
 """
 
 from __future__ import annotations
@@ -21,18 +30,23 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from mlplatform.adapters import settings
-from mlplatform.core.records import ModelRef
+from mlplatform.core.records import AliasEvent, Gate, ModelRef
 from mlplatform.core.spec import UseCase
+
+if TYPE_CHECKING:
+    from mlplatform.adapters.lake import Lake
 
 CHALLENGER, CHAMPION, PREVIOUS = "challenger", "champion", "previous_champion"
 HISTORY_TAG = "champion_history"
 """Registered-model tag: comma-separated versions that were champion, oldest first."""
+LAST_EVENTS_TAG = "alias_history.last"
+"""Registered-model tag: the alias events of the latest move, in short (the lake has them whole)."""
 
 
 class PromotionError(RuntimeError):
@@ -114,8 +128,128 @@ def register_challenger(use_case: UseCase, run_id: str, model_uri: str) -> dict[
         if key in run_tags:  # where the model came from, on the version itself
             tags[key] = run_tags[key]
     version = mlflow.register_model(model_uri, name, tags=tags)
+    why = {"by": run_tags.get("airflow.run_id") or who(), "run_id": run_id, "reason": "a new trained version"}
+    event = alias_event(
+        name, CHALLENGER, "register", str(version.version), alias_version(registry, name, CHALLENGER), why
+    )
+    record([event])
     registry.set_registered_model_alias(name, CHALLENGER, version.version)
+    _tag_events(registry, name, [event])
     return {"model_name": name, "version": str(version.version), "run_id": run_id}
+
+
+# -- the alias history --------------------------------------------------------------------------
+def alias_event(
+    model_name: str,
+    alias: str,
+    action: str,
+    version: str | None,
+    from_version: str | None,
+    why: Mapping[str, Any],
+) -> AliasEvent:
+    """The event of moving ``alias`` from ``from_version`` to ``version`` (``None``: removed).
+
+    ``why`` holds ``by``, ``run_id``, ``reason``, ``evidence``, ``gates`` (gate dicts) and
+    ``cooldown_until``, each optional.
+    """
+    now = datetime.now(UTC)
+    event_id = f"{now:%Y%m%dT%H%M%S%fZ}-{alias}-{version or 'none'}-{uuid.uuid4().hex[:8]}"
+    cooldown = why.get("cooldown_until")
+    return AliasEvent(
+        event_id=event_id,
+        at=now.isoformat(),
+        model_name=model_name,
+        alias=alias,
+        action=action,
+        version=version,
+        from_version=from_version,
+        by=str(why.get("by") or who()),
+        run_id=None if why.get("run_id") is None else str(why["run_id"]),
+        reason=str(why.get("reason") or ""),
+        evidence=dict(why.get("evidence") or {}),
+        gates=tuple(g if isinstance(g, Gate) else Gate.from_dict(g) for g in why.get("gates") or ()),
+        cooldown_until=None if cooldown is None else str(cooldown),
+    )
+
+
+def record(events: Sequence[AliasEvent], lake: Lake | None = None) -> None:
+    """Write ``events`` to the lake's alias history, before their aliases move.
+
+    Raises :class:`PromotionError` naming the lake when it cannot: the caller then moves
+    nothing, so no alias moves without its record.
+    """
+    from mlplatform.adapters.lake import Lake
+
+    try:
+        lake = lake or Lake()
+        for event in events:
+            lake.write_json(Lake.alias_history_path(event.model_name, event.event_id), event.to_dict())
+    except OSError as exc:
+        where = lake.root_uri if lake is not None else "the lake"
+        raise PromotionError(
+            f"the alias history could not be written to {where} ({exc}); no alias moved. Make the lake "
+            "writable (MLPLATFORM_LAKE_URI) and try again"
+        ) from exc
+
+
+def alias_events(model_name: str, lake: Lake | None = None) -> list[AliasEvent]:
+    """Every recorded alias event of ``model_name``, oldest first (damaged files are skipped)."""
+    from mlplatform.adapters.lake import Lake
+
+    lake = lake or Lake()
+    found = []
+    for entry in lake.list(Lake.alias_history_path(model_name)):
+        if not entry.path.endswith(".json"):
+            continue
+        try:
+            found.append(AliasEvent.from_dict(lake.read_json(entry.path)))
+        except (ValueError, TypeError, AttributeError):
+            continue
+    return sorted(found, key=lambda e: (e.at, e.event_id))
+
+
+def _tag_events(registry: Any, name: str, events: Sequence[AliasEvent]) -> None:
+    """Summarise the move's events on the registered model (the lake keeps them whole)."""
+    short = [
+        {
+            k: e.to_dict()[k]
+            for k in ("at", "alias", "action", "from_version", "version", "by", "run_id", "event_id")
+        }
+        for e in events
+    ]
+    text = json.dumps(short, sort_keys=True)
+    while len(text) > 4900 and short:
+        short = short[1:]
+        text = json.dumps(short, sort_keys=True)
+    registry.set_registered_model_tag(name, LAST_EVENTS_TAG, text)
+
+
+def retire_challenger(registry: Any, name: str, version: str, why: Mapping[str, Any]) -> bool:
+    """Remove ``challenger`` from ``version`` (decided and rejected), recorded first; false when
+    the alias points elsewhere already."""
+    if alias_version(registry, name, CHALLENGER) != version:
+        return False
+    event = alias_event(name, CHALLENGER, "retire", None, version, why)
+    record([event])
+    registry.delete_registered_model_alias(name, CHALLENGER)
+    _tag_events(registry, name, [event])
+    return True
+
+
+def cooldown_refusal(model_name: str, now: datetime, lake: Lake | None = None) -> str | None:
+    """Why a rollback is refused now (the last one's cooldown still runs), or ``None``."""
+    rollbacks = [e for e in alias_events(model_name, lake) if e.action == "rollback" and e.alias == CHAMPION]
+    if not rollbacks or rollbacks[-1].cooldown_until is None:
+        return None
+    last = rollbacks[-1]
+    until = datetime.fromisoformat(str(last.cooldown_until))
+    if now >= until:
+        return None
+    return (
+        f"{model_name} was rolled back at {last.at} by {last.by} (to version {last.version}); another "
+        f"rollback is refused until {until.isoformat()} so the champion does not flap. A person can "
+        "force it: mlplatform rollback --force"
+    )
 
 
 # -- the lock ---------------------------------------------------------------------------------
@@ -235,8 +369,14 @@ class AliasMove:
         return asdict(self)
 
 
-def promote(model_name: str, version: str, decision: dict[str, Any], registry: Any = None) -> AliasMove:
+def promote(
+    model_name: str, version: str, decision: dict[str, Any], registry: Any = None, history: Lake | None = None
+) -> AliasMove:
     """Make ``version`` the champion, keeping the old one as ``previous_champion``.
+
+    The moves are recorded first in the lake's alias history (``history``, default the
+    settings' lake) with ``decision``'s ``by``, ``run_id``, ``reason``, ``evidence`` and
+    ``gates``: when that fails nothing moves (:class:`PromotionError`).
 
     Runs under :func:`promotion_lock`, held by ``decision["run_id"]``. Idempotent: when
     ``version`` already is the champion nothing changes and ``moved`` is false (what the
@@ -258,25 +398,46 @@ def promote(model_name: str, version: str, decision: dict[str, Any], registry: A
                 f"{before} since version {version} was assessed; promote again to assess it against "
                 "the new champion"
             )
-        history = _history(registry, model_name)
+        challenger = alias_version(registry, model_name, CHALLENGER)
+        events = [alias_event(model_name, CHAMPION, "promote", version, before, decision)]
+        if before is not None:
+            previous = alias_version(registry, model_name, PREVIOUS)
+            events.insert(0, alias_event(model_name, PREVIOUS, "promote", before, previous, decision))
+        if challenger == version:
+            events.append(alias_event(model_name, CHALLENGER, "promote", None, version, decision))
+        record(events, history)  # raises before anything moves when it cannot be written
+        moves = _history(registry, model_name)
         if before is not None:
             registry.set_registered_model_alias(model_name, PREVIOUS, before)
-            if not history or history[-1] != before:
-                history.append(before)
+            if not moves or moves[-1] != before:
+                moves.append(before)
         registry.set_registered_model_alias(model_name, CHAMPION, version)
-        _set_history(registry, model_name, [*history, version])
-        if alias_version(registry, model_name, CHALLENGER) == version:
+        _set_history(registry, model_name, [*moves, version])
+        if challenger == version:
             registry.delete_registered_model_alias(model_name, CHALLENGER)
         tag_version(registry, model_name, version, {"champion_since": datetime.now(UTC).isoformat()})
+        _tag_events(registry, model_name, events)
     return AliasMove(version, before, moved=True)
 
 
-def rollback(model_name: str, by: str | None = None, run_id: str | None = None) -> dict[str, Any]:
+def rollback(
+    model_name: str,
+    by: str | None = None,
+    run_id: str | None = None,
+    *,
+    reason: str = "",
+    evidence: Mapping[str, Any] | None = None,
+    cooldown_days: float = 0.0,
+    force: bool = False,
+    history: Lake | None = None,
+) -> dict[str, Any]:
     """Put ``champion`` back on ``previous_champion`` in one step (under the promotion lock).
 
     The version rolled back from is tagged with who, when and the run id; the version
     before the restored one (from the champion history) becomes ``previous_champion``, so
-    rolling back again goes one more step back.
+    rolling back again goes one more step back. The moves are recorded first in the alias
+    history with ``reason`` and ``evidence`` and, with ``cooldown_days``, the time until
+    which another rollback is refused unless ``force`` (:func:`cooldown_refusal`).
     """
     registry = client()
     by = by or who()
@@ -289,16 +450,32 @@ def rollback(model_name: str, by: str | None = None, run_id: str | None = None) 
                 f"promote a specific version instead: mlplatform promote --use-case {model_name} "
                 "--version N --approve"
             )
+        now = datetime.now(UTC)
+        if not force and (refusal := cooldown_refusal(model_name, now, history)):
+            raise PromotionError(refusal)
+        moves = [v for v in _history(registry, model_name) if v != current]
+        if not moves or moves[-1] != previous:
+            moves.append(previous)
+        earlier = moves[-2] if len(moves) >= 2 else None
+        why = {
+            "by": by,
+            "run_id": run_id or who(),
+            "reason": reason or f"rolled back from version {current} to version {previous}",
+            "evidence": dict(evidence or {}),
+            "cooldown_until": (now + timedelta(days=cooldown_days)).isoformat() if cooldown_days else None,
+        }
+        events = [
+            alias_event(model_name, CHAMPION, "rollback", previous, current, why),
+            alias_event(model_name, PREVIOUS, "rollback", earlier, previous, why),
+        ]
+        record(events, history)  # raises before anything moves when it cannot be written
         registry.set_registered_model_alias(model_name, CHAMPION, previous)
-        history = [v for v in _history(registry, model_name) if v != current]
-        if not history or history[-1] != previous:
-            history.append(previous)
-        earlier = history[-2] if len(history) >= 2 else None
         if earlier is not None:
             registry.set_registered_model_alias(model_name, PREVIOUS, earlier)
         else:
             registry.delete_registered_model_alias(model_name, PREVIOUS)
-        _set_history(registry, model_name, history)
+        _set_history(registry, model_name, moves)
+        _tag_events(registry, model_name, events)
         if current is not None:
             tag_version(
                 registry,
@@ -306,17 +483,23 @@ def rollback(model_name: str, by: str | None = None, run_id: str | None = None) 
                 current,
                 {
                     "decision": "rolled_back",
-                    "decision.reason": f"rolled back to version {previous}",
+                    "decision.reason": f"rolled back to version {previous}: {why['reason']}",
                     "decision.by": by,
                     "decision.run_id": run_id or who(),
                     "decision.at": datetime.now(UTC).isoformat(),
                 },
             )
-    result = {"champion": previous, "rolled_back_from": current, "previous_champion": earlier}
+    result = {
+        "champion": previous,
+        "rolled_back_from": current,
+        "previous_champion": earlier,
+        "reason": why["reason"],
+        "cooldown_until": why["cooldown_until"],
+    }
     notify(
         "warning",
         f"{model_name}: rolled back to version {previous}",
-        [f"`champion` moved from version {current} back to version {previous} by {by}."],
+        [f"`champion` moved from version {current} back to version {previous} by {by}: {why['reason']}."],
         {"Model": model_name, "Champion": previous, "Rolled back": current, "Run": run_id or "-"},
         {"Model version": model_url(model_name, previous)},
     )

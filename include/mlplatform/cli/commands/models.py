@@ -1,9 +1,10 @@
-"""Model commands: specs, training, promotion, rollback and scoring files."""
+"""Model commands: specs, training, promotion, rollback, the alias history and scoring files."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from mlplatform.cli import output
 from mlplatform.cli.arguments import (
@@ -118,14 +119,78 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     from mlplatform.adapters import registry
+    from mlplatform.adapters.lake import Lake
+    from mlplatform.stages import promotion
 
     use_case = load_use_case(args.use_case)
     try:
-        result = registry.rollback(use_case.model_name)
+        result = promotion.rollback(
+            use_case,
+            args.reason,
+            {"requested_by": "command line"},
+            by=registry.who(),
+            run_id=f"cli:{registry.who()}",
+            force=args.force,
+            history=Lake(args.lake),
+        )
     except registry.PromotionError as exc:  # refused (no previous champion): a failed check, not bad input
         print(f"error: {exc}", file=sys.stderr)
         return FAILED_CHECK
     output.show(args, result, lambda: output.record_table(f"{use_case.name}: rolled back", result))
+    return PASSED
+
+
+def _event_row(event: Any, until: str | None) -> list[Any]:
+    interval = (event.evidence or {}).get("improvement")
+    shown = "-"
+    if isinstance(interval, dict) and {"point", "low", "high"} <= set(interval):
+        shown = f"{interval['point']:+.2%} [{interval['low']:+.2%}, {interval['high']:+.2%}]"
+    moved = f"{event.from_version or '-'} -> {event.version or '-'}"
+    return [event.at[:19], event.alias, event.action, moved, event.by, shown, event.reason, until or ""]
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from mlplatform.adapters.lake import Lake
+    from mlplatform.stages.promotion import history
+
+    use_case = load_use_case(args.use_case)
+    moment = history.parse_time(args.at) if args.at else None  # a bad time answers before reading
+    found = history.events(use_case, Lake(args.lake))
+    if moment is None:
+        listed = [{**e.to_dict(), "until": history.until(found, e)} for e in found]
+        columns = ("at (UTC)", "alias", "action", "from -> to", "by", "improvement", "why", "until")
+        output.show(
+            args,
+            listed,
+            lambda: output.rows_table(
+                f"{use_case.name}: alias history",
+                columns,
+                [_event_row(e, history.until(found, e)) for e in found],
+            ),
+        )
+        return PASSED
+    event = history.serving_at(found, moment)
+    if event is None:
+        answer: dict[str, Any] = {
+            "at": moment.isoformat(),
+            "champion": None,
+            "reason": "no champion yet then",
+        }
+    else:
+        answer = {
+            "at": moment.isoformat(),
+            "champion": event.version,
+            "since": event.at,
+            "until": history.until(found, event),
+            "moved_by": event.by,
+            "action": event.action,
+            "run_id": event.run_id,
+            "reason": event.reason,
+            "evidence": dict(event.evidence),
+            "gates": [f"{g.name}: {'passed' if g.passed else 'FAILED'}: {g.detail}" for g in event.gates],
+        }
+    title = f"{use_case.name}: champion at {moment.isoformat()}"
+    output.show(args, answer, lambda: output.record_table(title, answer))
     return PASSED
 
 
@@ -174,8 +239,29 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--use-case", required=True, help=use_case_help("use case whose registered model to roll back")
     )
+    p.add_argument(
+        "--reason",
+        default="rolled back by hand",
+        help="why, recorded in the alias history (default: by hand)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="roll back even within the cooldown after the last rollback"
+    )
+    p.add_argument("--lake", help=LAKE_HELP)
     add_output_options(p)
     p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("history", help="which model version served when, and why")
+    p.description = (
+        "The alias history of a use case's model, from the lake: every move of champion, challenger and "
+        "previous_champion with who moved it, why and on what evidence. With --at, the champion that "
+        "served at that time and the decision that put it there."
+    )
+    p.add_argument("use_case", metavar="USE_CASE", help=use_case_help("use case whose history to show"))
+    p.add_argument("--at", help="a date or time (ISO 8601, UTC unless it says otherwise)")
+    p.add_argument("--lake", help=LAKE_HELP)
+    add_output_options(p)
+    p.set_defaults(func=cmd_history)
 
 
 def _families_help() -> str:

@@ -7,17 +7,29 @@ records the decision and a person promotes by hand); :func:`apply` records it an
 ``promoted``, moves the aliases with :func:`mlplatform.adapters.registry.promote`. Deciding
 and acting live in :mod:`mlplatform.stages.promotion.decisions`; their names are importable
 from here. A bad model is never promoted: every path to the ``champion`` alias other than a
-rollback goes through the gates.
+rollback goes through the gates. :func:`rollback` (``rollback(use_case, reason, evidence)``)
+puts the previous champion back on quality, with a cooldown; :mod:`.history` answers which
+version served when, and why, from the alias history every move writes first.
 
 The gates:
 
 - **improvement**: the primary metric (``monitoring.performance_metric``) beats the
-  champion's by ``min_relative_improvement``, both evaluated on the same rows: the
-  validation snapshots the candidate was held out from (read back by digest, so the
-  comparison is reproducible). With no champion yet, the candidate must beat the baseline
-  its training run fitted and scored on the same rows.
-- **slices**: no slice (``promotion.slices``) worse than the champion's by more than
-  ``max_slice_regression``.
+  champion's by ``min_relative_improvement`` *with confidence*: both are evaluated on the
+  same rows (the validation snapshots the candidate was held out from, read back by
+  digest, so the comparison is reproducible), and a paired bootstrap of the relative
+  improvement (:func:`mlplatform.core.evidence.paired_bootstraps`, ``promotion.confidence``,
+  ``promotion.bootstrap_resamples``, a fixed seed) gives its interval. The gate passes only
+  when the interval's lower bound reaches the minimum effect and is above zero: a tie never
+  replaces the champion. With no champion yet, the candidate must beat the baseline its
+  training run fitted and scored on the same rows; that comparison is a point estimate,
+  since only the baseline's metric is kept, not its predictions.
+- **slices**: no slice (``promotion.slices``) worse than the champion's beyond
+  ``max_slice_regression`` with the same confidence. The reading protects production: a
+  slice fails when the *upper* bound of its degradation interval exceeds the allowance,
+  i.e. when the evidence cannot exclude a regression beyond it, not only when a regression
+  is proven. The burden of proof is on the challenger, which is what the champion already
+  serving has earned; a slice too small to tell fails rather than waves a regression
+  through (more validation rows or coarser slices are the remedy).
 - **latency** and **size**: per-row prediction time on a batch of 1000 rows and the model's
   artifact size within ``max_latency_ms`` and ``max_model_size_mb``.
 - **contract**: every snapshot the candidate trained or was validated on passed its data
@@ -44,6 +56,7 @@ from typing import Any
 from mlplatform.adapters import registry, snapshots
 from mlplatform.adapters.lake import Lake
 from mlplatform.adapters.registry import CHALLENGER, CHAMPION, PromotionError
+from mlplatform.core import evidence
 from mlplatform.core.metrics import relative_degradation
 from mlplatform.core.modelling import input_columns
 from mlplatform.core.records import Assessment, Gate
@@ -56,6 +69,7 @@ from mlplatform.stages.promotion.decisions import (
     approval_answer,
     decide,
     decision_tags,
+    rollback,
     summary_markdown,
 )
 
@@ -69,7 +83,9 @@ __all__ = [
     "decide",
     "decision_tags",
     "evaluate_and_decide",
+    "improvement_intervals",
     "lineage",
+    "rollback",
     "summary_markdown",
 ]
 
@@ -166,22 +182,96 @@ def _evaluation_rows(lake: Lake, use_case: UseCase, lineage: list[dict[str, str]
     return rows, held_out
 
 
-def _slice_gate(use_case: UseCase, metric: str, mine: Any, theirs: Any) -> Gate:
-    """No slice of the candidate (``mine``) worse than the champion's beyond the tolerance."""
-    tolerance = use_case.promotion.max_slice_regression
-    regressions = []
-    for key, values in mine.slices.items():
-        if key in theirs.slices and metric in values and metric in theirs.slices[key]:
-            loss = -_relative_gain(metric, values[metric], theirs.slices[key][metric])
-            if loss > tolerance:
-                regressions.append(
-                    f"{key}: {metric} {values[metric]:.4g} vs {theirs.slices[key][metric]:.4g} ({loss:+.1%})"
-                )
-    if regressions:
-        worse = "; ".join(regressions)
-        return Gate("slices", False, f"slices worse than the champion beyond {tolerance:.0%}: {worse}")
-    detail = f"no slice worse than the champion by more than {tolerance:.0%} ({len(mine.slices)} slices)"
-    return Gate("slices", True, detail)
+SHOWN_SLICES = 6
+"""At most this many failing slices are named in the gate's detail (the worst first)."""
+
+
+def _answers(model: Any, featured: Any, task: str) -> Any:
+    """The model's per-row answer the metric reads: minutes, or the positive class's probability."""
+    answer = model.answer(featured)
+    return answer["prediction" if task == "regression" else "probability"].to_numpy(dtype=float)
+
+
+def improvement_intervals(
+    use_case: UseCase, featured: Any, y: Any, champion: Any, candidate: Any
+) -> dict[str, evidence.Interval]:
+    """Paired-bootstrap intervals of the candidate's relative improvement over the champion,
+    overall (key ``""``) and per slice (``column=value``, the slices training scores)."""
+    metric = training.primary_metric(use_case)
+    groups = {}
+    for column in use_case.promotion.slices:
+        for value, index in featured.groupby(column, observed=True).groups.items():
+            if len(index) >= training.MIN_SLICE_ROWS:
+                groups[f"{column}={value}"] = featured.index.isin(index)
+    gates = use_case.promotion
+    return evidence.paired_bootstraps(
+        y.to_numpy(dtype=float),
+        _answers(champion, featured, use_case.task),
+        _answers(candidate, featured, use_case.task),
+        metric,
+        groups,
+        confidence=gates.confidence,
+        resamples=gates.bootstrap_resamples,
+    )
+
+
+def _slice_gate(
+    use_case: UseCase, metric: str, mine: Any, theirs: Any, intervals: dict[str, evidence.Interval]
+) -> Gate:
+    """No slice of the candidate (``mine``) worse than the champion's beyond the allowance, with
+    the gates' confidence: each slice's degradation interval must lie within it."""
+    gates = use_case.promotion
+    tolerance, confidence = gates.max_slice_regression, f"{gates.confidence:.0%}"
+    degradations = {k: v.negated() for k, v in intervals.items() if k and k in mine.slices}
+    if not degradations:
+        return Gate("slices", True, "no slice has enough rows to be judged")
+    worst = max(degradations, key=lambda k: degradations[k].high)
+    failing = sorted(
+        (k for k, d in degradations.items() if not evidence.confidently_within(d, tolerance)),
+        key=lambda k: -degradations[k].high,
+    )
+    if failing:
+        named = [
+            f"{k}: {metric} {mine.slices[k][metric]:.4g} vs {theirs.slices[k][metric]:.4g}, "
+            f"degradation {degradations[k].percent()}"
+            for k in failing[:SHOWN_SLICES]
+        ]
+        more = f" and {len(failing) - SHOWN_SLICES} more" if len(failing) > SHOWN_SLICES else ""
+        detail = (
+            f"slices that may be worse than the champion beyond {tolerance:.0%} (upper bound of the "
+            f"{confidence} interval above it): {'; '.join(named)}{more}"
+        )
+        return Gate("slices", False, detail, degradations[failing[0]].to_dict())
+    detail = (
+        f"no slice worse than the champion beyond {tolerance:.0%} at {confidence} "
+        f"({len(degradations)} slices; worst {worst}: degradation {degradations[worst].percent()})"
+    )
+    return Gate("slices", True, detail, degradations[worst].to_dict())
+
+
+def _improvement_gate(
+    use_case: UseCase, metric: str, own: float, reference: float, kind: str, interval: evidence.Interval
+) -> Gate:
+    """The candidate beats the champion by the minimum effect with the gates' confidence."""
+    needed = use_case.promotion.min_relative_improvement
+    detail = (
+        f"{metric} {own:.4g} vs {reference:.4g} of the {kind}: improvement {interval.percent()}; "
+        f"needs the lower bound at least {needed:+.2%} and above zero"
+    )
+    return Gate("improvement", evidence.confidently_at_least(interval, needed), detail, interval.to_dict())
+
+
+def _evidence(use_case: UseCase, intervals: dict[str, evidence.Interval]) -> dict[str, Any]:
+    """What the statistical gates read, for the assessment, the audit tags and the history."""
+    overall = intervals[""]
+    return {
+        "method": "paired bootstrap",
+        "confidence": use_case.promotion.confidence,
+        "resamples": overall.resamples,
+        "rows": overall.rows,
+        "improvement": overall.to_dict(),
+        "slices": {k: v.negated().to_dict() for k, v in intervals.items() if k},
+    }
 
 
 def _budget_gates(use_case: UseCase, latency: float, size_mb: float) -> list[Gate]:
@@ -265,10 +355,16 @@ def assess(lake: Lake, use_case: UseCase, version: str | None = None) -> Assessm
     if champion is not None and champion != version:
         champion_model, _ = _load(f"models:/{name}/{champion}")
         y = got.rows[use_case.target.column]
-        theirs = training.evaluate(use_case, champion_model.unwrap_python_model(), got.featured, y)
+        theirs_model = champion_model.unwrap_python_model()
+        theirs = training.evaluate(use_case, theirs_model, got.featured, y)
         measured["champion"] = theirs.to_dict()
         reference, kind = theirs.overall[metric], f"champion (version {champion})"
-        checks.append(_slice_gate(use_case, metric, got.mine, theirs))
+        mine_model = got.model.unwrap_python_model()
+        intervals = improvement_intervals(use_case, got.featured, y, theirs_model, mine_model)
+        measured["evidence"] = _evidence(use_case, intervals)
+        checks.append(_slice_gate(use_case, metric, got.mine, theirs, intervals))
+        checks.append(_improvement_gate(use_case, metric, own, reference, kind, intervals[""]))
+        gain = intervals[""].point
     else:
         logged = client.get_run(run_id).data.metrics if run_id else {}
         base, logged_own = logged.get(f"baseline_val_{metric}"), logged.get(f"val_{metric}")
@@ -276,17 +372,19 @@ def assess(lake: Lake, use_case: UseCase, version: str | None = None) -> Assessm
             checks.append(Gate("improvement", False, "the training run logged no baseline metric"))
             return Assessment(**measured, reference=None, gates=tuple(checks))
         # The baseline was scored at training time on all the held-out rows: compare it with
-        # the candidate's score on those same rows.
+        # the candidate's score on those same rows. Only its metric is kept, not its
+        # predictions, so this comparison is a point estimate.
         reference, kind, own = base, f"baseline ({use_case.model.baseline})", logged_own
-    gain = _relative_gain(metric, own, reference)
-    needed = use_case.promotion.min_relative_improvement
-    checks.append(
-        Gate(
-            "improvement",
-            gain >= needed,
-            f"{metric} {own:.4g} vs {reference:.4g} of the {kind}: {gain:+.2%} (needs {needed:+.2%})",
+        gain = _relative_gain(metric, own, reference)
+        needed = use_case.promotion.min_relative_improvement
+        checks.append(
+            Gate(
+                "improvement",
+                gain >= needed,
+                f"{metric} {own:.4g} vs {reference:.4g} of the {kind}: {gain:+.2%} (needs {needed:+.2%}; "
+                "a point estimate: the baseline's predictions are not kept)",
+            )
         )
-    )
     latency = _latency_ms(got.model, got.rows, input_columns(use_case.features.all))
     checks.extend(_budget_gates(use_case, latency, got.size_mb))
     return Assessment(

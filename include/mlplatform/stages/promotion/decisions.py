@@ -7,6 +7,10 @@ the model version (``decision``, ``decision.reason``, ``decision.by``, ``decisio
 decision (promoted or rejected) removes the ``challenger`` alias when it still points at
 that version, so nothing keeps sending traffic to a rejected model.
 
+Every alias move a decision makes is first recorded in the lake's alias history with the
+decision and its evidence (:func:`mlplatform.adapters.registry.record`); when it cannot be,
+nothing moves. :func:`rollback` is the rollback on quality the monitoring stage calls.
+
 Promotion is idempotent: deciding on a version that already is the champion (assessed so,
 or made champion meanwhile by a concurrent promotion of the same version) has the outcome
 ``already_champion`` and records nothing. A promotion that loses a race to a different
@@ -20,7 +24,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlplatform.adapters import registry
-from mlplatform.adapters.registry import CHALLENGER, CHAMPION, PromotionError
+from mlplatform.adapters.lake import Lake
+from mlplatform.adapters.registry import CHAMPION, PromotionError
+from mlplatform.core import evidence
 from mlplatform.core.records import Assessment
 from mlplatform.core.spec import UseCase
 
@@ -34,7 +40,7 @@ def summary_markdown(assessment: Assessment) -> str:
         "",
         f"Validation {metric}: **{value:.4g}**" if value is not None else f"{metric}: -",
         f"Compared with the {assessment.reference_kind}: {assessment.reference_value:.4g}, "
-        f"improvement {assessment.improvement or 0.0:+.2%}",
+        f"improvement {_improvement_text(assessment)}",
         f"Evaluated on {assessment.rows:,} held-out rows of {', '.join(assessment.evaluated_on) or '-'}",
         "",
         "| gate | passed | detail |",
@@ -44,6 +50,14 @@ def summary_markdown(assessment: Assessment) -> str:
         f"Model version: {registry.model_url(assessment.model_name, assessment.version)}",
     ]
     return "\n".join(lines)
+
+
+def _improvement_text(assessment: Assessment) -> str:
+    """The improvement with its interval when the gates measured one, else the point."""
+    measured = (assessment.evidence or {}).get("improvement")
+    if measured:
+        return f"**{evidence.Interval.from_dict(measured).percent()}** (paired bootstrap)"
+    return f"{assessment.improvement or 0.0:+.2%} (point estimate)"
 
 
 def approval_answer(response: dict[str, Any]) -> dict[str, Any]:
@@ -113,7 +127,26 @@ def decision_tags(assessment: Assessment, decision: Decision, run_id: str) -> di
             "size_mb": assessment.size_mb,
             "evaluated_rows": assessment.rows,
         },
+        "decision.evidence": _short_evidence(assessment),
         "decision.gates": [gate.to_dict() for gate in assessment.gates],
+    }
+
+
+def _short_evidence(assessment: Assessment) -> dict[str, Any]:
+    """The overall interval and how it was made (the slices' are in the gate table)."""
+    found = dict(assessment.evidence or {})
+    found.pop("slices", None)
+    return found or {"method": "point estimate", "rows": assessment.rows}
+
+
+def _why(assessment: Assessment, decision: Decision, run_id: str) -> dict[str, Any]:
+    """What an alias move's history record says about why: the decision and its evidence."""
+    return {
+        "by": decision.by,
+        "run_id": run_id,
+        "reason": f"{decision.outcome}: {decision.reason}",
+        "evidence": {**_short_evidence(assessment), "rows": assessment.rows, "version": assessment.version},
+        "gates": [gate.to_dict() for gate in assessment.gates],
     }
 
 
@@ -132,9 +165,9 @@ def apply(
     run_id = run_id or f"cli:{registry.who()}"
     moved = None
     if decision.outcome == "promoted":
-        expected = {"expected_champion": assessment.champion_version}
+        why = {**_why(assessment, decision, run_id), "expected_champion": assessment.champion_version}
         try:
-            moved = registry.promote(name, version, {"run_id": run_id, "by": decision.by, **expected}, client)
+            moved = registry.promote(name, version, why, client)
             if not moved.moved:
                 if not _audited(client, name, version):
                     # An earlier attempt moved the alias and lost the registry (MLflow went
@@ -145,8 +178,8 @@ def apply(
         except PromotionError as exc:
             decision = Decision("rejected", str(exc), decision.by)
     if decision.outcome != "already_champion":
-        if decision.outcome == "rejected" and registry.alias_version(client, name, CHALLENGER) == version:
-            client.delete_registered_model_alias(name, CHALLENGER)
+        if decision.outcome == "rejected":
+            registry.retire_challenger(client, name, version, _why(assessment, decision, run_id))
         registry.tag_version(client, name, version, decision_tags(assessment, decision, run_id))
         _announce(use_case, assessment, decision, run_id)
     return {
@@ -189,4 +222,41 @@ def _announce(use_case: UseCase, assessment: Assessment, decision: Decision, run
             "Run": run_id,
         },
         {"Model version": registry.model_url(name, version)},
+    )
+
+
+# -- rolling back -------------------------------------------------------------------------------
+def rollback(
+    use_case: UseCase,
+    reason: str,
+    evidence: dict[str, Any] | None = None,
+    *,
+    by: str = "monitoring",
+    run_id: str | None = None,
+    force: bool = False,
+    history: Lake | None = None,
+) -> dict[str, Any]:
+    """Put ``champion`` back on ``previous_champion`` because of its quality in production.
+
+    The function the monitoring stage calls (and the command line and the promote DAG's
+    ``rollback`` action): ``reason`` says why in words, ``evidence`` what it rests on (the
+    intervals, the labelled rows, the windows), both recorded in the alias history before
+    the alias moves, with ``by`` and ``run_id``. The rollback starts a cooldown of
+    ``promotion.rollback_cooldown_days``: until it ends another rollback is refused
+    (:class:`~mlplatform.adapters.registry.PromotionError` naming when it ends) unless
+    ``force`` (a person who means it), so champion and previous champion do not flap.
+    Raises :class:`~mlplatform.adapters.registry.PromotionError` too when there is no
+    previous champion or the history cannot be written (nothing moves then).
+    """
+    if not reason.strip():
+        raise ValueError("a rollback needs a reason: say what was seen in production")
+    return registry.rollback(
+        use_case.model_name,
+        by=by,
+        run_id=run_id,
+        reason=reason,
+        evidence=evidence or {},
+        cooldown_days=use_case.promotion.rollback_cooldown_days,
+        force=force,
+        history=history,
     )
