@@ -213,13 +213,16 @@ def _add_operation_routes(app: FastAPI, service: PredictionService, admin_token:
         """Readiness: 200 once a model is loaded; 503 before, with the reason (``starting``,
         ``registry_unreachable``, ``registry_error``, ``no_champion``, ``artifacts_unavailable``,
         ``model_does_not_predict``), the last error and the next retry."""
-        readiness = store.readiness()
-        return _respond(200 if readiness.ready else 503, readiness.to_dict())
+        readiness, served = store.readiness(), store.served
+        body = readiness.to_dict()
+        if served is not None:  # which path predicts: the lean one, or the normal one and why
+            body["fast_path"] = served.champion.lean_status
+        return _respond(200 if readiness.ready else 503, body)
 
     @app.get("/ping", tags=["operation"])
     async def ping() -> Response:
-        """SageMaker's health check: 200 once a model is loaded, 503 before."""
-        return Response(status_code=200 if store.served is not None else 503)
+        """SageMaker's health check: 200 once a model is loaded (by every worker), 503 before."""
+        return Response(status_code=200 if store.readiness().ready else 503)
 
     @app.get("/metrics", tags=["operation"])
     async def prometheus() -> Response:

@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from fastapi import FastAPI
 from mlplatform.core.spec import load_spec
 from mlplatform.serving.bodies import max_body_bytes
 from mlplatform.serving.routes import ADMIN_TOKEN_VARIABLE, create_app
+from mlplatform.serving.workers import MARKS_VARIABLE, WORKERS_VARIABLE, worker_count
 
 REFERENCE_USE_CASE = "taxi_trip_duration"
 DEFAULT_HOST = "127.0.0.1"
@@ -46,6 +49,7 @@ REGISTRY_CALL_LIMITS = {
     # No usage reports from a server: no outbound call, nothing to flush at exit.
     "MLFLOW_DISABLE_TELEMETRY": "true",
 }
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 DESCRIPTION = "The real-time endpoint: the registry's ``champion`` behind a small HTTP service."
 
 
@@ -58,6 +62,8 @@ def app_from_env() -> FastAPI:
     """
     for variable, value in REGISTRY_CALL_LIMITS.items():
         os.environ.setdefault(variable, value)
+    # A worker process of its own (several workers) has not configured logging yet: no-op otherwise.
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     name = os.getenv("MLPLATFORM_USE_CASE") or REFERENCE_USE_CASE
     return create_app(
         load_spec(name),
@@ -93,6 +99,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--poll-seconds", type=float, help="alias poll interval (default 30)")
     parser.add_argument(
+        "--workers",
+        help="worker processes, or auto (default: MLPLATFORM_SERVING_WORKERS, else auto: one per core)",
+    )
+    parser.add_argument(
         "--access-log", action="store_true", help="log every request (off: /metrics counts them)"
     )
     return parser
@@ -119,7 +129,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         host = args.host or os.getenv("HOST") or DEFAULT_HOST
         port = args.port or int(os.getenv("PORT") or DEFAULT_PORT)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        workers = worker_count(args.workers)
+    except ValueError as exc:
+        _parser().error(str(exc))
+    # Each worker builds the app from the environment: it learns the count and, with several,
+    # the folder where each marks that it serves (readiness waits for all of them).
+    os.environ[WORKERS_VARIABLE] = str(workers)
+    marks = tempfile.mkdtemp(prefix="mlplatform-serving-workers-") if workers > 1 else None
+    if marks:
+        os.environ[MARKS_VARIABLE] = marks
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     # uvicorn handles SIGTERM while it serves, then restores this handler and raises the
     # signal again: exit 0, a normal stop (also for a SIGTERM before it serves).
     previous = signal.signal(signal.SIGTERM, _exit_normally)
@@ -130,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             host=host,
             port=port,
             access_log=args.access_log,
+            workers=workers,
             timeout_graceful_shutdown=int(
                 os.getenv("MLPLATFORM_SERVING_SHUTDOWN_SECONDS") or GRACEFUL_SHUTDOWN_SECONDS
             ),
@@ -138,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if marks:
+            shutil.rmtree(marks, ignore_errors=True)
     return 0
 
 

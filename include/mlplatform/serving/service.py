@@ -244,4 +244,6 @@ async def _off_loop(size: int, work: Callable[..., T], *args: Any) -> T:
 
 
 def _describe(model: LoadedModel | None) -> dict[str, Any] | None:
-    return None if model is None else {"version": model.ref.version, "uri": model.uri}
+    if model is None:
+        return None
+    return {"version": model.ref.version, "uri": model.uri, "fast_path": model.lean_status}

@@ -27,6 +27,7 @@ from mlplatform.adapters.registry import ModelNotFound
 from mlplatform.core.records import ModelRef
 from mlplatform.core.spec import UseCase
 from mlplatform.serving.schema import InputField, Validator, model_fields
+from mlplatform.serving.workers import Marks
 
 if TYPE_CHECKING:  # pandas and the scoring stage load with the first model, after the app listens
     import pandas as pd
@@ -221,6 +222,7 @@ class ModelStore:
         self.next_retry_at: str | None = None
         self.settled = threading.Event()  # set once the first refresh has succeeded or failed
         self._lock = threading.Lock()
+        self.workers = Marks()  # with several workers, ready once every one serves
 
     def refresh(self) -> bool:
         """Load what the aliases point at if it changed; returns whether anything changed.
@@ -247,6 +249,9 @@ class ModelStore:
         """Ready with a champion loaded; else why not, the last error and the next retry."""
         served, problem = self.served, self.problem
         if served is not None:
+            waiting = self.workers.waiting_for(serving=True)
+            if waiting is not None:
+                return Readiness(False, STARTING, waiting, self.attempts, self.next_retry_at, problem)
             return Readiness(True, None, None, self.attempts, self.next_retry_at, problem)
         if problem is None:
             detail = f"loading {self.model_name} ({self.fixed_uri or 'alias ' + registry.CHAMPION})"
