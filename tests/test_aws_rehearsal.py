@@ -32,6 +32,7 @@ pytestmark = pytest.mark.slow
 def _script() -> Any:
     spec = importlib.util.spec_from_file_location("rehearse_aws", SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
