@@ -163,6 +163,18 @@ class Monitoring(StrictModel):
     max_error_rate: Fraction = 0.01
     max_p99_latency_ms: float = Field(250, gt=0)
     retrain_cooldown_hours: float = Field(24, ge=0)
+    live_max_windows: int = Field(
+        6,
+        ge=1,
+        description="Labelled windows a challenger is compared with the champion on live traffic "
+        "before it is retired for not being better with confidence.",
+    )
+    shadow_previous_windows: int = Field(
+        3,
+        ge=0,
+        description="Labelled windows after a promotion during which the previous champion is scored "
+        "in shadow, so a champion worse on live labels is rolled back.",
+    )
 
 
 class Schedules(StrictModel):

@@ -28,6 +28,7 @@ from mlplatform.adapters.lake import Lake
 from mlplatform.core import months
 from mlplatform.core.records import SERVING_METRICS, BreachRecord, MonitoringRecord
 from mlplatform.core.spec import UseCase
+from mlplatform.stages.monitoring import live
 from mlplatform.stages.monitoring.capture import read_capture, with_capture
 from mlplatform.stages.monitoring.data_drift import DriftResult, measure_drift
 from mlplatform.stages.monitoring.measure import data_quality, measure_performance, serving_health
@@ -292,6 +293,8 @@ def monitor(
     """Evaluate one window and write everything: report, MLflow run, record and history."""
     client = client or registry.client()
     record, result = evaluate_window(lake, use_case, window, client)
+    # Production truth decides: the estimate before labels, challenger and rollback on live labels.
+    record = live.assess_window(lake, use_case, record, client)
     report = write_report(lake, use_case, window, result)
     record = dataclasses.replace(
         record, report_url=lake.uri(report) if report else None, airflow_run_url=airflow_run_url

@@ -1,0 +1,334 @@
+"""Production truth decides: champion against challenger, rollback on quality, and the RMSE
+estimated before the labels. Called once per window by :func:`.record.monitor`.
+
+- **Challenger in shadow.** When a window's batch predictions (the champion's) have their
+  ground truth, the ``challenger`` alias scores the same trips with scoring's predictor.
+  The paired squared errors of the window are stored as sums
+  (``monitoring/<uc>/live/challenger-v<N>.json``, one entry per window, so a re-run
+  replaces its window) and :func:`mlplatform.core.live.decide` reads all windows so far:
+  ``promote``, ``retire``, ``keep`` or ``insufficient``, with the interval and trips. Level
+  4 acts through the registry's alias moves (the promotion stage's own path to the
+  aliases, recorded in the alias history: monitoring may not import the promotion stage),
+  level 3 asks a person in an alert naming the command, level 2 records it. A challenger
+  whose version is gone from the registry is retired with an alert.
+- **Rollback on quality.** For ``monitoring.shadow_previous_windows`` labelled windows after
+  a promotion, ``previous_champion`` is scored in shadow the same way
+  (``previous-v<P>-after-v<N>.json``); when the champion is worse than it with confidence
+  (:func:`mlplatform.core.live.regressed`), level 4 rolls back (the registry's rollback,
+  with the evidence and ``promotion.rollback_cooldown_days`` against flapping), level 3
+  asks; both alert with the evidence.
+- **Before the labels.** A window whose performance waits for ground truth gets
+  ``estimated_rmse`` (:mod:`.estimate`, fitted on the newest labelled earlier window);
+  ``details["estimate"]`` says it is an estimate and warns when it would breach. Once the
+  labels arrive the estimate is kept beside the measured RMSE with ``estimate_error``.
+  Only a measured breach acts.
+
+Regression use cases monitored on RMSE only: the comparison is on squared errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import pandas as pd
+
+from mlplatform.adapters import alerts, registry
+from mlplatform.adapters.lake import Lake
+from mlplatform.core import live, months
+from mlplatform.core.features import in_target_range, trip_features
+from mlplatform.core.modelling import input_columns
+from mlplatform.core.records import MonitoringRecord
+from mlplatform.core.spec import UseCase
+from mlplatform.stages import scoring
+from mlplatform.stages.monitoring.data_drift import predict
+from mlplatform.stages.monitoring.estimate import estimate_error, fit_loss_estimator
+from mlplatform.stages.monitoring.measure import batch_outcomes
+from mlplatform.stages.monitoring.reference import reference_metric
+from mlplatform.stages.monitoring.sources import ACTUAL, answer_column, modelled_frame, serving_log
+
+log = logging.getLogger(__name__)
+
+REFERENCE_LOOKBACK = 6
+"""Earlier windows searched for a labelled reference to fit the loss estimator on."""
+
+
+def live_path(use_case: str, name: str) -> str:
+    return f"monitoring/{use_case}/live/{name}.json"
+
+
+def applies(use_case: UseCase) -> bool:
+    return use_case.task == "regression" and use_case.monitoring.performance_metric == "rmse"
+
+
+# -- paired evidence --------------------------------------------------------------------------------
+def labelled_rows(use_case: UseCase, outcomes: pd.DataFrame) -> pd.DataFrame:
+    """The outcome rows performance scores: truth known and in the modelling range."""
+    keep = outcomes[ACTUAL].notna() & in_target_range(outcomes[ACTUAL], use_case.target.range_)
+    return outcomes[keep.to_numpy()]
+
+
+def window_sums(use_case: UseCase, rows: pd.DataFrame, shadow_model: Any) -> live.PairedSums:
+    """Paired sums of one window: the champion's batch answer against ``shadow_model`` on the same trips."""
+    shadow = predict(use_case, shadow_model, rows)
+    return live.PairedSums.of(rows[ACTUAL], rows[answer_column(use_case)], shadow)
+
+
+def accumulate(
+    lake: Lake, path: str, window: str, sums: live.PairedSums
+) -> tuple[live.PairedSums, list[str]]:
+    """Store the window's sums (replacing a re-run's) and return the total over every window so far."""
+    stored = lake.read_json(path) if lake.exists(path) else {"windows": {}}
+    stored["windows"][window] = sums.to_dict()
+    lake.write_json(path, stored)
+    windows = sorted(stored["windows"])
+    return live.PairedSums.total(live.PairedSums.from_dict(stored["windows"][w]) for w in windows), windows
+
+
+def _load(use_case: UseCase, version: str) -> Any | None:
+    """The registered version's model, or ``None`` when the version is gone from the registry."""
+    try:
+        return scoring.load_model(f"models:/{use_case.model_name}/{version}")
+    except Exception as exc:  # MLflow raises its own, OSError or a 404 wrapped: all mean "gone"
+        log.warning("%s version %s could not be loaded: %s", use_case.model_name, version, exc)
+        return None
+
+
+def _alert(
+    use_case: UseCase, severity: Any, title: str, lines: list[str], decision: live.LiveDecision
+) -> None:
+    facts = {
+        "Use case": use_case.name,
+        "Improvement": decision.interval.percent() if decision.trips else "-",
+        "Labelled trips": f"{decision.trips:,}",
+        "Windows": ", ".join(decision.windows) or "-",
+    }
+    alerts.send(alerts.Alert(title=title, severity=severity, lines=tuple(lines), fields=facts))
+
+
+# -- the challenger ---------------------------------------------------------------------------------
+def challenger_decision(
+    lake: Lake, use_case: UseCase, window: str, rows: pd.DataFrame, client: Any, run_id: str | None
+) -> dict[str, Any] | None:
+    """Shadow-score the challenger on the window's labelled trips, decide on all windows so far, act."""
+    version = registry.alias_version(client, use_case.model_name, registry.CHALLENGER)
+    if version is None:
+        return None
+    model = _load(use_case, version)
+    if model is None:
+        why = {"by": "monitor", "run_id": run_id, "reason": f"version {version} is gone from the registry"}
+        _retire(client, use_case, version, why)
+        alerts.send(
+            alerts.Alert(
+                title=f"{use_case.name}: challenger version {version} is gone from the registry, retired",
+                severity="warning",
+                lines=(
+                    f"`challenger` pointed at version {version}, which no longer loads; alias removed.",
+                ),
+            )
+        )
+        return {"version": version, "outcome": "retire", "reason": why["reason"], "acted": True}
+    total, windows = accumulate(
+        lake, live_path(use_case.name, f"challenger-v{version}"), window, window_sums(use_case, rows, model)
+    )
+    decision = live.decide(
+        total,
+        use_case.promotion.min_relative_improvement,
+        windows,
+        max_windows=use_case.monitoring.live_max_windows,
+    )
+    acted = _act_on_challenger(use_case, version, decision, client, run_id)
+    return {"version": version, **decision.to_dict(), "acted": acted}
+
+
+def _retire(client: Any, use_case: UseCase, version: str, why: dict[str, Any]) -> None:
+    """Remove the ``challenger`` alias, recorded first in the alias history."""
+    registry.retire_challenger(client, use_case.model_name, version, why)
+
+
+def _act_on_challenger(
+    use_case: UseCase, version: str, decision: live.LiveDecision, client: Any, run_id: str | None
+) -> bool:
+    level, name = use_case.maturity_level, use_case.model_name
+    if decision.outcome not in ("promote", "retire"):
+        return False
+    evidence = {"live": decision.to_dict()}
+    why = {"by": "monitor", "run_id": run_id, "reason": decision.reason, "evidence": evidence}
+    verb = "promoted" if decision.outcome == "promote" else "retired"
+    if level >= 4:
+        if decision.outcome == "promote":
+            champion = registry.alias_version(client, name, registry.CHAMPION)
+            registry.promote(name, version, {**why, "expected_champion": champion}, client)
+        else:
+            _retire(client, use_case, version, why)
+        _alert(use_case, "info", f"{use_case.name}: challenger version {version} {verb} on live evidence",
+               [decision.reason], decision)  # fmt: skip
+        return True
+    if level == 3:
+        command = (
+            f"mlplatform promote --use-case {use_case.name} --version {version} --approve"
+            if decision.outcome == "promote"
+            else f"remove the `challenger` alias of {name} (version {version})"
+        )
+        _alert(use_case, "warning", f"{use_case.name}: approve? challenger version {version} to be {verb}",
+               [decision.reason, f"To act: {command}"], decision)  # fmt: skip
+    return False  # level 2 records the decision; a person acts on the MLOps page's report
+
+
+# -- rollback on quality ------------------------------------------------------------------------------
+def rollback_decision(
+    lake: Lake, use_case: UseCase, window: str, rows: pd.DataFrame, client: Any, run_id: str | None
+) -> dict[str, Any] | None:
+    """Score ``previous_champion`` in shadow for a few windows after a promotion; roll back (or ask)
+    when the champion is worse with confidence."""
+    name = use_case.model_name
+    previous = registry.alias_version(client, name, registry.PREVIOUS)
+    current = registry.alias_version(client, name, registry.CHAMPION)
+    if previous is None or current is None:
+        return None
+    path = live_path(use_case.name, f"previous-v{previous}-after-v{current}")
+    stored = lake.read_json(path)["windows"] if lake.exists(path) else {}
+    if window not in stored and len(stored) >= use_case.monitoring.shadow_previous_windows:
+        return None  # the watch after this promotion is over
+    model = _load(use_case, previous)
+    if model is None:
+        return None
+    total, windows = accumulate(lake, path, window, window_sums(use_case, rows, model))
+    decision = live.regressed(total, windows)
+    out = {"champion": current, "previous": previous, **decision.to_dict(), "acted": False}
+    if decision.outcome != "promote":
+        return out
+    lines = [f"Champion version {current} is worse than version {previous} on live labels.", decision.reason]
+    if use_case.maturity_level >= 4:
+        try:
+            registry.rollback(
+                name, "monitor", run_id, reason=decision.reason, evidence={"live": decision.to_dict()},
+                cooldown_days=use_case.promotion.rollback_cooldown_days,
+            )  # fmt: skip
+            out["acted"] = True
+            lines.append(f"Rolled back to version {previous}.")
+        except registry.PromotionError as refused:  # within the cooldown: alert, do not flap
+            lines.append(f"Not rolled back: {refused}")
+    else:
+        lines.append(f"To act: mlplatform rollback --use-case {use_case.name}")
+    _alert(use_case, "breach", f"{use_case.name}: champion version {current} regressed on live labels",
+           lines, decision)  # fmt: skip
+    return out
+
+
+# -- the estimate before labels -----------------------------------------------------------------------
+def _unlabelled_rows(lake: Lake, use_case: UseCase, window: str) -> pd.DataFrame | None:
+    """The champion's answers of a window without ground truth, with their inputs: batch predictions
+    joined to their snapshot's features, else what serving's champion answered."""
+    columns, answer = input_columns(use_case.features.all), answer_column(use_case)
+    record = scoring.current_predictions(lake, use_case.name, window)
+    if record is not None:
+        from mlplatform.adapters import snapshots
+
+        try:
+            snap = snapshots.read_snapshot(lake, use_case.name, window, record.snapshot_digest)
+            predictions = lake.read_parquet(record.path, columns=["row_index", answer]).to_pandas()
+            frame = modelled_frame(lake, use_case, snap, columns)
+            return predictions.join(frame, on="row_index", how="inner")
+        except FileNotFoundError:
+            pass
+    logged = serving_log(lake, use_case.name, window)
+    if logged is None or "variant" not in logged or answer not in logged:
+        return None
+    if "status" in logged:
+        logged = logged[logged["status"] == 200]
+    rows = logged[logged["variant"] == "champion"]
+    return rows if len(rows) and all(c in rows for c in columns) else None
+
+
+def _reference_rows(lake: Lake, use_case: UseCase, window: str) -> tuple[str, pd.DataFrame] | None:
+    for back in range(1, REFERENCE_LOOKBACK + 1):
+        earlier = months.shift(window, -back)
+        joined, _ = batch_outcomes(lake, use_case, earlier)
+        if joined is not None and len(rows := labelled_rows(use_case, joined)) >= 1000:
+            return earlier, rows
+    return None
+
+
+def estimate(
+    lake: Lake, use_case: UseCase, record: MonitoringRecord, champion_metrics: dict[str, float]
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """``estimated_rmse`` (and, once labelled, ``estimate_error``) and the estimate's details."""
+    window, features = record.window, list(use_case.features.all)
+    if "rmse" in record.metrics:  # labelled: keep the estimate made before, and how far it was
+        from mlplatform.stages.monitoring.record import read_record
+
+        before = read_record(lake, use_case.name, window)
+        made = (before.metrics if before else {}).get("estimated_rmse")
+        if made is None:
+            return {}, {}
+        error = estimate_error(made, record.metrics["rmse"])
+        shown = {"status": "measured", "estimated_rmse": made, "realised_rmse": record.metrics["rmse"]}
+        return {"estimated_rmse": made, **({"estimate_error": error} if error is not None else {})}, shown
+    found = _reference_rows(lake, use_case, window)
+    rows = _unlabelled_rows(lake, use_case, window)
+    if found is None or rows is None or not len(rows):
+        return {}, {"status": "unavailable", "reason": "no labelled reference window or no predictions"}
+    reference_window, reference = found
+    answer = answer_column(use_case)
+    estimator = fit_loss_estimator(
+        trip_features(reference)[features], reference[answer].to_numpy(), reference[ACTUAL].to_numpy()
+    )
+    value = estimator.estimate_rmse(trip_features(rows)[features], rows[answer].to_numpy(float))
+    details: dict[str, Any] = {
+        "status": "estimated",
+        "method": "direct loss estimation",
+        "reference_window": reference_window,
+        "reference_rows": estimator.reference_rows,
+        "rows": len(rows),
+    }
+    validated = reference_metric(champion_metrics, "rmse")
+    if validated:
+        degradation = value / validated - 1
+        details["estimated_degradation"] = degradation
+        if degradation > use_case.monitoring.max_relative_degradation:
+            details["warning"] = (
+                f"estimated RMSE {value:.3f} is {degradation:.1%} above the validation RMSE {validated:.3f} "
+                f"(limit {use_case.monitoring.max_relative_degradation:.0%}): a warning until the labels "
+                "measure it"
+            )
+            alerts.send(
+                alerts.Alert(
+                    title=f"{use_case.name} {window}: estimated RMSE would breach (labels pending)",
+                    severity="warning",
+                    lines=(details["warning"],),
+                )
+            )
+    return {"estimated_rmse": value}, details
+
+
+# -- one window -----------------------------------------------------------------------------------------
+def assess_window(
+    lake: Lake, use_case: UseCase, record: MonitoringRecord, client: Any, run_id: str | None = None
+) -> MonitoringRecord:
+    """The record with the estimate before labels and the live decisions of its window added."""
+    if not applies(use_case):
+        return record
+    metrics, details = dict(record.metrics), dict(record.details)
+    champion_metrics = {}
+    if record.model_version is not None:
+        from mlplatform.stages.monitoring.reference import version_metrics
+
+        champion_metrics = version_metrics(client, use_case.model_name, record.model_version)
+    found, shown = estimate(lake, use_case, record, champion_metrics)
+    metrics.update(found)
+    if shown:
+        details["estimate"] = shown
+    joined, _ = batch_outcomes(lake, use_case, record.window) if "rmse" in record.metrics else (None, "")
+    if joined is not None and len(rows := labelled_rows(use_case, joined)):
+        decided: dict[str, Any] = {}
+        if (
+            challenger := challenger_decision(lake, use_case, record.window, rows, client, run_id)
+        ) is not None:
+            decided["challenger"] = challenger
+        if (rollback := rollback_decision(lake, use_case, record.window, rows, client, run_id)) is not None:
+            decided["rollback"] = rollback
+        if decided:
+            details["live"] = decided
+    return dataclasses.replace(record, metrics=metrics, details=details)
