@@ -399,10 +399,11 @@ def promote(
                 "the new champion"
             )
         challenger = alias_version(registry, model_name, CHALLENGER)
-        events = [alias_event(model_name, CHAMPION, "promote", version, before, decision)]
+        events = []  # in the order the aliases move
         if before is not None:
             previous = alias_version(registry, model_name, PREVIOUS)
-            events.insert(0, alias_event(model_name, PREVIOUS, "promote", before, previous, decision))
+            events.append(alias_event(model_name, PREVIOUS, "promote", before, previous, decision))
+        events.append(alias_event(model_name, CHAMPION, "promote", version, before, decision))
         if challenger == version:
             events.append(alias_event(model_name, CHALLENGER, "promote", None, version, decision))
         record(events, history)  # raises before anything moves when it cannot be written

@@ -19,6 +19,7 @@ version is rejected, and its tags go on its own version only, never on the winne
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,8 @@ from mlplatform.adapters.registry import CHAMPION, PromotionError
 from mlplatform.core import evidence
 from mlplatform.core.records import Assessment
 from mlplatform.core.spec import UseCase
+
+log = logging.getLogger(__name__)
 
 
 def summary_markdown(assessment: Assessment) -> str:
@@ -179,7 +182,10 @@ def apply(
             decision = Decision("rejected", str(exc), decision.by)
     if decision.outcome != "already_champion":
         if decision.outcome == "rejected":
-            registry.retire_challenger(client, name, version, _why(assessment, decision, run_id))
+            try:
+                registry.retire_challenger(client, name, version, _why(assessment, decision, run_id))
+            except PromotionError as exc:  # no move without its record: the alias stays, said so
+                log.warning("%s version %s keeps the challenger alias: %s", name, version, exc)
         registry.tag_version(client, name, version, decision_tags(assessment, decision, run_id))
         _announce(use_case, assessment, decision, run_id)
     return {
