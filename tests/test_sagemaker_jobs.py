@@ -11,7 +11,8 @@ output path) as SageMaker recorded them, the waits deferred to the triggerer, wh
 "runs" (the same entrypoint as a process on the channels moto's S3 holds, its output
 uploaded where SageMaker would put it). moto cannot fail a job, so a failed job's
 description comes from botocore's Stubber on the real API model: its ``FailureReason`` ends
-the task once and reaches Slack once. The environment, not the spec, picks the target.
+the task once and reaches Slack once (a Training and a Processing job). The environment, not
+the spec, picks the target.
 """
 
 from __future__ import annotations
@@ -354,40 +355,65 @@ def failed_job_description(client: Any, kind: str, name: str, reason: str) -> di
     answer = getattr(client, f"describe_{kind.lower()}_job")(**{f"{kind}JobName": name})
     answer.pop("ResponseMetadata", None)
     cluster = {"InstanceCount": 1, "InstanceType": USE_CASE.serving.instance_type, "VolumeSizeInGB": 30}
-    answer.setdefault("ProcessingResources", {"ClusterConfig": cluster})
+    if kind == "Processing":
+        answer.setdefault("ProcessingResources", {"ClusterConfig": cluster})
     return {**answer, f"{kind}JobStatus": "Failed", "FailureReason": reason}
 
 
-def test_a_failed_processing_job_fails_the_validation_once_with_its_reason(
-    aws: dict[str, Any], gx_root: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def sagemaker_fails_jobs(monkeypatch: pytest.MonkeyPatch, client: Any, kind: str, reason: str) -> Any:
+    """The job is in progress when the operator defers; then the triggerer's waiter sees it fail.
+    From there on the task asks SageMaker why: a Stubber checked against the API model,
+    answering with moto's description of the job turned into a failed one."""
     import boto3
     from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
     from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
     from airflow.triggers.base import TriggerEvent
     from botocore.stub import Stubber
 
-    client = aws["client"]
-    reason = "AlgorithmError: MemoryError while reading raw/nyc_tlc/month=2024-03, exit code 137"
     stubbed = boto3.client("sagemaker")
     stubber = Stubber(stubbed)
+    method = f"describe_{kind.lower()}_job"
 
     async def job_fails(trigger: Any) -> Any:
-        # What the real trigger yields when the waiter sees the job fail; from here on the
-        # task asks SageMaker (a Stubber checked against the API model) why.
-        description = failed_job_description(client, "Processing", trigger.job_name, reason)
-        stubber.add_response("describe_processing_job", description, {"ProcessingJobName": trigger.job_name})
+        description = failed_job_description(client, kind, trigger.job_name, reason)
+        stubber.add_response(method, description, {f"{kind}JobName": trigger.job_name})
         stubber.activate()
         monkeypatch.setattr(SageMakerHook, "conn", stubbed)
+        # What the real trigger yields when its waiter sees the job fail.
         yield TriggerEvent({"status": "failed", "job_name": trigger.job_name, "message": reason})
 
     monkeypatch.setattr(SageMakerTrigger, "run", job_fails)
-    describe = SageMakerHook.describe_processing_job
+    describe = getattr(SageMakerHook, method)
     monkeypatch.setattr(
-        SageMakerHook,
-        "describe_processing_job",
-        lambda hook, name: {**describe(hook, name), "ProcessingJobStatus": "InProgress"},
+        SageMakerHook, method, lambda hook, name: {**describe(hook, name), f"{kind}JobStatus": "InProgress"}
     )
+    return stubber
+
+
+def test_a_failed_training_job_fails_the_training_once_with_its_reason(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for seed, month in enumerate(("2024-01", "2024-02")):
+        add_snapshot(aws["lake"], month, seed=seed)
+    reason = "ClientError: Please ensure the channel train holds data, exit code 1"
+    stubber = sagemaker_fails_jobs(monkeypatch, aws["client"], "Training", reason)
+
+    states = run_dag(load_dag_module("train").build(ON_AWS, job_check_seconds=1), window_months=2)
+
+    stubber.assert_no_pending_responses()
+    assert states["sagemaker_training.train"] == "failed", states
+    assert states["sagemaker_training.collect"] == "upstream_failed"
+    assert states["register_challenger"] == "upstream_failed"
+    [alert] = aws["alerts"]()
+    assert reason in json.dumps(alert) and "sagemaker_training.train" in alert["text"]
+
+
+def test_a_failed_processing_job_fails_the_validation_once_with_its_reason(
+    aws: dict[str, Any], gx_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = aws["client"]
+    reason = "AlgorithmError: MemoryError while reading raw/nyc_tlc/month=2024-03, exit code 137"
+    stubber = sagemaker_fails_jobs(monkeypatch, client, "Processing", reason)
     dag = load_dag_module("validate").build(ON_AWS, job_check_seconds=1)
     before = set(processing_jobs(client))
 
