@@ -11,7 +11,7 @@ SIGTERM is sent in each state:
 - ``no registry, backing off``: once ``/ready`` says ``registry_unreachable``;
 - ``serving, idle``: a fixed model loaded;
 - ``serving, request in flight``: headers sent, the app reading the body (``100 Continue``),
-  the body sent once the app stops accepting connections; the answer must be a 200;
+  the body sent once every server process says it is shutting down; the answer must be a 200;
 - ``reloading, registry hangs``: a champion from a real MLflow server (started here), then the
   registry stops answering while the loader polls and ``POST /admin/reload`` waits on it.
 
@@ -144,7 +144,7 @@ class App:
 
 
 def in_flight_then_sigterm(app: App) -> dict[str, Any]:
-    """A request whose body arrives after SIGTERM, once the app has stopped accepting connections."""
+    """A request whose body arrives after SIGTERM, once the app is shutting down."""
     body = json.dumps(TRIP).encode()
     with socket.create_connection(("127.0.0.1", app.port), timeout=60) as sock:
         sock.sendall(
@@ -156,10 +156,10 @@ def in_flight_then_sigterm(app: App) -> dict[str, Any]:
         sock.recv(1024)  # 100 Continue: the app is reading the body
         started = time.perf_counter()
         app.process.send_signal(signal.SIGTERM)
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", app.port), timeout=1).close()
-            except OSError:
+        log = Path(app.log.name)
+        while True:  # until every server process says it is shutting down
+            text = log.read_text(errors="replace")
+            if 0 < text.count("Started server process") <= text.count("Shutting down"):
                 break
             time.sleep(0.005)
         sock.sendall(body)

@@ -171,8 +171,11 @@ class Serving:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def get(self, path: str) -> httpx.Response | None:
+    def get(self, path: str, trip: dict[str, Any] | None = None) -> httpx.Response | None:
+        """``GET path`` (``POST`` of ``trip`` when given); ``None`` when it does not answer."""
         try:
+            if trip is not None:
+                return httpx.post(f"{self.base}{path}", json=trip, timeout=10)
             return httpx.get(f"{self.base}{path}", timeout=10)
         except httpx.HTTPError:
             return None
@@ -180,11 +183,19 @@ class Serving:
     def predict(self, trip: dict[str, Any]) -> httpx.Response:
         return httpx.post(f"{self.base}/predict", json=trip, timeout=30)
 
-    def wait_for(self, path: str, wanted: Callable[[httpx.Response], bool], what: str) -> httpx.Response:
-        """Poll ``GET path`` until its answer is ``wanted``; fails naming ``what`` with the log's tail."""
+    def wait_for(
+        self,
+        path: str,
+        wanted: Callable[[httpx.Response], bool],
+        what: str,
+        trip: dict[str, Any] | None = None,
+    ) -> httpx.Response:
+        """Poll ``GET path`` (``POST`` of ``trip``) until its answer is ``wanted``; fails naming
+        ``what`` with the log's tail. Each server process of the app may answer a poll, so a
+        state is awaited wherever it is read, not assumed from another route's answer."""
         deadline = time.monotonic() + DEADLINE_SECONDS
         while True:
-            response = self.get(path)
+            response = self.get(path, trip)
             if response is not None and wanted(response):
                 return response
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -231,6 +242,15 @@ def ready_reason(response: httpx.Response) -> str | None:
     return response.json().get("reason") if response.status_code == 503 else None
 
 
+def schemas(response: httpx.Response) -> dict[str, Any]:
+    return dict(response.json().get("components", {}).get("schemas", {}))
+
+
+def reload_errors(response: httpx.Response) -> float:
+    key = ("mlplatform_serving_model_reload_errors_total", (("model", USE_CASE.model_name),))
+    return parsed(response.text).get(key, 0.0)
+
+
 # -- a registry that is not there or misbehaves ---------------------------------------------------
 REGISTRIES = {
     "nothing listens": ("registry_unreachable", "cannot be reached"),
@@ -272,18 +292,21 @@ def test_without_a_usable_registry_the_app_answers_says_why_and_stops_cleanly(
         ready = app.wait_for(
             "/ready", lambda r: ready_reason(r) not in (None, "starting"), "a reason on /ready"
         )
-        # By its first attempt the loader has prepared the spec's inputs for the document.
-        from_spec = app.get("/openapi.json")
-        predict, ping = app.predict(TRIP), app.get("/ping")
-        health_after = app.get("/health")
-        metrics_after = app.get("/metrics")
+        # The loader prepares the spec's inputs for the document before its first attempt.
+        from_spec = app.wait_for("/openapi.json", lambda r: "Trip" in schemas(r), "the spec's trip schema")
+        predict = app.wait_for("/predict", lambda r: reason in r.text, "a 503 naming the reason", TRIP)
+        ping = app.get("/ping")
+        health_after = app.wait_for(
+            "/health", lambda r: r.json()["readiness"]["reason"] == reason, "the reason on /health"
+        )
+        metrics_after = app.wait_for("/metrics", lambda r: reload_errors(r) >= 1, "a reload error counted")
         code = app.terminate()
     log = app.log.read_text()
 
     assert health.json()["status"] == "no_model"
     assert docs is not None and docs.status_code == 200 and "swagger" in docs.text.lower()
     assert document is not None and document.status_code == 200 and "/predict" in document.json()["paths"]
-    assert from_spec is not None and "Trip" in from_spec.json()["components"]["schemas"]
+    assert from_spec.json()["components"]["schemas"]["Trip"]["properties"]["do_location_id"]["maximum"] == 265
     assert metrics is not None and metrics.status_code == 200
     assert ready.status_code == 503
     body = ready.json()
@@ -291,10 +314,7 @@ def test_without_a_usable_registry_the_app_answers_says_why_and_stops_cleanly(
     assert body["next_retry_at"] and body["last_error"]["reason"] == reason
     assert predict.status_code == 503 and reason in predict.json()["detail"]
     assert ping is not None and ping.status_code == 503
-    assert health_after is not None and health_after.json()["readiness"]["reason"] == reason
-    assert metrics_after is not None
-    errors = parsed(metrics_after.text)
-    assert errors["mlplatform_serving_model_reload_errors_total", (("model", USE_CASE.model_name),)] >= 1
+    assert health_after.json()["status"] == "no_model" and metrics_after.status_code == 200
     assert words in log  # the same message in the log, for whoever reads it there
     assert code == 0, log[-3000:]
 
@@ -317,10 +337,15 @@ def registry(mlflow_server: str, versions: list[str]) -> Iterator[Forwarder]:
         forwarder.stop()
 
 
+def shutting_down(log: Path) -> bool:
+    """Whether every server process of the app has begun its shutdown (uvicorn says so in the log)."""
+    text = log.read_text(errors="replace")
+    return 0 < text.count("Started server process") <= text.count("Shutting down")
+
+
 def sigterm_during_a_request(app: Serving, body: bytes) -> bytes:
     """Send a request's headers, wait until the app reads its body (``100 Continue``), send
-    SIGTERM, wait until the app stops accepting connections (it is shutting down), then send
-    the body; the raw answer."""
+    SIGTERM, wait until the app is shutting down, then send the body; the raw answer."""
     with socket.create_connection(("127.0.0.1", app.port), timeout=EXIT_SECONDS) as sock:
         head = (
             "POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -330,11 +355,8 @@ def sigterm_during_a_request(app: Serving, body: bytes) -> bytes:
         assert sock.recv(1024).startswith(b"HTTP/1.1 100"), "the app did not start reading the body"
         app.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + EXIT_SECONDS
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", app.port), timeout=1).close()
-            except OSError:
-                break  # no longer listening: shutting down, our request still in flight
+        while not shutting_down(app.log):
+            assert time.monotonic() < deadline, "the app did not begin its shutdown"
             time.sleep(0.02)
         sock.sendall(body)
         answer = b""
@@ -356,7 +378,7 @@ def test_the_registry_coming_back_is_loaded_and_its_leaving_changes_nothing(
     }
     with serving_process(tmp_path, registry.uri, **environment) as app:
         down = app.wait_for("/ready", lambda r: ready_reason(r) == "registry_unreachable", "unreachable")
-        before = app.get("/openapi.json")
+        before = app.wait_for("/openapi.json", lambda r: "Trip" in schemas(r), "the spec's trip schema")
         registry.start()  # the registry comes back
         ready = app.wait_for("/ready", lambda r: r.status_code == 200, "the champion loaded")
         served = app.predict(TRIP)
