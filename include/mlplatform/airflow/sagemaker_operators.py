@@ -79,13 +79,18 @@ def failure_message(client: Any, kind: str, name: str, config: dict[str, Any], e
             f"SageMaker {kind.lower()} job {name} failed: {reason}. Its logs are in CloudWatch "
             f"(/aws/sagemaker/{kind}Jobs, stream {name}/...); fix the cause, then clear this task"
         )
+    wanted = config.get("EndpointConfigName")
     try:
         current = client.describe_endpoint(EndpointName=name).get("EndpointConfigName")
     except Exception:
         current = "unknown"
+    state = (
+        f"It stays on configuration {current}, which keeps serving: the new fleet never took all traffic"
+        if current != wanted
+        else "SageMaker left it on that configuration and nothing served before it (a new endpoint)"
+    )
     return (
-        f"endpoint {name} did not reach InService on configuration {config.get('EndpointConfigName')} "
-        f"({reason}; the wait ended with: {error}). It stays on configuration {current}, which keeps "
-        "serving: the new fleet never took all traffic. Check the endpoint's events and alarms in the "
-        "SageMaker console before deploying again"
+        f"endpoint {name} did not reach InService on configuration {wanted} ({reason}; the wait ended "
+        f"with: {error}). {state}. Check the endpoint's events, its container's logs in CloudWatch and "
+        "its alarms before deploying again"
     )
