@@ -295,6 +295,7 @@ def test_a_prediction_that_is_not_finite_is_never_sent(
     server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     champion = server.app.state.store.served.champion
+    monkeypatch.setattr(champion, "lean", None)  # small requests would take the lean path
     monkeypatch.setattr(
         champion, "predict", lambda frame: pd.DataFrame({"prediction": [np.inf] * len(frame)})
     )
