@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +27,32 @@ pytestmark = [pytest.mark.system, pytest.mark.services, pytest.mark.slow]
 
 USE_CASE = "taxi_trip_duration"
 SCREENSHOTS = REPO_ROOT / ".local" / "screenshots"
+
+# What the generated loop decides each month: the model's verdict, a retrain, a promotion. The
+# serving figures are not decisions: they depend on how busy the machine is.
+EXPECTED_DECISIONS = [
+    {"month": "2024-01", "model_status": None, "retrain": False, "promoted": []},
+    {"month": "2024-02", "model_status": "ok", "retrain": False, "promoted": ["1"]},
+    {"month": "2024-03", "model_status": "breach", "retrain": True, "promoted": ["2"]},
+    {"month": "2024-04", "model_status": "ok", "retrain": False, "promoted": []},
+]
+decided: dict[str, list[dict[str, Any]]] = {}
+"""The decisions of the loop run without a CPU hog, for the run beside one to compare with."""
+HOG_SECONDS = 3600
+"""The CPU hog ends by itself after this, whatever happens to the test."""
+
+
+@contextmanager
+def cpu_hog(processes: int = 2) -> Iterator[list[subprocess.Popen]]:
+    """Busy-looping processes beside the platform (bounded in time, killed at the end)."""
+    spin = f"import time\nend = time.monotonic() + {HOG_SECONDS}\nwhile time.monotonic() < end:\n    pass\n"
+    hogs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(processes)]
+    try:
+        yield hogs
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +101,9 @@ def test_closed_loop_detects_drift_retrains_and_recovers(platform) -> None:
     records = closed_loop.simulate(platform, scenario)
     first, steady, drifted, after = records
 
-    assert [r.contract for r in records] == ["passed"] * 4
+    # The loop's verdicts are the model's (monitor_status is the record's model_status): how fast
+    # the serving app answered on a shared machine is operations' business, not a model breach.
+    assert all(r.contract.startswith("passed") for r in records), [r.contract for r in records]
     assert first.champion_version is None and first.monitor_status is None  # one month: no model yet
     assert steady.champion_version == "1" and steady.monitor_status == "ok", steady
     assert {"new data: trained a challenger", "promoted version 1", "deployed to serving"} <= set(
@@ -87,6 +119,9 @@ def test_closed_loop_detects_drift_retrains_and_recovers(platform) -> None:
 
     assert after.monitor_status == "ok" and after.champion_version == "2", after
     assert after.rmse < drifted.rmse
+    assert all(r.serving_status in (None, "ok", "breach", "unmeasured") for r in records)
+    decided["quiet"] = [r.decisions() for r in records]
+    assert decided["quiet"] == EXPECTED_DECISIONS
 
     # Every model names the DAG bundle version its training ran from (LocalDagBundle: none).
     from mlflow import MlflowClient
@@ -103,6 +138,22 @@ def test_closed_loop_detects_drift_retrains_and_recovers(platform) -> None:
     assert chart.read_bytes().startswith(b"\x89PNG")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(chart, SCREENSHOTS / "closed-loop.png")  # for a person to look at
+
+
+def test_closed_loop_decides_the_same_beside_a_cpu_hog(platform) -> None:
+    """The same loop with two busy-looping processes beside the platform: serving latency
+    rises, and may breach its limit, but the decisions (each month's model status, retrain,
+    promotion) are those of the run without them."""
+    from mlplatform.dev import closed_loop
+
+    closed_loop.archive_previous(platform)  # the quiet run's lake and models stand aside
+    scenario = closed_loop.Scenario(months=4, rows=20_000, drift_from=3)
+    with cpu_hog() as hogs:
+        records = closed_loop.simulate(platform, scenario)
+        assert all(hog.poll() is None for hog in hogs)  # busy for the whole loop
+    assert [r.decisions() for r in records] == decided.get("quiet", EXPECTED_DECISIONS)
+    slow = [r.month for r in records if r.serving_status == "breach"]
+    print(f"months whose endpoint breached beside the hog: {slow or 'none'}")
 
 
 def test_closed_loop_on_real_tlc_months(platform) -> None:
