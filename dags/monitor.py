@@ -39,6 +39,16 @@ already queued or running, or the monitor triggered one less than
 `retrain_cooldown_hours` ago (`monitoring/<use case>/retrain_state.json`). Data-quality and
 serving breaches are alerted only: a new model would not fix them.
 
+**Production truth decides.** Once a window is labelled, the `challenger` alias is scored
+in shadow on the trips the champion scored and the paired evidence of every labelled window
+so far decides (`promote`, `retire`, `keep`, `insufficient`, with the interval and the
+trips): level 4 moves the aliases, level 3 asks in an alert, level 2 records it. For
+`monitoring.shadow_previous_windows` windows after a promotion the previous champion is
+scored the same way, and a champion worse with confidence is rolled back (level 4) or
+reported (level 3), under the promotion cooldown. A window without labels gets
+`estimated_rmse` (direct loss estimation): an estimated breach warns, only a measured one
+acts. All of it is in the record's `details.live` and `details.estimate`.
+
 **Triggers.** Every update of the Asset `<use case>_predictions`: batch scoring published a
 month's predictions, and the run evaluates that month (each month, when several arrived
 together; the newest decides on alerts and retrains). Every update of the validated-data

@@ -100,7 +100,14 @@ class PairedSums:
         )
 
     def __add__(self, other: PairedSums) -> PairedSums:
-        return PairedSums(*(x + y for x, y in zip(astuple(self), astuple(other), strict=True)))
+        return PairedSums(
+            self.n + other.n,
+            self.sum_a + other.sum_a,
+            self.sum_b + other.sum_b,
+            self.sum_aa + other.sum_aa,
+            self.sum_bb + other.sum_bb,
+            self.sum_ab + other.sum_ab,
+        )
 
     @classmethod
     def total(cls, parts: Iterable[PairedSums]) -> PairedSums:
@@ -118,10 +125,6 @@ class PairedSums:
             int(data["n"]),
             *(float(data[k]) for k in ("sum_a", "sum_b", "sum_aa", "sum_bb", "sum_ab")),
         )
-
-
-def astuple(sums: PairedSums) -> tuple[float, ...]:
-    return (sums.n, sums.sum_a, sums.sum_b, sums.sum_aa, sums.sum_bb, sums.sum_ab)
 
 
 # -- the boundary -----------------------------------------------------------------------------------

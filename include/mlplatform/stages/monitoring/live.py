@@ -1,8 +1,9 @@
 """Production truth decides: champion against challenger, rollback on quality, and the RMSE
 estimated before the labels. Called once per window by :func:`.record.monitor`.
 
-- **Challenger in shadow.** When a window's batch predictions (the champion's) have their
-  ground truth, the ``challenger`` alias scores the same trips with scoring's predictor.
+- **Challenger in shadow.** When a window's batch predictions have their ground truth, the
+  ``challenger`` alias scores the same trips with scoring's predictor (and so does the
+  champion, when it is not the version that scored the batch).
   The paired squared errors of the window are stored as sums
   (``monitoring/<uc>/live/challenger-v<N>.json``, one entry per window, so a re-run
   replaces its window) and :func:`mlplatform.core.live.decide` reads all windows so far:
@@ -69,10 +70,18 @@ def labelled_rows(use_case: UseCase, outcomes: pd.DataFrame) -> pd.DataFrame:
     return outcomes[keep.to_numpy()]
 
 
-def window_sums(use_case: UseCase, rows: pd.DataFrame, shadow_model: Any) -> live.PairedSums:
-    """Paired sums of one window: the champion's batch answer against ``shadow_model`` on the same trips."""
-    shadow = predict(use_case, shadow_model, rows)
-    return live.PairedSums.of(rows[ACTUAL], rows[answer_column(use_case)], shadow)
+def answers(use_case: UseCase, rows: pd.DataFrame, version: str) -> Any | None:
+    """``version``'s answers on the window's trips: the batch answers when it scored the batch,
+    else scored in shadow now with scoring's predictor; ``None`` when the version is gone."""
+    if "model_version" in rows and (rows["model_version"].astype(str) == version).all():
+        return rows[answer_column(use_case)].to_numpy(float)
+    model = _load(use_case, version)
+    return None if model is None else predict(use_case, model, rows)
+
+
+def window_sums(use_case: UseCase, rows: pd.DataFrame, reference: Any, candidate: Any) -> live.PairedSums:
+    """Paired sums of one window: two models' answers on exactly the same labelled trips."""
+    return live.PairedSums.of(rows[ACTUAL], reference, candidate)
 
 
 def accumulate(
@@ -115,22 +124,27 @@ def challenger_decision(
     version = registry.alias_version(client, use_case.model_name, registry.CHALLENGER)
     if version is None:
         return None
-    model = _load(use_case, version)
-    if model is None:
+    champion = registry.alias_version(client, use_case.model_name, registry.CHAMPION)
+    reference = None if champion is None else answers(use_case, rows, champion)
+    if reference is None:
+        return None  # no champion to compare with
+    candidate = answers(use_case, rows, version)
+    if candidate is None:
         why = {"by": "monitor", "run_id": run_id, "reason": f"version {version} is gone from the registry"}
         _retire(client, use_case, version, why)
         alerts.send(
             alerts.Alert(
                 title=f"{use_case.name}: challenger version {version} is gone from the registry, retired",
                 severity="warning",
-                lines=(
-                    f"`challenger` pointed at version {version}, which no longer loads; alias removed.",
-                ),
+                lines=(f"`challenger` pointed at version {version}, which no longer loads; alias removed.",),
             )
         )
         return {"version": version, "outcome": "retire", "reason": why["reason"], "acted": True}
     total, windows = accumulate(
-        lake, live_path(use_case.name, f"challenger-v{version}"), window, window_sums(use_case, rows, model)
+        lake,
+        live_path(use_case.name, f"challenger-v{version}"),
+        window,
+        window_sums(use_case, rows, reference, candidate),
     )
     decision = live.decide(
         total,
@@ -191,10 +205,10 @@ def rollback_decision(
     stored = lake.read_json(path)["windows"] if lake.exists(path) else {}
     if window not in stored and len(stored) >= use_case.monitoring.shadow_previous_windows:
         return None  # the watch after this promotion is over
-    model = _load(use_case, previous)
-    if model is None:
+    mine, theirs = answers(use_case, rows, current), answers(use_case, rows, previous)
+    if mine is None or theirs is None:
         return None
-    total, windows = accumulate(lake, path, window, window_sums(use_case, rows, model))
+    total, windows = accumulate(lake, path, window, window_sums(use_case, rows, mine, theirs))
     decision = live.regressed(total, windows)
     out = {"champion": current, "previous": previous, **decision.to_dict(), "acted": False}
     if decision.outcome != "promote":
@@ -327,7 +341,11 @@ def assess_window(
             challenger := challenger_decision(lake, use_case, record.window, rows, client, run_id)
         ) is not None:
             decided["challenger"] = challenger
-        if (rollback := rollback_decision(lake, use_case, record.window, rows, client, run_id)) is not None:
+        promoted_now = (challenger or {}).get("outcome") == "promote" and (challenger or {}).get("acted")
+        # The window that promoted the challenger is not evidence against it: the watch starts after.
+        if not promoted_now and (
+            rollback := rollback_decision(lake, use_case, record.window, rows, client, run_id)
+        ):
             decided["rollback"] = rollback
         if decided:
             details["live"] = decided
