@@ -210,3 +210,29 @@ def test_the_batcher_uses_the_lean_path_for_small_requests(logged: tuple[Any, An
     assert calls["normal"] == 1  # only the large request went through the normal path
     key = "prediction" if use_case.task == "regression" else "probability"
     np.testing.assert_allclose([a[key] for a in fast], [a[key] for a in slow[:3]], rtol=1e-9)
+
+
+def test_encoders_with_infrequent_and_unseen_categories_become_the_same_tables() -> None:
+    """Grouped rare levels, unseen values and target encodings come out as the fitted encoder gives them."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OrdinalEncoder, TargetEncoder
+
+    rng = np.random.default_rng(0)
+    zones = rng.choice([1, 2, 3, 4, 5, 6, 7], size=500, p=[0.4, 0.3, 0.2, 0.05, 0.03, 0.01, 0.01])
+    frame = pd.DataFrame({"pu_location_id": zones, "pu_do_pair": [f"{z}_{z % 3}" for z in zones]})
+    encode = ColumnTransformer(
+        [
+            (
+                "zones",
+                OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, max_categories=3),
+                ["pu_location_id"],
+            ),
+            ("pair", TargetEncoder(target_type="continuous"), ["pu_do_pair"]),
+        ]
+    ).fit(frame, rng.normal(size=500) + zones)
+    compiled = lean.compile_encoding(encode)
+    asked = pd.DataFrame(
+        {"pu_location_id": [1, 4, 6, 7, 99], "pu_do_pair": ["1_1", "4_1", "6_0", "7_1", "99_0"]}
+    )
+    features = {name: asked[name].to_numpy() for name in asked}
+    np.testing.assert_allclose(compiled.dense(features), encode.transform(asked), rtol=1e-12, equal_nan=True)

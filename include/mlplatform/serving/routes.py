@@ -238,6 +238,7 @@ def _add_operation_routes(app: FastAPI, service: PredictionService, admin_token:
         if refusal is not None:
             return refusal
         try:
+            store.workers.ask_reload()  # the other workers look at the registry too
             changed = await _on_daemon_thread(store.refresh)
         except Exception as exc:
             served = store.served

@@ -381,7 +381,7 @@ class ModelLoader:
             )
             if failed is not None:
                 self._report(failed, wait)
-            if self._stop.wait(wait):
+            if self.store.workers.wait(self._stop, wait):
                 return
 
     def _report(self, exc: Exception, wait: float) -> None:

@@ -8,7 +8,8 @@ therefore starts one uvicorn worker per core the process may run on
 challenger, measured by ``bench/bench_serving.py``), unless ``MLPLATFORM_SERVING_WORKERS``
 (or ``--workers``) names a number. Each worker loads its own copy of the models and follows
 the registry aliases itself, so a promotion reaches every worker by its own poll, swapped in
-without dropping a request.
+without dropping a request; ``POST /admin/reload`` reaches one worker, which leaves a mark
+that ends the others' wait for their next poll within a second.
 
 Readiness spans the workers: the supervisor gives them a folder (``MLPLATFORM_SERVING_WORKER_MARKS``)
 where each one leaves a mark once it serves a model, and ``/ready`` and ``/ping`` answer 200
@@ -18,7 +19,10 @@ loading its model during start-up.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+import time
 from pathlib import Path
 
 WORKERS_VARIABLE = "MLPLATFORM_SERVING_WORKERS"
@@ -27,6 +31,8 @@ MEMORY_VARIABLE = "MLPLATFORM_SERVING_WORKER_MEMORY_MB"
 WORKER_MEMORY_MB = 700
 """Memory budget of one worker: a champion and a challenger of the reference use case, the
 app and its libraries (about 400 MB resident with one model, measured)."""
+RELOAD_MARK = "reload"  # written by the worker POST /admin/reload reached
+RELOAD_CHECK_SECONDS = 1.0
 MEMORY_SHARE = 0.8  # of the machine's memory, the rest for the supervisor and the system
 
 
@@ -72,6 +78,13 @@ class Marks:
         self.folder = Path(folder) if folder else None
         self.expected = worker_count() if folder else 1
         self._marked = False
+        self._reload_seen = self._reload_mark()
+
+    def _reload_mark(self) -> str:
+        try:
+            return (self.folder / RELOAD_MARK).read_text() if self.folder else ""
+        except OSError:
+            return ""
 
     def waiting_for(self, serving: bool) -> str | None:
         """``None`` once every worker serves (marking this one when it does); else how many do."""
@@ -84,9 +97,38 @@ class Marks:
             except OSError:  # the folder is gone: the supervisor is stopping
                 return None
         try:
-            ready = sum(1 for _ in self.folder.iterdir())
+            ready = sum(1 for mark in self.folder.iterdir() if mark.name.isdigit())
         except OSError:
             return None
         if ready >= self.expected:
             return None
         return f"{ready} of {self.expected} workers have loaded the model"
+
+    def ask_reload(self) -> None:
+        """Tell the other workers that ``POST /admin/reload`` reached this one."""
+        if self.folder is not None:
+            with contextlib.suppress(OSError):
+                (self.folder / RELOAD_MARK).write_text(str(time.time_ns()))
+
+    def wait(self, stop: threading.Event, seconds: float) -> bool:
+        """Wait ``seconds`` or until ``stop`` is set (``True``); with several workers, end the
+        wait early (``False``) when another worker was asked to reload."""
+        if self.folder is None:
+            return stop.wait(seconds)
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if stop.wait(min(left, RELOAD_CHECK_SECONDS)):
+                return True
+            if self._reload_asked():
+                return False
+        return False
+
+    def _reload_asked(self) -> bool:
+        try:
+            asked = (self.folder / RELOAD_MARK).read_text() if self.folder else ""
+        except OSError:
+            return False
+        if asked and asked != self._reload_seen:
+            self._reload_seen = asked
+            return True
+        return False
