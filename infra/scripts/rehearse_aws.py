@@ -160,7 +160,7 @@ class Rehearsal:
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
@@ -271,10 +271,10 @@ def serve_emulator(argv: list[str]) -> None:
                     return False
         return True
 
-    def get_permission(bucket: FakeBucket, action: str, resource: str) -> Any:
-        if bucket.policy is None:
+    def get_permission(self: FakeBucket, action: str, resource: str) -> Any:
+        if self.policy is None:
             return PermissionResult.NEUTRAL
-        policy = json.loads(bucket.policy.decode())
+        policy = json.loads(self.policy.decode())
         statements = policy["Statement"] if isinstance(policy["Statement"], list) else [policy["Statement"]]
         applying = [statement for statement in statements if holds(statement)]
         if not applying:
@@ -285,7 +285,7 @@ def serve_emulator(argv: list[str]) -> None:
     moto_main(argv)
 
 
-def _wait_for(endpoint: str, cert: Path, process: subprocess.Popen, log: Path) -> None:
+def _wait_for(endpoint: str, cert: Path, process: subprocess.Popen[bytes], log: Path) -> None:
     import ssl
     import urllib.request
 
@@ -302,7 +302,7 @@ def _wait_for(endpoint: str, cert: Path, process: subprocess.Popen, log: Path) -
         time.sleep(0.3)
 
 
-def _stop(process: subprocess.Popen) -> None:
+def _stop(process: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(process.pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -685,6 +685,7 @@ def step_alarm_reaches_slack(rehearsal: Rehearsal) -> str:
         spec = importlib.util.spec_from_file_location(
             "slack_forwarder", INFRA / "modules" / "alerts" / "slack_forwarder.py"
         )
+        assert spec is not None and spec.loader is not None
         forwarder = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(forwarder)
         os.environ["SLACK_SECRET_ARN"] = secret
