@@ -17,8 +17,11 @@ SIGTERM is sent in each state:
 
 Bytecode is cached in a temporary folder (``PYTHONPYCACHEPREFIX``) after one cold start, as
 an image whose packages pip compiled at install; the cold start is printed too, and the
-load average at the start and the end (the figures scale with it on a shared machine).
-Prints JSON.
+load average at the start and the end (wall times scale with it on a shared machine). So
+that the start-up figure means something on a busy machine, the CPU seconds the app's
+processes (the server and its workers) had used when ``/health`` first answered are
+printed beside the wall time: on an idle machine the app listens in about that time (less
+when its workers start in parallel). Prints JSON.
 Targets: listening under 2 s in every case; exit under 5 s after SIGTERM in every state,
 exit code 0, the request in flight answered.
 
@@ -129,6 +132,18 @@ class App:
             if self.process.poll() is not None or time.perf_counter() - self.spawned > limit:
                 raise RuntimeError(f"{path} never answered as wanted; see {self.log.name}")
             time.sleep(0.01)
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU seconds of the app's processes so far (workers included)."""
+        import psutil
+
+        root = psutil.Process(self.process.pid)
+        total = 0.0
+        for process in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total += times.user + times.system
+        return total
 
     def terminate(self) -> dict[str, Any]:
         """SIGTERM; seconds to exit and the exit code."""
@@ -262,6 +277,7 @@ def main() -> None:
     figures["cold_start_listen_seconds"] = round(cold.until("/health", _ok), 3)
     cold.terminate()
     listen: dict[str, list[float]] = {"nothing listens": [], "registry never answers": [], "fixed model": []}
+    listen_cpu: dict[str, list[float]] = {case: [] for case in listen}
     ready: list[float] = []
     states: dict[str, list[dict[str, Any]]] = {}
 
@@ -275,15 +291,18 @@ def main() -> None:
 
         app = App(hanging, workdir)
         listen["registry never answers"].append(app.until("/health", _ok))
+        listen_cpu["registry never answers"].append(app.cpu_seconds())
         record("loading, registry never answers", app.terminate())
 
         app = App(nowhere, workdir)
         listen["nothing listens"].append(app.until("/health", _ok))
+        listen_cpu["nothing listens"].append(app.cpu_seconds())
         app.until("/ready", lambda r: r.status_code == 503 and r.json()["reason"] == "registry_unreachable")
         record("no registry, backing off", app.terminate())
 
         app = App(fixed, workdir)
         listen["fixed model"].append(app.until("/health", _ok))
+        listen_cpu["fixed model"].append(app.cpu_seconds())
         ready.append(app.until("/ready", _ok))
         record("serving, idle", app.terminate())
 
@@ -311,6 +330,7 @@ def main() -> None:
             record("reloading, registry hangs", app.terminate())
 
     figures["listen_seconds"] = {case: summary(values) for case, values in listen.items()}
+    figures["listen_cpu_seconds"] = {case: summary(values) for case, values in listen_cpu.items()}
     figures["fixed_model_ready_seconds"] = summary(ready)
     figures["sigterm"] = {
         state: {
@@ -325,6 +345,7 @@ def main() -> None:
     exits = [v["max"] for v in figures["sigterm"].values()]
     figures["targets_met"] = {
         "listening_under_2s": max(listens) < 2,
+        "listening_under_2_cpu_seconds": max(v["max"] for v in figures["listen_cpu_seconds"].values()) < 2,
         "exit_under_5s": max(exits) < 5,
         "exit_code_0": all(v["exit_codes"] == [0] for v in figures["sigterm"].values()),
     }
