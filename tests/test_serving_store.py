@@ -120,6 +120,13 @@ class RecordedWaits:
         return False
 
 
+@pytest.fixture
+def one_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store of a single-process app (no worker marks to look at between waits)."""
+    monkeypatch.delenv("MLPLATFORM_SERVING_WORKER_MARKS", raising=False)
+
+
+@pytest.mark.usefixtures("one_worker")
 def test_the_loader_backs_off_exponentially_capped_until_a_model_loads() -> None:
     store = FlakyStore(failures=5)
     loader = ModelLoader(store, poll_seconds=0, first_delay=1, max_delay=4)
@@ -132,6 +139,7 @@ def test_the_loader_backs_off_exponentially_capped_until_a_model_loads() -> None
     assert store.next_retry_at is None
 
 
+@pytest.mark.usefixtures("one_worker")
 def test_once_serving_the_loader_follows_the_aliases_every_poll() -> None:
     store = FlakyStore(failures=1)
     loader = ModelLoader(store, poll_seconds=30, first_delay=1, max_delay=4)
