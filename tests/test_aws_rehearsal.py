@@ -80,6 +80,8 @@ def test_apply_creates_the_platform_without_what_the_emulator_lacks(rehearsal: d
     for left_out in ("aws_sagemaker_mlflow_tracking_server", "aws_budgets_budget", "module.orchestration"):
         assert not [a for a in created if left_out in a], f"{left_out} should have been left out"
         assert any(left_out.removeprefix("module.") in skipped for skipped in rehearsal["skipped"])
+    # What was left out is still planned once its variables are put back.
+    assert rehearsal["planned_back"] == {address: ["create"] for address in _script().PLANNED_BACK}
 
 
 def test_every_use_case_endpoint_gets_its_alarms(rehearsal: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import ipaddress
 import json
 import os
@@ -118,6 +119,16 @@ REHEARSAL_VARIABLES: dict[str, Any] = {
 }
 
 
+# The same variables put back, for `terraform plan` on the applied account: what each brings
+# back must be planned for creation (MWAA needs a plugins.zip with its wheels from PyPI, so
+# the orchestration module is left to `terraform validate` and the MWAA tests).
+PLAN_LEFT_OUT: dict[str, Any] = {"create_budget": True, "mlflow_tracking_uri": None}
+PLANNED_BACK = (
+    "module.platform.module.model_registry.aws_sagemaker_mlflow_tracking_server.this[0]",
+    "module.platform.module.alerts.aws_budgets_budget.this[0]",
+)
+
+
 @dataclass
 class StepResult:
     name: str
@@ -138,6 +149,8 @@ class Rehearsal:
     apply_seconds: float = 0.0
     outputs: dict[str, Any] = field(default_factory=dict)
     steps: list[StepResult] = field(default_factory=list)
+    # What `terraform plan` with PLAN_LEFT_OUT does to each of PLANNED_BACK.
+    planned_back: dict[str, list[str]] = field(default_factory=dict)
     # What one loop step hands the next (the registered version, the endpoint's name).
     facts: dict[str, str] = field(default_factory=dict)
 
@@ -428,6 +441,16 @@ def apply(rehearsal: Rehearsal, binary: str, variables: dict[str, Any]) -> None:
         name: body["value"]
         for name, body in json.loads(terraform(binary, work, root, "output", "-json")).items()
     }
+
+
+def plan_left_out(rehearsal: Rehearsal) -> None:
+    """``terraform plan`` of the applied account with what the rehearsal left out put back."""
+    (rehearsal.root / "left_out.tfvars.json").write_text(json.dumps(PLAN_LEFT_OUT))
+    run = functools.partial(terraform, rehearsal.terraform, rehearsal.work, rehearsal.root)
+    run("plan", "-var-file=left_out.tfvars.json", "-out=left_out.tfplan")
+    plan = json.loads(run("show", "-json", "left_out.tfplan"))
+    changes = {c["address"]: c["change"]["actions"] for c in plan.get("resource_changes", [])}
+    rehearsal.planned_back = {address: changes.get(address, []) for address in PLANNED_BACK}
 
 
 # --------------------------------------------------------------------------- the account in AWS mode
@@ -808,6 +831,7 @@ def rehearse(environment: str = "dev", work: Path | None = None) -> Rehearsal:
         rehearsal = Rehearsal(endpoint=endpoint, ca_bundle=ca_bundle, work=work, root=root, terraform=binary)
         port = free_port()
         apply(rehearsal, binary, {**REHEARSAL_VARIABLES, "mlflow_tracking_uri": f"http://127.0.0.1:{port}"})
+        plan_left_out(rehearsal)
         with mlflow_server(rehearsal, port):
             run_loop(rehearsal, LOOP_STEPS)
     return rehearsal
@@ -825,6 +849,10 @@ def summary(rehearsal: Rehearsal) -> str:
     lines += [f"| created | `{address}` | ok |" for address in rehearsal.created]
     lines += [f"| skipped | `{address}` | {why} |" for address, why in SKIPPED.items()]
     lines += [
+        f"| plan, left-out variables put back | `{address}` | {', '.join(actions) or 'not planned'} |"
+        for address, actions in rehearsal.planned_back.items()
+    ]
+    lines += [
         f"| loop step | {s.name} | {'PASSED' if s.ok else 'FAILED'}: {s.detail} |".replace("\n", " ")
         for s in rehearsal.steps
     ]
@@ -837,6 +865,7 @@ def report(rehearsal: Rehearsal) -> dict[str, Any]:
         "apply_seconds": round(rehearsal.apply_seconds, 1),
         "created": rehearsal.created,
         "skipped": SKIPPED,
+        "planned_back": rehearsal.planned_back,
         "outputs": rehearsal.outputs,
         "steps": [{"name": s.name, "ok": s.ok, "detail": s.detail} for s in rehearsal.steps],
     }
