@@ -60,7 +60,8 @@ replaces its record, history rows and report.
 **Backfills.** A run of `airflow backfill create` (or the UI's backfill), a run with the
 `backfill` param, and a run started by predictions that a backfill of batch scoring
 published recompute history: records, history rows, reports and MLflow runs are written
-as usual, but nothing is alerted and no retrain is triggered.
+as usual, but nothing is alerted, no retrain is triggered and no alias moves (live decisions
+are recorded only).
 """
 
 from __future__ import annotations
@@ -132,9 +133,11 @@ def build(use_case: UseCase) -> DAG:
             except monitoring.NothingPending as nothing:
                 raise AirflowSkipException(str(nothing)) from None
             run_url = ti.log_url.split("/tasks/")[0] if ti is not None else None
+            backfill = dagkit.is_backfill(params, dag_run, extras)
             for wanted in windows:
                 window = monitoring.window_of_run(wanted, data_interval_end)
-                record = monitoring.monitor(lake, use_case, window, airflow_run_url=run_url)
+                # A backfill records the live decisions and acts on none of them.
+                record = monitoring.monitor(lake, use_case, window, airflow_run_url=run_url, act=not backfill)
             summary = {
                 "window": record.window,
                 "status": record.model_status,
@@ -146,7 +149,7 @@ def build(use_case: UseCase) -> DAG:
                 "report_url": record.report_url,
                 "mlflow_run_url": record.mlflow_run_url,
             }
-            return {**summary, "backfill": dagkit.is_backfill(params, dag_run, extras)}
+            return {**summary, "backfill": backfill}
 
         @task.short_circuit
         def decide(summary: dict[str, Any], ti: Any = None, run_id: str | None = None) -> bool:

@@ -131,6 +131,8 @@ def challenger_decision(
     candidate = answers(use_case, rows, version)
     if candidate is None:
         why = {"by": "monitor", "run_id": run_id, "reason": f"version {version} is gone from the registry"}
+        if use_case.maturity_level <= 2:  # level 2 (and backfills) record it only
+            return {"version": version, "outcome": "retire", "reason": why["reason"], "acted": False}
         _retire(client, use_case, version, why)
         alerts.send(
             alerts.Alert(
@@ -151,6 +153,7 @@ def challenger_decision(
         use_case.promotion.min_relative_improvement,
         windows,
         max_windows=use_case.monitoring.live_max_windows,
+        confidence=use_case.promotion.confidence,
     )
     acted = _act_on_challenger(use_case, version, decision, client, run_id)
     return {"version": version, **decision.to_dict(), "acted": acted}
@@ -266,9 +269,14 @@ def _reference_rows(lake: Lake, use_case: UseCase, window: str) -> tuple[str, pd
 
 
 def estimate(
-    lake: Lake, use_case: UseCase, record: MonitoringRecord, champion_metrics: dict[str, float]
+    lake: Lake,
+    use_case: UseCase,
+    record: MonitoringRecord,
+    champion_metrics: dict[str, float],
+    alert: bool = True,
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """``estimated_rmse`` (and, once labelled, ``estimate_error``) and the estimate's details."""
+    """``estimated_rmse`` (and, once labelled, ``estimate_error``) and the estimate's details;
+    an estimate that would breach warns (``alert``)."""
     window, features = record.window, list(use_case.features.all)
     if "rmse" in record.metrics:  # labelled: keep the estimate made before, and how far it was
         from mlplatform.stages.monitoring.record import read_record
@@ -307,30 +315,42 @@ def estimate(
                 f"(limit {use_case.monitoring.max_relative_degradation:.0%}): a warning until the labels "
                 "measure it"
             )
-            alerts.send(
-                alerts.Alert(
-                    title=f"{use_case.name} {window}: estimated RMSE would breach (labels pending)",
-                    severity="warning",
-                    lines=(details["warning"],),
+            if alert:
+                alerts.send(
+                    alerts.Alert(
+                        title=f"{use_case.name} {window}: estimated RMSE would breach (labels pending)",
+                        severity="warning",
+                        lines=(details["warning"],),
+                    )
                 )
-            )
     return {"estimated_rmse": value}, details
 
 
 # -- one window -----------------------------------------------------------------------------------------
 def assess_window(
-    lake: Lake, use_case: UseCase, record: MonitoringRecord, client: Any, run_id: str | None = None
+    lake: Lake,
+    use_case: UseCase,
+    record: MonitoringRecord,
+    client: Any,
+    run_id: str | None = None,
+    act: bool = True,
 ) -> MonitoringRecord:
-    """The record with the estimate before labels and the live decisions of its window added."""
+    """The record with the estimate before labels and the live decisions of its window added.
+
+    ``act=False`` (a backfill recomputing history) records the decisions as level 2 does:
+    nothing moves and nothing is alerted.
+    """
     if not applies(use_case):
         return record
+    if not act:
+        use_case = use_case.model_copy(update={"maturity_level": min(use_case.maturity_level, 2)})
     metrics, details = dict(record.metrics), dict(record.details)
     champion_metrics = {}
     if record.model_version is not None:
         from mlplatform.stages.monitoring.reference import version_metrics
 
         champion_metrics = version_metrics(client, use_case.model_name, record.model_version)
-    found, shown = estimate(lake, use_case, record, champion_metrics)
+    found, shown = estimate(lake, use_case, record, champion_metrics, alert=act)
     metrics.update(found)
     if shown:
         details["estimate"] = shown

@@ -288,13 +288,20 @@ def log_to_mlflow(
 
 # -- one window, end to end ---------------------------------------------------------------------
 def monitor(
-    lake: Lake, use_case: UseCase, window: str, client: Any = None, airflow_run_url: str | None = None
+    lake: Lake,
+    use_case: UseCase,
+    window: str,
+    client: Any = None,
+    airflow_run_url: str | None = None,
+    act: bool = True,
 ) -> MonitoringRecord:
-    """Evaluate one window and write everything: report, MLflow run, record and history."""
+    """Evaluate one window and write everything: report, MLflow run, record and history.
+
+    ``act=False`` (backfills) records the live decisions without acting on them."""
     client = client or registry.client()
     record, result = evaluate_window(lake, use_case, window, client)
     # Production truth decides: the estimate before labels, challenger and rollback on live labels.
-    record = live.assess_window(lake, use_case, record, client)
+    record = live.assess_window(lake, use_case, record, client, act=act)
     report = write_report(lake, use_case, window, result)
     record = dataclasses.replace(
         record, report_url=lake.uri(report) if report else None, airflow_run_url=airflow_run_url

@@ -1,0 +1,185 @@
+"""Production truth decides, on the real services: a challenger scored in shadow on labelled
+windows is promoted by a whole monitor DAG run at level 4, only reported at level 2, and
+retired when worse; a window without labels gets an estimated RMSE, kept beside the
+measured one once its labels arrive."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from test_monitor_dag import (  # the monitor DAG's services, months and runs
+    TRAIN_MONTHS,
+    USE_CASE,
+    VALIDATION_MONTH,
+    add_month,
+    alert_sink,  # noqa: F401  (fixture)
+    platform,  # noqa: F401  (fixture)
+    run_monitor,
+    score_month,
+    tracking_uri,  # noqa: F401  (fixture)
+    world,  # noqa: F401  (fixture)
+)
+
+from mlplatform.adapters import registry
+from mlplatform.adapters.lake import Lake
+from mlplatform.core.records import MonitoringRecord
+from mlplatform.stages import monitoring
+
+pytestmark = pytest.mark.slow
+
+
+def register(lake: Lake, tracking: str, max_iter: int, rows_scale: int = 1, bias: float = 1.0) -> str:
+    """A model fitted on the first ``rows_scale`` months (``max_iter`` boosting rounds) to the
+    durations times ``bias`` (above 1: a model that is worse on purpose), registered as a new
+    version without an alias."""
+    import mlflow
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    from mlplatform.adapters import snapshots
+    from mlplatform.core.features import trip_features
+    from mlplatform.core.modelling import TripModel, input_columns
+    from mlplatform.use_cases.taxi_trip_duration import build_estimator
+
+    months = (*TRAIN_MONTHS, VALIDATION_MONTH)[:rows_scale]
+    tables = [snapshots.read_table(lake, snapshots.current_snapshot(lake, USE_CASE.name, m)) for m in months]
+    train = pd.concat([t.to_pandas() for t in tables], ignore_index=True)
+    features = USE_CASE.features.all
+    estimator = build_estimator("hist_gradient_boosting", {"max_iter": max_iter, "learning_rate": 0.1})
+    estimator.fit(trip_features(train)[list(features)], train[USE_CASE.target.column] * bias)
+    model = TripModel(estimator, features, "regression")
+    inputs = train[input_columns(features)].head(50)
+    mlflow.set_tracking_uri(tracking)
+    mlflow.set_experiment(USE_CASE.name)
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=model,
+            signature=infer_signature(inputs, model.predict(None, inputs)),
+            registered_model_name=USE_CASE.model_name,
+        )
+    return str(info.registered_model_version)
+
+
+@pytest.fixture
+def aliases(world: dict[str, Any], tracking_uri: str) -> Iterator[Any]:  # noqa: F811
+    """The registry's client; the champion and no challenger or previous champion are restored after."""
+    client = registry.client()
+    yield client
+    client.set_registered_model_alias(USE_CASE.model_name, registry.CHAMPION, world["version"])
+    for alias in (registry.CHALLENGER, registry.PREVIOUS):
+        if registry.alias_version(client, USE_CASE.model_name, alias) is not None:
+            client.delete_registered_model_alias(USE_CASE.model_name, alias)
+
+
+def _labelled_window(lake: Lake, month: str, seed: int) -> None:
+    add_month(lake, month, seed=seed)
+    score_month(lake, month)
+
+
+def test_a_better_challenger_is_promoted_by_the_monitor_dag_at_level_4(
+    world: dict[str, Any],  # noqa: F811
+    tracking_uri: str,  # noqa: F811
+    aliases: Any,
+) -> None:
+    lake = world["lake"]
+    better = register(lake, tracking_uri, max_iter=300, rows_scale=3)
+    aliases.set_registered_model_alias(USE_CASE.model_name, registry.CHALLENGER, better)
+    _labelled_window(lake, "2024-04", seed=21)
+
+    states = run_monitor("2024-04")
+
+    assert states["evaluate"] == "success"
+    record = monitoring.read_record(lake, USE_CASE.name, "2024-04")
+    assert record is not None
+    decided = record.details["live"]["challenger"]
+    assert decided["outcome"] == "promote", decided["reason"]
+    assert decided["acted"] is True and decided["trips"] >= 1000
+    assert decided["interval"]["low"] >= USE_CASE.promotion.min_relative_improvement
+    assert registry.alias_version(aliases, USE_CASE.model_name, registry.CHAMPION) == better
+    assert registry.alias_version(aliases, USE_CASE.model_name, registry.CHALLENGER) is None
+    assert registry.alias_version(aliases, USE_CASE.model_name, registry.PREVIOUS) == world["version"]
+    events = registry.alias_events(USE_CASE.model_name, lake)
+    assert any(e.action == "promote" and e.version == better and "live" in e.evidence for e in events)
+
+
+def test_level_2_reports_and_a_worse_challenger_is_retired(
+    world: dict[str, Any],  # noqa: F811
+    tracking_uri: str,  # noqa: F811
+    aliases: Any,
+) -> None:
+    lake = world["lake"]
+    better = register(lake, tracking_uri, max_iter=300, rows_scale=3)
+    aliases.set_registered_model_alias(USE_CASE.model_name, registry.CHALLENGER, better)
+    _labelled_window(lake, "2024-04", seed=21)
+
+    reported = monitoring.monitor(lake, USE_CASE.model_copy(update={"maturity_level": 2}), "2024-04")
+
+    assert reported.details["live"]["challenger"]["outcome"] == "promote"
+    assert reported.details["live"]["challenger"]["acted"] is False
+    assert registry.alias_version(aliases, USE_CASE.model_name, registry.CHAMPION) == world["version"]
+    assert registry.alias_version(aliases, USE_CASE.model_name, registry.CHALLENGER) == better
+
+    worse = register(lake, tracking_uri, max_iter=300, rows_scale=3, bias=1.6)
+    aliases.set_registered_model_alias(USE_CASE.model_name, registry.CHALLENGER, worse)
+    retired = monitoring.monitor(lake, USE_CASE, "2024-04")
+    decided = retired.details["live"]["challenger"]
+    assert decided["outcome"] == "retire" and decided["interval"]["high"] < 0, decided["reason"]
+    assert registry.alias_version(aliases, USE_CASE.model_name, registry.CHALLENGER) is None
+
+
+def test_an_estimate_before_labels_then_its_error_once_they_arrive(world: dict[str, Any]) -> None:  # noqa: F811
+    """2024-04 is labelled (the estimator's reference); 2024-05's predictions wait for their
+    labels: the snapshot they scored is set aside, as if its durations were not published yet."""
+    lake = world["lake"]
+    _labelled_window(lake, "2024-04", seed=21)
+    _labelled_window(lake, "2024-05", seed=22)
+    measured = monitoring.monitor(lake, USE_CASE, "2024-05")
+    scored = measured.metrics["rmse"]
+    # The labels of 2024-05 "not yet published": the stored record is what an earlier run wrote.
+    pending = MonitoringRecord(use_case=USE_CASE.name, window="2024-05", model_status="pending", metrics={})
+    found, shown = monitoring.live.estimate(lake, USE_CASE, pending, {})
+    assert shown["status"] == "estimated" and shown["reference_window"] == "2024-04"
+    value = found["estimated_rmse"]
+    assert abs(value / scored - 1) <= 0.10, (value, scored)
+
+    # The record the pending run wrote; the run once the labels are there keeps the estimate.
+    monitoring.write_history(lake, dataclasses.replace(pending, metrics=found, details={"estimate": shown}))
+    labelled = monitoring.monitor(lake, USE_CASE, "2024-05")
+    assert labelled.metrics["estimated_rmse"] == pytest.approx(value)
+    assert labelled.metrics["estimate_error"] == pytest.approx(value / labelled.metrics["rmse"] - 1)
+    assert labelled.details["estimate"]["status"] == "measured"
+
+
+def test_a_champion_worse_than_the_previous_one_on_live_labels_is_rolled_back_once(
+    world: dict[str, Any],  # noqa: F811
+    tracking_uri: str,  # noqa: F811
+    aliases: Any,
+) -> None:
+    """A worse model became champion; on the next labelled window the previous champion,
+    scored in shadow, is better with confidence: rolled back, with the evidence in the alias
+    history; the cooldown refuses a second rollback on the next window (alerted, not done)."""
+    lake = world["lake"]
+    worse = register(lake, tracking_uri, max_iter=300, rows_scale=3, bias=1.6)
+    registry.promote(USE_CASE.model_name, worse, {"by": "test", "reason": "a bad promotion"}, aliases, lake)
+    _labelled_window(lake, "2024-04", seed=21)  # scored by the (worse) champion
+
+    first = monitoring.monitor(lake, USE_CASE, "2024-04")
+
+    decided = first.details["live"]["rollback"]
+    assert decided["outcome"] == "promote" and decided["acted"] is True, decided["reason"]
+    assert decided["interval"]["low"] > 0 and decided["trips"] >= 1000
+    assert registry.alias_version(aliases, USE_CASE.model_name, registry.CHAMPION) == world["version"]
+    events = registry.alias_events(USE_CASE.model_name, lake)
+    [event] = [e for e in events if e.action == "rollback" and e.alias == registry.CHAMPION]
+    assert event.from_version == worse and "live" in event.evidence and event.cooldown_until
+
+    # The worse version is promoted again by hand; the cooldown of the rollback still runs.
+    registry.promote(USE_CASE.model_name, worse, {"by": "test", "reason": "again"}, aliases, lake)
+    _labelled_window(lake, "2024-05", seed=22)
+    second = monitoring.monitor(lake, USE_CASE, "2024-05")
+    assert second.details["live"]["rollback"]["acted"] is False
+    assert registry.alias_version(aliases, USE_CASE.model_name, registry.CHAMPION) == worse
