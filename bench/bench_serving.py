@@ -13,7 +13,8 @@ dispatch system would call it: one trip per request. Measured, in this order and
 Each server runs alone on localhost; a client on the same machine sends single-trip
 requests at concurrency 1, 16 and 64, a fixed number per level after a warm-up. Prints
 p50/p99 latency and throughput per server and level, the ratios against `mlflow models
-serve`, the resident memory of each worker, and the machine's load (`os.getloadavg`)
+serve`, the CPU time per request of the server and of the client (what a request costs
+whatever else runs), the resident memory of each worker, and the machine's load (`os.getloadavg`)
 before and after: the client shares the cores with the servers, and other work may too.
 Targets (2 cores): p50 at most 5 ms at concurrency 1; at least 800 requests/s at
 concurrency 16 with p99 at most 50 ms.
@@ -224,8 +225,30 @@ async def load(url: str, bodies: list[dict[str, Any]], concurrency: int) -> dict
     }
 
 
-def bench(url: str, bodies: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    return {f"concurrency_{c}": asyncio.run(load(url, bodies, c)) for c in LEVELS}
+def cpu_seconds(process: subprocess.Popen) -> float:
+    """CPU time (user and system) of a server process and its workers so far."""
+    import psutil
+
+    parent = psutil.Process(process.pid)
+    total = 0.0
+    for each in [parent, *parent.children(recursive=True)]:
+        times = each.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def bench(url: str, bodies: list[dict[str, Any]], process: subprocess.Popen) -> dict[str, dict[str, float]]:
+    """Each level's figures, with the CPU time per request of the server and of this client:
+    what a request costs whatever else runs on the machine."""
+    results = {}
+    for c in LEVELS:
+        server_before, client_before = cpu_seconds(process), time.process_time()
+        figures = asyncio.run(load(url, bodies, c))
+        sent = len(bodies)  # the warm-up too
+        figures["server_cpu_ms_per_request"] = round((cpu_seconds(process) - server_before) / sent * 1000, 3)
+        figures["client_cpu_ms_per_request"] = round((time.process_time() - client_before) / sent * 1000, 3)
+        results[f"concurrency_{c}"] = figures
+    return results
 
 
 def serving_app(model: Path, lake: Path, trips: list[dict[str, Any]], workers: str | None) -> dict[str, Any]:
@@ -244,7 +267,7 @@ def serving_app(model: Path, lake: Path, trips: list[dict[str, Any]], workers: s
         import httpx
 
         fast_path = httpx.get(f"{base}/health", timeout=5).json()["champion"].get("fast_path")
-        results = bench(f"{base}/predict", trips)
+        results = bench(f"{base}/predict", trips, process)
         return {**results, "memory": worker_memory(process), "fast_path": fast_path}
 
 
@@ -256,7 +279,7 @@ def mlflow_models_serve(model: Path, trips: list[dict[str, Any]]) -> dict[str, A
     # mlflow starts uvicorn through the shell: it must find this environment's binaries.
     with server(command, {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}, f"{base}/ping") as process:
         wrapped = [{"dataframe_records": [trip]} for trip in trips]
-        return {**bench(f"{base}/invocations", wrapped), "memory": worker_memory(process)}
+        return {**bench(f"{base}/invocations", wrapped, process), "memory": worker_memory(process)}
 
 
 def main() -> None:
