@@ -214,8 +214,8 @@ def rollback_decision(
     total, windows = accumulate(lake, path, window, window_sums(use_case, rows, mine, theirs))
     decision = live.regressed(total, windows)
     out = {"champion": current, "previous": previous, **decision.to_dict(), "acted": False}
-    if decision.outcome != "promote":
-        return out
+    if decision.outcome != "promote" or use_case.maturity_level <= 2:
+        return out  # level 2 (and backfills) record the regression; a person reads the record
     lines = [f"Champion version {current} is worse than version {previous} on live labels.", decision.reason]
     if use_case.maturity_level >= 4:
         try:
