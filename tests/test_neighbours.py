@@ -229,6 +229,118 @@ def test_mlflow_stopping_before_the_alias_moves_changes_nothing(
     assert client.get_model_version(name, new).tags["decision"] == "promoted"
 
 
+# -- MLflow goes away while training registers its model -----------------------------------------
+def _trained_run(name: str, tracking_uri: str) -> tuple[Any, str, str]:
+    """A training run holding a model (its MLmodel file is all registration reads)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(name)
+    with mlflow.start_run() as run:
+        mlflow.log_text("flavors: {}\n", "model/MLmodel")
+    return USE_CASE.model_copy(update={"name": name}), run.info.run_id, f"runs:/{run.info.run_id}/model"
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["set_registered_model_alias", "set_registered_model_tag"],
+    ids=["before the challenger alias", "after the alias, before its history tag"],
+)
+def test_mlflow_stopping_mid_registration_is_finished_by_the_retry_with_one_version(
+    fault: str, mlflow_own: MlflowServer, own_lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow stops after the version was registered, before its registration was whole: the
+    version is marked incomplete; the task's retry finishes that version (alias, history,
+    mark) instead of registering a second one, and a further retry changes nothing."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    name = f"neighbours_{uuid.uuid4().hex[:8]}"
+    use_case, run_id, model_uri = _trained_run(name, mlflow_own.url)
+    _stop_before(mlflow_own, MlflowClient, fault, monkeypatch)
+
+    with pytest.raises(MlflowException):
+        registry.register_challenger(use_case, run_id, model_uri)
+
+    mlflow_own.start()  # back on the same port and database
+    client = registry.client()
+    (half,) = client.search_model_versions(f"name = '{name}'")
+    assert half.tags[registry.REGISTRATION_TAG] == registry.INCOMPLETE
+    assert half.tags["training_run_id"] == run_id
+
+    retried = registry.register_challenger(use_case, run_id, model_uri)  # the task's retry
+
+    (whole,) = client.search_model_versions(f"name = '{name}'")
+    assert retried == {"model_name": name, "version": str(half.version), "run_id": run_id}
+    assert whole.tags[registry.REGISTRATION_TAG] == "complete"
+    assert registry.alias_version(client, name, "challenger") == str(half.version)
+    moved = [e for e in registry.alias_events(name, own_lake) if e.alias == "challenger"]
+    assert [e.version for e in moved][-1] == str(half.version) and moved[-1].run_id == run_id
+    last = json.loads(client.get_registered_model(name).tags[registry.LAST_EVENTS_TAG])
+    assert last[-1]["version"] == str(half.version) and last[-1]["alias"] == "challenger"
+
+    assert registry.register_challenger(use_case, run_id, model_uri) == retried
+    assert len(client.search_model_versions(f"name = '{name}'")) == 1
+    assert len(registry.alias_events(name, own_lake)) == len(moved)
+
+
+# -- a promotion dies while it holds the lock ----------------------------------------------------
+HOLD_THE_LOCK = """
+import sys, time
+from mlplatform.adapters import registry
+with registry.promotion_lock(registry.client(), sys.argv[1], "a promotion about to die"):
+    print("held", flush=True)
+    time.sleep(3600)
+"""
+
+
+def test_a_lock_whose_holder_died_is_taken_over_at_once(mlflow_own: MlflowServer) -> None:
+    """A promotion killed while holding the lock: the lock names its holder (host, pid, the
+    process's start time); while that process lives the lock holds, once it is gone the next
+    promotion takes the lock over at once instead of waiting the ten minutes of staleness."""
+    import signal
+
+    name = f"neighbours_{uuid.uuid4().hex[:8]}"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_LOCK, name], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        client = registry.client()
+        lock = client.get_registered_model(registry.lock_name(name)).tags
+        assert lock["pid"] == str(holder.pid) and lock["host"] and lock["process_started"]
+
+        with (
+            pytest.raises(registry.PromotionError, match=rf"pid {holder.pid} on "),
+            registry.promotion_lock(client, name, "impatient", wait_s=1.0),
+        ):
+            pass  # a living holder keeps its lock
+
+        os.killpg(holder.pid, signal.SIGKILL)  # the promotion dies holding the lock
+        holder.wait()
+        assert client.search_registered_models(filter_string=f"name = '{registry.lock_name(name)}'")
+
+        # Ten minutes before staleness, two minutes to wait: only the dead holder lets it through.
+        with registry.promotion_lock(client, name, "the retry", wait_s=120.0, stale_after_s=600.0):
+            taken = client.get_registered_model(registry.lock_name(name)).tags
+            assert taken["holder"] == "the retry" and taken["pid"] == str(os.getpid())
+        assert not client.search_registered_models(filter_string=f"name = '{registry.lock_name(name)}'")
+
+        # Another host's holder cannot be checked from here: its lock waits for staleness.
+        client.create_registered_model(
+            registry.lock_name(name), tags={"holder": "elsewhere", "host": "another-host", "pid": "1"}
+        )
+        with (
+            pytest.raises(registry.PromotionError, match="elsewhere"),
+            registry.promotion_lock(client, name, "impatient", wait_s=1.0),
+        ):
+            pass
+    finally:
+        if holder.poll() is None:
+            os.killpg(holder.pid, signal.SIGKILL)
+            holder.wait()
+
+
 # -- MLflow goes away during monitoring ----------------------------------------------------------
 def _validated_month(lake: Lake, month: str) -> None:
     made = generator.generate_month("yellow", month, 2_000, seed=3)

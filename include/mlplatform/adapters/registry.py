@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
+import os
 import socket
 import time
 import uuid
@@ -47,6 +48,9 @@ HISTORY_TAG = "champion_history"
 """Registered-model tag: comma-separated versions that were champion, oldest first."""
 LAST_EVENTS_TAG = "alias_history.last"
 """Registered-model tag: the alias events of the latest move, in short (the lake has them whole)."""
+REGISTRATION_TAG, INCOMPLETE = "registration", "incomplete"
+"""Version tag: ``incomplete`` from registration until ``challenger`` and its history are
+written, then ``complete``; a retry finishes an incomplete version of the same training run."""
 
 
 class PromotionError(RuntimeError):
@@ -123,19 +127,36 @@ def register_challenger(use_case: UseCase, run_id: str, model_uri: str) -> dict[
         with contextlib.suppress(MlflowException):  # created meanwhile by a concurrent run
             registry.create_registered_model(name, description=use_case.description)
     run_tags = registry.get_run(run_id).data.tags
-    tags = {"training_run_id": run_id}
-    for key in ("mlplatform.code_version", "airflow.bundle_version", "airflow.run_id"):
-        if key in run_tags:  # where the model came from, on the version itself
-            tags[key] = run_tags[key]
-    version = mlflow.register_model(model_uri, name, tags=tags)
-    why = {"by": run_tags.get("airflow.run_id") or who(), "run_id": run_id, "reason": "a new trained version"}
-    event = alias_event(
-        name, CHALLENGER, "register", str(version.version), alias_version(registry, name, CHALLENGER), why
-    )
-    record([event])
-    registry.set_registered_model_alias(name, CHALLENGER, version.version)
-    _tag_events(registry, name, [event])
-    return {"model_name": name, "version": str(version.version), "run_id": run_id}
+    registered = {"model_name": name, "run_id": run_id}
+    earlier = registry.search_model_versions(f"name = '{name}' and tags.training_run_id = '{run_id}'")
+    finished = [v for v in earlier if v.tags.get(REGISTRATION_TAG) != INCOMPLETE]
+    if finished:  # an earlier attempt registered this run's model whole
+        return {**registered, "version": str(finished[0].version)}
+    if earlier:  # an earlier attempt died half-way: finish that version, register no second one
+        version = str(min(int(v.version) for v in earlier))
+    else:
+        tags = {"training_run_id": run_id, REGISTRATION_TAG: INCOMPLETE}
+        for key in ("mlplatform.code_version", "airflow.bundle_version", "airflow.run_id"):
+            if key in run_tags:  # where the model came from, on the version itself
+                tags[key] = run_tags[key]
+        version = str(mlflow.register_model(model_uri, name, tags=tags).version)
+    before = alias_version(registry, name, CHALLENGER)
+    if before != version:
+        why = {
+            "by": run_tags.get("airflow.run_id") or who(),
+            "run_id": run_id,
+            "reason": "a new trained version",
+        }
+        event = alias_event(name, CHALLENGER, "register", version, before, why)
+        record([event])
+        registry.set_registered_model_alias(name, CHALLENGER, version)
+        _tag_events(registry, name, [event])
+    else:  # the alias moved, its summary may not have been written: the lake has the event
+        moved = [e for e in alias_events(name) if e.alias == CHALLENGER and e.version == version]
+        if moved:
+            _tag_events(registry, name, moved[-1:])
+    registry.set_model_version_tag(name, version, REGISTRATION_TAG, "complete")
+    return {**registered, "version": version}
 
 
 # -- the alias history --------------------------------------------------------------------------
@@ -275,7 +296,10 @@ def promotion_lock(
 
     A holder that died leaves the lock behind: one older than ``stale_after_s`` (an alias
     move takes well under a second) is broken by renaming it away, which only one contender
-    can do. Waiting longer than ``wait_s`` raises :class:`PromotionError` naming the holder.
+    can do. The lock records its holder (host, pid and the process's start time): one whose
+    holder ran on this host and is gone (no such pid, or the pid now names a later process)
+    is broken at once, without waiting for it to go stale. Waiting longer than ``wait_s``
+    raises :class:`PromotionError` naming the holder.
     """
     from mlflow.exceptions import MlflowException
 
@@ -285,7 +309,7 @@ def promotion_lock(
         try:
             registry.create_registered_model(
                 name,
-                tags={"holder": holder, "acquired_at": datetime.now(UTC).isoformat()},
+                tags={"holder": holder, "acquired_at": datetime.now(UTC).isoformat(), **_this_process()},
                 description=f"Promotion lock of {model_name}: held while its aliases move.",
             )
             break
@@ -316,7 +340,38 @@ def _lock_holder(registry: Any, name: str) -> str:
         tags = registry.get_registered_model(name).tags
     except MlflowException:
         return "released just now"
-    return f"held by {tags.get('holder', '?')} since {tags.get('acquired_at', '?')}"
+    where = f"pid {tags.get('pid', '?')} on {tags.get('host', '?')}"
+    return f"held by {tags.get('holder', '?')} ({where}) since {tags.get('acquired_at', '?')}"
+
+
+def _this_process() -> dict[str, str]:
+    """Who holds a lock: this host, this pid and when this process started."""
+    return {"host": socket.gethostname(), "pid": str(os.getpid()), "process_started": _started(os.getpid())}
+
+
+def _started(pid: int) -> str:
+    """When process ``pid`` started (clock ticks after boot, Linux's /proc); "" where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as proc:
+            stat = proc.read()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22; the command name may hold spaces
+
+
+def _holder_gone(tags: Mapping[str, str]) -> bool:
+    """The lock's holder ran on this host and its process is gone (or its pid was reused)."""
+    pid = tags.get("pid", "")
+    if tags.get("host") != socket.gethostname() or not pid.isdigit():
+        return False  # another host's process, or a lock of an older release: wait for staleness
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # alive, another user's
+    recorded = tags.get("process_started", "")
+    return bool(recorded) and _started(int(pid)) not in ("", recorded)
 
 
 def _break_if_stale(registry: Any, name: str, stale_after_s: float) -> None:
@@ -327,7 +382,7 @@ def _break_if_stale(registry: Any, name: str, stale_after_s: float) -> None:
     except MlflowException:
         return
     age_s = time.time() - (lock.creation_timestamp or 0) / 1000
-    if age_s < stale_after_s:
+    if age_s < stale_after_s and not _holder_gone(lock.tags):
         return
     stale = f"{name}.stale-{uuid.uuid4().hex[:8]}"
     try:
