@@ -90,10 +90,22 @@ REAL_TLC = Path(__file__).parent / "fixtures" / "real_tlc"
 def test_run_data_replays_a_folder_of_real_tlc_months_in_month_order(tmp_path: Path) -> None:
     args = cli.build_parser().parse_args(["run", "--data", str(REAL_TLC)])
     scenario = Scenario(data=args.data)
-    assert scenario.month_names() == ["2021-01", "2021-02", "2021-03"]
-    assert not any(scenario.drifted(i) for i in range(3))  # real months: nothing injected
+    # Every month the folder holds, in month order: the gap from 2021-03 to 2023-01 (the
+    # 2022-12-19 fare regime) is replayed as it is, no month is invented to fill it, and
+    # 2023-01 is monitored against the model of 2021 as production would meet it.
+    assert scenario.month_names() == ["2021-01", "2021-02", "2021-03", "2023-01"]
+    assert not any(scenario.drifted(i) for i in range(4))  # real months: nothing injected
     files = closed_loop.real_files(REAL_TLC)
     assert files["2021-02"] == {"green": REAL_TLC / "green_tripdata_2021-02.parquet"}
+    assert files["2023-01"] == {"green": REAL_TLC / "green_tripdata_2023-01.parquet"}
+
+    # A folder of the 2021 months only replays those three.
+    only_2021 = tmp_path / "only_2021"
+    only_2021.mkdir()
+    for month in ("2021-03", "2021-01", "2021-02"):
+        name = f"green_tripdata_{month}.parquet"
+        (only_2021 / name).symlink_to(REAL_TLC / name)
+    assert Scenario(data=only_2021).month_names() == ["2021-01", "2021-02", "2021-03"]
 
     both = tmp_path / "both"
     both.mkdir()
