@@ -92,7 +92,7 @@ def trip_features(columns: Columns, needed: Sequence[str]) -> Features:
 def _as_datetime(value: Any) -> datetime:
     if isinstance(value, str):
         return datetime.fromisoformat(value)
-    return value  # datetime or pandas Timestamp: both have .hour and .weekday()
+    return value  # type: ignore[no-any-return]  # datetime or pandas Timestamp: .hour, .weekday()
 
 
 # ---------------------------------------------------------------------------- encodings
@@ -350,7 +350,7 @@ class Trees:
     def _categorical_left(self, node: np.ndarray, value: np.ndarray) -> np.ndarray:
         """scikit-learn's categorical split: in the left set, else known (right), else as missing."""
         if self.left_bitsets is None:
-            return self.missing_left[node]
+            return np.asarray(self.missing_left[node])
         negative = ~(value >= 0)  # negative or NaN: treated as missing
         code = np.where(negative, 0, value).astype(np.int64) & 0xFF  # the predictor casts to uint8
         word, bit = code >> 5, (code & 31).astype(np.uint32)
@@ -498,7 +498,7 @@ def compile_model(pyfunc: Any) -> LeanModel:
     return LeanModel(
         features,
         str(inner.task),
-        tuple(inner.labels or ("0", "1")),  # type: ignore[arg-type]
+        tuple(inner.labels or ("0", "1")),
         dict(getattr(inner, "defaults", {}) or {}),
         score,
         type(model).__name__,
@@ -517,8 +517,8 @@ def sample_columns(fields: Sequence[Any], rows: int = SAMPLE_ROWS, seed: int = 0
     earliest = datetime(2009, 1, 1)
     for f in fields:
         if f.kind in ("integer", "long"):
-            low, high = int(f.low if f.low is not None else 0), int(f.high if f.high is not None else 1000)
-            values: list[Any] = (np.arange(rows) % (high - low + 1) + low).tolist()
+            first, last = int(f.low if f.low is not None else 0), int(f.high if f.high is not None else 1000)
+            values: list[Any] = (np.arange(rows) % (last - first + 1) + first).tolist()
             rng.shuffle(values)
         elif f.kind in ("float", "double"):
             low = float(f.low if f.low is not None else 0.0)
