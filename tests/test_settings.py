@@ -124,3 +124,25 @@ def test_aws_reads_published_ssm_parameters_after_env_and_dotenv(
     with pytest.raises(RuntimeError, match=f"{prefix}/sagemaker_execution_role_arn.*terraform apply"):
         settings.get("MLPLATFORM_SAGEMAKER_ROLE_ARN")
     assert shown["MLPLATFORM_SAGEMAKER_ROLE_ARN"].source.startswith("unavailable")
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_env_example_documents_every_variable_the_bundle_reads() -> None:
+    """`.env.example` lists every ``MLPLATFORM_*`` variable the package, DAGs and plugins read,
+    and none that nothing reads any more."""
+    import re
+
+    sources = [
+        p
+        for folder in ("include/mlplatform", "dags", "plugins")
+        for p in (REPO_ROOT / folder).rglob("*.py")
+    ]
+    read = {v for p in sources for v in re.findall(r"MLPLATFORM_[A-Z0-9_]*[A-Z0-9]", p.read_text())}
+    example = (REPO_ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^#?\s*(MLPLATFORM_[A-Z0-9_]+)=", example, re.MULTILINE))
+    # Test-only switches and variables a process sets for its own children.
+    internal = {"MLPLATFORM_REQUIRE_SERVICES", "MLPLATFORM_JOB_ROOT", "MLPLATFORM_SERVING_WORKER_MARKS"}
+    assert sorted(read - listed - internal) == []
+    assert sorted(listed - read - internal) == []
