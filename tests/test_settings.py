@@ -135,9 +135,7 @@ def test_env_example_documents_every_variable_the_bundle_reads() -> None:
     import re
 
     sources = [
-        p
-        for folder in ("include/mlplatform", "dags", "plugins")
-        for p in (REPO_ROOT / folder).rglob("*.py")
+        p for folder in ("include/mlplatform", "dags", "plugins") for p in (REPO_ROOT / folder).rglob("*.py")
     ]
     read = {v for p in sources for v in re.findall(r"MLPLATFORM_[A-Z0-9_]*[A-Z0-9]", p.read_text())}
     example = (REPO_ROOT / ".env.example").read_text()
