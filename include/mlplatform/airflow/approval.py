@@ -73,13 +73,15 @@ class ApprovalRequest:
     deadline: str  # ISO 8601, UTC
     form_url: str | None  # the UI's form; None on the Variable path
     how: str  # how to answer
+    improvement: str = "-"  # the improvement over the champion with its interval
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ApprovalRequest:
-        return cls(**{k: raw[k] for k in cls.__dataclass_fields__})
+        """Read a request back (one asked before ``improvement`` existed has none)."""
+        return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
 
     @property
     def remind_at(self) -> datetime:
@@ -117,12 +119,30 @@ def request(
         deadline=(now + timeout).isoformat(),
         form_url=form,
         how=how,
+        improvement=improvement_text(assessment),
     )
+
+
+def improvement_text(assessment: dict[str, Any]) -> str:
+    """The improvement the gates measured, with its interval (``-`` when none was measured)."""
+    from mlplatform.core.evidence import Interval
+
+    measured = (assessment.get("evidence") or {}).get("improvement")
+    if measured:
+        return Interval.from_dict(measured).percent()
+    point = assessment.get("improvement")
+    return f"{point:+.2%} (point estimate)" if isinstance(point, int | float) else "-"
 
 
 def _facts(req: ApprovalRequest) -> dict[str, str]:
     """What every approval message says about the request."""
-    return {"Model": req.model_name, "Version": req.version, "Answer by": req.deadline, "Run": req.run_id}
+    return {
+        "Model": req.model_name,
+        "Version": req.version,
+        "Improvement": req.improvement,
+        "Answer by": req.deadline,
+        "Run": req.run_id,
+    }
 
 
 def request_alert(req: ApprovalRequest) -> Alert:
