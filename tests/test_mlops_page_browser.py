@@ -8,40 +8,11 @@ reason, and fails under ``MLPLATFORM_REQUIRE_SERVICES=1``, as ``test_system.py``
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import pytest
 from test_mlops_page import BREACHED, RULES, USE_CASE, replayed_page
 
-from conftest import REQUIRE_SERVICES
-
-
-def _browser():
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        message = "chromium and chromedriver are not installed (Debian packages; `make system-deps`)"
-        if REQUIRE_SERVICES:
-            pytest.fail(message)
-        pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(driver), options=options)
+from conftest import headless_chromium
 
 
 def test_breaches_lead_the_page_and_the_trend_has_a_line_per_rule(lake, tmp_path: Path) -> None:
@@ -49,7 +20,7 @@ def test_breaches_lead_the_page_and_the_trend_has_a_line_per_rule(lake, tmp_path
 
     page = tmp_path / "mlops.html"
     page.write_text(replayed_page(lake), encoding="utf-8")
-    browser = _browser()
+    browser = headless_chromium()
     try:
         browser.get(page.as_uri())
         section = browser.find_element(By.ID, USE_CASE)

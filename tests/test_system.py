@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from conftest import REPO_ROOT, REQUIRE_SERVICES, free_port, throwaway_postgres
+from conftest import REPO_ROOT, free_port, headless_chromium, throwaway_postgres
 
 pytestmark = [pytest.mark.system, pytest.mark.services, pytest.mark.slow]
 
@@ -180,33 +180,6 @@ def test_closed_loop_on_real_tlc_months(platform) -> None:
     shutil.copy(chart, SCREENSHOTS / "closed-loop-real.png")
 
 
-def _browser():
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        message = "chromium and chromedriver are not installed (Debian packages; `make system-deps`)"
-        if REQUIRE_SERVICES:
-            pytest.fail(message)
-        pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(driver), options=options)
-
-
 def test_ui_login_and_mlops_page(platform, client) -> None:
     """A person logs in to the Airflow UI and opens the MLOps page (after the chain ran)."""
     from selenium.webdriver.common.by import By
@@ -214,7 +187,7 @@ def test_ui_login_and_mlops_page(platform, client) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    browser = _browser()
+    browser = headless_chromium()
     try:
         wait = WebDriverWait(browser, 60)
         browser.get(f"{platform.airflow_url}/")
