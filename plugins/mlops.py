@@ -3,15 +3,16 @@
 The page lives at ``/mlops/`` on the api-server and appears in the UI's navigation as
 "MLOps" (an embedded view). It requires the same login as the rest of the UI. What it shows
 is built by ``mlplatform.airflow.mlops_page`` (breaches and open incidents first, then the
-latest month of every stage, the models and the charts); this file only wires it into Airflow, reads
-the two facts only Airflow knows (the approval queue and the DAG bundle version of the runs)
-and serves what the page links to: drift reports and Data Docs in the lake
-(``/mlops/lake/...``) and the local Data Docs site (``/mlops/datadocs/...``), so the links
-work in every environment.
+latest month of every stage and the latest live decision, the models, the charts and the
+alias timeline); this file only wires it into Airflow, reads the two facts only Airflow
+knows (the approval queue and the DAG bundle version of the runs) and serves what the page
+links to: drift reports and Data Docs in the lake (``/mlops/lake/...``) and the local Data
+Docs site (``/mlops/datadocs/...``), so the links work in every environment.
 """
 
 from __future__ import annotations
 
+import math
 import mimetypes
 from dataclasses import asdict
 from pathlib import Path
@@ -86,13 +87,27 @@ def _page(as_json: bool = False) -> Any:
             status.errors.append(f"Airflow metadata unreachable: {exc}")
         statuses.append(status)
     if as_json:  # each use case's facts, and the incidents the page leads with
-        return [{**asdict(s), "incidents": [asdict(i) for i in mlops_page.incidents(s)]} for s in statuses]
+        return _finite(
+            [{**asdict(s), "incidents": [asdict(i) for i in mlops_page.incidents(s)]} for s in statuses]
+        )
     alerts = mlops_page.alerts_link(
         settings.get("MLPLATFORM_ALERTS_URL") or None, settings.get("MLPLATFORM_SLACK_WEBHOOK_URL")
     )
     links = {"mlflow": tracking, "alerts": alerts or ""}
     bundle_version = next((v for v in versions if v), None)
     return mlops_page.render(statuses, links, bundle_version, lake.root_uri, _docs_root())
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as ``None``: JSON has no such numbers, and an interval
+    measured on no trips yet (a live decision waiting for labels) holds NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _authenticated() -> Any:

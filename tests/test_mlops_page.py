@@ -590,6 +590,172 @@ def test_render_escapes_what_it_shows() -> None:
     assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 4
 
 
+# -- production truth: the alias timeline, the estimate before labels, the live decision ---------
+def _event(n: int, at: str, alias: str, action: str, version, before, by: str, reason: str = ""):
+    from mlplatform.core.records import AliasEvent
+
+    model = spec.load_spec(USE_CASE).model_name
+    return AliasEvent(f"{at[:10]}-{n:02d}", at, model, alias, action, version, before, by, reason=reason)
+
+
+def production_lake(lake: Lake) -> Lake:
+    """Alias moves of three months (a promotion on live labels, then a rollback) and monitoring
+    records with estimates before labels and live decisions."""
+    from mlplatform.adapters import registry
+
+    registry.record(
+        [
+            _event(1, "2024-01-05T03:00:00+00:00", "challenger", "register", "1", None, "train run"),
+            _event(2, "2024-01-06T03:00:00+00:00", "champion", "promote", "1", None, "promote run", "first"),
+            _event(3, "2024-01-06T03:00:00+00:00", "challenger", "promote", None, "1", "promote run"),
+            _event(4, "2024-02-05T03:00:00+00:00", "challenger", "register", "2", None, "train run"),
+            _event(5, "2024-02-20T03:00:00+00:00", "previous_champion", "promote", "1", None, "monitor"),
+            _event(6, "2024-02-20T03:00:00+00:00", "champion", "promote", "2", "1", "monitor", "live +4%"),
+            _event(7, "2024-02-20T03:00:00+00:00", "challenger", "promote", None, "2", "monitor"),
+            # Written, never applied (its writer died): the next champion move starts from v2.
+            _event(8, "2024-03-01T03:00:00+00:00", "champion", "promote", "9", "2", "cli:ann@host"),
+            _event(
+                9, "2024-03-10T03:00:00+00:00", "champion", "rollback", "1", "2", "monitor", "<b>worse</b>"
+            ),
+            _event(10, "2024-03-10T03:00:00+00:00", "previous_champion", "rollback", None, "1", "monitor"),
+        ],
+        lake,
+    )
+    interval = {
+        "point": 0.012,
+        "low": -0.004,
+        "high": 0.028,
+        "confidence": 0.95,
+        "resamples": 0,
+        "rows": 12_000,
+    }
+    keep = {
+        "version": "2",
+        "outcome": "keep",
+        "reason": "not enough evidence yet",
+        "interval": interval,
+        "trips": 12_000,
+        "windows": ["2024-02"],
+        "trips_needed": 41_000,
+        "acted": False,
+    }
+    records = {
+        "2024-01": {"metrics": {"rmse": 3.2, "estimated_rmse": 3.0, "estimate_error": -0.0625}},
+        "2024-02": {
+            "metrics": {"rmse": 3.3, "estimated_rmse": 3.4, "estimate_error": 0.0303},
+            "details": {"live": {"challenger": keep}},
+        },
+        "2024-03": {
+            "status": "pending",
+            "metrics": {"estimated_rmse": 3.6},
+            "pending": ["rmse"],
+            "details": {"estimate": {"status": "estimated", "reference_window": "2024-02", "rows": 50_000}},
+        },
+        "2024-04": {
+            "status": "pending",
+            "metrics": {"estimated_rmse": 3.7},
+            "pending": ["rmse"],
+            "details": {"estimate": {"status": "estimated", "warning": "<i>would breach</i>"}},
+        },
+    }
+    for window, record in records.items():
+        lake.write_json(
+            f"monitoring/{USE_CASE}/history/window={window}/metrics.json",
+            {"use_case": USE_CASE, "window": window, "status": "ok", **record},
+        )
+    return lake
+
+
+def production_page(lake: Lake) -> tuple[mlops_page.UseCaseStatus, str]:
+    status = mlops_page.collect(spec.load_spec(USE_CASE), production_lake(lake), tracking_uri=None)
+    return status, mlops_page.render([status], {}, now=datetime(2024, 4, 20, tzinfo=UTC))
+
+
+def test_alias_timeline_has_one_segment_per_tenure_and_rollbacks_apart(lake) -> None:
+    status, page = production_page(lake)
+    assert status.errors == []
+    assert [(e.alias, e.version) for e in status.aliases if e.alias == "champion"] == [
+        ("champion", "1"),
+        ("champion", "2"),
+        ("champion", "1"),
+    ]  # the move to v9 never happened
+    timeline = re.search(r'<svg class="chart timeline".*?</svg>', page, flags=re.S)[0]
+    tenures = re.findall(r'<g class="tenure" data-lane="(\w+)" data-label="(v\d+)">', timeline)
+    assert tenures == [
+        ("champion", "v1"),
+        ("champion", "v2"),
+        ("champion", "v1"),
+        ("challenger", "v1"),
+        ("challenger", "v2"),
+    ]
+    assert "v9" not in timeline
+    # Who moved it and why, on hover; the rollback drawn apart (a red diamond).
+    assert (
+        "v2 champion until 2024-03-10 03:00 UTC; set by 2024-02-20 03:00 UTC promote: champion v1 → v2 "
+        "by monitor: live +4%" in timeline
+    )
+    rollbacks = re.findall(r'<g class="move rollback" data-lane="champion".*?</g>', timeline)
+    assert len(rollbacks) == 1 and "<polygon" in rollbacks[0]
+    assert "rollback: champion v2 → v1 by monitor: &lt;b&gt;worse&lt;/b&gt;" in rollbacks[0]
+    assert len(re.findall(r'<g class="move promote"', timeline)) == 4  # champion twice, challenger twice
+    assert "<b>worse" not in page
+    # Beside the performance chart: right after it.
+    titles = re.findall(r'<svg class="chart[^"]*" role="img" aria-label="([^"]+)"', page)
+    assert titles[:2] == ["rmse per variant (rmse (minutes))", "model versions over time (alias history)"]
+
+
+def test_windows_without_labels_show_the_estimate_dashed(lake) -> None:
+    status, page = production_page(lake)
+    rmse_chart = mlops_page.monitoring_charts(status.monitoring, status.limits)[0]
+    assert rmse_chart.series["overall"] == [3.2, 3.3, None, None]
+    assert rmse_chart.series["estimated"] == [None, None, 3.6, 3.7]
+    svg = re.search(r'<svg class="chart" role="img" aria-label="rmse per variant.*?</svg>', page, flags=re.S)[
+        0
+    ]
+    estimated = re.search(r'<g class="series" data-series="estimated">.*?</g>', svg)[0]
+    assert 'stroke-dasharray="4 3"' in estimated and estimated.count("<circle") == 2
+    assert ">estimated</text>" in svg  # the legend
+    assert "2024-03: rmse estimated 3.6 min, labels pending (fitted on 2024-02)" in estimated
+    assert "&lt;i&gt;would breach&lt;/i&gt;" in estimated and "<i>" not in page
+    # Once labelled: the measured value, and how far the estimate made before it was.
+    overall = re.search(r'<g class="series" data-series="overall">.*?</g>', svg)[0]
+    assert "stroke-dasharray" not in overall
+    assert "2024-01: rmse 3.2 min measured; estimated 3 min before its labels (off by -6.2 %)" in overall
+
+
+def test_latest_state_shows_the_latest_live_decision(lake) -> None:
+    _, page = production_page(lake)
+    row = re.search(r'<tr data-stage="live decision">.*?</tr>', page)[0]
+    assert "<td>2024-02</td>" in row
+    assert (
+        "keep the challenger in shadow (v2): 12,000 labelled trips so far, roughly 41,000 needed; "
+        "improvement +1.20% [-0.40%, +2.80%] (95%, 12,000 rows)"
+    ) in row
+    # A rollback due is bad news, and named as such.
+    regressed = {
+        "champion": "2",
+        "previous": "1",
+        "outcome": "promote",
+        "reason": "previous better",
+        "interval": {
+            "point": 0.05,
+            "low": 0.02,
+            "high": 0.08,
+            "confidence": 0.95,
+            "resamples": 0,
+            "rows": 30_000,
+        },
+        "trips": 30_000,
+        "acted": True,
+    }
+    verdicts = mlops_page.live_verdicts([_record("2024-05", details={"live": {"rollback": regressed}})])
+    stage, month, cls, text = mlops_page._live_row(verdicts[0])
+    assert (stage, month, cls) == ("live decision", "2024-05", "bad")
+    assert "roll back to the previous champion (previous champion v1): 30,000 labelled trips so far" in text
+    assert text.endswith("; done</span>")
+    assert mlops_page.live_verdicts([_record("2024-05", details={"live": {"challenger": {"no": 1}}})]) == []
+
+
 # -- the plugin ---------------------------------------------------------------------------------
 @pytest.fixture
 def plugin_client(lake, monkeypatch: pytest.MonkeyPatch):
@@ -631,3 +797,37 @@ def test_the_plugin_serves_the_page_and_its_incidents_as_json(plugin_client) -> 
     assert status[USE_CASE]["contracts"][-1]["state"] == "breached"
     for path in ("/lake/../secrets", "/lake/raw/x.parquet", "/datadocs/../../etc/passwd"):
         assert plugin_client.get(path).status_code == 404, path
+
+
+def test_the_plugin_shows_production_truth_and_its_json_has_no_nan(plugin_client, lake) -> None:
+    """A live decision waiting for labels holds a NaN interval: JSON has none, so it reads null."""
+    production_lake(lake)
+    nan = float("nan")
+    waiting = {
+        "version": "3",
+        "outcome": "insufficient",
+        "reason": "no labelled trip was scored by both",
+        "interval": {"point": nan, "low": nan, "high": nan, "confidence": 0.95, "resamples": 0, "rows": 0},
+        "trips": 0,
+        "trips_needed": None,
+        "acted": False,
+    }
+    lake.write_json(
+        f"monitoring/{USE_CASE}/history/window=2024-05/metrics.json",
+        {
+            "use_case": USE_CASE,
+            "window": "2024-05",
+            "status": "ok",
+            "metrics": {"rmse": 3.1},
+            "details": {"live": {"challenger": waiting}},
+        },
+    )
+    page = plugin_client.get("/")
+    assert page.status_code == 200 and "model versions over time (alias history)" in page.text
+    assert "insufficient evidence yet (v3): 0 labelled trips so far</span>" in page.text
+    answer = plugin_client.get("/status.json")
+    assert answer.status_code == 200
+    status = {s["name"]: s for s in answer.json()}[USE_CASE]
+    assert [e["version"] for e in status["aliases"] if e["alias"] == "champion"] == ["1", "2", "1"]
+    live = status["monitoring"][-1]["details"]["live"]["challenger"]
+    assert live["interval"]["point"] is None

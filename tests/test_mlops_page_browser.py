@@ -4,13 +4,16 @@ The page is rendered from the replayed lake of ``test_mlops_page.py`` (the lates
 months breached their contract) and opened from a file, the way the plugin serves it. It
 needs Debian's ``chromium`` and ``chromium-driver``: without them the test skips with the
 reason, and fails under ``MLPLATFORM_REQUIRE_SERVICES=1``, as ``test_system.py`` does.
+The second test opens the page of ``production_lake`` (alias moves with a rollback,
+estimates before labels, a live decision): the alias timeline drawn beside the performance
+chart.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from test_mlops_page import BREACHED, RULES, USE_CASE, replayed_page
+from test_mlops_page import BREACHED, RULES, USE_CASE, production_page, replayed_page
 
 from conftest import headless_chromium
 
@@ -62,3 +65,29 @@ def test_breaches_lead_the_page_and_the_trend_has_a_line_per_rule(lake, tmp_path
     finally:
         browser.quit()
     assert (tmp_path / "mlops-page.png").stat().st_size > 0
+
+
+def test_alias_timeline_sits_beside_the_performance_chart(lake, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    page = tmp_path / "mlops.html"
+    page.write_text(production_page(lake)[1], encoding="utf-8")
+    browser = headless_chromium()
+    try:
+        browser.set_window_size(1400, 1000)
+        browser.get(page.as_uri())
+        section = browser.find_element(By.ID, USE_CASE)
+        charts = section.find_elements(By.CSS_SELECTOR, "div.charts > svg.chart")
+        performance, timeline = charts[0], charts[1]
+        assert "timeline" in timeline.get_attribute("class").split()
+        assert performance.location["y"] == timeline.location["y"]  # side by side
+        assert performance.location["x"] < timeline.location["x"]
+        tenures = timeline.find_elements(By.CSS_SELECTOR, "g.tenure[data-lane='champion'] rect")
+        assert len(tenures) == 3 and all(t.size["width"] > 0 for t in tenures)
+        rollback = timeline.find_element(By.CSS_SELECTOR, "g.move.rollback polygon")
+        assert rollback.value_of_css_property("fill") == "rgb(197, 48, 48)"
+        assert "live decision" in section.find_element(By.CSS_SELECTOR, "table.latest").text
+        browser.save_screenshot(str(tmp_path / "mlops-production.png"))
+    finally:
+        browser.quit()
+    assert (tmp_path / "mlops-production.png").stat().st_size > 0

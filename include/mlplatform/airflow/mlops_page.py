@@ -8,14 +8,20 @@ For each use case the page shows, top to bottom:
 2. **Latest state of every stage**: the latest month of the contract (passed, quarantined
    with its share, breached with its reasons, refused), training, promotion (the version with
    its aliases), batch scoring, monitoring (the model's status: within thresholds, breached,
-   pending labels, not monitored because its data was refused) and serving, separately.
+   pending labels, not monitored because its data was refused) and serving, separately; and
+   the latest **live decision** on delayed labels (promote, keep with the trips so far and
+   needed, retire, insufficient; or a rollback due), with its interval.
 3. **Models** (``champion`` and ``challenger``: version, metrics, when and why promoted) and
    the approval queue with each request's gate table.
 4. **Charts** with axes, units and thresholds: the quarantine share of each contract rule
    per month (the trend a platform team watches to see TLC change something before it
    becomes a breach; a rule's jump is ringed), with each month's rule jumps and notices
-   listed under it; the performance metric per variant, the drifted share of features and
-   the quarantined share per month.
+   listed under it; the performance metric per variant (a window still waiting for its
+   labels shows its estimated RMSE, dashed; a labelled one says on hover how far the
+   estimate was), beside it the **alias timeline** (which version was ``champion`` and
+   ``challenger`` when, each move with who made it and why on hover, rollbacks as red
+   diamonds, read from the alias history), the drifted share of features and the
+   quarantined share per month.
 
 **Which breaches are listed.** A breached month of a stage (contract, model, serving) is
 *open* until a later month of the same stage passes; an open breach is listed first. Once
@@ -55,10 +61,18 @@ from urllib.parse import quote
 from mlplatform.adapters import snapshots
 from mlplatform.adapters.lake import Lake
 from mlplatform.airflow import charts
+from mlplatform.core.evidence import Interval
 from mlplatform.core.metrics import LOWER_IS_BETTER
-from mlplatform.core.records import SERVING_KINDS, SERVING_METRICS, MonitoringRecord, ScoredOutput
+from mlplatform.core.records import (
+    SERVING_KINDS,
+    SERVING_METRICS,
+    AliasEvent,
+    MonitoringRecord,
+    ScoredOutput,
+)
 from mlplatform.core.spec import UseCase
 from mlplatform.stages import contracts as contract_stage
+from mlplatform.stages.promotion import history
 
 ALIASES = ("champion", "challenger", "previous_champion")
 TREND_FLOOR_PERCENT = 0.01  # the contract trend's log axis starts at one row in 10,000
@@ -307,6 +321,7 @@ class UseCaseStatus:
     training: TrainingSet | None = None
     scored: ScoredOutput | None = None
     monitoring: list[MonitoringRecord] = field(default_factory=list)  # oldest window first
+    aliases: list[AliasEvent] = field(default_factory=list)  # applied alias moves, oldest first
     approvals: list[PendingApproval] = field(default_factory=list)
     limits: Limits = field(default_factory=Limits)
     errors: list[str] = field(default_factory=list)
@@ -493,9 +508,139 @@ def collect(use_case: UseCase, lake: Lake, tracking_uri: str | None) -> UseCaseS
         status.monitoring = monitoring_history(lake, use_case.name)
         status.training = latest_training(lake, use_case.name)
         status.scored = latest_scored(lake, use_case.name)
+        status.aliases = history.applied(history.events(use_case, lake))
     except Exception as exc:
         status.errors.append(f"lake unreachable: {exc}")
     return status
+
+
+# -- production truth: live decisions and the alias history -------------------------------------
+LIVE_WORDS = {
+    "challenger": {
+        "promote": "promote the challenger",
+        "retire": "retire the challenger",
+        "keep": "keep the challenger in shadow",
+        "insufficient": "insufficient evidence yet",
+    },
+    "rollback": {
+        "promote": "roll back to the previous champion",
+        "keep": "keep the champion (no confident regression)",
+        "insufficient": "insufficient evidence yet against the previous champion",
+    },
+}
+
+
+@dataclass(frozen=True)
+class LiveVerdict:
+    """The latest live decision of a window (monitoring's ``details["live"]``): ``kind`` is
+    ``challenger`` (the challenger in shadow) or ``rollback`` (the champion against the
+    previous one); ``version`` is the challenger's or, for a rollback, the previous champion's."""
+
+    window: str
+    kind: str
+    outcome: str
+    reason: str
+    version: str | None
+    trips: int = 0
+    trips_needed: int | None = None
+    interval: Interval | None = None
+    acted: bool = False
+
+    @classmethod
+    def of(cls, window: str, kind: str, found: Mapping[str, Any]) -> LiveVerdict:
+        """Read one decision as monitoring stores it (``LiveDecision.to_dict`` plus who and ``acted``)."""
+        interval = found.get("interval")
+        needed = found.get("trips_needed")
+        version = found.get("version" if kind == "challenger" else "previous")
+        return cls(
+            window=window,
+            kind=kind,
+            outcome=str(found["outcome"]),
+            reason=str(found.get("reason") or ""),
+            version=None if version is None else str(version),
+            trips=int(found.get("trips") or 0),
+            trips_needed=None if needed is None else int(needed),
+            interval=Interval.from_dict(interval) if isinstance(interval, Mapping) else None,
+            acted=bool(found.get("acted")),
+        )
+
+    @property
+    def words(self) -> str:
+        return LIVE_WORDS.get(self.kind, {}).get(self.outcome, self.outcome)
+
+    @property
+    def bad(self) -> bool:
+        """A decision a person should look at: a rollback due, or a challenger to retire."""
+        return (self.kind, self.outcome) in (("rollback", "promote"), ("challenger", "retire"))
+
+
+def live_verdicts(records: Sequence[MonitoringRecord]) -> list[LiveVerdict]:
+    """The live decisions of the newest window that has any (rollback first: it is the worse news)."""
+    for record in reversed(records):
+        decided = record.details.get("live")
+        if not isinstance(decided, Mapping):
+            continue
+        found = []
+        for kind in ("rollback", "challenger"):
+            if isinstance(decided.get(kind), Mapping):
+                try:
+                    found.append(LiveVerdict.of(record.window, kind, decided[kind]))
+                except (KeyError, TypeError, ValueError):
+                    continue  # a damaged entry: the next window's record will say
+        if found:
+            return found
+    return []
+
+
+def tenures(events: Sequence[AliasEvent], alias: str) -> list[tuple[AliasEvent, str | None]]:
+    """Each tenure of ``alias``: the applied move that set a version, and when the next move
+    of the alias ended it (``None``: it still holds). A move that removed the alias starts none."""
+    moves = [e for e in events if e.alias == alias]
+    return [
+        (e, moves[n + 1].at if n + 1 < len(moves) else None)
+        for n, e in enumerate(moves)
+        if e.version is not None
+    ]
+
+
+def _moment(text: str, now: datetime) -> datetime:
+    return parse_time(text) or now
+
+
+def _move_words(e: AliasEvent) -> str:
+    """``2024-05-01 12:00 UTC rollback: champion v4 → v3 by monitor (run x): why``."""
+    at = parse_time(e.at)
+    when = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if at else e.at
+    moved = f"v{e.from_version}" if e.from_version else "none"
+    to = f"v{e.version}" if e.version else "removed"
+    run = f" (run {e.run_id})" if e.run_id else ""
+    return f"{when} {e.action}: {e.alias} {moved} → {to} by {e.by}{run}" + (
+        f": {e.reason}" if e.reason else ""
+    )
+
+
+def alias_timeline(events: Sequence[AliasEvent], now: datetime) -> charts.Timeline:
+    """Which version was ``champion`` and ``challenger`` over time, from the applied alias moves."""
+    lanes = ("champion", "challenger")
+    spans = []
+    for alias in lanes:
+        for e, ended in tenures(events, alias):
+            until = "now" if ended is None else _moment(ended, now).strftime("%Y-%m-%d %H:%M UTC")
+            spans.append(
+                charts.Tenure(
+                    alias,
+                    f"v{e.version}",
+                    _moment(e.at, now),
+                    None if ended is None else _moment(ended, now),
+                    f"v{e.version} {alias} until {until}; set by {_move_words(e)}",
+                )
+            )
+    moves = [
+        charts.Move(e.alias, _moment(e.at, now), e.action, _move_words(e), emphasis=e.action == "rollback")
+        for e in events
+        if e.alias in lanes
+    ]
+    return charts.Timeline("model versions over time (alias history)", lanes, spans, moves, now, width=480)
 
 
 # -- the worst news -----------------------------------------------------------------------------
@@ -580,6 +725,15 @@ def monitoring_charts(records: Sequence[MonitoringRecord], limits: Limits) -> li
         performance[variant] = [
             ((r.details.get("variants") or {}).get(variant) or {}).get(metric) for r in records
         ]
+    # Windows still waiting for their labels: the RMSE estimated before them, dashed.
+    estimated_key = f"estimated_{metric}"
+    performance[ESTIMATED] = [
+        r.metrics.get(estimated_key) if metric not in r.metrics else None for r in records
+    ]
+    titles = {
+        "overall": [_measured_title(r, limits) for r in records],
+        ESTIMATED: [_estimated_title(r, limits) for r in records],
+    }
     drift = [r.metrics.get("drift_share") for r in records]
     return [
         charts.Chart(
@@ -589,6 +743,8 @@ def monitoring_charts(records: Sequence[MonitoringRecord], limits: Limits) -> li
             {k: v for k, v in performance.items() if any(x is not None for x in v)},
             [_threshold(r, limits) for r in records],
             "breach level",
+            dashed=(ESTIMATED,),
+            titles=titles,
         ),
         charts.Chart(
             "drifted features",
@@ -599,6 +755,37 @@ def monitoring_charts(records: Sequence[MonitoringRecord], limits: Limits) -> li
             "threshold",
         ),
     ]
+
+
+ESTIMATED = "estimated"
+"""The performance chart's series of RMSEs estimated before the labels."""
+
+
+def _measured_title(r: MonitoringRecord, limits: Limits) -> str | None:
+    """``2024-05: rmse 5.4 min measured; estimated 5.1 min before its labels (-5.6 %)``."""
+    metric = limits.metric
+    if metric not in r.metrics:
+        return None
+    text = f"{r.window}: {metric} {with_unit(r.metrics[metric], limits.unit)} measured"
+    made = r.metrics.get(f"estimated_{metric}")
+    if made is not None:
+        error = r.metrics.get("estimate_error")
+        off = f" (off by {error * 100:+.1f} %)" if error is not None else ""
+        text += f"; estimated {with_unit(made, limits.unit)} before its labels{off}"
+    return text
+
+
+def _estimated_title(r: MonitoringRecord, limits: Limits) -> str | None:
+    """``2024-06: rmse estimated 5.2 min, labels pending (fitted on 2024-04)``, and its warning."""
+    metric = limits.metric
+    made = r.metrics.get(f"estimated_{metric}")
+    if made is None or metric in r.metrics:
+        return None
+    shown = r.details.get("estimate")
+    shown = shown if isinstance(shown, Mapping) else {}
+    fitted = f" (fitted on {shown['reference_window']})" if shown.get("reference_window") else ""
+    warning = f"; {shown['warning']}" if shown.get("warning") else ""
+    return f"{r.window}: {metric} estimated {with_unit(made, limits.unit)}, labels pending{fitted}{warning}"
 
 
 def quarantine_chart(quarantine: Sequence[tuple[str, float]], limits: Limits) -> charts.Chart:
@@ -810,7 +997,28 @@ def _latest_rows(s: UseCaseStatus, link: Link, now: datetime) -> list[tuple[str,
     else:
         rows.append(("batch scoring", "", "muted", "nothing scored yet"))
     rows += _monitoring_rows(s, link, now)
+    rows += [_live_row(v) for v in live_verdicts(s.monitoring)]
     return rows
+
+
+def _live_row(v: LiveVerdict) -> tuple[str, str, str, str]:
+    """``live decision``: what was decided, on which version, how sure and how many trips."""
+    subject = f"v{v.version}" if v.version else ""
+    target = f" ({'previous champion ' if v.kind == 'rollback' else ''}{subject})" if subject else ""
+    trips = f"{v.trips:,} labelled trips so far"
+    if v.outcome == "keep" and v.trips_needed:
+        trips += f", roughly {v.trips_needed:,} needed"
+    elif v.outcome == "insufficient" and v.trips_needed:
+        trips += f", at least {v.trips_needed:,} needed"
+    shown = (
+        f"; improvement {v.interval.percent()}"
+        if v.interval is not None and v.trips and math.isfinite(v.interval.point)
+        else ""
+    )
+    acted = "; done" if v.acted else ""
+    text = f"{v.words}{target}: {trips}{shown}{acted}"
+    cls = "bad" if v.bad else "ok" if v.outcome == "promote" else "muted"
+    return ("live decision", v.window, cls, f'<span title="{_esc(v.reason)}">{_esc(text)}</span>')
 
 
 def _promotion_html(s: UseCaseStatus, champion: ModelVersion, link: Link, now: datetime) -> str:
@@ -925,9 +1133,11 @@ def _notices_block(contracts: Sequence[ContractMonth]) -> str:
     return f'<div class="notices"><h4>Notices and rule jumps</h4><ul>{items}</ul></div>'
 
 
-def _charts_block(s: UseCaseStatus) -> str:
+def _charts_block(s: UseCaseStatus, now: datetime) -> str:
     trend = charts.render(contract_trend_chart(s.trend, s.limits)) if s.trend else ""
     drawn = [charts.render(c) for c in monitoring_charts(s.monitoring, s.limits)] if s.monitoring else []
+    if s.aliases:  # beside the performance chart: which version it measured, and when that changed
+        drawn.insert(1 if drawn else 0, charts.render_timeline(alias_timeline(s.aliases, now)))
     if s.quarantine:
         drawn.append(charts.render(quarantine_chart(s.quarantine, s.limits)))
     trend_block = f'<div class="trend">{trend}{_notices_block(s.contracts)}</div>' if trend else ""
@@ -968,7 +1178,7 @@ def render(
             f'<p class="muted">{_esc(s.task)} · maturity level {_esc(s.maturity_level)}</p>{errors}'
             f"{_incidents_block(s, link, now)}{_latest_block(s, link, now)}"
             f'<div class="grid"><div><h3>Models</h3><div class="models">{models}</div></div>'
-            f"<div><h3>Approval queue</h3>{_approvals_block(s)}</div></div>{_charts_block(s)}</section>"
+            f"<div><h3>Approval queue</h3>{_approvals_block(s)}</div></div>{_charts_block(s, now)}</section>"
         )
     nav = " · ".join(
         f'<a href="{_esc(url)}" target="_blank">{_esc(name)}</a>' for name, url in links.items() if url
