@@ -736,7 +736,7 @@ def test_latest_state_shows_the_latest_live_decision(lake) -> None:
         "champion": "2",
         "previous": "1",
         "outcome": "promote",
-        "reason": "previous better",
+        "reason": 'previous better" onmouseover="x',
         "interval": {
             "point": 0.05,
             "low": 0.02,
@@ -751,7 +751,8 @@ def test_latest_state_shows_the_latest_live_decision(lake) -> None:
     verdicts = mlops_page.live_verdicts([_record("2024-05", details={"live": {"rollback": regressed}})])
     stage, month, cls, text = mlops_page._live_row(verdicts[0])
     assert (stage, month, cls) == ("live decision", "2024-05", "bad")
-    assert "roll back to the previous champion (previous champion v1): 30,000 labelled trips so far" in text
+    assert "roll back to the previous champion (v1): 30,000 labelled trips so far" in text
+    assert 'title="previous better&quot; onmouseover=&quot;x"' in text
     assert text.endswith("; done</span>")
     assert mlops_page.live_verdicts([_record("2024-05", details={"live": {"challenger": {"no": 1}}})]) == []
 

@@ -1004,7 +1004,7 @@ def _latest_rows(s: UseCaseStatus, link: Link, now: datetime) -> list[tuple[str,
 def _live_row(v: LiveVerdict) -> tuple[str, str, str, str]:
     """``live decision``: what was decided, on which version, how sure and how many trips."""
     subject = f"v{v.version}" if v.version else ""
-    target = f" ({'previous champion ' if v.kind == 'rollback' else ''}{subject})" if subject else ""
+    target = f" ({subject})" if subject else ""
     trips = f"{v.trips:,} labelled trips so far"
     if v.outcome == "keep" and v.trips_needed:
         trips += f", roughly {v.trips_needed:,} needed"
