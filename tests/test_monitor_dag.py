@@ -145,11 +145,13 @@ def _messages(sink: Any) -> list[dict[str, Any]]:
 
 
 # -- data and model ----------------------------------------------------------------------------
-def add_month(lake: Lake, month: str, drift: generator.Drift = generator.Drift(), seed: int = 1) -> None:
+def add_month(
+    lake: Lake, month: str, drift: generator.Drift = generator.Drift(), seed: int = 1, rows: int = ROWS
+) -> None:
     """A generated month written straight in as validated, past the contract: so without TLC's
     pathologies (``clean=True``). With them, meters left running for hours would inflate the
     champion's reference RMSE and hide the breaches these tests look for."""
-    made = generator.generate_month("yellow", month, ROWS, seed=seed, drift=drift, clean=True)
+    made = generator.generate_month("yellow", month, rows, seed=seed, drift=drift, clean=True)
     table = tlc.normalise(made.table)
     contract = {"success": True, "bad_row_share": 0.0, "suite": USE_CASE.contract.suite}
     snapshots.write_snapshot(lake, USE_CASE.name, month, table, {"contract": contract})
