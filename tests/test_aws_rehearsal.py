@@ -1,9 +1,13 @@
-"""`terraform apply` of the dev root against an emulated AWS account, then the loop's first steps.
+"""`terraform apply` of the dev root against an emulated AWS account, then the loop on it.
 
 Runs ``infra/scripts/rehearse_aws.py`` (what ``make rehearse-aws`` runs) as a process: moto's
 server over TLS, the dev root applied from a temporary copy with the provider pointed at it,
-the settings read back from SSM in AWS mode, then each step of ``LOOP_STEPS``. The test reads
-the script's JSON report: what Terraform created, what it left out and why, and each step.
+the settings read back from SSM in AWS mode, then each step of ``LOOP_STEPS``: from ingest to
+the endpoint, then the serving container answering it, a Batch Transform, data capture,
+monitoring, retraining and the endpoint updated. Where moto stops (it runs no container,
+no transform job, no data capture, no UpdateEndpoint) the script plays SageMaker's part and says so.
+The test reads the script's JSON report: what Terraform created, what it left out and why,
+and each step.
 
 Needs Terraform and the AWS provider in a filesystem mirror, as the Terraform checks of
 ``test_infra.py`` do: without them it skips with the reason, or fails where
@@ -98,3 +102,20 @@ def test_the_loop_runs_on_the_emulated_account(rehearsal: dict[str, Any]) -> Non
     assert [s["name"] for s in steps] == [name for name, _ in _script().LOOP_STEPS]
     failed = [f"{s['name']}: {s['detail']}" for s in steps if not s["ok"]]
     assert not failed, "\n".join(failed) + "\n\n" + rehearsal["stdout"]
+
+
+def test_where_moto_runs_no_container_the_report_says_the_harness_played_sagemaker(
+    rehearsal: dict[str, Any],
+) -> None:
+    script = _script()
+    played = {
+        script.step_container_answers,
+        script.step_batch_transform,
+        script.step_data_captured,
+        script.step_endpoint_updated,
+    }
+    names = [name for name, step in script.LOOP_STEPS if step in played]
+    details = {s["name"]: s["detail"] for s in rehearsal["steps"]}
+    assert len(names) == 4
+    for name in names:
+        assert script.PLAYED_BY_HARNESS in details[name], f"{name}: {details[name]}"

@@ -14,7 +14,9 @@ What it does, in order:
    switch off, through the platform module's variables, what the emulator cannot create
    (``SKIPPED`` says why for each; ``terraform plan`` of the real values still covers them);
 4. reads the settings back from SSM the way the code does (``MLPLATFORM_ENV=aws``);
-5. runs the first steps of the loop (``LOOP_STEPS``) on that account in AWS mode;
+5. runs the loop (``LOOP_STEPS``) on that account in AWS mode, from ingest to a retrained
+   model redeployed; where moto stops (it runs no container, no transform job, no data
+   capture, no UpdateEndpoint) the script plays SageMaker's part and the step says so;
 6. prints one summary: resources created, resources skipped and why, each loop step and its
    result. The exit status is 0 only when every step passed.
 
@@ -632,7 +634,7 @@ def step_release_pushed(rehearsal: Rehearsal) -> str:
     )
 
 
-def step_endpoint_deployed(rehearsal: Rehearsal) -> str:
+def deploy_champion(rehearsal: Rehearsal) -> dict[str, Any]:
     """The deploy stage's SageMaker plan for the champion, its requests sent, the endpoint verified."""
     import inspect
 
@@ -651,15 +653,39 @@ def step_endpoint_deployed(rehearsal: Rehearsal) -> str:
         "create_challenger_model": sagemaker.create_model,
         "create_endpoint_config": sagemaker.create_endpoint_config,
         "create_endpoint": sagemaker.create_endpoint,
-        "update_endpoint": sagemaker.update_endpoint,
+        "update_endpoint": functools.partial(play_update_endpoint, sagemaker),
     }
     for step in plan["steps"]:
         calls[step](**plan[step])
     verified = deployment.verify_sagemaker(sagemaker, plan)
     rehearsal.facts["endpoint"] = plan["endpoint"]
-    return (
-        f"{plan['endpoint']} {verified['status']} on {plan['endpoint_config']} ({', '.join(plan['steps'])})"
-    )
+    return {
+        "plan": plan,
+        "summary": f"{plan['endpoint']} {verified['status']} on {plan['endpoint_config']} "
+        f"({', '.join(plan['steps'])})",
+    }
+
+
+def play_update_endpoint(sagemaker: Any, **request: Any) -> dict[str, Any]:
+    """SageMaker's UpdateEndpoint, which moto lacks: the request checked against the AWS API
+    model (a Stubber validates every parameter), then what a healthy blue/green update leaves,
+    the endpoint in service on the new configuration."""
+    from botocore.stub import Stubber
+
+    name = request["EndpointName"]
+    answer = {"EndpointArn": sagemaker.describe_endpoint(EndpointName=name)["EndpointArn"]}
+    with Stubber(sagemaker) as stubber:
+        stubber.add_response("update_endpoint", answer, request)
+        sagemaker.update_endpoint(**request)
+        stubber.assert_no_pending_responses()
+    sagemaker.delete_endpoint(EndpointName=name)
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=request["EndpointConfigName"])
+    return answer
+
+
+def step_endpoint_deployed(rehearsal: Rehearsal) -> str:
+    """The deploy stage's SageMaker plan for the champion, its requests sent, the endpoint verified."""
+    return str(deploy_champion(rehearsal)["summary"])
 
 
 def step_endpoint_alarms(rehearsal: Rehearsal) -> str:
@@ -723,7 +749,341 @@ def step_alarm_reaches_slack(rehearsal: Rehearsal) -> str:
     return f"{alarm_name} (ALARM) posted to the webhook in {secret}"
 
 
-# The loop's first steps on the emulated account, in order. Append steps as the platform's
+# --------------------------------------------------------------------------- SageMaker played by the harness
+# moto records SageMaker models, endpoints and transform jobs but runs no container: from here
+# the rehearsal plays SageMaker's part with the serving image's entrypoint as a process.
+
+NEXT_MONTH = "2021-03"  # the newer data the second version is validated on
+CAPTURED_TRIPS = 1_500  # enough for the monitor's drift (MIN_DRIFT_ROWS) on the window
+CAPTURE_REQUEST_TRIPS = 250
+PLAYED_BY_HARNESS = "moto runs no container: the harness plays SageMaker"
+
+
+def copy_model_data(rehearsal: Rehearsal, s3_uri: str, model_dir: Path) -> Path:
+    """What SageMaker does with an uncompressed ``S3Prefix`` model data source: copy it to the model dir."""
+    s3 = rehearsal.client("s3")
+    bucket, _, prefix = s3_uri.removeprefix("s3://").partition("/")
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    for key in (item["Key"] for page in pages for item in page.get("Contents", [])):
+        target = model_dir / key.removeprefix(prefix)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, key, str(target))
+    if not (model_dir / "MLmodel").exists():
+        raise RuntimeError(f"no MLmodel under {s3_uri}: the SageMaker model's data is not an MLflow model")
+    return model_dir
+
+
+@contextmanager
+def serving_container(rehearsal: Rehearsal, model_name: str) -> Iterator[str]:
+    """``python -m mlplatform.serving serve`` as SageMaker runs the model's container: its
+    data copied to a model directory (``SM_MODEL_DIR``), its environment, no registry."""
+    import httpx
+
+    container = rehearsal.client("sagemaker").describe_model(ModelName=model_name)["PrimaryContainer"]
+    home = rehearsal.work / "containers" / model_name
+    model_dir = home / "model"
+    if not model_dir.exists():
+        copy_model_data(rehearsal, container["ModelDataSource"]["S3DataSource"]["S3Uri"], model_dir)
+    port = free_port()
+    env = {k: v for k, v in aws_mode(rehearsal).items() if not k.startswith(("MLPLATFORM_", "MLFLOW_"))}
+    # The environment names /opt/ml/model; SM_MODEL_DIR says where the data is here.
+    env.update({k: v for k, v in container["Environment"].items() if k != "MLPLATFORM_MODEL_URI"})
+    env.update(
+        SM_MODEL_DIR=str(model_dir),
+        SAGEMAKER_BIND_TO_PORT=str(port),
+        MLFLOW_TRACKING_URI="http://127.0.0.1:9",  # nothing there: the container needs no registry
+    )
+    log = (home / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlplatform.serving", "serve"],
+        cwd=home,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{base}/ping", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the container did not answer /ping:\n{(home / 'serve.log').read_text()[-2000:]}"
+                )
+            time.sleep(0.3)
+        yield base
+    finally:
+        _stop(process)
+        log.close()
+
+
+def invoke(base: str, payload: bytes, content_type: str = "application/jsonlines") -> str:
+    """One ``POST /invocations`` as SageMaker forwards it; the answer's text."""
+    import httpx
+
+    answer = httpx.post(
+        f"{base}/invocations",
+        content=payload,
+        headers={"Content-Type": content_type, "Accept": content_type},
+        timeout=120,
+    )
+    if answer.status_code != 200:
+        raise RuntimeError(f"/invocations answered {answer.status_code}: {answer.text[:500]}")
+    return answer.text
+
+
+def endpoint_variants(rehearsal: Rehearsal) -> dict[str, str]:
+    """The endpoint's production variants as SageMaker serves them: variant name to model name."""
+    sagemaker = rehearsal.client("sagemaker")
+    endpoint = sagemaker.describe_endpoint(EndpointName=rehearsal.facts["endpoint"])
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    return {v["VariantName"]: v["ModelName"] for v in config["ProductionVariants"]}
+
+
+def champion_variant(rehearsal: Rehearsal) -> tuple[str, str]:
+    """The variant that takes the endpoint's traffic for the champion, and its model's name."""
+    variants = endpoint_variants(rehearsal)
+    if "champion" not in variants:
+        raise RuntimeError(f"the endpoint has no champion variant: {variants}")
+    return "champion", variants["champion"]
+
+
+def trips_of_month(month: str, rows: int) -> str:
+    """``rows`` complete trips of a raw month as the model's inputs, one JSON object a line."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from mlplatform.adapters import registry
+    from mlplatform.core.spec import load_spec
+    from mlplatform.stages import scoring
+
+    columns = scoring.signature_inputs(registry.resolve(load_spec(USE_CASE).model_name))
+    source = pq.ParquetFile(RAW_FILES / f"green_tripdata_{month}.parquet")
+    frames = []
+    for batch in scoring.normalised_batches(source, columns, batch_rows=10_000):
+        frames.append(batch.to_pandas().dropna())
+        if sum(map(len, frames)) >= rows:
+            break
+    if not frames:
+        raise RuntimeError(f"no complete trip in the raw file of {month}")
+    trips = pd.concat(frames, ignore_index=True).head(rows)
+    return str(trips.to_json(orient="records", lines=True, date_format="iso", date_unit="s"))
+
+
+def step_container_answers(rehearsal: Rehearsal) -> str:
+    """The champion variant's container answers the endpoint's invocations: JSON Lines in,
+    one answer a trip, from the deployed version."""
+    variant, model_name = champion_variant(rehearsal)
+    if f"-v{rehearsal.facts['version']}-" not in model_name:
+        raise RuntimeError(
+            f"the endpoint's {variant} runs {model_name}, not version {rehearsal.facts['version']}"
+        )
+    trips = trips_of_month(VALIDATION_MONTH, 3)
+    with serving_container(rehearsal, model_name) as base:
+        answers = [json.loads(line) for line in invoke(base, trips.encode()).splitlines()]
+    if len(answers) != 3:
+        raise RuntimeError(f"3 trips answered with {answers}")
+    return f"{model_name} ({variant}): 3 trips, 3 answers ({PLAYED_BY_HARNESS})"
+
+
+def mini_batches(lines: list[bytes], max_payload_bytes: int) -> Iterator[bytes]:
+    """Whole lines packed into payloads of at most ``max_payload_bytes``, in order: SageMaker's
+    ``SplitType=Line`` with ``BatchStrategy=MultiRecord``."""
+    batch: list[bytes] = []
+    size = 0
+    for line in lines:
+        if batch and size + len(line) > max_payload_bytes:
+            yield b"".join(batch)
+            batch, size = [], 0
+        batch.append(line)
+        size += len(line)
+    if batch:
+        yield b"".join(batch)
+
+
+def play_transform_job(rehearsal: Rehearsal, job_name: str) -> int:
+    """What SageMaker does for a transform job moto accepted: the job's model in its container,
+    every input part sent by line in mini-batches, the answers assembled by line as
+    ``<part>.out`` under the output path. Returns the number of requests."""
+    from mlplatform.adapters.lake import Lake
+
+    job = rehearsal.client("sagemaker").describe_transform_job(TransformJobName=job_name)
+    lake = Lake()
+    source = lake.relative(job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"].rstrip("/"))
+    target = lake.relative(job["TransformOutput"]["S3OutputPath"].rstrip("/"))
+    content_type = job["TransformInput"]["ContentType"]
+    requests = 0
+    with serving_container(rehearsal, job["ModelName"]) as base:
+        for entry in lake.list(source):
+            lines = lake.read_bytes(entry.path).splitlines(keepends=True)
+            answers = []
+            for payload in mini_batches(lines, job["MaxPayloadInMB"] * 1024 * 1024):
+                requests += 1
+                answers.extend(invoke(base, payload, content_type).splitlines())
+            name = entry.path.rsplit("/", 1)[-1]
+            lake.write_bytes(f"{target}/{name}.out", "".join(f"{a}\n" for a in answers).encode())
+    return requests
+
+
+def step_batch_transform(rehearsal: Rehearsal) -> str:
+    """The batch-score stage's transform job for a validated month with the champion: input
+    staged in the lake, job created on the account, run by the harness, output collected and
+    published as the month's predictions."""
+    from mlplatform.adapters import registry
+    from mlplatform.adapters.lake import Lake
+    from mlplatform.core.spec import load_spec
+    from mlplatform.stages import scoring
+
+    use_case, lake = load_spec(USE_CASE), Lake()
+    champion = registry.resolve(use_case.model_name)
+    snapshot = scoring.checked_snapshot(lake, use_case, MONTH, scoring.signature_inputs(champion))
+    staged = scoring.stage_transform_input(lake, use_case, snapshot, champion)
+    sagemaker = rehearsal.client("sagemaker")
+    config = scoring.transform_request(
+        use_case, champion, snapshot, staged, sagemaker, rehearsal.client("ecr")
+    )
+    if "Model" in config:
+        sagemaker.create_model(**config["Model"])
+    sagemaker.create_transform_job(**config["Transform"])
+    job = config["Transform"]["TransformJobName"]
+    requests = play_transform_job(rehearsal, job)
+    published = scoring.publish(
+        lake, scoring.collect_transform_output(lake, use_case, snapshot, champion, staged)
+    )
+    if published.rows != staged["rows"]:
+        raise RuntimeError(f"{published.rows} predictions for {staged['rows']} staged rows")
+    return (
+        f"{job}: {staged['rows']} rows in {len(staged['parts'])} parts, {requests} requests; "
+        f"predictions of version {champion.version} published ({PLAYED_BY_HARNESS}'s transform job)"
+    )
+
+
+def step_data_captured(rehearsal: Rehearsal) -> str:
+    """Endpoint traffic for trips of a later month, each request and answer written to the
+    lake's capture prefix as SageMaker's data capture writes them, then read back by monitoring."""
+    import uuid
+
+    from mlplatform.adapters.lake import Lake
+    from mlplatform.adapters.sagemaker import capture_prefix
+    from mlplatform.core.spec import load_spec
+    from mlplatform.stages.monitoring import read_capture
+
+    use_case, lake = load_spec(USE_CASE), Lake()
+    variant, model_name = champion_variant(rehearsal)
+    lines = trips_of_month(VALIDATION_MONTH, CAPTURED_TRIPS).encode().splitlines(keepends=True)
+    now = dt.datetime.now(dt.UTC)
+    records = []
+    with serving_container(rehearsal, model_name) as base:
+        for start in range(0, len(lines), CAPTURE_REQUEST_TRIPS):
+            payload = b"".join(lines[start : start + CAPTURE_REQUEST_TRIPS])
+            answer = invoke(base, payload)
+            part = {"observedContentType": "application/jsonlines", "encoding": "JSON"}
+            records.append(
+                {
+                    "captureData": {
+                        "endpointInput": {**part, "mode": "INPUT", "data": payload.decode()},
+                        "endpointOutput": {**part, "mode": "OUTPUT", "data": answer},
+                    },
+                    "eventMetadata": {"eventId": str(uuid.uuid4()), "inferenceTime": now.isoformat()},
+                    "eventVersion": "0",
+                }
+            )
+    path = (
+        f"{capture_prefix(use_case.name)}/{rehearsal.facts['endpoint']}/{variant}/"
+        f"{now:%Y/%m/%d/%H}/{now:%M-%S}-{uuid.uuid4().hex[:4]}.jsonl"
+    )
+    lake.write_bytes(path, "".join(json.dumps(r) + "\n" for r in records).encode())
+    captured = read_capture(lake, use_case, VALIDATION_MONTH)
+    rows = 0 if captured.rows is None else len(captured.rows)
+    if captured.malformed or rows != len(lines):
+        raise RuntimeError(
+            f"{len(lines)} trips captured; monitoring reads {rows} rows, {captured.malformed} malformed"
+        )
+    return (
+        f"{len(records)} requests, {rows} trips in {lake.uri(path)}; monitoring reads them all "
+        f"({PLAYED_BY_HARNESS}'s capture)"
+    )
+
+
+def step_window_monitored(rehearsal: Rehearsal) -> str:
+    """The later month arrives and is validated (ground truth of the captured trips); the
+    monitoring stage measures the window from the capture."""
+    from mlplatform.adapters.lake import Lake
+    from mlplatform.core.spec import load_spec
+    from mlplatform.stages import contracts
+    from mlplatform.stages.monitoring import monitor
+
+    use_case, lake = load_spec(USE_CASE), Lake()
+    cli(
+        rehearsal,
+        "ingest",
+        "--use-case",
+        USE_CASE,
+        "--month",
+        VALIDATION_MONTH,
+        str(RAW_FILES / f"green_tripdata_{VALIDATION_MONTH}.parquet"),
+    )
+    outcome = contracts.validate_month(lake, use_case, VALIDATION_MONTH)
+    if not outcome.success:
+        raise RuntimeError(f"{VALIDATION_MONTH} was not validated: {outcome.summary}")
+    record = monitor(lake, use_case, VALIDATION_MONTH)
+    metric = use_case.monitoring.performance_metric
+    if not record.metrics.get("capture_lines") or metric not in record.metrics:
+        raise RuntimeError(f"the window was not measured from the capture: {record.metrics}")
+    rehearsal.facts["monitor_status"] = record.model_status
+    return (
+        f"window {VALIDATION_MONTH}: model {record.model_status}, serving {record.serving_status}, "
+        f"{metric} {record.metrics[metric]:.3f} on captured trips, "
+        f"{int(record.metrics['capture_lines'])} capture lines; record {record.record_uri}"
+    )
+
+
+def step_retrained(rehearsal: Rehearsal) -> str:
+    """A second version trained on the newer month (validated on the one after), registered
+    as the challenger, and promoted over the first."""
+    from mlplatform.adapters import registry
+    from mlplatform.core.spec import load_spec
+    from mlplatform.stages import training
+
+    use_case = load_spec(USE_CASE)
+    result = training.train_files(
+        use_case,
+        [str(RAW_FILES / f"green_tripdata_{VALIDATION_MONTH}.parquet")],
+        [str(RAW_FILES / f"green_tripdata_{NEXT_MONTH}.parquet")],
+        track=True,
+        reason="AWS rehearsal: retrain after monitoring",
+    )
+    version = registry.register_challenger(use_case, result["run_id"], result["model_uri"])
+    first, second = rehearsal.facts["version"], version["version"]
+    if second == first:
+        raise RuntimeError(f"retraining registered version {second} again")
+    registry.promote(
+        use_case.model_name,
+        second,
+        {"run_id": "aws-rehearsal", "expected_champion": first, "reason": "retrained on newer data"},
+    )
+    rehearsal.facts["version"] = second
+    return f"{version['model_name']} version {second} on {VALIDATION_MONTH}, champion over version {first}"
+
+
+def step_endpoint_updated(rehearsal: Rehearsal) -> str:
+    """The deploy code again: the running endpoint updated to the new champion."""
+    deployed = deploy_champion(rehearsal)
+    if "update_endpoint" not in deployed["plan"]["steps"]:
+        raise RuntimeError(f"the deploy code planned {deployed['plan']['steps']}, not an update")
+    answered = step_container_answers(rehearsal).rsplit(" (", 1)[0]
+    return (
+        f"{deployed['summary']}; {answered} "
+        f"(moto lacks UpdateEndpoint; {PLAYED_BY_HARNESS}'s blue/green update)"
+    )
+
+
+# The loop on the emulated account, in order. Append steps as the platform's
 # AWS mode grows; a step returns what it did and raises when it fails.
 LOOP_STEPS: list[tuple[str, Callable[[Rehearsal], str]]] = [
     ("settings read from SSM (mlplatform config)", step_settings_from_ssm),
@@ -735,6 +1095,12 @@ LOOP_STEPS: list[tuple[str, Callable[[Rehearsal], str]]] = [
     ("SageMaker model, endpoint config, endpoint (deploy stage)", step_endpoint_deployed),
     ("endpoint's alarms found by the deploy code", step_endpoint_alarms),
     ("endpoint alarm posted to Slack by the forwarder", step_alarm_reaches_slack),
+    ("endpoint's container answers invocations (serving entrypoint)", step_container_answers),
+    ("Batch Transform of a month with the champion (scoring stage)", step_batch_transform),
+    ("endpoint traffic captured to the lake, read by monitoring", step_data_captured),
+    ("captured window monitored against its ground truth (monitoring stage)", step_window_monitored),
+    ("second version retrained on newer data, promoted (training, registry)", step_retrained),
+    ("endpoint updated to the new champion (deploy stage)", step_endpoint_updated),
 ]
 
 
