@@ -268,7 +268,8 @@ def container(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        # A state awaited, not a timing: two workers import the model on a loaded machine.
+        deadline = time.monotonic() + 600
         while True:
             try:
                 if httpx.get(f"{base}/ping", timeout=2).status_code == 200:

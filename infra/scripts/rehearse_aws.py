@@ -305,7 +305,7 @@ def _wait_for(endpoint: str, cert: Path, process: subprocess.Popen[bytes], log: 
     import urllib.request
 
     context = ssl.create_default_context(cafile=str(cert))
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600
     while True:
         try:
             with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2, context=context):
@@ -804,7 +804,7 @@ def serving_container(rehearsal: Rehearsal, model_name: str) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 600
         while True:
             try:
                 if httpx.get(f"{base}/ping", timeout=2).status_code == 200:
@@ -1141,7 +1141,7 @@ def mlflow_server(rehearsal: Rehearsal, port: int) -> Iterator[str]:
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 600
         while True:
             try:
                 with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
