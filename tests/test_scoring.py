@@ -57,10 +57,11 @@ def add_snapshot(
 
 def registered_versions(tracking_uri: str, name: str = USE_CASE.model_name) -> list[str]:
     """Three registered versions of a small TripModel (each predicts differently), made once."""
-    key = (tracking_uri, name)
-    if key in _registered:
-        return _registered[key]
     import mlflow
+
+    key = (tracking_uri, name)
+    if key in _registered and _still_registered(tracking_uri, name, _registered[key]):
+        return _registered[key]
     import sklearn
 
     from mlplatform.core.features import trip_features
@@ -90,6 +91,25 @@ def registered_versions(tracking_uri: str, name: str = USE_CASE.model_name) -> l
         versions.append(str(info.registered_model_version))
     _registered[key] = versions
     return versions
+
+
+def _still_registered(tracking_uri: str, name: str, versions: list[str]) -> bool:
+    """Whether the cached versions are still these tests' models: another module may have
+    deleted the registered model and registered its own under the same numbers."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    try:
+        runs = [client.get_model_version(name, v).run_id for v in versions]
+    except MlflowException:
+        return False
+    return all(client.get_run(r).info.experiment_id == _experiment_id(client, name) for r in runs)
+
+
+def _experiment_id(client: Any, name: str) -> str | None:
+    experiment = client.get_experiment_by_name(f"{name}-tests")
+    return experiment.experiment_id if experiment else None
 
 
 def set_alias(name: str, alias: str, version: str | None) -> None:
