@@ -114,14 +114,15 @@ def build(use_case: UseCase, job_check_seconds: int = TRAINING_CHECK_SECONDS) ->
             """Skip a run started by new data when the spec's `training.on_new_data` says so."""
             if _run_type(dag_run) != "asset_triggered":
                 return True
-            from mlplatform.adapters import registry
+            from mlplatform.adapters import registry, snapshots
             from mlplatform.adapters.lake import Lake
-            from mlplatform.stages import training
+            from mlplatform.core import retrain
 
             has_champion = registry.alias_version(registry.client(), use_case.name, "champion") is not None
-            go, why = training.new_data_decision(Lake(), use_case, has_champion)
-            print(f"{'training' if go else 'not training'}: {why}")
-            return go
+            validated = len(snapshots.current_snapshots(Lake(), use_case.name))
+            decision = retrain.on_new_data(use_case, validated, has_champion)
+            print(f"{'training' if decision.retrain else 'not training'}: {decision.explanation}")
+            return decision.retrain
 
         @task
         def assemble(params: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import pytest
 
 from mlplatform.adapters import snapshots
 from mlplatform.adapters.lake import Lake
-from mlplatform.core import generator, tlc
+from mlplatform.core import generator, retrain, tlc
 from mlplatform.core.features import in_target_range
 from mlplatform.core.modelling import TripModel, input_columns
 from mlplatform.core.records import ModelRef, ScoredOutput
@@ -267,7 +267,7 @@ def test_clean_window_is_ok_and_drifted_window_breaches(world: dict[str, Any]) -
     assert bad.status == "breach" and "drift_share" in bad.breaches
     assert {"pu_borough", "trip_distance"} <= set(result.drifted)
     assert all(b.retrain for b in bad.breach_details)
-    assert monitoring.retrain_reason(bad).startswith("2024-05: ")
+    assert retrain.breach_reason(bad).startswith("2024-05: ")
 
 
 def test_history_is_one_row_per_window_and_metric_and_reruns_replace(world: dict[str, Any]) -> None:

@@ -7,7 +7,9 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from mlplatform.adapters.lake import Lake
+from mlplatform.core import retrain
 from mlplatform.core.records import BreachRecord, MonitoringRecord
+from mlplatform.core.retrain import RetrainDecision
 from mlplatform.core.spec import load_spec
 from mlplatform.stages import monitoring
 
@@ -24,7 +26,7 @@ def test_retrain_decision_cooldown_and_active_runs(lake: Lake) -> None:
     assert not monitoring.retrain_decision(lake, USE_CASE, serving_only, 0, now).retrain
     assert "already queued or running" in monitoring.retrain_decision(lake, USE_CASE, breach, 1, now).why_not
     assert monitoring.retrain_decision(lake, USE_CASE, breach, 0, now).retrain
-    assert monitoring.retrain_reason(breach) == "2024-04: 60% of features drifted"
+    assert retrain.breach_reason(breach) == "2024-04: 60% of features drifted"
 
     monitoring.record_trigger(lake, USE_CASE.name, "2024-04", "drift", "run-1", "monitor-1", now)
     inside = now + timedelta(hours=USE_CASE.monitoring.retrain_cooldown_hours - 1)
@@ -47,13 +49,13 @@ def test_alert_names_what_breached_and_links() -> None:
         report_url="file:///lake/monitoring/x/drift_report.html",
         airflow_run_url="http://airflow/dags/d/runs/r",
     )
-    alert = monitoring.breach_alert(USE_CASE, record, monitoring.Decision(True, "2024-04: rmse"))
+    alert = monitoring.breach_alert(USE_CASE, record, RetrainDecision(True, "2024-04: rmse"))
     text = json.dumps(alert.payload())
     assert "rmse 4 is 30% worse" in text and "triggered" in text
     for link in ("drift_report.html", "http://airflow/dags/d/runs/r", "versions/3"):
         assert link in text
 
-    held = monitoring.breach_alert(USE_CASE, record, monitoring.Decision(False, "r", "cooldown: wait"))
+    held = monitoring.breach_alert(USE_CASE, record, RetrainDecision(False, "r", "cooldown: wait"))
     assert "not triggered (cooldown: wait)" in json.dumps(held.payload())
 
 

@@ -16,7 +16,7 @@ import pytest
 from mlplatform import cli
 from mlplatform.adapters import snapshots
 from mlplatform.adapters.lake import Lake
-from mlplatform.core import generator, tlc
+from mlplatform.core import generator, retrain, tlc
 from mlplatform.core.modelling import build_estimator
 from mlplatform.core.spec import UseCase, load_spec
 from mlplatform.stages import training
@@ -124,13 +124,18 @@ def test_new_data_trains_until_there_is_a_champion_when_the_spec_says_first_mode
 ) -> None:
     first_model = small("taxi_trip_duration", on_new_data="first_model")
     every_month = small("taxi_trip_duration", on_new_data="retrain")
-    go, why = training.new_data_decision(lake, first_model, has_champion=False)
-    assert not go and "training needs 2" in why
+
+    def decide(use_case: UseCase, has_champion: bool) -> retrain.RetrainDecision:
+        validated = len(snapshots.current_snapshots(lake, use_case.name))
+        return retrain.on_new_data(use_case, validated, has_champion)
+
+    held = decide(first_model, has_champion=False)
+    assert not held.retrain and "training needs 2" in held.why_not
     write_months(lake, first_model.name, dict(list(months.items())[:2]))
-    assert training.new_data_decision(lake, first_model, has_champion=False)[0]
-    go, why = training.new_data_decision(lake, first_model, has_champion=True)
-    assert not go and "monitoring decides" in why
-    assert training.new_data_decision(lake, every_month, has_champion=True)[0]
+    assert decide(first_model, has_champion=False).retrain
+    held = decide(first_model, has_champion=True)
+    assert not held.retrain and "monitoring decides" in held.why_not
+    assert decide(every_month, has_champion=True).retrain
 
 
 def test_search_is_bounded_and_deterministic() -> None:

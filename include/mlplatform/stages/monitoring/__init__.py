@@ -71,11 +71,9 @@ from mlplatform.stages.monitoring.data_drift import (
     reference_sample,
 )
 from mlplatform.stages.monitoring.decision import (
-    Decision,
     read_state,
     record_trigger,
     retrain_decision,
-    retrain_reason,
     state_path,
 )
 from mlplatform.stages.monitoring.measure import (
@@ -131,7 +129,6 @@ __all__ = [
     "BreachRecord",
     "CaptureLog",
     "Champion",
-    "Decision",
     "DriftResult",
     "MonitoringRecord",
     "NothingPending",
@@ -170,7 +167,6 @@ __all__ = [
     "reference_sample",
     "report_path",
     "retrain_decision",
-    "retrain_reason",
     "send_alert",
     "send_operations_alert",
     "serving_health",

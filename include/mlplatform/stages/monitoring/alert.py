@@ -14,11 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 from mlplatform.core.records import MonitoringRecord
+from mlplatform.core.retrain import RetrainDecision
 from mlplatform.core.spec import UseCase
-from mlplatform.stages.monitoring.decision import Decision
 
 
-def alert_text(use_case: UseCase, record: MonitoringRecord, decision: Decision) -> tuple[str, list[str]]:
+def alert_text(
+    use_case: UseCase, record: MonitoringRecord, decision: RetrainDecision
+) -> tuple[str, list[str]]:
     """The alert's title and lines: what breached, value against threshold, what happens next."""
     title = f"{use_case.name} monitoring breach in {record.window}"
     lines = [f"*{b.metric}*: {b.message}" for b in record.model_breaches]
@@ -40,7 +42,7 @@ def alert_links(record: MonitoringRecord) -> dict[str, str]:
     return {k: v for k, v in links.items() if v}
 
 
-def breach_alert(use_case: UseCase, record: MonitoringRecord, decision: Decision) -> Any:
+def breach_alert(use_case: UseCase, record: MonitoringRecord, decision: RetrainDecision) -> Any:
     """The Slack alert of a breached window: what breached, value against threshold, what happens next."""
     from mlplatform.adapters.alerts import Alert
 
@@ -56,7 +58,7 @@ def breach_alert(use_case: UseCase, record: MonitoringRecord, decision: Decision
     return Alert(title=title, severity="breach", lines=tuple(lines), fields=facts, links=alert_links(record))
 
 
-def send_alert(use_case: UseCase, record: MonitoringRecord, decision: Decision) -> bool:
+def send_alert(use_case: UseCase, record: MonitoringRecord, decision: RetrainDecision) -> bool:
     """Post the breach alert to Slack through the platform's one alerting module.
 
     Never raises (an alert that cannot be delivered is logged): the retrain it announces

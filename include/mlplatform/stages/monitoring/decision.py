@@ -6,12 +6,13 @@ the cooldown (``monitoring.retrain_cooldown_hours``) is measured from the last o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from mlplatform.adapters.lake import Lake
+from mlplatform.core import retrain
 from mlplatform.core.records import MonitoringRecord
+from mlplatform.core.retrain import LastTrigger, RetrainDecision
 from mlplatform.core.spec import UseCase
 
 KEPT_TRIGGERS = 50
@@ -22,45 +23,14 @@ def state_path(use_case: str) -> str:
     return f"monitoring/{use_case}/retrain_state.json"
 
 
-@dataclass(frozen=True)
-class Decision:
-    retrain: bool
-    reason: str
-    why_not: str = ""
-
-
-def retrain_reason(record: MonitoringRecord) -> str:
-    """What a retrain is for, in one line (the train DAG's conf ``reason``)."""
-    wanted = [b for b in record.model_breaches if b.retrain]  # serving breaches never retrain
-    return f"{record.window}: " + "; ".join(b.message for b in wanted) if wanted else ""
-
-
 def retrain_decision(
     lake: Lake, use_case: UseCase, record: MonitoringRecord, active_train_runs: int, now: datetime
-) -> Decision:
-    """Whether this window's breaches start a retrain now.
-
-    No when nothing that a new model fixes breached, when a train run is queued or
-    running, or within ``retrain_cooldown_hours`` of the last retrain the monitor
-    triggered. The cooldown runs on wall-clock time: it limits how often models are
-    rebuilt, whatever window is being evaluated.
-    """
-    reason = retrain_reason(record)
-    if not reason:
-        return Decision(False, "", "no performance or drift breach")
-    if active_train_runs:
-        return Decision(False, reason, f"a {use_case.name}_train run is already queued or running")
+) -> RetrainDecision:
+    """Whether this window's breaches start a retrain now (:func:`mlplatform.core.retrain.on_breaches`)."""
     state = read_state(lake, use_case.name)
-    if last := state.get("last_triggered_at"):
-        until = datetime.fromisoformat(last) + timedelta(hours=use_case.monitoring.retrain_cooldown_hours)
-        if now < until:
-            return Decision(
-                False,
-                reason,
-                f"cooldown: the last retrain was triggered at {last} (window {state.get('window')}); "
-                f"the next one may start after {until.isoformat()}",
-            )
-    return Decision(True, reason)
+    last = state.get("last_triggered_at")
+    previous = LastTrigger(datetime.fromisoformat(last), str(state.get("window"))) if last else None
+    return retrain.on_breaches(use_case, record, active_train_runs, previous, now)
 
 
 def read_state(lake: Lake, use_case: str) -> dict[str, Any]:

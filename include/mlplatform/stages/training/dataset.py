@@ -168,17 +168,6 @@ def split_within(frame: pd.DataFrame, cutoff: datetime) -> tuple[pd.DataFrame, p
     return frame[~late].reset_index(drop=True), frame[late].reset_index(drop=True)
 
 
-def new_data_decision(lake: Lake, use_case: UseCase, has_champion: bool) -> tuple[bool, str]:
-    """Whether a newly validated month should train a challenger, and why (or why not)."""
-    needed = use_case.training.validation_months + 1
-    validated = len(snapshots.current_snapshots(lake, use_case.name))
-    if validated < needed:
-        return False, f"{validated} validated month(s); training needs {needed}"
-    if use_case.training.on_new_data == "first_model" and has_champion:
-        return False, "a champion exists and training.on_new_data is first_model: monitoring decides retrains"
-    return True, f"{validated} validated months; training.on_new_data is {use_case.training.on_new_data}"
-
-
 def _read_snapshots(lake: Lake, snaps: list[Snapshot], columns: list[str]) -> pd.DataFrame:
     frames = [snapshots.read_table(lake, s, columns).to_pandas() for s in snaps]
     return pd.concat(frames, ignore_index=True)
