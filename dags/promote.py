@@ -54,84 +54,71 @@ alias history and starts a cooldown during which another rollback is refused unl
 
 from __future__ import annotations
 
-import logging
-from datetime import timedelta
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG, Param, PokeReturnValue, task
+from airflow.sdk import DAG, Param, task
 
 from mlplatform.airflow import approval, dagkit
+from mlplatform.core.records import Assessment
 from mlplatform.core.spec import UseCase
 
 STAGE = Path(__file__).stem
-log = logging.getLogger(__name__)
+PARAMS = {
+    "action": Param(
+        "evaluate",
+        type="string",
+        enum=["evaluate", "promote", "rollback"],
+        title="Action",
+        description="evaluate: gates, then the maturity level decides. promote: gates, then promote "
+        "with you as approver. rollback: champion back to previous_champion.",
+    ),
+    "version": Param(
+        None,
+        type=["null", "integer"],
+        minimum=1,
+        title="Model version",
+        description="Version to evaluate or promote; empty means the current challenger.",
+    ),
+    "reason": Param(
+        "rolled back from the Airflow UI",
+        type="string",
+        minLength=1,
+        maxLength=500,
+        title="Rollback reason",
+        description="rollback: why, recorded in the alias history.",
+    ),
+    "force": Param(
+        False,
+        type="boolean",
+        title="Force the rollback",
+        description="rollback: go ahead within the cooldown after the last rollback.",
+    ),
+}
 
 
 def build(use_case: UseCase) -> DAG:
     """The promote DAG of one use case."""
     dag_id = dagkit.dag_id(use_case, STAGE)
-    hitl = approval.hitl_supported()
-    if not hitl:
-        log.warning(
-            "%s: Airflow %s has no HITL approval; level 3 waits for the Variable %s",
-            dag_id,
-            approval.airflow_version(),
-            approval.variable_key(dag_id),
-        )
-    timeout = timedelta(hours=use_case.promotion.approval_timeout_hours)
-    with DAG(
-        dag_id=dag_id,
+    with dagkit.stage_dag(
+        use_case,
+        STAGE,
         schedule=[dagkit.model_asset(use_case, "challenger")],
-        start_date=dagkit.start_date(use_case),
-        catchup=False,
-        max_active_runs=1,
-        tags=dagkit.tags(use_case, STAGE),
-        default_args=dagkit.default_args(use_case),
-        doc_md=__doc__ if hitl else approval.fallback_notice(dag_id) + (__doc__ or ""),
-        params={
-            "action": Param(
-                "evaluate",
-                type="string",
-                enum=["evaluate", "promote", "rollback"],
-                title="Action",
-                description="evaluate: gates, then the maturity level decides. promote: gates, then promote "
-                "with you as approver. rollback: champion back to previous_champion.",
-            ),
-            "version": Param(
-                None,
-                type=["null", "integer"],
-                minimum=1,
-                title="Model version",
-                description="Version to evaluate or promote; empty means the current challenger.",
-            ),
-            "reason": Param(
-                "rolled back from the Airflow UI",
-                type="string",
-                minLength=1,
-                maxLength=500,
-                title="Rollback reason",
-                description="rollback: why, recorded in the alias history.",
-            ),
-            "force": Param(
-                False,
-                type="boolean",
-                title="Force the rollback",
-                description="rollback: go ahead within the cooldown after the last rollback.",
-            ),
-        },
+        doc_md=approval.approval_doc(dag_id, __doc__ or ""),
+        params=PARAMS,
     ) as dag:
 
         @task.branch
-        def choose_action(params: dict[str, Any] | None = None) -> str:
+        def choose_action(params: Mapping[str, Any] | None = None) -> str:
             """Roll back, or assess a version."""
             return "rollback" if (params or {}).get("action") == "rollback" else "assess"
 
         @task(outlets=[dagkit.model_asset(use_case, "champion")])
+        @dagkit.records
         def rollback(
-            params: dict[str, Any] | None = None, run_id: str | None = None, dag_run: Any = None
-        ) -> dict[str, Any]:
+            params: Mapping[str, Any] | None = None, run_id: str | None = None, dag_run: Any = None
+        ) -> Any:
             """Put `champion` back on `previous_champion`, recorded in the alias history first."""
             from mlplatform.stages import promotion
 
@@ -144,8 +131,11 @@ def build(use_case: UseCase) -> DAG:
             )
 
         @task
-        def assess(params: dict[str, Any] | None = None) -> dict[str, Any]:
-            """Evaluate the version and the champion on the same held-out rows against every gate."""
+        def assess(params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+            """Evaluate the version and the champion on the same held-out rows against every gate.
+
+            Its XCom is the assessment with the gate table (`summary_md`) the approval shows.
+            """
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import promotion
 
@@ -154,63 +144,23 @@ def build(use_case: UseCase) -> DAG:
             return {**assessment.to_dict(), "summary_md": promotion.summary_markdown(assessment)}
 
         @task.branch
-        def route(assessment: dict[str, Any], params: dict[str, Any] | None = None) -> str:
+        @dagkit.records
+        def route(assessment: Assessment, params: Mapping[str, Any] | None = None) -> str:
             """Ask a person only at maturity level 3, only for a version that passed every gate."""
             asks = use_case.maturity_level == 3 and (params or {}).get("action", "evaluate") == "evaluate"
-            return "request_approval" if asks and assessment["passed"] else "decide"
+            return "request_approval" if asks and assessment.passed else "decide"
 
-        @task
-        def request_approval(
-            assessment: dict[str, Any], run_id: str | None = None, ti: Any = None
-        ) -> dict[str, Any]:
-            """Post to Slack that a version waits for approval: the gate table and where to answer."""
-            from datetime import UTC, datetime
-
-            from mlplatform.adapters import alerts
-
-            asked = approval.request(
-                dag_id=dag_id,
-                run_id=str(run_id),
-                assessment=assessment,
-                now=datetime.now(UTC),
-                timeout=timeout,
-                log_url=getattr(ti, "log_url", None),
-                hitl=hitl,
-            )
-            alerts.send(approval.request_alert(asked))
-            return asked.to_dict()
-
-        @task.sensor(
-            poke_interval=_poke_seconds(timeout), timeout=_sensor_timeout(timeout), mode="reschedule"
-        )
-        def remind(asked: dict[str, Any], run_id: str | None = None, ti: Any = None) -> PokeReturnValue:
-            """Remind Slack once if the approval is still unanswered late in its waiting time."""
-            from datetime import UTC, datetime
-
-            from mlplatform.adapters import alerts
-
-            states = ti.get_task_states(dag_id=dag_id, task_ids=["approval"], run_ids=[run_id])
-            if approval.approval_finished(states, str(run_id)):
-                return PokeReturnValue(is_done=True, xcom_value="answered")
-            request = approval.ApprovalRequest.from_dict(asked)
-            if datetime.now(UTC) < request.remind_at:
-                return PokeReturnValue(is_done=False)
-            alerts.send(approval.reminder_alert(request))
-            return PokeReturnValue(is_done=True, xcom_value="reminded")
-
-        # The approval skips its direct downstream on "Reject"; `decide` must still run then.
-        approved = EmptyOperator(task_id="approved")
-
+        # After an approval that skipped its downstream on "Reject" too.
         @task(trigger_rule="none_failed_min_one_success")
+        @dagkit.records
         def decide(
-            assessment: dict[str, Any],
-            params: dict[str, Any] | None = None,
+            assessment: Assessment,
+            params: Mapping[str, Any] | None = None,
             run_id: str | None = None,
             dag_run: Any = None,
             ti: Any = None,
         ) -> dict[str, Any]:
             """Record the outcome on the version, promote if decided, and post it to Slack."""
-            from mlplatform.core.records import Assessment
             from mlplatform.stages import promotion
 
             answer = None
@@ -219,8 +169,8 @@ def build(use_case: UseCase) -> DAG:
                 answer = {"approved": True, "by": by}
             elif (response := ti.xcom_pull(task_ids="approval", key="answer")) is not None:
                 answer = promotion.approval_answer(response)
-            assessed = Assessment.from_dict(assessment)
-            return promotion.apply(use_case, assessed, promotion.decide(use_case, assessed, answer), run_id)
+            decision = promotion.decide(use_case, assessment, answer)
+            return promotion.apply(use_case, assessment, decision, run_id)
 
         @task(outlets=[dagkit.model_asset(use_case, "champion")])
         def champion_moved(result: dict[str, Any]) -> dict[str, Any]:
@@ -234,65 +184,12 @@ def build(use_case: UseCase) -> DAG:
 
         assessment = assess()
         choose_action() >> [rollback(), assessment]
-        routed = route(assessment)
         decided = decide(assessment)
-        asked = request_approval(assessment)
-        waiting = _approval_task(use_case, hitl, timeout, asked)
-        asked >> waiting  # the HITL operator takes no input from it, but must wait for it
-        remind(asked)
-        routed >> [asked, decided]
-        waiting >> approved >> decided
+        asked, answered = approval.approval_tasks(use_case, dag_id, assessment)
+        route(assessment) >> [asked, decided]
+        answered >> decided
         champion_moved(decided)
     return dag
-
-
-def _poke_seconds(timeout: timedelta) -> float:
-    """Check often enough to remind in time, at most every 5 minutes."""
-    return max(1.0, min(300.0, timeout.total_seconds() / 8))
-
-
-def _sensor_timeout(timeout: timedelta) -> float:
-    """Longer than the approval may wait: the sensors end themselves at its deadline."""
-    return timeout.total_seconds() + 3600
-
-
-def _approval_task(use_case: UseCase, hitl: bool, timeout: timedelta, asked: Any) -> Any:
-    """The task that waits for the answer: Airflow's HITL form, or the Variable on Airflow < 3.1."""
-    if hitl:
-        from mlplatform.airflow.hitl import RecordedApprovalOperator
-
-        return RecordedApprovalOperator(
-            task_id="approval",
-            subject=f"Promote {use_case.model_name} version "
-            "{{ ti.xcom_pull(task_ids='assess')['version'] }} to champion?",
-            body="{{ ti.xcom_pull(task_ids='assess')['summary_md'] }}",
-            defaults="Reject",
-            response_timeout=timeout,
-        )
-
-    @task.sensor(
-        task_id="approval",
-        poke_interval=_poke_seconds(timeout),
-        timeout=_sensor_timeout(timeout),
-        mode="reschedule",
-    )
-    def wait_for_variable(asked: dict[str, Any], ti: Any = None) -> PokeReturnValue:
-        """Wait for the answer in the Airflow Variable `<dag id>__approval`; none by the deadline rejects."""
-        from datetime import UTC, datetime
-
-        from airflow.sdk import Variable
-
-        request = approval.ApprovalRequest.from_dict(asked)
-        value = Variable.get(approval.variable_key(request.dag_id), default=None)
-        answer = approval.variable_answer(value, request.version)
-        if answer is None and datetime.now(UTC) >= datetime.fromisoformat(request.deadline):
-            answer = approval.answer("Reject", None)
-        if answer is None:
-            return PokeReturnValue(is_done=False)
-        ti.xcom_push(key="answer", value=answer)
-        return PokeReturnValue(is_done=True, xcom_value=answer)
-
-    return wait_for_variable(asked)
 
 
 for _use_case in dagkit.use_cases():

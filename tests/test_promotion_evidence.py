@@ -26,6 +26,7 @@ from mlplatform.core.modelling import TripModel
 from mlplatform.core.records import Assessment, Gate
 from mlplatform.core.spec import Gates, UseCase, load_spec
 from mlplatform.stages import promotion, training
+from mlplatform.stages.promotion import decisions, gates
 
 DAGS_FOLDER = Path(__file__).resolve().parents[1] / "dags"
 
@@ -147,7 +148,7 @@ def interval(point: float, low: float, high: float) -> Interval:
 
 
 def test_the_improvement_gate_reads_the_lower_bound() -> None:
-    gate = promotion._improvement_gate
+    gate = gates._improvement_gate
     passed = gate(BASE, "rmse", 4.5, 5.0, "champion (version 1)", interval(0.10, 0.02, 0.18))
     assert passed.passed and "[+2.00%, +18.00%]" in passed.detail and passed.interval["low"] == 0.02
     # A point estimate well above the minimum effect is not enough when the interval reaches below it.
@@ -155,10 +156,10 @@ def test_the_improvement_gate_reads_the_lower_bound() -> None:
 
 
 def test_a_slice_fails_when_its_interval_cannot_exclude_a_regression_beyond_the_allowance() -> None:
-    mine = training.Evaluation(
+    mine = training.ModelEvaluation(
         {"rmse": 4.0}, {"hour_band=night": {"rmse": 5.1}, "hour_band=am": {"rmse": 4.0}}
     )
-    theirs = training.Evaluation(
+    theirs = training.ModelEvaluation(
         {"rmse": 4.2}, {"hour_band=night": {"rmse": 5.0}, "hour_band=am": {"rmse": 4.1}}
     )
 
@@ -168,7 +169,7 @@ def test_a_slice_fails_when_its_interval_cannot_exclude_a_regression_beyond_the_
             "hour_band=night": night,
             "hour_band=am": interval(0.02, 0.0, 0.04),
         }
-        return promotion._slice_gate(BASE, "rmse", mine, theirs, found)
+        return gates._slice_gate(BASE, "rmse", mine, theirs, found)
 
     # 2% worse at night, within the 5% allowance, but the interval reaches 8% worse: not excluded.
     doubtful = gate(interval(-0.02, -0.08, 0.01))
@@ -198,7 +199,7 @@ def test_the_summary_and_the_audit_tags_show_the_interval() -> None:
     assert "**+6.00% [+3.00%, +9.00%] (95%, 800 rows)** (paired bootstrap)" in promotion.summary_markdown(
         assessed
     )
-    tags = promotion.decision_tags(assessed, promotion.Decision("promoted", "ok", "alice"), "run")
+    tags = decisions.decision_tags(assessed, promotion.PromotionDecision("promoted", "ok", "alice"), "run")
     assert (
         tags["decision.evidence"]["improvement"] == found.to_dict()
         and "slices" not in tags["decision.evidence"]
@@ -210,16 +211,20 @@ def test_the_approval_request_shows_the_interval() -> None:
     from mlplatform.airflow import approval
 
     found = interval(0.06, 0.03, 0.09)
-    assessed = {
-        "version": "3",
-        "model_name": "m",
-        "summary_md": "table",
-        "evidence": {"improvement": found.to_dict()},
-    }
+    assessed = Assessment(
+        model_name="m",
+        version="3",
+        run_id=None,
+        champion_version="2",
+        metric="rmse",
+        maturity_level=3,
+        evidence={"improvement": found.to_dict()},
+    )
     asked = approval.request(
         dag_id="m_promote",
         run_id="r",
         assessment=assessed,
+        summary_md="table",
         now=datetime(2024, 1, 1, tzinfo=UTC),
         timeout=timedelta(hours=1),
         log_url=None,
@@ -286,7 +291,7 @@ def register_scaled(lake: Lake, congestion: float) -> str:
     """Register a challenger predicting the generator's expected minutes at ``congestion`` (1.0
     is the truth), logged through the training code with a poor baseline."""
     assembled = training.assemble_training_set(lake, USE_CASE, key=f"scaled-{uuid.uuid4().hex[:6]}")
-    valid = training.read_set(lake, assembled["validation_uri"])
+    valid = training.read_set(lake, assembled.validation_uri)
     model = TripModel(Oracle(congestion), USE_CASE.features.all, "regression")
     baseline = TripModel(Oracle(2.0), USE_CASE.features.all, "regression")
     fitted = training.Fitted("oracle", {"congestion": congestion}, model, baseline, [], 0.0)

@@ -1,16 +1,19 @@
 """Level-3 approvals: who is asked, how they hear of it, and the path where HITL is missing.
 
-A promotion at maturity level 3 waits for a person. When it starts waiting, Slack gets
-:func:`request_alert` (what is decided: the gate table; where: the link to the UI's form;
-until when); a quarter of the way before the deadline, :func:`reminder_alert` if nobody has
-answered. Who decided is recorded by the promotion itself (``decision.by``).
+A promotion at maturity level 3 waits for a person. :func:`approval_tasks` adds the tasks
+that ask to the promote DAG: `request_approval` posts :func:`request_alert` to Slack (what
+is decided: the gate table; where: the link to the UI's form; until when), `approval` waits
+for the answer, and `remind` posts :func:`reminder_alert` a quarter of the way before the
+deadline if nobody has answered. Who decided is recorded by the promotion itself
+(``decision.by``).
 
 Airflow's human-in-the-loop ``ApprovalOperator`` needs Airflow >= 3.1
-(:func:`hitl_supported`). On older Airflow the promote DAG says so in its docs and a
-warning at parse time, and waits instead for an answer left in the Airflow Variable
-:func:`variable_key` (``airflow variables set <dag id>__approval
+(:func:`hitl_supported`); `approval` is then :func:`recorded_approval_operator`. On older
+Airflow the promote DAG says so in its docs and a warning at parse time
+(:func:`approval_doc`), and `approval` waits instead for an answer left in the Airflow
+Variable :func:`variable_key` (``airflow variables set <dag id>__approval
 '{"version": "7", "answer": "Approve", "by": "alice"}'``), read by :func:`variable_answer`.
-Both paths hand ``decide`` the same answer record (:func:`answer`).
+Both paths hand ``decide`` the same answer (:func:`answer`, in XCom under the key `answer`).
 """
 
 from __future__ import annotations
@@ -18,10 +21,15 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mlplatform.adapters.alerts import Alert
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import PokeReturnValue, task
+
+from mlplatform.adapters import alerts
+from mlplatform.core.records import Assessment
+from mlplatform.core.spec import UseCase
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +51,19 @@ def hitl_supported() -> bool:
     from packaging.version import Version
 
     return Version(airflow_version()).release >= Version(HITL_MIN_AIRFLOW).release
+
+
+def approval_doc(dag_id: str, doc_md: str) -> str:
+    """The promote DAG's docs: as written with HITL, else after a warning (also logged)."""
+    if hitl_supported():
+        return doc_md
+    log.warning(
+        "%s: Airflow %s has no HITL approval; level 3 waits for the Variable %s",
+        dag_id,
+        airflow_version(),
+        variable_key(dag_id),
+    )
+    return fallback_notice(dag_id) + doc_md
 
 
 def fallback_notice(dag_id: str) -> str:
@@ -93,14 +114,15 @@ def request(
     *,
     dag_id: str,
     run_id: str,
-    assessment: dict[str, Any],
+    assessment: Assessment,
+    summary_md: str,
     now: datetime,
     timeout: timedelta,
     log_url: str | None,
     hitl: bool,
 ) -> ApprovalRequest:
     """The request for the assessed version, answered in the UI (``hitl``) or by the Variable."""
-    version = str(assessment["version"])
+    version = assessment.version
     if hitl:
         base = log_url.split("/dags/", 1)[0] if log_url and "/dags/" in log_url else None
         form = f"{base}/dags/{dag_id}/runs/{run_id}/tasks/approval/required_actions" if base else None
@@ -112,9 +134,9 @@ def request(
     return ApprovalRequest(
         dag_id=dag_id,
         run_id=run_id,
-        model_name=str(assessment["model_name"]),
+        model_name=assessment.model_name,
         version=version,
-        summary_md=str(assessment.get("summary_md") or ""),
+        summary_md=summary_md,
         requested_at=now.isoformat(),
         deadline=(now + timeout).isoformat(),
         form_url=form,
@@ -123,14 +145,14 @@ def request(
     )
 
 
-def improvement_text(assessment: dict[str, Any]) -> str:
+def improvement_text(assessment: Assessment) -> str:
     """The improvement the gates measured, with its interval (``-`` when none was measured)."""
     from mlplatform.core.evidence import Interval
 
-    measured = (assessment.get("evidence") or {}).get("improvement")
+    measured = (assessment.evidence or {}).get("improvement")
     if measured:
         return Interval.from_dict(measured).percent()
-    point = assessment.get("improvement")
+    point = assessment.improvement
     return f"{point:+.2%} (point estimate)" if isinstance(point, int | float) else "-"
 
 
@@ -145,9 +167,9 @@ def _facts(req: ApprovalRequest) -> dict[str, str]:
     }
 
 
-def request_alert(req: ApprovalRequest) -> Alert:
+def request_alert(req: ApprovalRequest) -> alerts.Alert:
     """Slack's message when an approval starts waiting."""
-    return Alert(
+    return alerts.Alert(
         title=f"{req.model_name} version {req.version} waits for approval",
         severity="info",
         lines=(req.how, req.summary_md),
@@ -156,9 +178,9 @@ def request_alert(req: ApprovalRequest) -> Alert:
     )
 
 
-def reminder_alert(req: ApprovalRequest) -> Alert:
+def reminder_alert(req: ApprovalRequest) -> alerts.Alert:
     """Slack's reminder, sent when nobody answered by :attr:`ApprovalRequest.remind_at`."""
-    return Alert(
+    return alerts.Alert(
         title=f"Reminder: {req.model_name} version {req.version} still waits for approval",
         severity="warning",
         lines=(f"No answer yet; without one by {req.deadline} it is rejected.", req.how),
@@ -197,8 +219,127 @@ def variable_answer(value: Any, version: str) -> dict[str, Any] | None:
     return answer(str(value["answer"]), str(value["by"]))
 
 
-def approval_finished(task_states: dict[str, Any], run_id: str) -> bool:
+def approval_finished(task_states: Any, run_id: str) -> bool:
     """Whether the run's ``approval`` task is done, from ``get_task_states``'s answer."""
     states = task_states.get(run_id, task_states)
     state = states.get("approval") if isinstance(states, dict) else None
     return str(getattr(state, "value", state)) in FINISHED_STATES
+
+
+# -- the tasks that ask ------------------------------------------------------------------------
+
+
+def poke_seconds(timeout: timedelta) -> float:
+    """Check often enough to remind in time, at most every 5 minutes."""
+    return max(1.0, min(300.0, timeout.total_seconds() / 8))
+
+
+def sensor_timeout(timeout: timedelta) -> float:
+    """Longer than the approval may wait: the sensors end themselves at its deadline."""
+    return timeout.total_seconds() + 3600
+
+
+def approval_tasks(use_case: UseCase, dag_id: str, assessment: Any) -> tuple[Any, Any]:
+    """Ask a person about the assessed version: `request_approval`, `approval`, `remind`, `approved`.
+
+    Returns the first task (the route to it) and the last (which ``decide`` follows: the
+    approval skips its direct downstream on "Reject", and `decide` must still run then).
+    """
+    timeout = timedelta(hours=use_case.promotion.approval_timeout_hours)
+    hitl = hitl_supported()
+
+    @task
+    def request_approval(assessment: Any, run_id: str | None = None, ti: Any = None) -> dict[str, Any]:
+        """Post to Slack that a version waits for approval: the gate table and where to answer."""
+        asked = request(
+            dag_id=dag_id,
+            run_id=str(run_id),
+            assessment=Assessment.from_dict(assessment),
+            summary_md=str(assessment.get("summary_md") or ""),
+            now=datetime.now(UTC),
+            timeout=timeout,
+            log_url=getattr(ti, "log_url", None),
+            hitl=hitl,
+        )
+        alerts.send(request_alert(asked))
+        return asked.to_dict()
+
+    @task.sensor(poke_interval=poke_seconds(timeout), timeout=sensor_timeout(timeout), mode="reschedule")
+    def remind(asked: Any, run_id: str | None = None, ti: Any = None) -> PokeReturnValue:
+        """Remind Slack once if the approval is still unanswered late in its waiting time."""
+        states = ti.get_task_states(dag_id=dag_id, task_ids=["approval"], run_ids=[run_id])
+        if approval_finished(states, str(run_id)):
+            return PokeReturnValue(is_done=True, xcom_value="answered")
+        waiting = ApprovalRequest.from_dict(asked)
+        if datetime.now(UTC) < waiting.remind_at:
+            return PokeReturnValue(is_done=False)
+        alerts.send(reminder_alert(waiting))
+        return PokeReturnValue(is_done=True, xcom_value="reminded")
+
+    asked = request_approval(assessment)
+    waiting = _wait_for_answer(use_case, hitl, timeout, asked)
+    asked >> waiting  # the HITL operator takes no input from it, but must wait for it
+    remind(asked)
+    approved = EmptyOperator(task_id="approved")
+    waiting >> approved
+    return asked, approved
+
+
+def _wait_for_answer(use_case: UseCase, hitl: bool, timeout: timedelta, asked: Any) -> Any:
+    """The task that waits for the answer: Airflow's HITL form, or the Variable on Airflow < 3.1."""
+    if hitl:
+        return recorded_approval_operator()(
+            task_id="approval",
+            subject=f"Promote {use_case.model_name} version "
+            "{{ ti.xcom_pull(task_ids='assess')['version'] }} to champion?",
+            body="{{ ti.xcom_pull(task_ids='assess')['summary_md'] }}",
+            defaults="Reject",
+            response_timeout=timeout,
+        )
+
+    @task.sensor(
+        task_id="approval",
+        poke_interval=poke_seconds(timeout),
+        timeout=sensor_timeout(timeout),
+        mode="reschedule",
+    )
+    def wait_for_variable(asked: Any, ti: Any = None) -> PokeReturnValue:
+        """Wait for the answer in the Airflow Variable `<dag id>__approval`; none by the deadline rejects."""
+        from airflow.sdk import Variable
+
+        waiting = ApprovalRequest.from_dict(asked)
+        value = Variable.get(variable_key(waiting.dag_id), default=None)
+        found = variable_answer(value, waiting.version)
+        if found is None and datetime.now(UTC) >= datetime.fromisoformat(waiting.deadline):
+            found = answer("Reject", None)
+        if found is None:
+            return PokeReturnValue(is_done=False)
+        ti.xcom_push(key="answer", value=found)
+        return PokeReturnValue(is_done=True, xcom_value=found)
+
+    return wait_for_variable(asked)
+
+
+def recorded_approval_operator() -> type:
+    """Airflow's `ApprovalOperator` that also keeps the answer in XCom (key `answer`).
+
+    Only for Airflow >= 3.1 (:func:`hitl_supported`): older Airflow has no such operator.
+    On "Reject" (or the default after a timeout) the operator skips its downstream tasks,
+    which ends it before its return value is stored; `decide` still needs to know who
+    answered what.
+    """
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    class RecordedApprovalOperator(ApprovalOperator):  # type: ignore[misc]
+        __doc__ = recorded_approval_operator.__doc__
+
+        def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+            if "error" not in event:
+                found = {
+                    "chosen_options": list(event.get("chosen_options") or []),
+                    "responded_by_user": event.get("responded_by_user"),
+                }
+                context["ti"].xcom_push(key="answer", value=found)
+            return super().execute_complete(context, event)
+
+    return RecordedApprovalOperator

@@ -7,14 +7,16 @@ module is imported at DAG parse time.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from airflow.sdk import Asset, Param
+from airflow.sdk import DAG, Asset, Param
 
 from mlplatform.airflow.notifiers import FailureNotifier
+from mlplatform.core import months
 from mlplatform.core.spec import UseCase, load_all
 
 STAGES = ("ingest", "validate", "train", "promote", "batch_score", "deploy", "monitor")
@@ -59,6 +61,44 @@ def follows(asset: Asset, *either: Asset) -> Any:
     for other in either:
         condition = condition | other
     return condition
+
+
+def stage_dag(
+    use_case: UseCase,
+    stage: str,
+    *,
+    schedule: Any,
+    doc_md: str | None,
+    params: Mapping[str, Param],
+    max_active_runs: int = 1,
+) -> DAG:
+    """The DAG of one stage of one use case, with the arguments every stage's DAG shares.
+
+    No catchup: past months are run on purpose, with a param or a backfill.
+    """
+    return DAG(
+        dag_id=dag_id(use_case, stage),
+        schedule=schedule,
+        start_date=start_date(use_case),
+        catchup=False,
+        max_active_runs=max_active_runs,
+        tags=tags(use_case, stage),
+        default_args=default_args(use_case),
+        doc_md=doc_md,
+        params=dict(params),
+    )
+
+
+def month_param(description: str, title: str = "Month", *, default: str | None = None) -> Param:
+    """A month on the trigger form, ``YYYY-MM`` as :mod:`mlplatform.core.months` spells it.
+
+    Empty by default (``None``); with ``default=""`` the field is a string that may stay blank.
+    """
+    if default is None:
+        pattern, kinds = f"^{months.PATTERN}$", ["null", "string"]
+        return Param(None, type=kinds, pattern=pattern, title=title, description=description)
+    pattern = f"^({months.PATTERN})?$"
+    return Param(default, type="string", pattern=pattern, title=title, description=description)
 
 
 def backfill_param() -> Param:
@@ -155,3 +195,56 @@ def predictions_asset(use_case: UseCase) -> Asset:
         uri=f"x-mlplatform://{use_case.name}/predictions",
         group="predictions",
     )
+
+
+# What crosses XCom is the JSON form of the typed records (``to_dict``/``from_dict``), as
+# it always was; task bodies see only the records.
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def records(task_body: Callable[P, R]) -> Callable[P, R]:
+    """Let a task take and return typed records: the one conversion at the XCom edge.
+
+    An argument annotated with a record class (one with ``from_dict``, optionally ``| None``)
+    is read from its XCom JSON; a returned record (or list of them) goes back as its
+    ``to_dict()``. Put it under ``@task``: Airflow still sees the body's own signature.
+    """
+
+    @functools.wraps(task_body)
+    def at_the_edge(*args: P.args, **kwargs: P.kwargs) -> R:
+        import inspect
+
+        bound = inspect.signature(task_body).bind(*args, **kwargs)
+        for name, value in bound.arguments.items():
+            record_class = _record_class(task_body, name)
+            if record_class is not None and isinstance(value, Mapping):
+                bound.arguments[name] = record_class.from_dict(value)
+        result = task_body(*bound.args, **bound.kwargs)
+        return _to_json(result)  # type: ignore[no-any-return]
+
+    return at_the_edge
+
+
+def _record_class(task_body: Callable[..., Any], name: str) -> Any:
+    """The record class ``name`` is annotated with, or ``None`` when it is no record."""
+    import types
+    import typing
+
+    annotation = task_body.__annotations__.get(name)
+    if isinstance(annotation, str):
+        try:  # the body's own annotation, read in its module (record classes are imported there)
+            annotation = eval(annotation, getattr(task_body, "__globals__", {}))
+        except Exception:
+            return None
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        annotation = next((a for a in typing.get_args(annotation) if a is not type(None)), None)
+    return annotation if isinstance(annotation, type) and hasattr(annotation, "from_dict") else None
+
+
+def _to_json(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, list | tuple):
+        return [_to_json(item) for item in value]
+    return value
