@@ -131,7 +131,7 @@ lock: venv  ## Re-resolve constraints.txt and constraints-mwaa.txt, and render M
 	$(BIN)/python infra/scripts/mwaa_requirements.py lock --uv $(BIN)/uv
 
 env: venv  ## Write .env for docker-compose with generated passwords and tokens (never overwrites)
-	$(BIN)/python -m mlplatform.dev.private_files
+	$(BIN)/python -m mlplatform.dev.commands env-file
 
 # The plugins and the wheels MWAA installs the bundle's requirements from (downloaded once
 # into infra/.build/wheels/).

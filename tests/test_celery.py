@@ -221,17 +221,17 @@ def _dag(stage: str) -> str:
     return f"{USE_CASE}_{stage}"
 
 
-def _runs(client: Any, stage: str) -> list[dict[str, Any]]:
+def _runs(client: Any, stage: str) -> list[Any]:
     return client.runs(_dag(stage))
 
 
-def _task_instances(client: Any, stage: str) -> list[dict[str, Any]]:
-    return [t for run in _runs(client, stage) for t in client.task_instances(_dag(stage), run["dag_run_id"])]
+def _task_instances(client: Any, stage: str) -> list[Any]:
+    return [t for run in _runs(client, stage) for t in client.task_instances(_dag(stage), run.dag_run_id)]
 
 
 def _succeeds(client: Any, stage: str, run_id: str) -> None:
     state = client.wait(_dag(stage), run_id, RUN_TIMEOUT_S)
-    tasks = {t["task_id"]: t["state"] for t in client.task_instances(_dag(stage), run_id)}
+    tasks = {t.task_id: t.state for t in client.task_instances(_dag(stage), run_id)}
     assert state == "success", f"{_dag(stage)} run {run_id} ended {state}: {tasks}"
 
 
@@ -273,12 +273,12 @@ def test_chain_runs_on_both_workers_and_survives_losing_one(platform: CeleryPlat
     fitting = _wait_until(
         lambda: next(
             (t for t in _task_instances(client, "train")
-             if t["task_id"] == "fit_and_log" and t["state"] == "running" and t["hostname"]),
+             if t.task_id == "fit_and_log" and t.state == "running" and t.hostname),
             None,
         ),
         "fit_and_log running on a worker",
     )  # fmt: skip
-    victim, train_run = fitting["hostname"], fitting["dag_run_id"]
+    victim, train_run = fitting.hostname, fitting.dag_run_id
     (survivor,) = set(WORKERS) - {victim}
     processes = _descendants(platform.pid(f"celery-{victim}"))
     assert len(processes) >= 4, processes  # the worker, its pool, the task's supervisor and process
@@ -288,14 +288,14 @@ def test_chain_runs_on_both_workers_and_survives_losing_one(platform: CeleryPlat
     assert _wait_until(lambda: _champion(platform), "a champion", RUN_TIMEOUT_S + 300) == "1"
     for stage in ("train", "promote"):
         for run in _runs(client, stage):
-            _succeeds(client, stage, run["dag_run_id"])
+            _succeeds(client, stage, run.dag_run_id)
     scoring = client.trigger(_dag("batch_score"), {"month": MONTHS[-1]})
     _succeeds(client, "batch_score", scoring)
 
-    fit = next(t for t in client.task_instances(_dag("train"), train_run) if t["task_id"] == "fit_and_log")
-    assert (fit["state"], fit["try_number"], fit["hostname"]) == ("success", 2, survivor), fit
+    fit = next(t for t in client.task_instances(_dag("train"), train_run) if t.task_id == "fit_and_log")
+    assert (fit.state, fit.try_number, fit.hostname) == ("success", 2, survivor), fit
     ran = [t for stage in STAGES for t in _task_instances(client, stage)]
-    assert {t["state"] for t in ran} <= {"success", "skipped"}, ran
-    assert {t["hostname"] for t in ran if t["state"] == "success"} == set(WORKERS)
+    assert {t.state for t in ran} <= {"success", "skipped"}, ran
+    assert {t.hostname for t in ran if t.state == "success"} == set(WORKERS)
     scored = client.task_instances(_dag("batch_score"), scoring)
-    assert {t["hostname"] for t in scored if t["state"] == "success"} == {survivor}
+    assert {t.hostname for t in scored if t.state == "success"} == {survivor}

@@ -107,7 +107,7 @@ def test_an_unreadable_file_is_named_with_exit_2(unreadable: Path) -> None:
 
 
 def test_the_month_comes_from_the_end_of_a_tlc_file_name(tmp_path: Path, capsys) -> None:
-    from mlplatform.cli.commands.data import validation_month
+    from mlplatform.cli.commands import validation_month
 
     named = tmp_path / "backfill-2024-01_yellow_tripdata_2024-03.parquet"
     assert validation_month([named], None) == ("2024-03", "the file name")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlplatform.dev.private_files import GENERATED_PASSWORDS
+from mlplatform.dev.commands import GENERATED_PASSWORDS
 
 from conftest import REPO_ROOT, REQUIRE_SERVICES
 
@@ -136,7 +136,7 @@ def test_a_missing_password_stops_compose_with_a_message(config: dict, empty_env
         cwd=REPO_ROOT,
     )
     assert result.returncode != 0
-    assert "PASSWORD" in result.stderr and "mlplatform.dev.private_files" in result.stderr
+    assert "PASSWORD" in result.stderr and "mlplatform.dev.commands env-file" in result.stderr
 
 
 def test_the_triggerer_runs_beside_the_scheduler(config: dict) -> None:

@@ -1,7 +1,6 @@
 """The logged model is self-contained: it loads and predicts where ``mlplatform`` is not
 installed (the code it needs travels with it), and in processes that already imported
-``mlplatform`` (batch scoring, the serving app) it keeps using their copy. Models logged
-before the wrapper moved to ``mlplatform.core`` still load."""
+``mlplatform`` (batch scoring, the serving app) it keeps using their copy."""
 
 from __future__ import annotations
 
@@ -107,33 +106,3 @@ def test_a_process_that_imported_mlplatform_keeps_its_own_classes(
         where = getattr(sys.modules[name], "__file__", None) or INCLUDE
         assert where.startswith(INCLUDE), f"{name} came from {where}"
     assert {n for n in loaded_before if n.startswith("mlplatform")} <= set(sys.modules)
-
-
-def test_a_model_logged_before_the_move_still_loads(
-    fitted: training.Fitted, requests: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Versions logged when the wrapper was ``mlplatform.modelling.TripModel`` (no code with them)."""
-    import mlplatform.modelling
-
-    monkeypatch.setattr(TripModel, "__module__", "mlplatform.modelling")
-    mlflow.pyfunc.save_model(str(tmp_path / "old"), python_model=fitted.model, pip_requirements=[])
-    monkeypatch.undo()
-    pickled = next((tmp_path / "old").glob("python_model.pkl")).read_bytes()
-    assert b"mlplatform.modelling" in pickled and b"mlplatform.core.modelling" not in pickled
-    assert mlplatform.modelling.TripModel is TripModel
-    payload = tmp_path / "trips.parquet"
-    requests.to_parquet(payload)
-    script = (
-        "import json, sys, mlflow.pyfunc, pandas as pd\n"
-        f"model = mlflow.pyfunc.load_model({str(tmp_path / 'old')!r})\n"
-        f"trips = pd.read_parquet({str(payload)!r})\n"
-        "inner = model.unwrap_python_model()\n"
-        "print(json.dumps({'prediction': model.predict(trips)['prediction'].tolist(),\n"
-        "                  'module': type(inner).__module__}))\n"
-    )
-
-    out = run_clean(script, tmp_path)
-
-    assert out["module"] == "mlplatform.core.modelling"
-    expected = fitted.model.predict(None, requests)["prediction"].tolist()
-    assert out["prediction"] == pytest.approx(expected, rel=1e-12)

@@ -186,10 +186,10 @@ def test_a_run_completes_across_a_restart_of_airflows_database(cluster: Cluster,
         deadline = time.monotonic() + DEADLINE_S
         while time.monotonic() < deadline:
             tasks = airflow.task_instances(dag_id, run_id)
-            if any(t["state"] in ("queued", "running", "success") for t in tasks):
+            if any(t.state in ("queued", "running", "success") for t in tasks):
                 break
             time.sleep(0.5)
-        assert airflow.run(dag_id, run_id)["state"] in ("queued", "running"), (
+        assert airflow.run(dag_id, run_id).state in ("queued", "running"), (
             "the run ended before the restart"
         )
         before = cluster.started_at()
@@ -213,11 +213,11 @@ def test_a_run_completes_across_a_restart_of_airflows_database(cluster: Cluster,
                 scheduler_pid = platform.start(scheduler)
                 restarts += 1
             found = _poll(lambda: airflow.run(dag_id, run_id))
-            state = found and found["state"]
+            state = found and found.state
             if state in ("success", "failed"):
                 break
             time.sleep(2)
-        tasks = _poll(lambda: {t["task_id"]: t["state"] for t in airflow.task_instances(dag_id, run_id)})
+        tasks = _poll(lambda: {t.task_id: t.state for t in airflow.task_instances(dag_id, run_id)})
         assert state == "success", f"run ended {state}; tasks {tasks}"
         for service in ("airflow-api-server", "airflow-dag-processor"):
             assert platform.pid(service) is not None, f"{service} died with its database"

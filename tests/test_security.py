@@ -151,7 +151,7 @@ def test_the_serving_admin_token_is_generated_private_and_handed_to_every_proces
 
 
 def test_the_generated_env_file_is_private_random_and_never_overwritten(tmp_path: Path) -> None:
-    from mlplatform.dev.private_files import GENERATED_PASSWORDS, generate_env_file
+    from mlplatform.dev.commands import GENERATED_PASSWORDS, generate_env_file
 
     path = tmp_path / ".env"
     assert generate_env_file(path) is True
@@ -187,7 +187,7 @@ def test_compose_publishes_ports_on_loopback_by_default() -> None:
 
 
 def test_compose_passwords_come_from_env_with_no_fixed_fallback() -> None:
-    from mlplatform.dev.private_files import GENERATED_PASSWORDS
+    from mlplatform.dev.commands import GENERATED_PASSWORDS
 
     text = COMPOSE_FILE.read_text()
     references = re.findall(r"(?<!\$)\$\{([A-Z_]*PASSWORD[A-Z_]*)(:[-?][^}]*)?\}", text)

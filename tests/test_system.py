@@ -17,9 +17,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+from mlplatform.dev.closed_loop import MonthDecisions
 
 from conftest import REPO_ROOT, free_port, headless_chromium, throwaway_postgres
 
@@ -31,12 +32,12 @@ SCREENSHOTS = REPO_ROOT / ".local" / "screenshots"
 # What the generated loop decides each month: the model's verdict, a retrain, a promotion. The
 # serving figures are not decisions: they depend on how busy the machine is.
 EXPECTED_DECISIONS = [
-    {"month": "2024-01", "model_status": None, "retrain": False, "promoted": []},
-    {"month": "2024-02", "model_status": "ok", "retrain": False, "promoted": ["1"]},
-    {"month": "2024-03", "model_status": "breach", "retrain": True, "promoted": ["2"]},
-    {"month": "2024-04", "model_status": "ok", "retrain": False, "promoted": []},
+    MonthDecisions(month="2024-01", model_status=None, retrain=False, promoted=[]),
+    MonthDecisions(month="2024-02", model_status="ok", retrain=False, promoted=["1"]),
+    MonthDecisions(month="2024-03", model_status="breach", retrain=True, promoted=["2"]),
+    MonthDecisions(month="2024-04", model_status="ok", retrain=False, promoted=[]),
 ]
-decided: dict[str, list[dict[str, Any]]] = {}
+decided: dict[str, list[MonthDecisions]] = {}
 """The decisions of the loop run without a CPU hog, for the run beside one to compare with."""
 HOG_SECONDS = 3600
 """The CPU hog ends by itself after this, whatever happens to the test."""

@@ -27,12 +27,16 @@ and ``output/message`` (a Processing job's ``ExitMessage``), prints the tracebac
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlplatform.stages.contracts import ContractOutcome
 
 ROOT_VARIABLE = "MLPLATFORM_JOB_ROOT"
 SAGEMAKER_ROOT = "/opt/ml"
@@ -57,11 +61,12 @@ def train(root: Path) -> dict[str, Any]:
         raise JobInputMissing("hyperparameters.json has no use_case: the train job needs the use case's name")
     use_case = load_spec(hyperparameters["use_case"])
     data = root / "input" / "data"
-    assembled = {
-        **_read_json(data / "lineage" / "lineage.json"),
-        "train_uri": _one_parquet(data / "train").as_uri(),
-        "validation_uri": _one_parquet(data / "validation").as_uri(),
-    }
+    train, validation = _one_parquet(data / "train"), _one_parquet(data / "validation")
+    assembled = dataclasses.replace(
+        training.TrainingSet.from_dict(_read_json(data / "lineage" / "lineage.json")),
+        train_uri=train.as_uri(),
+        validation_uri=validation.as_uri(),
+    )
     trained = training.fit_and_log(
         Lake(data.as_uri()),
         use_case,
@@ -79,7 +84,7 @@ def train(root: Path) -> dict[str, Any]:
     return trained
 
 
-def validate(root: Path, use_case_name: str, month: str) -> dict[str, Any]:
+def validate(root: Path, use_case_name: str, month: str) -> ContractOutcome:
     """The Processing job: the month's contract, the outcome written for the DAG to read."""
     from mlplatform.adapters.lake import Lake
     from mlplatform.core import months
@@ -90,10 +95,9 @@ def validate(root: Path, use_case_name: str, month: str) -> dict[str, Any]:
     outcome = contracts.validate_month(Lake(), use_case, months.check(month, "--month"))
     output = root / "processing" / "output"
     output.mkdir(parents=True, exist_ok=True)
-    result = outcome.to_dict()
-    (output / "outcome.json").write_text(json.dumps(result, indent=2, default=str))
+    (output / "outcome.json").write_text(json.dumps(outcome.to_dict(), indent=2, default=str))
     print(outcome.summary)
-    return result
+    return outcome
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -139,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     root = Path(args.root or os.environ.get(ROOT_VARIABLE) or SAGEMAKER_ROOT)
     try:
-        result = train(root) if args.job == "train" else validate(root, args.use_case, args.month)
+        result = train(root) if args.job == "train" else validate(root, args.use_case, args.month).to_dict()
     except Exception as exc:
         traceback.print_exc()
         write_failure(root, f"{args.job} job failed: {type(exc).__name__}: {exc}")

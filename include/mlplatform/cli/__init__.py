@@ -7,10 +7,11 @@ passed, 1 the data or model failed a check, 2 the command could not check (bad u
 path that is missing, a folder, unreadable or not a regular file, a spec that does not
 load), always with a one-line ``error:`` message and never a traceback for those.
 
-The commands are in :mod:`mlplatform.cli.commands`, one module per area;
-``completion`` prints a shell completion script (:mod:`mlplatform.cli.completion`);
-``run`` and ``stop`` come from :mod:`mlplatform.dev.commands` where the dev tools are
-installed (a repository checkout), and are absent from an installed wheel.
+The commands are in :mod:`mlplatform.cli.commands`, what they share (argument types, input
+checks, exit codes, the ``completion`` script) in :mod:`mlplatform.cli.arguments`, how they
+print in :mod:`mlplatform.cli.output`; ``run`` and ``stop`` come from
+:mod:`mlplatform.dev.commands` where the dev tools are installed (a repository checkout),
+and are absent from an installed wheel.
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ import sys
 from collections.abc import Sequence
 
 from mlplatform import __version__
-from mlplatform.cli import completion
-from mlplatform.cli.arguments import CANNOT_CHECK, CannotCheck
-from mlplatform.cli.commands import data, models, operations
+from mlplatform.cli import commands
+from mlplatform.cli.arguments import CANNOT_CHECK, CannotCheck, register_completion
 
 # Imported by name, not statically: the dev tools sit above the command line in the
 # package's layers (pyproject.toml) and are not installed with the wheel.
@@ -53,11 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for area in (data, models, operations):
-        area.register(sub)
+    commands.register(sub)
     if importlib.util.find_spec("mlplatform.dev") is not None:
         importlib.import_module(DEV_COMMANDS).register(sub)
-    completion.register(sub, parser)
+    register_completion(sub, parser)
     return parser
 
 
@@ -73,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
 
+
+__all__ = ["CannotCheck", "build_parser", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

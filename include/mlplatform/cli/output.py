@@ -63,16 +63,14 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
-def flatten(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as one level, keys joined with dots (``metrics.rmse``)."""
-    flat: dict[str, Any] = {}
+def flattened(value: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Nested mappings as one level of (key, value) pairs, keys joined with dots (``metrics.rmse``)."""
     for key, item in value.items():
         name = f"{prefix}{key}"
         if isinstance(item, Mapping) and item:
-            flat.update(flatten(item, f"{name}."))
+            yield from flattened(item, f"{name}.")
         else:
-            flat[name] = item
-    return flat
+            yield name, item
 
 
 def _cell(value: Any) -> str:
@@ -90,7 +88,7 @@ def record_table(title: str, record: Mapping[str, Any]) -> Table:
     table = Table(title=title, title_justify="left", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
-    for key, value in flatten(record).items():
+    for key, value in dict(flattened(record)).items():
         table.add_row(key, _cell(value))
     return table
 

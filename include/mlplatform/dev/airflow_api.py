@@ -8,11 +8,49 @@ watch it finish.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 TERMINAL = {"success", "failed"}
+
+
+@dataclass(frozen=True)
+class DagRun:
+    """A DAG run as the API reports it."""
+
+    dag_run_id: str
+    state: str
+    """``queued``, ``running``, ``success`` or ``failed``."""
+
+
+@dataclass(frozen=True)
+class TaskInstance:
+    """A task instance (one try of a task in a run) as the API reports it."""
+
+    task_id: str
+    dag_run_id: str
+    state: str | None
+    """``None`` until the scheduler has looked at it."""
+    try_number: int
+    hostname: str
+    """The worker that ran it (empty until one has)."""
+
+
+def _dag_run(found: Any) -> DagRun:
+    return DagRun(dag_run_id=str(found["dag_run_id"]), state=str(found["state"]))
+
+
+def _task_instance(found: Any) -> TaskInstance:
+    return TaskInstance(
+        task_id=str(found["task_id"]),
+        dag_run_id=str(found["dag_run_id"]),
+        state=found.get("state"),
+        try_number=int(found.get("try_number") or 0),
+        hostname=str(found.get("hostname") or ""),
+    )
 
 
 class AirflowError(RuntimeError):
@@ -54,41 +92,30 @@ class AirflowClient:
         self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
 
     def trigger(
-        self, dag_id: str, conf: dict[str, Any] | None = None, logical_date: str | None = None
+        self, dag_id: str, conf: Mapping[str, str] | None = None, logical_date: str | None = None
     ) -> str:
-        body = {"conf": conf or {}, "logical_date": logical_date}
+        """Trigger a run with ``conf`` (the DAG's params, e.g. ``{"month": "2024-03"}``); its run id."""
+        body = {"conf": dict(conf or {}), "logical_date": logical_date}
         return str(self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"])
 
-    def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
-        found: dict[str, Any] = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
-        return found
+    def run(self, dag_id: str, run_id: str) -> DagRun:
+        return _dag_run(self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}"))
 
-    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+    def runs(self, dag_id: str) -> list[DagRun]:
+        """The DAG's latest runs (up to 100), newest first."""
         query = {"limit": 100, "order_by": "-run_after"}
-        found: list[dict[str, Any]] = self._call("GET", f"/dags/{dag_id}/dagRuns", params=query)["dag_runs"]
-        return found
+        return [_dag_run(r) for r in self._call("GET", f"/dags/{dag_id}/dagRuns", params=query)["dag_runs"]]
 
-    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    def task_instances(self, dag_id: str, run_id: str) -> list[TaskInstance]:
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
-        found: list[dict[str, Any]] = self._call("GET", path)["task_instances"]
-        return found
+        return [_task_instance(t) for t in self._call("GET", path)["task_instances"]]
 
     def wait(self, dag_id: str, run_id: str, timeout_s: float = 600) -> str:
         """Wait for a run to end; returns its final state."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            state = str(self.run(dag_id, run_id)["state"])
+            state = self.run(dag_id, run_id).state
             if state in TERMINAL:
                 return state
             time.sleep(2)
         raise AirflowError(f"{dag_id} run {run_id} did not finish within {timeout_s:.0f}s")
-
-    def trigger_and_wait(
-        self, dag_id: str, conf: dict[str, Any] | None = None, timeout_s: float = 600, expect: str = "success"
-    ) -> str:
-        run_id = self.trigger(dag_id, conf)
-        state = self.wait(dag_id, run_id, timeout_s)
-        if expect and state != expect:
-            failed = [t["task_id"] for t in self.task_instances(dag_id, run_id) if t["state"] == "failed"]
-            raise AirflowError(f"{dag_id} run {run_id} ended {state} (failed tasks: {failed or 'none'})")
-        return run_id

@@ -29,11 +29,12 @@ and drift over time, then says where everything is and how long it took.
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -43,7 +44,6 @@ from mlplatform.core.months import sequence
 from mlplatform.core.tlc import TaxiType
 from mlplatform.dev.airflow_api import AirflowClient, AirflowError
 from mlplatform.dev.embedded import Platform
-from mlplatform.dev.loop_report import summary_table, write_outputs
 
 if TYPE_CHECKING:
     from mlplatform.core.generator import Drift
@@ -121,19 +121,30 @@ class MonthRecord:
     """The endpoint's verdict (error rate, latency): operations, never a retrain."""
     serving_breaches: list[str] = field(default_factory=list)
 
-    def decisions(self) -> dict[str, Any]:
+    def decisions(self) -> MonthDecisions:
         """What the loop decided this month: the model's verdict, a retrain, a promotion.
 
         Never the serving figures: they depend on how busy the machine is.
         """
-        return {
-            "month": self.month,
-            "model_status": self.monitor_status,
-            "retrain": any(a.startswith("monitoring triggered a retrain") for a in self.actions),
-            "promoted": [
-                a.removeprefix("promoted version ") for a in self.actions if a.startswith("promoted")
-            ],
-        }
+        return MonthDecisions(
+            month=self.month,
+            model_status=self.monitor_status,
+            retrain=any(a.startswith("monitoring triggered a retrain") for a in self.actions),
+            promoted=[a.removeprefix("promoted version ") for a in self.actions if a.startswith("promoted")],
+        )
+
+
+@dataclass(frozen=True)
+class MonthDecisions:
+    """What the loop decided in a month: two runs of a scenario decide the same, busy or not."""
+
+    month: str
+    model_status: str | None
+    """The model's verdict (``ok``, ``breach``, ``pending``), ``None`` before the first model."""
+    retrain: bool
+    """Monitoring triggered a retrain."""
+    promoted: list[str]
+    """The versions promoted to champion."""
 
 
 class ClosedLoop:
@@ -169,23 +180,25 @@ class ClosedLoop:
         client = MlflowClient(self.platform.mlflow_url, self.platform.mlflow_url)
         return registry.alias_version(client, self.use_case.model_name, "champion")
 
-    def alerts(self) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = httpx.get(f"{self.platform.sink_url}/messages", timeout=10).json()
-        return messages
+    def alerts(self) -> list[str]:
+        """The text of every message the Slack sink has received, oldest first."""
+        messages = httpx.get(f"{self.platform.sink_url}/messages", timeout=10).json()
+        return [str(m.get("text", "")) for m in messages]
 
     def new_alerts(self) -> list[str]:
-        messages = self.alerts()
-        fresh, self._alerts_seen = messages[self._alerts_seen :], len(messages)
-        return [str(m.get("text", "")).splitlines()[0][:100] for m in fresh]
+        """The first line of each alert received since the last call."""
+        texts = self.alerts()
+        fresh, self._alerts_seen = texts[self._alerts_seen :], len(texts)
+        return [text.splitlines()[0][:100] for text in fresh]
 
     def run_ids(self, stage: str) -> set[str]:
-        return {r["dag_run_id"] for r in self.airflow.runs(self.dag(stage))}
+        return {r.dag_run_id for r in self.airflow.runs(self.dag(stage))}
 
-    def task_states(self, stage: str, run_id: str) -> dict[str, str]:
-        return {t["task_id"]: t["state"] for t in self.airflow.task_instances(self.dag(stage), run_id)}
+    def task_states(self, stage: str, run_id: str) -> dict[str, str | None]:
+        return {t.task_id: t.state for t in self.airflow.task_instances(self.dag(stage), run_id)}
 
     # -- runs ----------------------------------------------------------------------------
-    def run(self, stage: str, conf: dict[str, Any]) -> tuple[str, str]:
+    def run(self, stage: str, conf: Mapping[str, str]) -> tuple[str, str]:
         """Trigger ``stage`` with ``conf`` and wait for it; returns (run id, final state)."""
         run_id = self.airflow.trigger(self.dag(stage), conf)
         return run_id, self.airflow.wait(self.dag(stage), run_id, RUN_TIMEOUT_S)
@@ -391,3 +404,71 @@ def run(scenario: Scenario | None = None, status: Callable[[str], None] = lambda
     print(platform.access())
     print(f"\nclosed loop wall time: {time.perf_counter() - started:.0f} s")
     return 0
+
+
+# -- the report: the month-by-month table, the summary as JSON and a chart -----------------
+
+NO_VALUE = float("nan")
+"""A month without a measurement: a gap in the chart's lines."""
+
+
+def summary_table(records: list[MonthRecord]) -> str:
+    lines = [
+        f"{'month':<8} {'drift':<6} {'contract':<10} {'champion':>8} {'rmse':>7} {'drifted':>8}  actions"
+    ]
+    for r in records:
+        rmse = f"{r.rmse:.3f}" if r.rmse is not None else "-"
+        drift = f"{r.drift_share:.0%}" if r.drift_share is not None else "-"
+        actions = [a for a in r.actions if not a.startswith("landed")]
+        lines.append(
+            f"{r.month:<8} {'yes' if r.drift_injected else 'no':<6} {r.contract.split(' ')[0]:<10} "
+            f"{r.champion_version or '-':>8} {rmse:>7} {drift:>8}  {'; '.join(actions) or '-'}"
+        )
+    return "\n".join(lines)
+
+
+def write_outputs(records: list[MonthRecord], folder: Path) -> tuple[Path, Path]:
+    """The summary as JSON (one object per month) and a PNG chart of RMSE and drift."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = folder / "summary.json"
+    summary.write_text(json.dumps([asdict(r) for r in records], indent=2) + "\n")
+    chart = folder / "closed_loop.png"
+    x = range(len(records))
+    fig, rmse_axis = plt.subplots(figsize=(9, 4.5))
+    drift_axis = rmse_axis.twinx()
+    drift_axis.bar(
+        x, [r.drift_share or 0 for r in records], color="tab:red", alpha=0.25, label="drifted features"
+    )
+    threshold = records[0].drift_threshold if records else None
+    if threshold is not None:
+        drift_axis.axhline(threshold, color="tab:red", lw=0.8, ls="--", label="drift threshold")
+    drift_axis.set_ylim(0, 1)
+    drift_axis.set_ylabel("share of drifted features")
+    rmse_axis.set_zorder(drift_axis.get_zorder() + 1)
+    rmse_axis.patch.set_visible(False)
+    rmse = [NO_VALUE if r.rmse is None else r.rmse for r in records]
+    reference = [NO_VALUE if r.rmse_reference is None else r.rmse_reference for r in records]
+    rmse_axis.plot(x, rmse, marker="o", color="tab:blue", label="RMSE (min)")
+    rmse_axis.plot(x, reference, ls="--", color="grey", label="RMSE at training")
+    for i, r in enumerate(records):
+        if any(a.startswith("promoted") for a in r.actions):
+            rmse_axis.annotate(
+                f"v{r.champion_version}", (i, r.rmse or 0), textcoords="offset points", xytext=(0, 8)
+            )
+    first_drift = next((i for i, r in enumerate(records) if r.drift_injected), None)
+    if first_drift is not None:
+        rmse_axis.axvline(first_drift - 0.5, color="tab:red", ls=":", label="drift injected")
+    rmse_axis.set_xticks(list(x), [r.month for r in records])
+    rmse_axis.set_ylabel("RMSE (minutes)")
+    rmse_axis.set_title(f"{USE_CASE}: production RMSE and drift by month")
+    handles = [h for axis in (rmse_axis, drift_axis) for h in axis.get_legend_handles_labels()[0]]
+    rmse_axis.legend(handles=handles, loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(chart, dpi=110)
+    plt.close(fig)
+    return summary, chart

@@ -35,9 +35,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlplatform.adapters import settings
-from mlplatform.dev.private_files import write_private
 
 HOME = settings.LOCAL_HOME
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a new file readable by its owner only (mode 0600 from creation: ``os.open``
+    with the mode, not a ``chmod`` afterwards, so no other user can read it even for an instant).
+
+    An existing file is left alone: ``FileExistsError``. Missing folders are created mode 0700.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 @dataclass(frozen=True)

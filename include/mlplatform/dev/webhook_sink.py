@@ -42,7 +42,7 @@ class WebhookSink:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, store: Path | None = None) -> None:
         self.store = Path(store) if store else None
         self._lock = threading.Lock()
-        self._messages: list[dict[str, Any]] = self._load()
+        self._messages = self._load()
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -69,7 +69,8 @@ class WebhookSink:
             if self.store is not None and self.store.exists():
                 self.store.write_text("")
 
-    def keep(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def keep(self, path: str, body: dict[str, Any]) -> None:
+        """Keep a posted message: in memory, and as one JSON line in the store file."""
         message = {**body, "path": path, "received_at": datetime.now(UTC).isoformat()}
         with self._lock:
             self._messages.append(message)
@@ -77,7 +78,6 @@ class WebhookSink:
                 self.store.parent.mkdir(parents=True, exist_ok=True)
                 with self.store.open("a", encoding="utf-8") as handle:
                     handle.write(json.dumps(message, sort_keys=True) + "\n")
-        return message
 
     def _load(self) -> list[dict[str, Any]]:
         if self.store is None or not self.store.exists():
