@@ -66,7 +66,7 @@ def test_an_alias_event_reads_back_from_its_json_form() -> None:
     )
     again = AliasEvent.from_dict(json.loads(json.dumps(event.to_dict())))
     assert again == event
-    with pytest.raises(ValueError, match="'alias'"):
+    with pytest.raises(ValueError, match="lacks alias"):
         AliasEvent.from_dict({k: v for k, v in event.to_dict().items() if k != "alias"})
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlplatform.core.records import AliasEvent, Assessment, Gate, ModelRef, ScoredOutput
+from mlplatform.core.records import AliasEvent, Approval, Assessment, Gate, ModelRef, ScoredOutput
 
 SAMPLES = Path(__file__).parent / "fixtures" / "records"
 
@@ -62,3 +62,14 @@ def test_null_where_a_default_exists_reads_as_the_default() -> None:
     event = json.loads((SAMPLES / "alias_event_rollback.json").read_text())
     read = AliasEvent.from_dict({**event, "reason": None, "evidence": None, "gates": None})
     assert (read.reason, dict(read.evidence), read.gates) == ("", {}, ())
+
+
+def test_an_approval_reads_the_answer_airflow_records() -> None:
+    approved = Approval.from_response({"chosen_options": ["Approve"], "responded_by_user": {"name": "alice"}})
+    assert approved == Approval(True, "alice")
+    assert approved.to_dict() == {"approved": True, "by": "alice"}
+    rejected = Approval.from_response({"chosen_options": ["Reject"], "responded_by_user": {"id": "7"}})
+    assert (rejected.approved, rejected.by, rejected.timed_out) == (False, "7", False)
+    timed_out = Approval.from_response({"chosen_options": ["Reject"], "responded_by_user": None})
+    assert timed_out.timed_out and not timed_out.approved
+    assert Approval.from_dict({"approved": True, "by": "bob"}) == Approval(True, "bob")

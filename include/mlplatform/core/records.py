@@ -1,21 +1,100 @@
-"""Records one stage hands another: typed values with an explicit JSON form.
+"""Records one stage hands another: typed values with one JSON form, written one way.
 
-Each record has ``to_dict()`` (what goes into XCom, the lake or registry tags) and
-``from_dict()`` (read back from there). The JSON form is the contract between stages and
-with the records already written; readers use the record's fields and accessors instead
-of digging into the dict.
+Every record is a frozen dataclass deriving :class:`Record`, which gives it ``to_dict()``
+(what goes into XCom, the lake or registry tags) and ``from_dict()`` (read back from there,
+validated by pydantic). The JSON form is the contract between stages and with the records
+already written (``tests/fixtures/records`` holds a sample of each); readers use the
+record's fields and accessors instead of digging into the dict.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Self, TypeVar
+
+from pydantic import ConfigDict, TypeAdapter
+
+R = TypeVar("R")
+
+
+class Record:
+    """The one JSON mechanism of the package's records (mixed into frozen dataclasses).
+
+    ``to_dict`` writes the fields in their declared order, nested records and tuples as
+    JSON; a field named in ``omitted_when_none`` is left out while it is ``None``, and each
+    property named in ``computed`` is written after the fields (and ignored when read
+    back). ``from_dict`` ignores keys the record does not know, reads ``null`` as the
+    field's default where it has one, coerces numbers stored where text is expected
+    (a version written as ``7``), and names the fields a record lacks.
+    """
+
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(coerce_numbers_to_str=True)
+    omitted_when_none: ClassVar[tuple[str, ...]] = ()
+    computed: ClassVar[tuple[str, ...]] = ()
+    when_incomplete: ClassVar[str] = ""  # what to do about a record that lacks a field
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        out: dict[str, Any] = {}
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if value is None and item.name in self.omitted_when_none:
+                continue
+            out[item.name] = _json(value)
+        for name in self.computed:
+            out[name] = _json(getattr(self, name))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Read a record back from its JSON form; ``ValueError`` names what is wrong."""
+        known = {item.name: item for item in dataclasses.fields(cls)}
+        given = {
+            key: value
+            for key, value in data.items()
+            if key in known and not (value is None and _has_default(known[key]))
+        }
+        if missing := [name for name, item in known.items() if name not in given and not _has_default(item)]:
+            raise ValueError(
+                f"{cls.__name__} record lacks {', '.join(missing)} (has: {', '.join(data) or 'nothing'})"
+                + (f"; {cls.when_incomplete}" if cls.when_incomplete else "")
+            )
+        return _adapter(cls).validate_python(given)
+
+
+_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
+
+
+def _adapter(kind: type[R]) -> TypeAdapter[R]:
+    """The pydantic validator of one record class (built once)."""
+    if kind not in _ADAPTERS:
+        _ADAPTERS[kind] = TypeAdapter(kind)
+    return _ADAPTERS[kind]
+
+
+def _has_default(item: dataclasses.Field[Any]) -> bool:
+    return item.default is not dataclasses.MISSING or item.default_factory is not dataclasses.MISSING
+
+
+def _json(value: Any) -> Any:
+    """A field's JSON form: records as their dicts, tuples as lists, mappings copied."""
+    if isinstance(value, Record):
+        return value.to_dict()
+    if isinstance(value, tuple | list):
+        return [_json(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _json(item) for key, item in value.items()}
+    return value
 
 
 @dataclass(frozen=True)
-class ModelRef:
+class ModelRef(Record):
     """One registered model version, as resolved from an alias at a point in time."""
+
+    computed: ClassVar[tuple[str, ...]] = ("uri",)
 
     name: str
     version: str
@@ -28,26 +107,9 @@ class ModelRef:
         """The version's URI: pinned, unlike ``models:/<name>@<alias>``."""
         return f"models:/{self.name}/{self.version}"
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able form for XCom."""
-        return {
-            "name": self.name,
-            "version": self.version,
-            "alias": self.alias,
-            "run_id": self.run_id,
-            "source": self.source,
-            "uri": self.uri,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ModelRef:
-        return cls(
-            data["name"], str(data["version"]), data.get("alias"), data.get("run_id"), data.get("source")
-        )
-
 
 @dataclass(frozen=True)
-class Gate:
+class Gate(Record):
     """One promotion gate's verdict on a model version.
 
     ``interval`` is the evidence a statistical gate read (an
@@ -56,26 +118,12 @@ class Gate:
     budget.
     """
 
+    omitted_when_none: ClassVar[tuple[str, ...]] = ("interval",)
+
     name: str
     passed: bool
     detail: str
     interval: Mapping[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "passed": self.passed, "detail": self.detail}
-        if self.interval is not None:
-            out["interval"] = dict(self.interval)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Gate:
-        interval = data.get("interval")
-        return cls(
-            str(data["name"]),
-            bool(data["passed"]),
-            str(data["detail"]),
-            None if interval is None else dict(interval),
-        )
 
 
 ALIAS_ACTIONS = ("promote", "rollback", "retire", "register")
@@ -83,7 +131,7 @@ ALIAS_ACTIONS = ("promote", "rollback", "retire", "register")
 
 
 @dataclass(frozen=True)
-class AliasEvent:
+class AliasEvent(Record):
     """One move of one registry alias, recorded before the alias moves.
 
     ``version`` is where the alias points after the move (``None``: removed) and
@@ -108,63 +156,27 @@ class AliasEvent:
     gates: tuple[Gate, ...] = ()
     cooldown_until: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "event_id": self.event_id,
-            "at": self.at,
-            "model_name": self.model_name,
-            "alias": self.alias,
-            "action": self.action,
-            "version": self.version,
-            "from_version": self.from_version,
-            "by": self.by,
-            "run_id": self.run_id,
-            "reason": self.reason,
-            "evidence": dict(self.evidence),
-            "gates": [gate.to_dict() for gate in self.gates],
-            "cooldown_until": self.cooldown_until,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AliasEvent:
-        """Read an event back; a field it lacks is named in the error."""
-        try:
-
-            def optional(key: str) -> str | None:
-                value = data.get(key)
-                return None if value is None else str(value)
-
-            return cls(
-                event_id=str(data["event_id"]),
-                at=str(data["at"]),
-                model_name=str(data["model_name"]),
-                alias=str(data["alias"]),
-                action=str(data["action"]),
-                version=optional("version"),
-                from_version=optional("from_version"),
-                by=str(data["by"]),
-                run_id=optional("run_id"),
-                reason=str(data.get("reason") or ""),
-                evidence=dict(data.get("evidence") or {}),
-                gates=tuple(Gate.from_dict(g) for g in data.get("gates") or ()),
-                cooldown_until=optional("cooldown_until"),
-            )
-        except KeyError as missing:
-            raise ValueError(f"an alias event needs the field {missing}") from None
-
-
-# Measurements an assessment only has once its improvement gate could be computed.
-_MEASURED = ("improvement", "latency_ms_per_row", "size_mb")
-
 
 @dataclass(frozen=True)
-class Assessment:
+class Assessment(Record):
     """A model version measured against the promotion gates of its use case.
 
     ``candidate`` and ``champion`` are evaluations as training reports them
     (``{"overall": {metric: value}, "slices": ..., "rows": n}``); ``reference`` is what the
     candidate was compared with (``{"kind": ..., <metric>: value}``), ``None`` when nothing was.
+    ``improvement``, ``latency_ms_per_row`` and ``size_mb`` are only measured once the
+    improvement gate could be computed; ``evidence`` holds the intervals the gates read
+    (overall, per slice). The JSON form ends with the gate table and whether all passed.
     """
+
+    omitted_when_none: ClassVar[tuple[str, ...]] = (
+        "champion",
+        "improvement",
+        "latency_ms_per_row",
+        "size_mb",
+        "evidence",
+    )
+    computed: ClassVar[tuple[str, ...]] = ("passed",)
 
     model_name: str
     version: str
@@ -172,7 +184,6 @@ class Assessment:
     champion_version: str | None
     metric: str
     maturity_level: int
-    gates: tuple[Gate, ...] = ()
     evaluated_on: tuple[str, ...] = ()
     rows: int = 0
     candidate: Mapping[str, Any] = field(default_factory=dict)
@@ -181,7 +192,8 @@ class Assessment:
     improvement: float | None = None
     latency_ms_per_row: float | None = None
     size_mb: float | None = None
-    evidence: Mapping[str, Any] | None = None  # intervals read by the gates: overall, per slice
+    evidence: Mapping[str, Any] | None = None
+    gates: tuple[Gate, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -208,68 +220,20 @@ class Assessment:
         """``name: detail`` of every gate that failed."""
         return [f"{gate.name}: {gate.detail}" for gate in self.gates if not gate.passed]
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form: the keys in the order they were always written, optional ones only when set."""
-        out: dict[str, Any] = {
-            "model_name": self.model_name,
-            "version": self.version,
-            "run_id": self.run_id,
-            "champion_version": self.champion_version,
-            "metric": self.metric,
-            "maturity_level": self.maturity_level,
-            "evaluated_on": list(self.evaluated_on),
-            "rows": self.rows,
-            "candidate": dict(self.candidate),
-        }
-        if self.champion is not None:
-            out["champion"] = dict(self.champion)
-        out["reference"] = None if self.reference is None else dict(self.reference)
-        for key in _MEASURED:
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        if self.evidence is not None:
-            out["evidence"] = dict(self.evidence)
-        out["gates"] = [gate.to_dict() for gate in self.gates]
-        out["passed"] = self.passed
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Assessment:
-        """Read an assessment back (keys it does not know, such as ``summary_md``, are ignored)."""
-        champion_version = data.get("champion_version")
-        return cls(
-            model_name=str(data["model_name"]),
-            version=str(data["version"]),
-            run_id=data.get("run_id"),
-            champion_version=None if champion_version is None else str(champion_version),
-            metric=str(data["metric"]),
-            maturity_level=int(data["maturity_level"]),
-            gates=tuple(Gate.from_dict(g) for g in data.get("gates", ())),
-            evaluated_on=tuple(data.get("evaluated_on", ())),
-            rows=int(data.get("rows", 0)),
-            candidate=dict(data.get("candidate") or {}),
-            champion=data.get("champion"),
-            reference=data.get("reference"),
-            improvement=data.get("improvement"),
-            latency_ms_per_row=data.get("latency_ms_per_row"),
-            size_mb=data.get("size_mb"),
-            evidence=data.get("evidence"),
-        )
-
-
-# Fields every scored output record has, as batch scoring has always written them.
-_SCORED_REQUIRED = ("use_case", "month", "path", "uri", "rows", "model", "snapshot_digest", "snapshot_rows")
-
 
 @dataclass(frozen=True)
-class ScoredOutput:
+class ScoredOutput(Record):
     """One month's predictions file, as batch scoring wrote it and publishing points at it.
 
     ``path`` is relative to the lake, ``uri`` absolute; ``rows`` counts the predictions
     (the modelled rows of the snapshot: all of them unless the spec has a ``data.filter``);
     ``target`` says where the scoring ran (``local`` or ``sagemaker``). ``published_at`` is
-    set once the file became the month's current predictions (``CURRENT.json``).
+    set once the file became the month's current predictions (``CURRENT.json``), and only
+    then written.
     """
+
+    omitted_when_none: ClassVar[tuple[str, ...]] = ("published_at",)
+    when_incomplete: ClassVar[str] = "it was not written by batch scoring: re-run the month's batch scoring"
 
     use_case: str
     month: str
@@ -288,45 +252,37 @@ class ScoredOutput:
         """Predictions a complete file holds: one per modelled snapshot row."""
         return self.rows if self.data_filter else self.snapshot_rows
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form (XCom and ``CURRENT.json``); ``published_at`` only once published."""
-        out: dict[str, Any] = {
-            "use_case": self.use_case,
-            "month": self.month,
-            "path": self.path,
-            "uri": self.uri,
-            "rows": self.rows,
-            "model": self.model.to_dict(),
-            "snapshot_digest": self.snapshot_digest,
-            "snapshot_rows": self.snapshot_rows,
-            "data_filter": self.data_filter,
-            "target": self.target,
-        }
-        if self.published_at is not None:
-            out["published_at"] = self.published_at
-        return out
+
+APPROVAL_ANSWERS = ("Approve", "Reject")
+"""The options a person asked to approve a level-3 promotion chooses from."""
+
+
+@dataclass(frozen=True)
+class Approval(Record):
+    """A person's answer to a level-3 promotion request.
+
+    ``by`` is who answered; ``None`` when nobody did before the request timed out (which
+    rejects). The JSON form is ``{"approved": bool, "by": name}``.
+    """
+
+    approved: bool
+    by: str | None = None
+
+    @property
+    def timed_out(self) -> bool:
+        """Whether nobody answered: the request's timeout rejected it."""
+        return self.by is None
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ScoredOutput:
-        """Read an output back from XCom or ``CURRENT.json``; a record that lacks a field
-        raises ``ValueError`` naming it."""
-        if missing := [key for key in _SCORED_REQUIRED if key not in data]:
-            raise ValueError(
-                f"scored output record lacks {', '.join(missing)} (has: {', '.join(data) or 'nothing'}); "
-                "it was not written by batch scoring: re-run the month's batch scoring"
-            )
+    def from_response(cls, response: Mapping[str, Any]) -> Approval:
+        """The answer in the shape Airflow's approval task records it:
+        ``{"chosen_options": ["Approve"], "responded_by_user": {"name": ..., "id": ...}}``
+        (``responded_by_user`` is ``None`` after a timeout)."""
+        user = response.get("responded_by_user") or None
+        by = (user.get("name") or user.get("id")) if isinstance(user, Mapping) else None
         return cls(
-            use_case=str(data["use_case"]),
-            month=str(data["month"]),
-            path=str(data["path"]),
-            uri=str(data["uri"]),
-            rows=int(data["rows"]),
-            model=ModelRef.from_dict(data["model"]),
-            snapshot_digest=str(data["snapshot_digest"]),
-            snapshot_rows=int(data["snapshot_rows"]),
-            data_filter=data.get("data_filter"),
-            target=str(data.get("target", "local")),
-            published_at=data.get("published_at"),
+            list(response.get("chosen_options") or []) == [APPROVAL_ANSWERS[0]],
+            None if by is None else str(by),
         )
 
 
