@@ -19,7 +19,7 @@ Each month is measured against, in the same run:
   no row rules, no checkpoint;
 - ``gx_peer_s``: what a Great Expectations user would write: read, normalise, convert to
   pandas, and validate the frame in a GX Core ephemeral context with the row rules of
-  :data:`mlplatform.stages.contracts.ROW_RULES` as row-level expectations, with ``COMPLETE``
+  :data:`mlplatform.stages.contracts.rules.ROW_RULES` as row-level expectations, with ``COMPLETE``
   results so the unexpected row indices can be quarantined. GX checks a column or a pair
   at a time, so the peer derives in pandas what the rules combine: the fare residual
   (expected within $0.05; the contract also accepts totals that TLC's surcharge rates

@@ -64,7 +64,7 @@ def _airflow_facts(use_case: str) -> tuple[list[Any], str | None]:
 
 
 def _docs_root() -> Path:
-    from mlplatform.stages.contracts.context import data_docs_index
+    from mlplatform.stages.contracts import data_docs_index
 
     return data_docs_index().parent
 

@@ -308,7 +308,7 @@ def test_a_breach_validates_nothing_keeps_the_raw_file_and_alerts(
     assert any(BREACH_KINDS[kind] in b for b in outcome.breaches), outcome.breaches
     assert lake.digest(raw) == digest  # the raw file is untouched
     assert validated(lake) == [] and list(lake.list(f"validated/{YELLOW_ONLY.name}")) == []
-    record = lake.read_json(lake.relative(outcome.breach_record))
+    record = lake.read_json(lake.relative(outcome.breach_uri))
     assert record["what_broke"] == list(outcome.breaches) and record["source"]["digest"] == digest
     assert record["recorded_at"] and record["raw_file_kept"] is True
     [message] = received(sink)

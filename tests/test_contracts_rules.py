@@ -1,7 +1,7 @@
 """The row rules without GX: each rule's mask, the fare arithmetic, the duplicate detector.
 
-Mirrors ``mlplatform.stages.contracts.rules``, ``masks`` and ``duplicates``: every rule
-flags exactly the rows that break it, and nothing else, on hand-made and generated trips.
+Mirrors ``mlplatform.stages.contracts.rules``: every rule flags exactly the rows that break it,
+and nothing else, on hand-made and generated trips.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import pytest
 
 from mlplatform.core import generator, spec, tlc
 from mlplatform.stages import contracts
-from mlplatform.stages.contracts.duplicates import duplicated
-from mlplatform.stages.contracts.money import fare_check
+from mlplatform.stages.contracts.rules import duplicated, fare_check
 
 USE_CASE = spec.load_spec("taxi_trip_duration")
 MONTH = "2024-03"
@@ -105,7 +104,7 @@ def _itemised_trips(rows: int, kind: str = "yellow") -> dict[str, list]:
     trips = tlc.normalise(month_table(rows, kind=kind))
     columns = {name: trips.column(name).to_pylist() for name in trips.column_names}
     itemised = ("fare_amount", "extra", "mta_tax", "tip_amount", "tolls_amount")
-    for name in contracts.SURCHARGES:
+    for name in tlc.SURCHARGES:
         columns[name] = [None] * rows
     columns["total_amount"] = [round(sum(columns[p][i] or 0.0 for p in itemised), 2) for i in range(rows)]
     return columns

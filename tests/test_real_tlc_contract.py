@@ -179,7 +179,7 @@ def test_a_trip_across_midnight_into_the_month_is_quarantined(validated: dict) -
 def test_green_congestion_surcharges_are_not_fare_errors(validated: dict) -> None:
     """Vendor 1 puts the $2.75 in `extra` as well as in its column; dispatched rows leave the column empty."""
     trips = real_trips("2021-01")
-    parts = [c for c in contracts.FARE_PARTS if c in trips.column_names]
+    parts = [c for c in tlc.FARE_PARTS if c in trips.column_names]
     frame = trips.select([*parts, "total_amount"]).to_pandas().fillna(0.0)
     residual = (frame["total_amount"] - frame[parts].sum(axis=1)).round(2)
     surcharged = np.flatnonzero(residual.abs().sub(2.75).abs().to_numpy() < 0.005).tolist()
@@ -202,7 +202,7 @@ def test_cli_validate_prints_the_quarantine_share_per_rule(
 def test_the_improvement_surcharge_vendor_1_leaves_out_of_the_total_is_a_reading(validated: dict) -> None:
     """Green 2023-01: vendor 1 itemises the $1.00 of 2022-12-19 but leaves it out of `total_amount`."""
     trips = real_trips("2023-01")
-    parts = [c for c in contracts.FARE_PARTS if c in trips.column_names]
+    parts = [c for c in tlc.FARE_PARTS if c in trips.column_names]
     frame = trips.select([*parts, "total_amount", "vendor_id"]).to_pandas().fillna(0.0)
     residual = (frame["total_amount"] - frame[parts].sum(axis=1)).round(2)
     short = residual.isin([-1.00, -3.75])  # the surcharge out; with the congestion surcharge in extra too

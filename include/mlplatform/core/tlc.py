@@ -78,6 +78,11 @@ _MONEY = (
     "total_amount",
     "congestion_surcharge",
 )
+SURCHARGES = ("improvement_surcharge", "congestion_surcharge", "airport_fee", "cbd_congestion_fee")
+"""Per-trip surcharges TLC itemises in their own columns (normalised names), each named as its
+rate in :class:`mlplatform.core.fares.FareSchedule`."""
+FARE_PARTS = ("fare_amount", "extra", "mta_tax", "tip_amount", "tolls_amount", "ehail_fee", *SURCHARGES)
+"""The normalised columns whose sum ``total_amount`` is (the fare and everything added to it)."""
 _TS = pa.timestamp("us")
 
 

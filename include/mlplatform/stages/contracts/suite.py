@@ -1,35 +1,199 @@
-"""The contract as a Great Expectations suite, and the file data context kept in sync with the specs.
+"""The contract in Great Expectations: the file data context, the month's contract profile, the
+suite built from the spec, and the checkpoint run.
 
-:func:`build_suite` turns a use case's ``contract`` into expectations over the month's
-contract profile (:mod:`mlplatform.stages.contracts.profile`), each with its severity and,
-in ``meta``, why it exists. :func:`sync_context` writes the suites, validation definitions
-and checkpoints of every use case into ``great_expectations/``; they are committed, and
-``python -m mlplatform.stages.contracts sync`` rewrites them after a spec change.
+- The context lives in ``great_expectations/`` (:func:`gx_root`); the names of its
+  datasource, batch definition, Data Docs site, validation definitions and checkpoints have
+  their home here.
+- The month's *contract profile* (:class:`ContractProfile`) is the one row the checkpoint
+  validates: what reading the month's files found (unreadable files, unlisted taxi types,
+  missing, mistyped, unexpected or entirely empty columns; :data:`NONE` where there is no
+  problem), the row count, the share of bad rows and how many rows break each row rule. A
+  problem names its file when the month has several.
+- :func:`build_suite` turns a use case's ``contract`` into expectations over that profile,
+  each with its severity and, in ``meta``, why it exists. :func:`sync_context` writes the
+  suites, validation definitions and checkpoints of every use case into
+  ``great_expectations/``; they are committed, and ``mlplatform contracts sync`` rewrites them
+  after a spec change.
+- :func:`run_checkpoint` validates a month's profile with the use case's checkpoint and
+  starts rendering the result's Data Docs page in a thread.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlplatform.adapters import settings
+from mlplatform.core import tlc
 from mlplatform.core.spec import UseCase
 from mlplatform.core.spec_data import Contract
-from mlplatform.stages.contracts.context import (
-    BATCH_DEFINITION,
-    DATASOURCE,
-    checkpoint_name,
-    gx_root,
-    validation_definition_name,
+from mlplatform.stages.contracts.raw import RawFile, RawRead
+from mlplatform.stages.contracts.rules import (
+    BAD_ROW_SHARE_CALIBRATION,
+    HISTORY_MONTHS,
+    KEY_COLUMNS,
+    ROW_RULES,
+    MoneyFindings,
+    VolumeBounds,
+    in_thread,
 )
-from mlplatform.stages.contracts.profile import NONE
-from mlplatform.stages.contracts.rules import BAD_ROW_SHARE_CALIBRATION, ROW_RULES
-from mlplatform.stages.contracts.volume import HISTORY_MONTHS
 
 if TYPE_CHECKING:
     import great_expectations as gx
+    from great_expectations.data_context.data_context.file_data_context import FileDataContext
     from great_expectations.expectations.metadata_types import FailureSeverity
+
+# -- the file data context ----------------------------------------------------------------
+
+DATASOURCE = "lake"
+BATCH_DEFINITION = "month_profile"
+DATA_DOCS_SITE = "local_site"
+
+
+def gx_root() -> Path:
+    """The GX file data context: ``MLPLATFORM_GX_ROOT`` or ``great_expectations/`` in the repo.
+
+    Data Docs and validation results are written below it, in ``uncommitted/``; point the
+    variable at a writable copy where the repository is read-only.
+    """
+    return Path(settings.get("MLPLATFORM_GX_ROOT"))
+
+
+def data_docs_index(root: Path | None = None) -> Path:
+    """The Data Docs home page (it exists once a validation has run)."""
+    return (root or gx_root()) / "uncommitted" / "data_docs" / DATA_DOCS_SITE / "index.html"
+
+
+def checkpoint_name(use_case: UseCase) -> str:
+    return f"{use_case.name}_validate"
+
+
+def validation_definition_name(use_case: UseCase) -> str:
+    return f"{use_case.name}_contract"
+
+
+def open_context(root: Path | None = None) -> FileDataContext:
+    import great_expectations as gx
+
+    root = root or gx_root()
+    if not (root / "great_expectations.yml").is_file():
+        raise FileNotFoundError(
+            f"no Great Expectations context at {root}: set MLPLATFORM_GX_ROOT to the "
+            "great_expectations/ folder of the repository (or a copy of it)"
+        )
+    return gx.get_context(mode="file", context_root_dir=str(root))
+
+
+# -- the month's contract profile ---------------------------------------------------------
+
+
+NONE = "none"
+"""Profile value of a problem column when there is no problem."""
+
+
+@dataclass(frozen=True)
+class ContractProfile:
+    """The month's contract profile: each problem column says :data:`NONE` when there is none."""
+
+    file_problem: str
+    unlisted_taxi_type: str
+    missing_columns: str
+    mistyped_columns: str
+    unexpected_columns: str
+    all_null_columns: str
+    money_units: str
+    empty_surcharge_columns: str
+    misnamed_files: str
+    row_count: int
+    bad_row_share: float
+    rule_counts: Mapping[str, int]
+    """Rows breaking each row rule: the profile's ``rows_<rule>`` columns."""
+
+    def row(self) -> dict[str, object]:
+        """The one row the checkpoint validates (GX reads it as a one-row data frame)."""
+        found = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "rule_counts"}
+        return {**found, **{f"rows_{name}": n for name, n in self.rule_counts.items()}}
+
+
+def contract_profile(
+    files: Sequence[RawFile],
+    reads: Sequence[RawRead],
+    use_case: UseCase,
+    rule_counts: Mapping[str, int],
+    bad_row_share: float,
+    money: MoneyFindings | None = None,
+) -> ContractProfile:
+    """The profile of a month whose ``files`` were read as ``reads``, with the row rules' counts
+    and what its money columns say as a whole (:func:`.rules.money_findings`)."""
+    money = money or MoneyFindings()
+    pairs = list(zip(files, reads, strict=True))
+
+    def named(f: RawFile) -> str:  # a problem names its file when there are several
+        return f"{f.path.rsplit('/', 1)[-1]}: " if len(files) > 1 else ""
+
+    def listed(found: Sequence[tuple[RawFile, str]], sep: str = "; ") -> str:
+        return sep.join(f"{named(f)}{problem}" for f, problem in found) or NONE
+
+    all_null = [
+        (f, c)
+        for f, r in pairs
+        if r.trips is not None and r.trips.num_rows
+        for c in KEY_COLUMNS
+        if r.trips.column(c).null_count == r.trips.num_rows
+    ]
+    unlisted = [
+        (
+            f,
+            f"{r.taxi_type} trips but {use_case.name} expects {' or '.join(f.taxi_types)} "
+            f"(the schema tells: {r.evidence}): a {r.taxi_type} file named or landed as "
+            f"{' or '.join(f.taxi_types)}",
+        )
+        for f, r in pairs
+        if r.taxi_type is not None and r.taxi_type not in f.taxi_types
+    ]
+    misnamed = [
+        (f, f"{f.path.rsplit('/', 1)[-1]} is named {kind} but holds {r.taxi_type} trips "
+         f"(the schema tells: {r.evidence}); its rows are judged as {r.taxi_type}")
+        for f, r in pairs
+        if r.taxi_type in f.taxi_types
+        and (kind := _named_taxi_type(f.path)) is not None
+        and kind != r.taxi_type
+    ]  # fmt: skip
+    return ContractProfile(
+        file_problem=listed([(f, r.file_problem) for f, r in pairs if r.file_problem]),
+        unlisted_taxi_type=listed(unlisted),
+        missing_columns=listed(_columns(pairs, "missing_columns")),
+        mistyped_columns=listed(_columns(pairs, "mistyped_columns")),
+        unexpected_columns=listed(_columns(pairs, "unexpected_columns")),
+        all_null_columns=listed(all_null, sep=", "),
+        money_units=money.cents or NONE,
+        empty_surcharge_columns="; ".join(money.empty_surcharges) or NONE,
+        misnamed_files="; ".join(problem for _, problem in misnamed) or NONE,
+        row_count=sum(r.rows for r in reads),
+        bad_row_share=bad_row_share,
+        rule_counts=dict(rule_counts),
+    )
+
+
+def _named_taxi_type(path: str) -> str | None:
+    """The taxi type a TLC file name says (``green_tripdata_2023-01.parquet``: green), if any."""
+    name = tlc.parse_file_name(path.rsplit("/", 1)[-1])
+    return None if name is None else name.taxi_type
+
+
+def _columns(pairs: Sequence[tuple[RawFile, RawRead]], problem: str) -> list[tuple[RawFile, str]]:
+    """Each file's columns with ``problem`` (a :class:`RawRead` field), where it has any."""
+    return [(f, ", ".join(getattr(r, problem))) for f, r in pairs if getattr(r, problem)]
+
+
+# -- the suite -----------------------------------------------------------------------------
+
 
 BREACH, ROW, NOTICE = "breach", "row", "notice"
 """The contract's severities, in each expectation's ``meta`` (GX: critical, warning, info)."""
@@ -285,7 +449,7 @@ def _add_or_update(context: Any, source: Any, use_case: UseCase, suite: Any) -> 
             name=checkpoint_name(use_case),
             validation_definitions=[definition],
             # Data Docs are rendered for the one new result by the step itself, in a thread
-            # (see checkpoint.run_checkpoint): the action would rebuild the whole site on the step's path.
+            # (see run_checkpoint): the action would rebuild the whole site on the step's path.
             actions=[],
             result_format={"result_format": "SUMMARY"},
         )
@@ -313,3 +477,80 @@ def _keep_ids(context: Any, suite: Any) -> None:
     for expectation in suite.expectations:
         expectation.id = ids.get(content(expectation))
     suite.id = stored.id
+
+
+# -- the checkpoint run ----------------------------------------------------------------------
+
+
+@dataclass
+class Check:
+    """One expectation's outcome."""
+
+    check: str
+    severity: str
+    success: bool
+    observed: Any
+    rule: str
+
+
+def run_checkpoint(
+    use_case: UseCase, month: str, digest: str, profile: ContractProfile, volume: VolumeBounds, root: Path
+) -> tuple[list[Check], dict[str, Any], str | None, Future[Any]]:
+    """Validate ``profile`` with the use case's checkpoint.
+
+    Returns the checks, their statistics, the result's Data Docs URL and the future of its
+    page, which a thread renders while the step writes its outputs.
+    """
+    import pandas as pd
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.exceptions.exceptions import DataContextError
+
+    context = open_context(root)
+    try:
+        checkpoint = context.checkpoints.get(checkpoint_name(use_case))
+    except DataContextError:
+        raise FileNotFoundError(
+            f"no checkpoint {checkpoint_name(use_case)} in {root}: the use case is new or its "
+            "contract changed; run `mlplatform contracts sync` and commit "
+            "great_expectations/"
+        ) from None
+    result = checkpoint.run(
+        batch_parameters={"dataframe": pd.DataFrame([profile.row()])},
+        expectation_parameters={"volume_min_rows": volume.min_rows, "volume_max_rows": volume.max_rows},
+        run_id=RunIdentifier(run_name=f"{use_case.name}-{month}-{digest[:12]}", run_time=datetime.now(UTC)),
+    )
+    identifier, validation = next(iter(result.run_results.items()))
+    checks = _checks(validation)
+    docs = in_thread(
+        lambda: context.build_data_docs(site_names=[DATA_DOCS_SITE], resource_identifiers=[identifier])
+    )
+    urls = context.get_docs_sites_urls(
+        resource_identifier=identifier, site_names=[DATA_DOCS_SITE], only_if_exists=False
+    )
+    docs_url = next((u["site_url"] for u in urls if u.get("site_url")), None)
+    return checks, _plain(dict(validation.statistics)), docs_url, docs
+
+
+def _checks(validation: Any) -> list[Check]:
+    """Each expectation's outcome, named and graded by its ``meta``."""
+    checks = []
+    for r in validation.results:
+        meta = r.expectation_config.meta or {}
+        observed = r.result.get("observed_value", r.result.get("partial_unexpected_list"))
+        if r.exception_info and r.exception_info.get("raised_exception"):
+            observed = f"error: {r.exception_info.get('exception_message')}"
+        checks.append(
+            Check(
+                check=meta.get("check", r.expectation_config.type),
+                severity=meta.get("severity", "breach"),
+                success=bool(r.success),
+                observed=_plain(observed),
+                rule=meta.get("rule", ""),
+            )
+        )
+    return checks
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy (numpy scalars and the like become plain numbers and strings)."""
+    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))

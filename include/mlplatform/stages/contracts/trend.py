@@ -30,11 +30,8 @@ from mlplatform.adapters import snapshots
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import tlc
 from mlplatform.core.spec import UseCase
-from mlplatform.stages.contracts.arrays import count
-from mlplatform.stages.contracts.masks import check_rows
 from mlplatform.stages.contracts.raw import read_raw
-from mlplatform.stages.contracts.rules import READING_NAMES, RULE_NAMES
-from mlplatform.stages.contracts.volume import HISTORY_MONTHS
+from mlplatform.stages.contracts.rules import HISTORY_MONTHS, READING_NAMES, RULE_NAMES, check_rows, count
 
 MIN_HISTORY_MONTHS = 3
 """Previous months a trailing median needs before a jump is judged: real months differ by
@@ -125,7 +122,7 @@ def rule_jumps(
     """A warning per rule whose share jumped above its trailing median of previous months.
 
     ``history`` holds the previous months' rule shares (oldest first; the latest
-    :data:`~.volume.HISTORY_MONTHS` count); with fewer than :data:`MIN_HISTORY_MONTHS`, no jump.
+    :data:`~.rules.HISTORY_MONTHS` count); with fewer than :data:`MIN_HISTORY_MONTHS`, no jump.
     A jump is a share above ``contract.trend_jump_factor`` times the median and above
     ``contract.trend_jump_floor``.
     """
