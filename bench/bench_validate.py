@@ -84,17 +84,7 @@ FLOOR_TARGET = 1.5
 """The step within this many times its floor."""
 PEER_TARGET = 10
 """The step at least this many times faster than the GX peer."""
-FARE_PARTS = (
-    "extra",
-    "mta_tax",
-    "tip_amount",
-    "tolls_amount",
-    "improvement_surcharge",
-    "congestion_surcharge",
-    "airport_fee",
-    "cbd_congestion_fee",
-    "ehail_fee",
-)
+FARE_PARTS = tuple(c for c in tlc.FARE_PARTS if c != "fare_amount")
 """What ``total_amount`` adds up besides ``fare_amount`` (the ``fare_inconsistent`` rule)."""
 
 

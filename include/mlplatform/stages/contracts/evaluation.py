@@ -82,7 +82,7 @@ class Evaluation:
     breaches: list[str]
     warnings: list[str]
     checks: list[Check]
-    statistics: dict[str, Any]
+    statistics: dict[str, float | None]
     data_docs_url: str | None
     valid: pa.Table | None = field(default=None, repr=False)
     quarantined: pa.Table | None = field(default=None, repr=False)

@@ -412,16 +412,15 @@ def sync_context(root: Path | None = None, use_cases: Sequence[UseCase] | None =
         source = context.data_sources.get(DATASOURCE)
     except KeyError:
         source = context.data_sources.add_pandas(DATASOURCE)
-    suites: dict[str, Any] = {}
-    owners: dict[str, str] = {}
+    built: dict[str, tuple[str, object]] = {}  # suite name: the first use case naming it, the suite's JSON
     for use_case in use_cases or spec.load_all():
         suite = build_suite(use_case)
-        if suite.name in suites and suites[suite.name] != suite.to_json_dict():
+        owner, first = built.setdefault(suite.name, (use_case.name, suite.to_json_dict()))
+        if first != suite.to_json_dict():
             raise ValueError(
-                f"use cases {owners[suite.name]} and {use_case.name} both name suite {suite.name!r} "
+                f"use cases {owner} and {use_case.name} both name suite {suite.name!r} "
                 "but their contracts differ; give each its own contract.suite"
             )
-        suites[suite.name], owners[suite.name] = suite.to_json_dict(), use_case.name
         _add_or_update(context, source, use_case, suite)
     return root
 
@@ -495,11 +494,12 @@ class Check:
 
 def run_checkpoint(
     use_case: UseCase, month: str, digest: str, profile: ContractProfile, volume: VolumeBounds, root: Path
-) -> tuple[list[Check], dict[str, Any], str | None, Future[Any]]:
+) -> tuple[list[Check], dict[str, float | None], str | None, Future[Any]]:
     """Validate ``profile`` with the use case's checkpoint.
 
-    Returns the checks, their statistics, the result's Data Docs URL and the future of its
-    page, which a thread renders while the step writes its outputs.
+    Returns the checks, their statistics (GX's counts of evaluated, successful and
+    unsuccessful expectations, and the success percentage), the result's Data Docs URL and
+    the future of its page, which a thread renders while the step writes its outputs.
     """
     import pandas as pd
     from great_expectations.core.run_identifier import RunIdentifier
