@@ -16,7 +16,7 @@ looks at all trips so far, as the monitor does after each labelled month.
   target: at most 5%.
 
 **Estimate before labels.** Direct loss estimation (:mod:`mlplatform.stages.monitoring.
-estimate`): a champion trained on one month, the estimator fitted on the next (labelled),
+measures`): a champion trained on one month, the estimator fitted on the next (labelled),
 the RMSE of a third month estimated from its features and compared with the RMSE its
 labels give: generated clean months (several seeds) and the real green months of
 ``tests/fixtures/real_tlc/``. Target: within 10% on clean months. The correlation of two
@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 from mlplatform.core import features, generator, live
 from mlplatform.core.spec import load_spec
 from mlplatform.stages import training
-from mlplatform.stages.monitoring.estimate import estimate_error, fit_loss_estimator
+from mlplatform.stages.monitoring.measures import estimate_error, fit_loss_estimator
 from mlplatform.use_cases.taxi_trip_duration import build_estimator
 
 REAL = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "real_tlc"

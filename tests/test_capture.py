@@ -18,6 +18,7 @@ from mlplatform.adapters.lake import Lake
 from mlplatform.adapters.sagemaker import capture_prefix, endpoint_name
 from mlplatform.core.modelling import input_columns
 from mlplatform.stages import monitoring
+from mlplatform.stages.monitoring import measures, sources
 from mlplatform.stages.monitoring.sources import ACTUAL, modelled_frame
 
 OFFSET = {"champion": 1.0, "challenger": 3.0}  # each variant's answers are off the truth by this much
@@ -168,12 +169,12 @@ def test_capture_files_become_serving_log_rows_and_bad_lines_are_counted(capture
 def test_captured_traffic_gives_serving_performance_per_variant(captured: dict[str, Any]) -> None:
     lake = captured["lake"]
     found = monitoring.read_capture(lake, USE_CASE, "2024-03")
-    logged = monitoring.with_capture(None, found)
+    logged = sources.with_capture(None, found)
 
     outcomes, why = monitoring.serving_outcomes(lake, USE_CASE, logged)
 
     assert why == "" and outcomes is not None and len(outcomes) == 16
-    variants = monitoring.performance(USE_CASE, outcomes)["variants"]
+    variants = measures.performance(USE_CASE, outcomes)["variants"]
     assert variants["champion"]["rmse"] == pytest.approx(OFFSET["champion"], abs=1e-4)
     assert variants["challenger"]["rmse"] == pytest.approx(OFFSET["challenger"], abs=1e-4)
     health = monitoring.serving_health(logged)
@@ -188,12 +189,12 @@ def test_captured_and_locally_logged_traffic_are_measured_together(captured: dic
         request_id=lambda f: "local-" + f["request_id"], latency_ms=12.5
     )
 
-    both = monitoring.with_capture(local, found)
+    both = sources.with_capture(local, found)
 
     assert both is not None and len(both) == 24
     health = monitoring.serving_health(both)
     assert health["requests"] == 12 and health["p99_latency_ms"] == pytest.approx(12.5)
-    assert monitoring.with_capture(None, monitoring.CaptureLog(None, 0, 0, 0)) is None
+    assert sources.with_capture(None, sources.CaptureLog(None, 0, 0, 0)) is None
     assert np.isnan(both["latency_ms"]).sum() == 16
 
 

@@ -14,7 +14,7 @@ import pytest
 from mlplatform.core import features, generator
 from mlplatform.core.spec import load_spec
 from mlplatform.stages import training
-from mlplatform.stages.monitoring.estimate import MIN_REFERENCE_ROWS, estimate_error, fit_loss_estimator
+from mlplatform.stages.monitoring.measures import MIN_REFERENCE_ROWS, estimate_error, fit_loss_estimator
 from mlplatform.use_cases.taxi_trip_duration import build_estimator
 
 REAL = Path(__file__).parent / "fixtures" / "real_tlc"

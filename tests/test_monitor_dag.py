@@ -23,6 +23,7 @@ from mlplatform.airflow import dagkit
 from mlplatform.core import generator, tlc
 from mlplatform.core.spec import load_spec
 from mlplatform.stages import monitoring, scoring
+from mlplatform.stages.monitoring import decision, history
 
 from conftest import asset_event_extras, free_port
 
@@ -327,7 +328,7 @@ def test_no_drift_is_a_quiet_record(world: dict[str, Any]) -> None:
     assert _new_alerts(world) == []
     assert len(_train_runs()) == runs_before
     assert lake.exists(f"monitoring/{USE_CASE.name}/history.parquet")
-    assert lake.exists(monitoring.report_path(USE_CASE.name, "2024-04"))
+    assert lake.exists(history.report_path(USE_CASE.name, "2024-04"))
 
 
 @pytest.mark.airflow_compat
@@ -357,7 +358,7 @@ def test_drift_alerts_and_triggers_one_retrain_then_cools_down(world: dict[str, 
         and "/dags/taxi_trip_duration_monitor/runs/" in text
     )
     assert f"/models/{USE_CASE.model_name}/versions/" in text
-    state = lake.read_json(monitoring.state_path(USE_CASE.name))
+    state = lake.read_json(decision.state_path(USE_CASE.name))
     assert state["window"] == "2024-04" and state["train_run_id"] == new_runs[0].run_id
 
     # The retrain finished; the next window breaches again inside the cooldown: alert, no retrain.
@@ -374,11 +375,11 @@ def test_no_retrain_while_one_is_running(world: dict[str, Any]) -> None:
     lake = world["lake"]
     add_month(lake, "2024-04", COVARIATE_DRIFT, seed=9)
     score_month(lake, "2024-04")
-    lake.write_json(monitoring.state_path(USE_CASE.name), {})
+    lake.write_json(decision.state_path(USE_CASE.name), {})
     runs_before = len(_train_runs())
     run_monitor("2024-04")
     assert len(_train_runs()) == runs_before + 1  # queued: the scheduler has not run it
-    lake.remove(monitoring.state_path(USE_CASE.name))  # no cooldown: only the active run stops it
+    lake.remove(decision.state_path(USE_CASE.name))  # no cooldown: only the active run stops it
 
     states = run_monitor("2024-04")
 

@@ -20,9 +20,10 @@ from mlplatform.adapters.lake import Lake
 from mlplatform.core import generator, retrain, tlc
 from mlplatform.core.features import in_target_range
 from mlplatform.core.modelling import TripModel, input_columns
-from mlplatform.core.records import ModelRef, ScoredOutput
+from mlplatform.core.records import BreachRecord, ModelRef, MonitoringRecord, ScoredOutput
 from mlplatform.core.spec import load_spec
 from mlplatform.stages import monitoring, scoring
+from mlplatform.stages.monitoring import drift, history, measures, sources
 
 USE_CASE = load_spec("taxi_trip_duration")
 ROWS = 3_000
@@ -131,19 +132,19 @@ def test_window_of_run() -> None:
 
 
 def test_reference_metric_and_months_follow_what_training_logs() -> None:
-    assert monitoring.reference_metric({"val_rmse": 3.0, "rmse": 9.0}, "rmse") == 3.0
-    assert monitoring.reference_metric({"val_rmse.pu_borough.Queens": 3.0}, "rmse") is None
+    assert sources.reference_metric({"val_rmse": 3.0, "rmse": 9.0}, "rmse") == 3.0
+    assert sources.reference_metric({"val_rmse.pu_borough.Queens": 3.0}, "rmse") is None
     available = ["2024-01", "2024-02", "2024-03", "2024-04", "2024-05"]
     params = {"train_months": "2024-01,2024-02"}
-    assert monitoring.reference_months(USE_CASE, "2024-05", params, available) == ["2024-01", "2024-02"]
+    assert sources.reference_months(USE_CASE, "2024-05", params, available) == ["2024-01", "2024-02"]
     ranged = {"train_months": "2024-02..2024-04"}
-    assert monitoring.reference_months(USE_CASE, "2024-05", ranged, available) == [
+    assert sources.reference_months(USE_CASE, "2024-05", ranged, available) == [
         "2024-02",
         "2024-03",
         "2024-04",
     ]
     # Without a record of the training months: the spec's window before the evaluated month.
-    assert monitoring.reference_months(USE_CASE, "2024-05", {}, available) == [
+    assert sources.reference_months(USE_CASE, "2024-05", {}, available) == [
         "2024-02",
         "2024-03",
         "2024-04",
@@ -156,19 +157,19 @@ def test_batch_predictions_join_their_snapshot_ground_truth(world: dict[str, Any
     snapshot = add_month(lake, "2024-04", seed=5)
     score(lake, model, snapshot)
 
-    joined, why = monitoring.batch_outcomes(lake, USE_CASE, "2024-04")
+    joined, why = measures.batch_outcomes(lake, USE_CASE, "2024-04")
 
     assert why == "" and len(joined) == ROWS
     trips = snapshots.read_table(lake, snapshot).to_pandas()
     low, high = USE_CASE.target.range_  # scored like validation: trips in the modelling range
     trips = trips[trips["duration_min"].between(low, high)]
     expected = np.sqrt(np.mean((model.predict(None, trips[KEYS])["prediction"] - trips["duration_min"]) ** 2))
-    perf = monitoring.performance(USE_CASE, joined)
+    perf = measures.performance(USE_CASE, joined)
     assert perf["overall"]["rmse"] == pytest.approx(expected)
     assert perf["variants"]["batch"]["n"] == len(trips)
     assert perf["outside_range"] == ROWS - len(trips) > 0
     assert {k.split("=")[0] for k in perf["slices"]} == {"pu_borough", "hour_band"}
-    assert monitoring.batch_outcomes(lake, USE_CASE, "2024-05") == (None, "no_predictions")
+    assert measures.batch_outcomes(lake, USE_CASE, "2024-05") == (None, "no_predictions")
 
 
 def test_served_predictions_join_on_the_trip_key_and_wait_for_ground_truth(world: dict[str, Any]) -> None:
@@ -188,7 +189,7 @@ def test_served_predictions_join_on_the_trip_key_and_wait_for_ground_truth(world
     )
     joined, why = monitoring.serving_outcomes(lake, USE_CASE, logged)
     assert why == "" and len(joined) == 400
-    perf = monitoring.performance(USE_CASE, joined)
+    perf = measures.performance(USE_CASE, joined)
     assert set(perf["variants"]) == {"champion", "challenger"}
     # Every fourth trip went to the challenger; a clean month still has a few trips outside the
     # modelling range (under a minute, over an hour), which no metric counts.
@@ -206,7 +207,7 @@ def test_missing_ground_truth_leaves_performance_pending(world: dict[str, Any]) 
     trips = tlc.normalise(
         generator.generate_month("yellow", "2024-04", ROWS, seed=7, clean=True).table
     ).to_pandas()
-    serving_log(lake, model, "2024-04", trips.head(monitoring.MIN_DRIFT_ROWS + 200))
+    serving_log(lake, model, "2024-04", trips.head(drift.MIN_DRIFT_ROWS + 200))
 
     record, result = monitoring.evaluate_window(lake, USE_CASE, "2024-04", object(), world["champion"])
 
@@ -221,16 +222,16 @@ def test_classifier_outcomes_are_scored_as_training_scores_them() -> None:
     tip = load_spec("taxi_generous_tip")
     rng = np.random.default_rng(0)
     rows = tlc.normalise(generator.generate_month("yellow", "2024-04", 600, seed=3).table).to_pandas()
-    rows[monitoring.ACTUAL] = (rng.random(len(rows)) < 0.3).astype(float)
-    rows["probability"] = np.clip(rng.random(len(rows)) * 0.6 + rows[monitoring.ACTUAL] * 0.2, 0, 1)
+    rows[sources.ACTUAL] = (rng.random(len(rows)) < 0.3).astype(float)
+    rows["probability"] = np.clip(rng.random(len(rows)) * 0.6 + rows[sources.ACTUAL] * 0.2, 0, 1)
     rows = rows.assign(variant="champion", model_version="1")
 
-    overall = monitoring.performance(tip, rows)["overall"]
+    overall = measures.performance(tip, rows)["overall"]
 
     # Only the metrics a spec can monitor: records and history keep their layout.
     assert set(overall) == {"log_loss", "roc_auc", "n"} and overall["n"] == len(rows)
-    assert overall["log_loss"] == pytest.approx(log_loss(rows[monitoring.ACTUAL], rows["probability"]))
-    assert overall["roc_auc"] == pytest.approx(roc_auc_score(rows[monitoring.ACTUAL], rows["probability"]))
+    assert overall["log_loss"] == pytest.approx(log_loss(rows[sources.ACTUAL], rows["probability"]))
+    assert overall["roc_auc"] == pytest.approx(roc_auc_score(rows[sources.ACTUAL], rows["probability"]))
 
 
 # -- a whole window, its history and MLflow run (record) ------------------------------------------
@@ -275,15 +276,15 @@ def test_history_is_one_row_per_window_and_metric_and_reruns_replace(world: dict
     for month in ("2024-04", "2024-05"):
         score(lake, model, add_month(lake, month, seed=9))
         record, result = monitoring.evaluate_window(lake, USE_CASE, month, object(), champion)
-        report = monitoring.write_report(lake, USE_CASE, month, result)
+        report = history.write_report(lake, USE_CASE, month, result)
         monitoring.write_history(lake, dataclasses.replace(record, report_url=lake.uri(report)))
     monitoring.write_history(lake, record)  # the same window again
 
-    history = monitoring.read_history(lake, USE_CASE.name)
-    assert not history.duplicated(["window", "metric"]).any()
-    assert set(history["window"]) == {"2024-04", "2024-05"}
+    rows = history.read_history(lake, USE_CASE.name)
+    assert not rows.duplicated(["window", "metric"]).any()
+    assert set(rows["window"]) == {"2024-04", "2024-05"}
     assert {"rmse", "drift_share", "slice[pu_borough=Manhattan].rmse", "drift.trip_distance"} <= set(
-        history["metric"]
+        rows["metric"]
     )
     saved = lake.read_json(monitoring.record_path(USE_CASE.name, "2024-04"))
     assert saved["report_url"].endswith("drift_report.html") and saved["status"] in (
@@ -291,7 +292,7 @@ def test_history_is_one_row_per_window_and_metric_and_reruns_replace(world: dict
         "breach",
         "pending",
     )
-    assert b"<html" in lake.read_bytes(monitoring.report_path(USE_CASE.name, "2024-04")).lower()
+    assert b"<html" in lake.read_bytes(history.report_path(USE_CASE.name, "2024-04")).lower()
 
 
 class RecordingClient:
@@ -331,13 +332,13 @@ def test_mlflow_run_gets_every_history_row_in_one_batch(world: dict[str, Any]) -
     record, result = monitoring.evaluate_window(lake, USE_CASE, "2024-04", object(), champion)
     client = RecordingClient()
 
-    ids = monitoring.log_to_mlflow(
-        lake, USE_CASE, record, monitoring.write_report(lake, USE_CASE, "2024-04", result), client
+    ids = history.log_to_mlflow(
+        lake, USE_CASE, record, history.write_report(lake, USE_CASE, "2024-04", result), client
     )
 
     assert ids["run_id"] == "run-1" and ids["url"].endswith("/#/experiments/7/runs/run-1")
     [batch] = client.batches  # one request, not one per metric
-    rows = monitoring.history_rows(record)
+    rows = history.history_rows(record)
     assert len(batch["metrics"]) == len(rows) > 20
     logged = {m.key: m for m in batch["metrics"]}
     assert logged["rmse"].value == record.metrics["rmse"] and logged["rmse"].step == 202404
@@ -379,23 +380,23 @@ def test_pending_windows_are_those_recorded_pending_whose_ground_truth_arrived(t
     lake = Lake(tmp_path.as_uri())
     metric = USE_CASE.monitoring.performance_metric
     for window, pending in (("2024-02", [metric]), ("2024-03", ["drift_share"]), ("2024-04", [])):
-        stored = monitoring.MonitoringRecord(USE_CASE.name, window, "pending", {}, pending=tuple(pending))
+        stored = MonitoringRecord(USE_CASE.name, window, "pending", {}, pending=tuple(pending))
         lake.write_json(monitoring.record_path(USE_CASE.name, window), stored.to_dict())
     arrived = ["2024-04", "2024-03", "2024-02", "2024-01"]
-    assert monitoring.pending_windows(lake, USE_CASE, arrived) == ["2024-02"]
+    assert history.pending_windows(lake, USE_CASE, arrived) == ["2024-02"]
     with pytest.raises(ValueError, match="window"):
-        monitoring.pending_windows(lake, USE_CASE, ["2024-13"])
+        history.pending_windows(lake, USE_CASE, ["2024-13"])
 
 
 def test_a_record_reads_back_as_it_was_stored() -> None:
-    breach = monitoring.BreachRecord("rmse", 7.1, 5.5, "performance", "rmse 7.1 > 5.5", True)
-    record = monitoring.MonitoringRecord(
+    breach = BreachRecord("rmse", 7.1, 5.5, "performance", "rmse 7.1 > 5.5", True)
+    record = MonitoringRecord(
         "taxi", "2024-04", "breach", {"rmse": 7.1}, (breach,), model={"name": "m", "version": "3"}
     )
     stored = record.to_dict()
     assert stored["breaches"] == ["rmse"] and stored["breach_details"][0]["retrain"] is True
     assert "record_uri" not in stored
-    assert monitoring.MonitoringRecord.from_dict(stored) == record
+    assert MonitoringRecord.from_dict(stored) == record
     assert record.model_version == "3"
     with pytest.raises(ValueError, match="'window'"):
-        monitoring.MonitoringRecord.from_dict({"use_case": "taxi", "status": "ok"})
+        MonitoringRecord.from_dict({"use_case": "taxi", "status": "ok"})

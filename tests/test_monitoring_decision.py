@@ -12,6 +12,7 @@ from mlplatform.core.records import BreachRecord, MonitoringRecord
 from mlplatform.core.retrain import RetrainDecision
 from mlplatform.core.spec import load_spec
 from mlplatform.stages import monitoring
+from mlplatform.stages.monitoring import decision
 
 USE_CASE = load_spec("taxi_trip_duration")
 
@@ -33,9 +34,9 @@ def test_retrain_decision_cooldown_and_active_runs(lake: Lake) -> None:
     after = now + timedelta(hours=USE_CASE.monitoring.retrain_cooldown_hours + 1)
     assert "cooldown" in monitoring.retrain_decision(lake, USE_CASE, breach, 0, inside).why_not
     assert monitoring.retrain_decision(lake, USE_CASE, breach, 0, after).retrain
-    state = monitoring.read_state(lake, USE_CASE.name)
+    state = decision.read_state(lake, USE_CASE.name)
     assert state["train_run_id"] == "run-1" and len(state["history"]) == 1
-    assert lake.exists(monitoring.state_path(USE_CASE.name))
+    assert lake.exists(decision.state_path(USE_CASE.name))
 
 
 def test_alert_names_what_breached_and_links() -> None:
@@ -49,13 +50,13 @@ def test_alert_names_what_breached_and_links() -> None:
         report_url="file:///lake/monitoring/x/drift_report.html",
         airflow_run_url="http://airflow/dags/d/runs/r",
     )
-    alert = monitoring.breach_alert(USE_CASE, record, RetrainDecision(True, "2024-04: rmse"))
+    alert = decision.breach_alert(USE_CASE, record, RetrainDecision(True, "2024-04: rmse"))
     text = json.dumps(alert.payload())
     assert "rmse 4 is 30% worse" in text and "triggered" in text
     for link in ("drift_report.html", "http://airflow/dags/d/runs/r", "versions/3"):
         assert link in text
 
-    held = monitoring.breach_alert(USE_CASE, record, RetrainDecision(False, "r", "cooldown: wait"))
+    held = decision.breach_alert(USE_CASE, record, RetrainDecision(False, "r", "cooldown: wait"))
     assert "not triggered (cooldown: wait)" in json.dumps(held.payload())
 
 
@@ -129,14 +130,14 @@ def test_an_old_metrics_json_loads_with_both_verdicts(lake: Lake) -> None:
 def test_latency_breaches_the_endpoint_not_the_model() -> None:
     metrics = {"rmse": 3.4, "rmse_reference": 3.38, "rmse_degradation": 0.006, "drift_share": 0.0}
     slow = {**metrics, "p99_latency_ms": USE_CASE.monitoring.max_p99_latency_ms * 3, "error_rate": 0.0}
-    found = monitoring.breaches(USE_CASE, slow)
+    found = decision.breaches(USE_CASE, slow)
     assert [b.metric for b in found] == ["p99_latency_ms"] and found[0].serving and not found[0].retrain
-    assert monitoring.model_status(found, [], "rmse") == "ok"
-    assert monitoring.serving_status(found, slow) == "breach"
-    assert monitoring.serving_status([], metrics) == "unmeasured"
-    assert monitoring.serving_status([], {**metrics, "error_rate": 0.0}) == "ok"
+    assert decision.model_status(found, [], "rmse") == "ok"
+    assert decision.serving_status(found, slow) == "breach"
+    assert decision.serving_status([], metrics) == "unmeasured"
+    assert decision.serving_status([], {**metrics, "error_rate": 0.0}) == "ok"
     # Ground truth not yet there: the model is pending whatever the endpoint did.
-    assert monitoring.model_status(found, ["rmse"], "rmse") == "pending"
+    assert decision.model_status(found, ["rmse"], "rmse") == "pending"
 
 
 def test_a_serving_breach_alerts_operations_and_never_retrains(lake: Lake) -> None:
@@ -152,9 +153,9 @@ def test_a_serving_breach_alerts_operations_and_never_retrains(lake: Lake) -> No
         serving_status="breach",
         airflow_run_url="http://airflow/dags/d/runs/r",
     )
-    decision = monitoring.retrain_decision(lake, USE_CASE, record, 0, now)
-    assert not decision.retrain and decision.why_not == "no performance or drift breach"
-    alert = monitoring.operations_alert(USE_CASE, record)
+    verdict = monitoring.retrain_decision(lake, USE_CASE, record, 0, now)
+    assert not verdict.retrain and verdict.why_not == "no performance or drift breach"
+    alert = decision.operations_alert(USE_CASE, record)
     text = json.dumps(alert.payload())
     assert alert.title == "taxi_trip_duration serving endpoint out of bounds in 2024-04"
     assert alert.severity == "warning" and "breach" not in alert.title

@@ -1,12 +1,12 @@
-"""Unit tests of mlplatform.stages.monitoring.thresholds: the rule table and the breaches it finds."""
+"""Unit tests of the threshold rule table (mlplatform.stages.monitoring.decision) and its breaches."""
 
 from __future__ import annotations
 
 import pytest
 
 from mlplatform.core.spec import load_spec
-from mlplatform.stages import monitoring
-from mlplatform.stages.monitoring.thresholds import COMPARISONS, spec_limit
+from mlplatform.stages.monitoring import decision
+from mlplatform.stages.monitoring.decision import COMPARISONS, spec_limit
 
 USE_CASE = load_spec("taxi_trip_duration")
 CLASSIFIER = load_spec("taxi_generous_tip")
@@ -14,9 +14,9 @@ CLASSIFIER = load_spec("taxi_generous_tip")
 
 @pytest.mark.parametrize("use_case", [USE_CASE, CLASSIFIER], ids=lambda u: u.name)
 def test_every_rule_reads_a_spec_field_and_a_known_comparison(use_case) -> None:
-    names = [rule.name for rule in monitoring.THRESHOLD_RULES]
+    names = [rule.name for rule in decision.THRESHOLD_RULES]
     assert len(names) == len(set(names))
-    for rule in monitoring.THRESHOLD_RULES:
+    for rule in decision.THRESHOLD_RULES:
         assert rule.breached_when in COMPARISONS
         assert isinstance(spec_limit(use_case, rule.limit), int | float), rule.name
     assert spec_limit(use_case, "monitoring.max_error_rate") == use_case.monitoring.max_error_rate
@@ -25,8 +25,8 @@ def test_every_rule_reads_a_spec_field_and_a_known_comparison(use_case) -> None:
 def test_breaches_compare_with_the_spec_thresholds() -> None:
     m = USE_CASE.monitoring
     quiet = {"rmse": 3.0, "rmse_reference": 3.0, "rmse_degradation": 0.0, "drift_share": 0.0}
-    assert monitoring.breaches(USE_CASE, quiet) == []
-    assert monitoring.breaches(USE_CASE, {**quiet, "contract_success": True}) == []
+    assert decision.breaches(USE_CASE, quiet) == []
+    assert decision.breaches(USE_CASE, {**quiet, "contract_success": True}) == []
     loud = {
         **quiet,
         "rmse": 4.0,
@@ -36,7 +36,7 @@ def test_breaches_compare_with_the_spec_thresholds() -> None:
         "p99_latency_ms": m.max_p99_latency_ms + 1,
         "contract_success": False,
     }
-    found = {b.metric: b for b in monitoring.breaches(USE_CASE, loud)}
+    found = {b.metric: b for b in decision.breaches(USE_CASE, loud)}
     assert set(found) == {"rmse", "prediction_drift", "error_rate", "p99_latency_ms", "contract"}
     assert found["rmse"].retrain and found["prediction_drift"].retrain
     assert not found["error_rate"].retrain and not found["contract"].retrain
@@ -61,7 +61,7 @@ def test_breaches_are_reported_in_table_order_with_their_messages() -> None:
         "p99_latency_ms": 999.0,
     }
 
-    found = monitoring.breaches(CLASSIFIER, every)
+    found = decision.breaches(CLASSIFIER, every)
 
     assert [b.metric for b in found] == [
         "log_loss",
@@ -99,5 +99,5 @@ def test_breaches_are_reported_in_table_order_with_their_messages() -> None:
 
 
 def test_unmeasured_metrics_breach_nothing() -> None:
-    assert monitoring.breaches(CLASSIFIER, {}) == []
-    assert monitoring.breaches(CLASSIFIER, {"contract_success": None, "drift_share": None}) == []
+    assert decision.breaches(CLASSIFIER, {}) == []
+    assert decision.breaches(CLASSIFIER, {"contract_success": None, "drift_share": None}) == []

@@ -29,7 +29,7 @@ import pytest
 from mlplatform.adapters import alerts, registry, snapshots
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import generator, tlc
-from mlplatform.core.records import Assessment, Gate
+from mlplatform.core.records import Assessment, Gate, MonitoringRecord
 from mlplatform.core.spec import load_spec
 from mlplatform.dev.webhook_sink import WebhookSink
 from mlplatform.stages import monitoring, promotion
@@ -148,7 +148,7 @@ def _versions(count: int) -> tuple[str, list[str]]:
     return name, [str(client.create_model_version(name, f"s3://m/{name}/{i}").version) for i in range(count)]
 
 
-def _promote(name: str, version: str, champion: str | None, run_id: str) -> dict[str, Any]:
+def _promote(name: str, version: str, champion: str | None, run_id: str) -> promotion.PromotionOutcome:
     assessment = Assessment(name, version, None, champion, "rmse", 4, gates=GATES, rows=1, candidate={})
     decision = promotion.decide(USE_CASE.model_copy(update={"maturity_level": 4}), assessment)
     return promotion.apply(USE_CASE, assessment, decision, run_id=run_id)
@@ -190,7 +190,7 @@ def test_mlflow_stopping_between_the_alias_move_and_the_audit_trail(
 
     retried = _promote(name, new, old, "promote-run-1")  # the task's retry
 
-    assert retried["outcome"] == "already_champion" and retried["champion"] == new
+    assert retried.outcome == "already_champion" and retried.champion == new
     audit = client.get_model_version(name, new).tags
     assert audit["decision"] == "promoted" and audit["decision.run_id"] == "promote-run-1"
     assert json.loads(audit["decision.gates"]) == [g.to_dict() for g in GATES]
@@ -225,7 +225,7 @@ def test_mlflow_stopping_before_the_alias_moves_changes_nothing(
 
     retried = _promote(name, new, old, "promote-run-2")
 
-    assert retried["outcome"] == "promoted" and registry.alias_version(client, name, "champion") == new
+    assert retried.outcome == "promoted" and registry.alias_version(client, name, "champion") == new
     assert client.get_model_version(name, new).tags["decision"] == "promoted"
 
 
@@ -425,7 +425,7 @@ def test_mlflow_and_slack_down_together_end_consistent_once_both_return(
     assert alerts.flush(own_lake).queued == []
 
     client = registry.client()
-    assert retried["champion"] == new and registry.alias_version(client, name, "champion") == new
+    assert retried.champion == new and registry.alias_version(client, name, "champion") == new
     assert client.get_model_version(name, new).tags["decision"] == "promoted"
     texts = slack.texts()
     assert len([t for t in texts if "task decide failed" in t]) == 1
@@ -457,9 +457,9 @@ class _FullDisk:
         self.handle.close()
 
 
-def _record(window: str) -> monitoring.MonitoringRecord:
+def _record(window: str) -> MonitoringRecord:
     big = {f"feature_{i}": float(i) for i in range(2_000)}  # a record of some size
-    return monitoring.MonitoringRecord(USE_CASE.name, window, "ok", {"rmse": 3.3}, details={"features": big})
+    return MonitoringRecord(USE_CASE.name, window, "ok", {"rmse": 3.3}, details={"features": big})
 
 
 def test_a_full_disk_mid_write_is_a_clear_error_and_leaves_nothing_partial(

@@ -1,5 +1,5 @@
 """Production truth decides: champion against challenger, rollback on quality, and the RMSE
-estimated before the labels. Called once per window by :func:`.record.monitor`.
+estimated before the labels. Called once per window by :func:`.window.monitor`.
 
 - **Challenger in shadow.** When a window's batch predictions have their ground truth, the
   ``challenger`` alias scores the same trips with scoring's predictor (and so does the
@@ -19,7 +19,7 @@ estimated before the labels. Called once per window by :func:`.record.monitor`.
   with the evidence and ``promotion.rollback_cooldown_days`` against flapping), level 3
   asks; both alert with the evidence.
 - **Before the labels.** A window whose performance waits for ground truth gets
-  ``estimated_rmse`` (:mod:`.estimate`, fitted on the newest labelled earlier window);
+  ``estimated_rmse`` (:func:`.measures.estimate`, fitted on the newest labelled earlier window);
   ``details["estimate"]`` says it is an estimate and warns when it would breach. Once the
   labels arrive the estimate is kept beside the measured RMSE with ``estimate_error``.
   Only a measured breach acts.
@@ -37,22 +37,15 @@ import pandas as pd
 
 from mlplatform.adapters import alerts, registry
 from mlplatform.adapters.lake import Lake
-from mlplatform.core import live, months
-from mlplatform.core.features import in_target_range, trip_features
-from mlplatform.core.modelling import input_columns
+from mlplatform.core import live
 from mlplatform.core.records import MonitoringRecord
 from mlplatform.core.spec import UseCase
 from mlplatform.stages import scoring
-from mlplatform.stages.monitoring.data_drift import predict
-from mlplatform.stages.monitoring.estimate import estimate_error, fit_loss_estimator
-from mlplatform.stages.monitoring.measure import batch_outcomes
-from mlplatform.stages.monitoring.reference import reference_metric
-from mlplatform.stages.monitoring.sources import ACTUAL, answer_column, modelled_frame, serving_log
+from mlplatform.stages.monitoring.drift import predict
+from mlplatform.stages.monitoring.measures import batch_outcomes, estimate, labelled_rows
+from mlplatform.stages.monitoring.sources import ACTUAL, answer_column, version_metrics
 
 log = logging.getLogger(__name__)
-
-REFERENCE_LOOKBACK = 6
-"""Earlier windows searched for a labelled reference to fit the loss estimator on."""
 
 
 def live_path(use_case: str, name: str) -> str:
@@ -64,10 +57,6 @@ def applies(use_case: UseCase) -> bool:
 
 
 # -- paired evidence --------------------------------------------------------------------------------
-def labelled_rows(use_case: UseCase, outcomes: pd.DataFrame) -> pd.DataFrame:
-    """The outcome rows performance scores: truth known and in the modelling range."""
-    keep = outcomes[ACTUAL].notna() & in_target_range(outcomes[ACTUAL], use_case.target.range_)
-    return outcomes[keep.to_numpy()]
 
 
 def answers(use_case: UseCase, rows: pd.DataFrame, version: str) -> Any | None:
@@ -117,6 +106,8 @@ def _alert(
 
 
 # -- the challenger ---------------------------------------------------------------------------------
+
+
 def challenger_decision(
     lake: Lake, use_case: UseCase, window: str, rows: pd.DataFrame, client: Any, run_id: str | None
 ) -> dict[str, Any] | None:
@@ -194,6 +185,8 @@ def _act_on_challenger(
 
 
 # -- rollback on quality ------------------------------------------------------------------------------
+
+
 def rollback_decision(
     lake: Lake, use_case: UseCase, window: str, rows: pd.DataFrame, client: Any, run_id: str | None
 ) -> dict[str, Any] | None:
@@ -234,99 +227,9 @@ def rollback_decision(
     return out
 
 
-# -- the estimate before labels -----------------------------------------------------------------------
-def _unlabelled_rows(lake: Lake, use_case: UseCase, window: str) -> pd.DataFrame | None:
-    """The champion's answers of a window without ground truth, with their inputs: batch predictions
-    joined to their snapshot's features, else what serving's champion answered."""
-    columns, answer = input_columns(use_case.features.all), answer_column(use_case)
-    record = scoring.current_predictions(lake, use_case.name, window)
-    if record is not None:
-        from mlplatform.adapters import snapshots
-
-        try:
-            snap = snapshots.read_snapshot(lake, use_case.name, window, record.snapshot_digest)
-            predictions = lake.read_parquet(record.path, columns=["row_index", answer]).to_pandas()
-            frame = modelled_frame(lake, use_case, snap, columns)
-            return predictions.join(frame, on="row_index", how="inner")
-        except FileNotFoundError:
-            pass
-    logged = serving_log(lake, use_case.name, window)
-    if logged is None or "variant" not in logged or answer not in logged:
-        return None
-    if "status" in logged:
-        logged = logged[logged["status"] == 200]
-    rows = logged[logged["variant"] == "champion"]
-    return rows if len(rows) and all(c in rows for c in columns) else None
-
-
-def _reference_rows(lake: Lake, use_case: UseCase, window: str) -> tuple[str, pd.DataFrame] | None:
-    for back in range(1, REFERENCE_LOOKBACK + 1):
-        earlier = months.shift(window, -back)
-        joined, _ = batch_outcomes(lake, use_case, earlier)
-        if joined is not None and len(rows := labelled_rows(use_case, joined)) >= 1000:
-            return earlier, rows
-    return None
-
-
-def estimate(
-    lake: Lake,
-    use_case: UseCase,
-    record: MonitoringRecord,
-    champion_metrics: dict[str, float],
-    alert: bool = True,
-) -> tuple[dict[str, float], dict[str, Any]]:
-    """``estimated_rmse`` (and, once labelled, ``estimate_error``) and the estimate's details;
-    an estimate that would breach warns (``alert``)."""
-    window, features = record.window, list(use_case.features.all)
-    if "rmse" in record.metrics:  # labelled: keep the estimate made before, and how far it was
-        from mlplatform.stages.monitoring.record import read_record
-
-        before = read_record(lake, use_case.name, window)
-        made = (before.metrics if before else {}).get("estimated_rmse")
-        if made is None:
-            return {}, {}
-        error = estimate_error(made, record.metrics["rmse"])
-        shown = {"status": "measured", "estimated_rmse": made, "realised_rmse": record.metrics["rmse"]}
-        return {"estimated_rmse": made, **({"estimate_error": error} if error is not None else {})}, shown
-    found = _reference_rows(lake, use_case, window)
-    rows = _unlabelled_rows(lake, use_case, window)
-    if found is None or rows is None or not len(rows):
-        return {}, {"status": "unavailable", "reason": "no labelled reference window or no predictions"}
-    reference_window, reference = found
-    answer = answer_column(use_case)
-    estimator = fit_loss_estimator(
-        trip_features(reference)[features], reference[answer].to_numpy(), reference[ACTUAL].to_numpy()
-    )
-    value = estimator.estimate_rmse(trip_features(rows)[features], rows[answer].to_numpy(float))
-    details: dict[str, Any] = {
-        "status": "estimated",
-        "method": "direct loss estimation",
-        "reference_window": reference_window,
-        "reference_rows": estimator.reference_rows,
-        "rows": len(rows),
-    }
-    validated = reference_metric(champion_metrics, "rmse")
-    if validated:
-        degradation = value / validated - 1
-        details["estimated_degradation"] = degradation
-        if degradation > use_case.monitoring.max_relative_degradation:
-            details["warning"] = (
-                f"estimated RMSE {value:.3f} is {degradation:.1%} above the validation RMSE {validated:.3f} "
-                f"(limit {use_case.monitoring.max_relative_degradation:.0%}): a warning until the labels "
-                "measure it"
-            )
-            if alert:
-                alerts.send(
-                    alerts.Alert(
-                        title=f"{use_case.name} {window}: estimated RMSE would breach (labels pending)",
-                        severity="warning",
-                        lines=(details["warning"],),
-                    )
-                )
-    return {"estimated_rmse": value}, details
-
-
 # -- one window -----------------------------------------------------------------------------------------
+
+
 def assess_window(
     lake: Lake,
     use_case: UseCase,
@@ -347,8 +250,6 @@ def assess_window(
     metrics, details = dict(record.metrics), dict(record.details)
     champion_metrics = {}
     if record.model_version is not None:
-        from mlplatform.stages.monitoring.reference import version_metrics
-
         champion_metrics = version_metrics(client, use_case.model_name, record.model_version)
     found, shown = estimate(lake, use_case, record, champion_metrics, alert=act)
     metrics.update(found)

@@ -1,5 +1,31 @@
-"""The lake data a monitoring window reads: modelled snapshot rows with their ground truth,
-the serving log, and reproducible uniform samples of either.
+"""What a monitoring window reads: the lake's rows, the serving traffic, and the champion.
+
+- **Modelled rows** (:func:`modelled_frame`): a snapshot's rows the use case models, with
+  their ground truth as :data:`ACTUAL` once it is known; reproducible uniform samples of them.
+- **The serving log** (:func:`serving_log`): every real-time prediction the local serving
+  app logged for trips of the window.
+- **SageMaker data capture** (:func:`read_capture`): endpoint traffic read back from the
+  lake as serving-log rows. SageMaker endpoints capture every request and answer
+  (``DataCaptureConfig``, see :func:`mlplatform.adapters.sagemaker.data_capture_config`) as
+  JSON lines under ``predictions/<uc>/capture/<endpoint>/<variant>/YYYY/MM/DD/HH/<file>.jsonl``,
+  one record per request::
+
+    {"captureData": {"endpointInput":  {"observedContentType": "...", "encoding": "JSON", "data": "..."},
+                     "endpointOutput": {"observedContentType": "...", "encoding": "JSON", "data": "..."}},
+     "eventMetadata": {"eventId": "...", "inferenceTime": "2024-03-05T08:30:01Z"},
+     "eventVersion": "0"}
+
+  They become the rows the local serving app logs (one per trip: ``request_id``, ``item``,
+  ``served_at``, ``variant``, ``model_name``, ``model_version``, ``status``, the inputs and
+  the answer), so monitoring measures SageMaker traffic exactly as it measures the local
+  app's. Requests are JSON, JSON Lines or CSV (columns in the model's input order, or a
+  header line); data is plain text or base64. A line that cannot be read, or whose answers
+  do not match its trips one for one, is counted and skipped, never fatal. SageMaker records
+  no latency in a capture record: CloudWatch's ``ModelLatency`` has it.
+- **The champion and its training reference** (:func:`champion`): the ``champion``
+  version, the metrics and params its training run logged, the validation value of the
+  monitored metric under the names training uses, and the months it trained on (the drift
+  reference).
 
 Every measure of :mod:`mlplatform.stages.monitoring` starts from these readers, so a
 window's rows are chosen, filtered and sampled the same way for performance and drift.
@@ -7,16 +33,30 @@ window's rows are chosen, filtered and sampled the same way for performance and 
 
 from __future__ import annotations
 
+import base64
+import csv
+import io
+import json
+import logging
 import re
 import zlib
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mlplatform.adapters import snapshots
+from mlplatform.adapters import registry, snapshots
 from mlplatform.adapters.lake import Lake
+from mlplatform.adapters.registry import model_url
+from mlplatform.adapters.sagemaker import capture_prefix
+from mlplatform.core import months as monthly
+from mlplatform.core.modelling import input_columns
 from mlplatform.core.spec import UseCase
+from mlplatform.stages import scoring
+
+log = logging.getLogger(__name__)
 
 ACTUAL = "actual"
 """Column holding the ground truth once predictions are joined to outcomes."""
@@ -95,3 +135,266 @@ def serving_log(lake: Lake, use_case: str, window: str) -> pd.DataFrame | None:
         frames.append(frame)
     frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else None
+
+
+# -- SageMaker data capture ----------------------------------------------------------------------
+# <endpoint>/<variant>/YYYY/MM/DD/HH/<file>.jsonl below the capture prefix
+CAPTURE_FILE = re.compile(
+    r"(?P<endpoint>[^/]+)/(?P<variant>[^/]+)/(?P<year>\d{4})/(?P<month>\d{2})/\d{2}/\d{2}/[^/]+\.jsonl"
+)
+
+
+class MalformedRecord(ValueError):
+    """One capture line that cannot be turned into rows; the message says why."""
+
+
+@dataclass(frozen=True)
+class CaptureLog:
+    """What the capture files of a window held: the rows, and how many lines were read or skipped."""
+
+    rows: pd.DataFrame | None
+    files: int
+    lines: int
+    malformed: int
+
+    def metrics(self) -> dict[str, float]:
+        """``capture_lines`` and ``capture_malformed_lines``, when the window has capture files."""
+        if not self.files:
+            return {}
+        return {"capture_lines": float(self.lines), "capture_malformed_lines": float(self.malformed)}
+
+
+@dataclass(frozen=True)
+class Payload:
+    """One side of a captured request: its content type and its text."""
+
+    content_type: str
+    text: str
+
+    @classmethod
+    def of(cls, part: Any) -> Payload:
+        if not isinstance(part, dict) or not isinstance(part.get("data"), str):
+            raise MalformedRecord("no captured data")
+        content_type = str(part.get("observedContentType") or "").split(";")[0].strip().lower()
+        data = part["data"]
+        if str(part.get("encoding") or "").upper() == "BASE64":
+            try:
+                data = base64.b64decode(data, validate=True).decode()
+            except ValueError as exc:
+                raise MalformedRecord(f"data is not base64 of UTF-8 text: {exc}") from None
+        return cls(content_type, data)
+
+
+def _cell(value: str) -> Any:
+    """A CSV cell as the JSON value it stands for: an int, a float, or the text."""
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _json_lines(text: str) -> list[Any]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def trips_of(payload: Payload, columns: list[str]) -> list[dict[str, Any]]:
+    """The trips of a captured request, as the serving app reads them."""
+    try:
+        if payload.content_type == "text/csv":
+            rows = [row for row in csv.reader(io.StringIO(payload.text)) if row]
+            if rows and set(rows[0]) <= set(columns) and rows[0][0] == columns[0]:
+                header, rows = rows[0], rows[1:]  # a header line names the columns
+            else:
+                header = columns
+            if any(len(row) != len(header) for row in rows):
+                raise MalformedRecord(f"a CSV row does not have the {len(header)} input columns")
+            return [dict(zip(header, map(_cell, row), strict=True)) for row in rows]
+        body = json.loads(payload.text) if payload.content_type == "application/json" else None
+        if body is None:
+            trips = _json_lines(payload.text)
+        elif isinstance(body, dict):
+            trips = body.get("instances", [body])
+        else:
+            trips = body
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MalformedRecord(f"request is not readable {payload.content_type or 'data'}: {exc}") from None
+    if not isinstance(trips, list) or not trips or not all(isinstance(t, dict) for t in trips):
+        raise MalformedRecord("request holds no trip objects")
+    return trips
+
+
+def answers_of(payload: Payload, answer: str) -> tuple[list[dict[str, Any]], str | None]:
+    """The answers of a captured response, one per trip, and the model version that gave them."""
+    version = None
+    try:
+        if payload.content_type == "application/json":
+            body = json.loads(payload.text)
+            if isinstance(body, dict):
+                version = body.get("version")
+                body = body.get("predictions")
+            items = body
+        elif payload.content_type == "text/csv":
+            items = [float(row[0]) for row in csv.reader(io.StringIO(payload.text)) if row]
+        else:
+            items = _json_lines(payload.text)
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise MalformedRecord(f"response is not readable {payload.content_type or 'data'}: {exc}") from None
+    if not isinstance(items, list):
+        raise MalformedRecord("response holds no answers")
+    answers = [item if isinstance(item, dict) else {answer: item} for item in items]
+    if any(answer not in a for a in answers):
+        raise MalformedRecord(f"an answer has no {answer!r}")
+    return answers, None if version is None else str(version)
+
+
+def record_rows(line: str, variant: str, use_case: UseCase) -> list[dict[str, Any]]:
+    """The serving-log rows of one capture line; raises :class:`MalformedRecord`."""
+    try:
+        record = json.loads(line)
+        capture, meta = record["captureData"], record["eventMetadata"]
+        request, response = Payload.of(capture["endpointInput"]), Payload.of(capture["endpointOutput"])
+        event_id, served_at = str(meta["eventId"]), pd.Timestamp(meta["inferenceTime"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MalformedRecord(f"not a SageMaker capture record: {exc}") from None
+    trips = trips_of(request, input_columns(use_case.features.all))
+    answers, version = answers_of(response, answer_column(use_case))
+    if len(answers) != len(trips):
+        raise MalformedRecord(f"{len(answers)} answers for {len(trips)} trips")
+    common = {
+        "request_id": event_id,
+        "served_at": served_at,
+        "variant": variant,
+        "model_name": use_case.model_name,
+        "model_version": version,
+        "status": 200,
+    }
+    return [
+        {**common, "item": i, **trip, **a} for i, (trip, a) in enumerate(zip(trips, answers, strict=True))
+    ]
+
+
+def read_capture(lake: Lake, use_case: UseCase, window: str) -> CaptureLog:
+    """Every captured request for a trip that began in the window, as serving-log rows.
+
+    As with the serving log, files captured in the window's month and later are read
+    (replays of past trips land later) and rows are kept by pickup month.
+    """
+    prefix = capture_prefix(use_case.name)
+    files = []
+    for entry in lake.list(prefix):
+        found = CAPTURE_FILE.fullmatch(entry.path.removeprefix(f"{prefix}/"))
+        if found and f"{found['year']}-{found['month']}" >= window:
+            files.append((entry.path, found["variant"]))
+    rows: list[dict[str, Any]] = []
+    lines = malformed = 0
+    for path, variant in sorted(files):
+        for number, line in enumerate(lake.read_bytes(path).decode(errors="replace").splitlines(), 1):
+            if not line.strip():
+                continue
+            lines += 1
+            try:
+                rows.extend(record_rows(line, variant, use_case))
+            except MalformedRecord as exc:
+                malformed += 1
+                log.warning("skipping line %d of %s: %s", number, lake.uri(path), exc)
+    return CaptureLog(_in_window(rows, window), len(files), lines, malformed)
+
+
+def _in_window(rows: list[dict[str, Any]], window: str) -> pd.DataFrame | None:
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows)
+    served = pd.to_datetime(frame["served_at"], utc=True)
+    frame["served_at"] = served
+    if "pickup_datetime" in frame:
+        frame["pickup_datetime"] = pd.to_datetime(frame["pickup_datetime"], errors="coerce")
+        month = frame["pickup_datetime"].dt.strftime("%Y-%m").fillna(served.dt.strftime("%Y-%m"))
+    else:
+        month = served.dt.strftime("%Y-%m")
+    frame = frame[month == window].reset_index(drop=True)
+    return frame if len(frame) else None
+
+
+def with_capture(logged: pd.DataFrame | None, captured: CaptureLog) -> pd.DataFrame | None:
+    """The local serving log and the captured SageMaker traffic of a window, as one frame."""
+    frames = [f for f in (logged, captured.rows) if f is not None and len(f)]
+    if not frames:
+        return None
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+# -- the champion and its training reference ----------------------------------------------------
+@dataclass
+class Champion:
+    """The version serving now, and what its training run recorded."""
+
+    name: str
+    version: str
+    run_id: str | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    url: str = ""
+    model: Any = field(default=None, repr=False)
+
+
+def champion(use_case: UseCase, client: Any = None, load: bool = True) -> Champion | None:
+    """The ``champion`` version with its run's metrics and params; ``None`` when none is set."""
+    try:
+        client = client or registry.client()
+        ref = registry.resolve(use_case.model_name, "champion", client)
+    except registry.ModelNotFound:
+        return None
+    found = Champion(ref.name, ref.version, ref.run_id, url=model_url(ref.name, ref.version))
+    if ref.run_id:
+        run = client.get_run(ref.run_id)
+        found.metrics = dict(run.data.metrics)
+        found.params = {**run.data.params, **run.data.tags}
+    if load:
+        found.model = scoring.load_model(ref.uri)
+    return found
+
+
+def version_metrics(client: Any, name: str, version: str) -> dict[str, float]:
+    """Metrics of the training run of any registered version (empty when it has none)."""
+    try:
+        run_id = client.get_model_version(name, str(version)).run_id
+        return dict(client.get_run(run_id).data.metrics) if run_id else {}
+    except Exception:  # a deleted version or run: no reference to compare with
+        return {}
+
+
+_METRIC_KEYS = ("val_{m}", "validation_{m}", "val.{m}", "validation.{m}", "validation/{m}", "{m}_val", "{m}")
+
+
+def reference_metric(metrics: dict[str, float], metric: str) -> float | None:
+    """The validation value of ``metric`` a training run logged, under the names training uses."""
+    for pattern in _METRIC_KEYS:
+        if (value := metrics.get(pattern.format(m=metric))) is not None:
+            return float(value)
+    return None
+
+
+_MONTH_KEYS = ("train_months", "training_months", "training.months", "data.train_months", "train.months")
+
+
+def reference_months(
+    use_case: UseCase, window: str, params: dict[str, str], available: list[str]
+) -> list[str]:
+    """The months the champion trained on, else the ``training.window_months`` before the window."""
+    for key in _MONTH_KEYS:
+        if raw := params.get(key):
+            months = [found.group() for found in re.finditer(monthly.PATTERN, raw)]
+            if ".." in raw and len(months) == 2:  # a range, first..last
+                months = monthly.sequence(months[0], _months_between(*months) + 1)
+            chosen = [m for m in months if m in available and m != window]
+            if chosen:
+                return chosen
+    before = [m for m in available if m < window]
+    return before[-use_case.training.window_months :]
+
+
+def _months_between(first: str, last: str) -> int:
+    (y1, m1), (y2, m2) = map(int, first.split("-")), map(int, last.split("-"))
+    return (y2 * 12 + m2) - (y1 * 12 + m1)

@@ -22,8 +22,14 @@ from mlplatform.core.features import trip_features
 from mlplatform.core.modelling import input_columns
 from mlplatform.core.spec import UseCase
 from mlplatform.stages import scoring
-from mlplatform.stages.monitoring.reference import Champion, reference_months
-from mlplatform.stages.monitoring.sources import answer_column, modelled_frame, sample, seed
+from mlplatform.stages.monitoring.sources import (
+    Champion,
+    answer_column,
+    modelled_frame,
+    reference_months,
+    sample,
+    seed,
+)
 
 SAMPLE_ROWS = 20_000
 """Rows sampled from the reference and from the window for drift: enough for distances
