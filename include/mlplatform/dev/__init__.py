@@ -1,4 +1,5 @@
-"""Dev-only tools: the embedded platform behind ``make run``, the closed-loop driver, the
-local Slack webhook sink, a small Airflow REST client, and the private files (secrets
-written 0600, the generated ``.env`` docker-compose takes its passwords from). Workers and
-the serving image do not install this package."""
+"""Dev-only tools: the embedded platform behind ``make run`` and its private files
+(:mod:`~mlplatform.dev.embedded`), the closed-loop driver and its report
+(:mod:`~mlplatform.dev.closed_loop`), ``mlplatform run``/``stop`` and docker-compose's
+generated ``.env`` (:mod:`~mlplatform.dev.commands`), the local Slack webhook sink and a small
+Airflow REST client. Workers and the serving image do not install this package."""
