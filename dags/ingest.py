@@ -17,7 +17,7 @@ without holding a worker slot. A month not published `MLPLATFORM_RAW_DEADLINE_DA
 days after its end is late: Slack gets an alert naming the month, the source and the
 deadline, and the run fails. Once the month is published, clear the task to land it.
 
-**Triggers.** The spec's `schedules.validate` (the run due on 1 April lands March). Trigger
+**Triggers.** The spec's `schedules.ingest` (the run due on 1 April lands March). Trigger
 it by hand with the `month` param to land any month.
 
 **Produces.** The Asset `<use case>_raw` (extra: `month`, the landed files) when at least one

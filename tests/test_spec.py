@@ -106,17 +106,16 @@ def test_unknown_use_case_lists_known_ones() -> None:
 # --- taxi types ----------------------------------------------------------------------------
 
 
-def test_the_older_single_taxi_type_key_still_loads(raw: dict) -> None:
+def test_the_single_taxi_type_key_is_not_a_spec_key(raw: dict) -> None:
     raw["data"].pop("taxi_types")
     raw["data"]["taxi_type"] = "green"
-    data = spec.parse_spec(raw).data
-    assert data.taxi_types == ("green",) and data.taxi_type == "green"
+    with pytest.raises(spec.SpecError, match=r"data\.taxi_type"):
+        spec.parse_spec(raw, "x.yaml")
 
 
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"taxi_types": ["yellow"], "taxi_type": "yellow"}, "not both"),
         ({"taxi_types": ["green", "green"]}, "lists a type twice"),
         ({"taxi_types": []}, "at least 1 item"),
         ({"taxi_types": ["blue"]}, "data.taxi_types.0"),

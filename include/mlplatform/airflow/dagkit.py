@@ -43,8 +43,8 @@ def schedule(use_case: UseCase, stage: str) -> str | None:
         return None
     return {
         # Raw months land on the validation cadence; validation then follows the raw Asset.
-        "ingest": use_case.schedules.validate_,
-        "validate": use_case.schedules.validate_,
+        "ingest": use_case.schedules.ingest,
+        "validate": use_case.schedules.ingest,
         "batch_score": use_case.schedules.batch_score,
     }[stage]
 
@@ -95,9 +95,9 @@ def month_param(description: str, title: str = "Month", *, default: str | None =
     Empty by default (``None``); with ``default=""`` the field is a string that may stay blank.
     """
     if default is None:
-        pattern, kinds = f"^{months.PATTERN}$", ["null", "string"]
+        pattern, kinds = f"^{months.MONTH_PATTERN}$", ["null", "string"]
         return Param(None, type=kinds, pattern=pattern, title=title, description=description)
-    pattern = f"^({months.PATTERN})?$"
+    pattern = f"^({months.MONTH_PATTERN})?$"
     return Param(default, type="string", pattern=pattern, title=title, description=description)
 
 

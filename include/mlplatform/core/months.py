@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-PATTERN = r"\d{4}-(0[1-9]|1[0-2])"
+MONTH_PATTERN = r"\d{4}-(0[1-9]|1[0-2])"
 """A month as ``YYYY-MM`` (a regular expression without anchors)."""
-_MONTH = re.compile(PATTERN)
+_MONTH = re.compile(MONTH_PATTERN)
 
 
 def is_month(value: object) -> bool:

@@ -24,14 +24,16 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlplatform.core import months
-from mlplatform.core.spec_data import TimezoneAware
+
+if TYPE_CHECKING:
+    from mlplatform.core.spec import TimezoneAware
 
 TaxiType = Literal["yellow", "green"]
 TAXI_TYPES: tuple[TaxiType, ...] = ("yellow", "green")
@@ -39,7 +41,9 @@ Generation = Literal["legacy", "2024", "2025"]
 NEW_YORK = "America/New_York"
 """TLC's time zone: every trip timestamp is a naive wall-clock time there."""
 
-FILE_NAME = re.compile(rf"(?<![A-Za-z0-9])(?P<kind>[a-z]+)_tripdata_(?P<month>{months.PATTERN})\.parquet$")
+FILE_NAME = re.compile(
+    rf"(?<![A-Za-z0-9])(?P<kind>[a-z]+)_tripdata_(?P<month>{months.MONTH_PATTERN})\.parquet$"
+)
 """TLC's file name, ``<type>_tripdata_YYYY-MM.parquet``, anchored at the end: a prefix such as
 ``backfill-2024-01_`` does not change the month."""
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlplatform.core import tlc
-from mlplatform.core.spec_data import TimezoneAware
+from mlplatform.core.spec import TimezoneAware
 
 
 class RawFileMissing(FileNotFoundError):
