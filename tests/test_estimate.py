@@ -30,7 +30,7 @@ def _estimate_on(train: pd.DataFrame, reference: pd.DataFrame, target: pd.DataFr
     from its features alone; return the estimate and the RMSE its labels give."""
     use_case = load_spec("taxi_trip_duration")
     columns, label = list(use_case.features.all), use_case.target.column
-    model = build_estimator(use_case.model.family, use_case.model.hyperparameters)
+    model = build_estimator(use_case.model.family, use_case.model.hyperparameters, use_case.features)
     model.fit(features.trip_features(train)[columns], train[label])
     ref_x, new_x = features.trip_features(reference)[columns], features.trip_features(target)[columns]
     ref_pred, new_pred = model.predict(ref_x), model.predict(new_x)

@@ -184,7 +184,8 @@ def train_champion(lake: Lake, tracking: str) -> str:
 
     features = USE_CASE.features.all
     train, valid = frame(TRAIN_MONTHS), frame((VALIDATION_MONTH,))
-    estimator = build_estimator("hist_gradient_boosting", {"max_iter": 80, "learning_rate": 0.2})
+    params = {"max_iter": 80, "learning_rate": 0.2}
+    estimator = build_estimator("hist_gradient_boosting", params, USE_CASE.features)
     estimator.fit(trip_features(train)[list(features)], train[USE_CASE.target.column])
     model = TripModel(estimator, features, "regression")
     inputs = valid[input_columns(features)]

@@ -49,7 +49,9 @@ def register(lake: Lake, tracking: str, max_iter: int, rows_scale: int = 1, bias
     tables = [snapshots.read_table(lake, snapshots.current_snapshot(lake, USE_CASE.name, m)) for m in months]
     train = pd.concat([t.to_pandas() for t in tables], ignore_index=True)
     features = USE_CASE.features.all
-    estimator = build_estimator("hist_gradient_boosting", {"max_iter": max_iter, "learning_rate": 0.1})
+    estimator = build_estimator(
+        "hist_gradient_boosting", {"max_iter": max_iter, "learning_rate": 0.1}, USE_CASE.features
+    )
     estimator.fit(trip_features(train)[list(features)], train[USE_CASE.target.column] * bias)
     model = TripModel(estimator, features, "regression")
     inputs = train[input_columns(features)].head(50)

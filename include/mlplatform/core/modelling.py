@@ -13,7 +13,8 @@ Inputs with a default (:func:`input_defaults`: the taxi type) are optional in th
 signature and filled in before the features are derived.
 
 The estimator inside comes from the use case's model module (``use_cases/<module>.py``),
-which offers ``FAMILIES`` and ``build_estimator(family, params)``.
+which offers ``FAMILIES`` and ``build_estimator(family, params, features)`` (the spec's
+``features`` section: the module reads its columns from the spec, never lists them again).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def build_estimator(use_case: UseCase, family: str, params: dict[str, Any] | Non
             f"(it offers: {', '.join(families) or 'none'}); fix model.family/model.baseline in the spec "
             "or the family parameter"
         )
-    return module.build_estimator(family, dict(params or {}))
+    return module.build_estimator(family, dict(params or {}), use_case.features)
 
 
 class TripModel(PythonModel):

@@ -1,16 +1,18 @@
 """Model module of ``taxi_trip_duration``: the estimators its spec can ask for.
 
-``build_estimator(family, params)`` returns an unfitted scikit-learn estimator that takes
-the spec's feature columns (as produced by :func:`mlplatform.core.features.trip_features`) and
+``build_estimator(family, params, features)`` returns an unfitted scikit-learn estimator
+that takes the spec's feature columns (``features``: the spec's ``numeric`` and
+``categorical`` lists, as :func:`mlplatform.core.features.trip_features` derives them) and
 predicts minutes.
 
 - ``linear``: the baseline, the standard linear anchor of NYC trip-duration work: a
   regression on the one-hot pickup/dropoff zone pair plus the distance (and the taxi
-  type). Its RMSE is what "beats the baseline" is measured against.
+  type, when the spec lists it). Its RMSE is what "beats the baseline" is measured against.
 - ``hist_gradient_boosting``: gradient-boosted trees on minutes. Pickup and dropoff zones
-  are native categorical features (the trees group zones freely instead of relying on an
-  order), the zone pair is target-encoded (cross-fitted, no leakage), and boroughs and
-  the taxi type are native categories too.
+  (the categorical ``*_location_id`` columns) are native categorical features (the trees
+  group zones freely instead of relying on an order), the zone pair ``pu_do_pair`` is
+  target-encoded (cross-fitted, no leakage), and the other categorical columns (boroughs,
+  the taxi type) are native categories too.
 
 Both answer minutes directly. Real trip records carry zero distances, and distances of
 thousands of miles on trips of a few minutes: a model that divides by the distance (a
@@ -31,17 +33,7 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
 
-NUMERIC = [
-    "trip_distance",
-    "pickup_hour",
-    "pickup_weekday",
-    "is_weekend",
-    "is_airport_pickup",
-    "is_airport_dropoff",
-]
-ZONES = ["pu_location_id", "do_location_id"]
-PAIR = ["pu_do_pair"]
-LOW_CARDINALITY = ["pu_borough", "do_borough", "taxi_type"]
+PAIR = "pu_do_pair"
 FAMILIES = ("linear", "hist_gradient_boosting")
 MAX_ZONE_CATEGORIES = 250
 """Native categories per zone column: the most frequent zones, the rarest share one level.
@@ -144,13 +136,22 @@ def _categories(max_categories: int | None = None) -> OrdinalEncoder:
     )
 
 
-def build_estimator(family: str, params: dict[str, Any] | None = None) -> BaseEstimator:
-    """An unfitted estimator of the given ``family`` with ``params`` for its regressor."""
+def build_estimator(family: str, params: dict[str, Any] | None, features: Any) -> BaseEstimator:
+    """An unfitted estimator of the given ``family`` with ``params`` for its regressor, over
+    the spec's ``features`` (its ``numeric`` and ``categorical`` column names)."""
     params = dict(params or {})
+    numeric = list(features.numeric)
+    zones = [c for c in features.categorical if c.endswith("_location_id")]
+    pair = [c for c in features.categorical if c == PAIR]
+    categories = [c for c in features.categorical if c not in zones and c not in pair]
     if family == "linear":
         encode = ColumnTransformer(
             [
-                ("pair", OneHotEncoder(handle_unknown="ignore"), [*PAIR, "taxi_type"]),
+                (
+                    "pair",
+                    OneHotEncoder(handle_unknown="ignore"),
+                    [*pair, *[c for c in categories if c == "taxi_type"]],
+                ),
                 ("distance", "passthrough", ["trip_distance"]),
             ]
         )
@@ -158,16 +159,16 @@ def build_estimator(family: str, params: dict[str, Any] | None = None) -> BaseEs
     if family == "hist_gradient_boosting":
         encode = ColumnTransformer(
             [
-                ("numeric", "passthrough", NUMERIC),
-                ("zones", _categories(MAX_ZONE_CATEGORIES), ZONES),
-                ("pair", _pair_encoder(), PAIR),
-                ("pace", PairPace(), ["trip_distance", *ZONES]),
-                ("categories", _categories(), LOW_CARDINALITY),
+                ("numeric", "passthrough", numeric),
+                ("zones", _categories(MAX_ZONE_CATEGORIES), zones),
+                ("pair", _pair_encoder(), pair),
+                ("pace", PairPace(), ["trip_distance", *zones]),
+                ("categories", _categories(), categories),
             ],
             verbose_feature_names_out=False,
         ).set_output(transform="pandas")
         model = HistGradientBoostingRegressor(
-            random_state=0, early_stopping=True, categorical_features=[*ZONES, *LOW_CARDINALITY], **params
+            random_state=0, early_stopping=True, categorical_features=[*zones, *categories], **params
         )
         return Pipeline([("encode", encode), ("model", model)])
     raise ValueError(f"unknown model family {family!r} for taxi_trip_duration; known: {', '.join(FAMILIES)}")
