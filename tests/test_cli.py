@@ -82,9 +82,9 @@ def test_generate_and_ingest_into_the_lake(tmp_path: Path) -> None:
     listing = mlplatform("lake", "--lake", lake, "--json")
     raw = [e["path"] for e in json.loads(listing.stdout)["raw"]]
     assert raw == [
-        "raw/nyc_tlc_yellow/month=2023-04/green_tripdata_2023-04.parquet",
-        "raw/nyc_tlc_yellow/month=2024-01/yellow_tripdata_2024-01.parquet",
-        "raw/nyc_tlc_yellow/month=2024-02/yellow_tripdata_2024-02.parquet",
+        "raw/nyc_tlc/month=2023-04/green_tripdata_2023-04.parquet",
+        "raw/nyc_tlc/month=2024-01/yellow_tripdata_2024-01.parquet",
+        "raw/nyc_tlc/month=2024-02/yellow_tripdata_2024-02.parquet",
     ]
 
 

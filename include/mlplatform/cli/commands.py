@@ -386,7 +386,7 @@ def _register_generate(sub: Subparsers) -> None:
     )
     p.add_argument("--out", help="write to this file or folder instead of the lake's raw zone")
     p.add_argument("--lake", help=LAKE_HELP)
-    p.add_argument("--dataset", default="nyc_tlc_yellow", help="raw dataset folder in the lake")
+    p.add_argument("--dataset", default="nyc_tlc", help="raw dataset folder in the lake")
     p.add_argument("--replace", action="store_true", help="supersede a different file already in the lake")
     add_output_options(p, progress=True)
     p.set_defaults(func=cmd_generate)
