@@ -8,8 +8,8 @@ of every taxi type the use case lists that has landed, the volume and rule histo
 quarantined rows, or the breach record (the raw file is never written; a breach writes
 nothing to ``validated/``).
 
-:class:`ContractOutcome` is what it returns: small and JSON-ready (URIs, not data). Its
-``to_dict`` is the XCom and log form, with the keys in the order they were always written;
+:class:`ContractOutcome` is what it returns: small and JSON-ready (URIs, not data), a
+:class:`~mlplatform.core.records.Record` whose ``to_dict`` is the XCom and log form and
 ``from_dict`` reads it back (the validate DAG's ``report`` and ``announce`` tasks receive it
 from XCom). :func:`alert_for` is the Slack alert an outcome calls for.
 """
@@ -22,13 +22,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pyarrow as pa
 
 from mlplatform.adapters import snapshots
 from mlplatform.adapters.alerts import Alert
 from mlplatform.adapters.lake import Lake
+from mlplatform.core.records import Record
 from mlplatform.core.spec import UseCase
 from mlplatform.core.tlc import TaxiType
 from mlplatform.stages.contracts.evaluation import Clock, Evaluation, evaluate_files
@@ -38,7 +39,7 @@ from mlplatform.stages.contracts.trend import history_rule_shares
 
 
 @dataclass(frozen=True)
-class SnapshotWritten:
+class SnapshotWritten(Record):
     """The validated snapshot a passing month points ``CURRENT.json`` at."""
 
     uri: str
@@ -49,7 +50,7 @@ class SnapshotWritten:
 
 
 @dataclass(frozen=True)
-class QuarantineWritten:
+class QuarantineWritten(Record):
     """The rows a passing month set aside, with their reasons."""
 
     rows_uri: str
@@ -57,7 +58,7 @@ class QuarantineWritten:
 
 
 @dataclass(frozen=True)
-class ContractOutcome:
+class ContractOutcome(Record):
     """A month judged against its contract, and what was written for it.
 
     ``source`` is the lineage of the raw delivery as the manifest and the breach record
@@ -98,57 +99,13 @@ class ContractOutcome:
             f"Breach record: {self.breach_uri}. Data Docs: {self.data_docs_url}"
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """The XCom and JSON form (the keys and order every earlier run wrote)."""
-        return {
-            "use_case": self.use_case,
-            "month": self.month,
-            "severity": self.severity,
-            "success": self.success,
-            "summary": self.summary,
-            "breaches": list(self.breaches),
-            "warnings": list(self.warnings),
-            "rows": self.rows,
-            "quarantined_rows": self.quarantined_rows,
-            "bad_row_share": self.bad_row_share,
-            "rule_counts": dict(self.rule_counts),
-            "source": dict(self.source),
-            "suite": self.suite,
-            "data_docs_url": self.data_docs_url,
-            "snapshot": None if self.snapshot is None else dataclasses.asdict(self.snapshot),
-            "quarantine": None if self.quarantine is None else dataclasses.asdict(self.quarantine),
-            "breach_record": self.breach_uri,  # the key every earlier run wrote
-            "timings": dict(self.timings),
-            "reading_counts": dict(self.reading_counts),
-            "jumps": list(self.jumps),
-        }
-
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ContractOutcome:
-        """Read an outcome back from XCom or JSON."""
-        snapshot, quarantine = data.get("snapshot"), data.get("quarantine")
-        return cls(
-            use_case=str(data["use_case"]),
-            month=str(data["month"]),
-            severity=str(data["severity"]),
-            success=bool(data["success"]),
-            summary=str(data.get("summary", "")),
-            breaches=tuple(data.get("breaches", ())),
-            warnings=tuple(data.get("warnings", ())),
-            rows=int(data["rows"]),
-            quarantined_rows=int(data.get("quarantined_rows", 0)),
-            bad_row_share=float(data.get("bad_row_share", 0.0)),
-            rule_counts=dict(data.get("rule_counts") or {}),
-            source=dict(data["source"]),
-            suite=str(data["suite"]),
-            data_docs_url=data.get("data_docs_url"),
-            snapshot=None if snapshot is None else SnapshotWritten(**snapshot),
-            quarantine=None if quarantine is None else QuarantineWritten(**quarantine),
-            breach_uri=data.get("breach_record"),
-            timings=dict(data.get("timings") or {}),
-            reading_counts={str(k): int(v) for k, v in dict(data.get("reading_counts") or {}).items()},
-            jumps=tuple(data.get("jumps") or ()),
-        )
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Read an outcome back from XCom or JSON, also in the form that named ``breach_uri``
+        ``breach_record`` (outcomes written before the rename)."""
+        if "breach_record" in data and "breach_uri" not in data:
+            data = {**data, "breach_uri": data["breach_record"]}
+        return super().from_dict(data)
 
 
 # -- the validate stage ----------------------------------------------------------------------
