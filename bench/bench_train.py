@@ -86,8 +86,8 @@ def generated(use_case: UseCase, rows_per_month: int, n_months: int) -> dict[str
         started = time.perf_counter()
         assembled = training.assemble_training_set(lake, use_case, key="bench")
         timings["assemble_s"] = time.perf_counter() - started
-        train = training.read_set(lake, assembled["train_uri"])
-        valid = training.read_set(lake, assembled["validation_uri"])
+        train = training.read_set(lake, assembled.train_uri)
+        valid = training.read_set(lake, assembled.validation_uri)
         step = time.perf_counter()
         fitted = training.fit(use_case, train, None)
         timings["fit_s"] = time.perf_counter() - step
@@ -110,9 +110,9 @@ def generated(use_case: UseCase, rows_per_month: int, n_months: int) -> dict[str
     return {
         "rows_in_window": rows_per_month * n_months,
         "training_rows_available": rows_per_month * (n_months - 1),
-        "training_rows_fitted": assembled["train_rows"],
-        "validation_rows": assembled["validation_rows"],
-        "rows_outside_range": assembled["rows_outside_range"],
+        "training_rows_fitted": assembled.train_rows,
+        "validation_rows": assembled.validation_rows,
+        "rows_outside_range": assembled.rows_outside_range,
         "generate_and_store_s": round(prepare_s, 1),
         **{k: round(v, 1) for k, v in timings.items()},
         "train_total_s": round(total, 1),
@@ -153,8 +153,8 @@ def real(use_case: UseCase, pair: str) -> dict[str, Any]:
     train, train_files = training.read_tlc_files(use_case, [train_path])
     valid, valid_files = training.read_tlc_files(use_case, [valid_path])
     outside = {
-        "training": sum(f["rows_outside_range"] for f in train_files),
-        "validation": sum(f["rows_outside_range"] for f in valid_files),
+        "training": sum(f.rows_outside_range or 0 for f in train_files),
+        "validation": sum(f.rows_outside_range or 0 for f in valid_files),
     }
     figures = compare(use_case, train, valid, Path(train_path).name, Path(valid_path).name, outside)
     if Path(train_path).name == "green_tripdata_2021-01.parquet" and "2021-02" in Path(valid_path).name:
@@ -184,7 +184,7 @@ def real_split(use_case: UseCase, split: str) -> dict[str, Any]:
         rows[inside & ~early],
         f"{name} days 1-{last_day}",
         f"{name} days {int(last_day) + 1}-end",
-        {"month": files[0]["rows_outside_range"]},
+        {"month": files[0].rows_outside_range},
     )
     return figures
 

@@ -61,7 +61,7 @@ from typing import Any
 from airflow.sdk import DAG, Param, task
 
 from mlplatform.airflow import approval, dagkit
-from mlplatform.core.records import Assessment
+from mlplatform.core.records import Approval, Assessment
 from mlplatform.core.spec import UseCase
 
 STAGE = Path(__file__).stem
@@ -165,10 +165,9 @@ def build(use_case: UseCase) -> DAG:
 
             answer = None
             if (params or {}).get("action") == "promote":
-                by = getattr(dag_run, "triggering_user_name", None) or "manual trigger"
-                answer = {"approved": True, "by": by}
+                answer = Approval(True, getattr(dag_run, "triggering_user_name", None) or "manual trigger")
             elif (response := ti.xcom_pull(task_ids="approval", key="answer")) is not None:
-                answer = promotion.approval_answer(response)
+                answer = Approval.from_response(response)
             decision = promotion.decide(use_case, assessment, answer)
             return promotion.apply(use_case, assessment, decision, run_id)
 

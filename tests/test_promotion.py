@@ -20,9 +20,10 @@ from mlplatform import cli
 from mlplatform.adapters import registry, snapshots
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import generator, spec, tlc
-from mlplatform.core.records import Assessment, Gate
+from mlplatform.core.records import Approval, Assessment, Gate
 from mlplatform.core.spec import UseCase, load_spec
 from mlplatform.stages import promotion, training
+from mlplatform.stages.promotion import gates
 
 from conftest import free_port, stop_process_group, throwaway_postgres
 
@@ -54,18 +55,18 @@ def passed(*failed: str) -> Assessment:
         (4, passed(), None, "promoted", "automatic (level 4)"),
         (3, passed(), None, "awaiting_approval", "gates"),
         (2, passed(), None, "awaiting_promotion", "gates"),
-        (3, passed(), {"approved": True, "by": "alice"}, "promoted", "alice"),
-        (2, passed(), {"approved": True, "by": "bob"}, "promoted", "bob"),
-        (3, passed(), {"approved": False, "by": "alice"}, "rejected", "alice"),
-        (3, passed(), {"approved": False, "by": None}, "rejected", "approval timeout"),
+        (3, passed(), Approval(True, "alice"), "promoted", "alice"),
+        (2, passed(), Approval(True, "bob"), "promoted", "bob"),
+        (3, passed(), Approval(False, "alice"), "rejected", "alice"),
+        (3, passed(), Approval(False, None), "rejected", "approval timeout"),
         (4, passed("slices"), None, "rejected", "gates"),
         # A bad model is never promoted, approved or not.
-        (2, passed("contract"), {"approved": True, "by": "bob"}, "rejected", "gates"),
-        (3, passed("latency", "size"), {"approved": True, "by": "alice"}, "rejected", "gates"),
+        (2, passed("contract"), Approval(True, "bob"), "rejected", "gates"),
+        (3, passed("latency", "size"), Approval(True, "alice"), "rejected", "gates"),
     ],
 )
 def test_decisions_follow_the_maturity_level_and_never_pass_a_failed_gate(
-    level: int, assessment: Assessment, approval: dict | None, outcome: str, by: str
+    level: int, assessment: Assessment, approval: Approval | None, outcome: str, by: str
 ) -> None:
     decision = promotion.decide(BASE.model_copy(update={"maturity_level": level}), assessment, approval)
     assert (decision.outcome, decision.by) == (outcome, by)
@@ -108,13 +109,6 @@ def test_an_assessment_reads_back_from_its_json_form() -> None:
     assert again.failed_gates() == ["improvement: worse"]
 
 
-def test_approval_answers_are_read_from_the_operator_result() -> None:
-    approved = {"chosen_options": ["Approve"], "responded_by_user": {"id": "7", "name": "alice"}}
-    assert promotion.approval_answer(approved) == {"approved": True, "by": "alice"}
-    timed_out = {"chosen_options": ["Reject"], "responded_by_user": None}
-    assert promotion.approval_answer(timed_out) == {"approved": False, "by": None}
-
-
 # -- the data contract gate ----------------------------------------------------------------------
 def test_contract_gate_needs_a_passed_contract_for_every_snapshot(lake: Lake) -> None:
     table = tlc.normalise(generator.generate_month("yellow", "2024-01", 100).table)
@@ -127,7 +121,7 @@ def test_contract_gate_needs_a_passed_contract_for_every_snapshot(lake: Lake) ->
         refs = [{"month": s.month, "digest": s.digest, "role": "training"} for s in snaps]
         if unknown:
             refs.append({"month": "2024-04", "digest": "0" * 64, "role": "validation"})
-        return promotion.contract_gate(lake, uc, refs)
+        return gates.contract_gate(lake, uc, refs)
 
     assert gate(good).passed
     assert not gate(good, bad).passed and "2024-02" in gate(good, bad).detail
@@ -277,9 +271,9 @@ def test_budgets_reject_even_an_approved_model(trained: dict[str, Any]) -> None:
             "promotion": uc.promotion.model_copy(update={"max_latency_ms": 1e-6, "max_model_size_mb": 1e-6})
         }
     )
-    result = promotion.evaluate_and_decide(trained["lake"], tight, approval={"approved": True, "by": "dave"})
-    assert result["outcome"] == "rejected"
-    assert "latency" in result["reason"] and "size" in result["reason"]
+    result = promotion.evaluate_and_decide(trained["lake"], tight, approval=Approval(True, "dave"))
+    assert result.outcome == "rejected"
+    assert "latency" in result.reason and "size" in result.reason
     assert registry.alias_version(registry.client(), uc.model_name, "champion") is None
 
 

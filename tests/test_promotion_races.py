@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mlplatform.adapters import registry
-from mlplatform.core.records import Assessment, Gate
+from mlplatform.core.records import Approval, Assessment, Gate
 from mlplatform.core.spec import load_spec
 from mlplatform.stages import promotion
 
@@ -34,7 +34,7 @@ def assessed(name: str, version: str, champion: str | None) -> Assessment:
 def apply_together(name: str, versions: list[str], champion: str | None) -> list[dict[str, Any]]:
     """``promotion.apply`` for each version from its own thread, released at the same instant."""
     start = threading.Barrier(len(versions))
-    results: list[dict[str, Any]] = []
+    results: list[promotion.PromotionOutcome] = []
     errors: list[BaseException] = []
 
     def run(i: int, version: str) -> None:
@@ -67,15 +67,17 @@ def _quiet_alerts(webhook_sink: Any) -> None:
 
 def test_promoting_the_champion_again_is_a_no_op_that_says_so(mlflow_server: str) -> None:
     name, (v1,) = registered(1)
-    first = promotion.apply(USE_CASE, assessed(name, v1, None), promotion.Decision("promoted", "ok", "alice"))
-    assert first["outcome"] == "promoted"
+    first = promotion.apply(
+        USE_CASE, assessed(name, v1, None), promotion.PromotionDecision("promoted", "ok", "alice")
+    )
+    assert first.outcome == "promoted"
     before = tags(name, v1)
 
     again = assessed(name, v1, v1)
-    decision = promotion.decide(USE_CASE, again, {"approved": True, "by": "bob"})
+    decision = promotion.decide(USE_CASE, again, Approval(True, "bob"))
     result = promotion.apply(USE_CASE, again, decision, run_id="again")
-    assert (result["outcome"], result["champion"]) == ("already_champion", v1)
-    assert "already the champion" in result["reason"]
+    assert (result.outcome, result.champion) == ("already_champion", v1)
+    assert "already the champion" in result.reason
     assert tags(name, v1) == before  # nothing new recorded
     assert registry.alias_version(registry.client(), name, "previous_champion") is None
 
@@ -86,15 +88,15 @@ def test_five_concurrent_promotions_of_one_version(mlflow_server: str) -> None:
 
     results = apply_together(name, [new] * 5, champion=old)
 
-    outcomes = sorted(r["outcome"] for r in results)
+    outcomes = sorted(r.outcome for r in results)
     assert outcomes == ["already_champion"] * 4 + ["promoted"]
-    assert {r["champion"] for r in results} == {new}
+    assert {r.champion for r in results} == {new}
     client = registry.client()
     assert registry.alias_version(client, name, "champion") == new
     assert registry.alias_version(client, name, "previous_champion") == old
     audit = tags(name, new)
-    winner = next(r for r in results if r["outcome"] == "promoted")
-    assert (audit["decision"], audit["decision.by"]) == ("promoted", winner["by"])
+    winner = next(r for r in results if r.outcome == "promoted")
+    assert (audit["decision"], audit["decision.by"]) == ("promoted", winner.by)
     assert audit["decision.run_id"].startswith("race-")
     assert "decision" not in tags(name, old)
     history = client.get_registered_model(name).tags["champion_history"].split(",")
@@ -107,8 +109,8 @@ def test_five_concurrent_promotions_of_different_versions(mlflow_server: str) ->
 
     results = apply_together(name, candidates, champion=old)
 
-    by_version = {r["version"]: r for r in results}
-    winners = [v for v, r in by_version.items() if r["outcome"] == "promoted"]
+    by_version = {r.version: r for r in results}
+    winners = [v for v, r in by_version.items() if r.outcome == "promoted"]
     assert len(winners) == 1, results
     (winner,) = winners
     client = registry.client()
@@ -118,8 +120,8 @@ def test_five_concurrent_promotions_of_different_versions(mlflow_server: str) ->
     for version in candidates:
         if version == winner:
             continue
-        assert by_version[version]["outcome"] == "rejected"
-        assert f"moved from version {old} to {winner}" in by_version[version]["reason"]
+        assert by_version[version].outcome == "rejected"
+        assert f"moved from version {old} to {winner}" in by_version[version].reason
         own = tags(name, version)  # each loser's audit trail is on its own version
         assert own["decision"] == "rejected" and own["decision.run_id"].endswith(f"-{version}")
         assert "champion_since" not in own

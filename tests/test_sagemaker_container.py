@@ -370,13 +370,13 @@ def test_a_batch_transform_input_is_answered_line_for_line(
     snapshot = add_snapshot(lake, "2024-07", rows=1_500)
     use_case = with_serving(USE_CASE, target="sagemaker", batch_rows=1_000)
     staged = scoring.stage_transform_input(lake, use_case, snapshot, s3_model["ref"])
-    assert len(staged["parts"]) == 2
+    assert len(staged.parts) == 2
 
     batches = 0
     with httpx.Client(base_url=container, timeout=120) as http:
-        for part in staged["parts"]:
-            folder = lake.relative(staged["input"].rstrip("/"))
-            lines = lake.read_bytes(f"{folder}/{part['name']}").splitlines(keepends=True)
+        for part in staged.parts:
+            folder = lake.relative(staged.input.rstrip("/"))
+            lines = lake.read_bytes(f"{folder}/{part.name}").splitlines(keepends=True)
             answers: list[str] = []
             for payload in mini_batches(lines, MAX_PAYLOAD_BYTES):
                 batches += 1
@@ -390,8 +390,8 @@ def test_a_batch_transform_input_is_answered_line_for_line(
                 )
                 assert answer.status_code == 200, answer.text
                 answers.extend(answer.text.splitlines())  # AssembleWith=Line
-            assert len(answers) == part["rows"] == len(lines)
+            assert len(answers) == part.rows == len(lines)
             trips = [json.loads(line) for line in lines]
             got = [json.loads(a)["prediction"] for a in answers]
             assert got == pytest.approx(expected(s3_model["dir"], trips))
-    assert batches > len(staged["parts"])  # the parts really went in several mini-batches
+    assert batches > len(staged.parts)  # the parts really went in several mini-batches

@@ -72,13 +72,15 @@ def real_snapshot(lake: Lake, month: str) -> snapshots.Snapshot:
     return snapshot
 
 
-def lay_out_training_job(root: Path, lake: Lake, assembled: dict[str, Any], hyperparameters: dict) -> None:
+def lay_out_training_job(
+    root: Path, lake: Lake, assembled: training.TrainingSet, hyperparameters: dict
+) -> None:
     """``/opt/ml`` as SageMaker prepares it for a Training job: channels and hyperparameters."""
     data = root / "input" / "data"
-    folder = lake.relative(assembled["train_uri"]).rsplit("/", 1)[0]
+    folder = lake.relative(assembled.train_uri).rsplit("/", 1)[0]
     for channel, path in (
-        ("train", lake.relative(assembled["train_uri"])),
-        ("validation", lake.relative(assembled["validation_uri"])),
+        ("train", lake.relative(assembled.train_uri)),
+        ("validation", lake.relative(assembled.validation_uri)),
         ("lineage", f"{folder}/lineage.json"),
     ):
         (data / channel).mkdir(parents=True)
@@ -156,7 +158,7 @@ def test_a_training_job_fits_on_its_channels_logs_the_run_and_writes_the_model(
     assert run.data.tags["airflow.bundle_version"] == "unversioned"
     assert run.data.tags["mlplatform.family"] == USE_CASE.model.baseline
     assert run.data.metrics["val_rmse"] == pytest.approx(trained["val_rmse"])
-    assert run.data.params["train_rows"] == str(assembled["train_rows"])
+    assert run.data.params["train_rows"] == str(assembled.train_rows)
     assert not (root / "output" / "failure").exists()
 
 

@@ -109,14 +109,14 @@ def test_a_retrain_since_a_month_learns_only_that_month_and_holds_out_its_last_d
     use_case = small("taxi_trip_duration")
     write_months(lake, use_case.name, months)
     assembled = training.assemble_training_set(lake, use_case, key="since", since="2024-03")
-    assert assembled["train_months"] == assembled["validation_months"] == ["2024-03"]
-    cutoff = pd.Timestamp(assembled["validation_from"])
+    assert assembled.train_months == assembled.validation_months == ("2024-03",)
+    cutoff = pd.Timestamp(assembled.validation_from)
     assert cutoff == pd.Timestamp("2024-04-01") - pd.Timedelta(days=training.VALIDATION_DAYS)
-    train_rows = training.read_set(lake, assembled["train_uri"])
-    valid_rows = training.read_set(lake, assembled["validation_uri"])
+    train_rows = training.read_set(lake, assembled.train_uri)
+    valid_rows = training.read_set(lake, assembled.validation_uri)
     assert train_rows["pickup_datetime"].max() < cutoff <= valid_rows["pickup_datetime"].min()
     assert train_rows["pickup_datetime"].min() >= pd.Timestamp("2024-03-01") - pd.Timedelta(hours=6)
-    assert all(ref["validation_from"] == assembled["validation_from"] for ref in assembled["lineage"])
+    assert all(ref.validation_from == assembled.validation_from for ref in assembled.lineage)
 
 
 def test_new_data_trains_until_there_is_a_champion_when_the_spec_says_first_model(
@@ -161,15 +161,15 @@ def test_duration_model_learns_beats_the_baseline_and_reports_slices(
     use_case = small("taxi_trip_duration", sample_rows=8000)
     write_months(lake, use_case.name, months)
     assembled = training.assemble_training_set(lake, use_case, key="manual__2024-04-01T00:00:00+00:00")
-    assert assembled["train_months"] == ["2024-01", "2024-02"] and assembled["validation_months"] == [
-        "2024-03"
-    ]
-    assert assembled["train_rows"] == 8000  # sampled down to training.sample_rows
-    assert assembled["train_uri"].startswith(lake.root_uri + "/features/taxi_trip_duration/training/")
-    assert [r["role"] for r in assembled["lineage"]] == ["training", "training", "validation"]
+    assert assembled.train_months == ("2024-01", "2024-02") and assembled.validation_months == ("2024-03",)
+    assert assembled.train_rows == 8000  # sampled down to training.sample_rows
+    assert assembled.train_uri is not None and assembled.train_uri.startswith(
+        lake.root_uri + "/features/taxi_trip_duration/training/"
+    )
+    assert [r.role for r in assembled.lineage] == ["training", "training", "validation"]
 
-    train = training.read_set(lake, assembled["train_uri"])
-    valid = training.read_set(lake, assembled["validation_uri"])
+    train = training.read_set(lake, assembled.train_uri)
+    valid = training.read_set(lake, assembled.validation_uri)
     fitted, evaluation, baseline = training.train_frames(use_case, train, valid)
     assert len(fitted.search) == 2 and fitted.family == "hist_gradient_boosting"
     assert evaluation.overall["rmse"] < 0.7 * baseline.overall["rmse"]
@@ -183,6 +183,37 @@ def test_duration_model_learns_beats_the_baseline_and_reports_slices(
     inputs = valid[["pickup_datetime", "pu_location_id", "do_location_id", "trip_distance"]]
     answer = fitted.model.predict(None, inputs)
     assert list(answer.columns) == ["prediction"] and (answer["prediction"] > 0).all()
+
+
+def test_a_lineage_file_reads_back_as_the_training_set_and_writes_the_same_json() -> None:
+    """``lineage.json`` as the train DAG has always written it beside the sets (and as XCom)."""
+    stored = {
+        "use_case": "taxi_trip_duration",
+        "train_uri": "file:///lake/features/taxi_trip_duration/training/run/train.parquet",
+        "validation_uri": "file:///lake/features/taxi_trip_duration/training/run/validation.parquet",
+        "train_rows": 8000,
+        "validation_rows": 2000,
+        "rows_outside_range": {"training": 12, "validation": 3},
+        "window_months": 3,
+        "since": "2024-03",
+        "validation_from": "2024-03-24T00:00:00+00:00",
+        "train_months": ["2024-03"],
+        "validation_months": ["2024-03"],
+        "lineage": [
+            {
+                "month": "2024-03",
+                "digest": "ab" * 32,
+                "rows": 10000,
+                "uri": "file:///lake/validated/taxi_trip_duration/month=2024-03/data.parquet",
+                "role": role,
+                "validation_from": "2024-03-24T00:00:00+00:00",
+            }
+            for role in ("training", "validation")
+        ],
+    }
+    assembled = training.TrainingSet.from_dict(stored)
+    assert assembled.lineage[1].role == "validation" and assembled.set_uris()[0] == stored["train_uri"]
+    assert json.dumps(assembled.to_dict()) == json.dumps(stored)
 
 
 def test_tip_model_answers_labels_with_probabilities(months: dict[str, pd.DataFrame]) -> None:

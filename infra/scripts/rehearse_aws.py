@@ -955,10 +955,10 @@ def step_batch_transform(rehearsal: Rehearsal) -> str:
     published = scoring.publish(
         lake, scoring.collect_transform_output(lake, use_case, snapshot, champion, staged)
     )
-    if published.rows != staged["rows"]:
-        raise RuntimeError(f"{published.rows} predictions for {staged['rows']} staged rows")
+    if published.rows != staged.rows:
+        raise RuntimeError(f"{published.rows} predictions for {staged.rows} staged rows")
     return (
-        f"{job}: {staged['rows']} rows in {len(staged['parts'])} parts, {requests} requests; "
+        f"{job}: {staged.rows} rows in {len(staged.parts)} parts, {requests} requests; "
         f"predictions of version {champion.version} published ({PLAYED_BY_HARNESS}'s transform job)"
     )
 

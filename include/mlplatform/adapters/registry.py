@@ -412,6 +412,21 @@ def tag_version(registry: Any, name: str, version: str, tags: dict[str, Any]) ->
         registry.set_model_version_tag(name, version, key, text)
 
 
+def decision_tags(outcome: str, reason: str, by: str, run_id: str, **details: Any) -> dict[str, Any]:
+    """The audit trail a decision leaves on a model version, the one shape of its tags:
+    ``decision`` (the outcome), ``decision.reason``, ``decision.by``, ``decision.run_id``,
+    ``decision.at`` and ``decision.<key>`` for each of ``details`` (a promotion's metrics,
+    evidence and gates)."""
+    return {
+        "decision": outcome,
+        "decision.reason": reason,
+        "decision.by": by,
+        "decision.run_id": run_id,
+        "decision.at": datetime.now(UTC).isoformat(),
+        **{f"decision.{key}": value for key, value in details.items()},
+    }
+
+
 @dataclass(frozen=True)
 class AliasMove:
     """What :func:`promote` did: the champion after it, the one before, and whether it moved."""
@@ -533,18 +548,8 @@ def rollback(
         _set_history(registry, model_name, moves)
         _tag_events(registry, model_name, events)
         if current is not None:
-            tag_version(
-                registry,
-                model_name,
-                current,
-                {
-                    "decision": "rolled_back",
-                    "decision.reason": f"rolled back to version {previous}: {why['reason']}",
-                    "decision.by": by,
-                    "decision.run_id": run_id or who(),
-                    "decision.at": datetime.now(UTC).isoformat(),
-                },
-            )
+            back = f"rolled back to version {previous}: {why['reason']}"
+            tag_version(registry, model_name, current, decision_tags("rolled_back", back, by, why["run_id"]))
     result = {
         "champion": previous,
         "rolled_back_from": current,

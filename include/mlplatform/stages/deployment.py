@@ -28,7 +28,7 @@ and SageMaker keeps the old fleet until the new one has baked.
 
 SageMaker names, requests and look-ups are :mod:`mlplatform.adapters.sagemaker`'s; task
 failures reach Slack through the DAGs' failure callback
-(:class:`mlplatform.airflow.notifiers.FailureNotifier`).
+(:class:`mlplatform.airflow.dagkit.FailureNotifier`).
 """
 
 from __future__ import annotations
@@ -81,14 +81,12 @@ def sample_trip(use_case: UseCase, columns: list[str]) -> dict[str, Any]:
         "trip_distance": 2.1,
         **input_defaults(use_case),
     }
-    trip: dict[str, Any] = {}
-    for column in columns:
-        if column in known:
-            trip[column] = known[column]
-        else:
-            kind = NORMALISED_SCHEMA.field(column).type
-            trip[column] = 1 if str(kind).startswith("int") else 0.0 if str(kind) == "double" else ""
-    return trip
+
+    def placeholder(column: str) -> Any:
+        kind = str(NORMALISED_SCHEMA.field(column).type)
+        return 1 if kind.startswith("int") else 0.0 if kind == "double" else ""
+
+    return {column: known[column] if column in known else placeholder(column) for column in columns}
 
 
 def deploy_local(

@@ -1,9 +1,14 @@
 """Deciding on an assessed version and acting on the decision, with its audit trail.
 
-:func:`decide` turns an :class:`~mlplatform.core.records.Assessment` into an outcome by the
-use case's maturity level; :func:`apply` acts on it. Every decision is recorded as tags on
-the model version (``decision``, ``decision.reason``, ``decision.by``, ``decision.run_id``,
-``decision.at``, ``decision.metrics``, ``decision.gates``) and posted to Slack. A final
+:func:`decide` turns an :class:`~mlplatform.core.records.Assessment` (made by
+:func:`mlplatform.stages.promotion.gates.assess`) into a :class:`PromotionDecision` by the
+use case's maturity level (4 promotes, 3 needs a person's approval, 2 records the decision
+and a person promotes by hand); :func:`apply` acts on it: for ``promoted`` it moves the
+aliases with :func:`mlplatform.adapters.registry.promote`. Every decision is recorded as
+tags on the model version (``decision``, ``decision.reason``, ``decision.by``,
+``decision.run_id``, ``decision.at``, ``decision.metrics``, ``decision.evidence``,
+``decision.gates``, in the one shape of :func:`mlplatform.adapters.registry.decision_tags`,
+which a rollback's tags share) and posted to Slack. A final
 decision (promoted or rejected) removes the ``challenger`` alias when it still points at
 that version, so nothing keeps sending traffic to a rejected model.
 
@@ -21,15 +26,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from mlplatform.adapters import registry
 from mlplatform.adapters.lake import Lake
 from mlplatform.adapters.registry import CHAMPION, PromotionError
 from mlplatform.core import evidence
-from mlplatform.core.records import Assessment
+from mlplatform.core.records import Approval, Assessment, Record
 from mlplatform.core.spec import UseCase
+from mlplatform.stages.promotion.gates import assess
 
 log = logging.getLogger(__name__)
 
@@ -63,19 +68,11 @@ def _improvement_text(assessment: Assessment) -> str:
     return f"{assessment.improvement or 0.0:+.2%} (point estimate)"
 
 
-def approval_answer(response: dict[str, Any]) -> dict[str, Any]:
-    """A person's answer from the approval task's result (``by`` is ``None`` after a timeout)."""
-    user = response.get("responded_by_user") or None
-    by = (user.get("name") or user.get("id")) if isinstance(user, dict) else None
-    return {"approved": list(response.get("chosen_options") or []) == ["Approve"], "by": by}
-
-
-# -- deciding and acting ----------------------------------------------------------------------
 OUTCOMES = ("promoted", "rejected", "awaiting_promotion", "awaiting_approval", "already_champion")
 
 
 @dataclass(frozen=True)
-class Decision:
+class PromotionDecision:
     """What happens to an assessed version (one of ``OUTCOMES``), why, and who decided."""
 
     outcome: str
@@ -83,56 +80,79 @@ class Decision:
     by: str
 
 
-def already_champion(version: str) -> Decision:
+@dataclass(frozen=True)
+class PromotionOutcome(Record):
+    """What acting on a decision did: the version's outcome (one of ``OUTCOMES``; a promotion
+    that lost a race ends ``rejected`` or ``already_champion``), why, who decided, and which
+    version is the champion after it."""
+
+    model_name: str
+    version: str
+    outcome: str
+    reason: str
+    by: str
+    champion: str | None
+
+
+def already_champion(version: str) -> PromotionDecision:
     """The no-op decision on a version that is the champion already."""
-    return Decision(
+    return PromotionDecision(
         "already_champion", f"version {version} is already the champion: nothing to do", "registry"
     )
 
 
-def decide(use_case: UseCase, assessment: Assessment, approval: dict[str, Any] | None = None) -> Decision:
+def decide(use_case: UseCase, assessment: Assessment, approval: Approval | None = None) -> PromotionDecision:
     """What happens to an assessed version.
 
-    ``approval`` is a person's answer: ``{"approved": bool, "by": name}`` (``by`` is
-    ``None`` when an approval request timed out). Failed gates always reject, approved or not.
+    ``approval`` is a person's answer (its ``by`` is ``None`` when an approval request timed
+    out). Failed gates always reject, approved or not.
     """
     if assessment.champion_version is not None and assessment.champion_version == assessment.version:
         return already_champion(assessment.version)
     if not assessment.passed:
-        return Decision("rejected", "gates failed: " + " | ".join(assessment.failed_gates()), "gates")
+        return PromotionDecision(
+            "rejected", "gates failed: " + " | ".join(assessment.failed_gates()), "gates"
+        )
     if approval is not None:
-        if approval.get("approved"):
-            return Decision("promoted", "gates passed and a person approved", str(approval.get("by") or "?"))
-        if approval.get("by") is None:
+        if approval.approved:
+            return PromotionDecision("promoted", "gates passed and a person approved", approval.by or "?")
+        if approval.timed_out:
             hours = use_case.promotion.approval_timeout_hours
-            return Decision("rejected", f"no approval within {hours:g} h", "approval timeout")
-        return Decision("rejected", "gates passed but a person rejected it", str(approval["by"]))
+            return PromotionDecision("rejected", f"no approval within {hours:g} h", "approval timeout")
+        return PromotionDecision("rejected", "gates passed but a person rejected it", str(approval.by))
     if use_case.maturity_level == 4:
-        return Decision("promoted", "gates passed (maturity level 4: automatic)", "automatic (level 4)")
+        return PromotionDecision(
+            "promoted", "gates passed (maturity level 4: automatic)", "automatic (level 4)"
+        )
     if use_case.maturity_level == 3:
-        return Decision("awaiting_approval", "gates passed; waiting for a person's approval", "gates")
-    return Decision("awaiting_promotion", "gates passed; a person promotes by hand (level 2)", "gates")
+        return PromotionDecision(
+            "awaiting_approval", "gates passed; waiting for a person's approval", "gates"
+        )
+    return PromotionDecision(
+        "awaiting_promotion", "gates passed; a person promotes by hand (level 2)", "gates"
+    )
 
 
-def decision_tags(assessment: Assessment, decision: Decision, run_id: str) -> dict[str, Any]:
-    """The audit trail a decision leaves on the model version."""
-    return {
-        "decision": decision.outcome,
-        "decision.reason": decision.reason,
-        "decision.by": decision.by,
-        "decision.run_id": run_id,
-        "decision.at": datetime.now(UTC).isoformat(),
-        "decision.metrics": {
-            assessment.metric: assessment.candidate_value,
-            "reference": None if assessment.reference is None else dict(assessment.reference),
-            "improvement": assessment.improvement,
-            "latency_ms_per_row": assessment.latency_ms_per_row,
-            "size_mb": assessment.size_mb,
-            "evaluated_rows": assessment.rows,
-        },
-        "decision.evidence": _short_evidence(assessment),
-        "decision.gates": [gate.to_dict() for gate in assessment.gates],
+def decision_tags(assessment: Assessment, decision: PromotionDecision, run_id: str) -> dict[str, Any]:
+    """The audit trail a decision leaves on the model version: what it rests on, in the
+    registry's shape of decision tags."""
+    metrics = {
+        assessment.metric: assessment.candidate_value,
+        "reference": None if assessment.reference is None else dict(assessment.reference),
+        "improvement": assessment.improvement,
+        "latency_ms_per_row": assessment.latency_ms_per_row,
+        "size_mb": assessment.size_mb,
+        "evaluated_rows": assessment.rows,
     }
+    return registry.decision_tags(
+        decision.outcome,
+        decision.reason,
+        decision.by,
+        run_id,
+        metrics=metrics,
+        evidence=_short_evidence(assessment),
+        gates=[gate.to_dict() for gate in assessment.gates],
+    )
 
 
 def _short_evidence(assessment: Assessment) -> dict[str, Any]:
@@ -142,7 +162,7 @@ def _short_evidence(assessment: Assessment) -> dict[str, Any]:
     return found or {"method": "point estimate", "rows": assessment.rows}
 
 
-def _why(assessment: Assessment, decision: Decision, run_id: str) -> dict[str, Any]:
+def _why(assessment: Assessment, decision: PromotionDecision, run_id: str) -> dict[str, Any]:
     """What an alias move's history record says about why: the decision and its evidence."""
     return {
         "by": decision.by,
@@ -154,8 +174,8 @@ def _why(assessment: Assessment, decision: Decision, run_id: str) -> dict[str, A
 
 
 def apply(
-    use_case: UseCase, assessment: Assessment, decision: Decision, run_id: str | None = None
-) -> dict[str, Any]:
+    use_case: UseCase, assessment: Assessment, decision: PromotionDecision, run_id: str | None = None
+) -> PromotionOutcome:
     """Move aliases if ``decision`` promotes, record it on the version, and post it to Slack.
 
     A promotion that finds a different champion than the one assessed against is recorded
@@ -179,7 +199,7 @@ def apply(
                     registry.tag_version(client, name, version, decision_tags(assessment, decision, run_id))
                 decision = already_champion(version)
         except PromotionError as exc:
-            decision = Decision("rejected", str(exc), decision.by)
+            decision = PromotionDecision("rejected", str(exc), decision.by)
     if decision.outcome != "already_champion":
         if decision.outcome == "rejected":
             try:
@@ -188,14 +208,14 @@ def apply(
                 log.warning("%s version %s keeps the challenger alias: %s", name, version, exc)
         registry.tag_version(client, name, version, decision_tags(assessment, decision, run_id))
         _announce(use_case, assessment, decision, run_id)
-    return {
-        "model_name": name,
-        "version": version,
-        "outcome": decision.outcome,
-        "reason": decision.reason,
-        "by": decision.by,
-        "champion": moved.champion if moved else registry.alias_version(client, name, CHAMPION),
-    }
+    return PromotionOutcome(
+        name,
+        version,
+        decision.outcome,
+        decision.reason,
+        decision.by,
+        moved.champion if moved else registry.alias_version(client, name, CHAMPION),
+    )
 
 
 def _audited(client: Any, name: str, version: str) -> bool:
@@ -203,7 +223,7 @@ def _audited(client: Any, name: str, version: str) -> bool:
     return bool(client.get_model_version(name, version).tags.get("decision") == "promoted")
 
 
-def _announce(use_case: UseCase, assessment: Assessment, decision: Decision, run_id: str) -> None:
+def _announce(use_case: UseCase, assessment: Assessment, decision: PromotionDecision, run_id: str) -> None:
     name, version, metric = assessment.model_name, assessment.version, assessment.metric
     severity = {"promoted": "ok", "rejected": "warning"}.get(decision.outcome, "info")
     lines = [f"*{decision.outcome.replace('_', ' ')}*: {decision.reason}"]
@@ -231,7 +251,6 @@ def _announce(use_case: UseCase, assessment: Assessment, decision: Decision, run
     )
 
 
-# -- rolling back -------------------------------------------------------------------------------
 def rollback(
     use_case: UseCase,
     reason: str,
@@ -266,3 +285,15 @@ def rollback(
         force=force,
         history=history,
     )
+
+
+def evaluate_and_decide(
+    lake: Lake,
+    use_case: UseCase,
+    version: str | None = None,
+    approval: Approval | None = None,
+    run_id: str | None = None,
+) -> PromotionOutcome:
+    """Assess, decide and apply in one go (the command line's ``promote``)."""
+    assessment = assess(lake, use_case, version)
+    return apply(use_case, assessment, decide(use_case, assessment, approval), run_id)

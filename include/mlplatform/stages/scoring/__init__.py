@@ -18,37 +18,30 @@ previous one untouched) and ``CURRENT.json`` only moves once the new file is com
 has one row per snapshot row. Superseded outputs stay where they are, addressed by model
 version and snapshot digest.
 
-Modules: ``model`` (loading, inputs, predictor), ``batch`` (local scoring), ``publishing``
-(``CURRENT.json``), ``transform`` (SageMaker Batch Transform staging and collection),
-``files`` (any file, outside Airflow).
+Modules: ``batch`` (the model loaded once; a month's snapshot or any file scored locally),
+``publishing`` (``CURRENT.json``), ``transform`` (SageMaker Batch Transform staging and
+collection).
 """
 
 from mlplatform.stages.scoring.batch import (
-    DATA_FILE,
     InputRejected,
-    answer_columns,
-    answer_schema,
     checked_snapshot,
-    modelled_batches,
+    load_model,
+    model_inputs,
+    model_task,
     month_of_run,
+    normalised_batches,
     output_folder,
     output_path,
-    read_columns,
-    row_ids,
+    predictor,
     score_batches,
+    score_file,
     score_snapshot,
-    write_predictions,
 )
-from mlplatform.stages.scoring.files import normalised_batches, score_file
-from mlplatform.stages.scoring.model import load_model, model_inputs, model_task, predictor
-from mlplatform.stages.scoring.publishing import (
-    POINTER,
-    current_predictions,
-    publish,
-    read_predictions,
-)
+from mlplatform.stages.scoring.publishing import current_predictions, publish, read_predictions
 from mlplatform.stages.scoring.transform import (
     TRANSFORM_CONTENT_TYPE,
+    StagedTransform,
     collect_transform_output,
     signature_inputs,
     stage_transform_input,
@@ -56,33 +49,26 @@ from mlplatform.stages.scoring.transform import (
 )
 
 __all__ = [
-    "DATA_FILE",
-    "POINTER",
     "TRANSFORM_CONTENT_TYPE",
     "InputRejected",
-    "answer_columns",
-    "answer_schema",
+    "StagedTransform",
     "checked_snapshot",
     "collect_transform_output",
     "current_predictions",
     "load_model",
     "model_inputs",
     "model_task",
-    "modelled_batches",
     "month_of_run",
     "normalised_batches",
     "output_folder",
     "output_path",
     "predictor",
     "publish",
-    "read_columns",
     "read_predictions",
-    "row_ids",
     "score_batches",
     "score_file",
     "score_snapshot",
     "signature_inputs",
     "stage_transform_input",
     "transform_request",
-    "write_predictions",
 ]

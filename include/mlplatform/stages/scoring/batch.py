@@ -1,13 +1,17 @@
-"""Local batch scoring: a month's checked snapshot streamed through the model into one file.
+"""Local batch scoring: a parquet file streamed through a registered model into one file.
 
-The snapshot is read in record batches of ``serving.batch_rows``; each batch's modelled rows
-(the spec's ``data.filter``) are answered and written as one row group of
+The model is loaded once (:func:`load_model`) and called directly (:func:`predictor`). A
+month's checked snapshot (:func:`score_snapshot`) is read in record batches of
+``serving.batch_rows``; each batch's modelled rows (the spec's ``data.filter``) are answered
+and written as one row group of
 ``predictions/<use case>/month=YYYY-MM/v<version>-<digest12>/predictions.parquet``,
-atomically: a failed run leaves the previous file untouched.
+atomically: a failed run leaves the previous file untouched. :func:`score_file` scores any
+TLC or normalised trip file the same way outside Airflow (``mlplatform score``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Iterable, Iterator
@@ -20,18 +24,66 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mlplatform.adapters import snapshots
+from mlplatform.adapters import settings, snapshots
 from mlplatform.adapters.lake import Lake
+from mlplatform.adapters.registry import resolve
 from mlplatform.core import months
 from mlplatform.core.records import ModelRef, ScoredOutput
 from mlplatform.core.spec import UseCase
-from mlplatform.stages.scoring.model import load_model, model_inputs, predictor
 
 log = logging.getLogger(__name__)
 
 DATA_FILE = "predictions.parquet"
 
 
+# -- the model -------------------------------------------------------------------------------
+def load_model(uri: str) -> Any:
+    """Load an MLflow pyfunc (a :class:`mlplatform.core.modelling.TripModel`) from any MLflow URI."""
+    import mlflow.pyfunc
+
+    if uri.startswith(("models:/", "runs:/")):
+        import mlflow
+
+        mlflow.set_tracking_uri(settings.tracking_uri())
+    return mlflow.pyfunc.load_model(uri)
+
+
+def model_inputs(model: Any) -> list[str]:
+    """The input columns a pyfunc needs: from its signature, else from the TripModel itself."""
+    schema = model.metadata.get_input_schema()
+    if schema is not None and schema.has_input_names():
+        return list(schema.input_names())
+    from mlplatform.core.modelling import input_columns
+
+    return input_columns(model.unwrap_python_model().features)
+
+
+def model_task(model: Any) -> str:
+    """``regression`` or ``classification``: which answer columns the model returns."""
+    try:
+        return str(model.unwrap_python_model().task)
+    except Exception:  # not a TripModel: a regressor is the only other shape we accept
+        return "regression"
+
+
+def predictor(model: Any) -> Any:
+    """The fastest correct predict callable of a pyfunc.
+
+    A :class:`~mlplatform.core.modelling.TripModel` is called directly: the input was already
+    checked (against the data contract here, against the signature in the serving app), so
+    the pyfunc wrapper's second schema pass would only cost time. The callable takes a frame
+    of the model's inputs and returns its answer frame.
+    """
+    try:
+        inner = model.unwrap_python_model()
+    except Exception:
+        return model.predict
+    if hasattr(inner, "estimator") and hasattr(inner, "features"):
+        return lambda frame: inner.predict(None, frame)
+    return model.predict
+
+
+# -- a month's snapshot --------------------------------------------------------------------------
 class InputRejected(RuntimeError):
     """A month may not be scored: its snapshot is missing or failed its data contract."""
 
@@ -260,3 +312,85 @@ def score_snapshot(
         source.close()
     log.info("scored %s rows of %s %s with %s into %s", rows, use_case.name, snapshot.month, ref.uri, path)
     return scored_output(lake, use_case, snapshot, ref, path, rows, target="local")
+
+
+# -- any file, outside Airflow ---------------------------------------------------------------------
+def normalised_batches(
+    source: pq.ParquetFile, columns: list[str], batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """Record batches of the model's input columns; raw TLC files are normalised batch by batch."""
+    from mlplatform.core import tlc
+
+    names = source.schema_arrow.names
+    if {"tpep_pickup_datetime", "lpep_pickup_datetime"} & set(names):
+        for batch in source.iter_batches(batch_size=batch_rows):
+            table = tlc.normalise(pa.Table.from_batches([batch]))
+            yield from table.select(columns).to_batches()
+        return
+    if missing := [c for c in columns if c not in names]:
+        raise ValueError(
+            f"input lacks column(s) the model needs: {', '.join(missing)}; pass a TLC trip file or "
+            "normalised trips (mlplatform.core.tlc.normalise)"
+        )
+    yield from source.iter_batches(batch_size=batch_rows, columns=columns)
+
+
+def _file_digest(fs: Any, path: str) -> str:
+    sha = hashlib.sha256()
+    with fs.open(path, "rb") as handle:
+        while chunk := handle.read(8 << 20):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+def _pinned(model_uri: str) -> tuple[str, str | None, str | None]:
+    """``(uri, name, version)``: an alias URI pinned to the version it points at now."""
+    if not model_uri.startswith("models:/"):
+        return model_uri, None, None
+    name, _, version = model_uri.removeprefix("models:/").partition("/")
+    if "@" in name:  # an alias: pin the version it points at now, and record it
+        name, _, alias = name.partition("@")
+        ref = resolve(name, alias)
+        version, model_uri = ref.version, ref.uri
+    return model_uri, name, version if version and version.isdigit() else None
+
+
+def score_file(
+    model_uri: str, input_path: str, output_path: str, batch_rows: int = 250_000
+) -> dict[str, Any]:
+    """Score a parquet file (a TLC file of any year, or normalised trips) into ``output_path``.
+
+    Row ids are built from the SHA-256 of the input file, as the DAG builds them from the
+    snapshot digest. The output appears only when complete.
+    """
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(input_path)
+    digest = _file_digest(fs, path)
+    out_parent, _, out_name = output_path.rstrip("/").rpartition("/")
+    out = Lake(out_parent or ".")
+    model_uri, name, version = _pinned(model_uri)
+    model = load_model(model_uri)
+    columns = model_inputs(model)
+    # A local file is read by Arrow natively: Arrow's I/O threads never call back into Python
+    # file objects, which can abort the interpreter at exit.
+    local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+    opened = pq.ParquetFile(path) if local else pq.ParquetFile(fs.open(path, "rb"), pre_buffer=False)
+    with opened as source, out.open_atomic(out_name) as sink:
+        rows = score_batches(
+            model,
+            normalised_batches(source, columns, batch_rows),
+            sink,
+            columns=columns,
+            digest=digest,
+            model_name=name,
+            model_version=version,
+            task=model_task(model),
+        )
+    return {
+        "input": input_path,
+        "output": output_path,
+        "rows": rows,
+        "input_digest": digest,
+        "model": model_uri,
+    }

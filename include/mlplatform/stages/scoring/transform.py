@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ import pyarrow as pa
 
 from mlplatform.adapters import sagemaker, settings, snapshots
 from mlplatform.adapters.lake import Lake
-from mlplatform.core.records import ModelRef, ScoredOutput
+from mlplatform.core.records import ModelRef, Record, ScoredOutput
 from mlplatform.core.spec import UseCase
 from mlplatform.stages.scoring.batch import (
     modelled_batches,
@@ -31,6 +32,27 @@ from mlplatform.stages.scoring.batch import (
 )
 
 TRANSFORM_CONTENT_TYPE = "application/jsonlines"
+
+
+@dataclass(frozen=True)
+class StagedPart(Record):
+    """One JSON Lines part of a staged month: its file name and the rows it holds."""
+
+    name: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class StagedTransform(Record):
+    """A month staged for a transform job: where the job reads (``input``) and writes
+    (``output``), the lake paths of its answers and of the parts' row positions, the parts."""
+
+    input: str
+    output: str
+    output_path: str
+    positions_path: str
+    parts: tuple[StagedPart, ...]
+    rows: int
 
 
 def signature_inputs(ref: ModelRef) -> list[str]:
@@ -48,7 +70,7 @@ def signature_inputs(ref: ModelRef) -> list[str]:
 
 def stage_transform_input(
     lake: Lake, use_case: UseCase, snapshot: snapshots.Snapshot, ref: ModelRef
-) -> dict[str, Any]:
+) -> StagedTransform:
     """Write the snapshot's model inputs as JSON Lines parts for a transform job."""
     if not lake.root_uri.startswith("s3://"):
         raise ValueError(
@@ -69,24 +91,24 @@ def stage_transform_input(
             lake.write_bytes(f"{folder}/input/{name}", text.encode())
             # Row positions stay out of the job's input prefix; answers come back in line order.
             lake.write_parquet(f"{folder}/positions/{name}.parquet", pa.table({"row_index": index}))
-            parts.append({"name": name, "rows": len(frame)})
+            parts.append(StagedPart(name, len(frame)))
     finally:
         source.close()
-    return {
-        "input": lake.uri(f"{folder}/input/"),
-        "output": lake.uri(f"{folder}/output/"),
-        "output_path": f"{folder}/output",
-        "positions_path": f"{folder}/positions",
-        "parts": parts,
-        "rows": sum(p["rows"] for p in parts),
-    }
+    return StagedTransform(
+        input=lake.uri(f"{folder}/input/"),
+        output=lake.uri(f"{folder}/output/"),
+        output_path=f"{folder}/output",
+        positions_path=f"{folder}/positions",
+        parts=tuple(parts),
+        rows=sum(p.rows for p in parts),
+    )
 
 
 def transform_request(
     use_case: UseCase,
     ref: ModelRef,
     snapshot: snapshots.Snapshot,
-    staged: dict[str, Any],
+    staged: StagedTransform,
     client: Any,
     ecr: Any,
 ) -> dict[str, Any]:
@@ -100,7 +122,7 @@ def transform_request(
     # Re-runs of a month reuse the name; the operator then appends a timestamp.
     job = f"{sagemaker.endpoint_name(use_case)}-{snapshot.month}-v{ref.version}-{snapshot.digest[:8]}"
     output: dict[str, Any] = {
-        "S3OutputPath": staged["output"],
+        "S3OutputPath": staged.output,
         "Accept": TRANSFORM_CONTENT_TYPE,
         "AssembleWith": "Line",
     }
@@ -113,7 +135,7 @@ def transform_request(
         # About 8,000 trips of JSON Lines a request: within the serving app's 10,000-row cap.
         "MaxPayloadInMB": 1,
         "TransformInput": {
-            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": staged["input"]}},
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": staged.input}},
             "ContentType": TRANSFORM_CONTENT_TYPE,
             "SplitType": "Line",
             "CompressionType": "None",
@@ -128,27 +150,27 @@ def transform_request(
     return config
 
 
-def _transform_answers(lake: Lake, staged: dict[str, Any]) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
+def _transform_answers(lake: Lake, staged: StagedTransform) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
     """Each staged part's answers with the row positions they belong to, checked for count."""
-    for part in staged["parts"]:
-        path = f"{staged['output_path']}/{part['name']}.out"
+    for part in staged.parts:
+        path = f"{staged.output_path}/{part.name}.out"
         if not lake.exists(path):
             raise RuntimeError(
                 f"transform output {lake.uri(path)} is missing: the job did not answer every part; "
                 "see the job's CloudWatch logs, then re-run the month"
             )
         frame = pd.read_json(io.BytesIO(lake.read_bytes(path)), lines=True)
-        if len(frame) != part["rows"]:
+        if len(frame) != part.rows:
             raise RuntimeError(
-                f"transform output {lake.uri(path)} has {len(frame)} answers for {part['rows']} rows; "
+                f"transform output {lake.uri(path)} has {len(frame)} answers for {part.rows} rows; "
                 "re-run the month"
             )
-        positions = lake.read_parquet(f"{staged['positions_path']}/{part['name']}.parquet")
+        positions = lake.read_parquet(f"{staged.positions_path}/{part.name}.parquet")
         yield positions["row_index"].to_numpy(), frame
 
 
 def collect_transform_output(
-    lake: Lake, use_case: UseCase, snapshot: snapshots.Snapshot, ref: ModelRef, staged: dict[str, Any]
+    lake: Lake, use_case: UseCase, snapshot: snapshots.Snapshot, ref: ModelRef, staged: StagedTransform
 ) -> ScoredOutput:
     """Turn a finished transform job's output into the month's predictions file."""
     path = output_path(use_case.name, snapshot, ref)

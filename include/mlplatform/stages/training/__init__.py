@@ -1,7 +1,8 @@
 """Training: from validated snapshots to a tracked model run in MLflow.
 
 The train DAG runs three steps as tasks, passing URIs and ids; the command line
-(``mlplatform train``) runs the same functions in one process on any TLC files (``files``).
+(``mlplatform train``) runs the same functions in one process on any TLC files
+(:func:`train_files`, ``job``).
 
 1. :func:`assemble_training_set` (``dataset``): the current validated snapshots of the spec's
    window (``training.window_months``), split by time: the newest ``training.validation_months``
@@ -14,16 +15,16 @@ The train DAG runs three steps as tasks, passing URIs and ids; the command line
    validation alike; the rows the range leaves out are counted, logged and tracked
    (``rows_outside_range.<role>``). Written to the lake as
    ``features/<use case>/training/<key>/{train,validation}.parquet`` with the lineage
-   (month, digest, rows of every snapshot) beside them.
+   (month, digest, rows of every snapshot) beside them: a :class:`TrainingSet`.
 2. :func:`fit` (``fitting``): the baseline family and the chosen family (by default the spec's
    ``model.family``) from the use case's model module. The default family gets a small,
    bounded hyperparameter search (scikit-learn's parameter grid of ``model.search``, at most
    ``model.max_search_trials`` trials) scored on a random fifth of a training subsample,
    never on the validation months; the best is refitted on the whole training sample.
-   :func:`evaluate` (``evaluation``) measures a model overall and per slice.
+   :func:`evaluate` (``fitting`` too) measures a model overall and per slice.
 3. :func:`log_run` (``tracking``): params, validation metrics overall and per slice
    (``promotion.slices``), the baseline's metrics on the same rows, dataset lineage
-   (``mlflow.log_input``, one input per snapshot, with its SHA-256), plots (``plots``), the
+   (``mlflow.log_input``, one input per snapshot, with its SHA-256), plots, the
    code version and the Airflow run id, and the model as a self-contained
    :class:`~mlplatform.core.modelling.TripModel` pyfunc with signature and input example.
    Registration is :mod:`mlplatform.adapters.registry`'s.
@@ -47,9 +48,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from mlplatform.stages.training.dataset import (
     MAX_VALIDATION_ROWS,
-    SAMPLE_SEED,
     VALIDATION_DAYS,
-    SnapshotRef,
+    TrainingSet,
     assemble_training_set,
     labelled,
     labelled_and_excluded,
@@ -58,30 +58,23 @@ from mlplatform.stages.training.dataset import (
     sample,
     select_window,
     source_columns,
-    split_time,
     split_within,
 )
-from mlplatform.stages.training.evaluation import (
-    MIN_SLICE_ROWS,
-    Evaluation,
-    evaluate,
-    primary_metric,
-)
-from mlplatform.stages.training.files import summary, train_files
 from mlplatform.stages.training.fitting import (
-    SEARCH_ROWS,
+    MIN_SLICE_ROWS,
     Fitted,
+    ModelEvaluation,
+    evaluate,
     fit,
+    primary_metric,
     search_trials,
     train_frames,
-    trip_model,
     validate,
 )
-from mlplatform.stages.training.job import job_request, read_job_output
-from mlplatform.stages.training.plots import figures
+from mlplatform.stages.training.job import job_request, read_job_output, train_files
 from mlplatform.stages.training.tracking import (
     bundle_tags,
-    code_version,
+    figures,
     fit_and_log,
     log_run,
     model_code,
@@ -91,15 +84,12 @@ from mlplatform.stages.training.tracking import (
 __all__ = [
     "MAX_VALIDATION_ROWS",
     "MIN_SLICE_ROWS",
-    "SAMPLE_SEED",
-    "SEARCH_ROWS",
     "VALIDATION_DAYS",
-    "Evaluation",
     "Fitted",
-    "SnapshotRef",
+    "ModelEvaluation",
+    "TrainingSet",
     "assemble_training_set",
     "bundle_tags",
-    "code_version",
     "evaluate",
     "figures",
     "fit",
@@ -118,11 +108,8 @@ __all__ = [
     "search_trials",
     "select_window",
     "source_columns",
-    "split_time",
     "split_within",
-    "summary",
     "train_files",
     "train_frames",
-    "trip_model",
     "validate",
 ]

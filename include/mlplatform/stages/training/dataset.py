@@ -12,7 +12,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, ClassVar
 
 import pandas as pd
 
@@ -22,6 +22,7 @@ from mlplatform.core import features, tlc
 from mlplatform.core.modelling import input_columns
 from mlplatform.core.months import check as check_month
 from mlplatform.core.months import end_of
+from mlplatform.core.records import Record
 from mlplatform.core.spec import UseCase
 
 if TYPE_CHECKING:
@@ -105,18 +106,55 @@ def sample(frame: pd.DataFrame, rows: int | None) -> pd.DataFrame:
     return frame.sample(rows, random_state=SAMPLE_SEED).sort_index().reset_index(drop=True)
 
 
-@dataclass(frozen=True)
-class SnapshotRef:
-    """A snapshot a model trained or was validated on."""
+@dataclass(frozen=True, kw_only=True)
+class TrainingInput(Record):
+    """One input a model trained or was validated on, with its SHA-256 and rows.
 
-    month: str
+    A validated snapshot has its ``month`` and ``role`` (``training`` or ``validation``), and
+    ``validation_from`` when one month is split by pickup time (:func:`split_within`); a raw
+    TLC file (training outside Airflow) counts the labelled rows ``target.range`` left out.
+    """
+
+    omitted_when_none: ClassVar[tuple[str, ...]] = ("month", "role", "validation_from", "rows_outside_range")
+
+    month: str | None = None
     digest: str
     rows: int
     uri: str
-    role: str  # "training" or "validation"
+    role: str | None = None
+    validation_from: str | None = None
+    rows_outside_range: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingSet(Record):
+    """A training and a validation set, as :func:`assemble_training_set` wrote them to the lake
+    (``lineage.json`` beside them holds this record).
+
+    Training on raw files outside Airflow has no sets in the lake: ``train_uri`` and
+    ``validation_uri`` are ``None`` then, and ``lineage`` names the files.
+    """
+
+    use_case: str
+    train_uri: str | None = None
+    validation_uri: str | None = None
+    train_rows: int
+    validation_rows: int
+    rows_outside_range: dict[str, int]  # labelled rows target.range left out, by role
+    window_months: int | None = None
+    since: str | None = None
+    validation_from: str | None = None
+    train_months: tuple[str, ...] = ()
+    validation_months: tuple[str, ...] = ()
+    lineage: tuple[TrainingInput, ...] = ()
+
+    def set_uris(self) -> tuple[str, str]:
+        """The URIs of the training and the validation set in the lake."""
+        if self.train_uri is None or self.validation_uri is None:
+            raise ValueError(
+                f"the training set of {self.use_case} was not written to the lake: assemble it first"
+            )
+        return self.train_uri, self.validation_uri
 
 
 def select_window(
@@ -174,19 +212,26 @@ def _read_snapshots(lake: Lake, snaps: list[Snapshot], columns: list[str]) -> pd
 
 
 def _lineage(
-    lake: Lake, train_snaps: list[Snapshot], valid_snaps: list[Snapshot], split: dict[str, str]
-) -> list[dict[str, Any]]:
-    return [
-        {**SnapshotRef(s.month, s.digest, s.rows, lake.uri(s.data_path), role).to_dict(), **split}
+    lake: Lake, train_snaps: list[Snapshot], valid_snaps: list[Snapshot], validation_from: str | None
+) -> tuple[TrainingInput, ...]:
+    return tuple(
+        TrainingInput(
+            month=s.month,
+            digest=s.digest,
+            rows=s.rows,
+            uri=lake.uri(s.data_path),
+            role=role,
+            validation_from=validation_from,
+        )
         for role, snaps in (("training", train_snaps), ("validation", valid_snaps))
         for s in snaps
-    ]
+    )
 
 
 def assemble_training_set(
     lake: Lake, use_case: UseCase, key: str, window_months: int | None = None, since: str | None = None
-) -> dict[str, Any]:
-    """Write the training and validation sets of ``use_case`` to the lake; returns their URIs.
+) -> TrainingSet:
+    """Write the training and validation sets of ``use_case`` to the lake, with their lineage.
 
     ``key`` names the output folder (the train DAG passes its run id), so a retried task
     overwrites its own output and nothing else. ``since``: see :func:`select_window`.
@@ -218,23 +263,23 @@ def assemble_training_set(
             f"{', '.join(s.month for s in train_snaps + valid_snaps)}: check data.filter in the spec"
         )
     folder = f"features/{use_case.name}/training/{safe_key(key)}"
-    split = {} if cutoff is None else {"validation_from": cutoff.isoformat()}
-    result = {
-        "use_case": use_case.name,
-        "train_uri": lake.write_parquet(f"{folder}/train.parquet", _to_arrow(train)),
-        "validation_uri": lake.write_parquet(f"{folder}/validation.parquet", _to_arrow(valid)),
-        "train_rows": len(train),
-        "validation_rows": len(valid),
-        "rows_outside_range": {"training": train_excluded, "validation": valid_excluded},
-        "window_months": window_months,
-        "since": since,
-        "validation_from": split.get("validation_from"),
-        "train_months": [s.month for s in train_snaps],
-        "validation_months": [s.month for s in valid_snaps],
-        "lineage": _lineage(lake, train_snaps, valid_snaps, split),
-    }
-    lake.write_json(f"{folder}/lineage.json", result)
-    return result
+    validation_from = None if cutoff is None else cutoff.isoformat()
+    assembled = TrainingSet(
+        use_case=use_case.name,
+        train_uri=lake.write_parquet(f"{folder}/train.parquet", _to_arrow(train)),
+        validation_uri=lake.write_parquet(f"{folder}/validation.parquet", _to_arrow(valid)),
+        train_rows=len(train),
+        validation_rows=len(valid),
+        rows_outside_range={"training": train_excluded, "validation": valid_excluded},
+        window_months=window_months,
+        since=since,
+        validation_from=validation_from,
+        train_months=tuple(s.month for s in train_snaps),
+        validation_months=tuple(s.month for s in valid_snaps),
+        lineage=_lineage(lake, train_snaps, valid_snaps, validation_from),
+    )
+    lake.write_json(f"{folder}/lineage.json", assembled.to_dict())
+    return assembled
 
 
 def _to_arrow(frame: pd.DataFrame) -> pa.Table:
@@ -248,7 +293,7 @@ def read_set(lake: Lake, uri: str) -> pd.DataFrame:
     return lake.read_parquet(lake.relative(uri)).to_pandas()
 
 
-def read_tlc_files(use_case: UseCase, paths: list[str]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+def read_tlc_files(use_case: UseCase, paths: list[str]) -> tuple[pd.DataFrame, list[TrainingInput]]:
     """Labelled rows of raw TLC files (any taxi type and year; paths or URIs) and their lineage
     (which counts, per file, the labelled rows ``target.range`` left out)."""
     import hashlib
@@ -271,11 +316,11 @@ def read_tlc_files(use_case: UseCase, paths: list[str]) -> tuple[pd.DataFrame, l
         )
         frames.append(rows)
         lineage.append(
-            {
-                "uri": path,
-                "digest": hashlib.sha256(data).hexdigest(),
-                "rows": table.num_rows,
-                "rows_outside_range": excluded,
-            }
+            TrainingInput(
+                uri=path,
+                digest=hashlib.sha256(data).hexdigest(),
+                rows=table.num_rows,
+                rows_outside_range=excluded,
+            )
         )
     return pd.concat(frames, ignore_index=True), lineage

@@ -1,4 +1,6 @@
-"""Fitting: the baseline, and the chosen family after a small, bounded hyperparameter search.
+"""Fitting and evaluating: the baseline, the chosen family after a small, bounded
+hyperparameter search, and how a model is measured (the primary metric, overall and per
+slice, on labelled trips).
 
 The search tries scikit-learn's :class:`~sklearn.model_selection.ParameterGrid` of the spec's
 ``model.search``, or a fixed :class:`~sklearn.model_selection.ParameterSampler` draw of
@@ -10,7 +12,7 @@ on the whole training sample.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -18,9 +20,55 @@ import pandas as pd
 from mlplatform.core import features
 from mlplatform.core.metrics import LOWER_IS_BETTER, score
 from mlplatform.core.modelling import TripModel, build_estimator, input_defaults
+from mlplatform.core.records import Record
 from mlplatform.core.spec import UseCase
-from mlplatform.stages.training.dataset import SAMPLE_SEED, sample
-from mlplatform.stages.training.evaluation import Evaluation, evaluate, primary_metric
+from mlplatform.stages.training.dataset import SAMPLE_SEED, safe_key, sample
+
+MIN_SLICE_ROWS = 100
+"""Slices with fewer validation rows are not scored: their metrics would be noise."""
+
+
+def primary_metric(use_case: UseCase) -> str:
+    """The metric models are compared on: the spec's ``monitoring.performance_metric``."""
+    return use_case.monitoring.performance_metric
+
+
+@dataclass(frozen=True)
+class ModelEvaluation(Record):
+    """Metrics of one model on one frame: overall and per slice (``column=value``).
+
+    Its JSON form (``{"overall": ..., "slices": ..., "rows": n}``) is what an
+    :class:`~mlplatform.core.records.Assessment` holds as ``candidate`` and ``champion``.
+    """
+
+    overall: dict[str, float]
+    slices: dict[str, dict[str, float]] = field(default_factory=dict)
+    rows: int = 0
+
+    def as_metrics(self, prefix: str = "val_", with_slices: bool = True) -> dict[str, float]:
+        """MLflow metric names and values: ``<prefix><metric>``, ``<prefix><metric>.<column>.<value>``."""
+        out = {f"{prefix}{name}": value for name, value in self.overall.items()}
+        if with_slices:
+            for key, values in self.slices.items():
+                column, value = key.split("=", 1)
+                for name, metric in values.items():
+                    if name != "rows":
+                        out[f"{prefix}{name}.{column}.{safe_key(value)}"] = metric
+        return out
+
+
+def evaluate(use_case: UseCase, model: TripModel, featured: pd.DataFrame, y: pd.Series) -> ModelEvaluation:
+    """Score ``model`` on trips with derived features, overall and per ``promotion.slices``."""
+    answer = model.answer(featured)
+    slices = {}
+    for column in use_case.promotion.slices:
+        for value, index in featured.groupby(column, observed=True).groups.items():
+            if len(index) < MIN_SLICE_ROWS:
+                continue
+            metrics = score(use_case.task, y.loc[index], answer.loc[index])
+            slices[f"{column}={value}"] = {**metrics, "rows": float(len(index))}
+    return ModelEvaluation(score(use_case.task, y, answer), slices, rows=len(featured))
+
 
 SEARCH_ROWS = 200_000
 """Training rows the hyperparameter search fits on (a uniform subsample)."""
@@ -90,12 +138,11 @@ def fit(use_case: UseCase, train: pd.DataFrame, family: str | None = None) -> Fi
     X, y = featured[list(use_case.features.all)], train[use_case.target.column]
 
     baseline = build_estimator(use_case, use_case.model.baseline).fit(X, y)
-    search: list[dict[str, Any]] = []
-    params: dict[str, Any] = {}
-    if family == use_case.model.family:
-        params = dict(use_case.model.hyperparameters)
-        search, best = _search(use_case, family, featured, y, params)
-        params = {**params, **best}
+    # Only the spec's own family is tuned: its hyperparameters, then the best of the search.
+    tuned = family == use_case.model.family
+    given = dict(use_case.model.hyperparameters) if tuned else {}
+    search, best = _search(use_case, family, featured, y, given) if tuned else ([], {})
+    params = {**given, **best}
     if family == use_case.model.baseline and not params:
         model = baseline
     else:
@@ -110,7 +157,9 @@ def fit(use_case: UseCase, train: pd.DataFrame, family: str | None = None) -> Fi
     )
 
 
-def validate(use_case: UseCase, fitted: Fitted, valid: pd.DataFrame) -> tuple[Evaluation, Evaluation]:
+def validate(
+    use_case: UseCase, fitted: Fitted, valid: pd.DataFrame
+) -> tuple[ModelEvaluation, ModelEvaluation]:
     """Evaluations of the model and of the baseline on the same validation rows."""
     featured = features.trip_features(valid)
     y = valid[use_case.target.column]
@@ -119,7 +168,7 @@ def validate(use_case: UseCase, fitted: Fitted, valid: pd.DataFrame) -> tuple[Ev
 
 def train_frames(
     use_case: UseCase, train: pd.DataFrame, valid: pd.DataFrame, family: str | None = None
-) -> tuple[Fitted, Evaluation, Evaluation]:
+) -> tuple[Fitted, ModelEvaluation, ModelEvaluation]:
     """Fit on labelled ``train`` and evaluate on labelled ``valid`` (no tracking)."""
     fitted = fit(use_case, train, family)
     evaluation, baseline = validate(use_case, fitted, valid)

@@ -1,4 +1,8 @@
-"""Training as a SageMaker Training job: the request the train DAG sends, and what it brings back.
+"""Training as a job of its own: on raw TLC files outside Airflow (``mlplatform train``), or
+as a SageMaker Training job (the request the train DAG sends, and what it brings back).
+
+:func:`train_files` trains on raw TLC files and validates on others with the code the train
+DAG runs, and returns :func:`summary`, what the command line prints.
 
 On AWS the train DAG assembles the training set in the lake as it does locally, then hands
 the fit to a Training job on the platform image (``python -m mlplatform.jobs train``): the
@@ -10,22 +14,94 @@ and :func:`read_job_output` reads the run id and model URI from it for registrat
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import tarfile
-from typing import Any
+from typing import Any, cast
 
 from mlplatform.adapters import sagemaker
 from mlplatform.adapters.lake import Lake
 from mlplatform.core.spec import UseCase
+from mlplatform.stages.training.dataset import (
+    MAX_VALIDATION_ROWS,
+    TrainingSet,
+    read_tlc_files,
+    report_range,
+    sample,
+)
+from mlplatform.stages.training.fitting import Fitted, ModelEvaluation, train_frames
+from mlplatform.stages.training.tracking import log_run
 
 TRAINED_FILE = "trained.json"  # written to /opt/ml/model by the job
+
+
+def train_files(
+    use_case: UseCase,
+    train_paths: list[str],
+    valid_paths: list[str],
+    *,
+    family: str | None = None,
+    track: bool = False,
+    reason: str = "",
+) -> dict[str, Any]:
+    """Train on raw TLC files and validate on others, with the code the train DAG runs.
+
+    Returns :func:`summary`; with ``track`` the run is also logged to the tracking server
+    (the files as dataset inputs with their SHA-256), without registering a version.
+    """
+    train, train_lineage = read_tlc_files(use_case, train_paths)
+    valid, valid_lineage = read_tlc_files(use_case, valid_paths)
+    outside = {
+        "training": sum(f.rows_outside_range or 0 for f in train_lineage),
+        "validation": sum(f.rows_outside_range or 0 for f in valid_lineage),
+    }
+    report_range(use_case, "training", len(train), outside["training"])
+    report_range(use_case, "validation", len(valid), outside["validation"])
+    train = sample(train, use_case.training.sample_rows)
+    valid = sample(valid, MAX_VALIDATION_ROWS)
+    fitted, evaluation, baseline = train_frames(use_case, train, valid, family)
+    result = summary(fitted, evaluation, baseline)
+    result.update(train_rows=len(train), validation_rows=len(valid), rows_outside_range=outside)
+    result.update(
+        train_files=[f.to_dict() for f in train_lineage],
+        validation_files=[f.to_dict() for f in valid_lineage],
+    )
+    if track:
+        assembled = TrainingSet(
+            use_case=use_case.name,
+            train_rows=len(train),
+            validation_rows=len(valid),
+            rows_outside_range=outside,
+            lineage=tuple(
+                dataclasses.replace(f, role=role)
+                for role, files in (("training", train_lineage), ("validation", valid_lineage))
+                for f in files
+            ),
+        )
+        logged = log_run(use_case, fitted, evaluation, baseline, valid, assembled=assembled, reason=reason)
+        result.update(run_id=logged["run_id"], model_uri=logged["model_uri"])
+    return result
+
+
+def summary(fitted: Fitted, evaluation: ModelEvaluation, baseline: ModelEvaluation) -> dict[str, Any]:
+    """A JSON-able account of a training (what the command line prints)."""
+    account = {
+        "family": fitted.family,
+        "params": fitted.params,
+        "fit_seconds": round(fitted.seconds, 2),
+        "validation": evaluation.to_dict(),
+        "baseline": baseline.overall,
+        "search": fitted.search,
+    }
+    # A round trip through JSON turns numpy scalars into plain numbers.
+    return cast(dict[str, Any], json.loads(json.dumps(account, default=float)))
 
 
 def job_request(
     lake: Lake,
     use_case: UseCase,
-    assembled: dict[str, Any],
+    assembled: TrainingSet,
     *,
     image: str,
     role: str,
@@ -35,10 +111,11 @@ def job_request(
     tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The CreateTrainingJob request fitting ``assembled`` (what ``assemble_training_set`` returned)."""
-    folder = lake.relative(assembled["train_uri"]).rsplit("/", 1)[0]
+    train_uri, validation_uri = assembled.set_uris()
+    folder = lake.relative(train_uri).rsplit("/", 1)[0]
     channels = {
-        "train": assembled["train_uri"],
-        "validation": assembled["validation_uri"],
+        "train": train_uri,
+        "validation": validation_uri,
         "lineage": lake.uri(f"{folder}/lineage.json"),
     }
     hyperparameters = {

@@ -5,6 +5,15 @@ metrics on the same rows, dataset lineage (``mlflow.log_input``, one input per s
 with its SHA-256), plots, the code version and the Airflow run id, and the model as a
 :class:`~mlplatform.core.modelling.TripModel` pyfunc with signature and input example.
 
+The plots a reviewer reads beside the run are drawn by scikit-learn's display classes
+(:func:`figures`):
+
+- ``plots/predicted_vs_actual.png``: :class:`~sklearn.metrics.PredictionErrorDisplay`
+  (regression) or :class:`~sklearn.calibration.CalibrationDisplay` (classification);
+- ``plots/residuals_by_hour.png``: the residuals by pickup hour (where a model is biased);
+- ``plots/feature_importance.png``: :func:`~sklearn.inspection.permutation_importance` of
+  each feature on validation rows.
+
 The logged model is self-contained: the package's pure core (``mlplatform/core``, which by
 the layer contract imports nothing else of the package) travels with it as MLflow
 ``code_paths``, so a process with only the serving image's libraries loads and runs it. A
@@ -17,22 +26,111 @@ from __future__ import annotations
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from mlplatform.adapters.lake import Lake
+from mlplatform.core import features
 from mlplatform.core.modelling import TripModel, input_columns, input_defaults
 from mlplatform.core.spec import UseCase
-from mlplatform.stages.training.dataset import read_set
-from mlplatform.stages.training.evaluation import Evaluation, primary_metric
-from mlplatform.stages.training.fitting import Fitted, train_frames
-from mlplatform.stages.training.plots import figures
+from mlplatform.stages.training.dataset import SAMPLE_SEED, TrainingInput, TrainingSet, read_set, sample
+from mlplatform.stages.training.fitting import Fitted, ModelEvaluation, primary_metric, train_frames
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 """The ``mlplatform`` package folder the logged model's code is copied from."""
 
 
+# -- plots ----------------------------------------------------------------------------------------
+SHOWN_ROWS = 5000
+"""Validation rows drawn (a uniform sample): enough for the shapes, quick to draw."""
+
+
+def _predicted_vs_actual(use_case: UseCase, y: np.ndarray, answer: pd.DataFrame) -> Figure:
+    import matplotlib.pyplot as plt
+    from sklearn.calibration import CalibrationDisplay
+    from sklearn.metrics import PredictionErrorDisplay
+
+    fig, ax = plt.subplots(figsize=(6, 6))
+    if use_case.task == "regression":
+        PredictionErrorDisplay.from_predictions(
+            y,
+            answer["prediction"].to_numpy(),
+            kind="actual_vs_predicted",
+            subsample=None,
+            ax=ax,
+            scatter_kwargs={"s": 3, "alpha": 0.3},
+        )
+        unit = use_case.target.unit
+        ax.set(
+            xlabel=f"predicted ({unit})", ylabel=f"actual ({unit})", title="Predicted vs actual (validation)"
+        )
+    else:
+        CalibrationDisplay.from_predictions(y, answer["probability"].to_numpy(), n_bins=10, ax=ax)
+        ax.set(xlabel="predicted probability", ylabel="observed share", title="Calibration (validation)")
+    return fig
+
+
+def _residuals_by_hour(featured: pd.DataFrame, residual: np.ndarray) -> Figure:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    frame = pd.DataFrame({"pickup hour": featured["pickup_hour"].to_numpy(), "residual": residual})
+    frame.boxplot(column="residual", by="pickup hour", ax=ax, showfliers=False, grid=False)
+    ax.axhline(0, color="black", linewidth=1)
+    fig.suptitle("")
+    ax.set(xlabel="pickup hour", ylabel="actual - predicted", title="Residuals by pickup hour")
+    return fig
+
+
+def _feature_importance(use_case: UseCase, fitted: Fitted, featured: pd.DataFrame, y: np.ndarray) -> Figure:
+    import matplotlib.pyplot as plt
+    from sklearn.inspection import permutation_importance
+
+    metric = primary_metric(use_case)
+    scoring = {"rmse": "neg_root_mean_squared_error", "mae": "neg_mean_absolute_error"}.get(
+        metric, "neg_log_loss" if use_case.task == "classification" else "r2"
+    )
+    columns = list(use_case.features.all)
+    importance = permutation_importance(
+        fitted.model.estimator,
+        featured[columns],
+        y,
+        scoring=scoring,
+        n_repeats=3,
+        random_state=SAMPLE_SEED,
+        max_samples=min(2000, len(featured)),
+    )
+    means = pd.Series(importance.importances_mean, index=columns).sort_values()
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(columns) + 1))
+    means.plot.barh(ax=ax)
+    ax.set(xlabel=f"increase in {metric} when shuffled", title="Permutation importance (validation)")
+    fig.tight_layout()
+    return fig
+
+
+def figures(use_case: UseCase, fitted: Fitted, valid: pd.DataFrame) -> dict[str, Figure]:
+    """The run's figures by artifact path (matplotlib figures; the caller closes them)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    shown = sample(valid, SHOWN_ROWS)
+    featured = features.trip_features(shown)
+    y = shown[use_case.target.column].to_numpy(dtype=float)
+    answer = fitted.model.answer(featured)
+    answered = answer["prediction"] if use_case.task == "regression" else answer["probability"]
+    return {
+        "plots/predicted_vs_actual.png": _predicted_vs_actual(use_case, y, answer),
+        "plots/residuals_by_hour.png": _residuals_by_hour(featured, y - answered.to_numpy()),
+        "plots/feature_importance.png": _feature_importance(use_case, fitted, featured, y),
+    }
+
+
+# -- the run ---------------------------------------------------------------------------------------
 def bundle_tags(ti: Any) -> dict[str, str]:
     """The DAG bundle a task runs from and its version (a Git commit for ``GitDagBundle``;
     ``unversioned`` for ``LocalDagBundle``), as MLflow tags."""
@@ -100,7 +198,7 @@ def model_code(folder: Path) -> list[str]:
     return [str(target)]
 
 
-def snapshot_input(ref: dict[str, Any]) -> Any:
+def snapshot_input(ref: TrainingInput) -> Any:
     """An MLflow dataset input for one lineage entry (a validated snapshot or a raw file)."""
     import warnings
 
@@ -109,12 +207,12 @@ def snapshot_input(ref: dict[str, Any]) -> Any:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        source = resolve_dataset_source(ref["uri"])
-    name = f"validated/{ref['month']}" if "month" in ref else ref["uri"].rstrip("/").rsplit("/", 1)[-1]
-    if ref.get("validation_from"):  # one month in both roles: MLflow keeps one input per name
-        name += f"{' from' if ref['role'] == 'validation' else ' before'} {ref['validation_from'][:10]}"
+        source = resolve_dataset_source(ref.uri)
+    name = f"validated/{ref.month}" if ref.month else ref.uri.rstrip("/").rsplit("/", 1)[-1]
+    if ref.validation_from:  # one month in both roles: MLflow keeps one input per name
+        name += f"{' from' if ref.role == 'validation' else ' before'} {ref.validation_from[:10]}"
     # MLflow keeps at most 36 characters of a digest: the full SHA-256 goes in the tags.
-    return MetaDataset(source, name=name, digest=ref["digest"][:32])  # type: ignore[abstract]
+    return MetaDataset(source, name=name, digest=ref.digest[:32])  # type: ignore[abstract]
 
 
 def model_signature(use_case: UseCase, model: TripModel, example: pd.DataFrame) -> Any:
@@ -137,17 +235,19 @@ def model_signature(use_case: UseCase, model: TripModel, example: pd.DataFrame) 
 
 
 def run_params(
-    use_case: UseCase, fitted: Fitted, evaluation: Evaluation, assembled: dict[str, Any]
+    use_case: UseCase, fitted: Fitted, evaluation: ModelEvaluation, assembled: TrainingSet | None
 ) -> dict[str, Any]:
     """The run's params (``None`` values are not logged)."""
     return {
         "family": fitted.family,
         "baseline_family": use_case.model.baseline,
-        "train_rows": int(assembled.get("train_rows", 0)) or None,
+        "train_rows": assembled.train_rows if assembled else None,
         "validation_rows": evaluation.rows,
-        "window_months": assembled.get("window_months"),
-        "train_months": ",".join(assembled.get("train_months", [])) or None,
-        "validation_months": ",".join(assembled.get("validation_months", [])) or None,
+        "window_months": assembled.window_months if assembled else None,
+        "train_months": ",".join(assembled.train_months) if assembled and assembled.train_months else None,
+        "validation_months": (
+            ",".join(assembled.validation_months) if assembled and assembled.validation_months else None
+        ),
         "sample_rows": use_case.training.sample_rows,
         "search_trials": len(fitted.search),
         "target_range": list(use_case.target.range_) if use_case.target.range_ else None,
@@ -156,31 +256,29 @@ def run_params(
 
 
 def run_metrics(
-    fitted: Fitted, evaluation: Evaluation, baseline: Evaluation, assembled: dict[str, Any]
+    fitted: Fitted, evaluation: ModelEvaluation, baseline: ModelEvaluation, assembled: TrainingSet | None
 ) -> dict[str, float]:
     """The run's metrics: validation overall and per slice, the baseline's, rows left out."""
+    outside = assembled.rows_outside_range if assembled else {}
     return {
         **evaluation.as_metrics("val_"),
         **baseline.as_metrics("baseline_val_", with_slices=False),
-        **{
-            f"rows_outside_range.{role}": float(n)
-            for role, n in assembled.get("rows_outside_range", {}).items()
-        },
+        **{f"rows_outside_range.{role}": float(n) for role, n in outside.items()},
         "fit_seconds": fitted.seconds,
     }
 
 
-def _log_lineage(lineage: list[dict[str, Any]]) -> None:
+def _log_lineage(lineage: tuple[TrainingInput, ...]) -> None:
     import mlflow
 
     for ref in lineage:
-        where = {"month": ref["month"]} if "month" in ref else {"file": ref["uri"]}
-        if ref.get("validation_from"):
-            where["validation_from"] = ref["validation_from"]
+        where = {"month": ref.month} if ref.month else {"file": ref.uri}
+        if ref.validation_from:
+            where["validation_from"] = ref.validation_from
         mlflow.log_input(
             snapshot_input(ref),
-            context=ref["role"],
-            tags={"sha256": ref["digest"], "rows": str(ref["rows"]), **where},
+            context=ref.role,
+            tags={"sha256": ref.digest, "rows": str(ref.rows), **where},
         )
 
 
@@ -203,11 +301,11 @@ def _log_model(use_case: UseCase, fitted: Fitted, valid: pd.DataFrame) -> Any:
 def log_run(
     use_case: UseCase,
     fitted: Fitted,
-    evaluation: Evaluation,
-    baseline: Evaluation,
+    evaluation: ModelEvaluation,
+    baseline: ModelEvaluation,
     valid: pd.DataFrame,
     *,
-    assembled: dict[str, Any] | None = None,
+    assembled: TrainingSet | None = None,
     reason: str = "",
     airflow_run_id: str | None = None,
     extra_tags: dict[str, str] | None = None,
@@ -220,7 +318,6 @@ def log_run(
 
     mlflow.set_tracking_uri(settings.tracking_uri())
     mlflow.set_experiment(use_case.name)
-    assembled = assembled or {}
     tags = {
         "mlplatform.use_case": use_case.name,
         "mlplatform.code_version": code_version(),
@@ -233,9 +330,10 @@ def log_run(
     with mlflow.start_run(run_name=f"{use_case.name}-{fitted.family}", tags=tags) as run:
         mlflow.log_params({k: v for k, v in params.items() if v is not None})
         mlflow.log_metrics(run_metrics(fitted, evaluation, baseline, assembled))
-        _log_lineage(assembled.get("lineage", []))
+        lineage = assembled.lineage if assembled else ()
+        _log_lineage(lineage)
         mlflow.log_dict(
-            {"search": fitted.search, "chosen": fitted.params, "lineage": assembled.get("lineage", [])},
+            {"search": fitted.search, "chosen": fitted.params, "lineage": [ref.to_dict() for ref in lineage]},
             "training.json",
         )
         mlflow.log_dict(use_case.model_dump(mode="json", by_alias=True), "spec.json")
@@ -257,7 +355,7 @@ def log_run(
 def fit_and_log(
     lake: Lake,
     use_case: UseCase,
-    assembled: dict[str, Any],
+    assembled: TrainingSet,
     *,
     family: str | None = None,
     reason: str = "",
@@ -266,8 +364,8 @@ def fit_and_log(
 ) -> dict[str, Any]:
     """Fit on an assembled training set (:func:`~mlplatform.stages.training.assemble_training_set`)
     and log the run."""
-    train = read_set(lake, assembled["train_uri"])
-    valid = read_set(lake, assembled["validation_uri"])
+    train_uri, validation_uri = assembled.set_uris()
+    train, valid = read_set(lake, train_uri), read_set(lake, validation_uri)
     fitted, evaluation, baseline = train_frames(use_case, train, valid, family)
     return log_run(
         use_case,
