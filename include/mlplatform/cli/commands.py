@@ -476,13 +476,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_promote(args: argparse.Namespace) -> int:
     from mlplatform.adapters import registry
     from mlplatform.adapters.lake import Lake
+    from mlplatform.core.records import Approval
     from mlplatform.stages import promotion
 
     use_case = load_use_case(args.use_case)
-    approval = {"approved": True, "by": registry.who()} if args.approve else None
+    approval = Approval(True, registry.who()) if args.approve else None
     version = None if args.version is None else str(args.version)
     try:
-        result = promotion.evaluate_and_decide(Lake(args.lake), use_case, version, approval)
+        result = promotion.evaluate_and_decide(Lake(args.lake), use_case, version, approval).to_dict()
     except registry.PromotionError as exc:
         raise CannotCheck(str(exc)) from None
     title = f"{use_case.name} version {result['version']}: {result['outcome']}"
