@@ -20,7 +20,7 @@ from mlplatform.adapters.lake import Lake
 from mlplatform.core import generator, retrain, tlc
 from mlplatform.core.features import in_target_range
 from mlplatform.core.modelling import TripModel, input_columns
-from mlplatform.core.records import BreachRecord, ModelRef, MonitoringRecord, ScoredOutput
+from mlplatform.core.records import Breach, ModelRef, MonitoringRecord, ScoredOutput
 from mlplatform.core.spec import load_spec
 from mlplatform.stages import monitoring, scoring
 from mlplatform.stages.monitoring import drift, history, measures, sources
@@ -49,7 +49,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> TripModel:
     lake = Lake(tmp_path_factory.mktemp("train").joinpath("lake").as_uri())
     frames = [snapshots.read_table(lake, add_month(lake, m)).to_pandas() for m in ("2024-01", "2024-02")]
     trips = pd.concat(frames, ignore_index=True)
-    estimator = build_estimator("linear", {})
+    estimator = build_estimator("linear", {}, USE_CASE.features)
     estimator.fit(trip_features(trips)[list(USE_CASE.features.all)], trips[USE_CASE.target.column])
     return TripModel(estimator, USE_CASE.features.all, "regression")
 
@@ -389,7 +389,7 @@ def test_pending_windows_are_those_recorded_pending_whose_ground_truth_arrived(t
 
 
 def test_a_record_reads_back_as_it_was_stored() -> None:
-    breach = BreachRecord("rmse", 7.1, 5.5, "performance", "rmse 7.1 > 5.5", True)
+    breach = Breach("rmse", 7.1, 5.5, "performance", "rmse 7.1 > 5.5")
     record = MonitoringRecord(
         "taxi", "2024-04", "breach", {"rmse": 7.1}, (breach,), model={"name": "m", "version": "3"}
     )
@@ -398,5 +398,48 @@ def test_a_record_reads_back_as_it_was_stored() -> None:
     assert "record_uri" not in stored
     assert MonitoringRecord.from_dict(stored) == record
     assert record.model_version == "3"
-    with pytest.raises(ValueError, match="'window'"):
+    with pytest.raises(ValueError, match="lacks window"):
         MonitoringRecord.from_dict({"use_case": "taxi", "status": "ok"})
+
+
+# metrics.json as monitoring wrote it when breaches were a BreachRecord with a stored `retrain`.
+STORED_RECORD = {
+    "use_case": "taxi_trip_duration",
+    "window": "2024-04",
+    "status": "breach",
+    "model_status": "breach",
+    "serving_status": "ok",
+    "metrics": {"rmse": 4.1, "n_outcomes": 1234, "contract_success": True, "error_rate": 0.0},
+    "breaches": ["rmse"],
+    "breach_details": [
+        {
+            "metric": "rmse",
+            "value": 4.1,
+            "threshold": 3.6,
+            "kind": "performance",
+            "message": "rmse 4.1 is 24% worse",
+            "retrain": True,
+        }
+    ],
+    "pending": [],
+    "sources": {"batch": "", "serving": "no_predictions"},
+    "details": {"slices": {}},
+    "reference": {"months": ["2024-01"], "rows": 20000},
+    "model": {"name": "taxi", "version": "3", "run_id": "r", "url": "http://mlflow/#/models/taxi/versions/3"},
+    "thresholds": {"max_relative_degradation": 0.1},
+    "computed_at": "2024-05-01T00:00:00+00:00",
+    "report_url": None,
+    "airflow_run_url": None,
+    "mlflow_run_id": "m",
+    "mlflow_run_url": "http://mlflow/#/experiments/1/runs/m",
+}
+
+
+def test_a_stored_record_reads_and_writes_back_unchanged() -> None:
+    record = MonitoringRecord.from_dict(STORED_RECORD)
+    assert record.breach_details == (Breach("rmse", 4.1, 3.6, "performance", "rmse 4.1 is 24% worse"),)
+    assert record.breach_details[0].retrain and record.model_breaches and not record.serving_breaches
+    assert record.to_dict() == STORED_RECORD
+    assert json.dumps(record.to_dict(), sort_keys=True) == json.dumps(STORED_RECORD, sort_keys=True)
+    located = MonitoringRecord.from_dict({**STORED_RECORD, "record_uri": "file:///lake/x/metrics.json"})
+    assert located.to_dict()["record_uri"] == "file:///lake/x/metrics.json"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import retrain
-from mlplatform.core.records import BreachRecord, MonitoringRecord
+from mlplatform.core.records import Breach, MonitoringRecord
 from mlplatform.core.retrain import RetrainDecision
 from mlplatform.core.spec import load_spec
 from mlplatform.stages import monitoring
@@ -19,9 +19,9 @@ USE_CASE = load_spec("taxi_trip_duration")
 
 def test_retrain_decision_cooldown_and_active_runs(lake: Lake) -> None:
     now = datetime(2024, 5, 1, 12, tzinfo=UTC)
-    drifted = BreachRecord("drift_share", 0.6, 0.3, "drift", "60% of features drifted", True)
+    drifted = Breach("drift_share", 0.6, 0.3, "drift", "60% of features drifted")
     breach = MonitoringRecord(USE_CASE.name, "2024-04", "breach", {"drift_share": 0.6}, (drifted,))
-    errors = BreachRecord("error_rate", 0.2, 0.05, "serving", "x", False)
+    errors = Breach("error_rate", 0.2, 0.05, "serving", "x")
     serving_only = MonitoringRecord(USE_CASE.name, "2024-04", "breach", {"error_rate": 0.2}, (errors,))
 
     assert not monitoring.retrain_decision(lake, USE_CASE, serving_only, 0, now).retrain
@@ -45,7 +45,7 @@ def test_alert_names_what_breached_and_links() -> None:
         "2024-04",
         "breach",
         {"rmse": 4.0, "drift_share": 0.5},
-        (BreachRecord("rmse", 4.0, 3.3, "performance", "rmse 4 is 30% worse", True),),
+        (Breach("rmse", 4.0, 3.3, "performance", "rmse 4 is 30% worse"),),
         model={"version": "3", "url": "http://mlflow/#/models/m/versions/3"},
         report_url="file:///lake/monitoring/x/drift_report.html",
         airflow_run_url="http://airflow/dags/d/runs/r",
@@ -142,8 +142,8 @@ def test_latency_breaches_the_endpoint_not_the_model() -> None:
 
 def test_a_serving_breach_alerts_operations_and_never_retrains(lake: Lake) -> None:
     now = datetime(2024, 5, 1, 12, tzinfo=UTC)
-    slow = BreachRecord("p99_latency_ms", 812.0, 500.0, "serving", "serving p99 latency 812 ms", False)
-    errors = BreachRecord("error_rate", 0.2, 0.05, "serving", "serving error rate 20.00%", False)
+    slow = Breach("p99_latency_ms", 812.0, 500.0, "serving", "serving p99 latency 812 ms")
+    errors = Breach("error_rate", 0.2, 0.05, "serving", "serving error rate 20.00%")
     record = MonitoringRecord(
         USE_CASE.name,
         "2024-04",

@@ -286,41 +286,43 @@ class Approval(Record):
         )
 
 
+RETRAIN_KINDS = ("performance", "drift")
+"""Breach kinds a new model would fix: only these ask for a retrain."""
+SERVING_KINDS = ("serving",)
+"""Breach kinds that are the endpoint's (operations), not the model's."""
+SERVING_METRICS = ("error_rate", "p99_latency_ms")
+"""The serving health figures the serving status is judged on."""
+
+
 @dataclass(frozen=True)
-class BreachRecord:
-    """One monitored metric past its threshold, and whether a retrain would fix it."""
+class Breach(Record):
+    """One monitored metric past its threshold (``kind``: performance, drift, quality or serving).
+
+    Whether a retrain would fix it follows from its kind (:data:`RETRAIN_KINDS`); the JSON
+    form writes it as ``retrain`` for the people and pages reading the record.
+    """
+
+    computed: ClassVar[tuple[str, ...]] = ("retrain",)
 
     metric: str
     value: float
     threshold: float
-    kind: str  # performance | drift | quality | serving
+    kind: str
     message: str
-    retrain: bool
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "metric": self.metric,
-            "value": self.value,
-            "threshold": self.threshold,
-            "kind": self.kind,
-            "message": self.message,
-            "retrain": self.retrain,
-        }
+    @property
+    def retrain(self) -> bool:
+        """Whether a new model would fix it: a performance or drift breach."""
+        return self.kind in RETRAIN_KINDS
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BreachRecord:
-        return cls(
-            str(data["metric"]),
-            float(data["value"]),
-            float(data["threshold"]),
-            str(data["kind"]),
-            str(data["message"]),
-            bool(data["retrain"]),
-        )
+    @property
+    def serving(self) -> bool:
+        """Whether the breach is the endpoint's (operations), not the model's."""
+        return self.kind in SERVING_KINDS
 
 
 @dataclass(frozen=True)
-class MonitoringRecord:
+class MonitoringRecord(Record):
     """What monitoring found for one window (a month), as ``metrics.json`` in the lake holds it.
 
     Two verdicts, read separately:
@@ -339,14 +341,19 @@ class MonitoringRecord:
     ``details`` (per slice, variant and feature), ``sources``, ``reference`` and
     ``thresholds`` are open-ended JSON for the page and the people reading it; ``model`` is
     the champion the window was judged against (``name``, ``version``, ``run_id``, ``url``).
-    The links are filled in once the record's report and MLflow run exist.
+    The links are filled in once the record's report and MLflow run exist. ``record_uri``
+    (where the record is stored) is written only where it is known.
     """
+
+    omitted_when_none: ClassVar[tuple[str, ...]] = ("record_uri",)
+    computed: ClassVar[tuple[str, ...]] = ("status", "breaches")
+    when_incomplete: ClassVar[str] = "a record of monitoring/<uc>/history/window=*/metrics.json has them"
 
     use_case: str
     window: str
     model_status: str
-    metrics: dict[str, float]
-    breach_details: tuple[BreachRecord, ...] = ()
+    metrics: dict[str, int | float | bool | None]  # contract_success is a bool, counts are ints
+    breach_details: tuple[Breach, ...] = ()
     pending: tuple[str, ...] = ()
     sources: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
@@ -358,7 +365,7 @@ class MonitoringRecord:
     airflow_run_url: str | None = None
     mlflow_run_id: str | None = None
     mlflow_run_url: str | None = None
-    record_uri: str | None = None  # where the record is stored; not part of the stored form
+    record_uri: str | None = None
     serving_status: str = "unmeasured"
 
     @property
@@ -372,12 +379,12 @@ class MonitoringRecord:
         return [b.metric for b in self.breach_details]
 
     @property
-    def model_breaches(self) -> list[BreachRecord]:
+    def model_breaches(self) -> list[Breach]:
         """The breaches that make the model's verdict (performance, drift, data quality)."""
         return [b for b in self.breach_details if b.kind not in SERVING_KINDS]
 
     @property
-    def serving_breaches(self) -> list[BreachRecord]:
+    def serving_breaches(self) -> list[Breach]:
         """The endpoint's breaches (error rate, latency): alerted to operations, never retrained."""
         return [b for b in self.breach_details if b.kind in SERVING_KINDS]
 
@@ -385,83 +392,32 @@ class MonitoringRecord:
     def model_version(self) -> str | None:
         return None if self.model is None else str(self.model["version"])
 
-    def to_dict(self) -> dict[str, Any]:
-        """The stored form (``metrics.json``); ``record_uri`` is added where it is known."""
-        stored: dict[str, Any] = {
-            "use_case": self.use_case,
-            "window": self.window,
-            "status": self.model_status,  # the single status older readers know
-            "model_status": self.model_status,
-            "serving_status": self.serving_status,
-            "metrics": dict(self.metrics),
-            "breaches": self.breaches,
-            "breach_details": [b.to_dict() for b in self.breach_details],
-            "pending": list(self.pending),
-            "sources": dict(self.sources),
-            "details": dict(self.details),
-            "reference": dict(self.reference),
-            "model": None if self.model is None else dict(self.model),
-            "thresholds": dict(self.thresholds),
-            "computed_at": self.computed_at,
-            "report_url": self.report_url,
-            "airflow_run_url": self.airflow_run_url,
-            "mlflow_run_id": self.mlflow_run_id,
-            "mlflow_run_url": self.mlflow_run_url,
-        }
-        if self.record_uri is not None:
-            stored["record_uri"] = self.record_uri
-        return stored
-
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MonitoringRecord:
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
         """Read a stored record; a field it lacks is named in the error.
 
         Records written before the two verdicts have one ``status``, which a serving breach
         could set to ``breach``: their model and serving statuses are derived from their
         breaches, so an old latency breach does not read as a model breach.
         """
-        try:
-            found = tuple(BreachRecord.from_dict(b) for b in data.get("breach_details") or ())
-            metrics = dict(data.get("metrics") or {})
-            model_status = data.get("model_status") or _old_model_status(str(data["status"]), found)
-            serving_status = data.get("serving_status") or _old_serving_status(metrics, found)
-            return cls(
-                use_case=str(data["use_case"]),
-                window=str(data["window"]),
-                model_status=str(model_status),
-                serving_status=str(serving_status),
-                metrics=metrics,
-                breach_details=found,
-                pending=tuple(str(p) for p in data.get("pending") or ()),
-                sources=dict(data.get("sources") or {}),
-                details=dict(data.get("details") or {}),
-                reference=dict(data.get("reference") or {}),
-                model=None if data.get("model") is None else dict(data["model"]),
-                thresholds=dict(data.get("thresholds") or {}),
-                computed_at=str(data.get("computed_at") or ""),
-                report_url=data.get("report_url"),
-                airflow_run_url=data.get("airflow_run_url"),
-                mlflow_run_id=data.get("mlflow_run_id"),
-                mlflow_run_url=data.get("mlflow_run_url"),
-                record_uri=data.get("record_uri"),
-            )
-        except KeyError as missing:
-            raise ValueError(f"a monitoring record needs the field {missing}") from None
+        if not data.get("model_status") or not data.get("serving_status"):
+            found = tuple(Breach.from_dict(b) for b in data.get("breach_details") or ())
+            metrics = data.get("metrics") or {}
+            derived = {
+                "model_status": data.get("model_status") or _old_model_status(str(data.get("status")), found),
+                "serving_status": data.get("serving_status") or _old_serving_status(metrics, found),
+            }
+            data = {**data, **derived}
+        return super().from_dict(data)
 
 
-SERVING_KINDS = ("serving",)
-"""Breach kinds that are the endpoint's (operations), not the model's."""
-SERVING_METRICS = ("error_rate", "p99_latency_ms")
-"""The serving health figures the serving status is judged on."""
-
-
-def _old_model_status(status: str, found: tuple[BreachRecord, ...]) -> str:
+def _old_model_status(status: str, found: tuple[Breach, ...]) -> str:
     if any(b.kind not in SERVING_KINDS for b in found):
         return "breach"
     return "ok" if status == "breach" else status  # breached on serving health alone
 
 
-def _old_serving_status(metrics: Mapping[str, Any], found: tuple[BreachRecord, ...]) -> str:
+def _old_serving_status(metrics: Mapping[str, Any], found: tuple[Breach, ...]) -> str:
     if any(b.kind in SERVING_KINDS for b in found):
         return "breach"
     return "ok" if any(name in metrics for name in SERVING_METRICS) else "unmeasured"

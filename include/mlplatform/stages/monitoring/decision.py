@@ -3,9 +3,9 @@
 - **Breaches** (:func:`breaches`): the spec's monitoring thresholds as a rule table. Each
   rule in :data:`THRESHOLD_RULES` names the metric it reads, the spec field that gives its
   limit, the comparison that breaches it and the kind of breach. Only ``performance`` and
-  ``drift`` breaches ask for retraining (:data:`RETRAIN_KINDS`): a data-quality or serving
-  breach is alerted, but a new model would not fix it. Serving breaches (error rate, p99
-  latency: :data:`SERVING_KINDS`) are the endpoint's, not the model's: they set the
+  ``drift`` breaches ask for retraining (:data:`mlplatform.core.records.RETRAIN_KINDS`): a
+  data-quality or serving breach is alerted, but a new model would not fix it. Serving
+  breaches (error rate, p99 latency) are the endpoint's, not the model's: they set the
   window's serving status and alert operations, and never make the model status breach.
 - **Verdicts** (:func:`model_status`, :func:`serving_status`): the window's two statuses.
 - **The retrain** (:func:`retrain_decision`): the rule of :mod:`mlplatform.core.retrain`
@@ -30,30 +30,11 @@ from typing import Any, Literal
 
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import retrain
-from mlplatform.core.records import SERVING_KINDS, SERVING_METRICS, MonitoringRecord
+from mlplatform.core.records import SERVING_METRICS, Breach, MonitoringRecord
 from mlplatform.core.retrain import LastTrigger, RetrainDecision
 from mlplatform.core.spec import UseCase
 
-RETRAIN_KINDS = ("performance", "drift")
 BreachKind = Literal["performance", "drift", "quality", "serving"]
-
-
-@dataclass(frozen=True)
-class Breach:
-    metric: str
-    value: float
-    threshold: float
-    kind: str  # performance | drift | quality | serving
-    message: str
-
-    @property
-    def retrain(self) -> bool:
-        return self.kind in RETRAIN_KINDS
-
-    @property
-    def serving(self) -> bool:
-        """Whether the breach is the endpoint's (operations), not the model's."""
-        return self.kind in SERVING_KINDS
 
 
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {">": operator.gt, "<": operator.lt}

@@ -385,7 +385,7 @@ def reference_months(
     """The months the champion trained on, else the ``training.window_months`` before the window."""
     for key in _MONTH_KEYS:
         if raw := params.get(key):
-            months = [found.group() for found in re.finditer(monthly.PATTERN, raw)]
+            months = [found.group() for found in re.finditer(monthly.MONTH_PATTERN, raw)]
             if ".." in raw and len(months) == 2:  # a range, first..last
                 months = monthly.sequence(months[0], _months_between(*months) + 1)
             chosen = [m for m in months if m in available and m != window]

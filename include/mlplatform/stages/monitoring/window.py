@@ -17,9 +17,9 @@ from typing import Any
 from mlplatform.adapters import registry
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import months
-from mlplatform.core.records import BreachRecord, MonitoringRecord
+from mlplatform.core.records import MonitoringRecord
 from mlplatform.core.spec import UseCase
-from mlplatform.stages.monitoring.decision import Breach, breaches, model_status, serving_status
+from mlplatform.stages.monitoring.decision import breaches, model_status, serving_status
 from mlplatform.stages.monitoring.drift import DriftResult, measure_drift
 from mlplatform.stages.monitoring.history import (
     log_to_mlflow,
@@ -110,7 +110,7 @@ def evaluate_window(
         model_status=model_status(found_breaches, pending, metric),
         serving_status=serving_status(found_breaches, metrics),
         metrics=metrics,
-        breach_details=tuple(_breach_record(b) for b in found_breaches),
+        breach_details=tuple(found_breaches),
         pending=tuple(pending),
         sources=sources,
         details=details,
@@ -120,10 +120,6 @@ def evaluate_window(
         computed_at=datetime.now(UTC).isoformat(),
     )
     return record, result
-
-
-def _breach_record(found: Breach) -> BreachRecord:
-    return BreachRecord(found.metric, found.value, found.threshold, found.kind, found.message, found.retrain)
 
 
 def _model_fields(found: Champion | None) -> dict[str, Any] | None:
