@@ -549,7 +549,8 @@ def rollback(
         _tag_events(registry, model_name, events)
         if current is not None:
             back = f"rolled back to version {previous}: {why['reason']}"
-            tag_version(registry, model_name, current, decision_tags("rolled_back", back, by, why["run_id"]))
+            tags = decision_tags("rolled_back", back, by, run_id or who())
+            tag_version(registry, model_name, current, tags)
     result = {
         "champion": previous,
         "rolled_back_from": current,
