@@ -43,17 +43,21 @@ failed run leaves the previous predictions in force. A breach is fixed upstream:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.sdk import DAG, Param, PokeReturnValue, TaskGroup, task
+from airflow.sdk import DAG, PokeReturnValue, TaskGroup, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlplatform.adapters import alerts, settings
 from mlplatform.airflow import dagkit
-from mlplatform.core.records import ModelRef
+from mlplatform.core.records import ModelRef, ScoredOutput
 from mlplatform.core.spec import UseCase, serving_target
+
+if TYPE_CHECKING:
+    from mlplatform.stages import scoring
 
 STAGE = Path(__file__).stem
 # SageMaker job status polling; the transform itself takes minutes.
@@ -69,22 +73,15 @@ class ScoringStopped(AirflowFailException, alerts.AlertedFailure):
 
 def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECONDS) -> DAG:
     """The batch-score DAG of one use case."""
-    with DAG(
-        dag_id=dagkit.dag_id(use_case, STAGE),
+    # One run at a time: two runs of one month would race for its CURRENT.json.
+    with dagkit.stage_dag(
+        use_case,
+        STAGE,
         schedule=dagkit.schedule(use_case, "batch_score"),
-        start_date=dagkit.start_date(use_case),
-        catchup=False,
-        max_active_runs=1,  # two runs of one month would race for its CURRENT.json
-        tags=dagkit.tags(use_case, STAGE),
-        default_args=dagkit.default_args(use_case),
         doc_md=__doc__,
         params={
-            "month": Param(
-                None,
-                type=["null", "string"],
-                pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
-                title="Month",
-                description="Month to score, YYYY-MM. Empty: the month that ended when the run was due.",
+            "month": dagkit.month_param(
+                "Month to score, YYYY-MM. Empty: the month that ended when the run was due."
             ),
             "backfill": dagkit.backfill_param(),
         },
@@ -96,7 +93,7 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
             raise ScoringStopped(message)
 
         @task
-        def resolve_month(params: dict[str, Any] | None = None, data_interval_end: Any = None) -> str:
+        def resolve_month(params: Mapping[str, Any] | None = None, data_interval_end: Any = None) -> str:
             """The month this run scores: the `month` param, else the last full month before the run."""
             from mlplatform.stages import scoring
 
@@ -126,22 +123,24 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
             return PokeReturnValue(is_done=False)
 
         @task
-        def resolve_champion() -> dict[str, Any]:
+        @dagkit.records
+        def resolve_champion() -> ModelRef:
             """Resolve `champion` to a version, once: every later task uses that version."""
             from mlplatform.adapters import registry
 
             try:
-                return registry.resolve(use_case.model_name, "champion").to_dict()
+                return registry.resolve(use_case.model_name, "champion")
             except registry.ModelNotFound as exc:
                 _stop("no champion to score with", str(exc))
 
         @task
-        def check_contract(month: str, model: dict[str, Any]) -> dict[str, Any]:
+        @dagkit.records
+        def check_contract(month: str, model: ModelRef) -> dict[str, Any]:
             """Stop, with an alert, unless the month's snapshot passed its data contract."""
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import scoring
 
-            columns = scoring.signature_inputs(ModelRef.from_dict(model))
+            columns = scoring.signature_inputs(model)
             try:
                 snapshot = scoring.checked_snapshot(Lake(), use_case, month, columns)
             except scoring.InputRejected as exc:
@@ -155,13 +154,14 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
             output = _score_on_sagemaker(use_case, checked, model, transform_check_seconds)
 
         @task(outlets=[dagkit.predictions_asset(use_case)])
+        @dagkit.records
         def publish(
-            output: dict[str, Any],
-            params: dict[str, Any] | None = None,
+            output: ScoredOutput,
+            params: Mapping[str, Any] | None = None,
             dag_run: Any = None,
             *,
             outlet_events: Any = None,
-        ) -> dict[str, Any]:
+        ) -> ScoredOutput:
             """Point the month's `CURRENT.json` at the new predictions once they are complete."""
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import scoring
@@ -173,7 +173,7 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
                 "uri": record.uri,
                 "backfill": dagkit.is_backfill(params, dag_run),
             }
-            return record.to_dict()
+            return record
 
         publish(output)
     return dag
@@ -181,7 +181,8 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
 
 def _score_locally(use_case: UseCase, checked: Any, model: Any) -> Any:
     @task
-    def score(checked: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+    @dagkit.records
+    def score(checked: Mapping[str, Any], model: ModelRef) -> ScoredOutput:
         """Stream the snapshot through the model, batch by batch, into one parquet file."""
         from mlplatform.adapters import snapshots
         from mlplatform.adapters.lake import Lake
@@ -189,7 +190,7 @@ def _score_locally(use_case: UseCase, checked: Any, model: Any) -> Any:
 
         lake = Lake()
         snapshot = snapshots.read_snapshot(lake, use_case.name, checked["month"], checked["digest"])
-        return scoring.score_snapshot(lake, use_case, snapshot, ModelRef.from_dict(model)).to_dict()
+        return scoring.score_snapshot(lake, use_case, snapshot, model)
 
     return score(checked, model)
 
@@ -205,7 +206,8 @@ def _score_on_sagemaker(use_case: UseCase, checked: Any, model: Any, check_secon
     ):
 
         @task
-        def stage_input(checked: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+        @dagkit.records
+        def stage_input(checked: Mapping[str, Any], model: ModelRef) -> scoring.StagedTransform:
             """Write the snapshot's model inputs as JSON Lines parts next to the month's output."""
             from mlplatform.adapters import snapshots
             from mlplatform.adapters.lake import Lake
@@ -213,10 +215,13 @@ def _score_on_sagemaker(use_case: UseCase, checked: Any, model: Any, check_secon
 
             lake = Lake()
             snapshot = snapshots.read_snapshot(lake, use_case.name, checked["month"], checked["digest"])
-            return scoring.stage_transform_input(lake, use_case, snapshot, ModelRef.from_dict(model))
+            return scoring.stage_transform_input(lake, use_case, snapshot, model)
 
         @task
-        def transform_config(checked: dict[str, Any], model: dict[str, Any], staged: dict[str, Any]) -> dict:
+        @dagkit.records
+        def transform_config(
+            checked: Mapping[str, Any], model: ModelRef, staged: scoring.StagedTransform
+        ) -> dict[str, Any]:
             """The transform job (and the SageMaker model, unless it exists) for this version."""
             from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
             from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
@@ -229,14 +234,15 @@ def _score_on_sagemaker(use_case: UseCase, checked: Any, model: Any, check_secon
             client = SageMakerHook(aws_conn_id=None).conn
             ecr = AwsBaseHook(aws_conn_id=None, client_type="ecr").conn
             try:
-                return scoring.transform_request(
-                    use_case, ModelRef.from_dict(model), snapshot, staged, client, ecr
-                )
+                return scoring.transform_request(use_case, model, snapshot, staged, client, ecr)
             except (sagemaker.ModelDataNotInS3, sagemaker.NotConfigured, sagemaker.ImageNotReleased) as exc:
                 raise AirflowFailException(str(exc)) from exc  # retrying would not change the answer
 
         @task
-        def collect(checked: dict[str, Any], model: dict[str, Any], staged: dict[str, Any]) -> dict[str, Any]:
+        @dagkit.records
+        def collect(
+            checked: Mapping[str, Any], model: ModelRef, staged: scoring.StagedTransform
+        ) -> ScoredOutput:
             """Turn the job's JSON Lines answers into the month's predictions file."""
             from mlplatform.adapters import snapshots
             from mlplatform.adapters.lake import Lake
@@ -244,9 +250,7 @@ def _score_on_sagemaker(use_case: UseCase, checked: Any, model: Any, check_secon
 
             lake = Lake()
             snapshot = snapshots.read_snapshot(lake, use_case.name, checked["month"], checked["digest"])
-            return scoring.collect_transform_output(
-                lake, use_case, snapshot, ModelRef.from_dict(model), staged
-            ).to_dict()
+            return scoring.collect_transform_output(lake, use_case, snapshot, model, staged)
 
         staged = stage_input(checked, model)
         transform = clear_operator(SageMakerTransformOperator)(

@@ -37,6 +37,7 @@ on its previous configuration. Re-running is safe: what already exists is reused
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,66 +45,66 @@ from airflow.sdk import DAG, Param, TaskGroup, task
 
 from mlplatform.adapters import settings
 from mlplatform.airflow import dagkit
+from mlplatform.core.records import ModelRef
 from mlplatform.core.spec import UseCase, serving_target
 
 STAGE = Path(__file__).stem
 ENDPOINT_CHECK_SECONDS = 30
 # Longer than a blue/green update may take (canary, baking, the rest, baking: at most 3 h).
 ENDPOINT_WAIT_SECONDS = 4 * 3600
+PARAMS = {
+    "wait_seconds": Param(
+        300,
+        type="integer",
+        minimum=5,
+        maximum=3600,
+        title="Wait (local)",
+        description="Target local: seconds the serving app may take to serve the new champion.",
+    ),
+    "canary_percent": Param(
+        10,
+        type="integer",
+        minimum=1,
+        maximum=50,
+        title="Canary share (SageMaker)",
+        description="Target sagemaker: percent of the new fleet's capacity that takes traffic first.",
+    ),
+    "bake_minutes": Param(
+        10,
+        type="integer",
+        minimum=0,
+        maximum=240,
+        title="Baking period (SageMaker)",
+        description="Target sagemaker: minutes the canary, then the full fleet, is watched by "
+        "the rollback alarms before the old fleet goes.",
+    ),
+}
 
 
 def build(use_case: UseCase, endpoint_check_seconds: int = ENDPOINT_CHECK_SECONDS) -> DAG:
     """The deploy DAG of one use case."""
-    with DAG(
-        dag_id=dagkit.dag_id(use_case, STAGE),
+    # One run at a time: deployments of one endpoint never overlap.
+    with dagkit.stage_dag(
+        use_case,
+        STAGE,
         schedule=[dagkit.model_asset(use_case, "champion")],
-        start_date=dagkit.start_date(use_case),
-        catchup=False,
-        max_active_runs=1,  # deployments of one endpoint never overlap
-        tags=dagkit.tags(use_case, STAGE),
-        default_args=dagkit.default_args(use_case),
         doc_md=__doc__,
-        params={
-            "wait_seconds": Param(
-                300,
-                type="integer",
-                minimum=5,
-                maximum=3600,
-                title="Wait (local)",
-                description="Target local: seconds the serving app may take to serve the new champion.",
-            ),
-            "canary_percent": Param(
-                10,
-                type="integer",
-                minimum=1,
-                maximum=50,
-                title="Canary share (SageMaker)",
-                description="Target sagemaker: percent of the new fleet's capacity that takes traffic first.",
-            ),
-            "bake_minutes": Param(
-                10,
-                type="integer",
-                minimum=0,
-                maximum=240,
-                title="Baking period (SageMaker)",
-                description="Target sagemaker: minutes the canary, then the full fleet, is watched by "
-                "the rollback alarms before the old fleet goes.",
-            ),
-        },
+        params=PARAMS,
     ) as dag:
 
         @task
-        def resolve_versions() -> dict[str, Any]:
+        @dagkit.records
+        def resolve_versions() -> dict[str, ModelRef | None]:
             """The versions `champion` and `challenger` point at now (no challenger is fine)."""
             from mlplatform.adapters import registry
 
             client = registry.client()
             champion = registry.resolve(use_case.model_name, "champion", client)
             try:
-                challenger = registry.resolve(use_case.model_name, "challenger", client).to_dict()
+                challenger = registry.resolve(use_case.model_name, "challenger", client)
             except registry.ModelNotFound:
                 challenger = None
-            return {"champion": champion.to_dict(), "challenger": challenger}
+            return {"champion": champion, "challenger": challenger}
 
         versions = resolve_versions()
         if serving_target(use_case, settings.environment()) == "local":
@@ -115,21 +116,19 @@ def build(use_case: UseCase, endpoint_check_seconds: int = ENDPOINT_CHECK_SECOND
 
 def _deploy_locally(use_case: UseCase, versions: Any) -> None:
     @task
+    @dagkit.records
     def reload_and_smoke_test(
-        versions: dict[str, Any], params: dict[str, Any] | None = None
+        versions: dict[str, ModelRef | None], params: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         """Make the serving app switch to the new champion now, and check it answers with it."""
         from airflow.sdk.exceptions import AirflowFailException
 
         from mlplatform.adapters import settings
-        from mlplatform.core.records import ModelRef
         from mlplatform.stages import deployment
 
-        champion = ModelRef.from_dict(versions["champion"])
+        serving_url, wait_seconds = settings.get("MLPLATFORM_SERVING_URL"), (params or {})["wait_seconds"]
         try:
-            return deployment.deploy_local(
-                settings.get("MLPLATFORM_SERVING_URL"), use_case, champion, (params or {})["wait_seconds"]
-            )
+            return deployment.deploy_local(serving_url, use_case, versions["champion"], wait_seconds)
         except deployment.DeploymentFailed as exc:
             raise AirflowFailException(str(exc)) from None
 
@@ -150,24 +149,25 @@ def _deploy_to_sagemaker(use_case: UseCase, versions: Any, check_seconds: int) -
     with TaskGroup(group_id="sagemaker", tooltip="Create or update the SageMaker endpoint, blue/green"):
 
         @task(multiple_outputs=True)
-        def plan(versions: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
+        @dagkit.records
+        def plan(
+            versions: dict[str, ModelRef | None], params: Mapping[str, Any] | None = None
+        ) -> dict[str, Any]:
             """Every SageMaker request this deployment needs, given what already exists."""
             from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
             from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
             from airflow.sdk.exceptions import AirflowFailException
 
             from mlplatform.adapters import sagemaker
-            from mlplatform.core.records import ModelRef
             from mlplatform.stages import deployment
 
-            challenger = versions["challenger"]
             client = SageMakerHook(aws_conn_id=None).conn  # type: ignore[no-untyped-call]
             try:
                 return deployment.plan_sagemaker(
                     client,
                     use_case,
-                    ModelRef.from_dict(versions["champion"]),
-                    ModelRef.from_dict(challenger) if challenger else None,
+                    versions["champion"],
+                    versions["challenger"],
                     canary_percent=(params or {})["canary_percent"],
                     bake_minutes=(params or {})["bake_minutes"],
                     ecr=AwsBaseHook(aws_conn_id=None, client_type="ecr").conn,
@@ -193,7 +193,7 @@ def _deploy_to_sagemaker(use_case: UseCase, versions: Any, check_seconds: int) -
         # aws_conn_id=None: the default credential chain, i.e. the MWAA execution role in AWS.
         # A step whose request is empty skips itself: what it would create exists already.
         planned: Any = plan(versions)  # an XComArg: each step's request is one key of it
-        aws: dict[str, Any] = {"aws_conn_id": None, "trigger_rule": "none_failed"}
+        aws = {"aws_conn_id": None, "trigger_rule": "none_failed"}
         models = [
             clear_operator(SageMakerModelOperator)(
                 task_id=f"create_{role}_model", config=planned[f"create_{role}_model"], **aws

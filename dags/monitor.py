@@ -66,11 +66,12 @@ are recorded only).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, task
 
 from mlplatform.airflow import dagkit
 from mlplatform.core.spec import UseCase
@@ -81,24 +82,18 @@ STAGE = Path(__file__).stem
 def build(use_case: UseCase) -> DAG:
     """The monitor DAG of one use case."""
     train_dag_id = dagkit.dag_id(use_case, "train")
-    with DAG(
-        dag_id=dagkit.dag_id(use_case, STAGE),
+    # One run at a time: runs share the history file and the retrain state.
+    with dagkit.stage_dag(
+        use_case,
+        STAGE,
         # New predictions, or ground truth arriving for a window recorded pending.
         schedule=dagkit.follows(dagkit.predictions_asset(use_case), dagkit.validated_asset(use_case)),
-        start_date=dagkit.start_date(use_case),
-        catchup=False,
-        max_active_runs=1,  # runs share the history file and the retrain state
-        tags=dagkit.tags(use_case, STAGE),
-        default_args=dagkit.default_args(use_case),
         doc_md=__doc__,
         params={
-            "window": Param(
-                None,
-                type=["null", "string"],
-                pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
-                title="Window",
-                description="Month to evaluate, YYYY-MM. Empty: the month(s) of the predictions that "
+            "window": dagkit.month_param(
+                "Month to evaluate, YYYY-MM. Empty: the month(s) of the predictions that "
                 "started the run, else the last full month before the run was due.",
+                "Window",
             ),
             "backfill": dagkit.backfill_param(),
         },
@@ -106,7 +101,7 @@ def build(use_case: UseCase) -> DAG:
 
         @task
         def evaluate(
-            params: dict[str, Any] | None = None,
+            params: Mapping[str, Any] | None = None,
             data_interval_end: Any = None,
             triggering_asset_events: Any = None,
             dag_run: Any = None,
@@ -118,22 +113,19 @@ def build(use_case: UseCase) -> DAG:
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import monitoring
 
-            extras = dagkit.event_extras(triggering_asset_events)
-            predicted = dagkit.event_extras(triggering_asset_events, dagkit.predictions_asset(use_case))
-            validated = dagkit.event_extras(triggering_asset_events, dagkit.validated_asset(use_case))
             lake = Lake()
             try:
                 windows = monitoring.windows_for_run(
                     lake,
                     use_case,
                     (params or {}).get("window"),
-                    [str(e["month"]) for e in predicted if e.get("month")],
-                    [str(e["month"]) for e in validated if e.get("month")],
+                    dagkit.event_months(triggering_asset_events, dagkit.predictions_asset(use_case)),
+                    dagkit.event_months(triggering_asset_events, dagkit.validated_asset(use_case)),
                 )
             except monitoring.NothingPending as nothing:
                 raise AirflowSkipException(str(nothing)) from None
             run_url = ti.log_url.split("/tasks/")[0] if ti is not None else None
-            backfill = dagkit.is_backfill(params, dag_run, extras)
+            backfill = dagkit.is_backfill(params, dag_run, dagkit.event_extras(triggering_asset_events))
             for wanted in windows:
                 window = monitoring.window_of_run(wanted, data_interval_end)
                 # A backfill records the live decisions and acts on none of them.
@@ -152,7 +144,7 @@ def build(use_case: UseCase) -> DAG:
             return {**summary, "backfill": backfill}
 
         @task.short_circuit
-        def decide(summary: dict[str, Any], ti: Any = None, run_id: str | None = None) -> bool:
+        def decide(summary: Mapping[str, Any], ti: Any = None, run_id: str | None = None) -> bool:
             """Alert on a model breach; retrain only past the cooldown and with no train run active."""
             from datetime import UTC, datetime
 
@@ -194,7 +186,7 @@ def build(use_case: UseCase) -> DAG:
         )
 
         @task
-        def alert_operations(summary: dict[str, Any]) -> bool:
+        def alert_operations(summary: Mapping[str, Any]) -> bool:
             """Alert operations when the endpoint breached (error rate, latency): never a retrain."""
             from mlplatform.adapters import alerts
             from mlplatform.adapters.lake import Lake
@@ -210,7 +202,7 @@ def build(use_case: UseCase) -> DAG:
             return True
 
         @task
-        def record_retrain(summary: dict[str, Any], ti: Any = None, run_id: str | None = None) -> dict:
+        def record_retrain(summary: Mapping[str, Any], ti: Any = None, run_id: str | None = None) -> dict:
             """Note the triggered run in the retrain state, which the cooldown reads."""
             from datetime import UTC, datetime
 

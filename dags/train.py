@@ -48,8 +48,9 @@ code runs as `mlplatform train --use-case <name> --train FILE... --valid FILE...
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Param, task
 
@@ -57,56 +58,58 @@ from mlplatform.adapters import settings
 from mlplatform.airflow import dagkit
 from mlplatform.core.spec import UseCase, serving_target
 
+if TYPE_CHECKING:
+    from mlplatform.stages import training
+
 STAGE = Path(__file__).stem
 TRAINING_CHECK_SECONDS = 60
 _REASONS = {"asset_triggered": "new validated data", "scheduled": "schedule", "manual": "manual run"}
 
 
+def _params(use_case: UseCase) -> dict[str, Param]:
+    """The trigger form: the window, the first month, the model family and the reason."""
+    training_spec = use_case.training
+    return {
+        "window_months": Param(
+            training_spec.window_months,
+            type="integer",
+            minimum=training_spec.validation_months + 1,
+            maximum=36,
+            title="Training window (months)",
+            description="Newest months of validated data to use; the newest "
+            f"{training_spec.validation_months} are held out for validation.",
+        ),
+        "since": dagkit.month_param(
+            "Optional YYYY-MM: train on this and later months only (empty: whole window).",
+            "Train from month",
+            default="",
+        ),
+        "family": Param(
+            use_case.model.family,
+            type="string",
+            enum=sorted({use_case.model.family, use_case.model.baseline}),
+            title="Model family",
+            description="Which estimator of the use case's model module to train (the baseline is "
+            "always fitted too, for comparison).",
+        ),
+        "reason": Param(
+            "",
+            type="string",
+            maxLength=500,
+            title="Reason",
+            description="Why this model is trained; recorded as the MLflow run's mlplatform.reason tag.",
+        ),
+    }
+
+
 def build(use_case: UseCase, job_check_seconds: int = TRAINING_CHECK_SECONDS) -> DAG:
     """The train DAG of one use case."""
-    training_spec = use_case.training
-    with DAG(
-        dag_id=dagkit.dag_id(use_case, STAGE),
+    with dagkit.stage_dag(
+        use_case,
+        STAGE,
         schedule=[dagkit.validated_asset(use_case)],
-        start_date=dagkit.start_date(use_case),
-        catchup=False,
-        max_active_runs=1,
-        tags=dagkit.tags(use_case, STAGE),
-        default_args=dagkit.default_args(use_case),
         doc_md=__doc__,
-        params={
-            "window_months": Param(
-                training_spec.window_months,
-                type="integer",
-                minimum=training_spec.validation_months + 1,
-                maximum=36,
-                title="Training window (months)",
-                description="Newest months of validated data to use; the newest "
-                f"{training_spec.validation_months} are held out for validation.",
-            ),
-            "since": Param(
-                "",
-                type="string",
-                pattern=r"^(\d{4}-(0[1-9]|1[0-2]))?$",
-                title="Train from month",
-                description="Optional YYYY-MM: train on this and later months only (empty: whole window).",
-            ),
-            "family": Param(
-                use_case.model.family,
-                type="string",
-                enum=sorted({use_case.model.family, use_case.model.baseline}),
-                title="Model family",
-                description="Which estimator of the use case's model module to train (the baseline is "
-                "always fitted too, for comparison).",
-            ),
-            "reason": Param(
-                "",
-                type="string",
-                maxLength=500,
-                title="Reason",
-                description="Why this model is trained; recorded as the MLflow run's mlplatform.reason tag.",
-            ),
-        },
+        params=_params(use_case),
     ) as dag:
 
         @task.short_circuit
@@ -125,40 +128,36 @@ def build(use_case: UseCase, job_check_seconds: int = TRAINING_CHECK_SECONDS) ->
             return decision.retrain
 
         @task
-        def assemble(params: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
+        @dagkit.records
+        def assemble(
+            params: Mapping[str, Any] | None = None, run_id: str | None = None
+        ) -> training.TrainingSet:
             """Write the training and validation sets of the window to the lake; return their URIs."""
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import training
 
-            params = params or {}
-            window = int(params.get("window_months") or use_case.training.window_months)
+            given = params or {}
+            window = int(given.get("window_months") or use_case.training.window_months)
             return training.assemble_training_set(
-                Lake(), use_case, key=str(run_id), window_months=window, since=params.get("since") or None
+                Lake(), use_case, key=str(run_id), window_months=window, since=given.get("since") or None
             )
 
         @task
-        def fit_and_log(
-            assembled: dict[str, Any],
-            params: dict[str, Any] | None = None,
-            run_id: str | None = None,
-            dag_run: Any = None,
-            ti: Any = None,
-        ) -> dict[str, Any]:
+        @dagkit.records
+        def fit_and_log(assembled: training.TrainingSet, **context: Any) -> dict[str, Any]:
             """Fit the baseline and the chosen family, log the MLflow run; return its id and model URI."""
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import training
 
-            params = params or {}
-            run_type = _run_type(dag_run)
-            reason = params.get("reason") or _REASONS.get(run_type, run_type)
+            family, reason = _family_and_reason(use_case, context)
             return training.fit_and_log(
                 Lake(),
                 use_case,
                 assembled,
-                family=params.get("family") or use_case.model.family,
+                family=family,
                 reason=reason,
-                airflow_run_id=run_id,
-                extra_tags=training.bundle_tags(ti),
+                airflow_run_id=context["run_id"],
+                extra_tags=training.bundle_tags(context["ti"]),
             )
 
         @task(outlets=[dagkit.model_asset(use_case, "challenger")])
@@ -183,45 +182,31 @@ def _fit_on_sagemaker(use_case: UseCase, assembled: Any, check_seconds: int) -> 
     from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOperator
     from airflow.sdk import TaskGroup
 
-    from mlplatform.airflow.sagemaker_operators import clear_operator
+    from mlplatform.airflow.sagemaker_operators import clear_operator, release_image_and_role
 
     with TaskGroup(
         group_id="sagemaker_training", tooltip="Fit and log the model in a SageMaker Training job"
     ):
 
         @task
-        def job_config(
-            assembled: dict[str, Any],
-            params: dict[str, Any] | None = None,
-            run_id: str | None = None,
-            dag_run: Any = None,
-            ti: Any = None,
-        ) -> dict[str, Any]:
+        @dagkit.records
+        def job_config(assembled: training.TrainingSet, **context: Any) -> dict[str, Any]:
             """The Training job: the release's image, the assembled sets as channels, the params."""
-            from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-            from airflow.sdk.exceptions import AirflowFailException
-
-            from mlplatform.adapters import sagemaker
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import training
 
-            params = params or {}
-            run_type = _run_type(dag_run)
-            try:
-                image = sagemaker.released_image(AwsBaseHook(aws_conn_id=None, client_type="ecr").conn)
-                role = sagemaker.execution_role()
-            except (sagemaker.ImageNotReleased, sagemaker.NotConfigured) as exc:
-                raise AirflowFailException(str(exc)) from None  # retrying would not change the answer
+            image, role = release_image_and_role()
+            family, reason = _family_and_reason(use_case, context)
             return training.job_request(
                 Lake(),
                 use_case,
                 assembled,
                 image=image,
                 role=role,
-                family=params.get("family") or use_case.model.family,
-                reason=params.get("reason") or _REASONS.get(run_type, run_type),
-                airflow_run_id=run_id,
-                tags=training.bundle_tags(ti),
+                family=family,
+                reason=reason,
+                airflow_run_id=context["run_id"],
+                tags=training.bundle_tags(context["ti"]),
             )
 
         # deferrable: the wait for the job runs in the triggerer, not in a worker slot.
@@ -248,6 +233,13 @@ def _fit_on_sagemaker(use_case: UseCase, assembled: Any, check_seconds: int) -> 
 
 def _run_type(dag_run: Any) -> str:
     return str(getattr(getattr(dag_run, "run_type", None), "value", "manual"))
+
+
+def _family_and_reason(use_case: UseCase, context: Mapping[str, Any]) -> tuple[str, str]:
+    """The family to train and why: the trigger form's, else the spec's family and the run's type."""
+    given, run_type = context.get("params") or {}, _run_type(context.get("dag_run"))
+    family = given.get("family") or use_case.model.family
+    return family, given.get("reason") or _REASONS.get(run_type, run_type)
 
 
 for _use_case in dagkit.use_cases():

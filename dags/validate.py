@@ -51,15 +51,19 @@ same check runs outside Airflow: `mlplatform validate FILE [FILE...] --use-case 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlplatform.adapters import alerts, settings
 from mlplatform.airflow import dagkit
 from mlplatform.core.spec import UseCase, serving_target
+
+if TYPE_CHECKING:
+    from mlplatform.stages import contracts
 
 STAGE = Path(__file__).stem
 VALIDATION_CHECK_SECONDS = 30
@@ -67,41 +71,35 @@ VALIDATION_CHECK_SECONDS = 30
 
 def build(use_case: UseCase, job_check_seconds: int = VALIDATION_CHECK_SECONDS) -> DAG:
     """The validate DAG of one use case."""
-    with DAG(
-        dag_id=dagkit.dag_id(use_case, STAGE),
+    # One run at a time: two runs of one month would race for its CURRENT.json.
+    with dagkit.stage_dag(
+        use_case,
+        STAGE,
         # Raw months arrive when TLC publishes them, not on a calendar: ingest says when.
         schedule=dagkit.follows(dagkit.raw_asset(use_case)),
-        start_date=dagkit.start_date(use_case),
-        catchup=False,
-        max_active_runs=1,  # two runs of one month would race for its CURRENT.json
-        tags=dagkit.tags(use_case, STAGE),
-        default_args=dagkit.default_args(use_case),
         doc_md=__doc__,
         params={
-            "month": Param(
-                None,
-                type=["null", "string"],
-                pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
-                title="Month",
-                description="Month to validate, YYYY-MM. Empty: the month the ingest DAG landed, "
-                "else the month of the run's logical date.",
+            "month": dagkit.month_param(
+                "Month to validate, YYYY-MM. Empty: the month the ingest DAG landed, "
+                "else the month of the run's logical date."
             ),
         },
     ) as dag:
 
         @task
         def resolve_month(
-            params: dict[str, Any] | None = None,
+            params: Mapping[str, Any] | None = None,
             triggering_asset_events: Any = None,
             data_interval_start: Any = None,
         ) -> str:
             """The month this run validates: the `month` param, the landed month, or the logical date's."""
-            landed = [e["month"] for e in dagkit.event_extras(triggering_asset_events) if e.get("month")]
+            landed = dagkit.event_months(triggering_asset_events)
             month = (params or {}).get("month") or (landed[-1] if landed else None)
             return str(month or data_interval_start.strftime("%Y-%m"))
 
         @task
-        def check_contract(month: str) -> dict[str, Any]:
+        @dagkit.records
+        def check_contract(month: str) -> contracts.ContractOutcome:
             """Run the checkpoint on the raw month and write the snapshot, quarantine or breach record."""
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import contracts
@@ -112,39 +110,37 @@ def build(use_case: UseCase, job_check_seconds: int = VALIDATION_CHECK_SECONDS) 
                 raise AirflowFailException(str(exc)) from None  # retrying will not land the file
             print(outcome.summary)
             print(f"Data Docs: {outcome.data_docs_url}")
-            return outcome.to_dict()
+            return outcome
 
         @task
-        def report(outcome: dict[str, Any], ti: Any = None) -> dict[str, Any]:
+        @dagkit.records
+        def report(outcome: contracts.ContractOutcome, ti: Any = None) -> contracts.ContractOutcome:
             """Alert Slack on a breach (and fail the run) or a rule share jump; a usual month only logs."""
             from mlplatform.stages import contracts
 
-            checked = contracts.ContractOutcome.from_dict(outcome)
-            if (alert := contracts.alert_for(checked, log_url=getattr(ti, "log_url", None))) is not None:
+            if (alert := contracts.alert_for(outcome, log_url=getattr(ti, "log_url", None))) is not None:
                 alerts.send(alert)
-            if not checked.success:
-                raise ContractBreach(checked.breach_message())
+            if not outcome.success:
+                raise ContractBreach(outcome.breach_message())
             return outcome
 
         @task(outlets=[dagkit.validated_asset(use_case)])
-        def announce(outcome: dict[str, Any], *, outlet_events: Any = None) -> dict[str, Any]:
-            """Emit the validated-data Asset when a new snapshot became current."""
+        @dagkit.records
+        def announce(outcome: contracts.ContractOutcome, *, outlet_events: Any = None) -> Any:
+            """Emit the validated-data Asset when a new snapshot became current; return the snapshot."""
             from airflow.sdk.exceptions import AirflowSkipException
 
-            from mlplatform.stages import contracts
-
-            checked = contracts.ContractOutcome.from_dict(outcome)
-            snapshot = checked.snapshot
+            snapshot = outcome.snapshot
             if snapshot is None or not snapshot.created:
                 current = snapshot.digest[:12] if snapshot else "?"
                 raise AirflowSkipException(
-                    f"snapshot {current} of {checked.month} was already current: nothing new to announce"
+                    f"snapshot {current} of {outcome.month} was already current: nothing new to announce"
                 )
             outlet_events[dagkit.validated_asset(use_case)].extra = {
-                "month": checked.month,
+                "month": outcome.month,
                 "digest": snapshot.digest,
             }
-            return snapshot.to_dict()
+            return snapshot
 
         month = resolve_month()
         if serving_target(use_case, settings.environment()) == "local":
@@ -159,7 +155,7 @@ def _validate_on_sagemaker(use_case: UseCase, month: Any, check_seconds: int) ->
     from airflow.providers.amazon.aws.operators.sagemaker import SageMakerProcessingOperator
     from airflow.sdk import TaskGroup
 
-    from mlplatform.airflow.sagemaker_operators import clear_operator
+    from mlplatform.airflow.sagemaker_operators import clear_operator, release_image_and_role
 
     with TaskGroup(
         group_id="sagemaker_validation", tooltip="Validate the month in a SageMaker Processing job"
@@ -168,16 +164,10 @@ def _validate_on_sagemaker(use_case: UseCase, month: Any, check_seconds: int) ->
         @task
         def job_config(month: str, run_id: str | None = None) -> dict[str, Any]:
             """The Processing job: `python -m mlplatform.jobs validate` on the release's image."""
-            from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-
             from mlplatform.adapters import sagemaker
             from mlplatform.adapters.lake import Lake
 
-            try:
-                image = sagemaker.released_image(AwsBaseHook(aws_conn_id=None, client_type="ecr").conn)
-                role = sagemaker.execution_role()
-            except (sagemaker.ImageNotReleased, sagemaker.NotConfigured) as exc:
-                raise AirflowFailException(str(exc)) from None  # retrying would not change the answer
+            image, role = release_image_and_role()
             output = Lake().uri(sagemaker.job_output_folder(use_case.name, "validate", f"{month}-{run_id}"))
             arguments = ["validate", "--use-case", use_case.name, "--month", month]
             return sagemaker.processing_job_request(use_case, image, role, arguments, output)
@@ -194,14 +184,17 @@ def _validate_on_sagemaker(use_case: UseCase, month: Any, check_seconds: int) ->
         )
 
         @task
-        def read_outcome(config: dict[str, Any]) -> dict[str, Any]:
+        @dagkit.records
+        def read_outcome(config: dict[str, Any]) -> contracts.ContractOutcome:
             """The outcome the job wrote beside its output: what `check_contract` returns locally."""
             from mlplatform.adapters.lake import Lake
+            from mlplatform.stages import contracts
 
             lake = Lake()
             output = config["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
-            outcome: dict[str, Any] = lake.read_json(f"{lake.relative(output)}/outcome.json")
-            print(outcome.get("summary", ""))
+            stored = lake.read_json(f"{lake.relative(output)}/outcome.json")
+            outcome = contracts.ContractOutcome.from_dict(stored)
+            print(outcome.summary)
             return outcome
 
         outcome = read_outcome(config)

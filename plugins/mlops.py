@@ -2,7 +2,8 @@
 
 The page lives at ``/mlops/`` on the api-server and appears in the UI's navigation as
 "MLOps" (an embedded view). It requires the same login as the rest of the UI. What it shows
-is built by ``mlplatform.airflow.mlops_page`` (breaches and open incidents first, then the
+is gathered by ``mlplatform.airflow.use_case_status`` and rendered by
+``mlplatform.airflow.mlops_page`` (breaches and open incidents first, then the
 latest month of every stage and the latest live decision, the models, the charts and the
 alias timeline); this file only wires it into Airflow, reads the two facts only Airflow
 knows (the approval queue and the DAG bundle version of the runs) and serves what the page
@@ -31,7 +32,7 @@ def _airflow_facts(use_case: str) -> tuple[list[Any], str | None]:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from mlplatform.airflow.mlops_page import PendingApproval
+    from mlplatform.airflow.use_case_status import PendingApproval
 
     prefix = f"{use_case}_"
     with create_session() as session:
@@ -72,14 +73,14 @@ def _docs_root() -> Path:
 def _page(as_json: bool = False) -> Any:
     from mlplatform.adapters import settings
     from mlplatform.adapters.lake import Lake
-    from mlplatform.airflow import mlops_page
+    from mlplatform.airflow import mlops_page, use_case_status
     from mlplatform.core import spec
 
     lake = Lake()
     tracking = settings.tracking_uri()
     statuses, versions = [], []
     for use_case in spec.load_all():
-        status = mlops_page.collect(use_case, lake, tracking)
+        status = use_case_status.collect(use_case, lake, tracking)
         try:
             status.approvals, version = _airflow_facts(use_case.name)
             versions.append(version)
@@ -88,7 +89,7 @@ def _page(as_json: bool = False) -> Any:
         statuses.append(status)
     if as_json:  # each use case's facts, and the incidents the page leads with
         return _finite(
-            [{**asdict(s), "incidents": [asdict(i) for i in mlops_page.incidents(s)]} for s in statuses]
+            [{**asdict(s), "incidents": [asdict(i) for i in use_case_status.incidents(s)]} for s in statuses]
         )
     alerts = mlops_page.alerts_link(
         settings.get("MLPLATFORM_ALERTS_URL") or None, settings.get("MLPLATFORM_SLACK_WEBHOOK_URL")

@@ -18,7 +18,7 @@ import pytest
 
 from mlplatform.adapters import alerts
 from mlplatform.adapters.lake import Lake
-from mlplatform.airflow.notifiers import FailureNotifier
+from mlplatform.airflow.dagkit import FailureNotifier
 from mlplatform.dev.webhook_sink import WebhookSink
 
 from conftest import free_port

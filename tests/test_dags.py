@@ -83,7 +83,7 @@ def test_every_task_alerts_on_failure_through_the_notifier(dag_bag, dag_id: str)
     """A task that fails for good, in any DAG, posts one alert with a link to its log."""
     from airflow.sdk.bases.notifier import BaseNotifier
 
-    from mlplatform.airflow.notifiers import FailureNotifier
+    from mlplatform.airflow.dagkit import FailureNotifier
 
     for task in dag_bag.get_dag(dag_id).tasks:
         callbacks = task.on_failure_callback

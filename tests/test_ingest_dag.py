@@ -137,7 +137,7 @@ def test_a_month_published_while_waiting_resumes_the_deferred_wait(
     world: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Nothing at the source yet: the wait defers to the trigger, which wakes it once TLC publishes."""
-    from mlplatform.airflow.triggers import RawMonthTrigger
+    from mlplatform.airflow.raw_month import RawMonthTrigger
 
     monkeypatch.setenv("MLPLATFORM_RAW_DEADLINE_DAYS", "100000")
     monkeypatch.setenv("MLPLATFORM_RAW_POKE_MINUTES", "0.02")  # a check every 1.2 s

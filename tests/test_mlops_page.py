@@ -17,7 +17,7 @@ import pytest
 
 from mlplatform.adapters import snapshots
 from mlplatform.adapters.lake import Lake
-from mlplatform.airflow import mlops_page
+from mlplatform.airflow import mlops_page, use_case_status
 from mlplatform.core import months, spec
 from mlplatform.core.records import MonitoringRecord
 from mlplatform.stages.contracts import RuleTrend
@@ -135,9 +135,9 @@ def replayed_lake(lake: Lake) -> Lake:
     return lake
 
 
-def replayed_status(lake: Lake) -> mlops_page.UseCaseStatus:
-    status = mlops_page.collect(spec.load_spec(USE_CASE), replayed_lake(lake), tracking_uri=None)
-    status.models["champion"] = mlops_page.ModelVersion(
+def replayed_status(lake: Lake) -> use_case_status.UseCaseStatus:
+    status = use_case_status.collect(spec.load_spec(USE_CASE), replayed_lake(lake), tracking_uri=None)
+    status.models["champion"] = use_case_status.ModelVersion(
         "7",
         ("champion",),
         "r",
@@ -148,7 +148,7 @@ def replayed_status(lake: Lake) -> mlops_page.UseCaseStatus:
         },
         metrics={"val_rmse": 5.3712},
     )
-    status.models["challenger"] = mlops_page.ModelVersion(
+    status.models["challenger"] = use_case_status.ModelVersion(
         "8", ("challenger",), "r8", tags={"decision.reason": "gates failed: slices: night +9%"}
     )
     return status
@@ -170,7 +170,7 @@ def test_breached_latest_months_lead_the_page_with_their_reasons(lake) -> None:
     assert [c.month for c in status.contracts] == _months()
     assert status.contract.month == "2023-03" and status.contract.state == "breached"
 
-    found = mlops_page.incidents(status)
+    found = use_case_status.incidents(status)
     listed = [(i.stage, i.month, i.open) for i in found]
     # Open breaches first, newest first; 2022-07 was closed by 2022-08 passing and is no longer
     # listed; monitoring's 2022-08 breach is closed by 2022-09 but is monitoring's latest breach.
@@ -207,21 +207,21 @@ def test_breached_latest_months_lead_the_page_with_their_reasons(lake) -> None:
 
 
 def test_breach_closed_by_a_later_pass_stays_listed_only_while_it_is_the_latest(lake) -> None:
-    def month(name: str, state: str) -> mlops_page.ContractMonth:
-        return mlops_page.ContractMonth(name, state, reasons=("why",) if state == "breached" else ())
+    def month(name: str, state: str) -> use_case_status.ContractMonth:
+        return use_case_status.ContractMonth(name, state, reasons=("why",) if state == "breached" else ())
 
-    status = mlops_page.UseCaseStatus(USE_CASE, "regression", 4)
+    status = use_case_status.UseCaseStatus(USE_CASE, "regression", 4)
     status.contracts = [
         month("2023-01", "breached"),
         month("2023-02", "breached"),
         month("2023-03", "passed"),
     ]
-    found = mlops_page.incidents(status)
+    found = use_case_status.incidents(status)
     assert [(i.month, i.closed_by) for i in found] == [("2023-02", "2023-03")]  # never hidden
     status.contracts.append(month("2023-04", "refused"))
-    assert [(i.month, i.open) for i in mlops_page.incidents(status)] == [("2023-04", True)]
+    assert [(i.month, i.open) for i in use_case_status.incidents(status)] == [("2023-04", True)]
     status.contracts = [month("2023-01", "quarantined")]
-    assert mlops_page.incidents(status) == []
+    assert use_case_status.incidents(status) == []
     assert "No breach or open incident." in mlops_page.render([status], {}, now=NOW)
 
 
@@ -230,10 +230,10 @@ def test_a_month_validated_again_takes_its_newest_verdict(lake) -> None:
     breach = {"month": "2023-03", "what_broke": ["late"], "recorded_at": "2023-04-02T00:00:00+00:00"}
     lake.write_json(f"quarantine/{USE_CASE}/month=2023-03/{'a' * 64}/breach.json", breach)
     snapshots.write_snapshot(lake, USE_CASE, "2023-03", pa.table({"n": [1]}), {"contract": block})
-    assert mlops_page.contract_months(lake, USE_CASE)[0].state == "quarantined"  # the later pass
+    assert use_case_status.contract_months(lake, USE_CASE)[0].state == "quarantined"  # the later pass
     breach["recorded_at"] = "2999-01-01T00:00:00+00:00"
     lake.write_json(f"quarantine/{USE_CASE}/month=2023-03/{'a' * 64}/breach.json", breach)
-    found = mlops_page.contract_months(lake, USE_CASE)[0]
+    found = use_case_status.contract_months(lake, USE_CASE)[0]
     assert found.state == "breached" and found.reasons == ("late",)
 
 
@@ -256,9 +256,9 @@ def test_model_and_serving_status_are_read_apart(lake) -> None:
     pending = record(status="pending", metrics={}, pending=["rmse"])
     assert pending.model_status == "pending" and pending.serving_status == "unmeasured"
 
-    status = mlops_page.UseCaseStatus(USE_CASE, "regression", 4)
+    status = use_case_status.UseCaseStatus(USE_CASE, "regression", 4)
     status.monitoring = [old]
-    found = mlops_page.incidents(status)
+    found = use_case_status.incidents(status)
     assert [(i.stage, i.reasons) for i in found] == [("serving", ("p99 latency 900 ms > 500 ms",))]
     page = mlops_page.render([status], {}, now=NOW)
     assert "within thresholds" in page and "breached: p99 latency 900 ms &gt; 500 ms (10 requests)" in page
@@ -272,24 +272,23 @@ def test_numbers_are_formatted_for_people() -> None:
     assert mlops_page.percent(0) == "0 %" and mlops_page.percent(None) == "n/a"
     assert mlops_page.with_unit(5.3712, "minutes") == "5.37 min"
     assert mlops_page.with_unit(0.91, "") == "0.91"
-    assert mlops_page.version_label("7", ("champion",)) == "v7 (champion)"
-    assert (
-        mlops_page.version_label("6", ("champion", "previous_champion")) == "v6 (champion, previous_champion)"
-    )
-    assert mlops_page.version_label("8") == "v8"
+    assert use_case_status.version_label("7", ("champion",)) == "v7 (champion)"
+    both = use_case_status.version_label("6", ("champion", "previous_champion"))
+    assert both == "v6 (champion, previous_champion)"
+    assert use_case_status.version_label("8") == "v8"
 
     now = datetime(2026, 12, 6, 3, 5, tzinfo=UTC)
     promoted = "2026-12-06T00:01:21.745140+00:00"
-    assert mlops_page.relative_time(mlops_page.parse_time(promoted), now) == "3 hours ago"
+    assert mlops_page.relative_time(use_case_status.parse_time(promoted), now) == "3 hours ago"
     assert mlops_page.relative_time(datetime(2026, 12, 6, 3, 4, 30, tzinfo=UTC), now) == "just now"
     assert mlops_page.relative_time(datetime(2026, 12, 5, 3, 5, tzinfo=UTC), now) == "1 day ago"
     assert mlops_page.relative_time(datetime(2026, 12, 8, 3, 5, tzinfo=UTC), now) == "in 2 days"
     assert mlops_page.time_html(promoted, now) == (
         '<time datetime="2026-12-06T00:01:21.745140+00:00" title="2026-12-06 00:01 UTC">3 hours ago</time>'
     )
-    assert mlops_page.parse_time(1_700_000_000_000) == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+    assert use_case_status.parse_time(1_700_000_000_000) == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
     assert mlops_page.time_html("<b>soon</b>", now) == "&lt;b&gt;soon&lt;/b&gt;"
-    assert mlops_page.airflow_run_link("uc_validate", "manual__2023-03-01T00:00:00+00:00") == (
+    assert use_case_status.airflow_run_link("uc_validate", "manual__2023-03-01T00:00:00+00:00") == (
         "../dags/uc_validate/runs/manual__2023-03-01T00%3A00%3A00%2B00%3A00"
     )
 
@@ -331,8 +330,8 @@ def test_trend_chart_has_a_line_per_rule_its_threshold_and_the_notices(lake) -> 
 
 def test_older_manifests_read_as_quarantined_when_rules_hit_rows() -> None:
     block = {"success": True, "bad_row_share": 0.04, "quarantined_rows": 400, "rule_counts": {"a": 300}}
-    assert mlops_page.ContractMonth.from_contract("2021-01", block).state == "quarantined"
-    assert mlops_page.ContractMonth.from_contract("2021-01", {"success": False}).state == "breached"
+    assert use_case_status.ContractMonth.from_contract("2021-01", block).state == "quarantined"
+    assert use_case_status.ContractMonth.from_contract("2021-01", {"success": False}).state == "breached"
 
 
 @pytest.fixture
@@ -358,7 +357,7 @@ def test_the_page_reads_what_the_contract_stage_stores(lake, gx_root: Path) -> N
     ingest.land_bytes(lake, use_case.data.dataset, "green", "2021-04", data[:5000])  # cut short
     broken = contracts.validate_month(lake, use_case, "2021-04")
 
-    status = mlops_page.collect(use_case, lake, tracking_uri=None)
+    status = use_case_status.collect(use_case, lake, tracking_uri=None)
     assert [(c.month, c.state) for c in status.contracts] == [
         ("2021-01", "quarantined"),
         ("2021-02", "quarantined"),
@@ -367,7 +366,7 @@ def test_the_page_reads_what_the_contract_stage_stores(lake, gx_root: Path) -> N
     ]
     rows = {r.month: r.rows for r in status.trend}
     assert rows == {"2021-01": 76_518, "2021-02": 64_572, "2021-03": 83_827, "2021-04": 0}
-    [incident] = mlops_page.incidents(status)
+    [incident] = use_case_status.incidents(status)
     assert incident.month == "2021-04" and incident.reasons == broken.breaches
     _, trend = mlops_page.rule_trend(status.trend)
     assert next(iter(trend)) == "zero_distance"  # TLC's largest quarantine, 3.2-3.3 % a month
@@ -395,7 +394,7 @@ def test_registry_versions_carry_every_alias_they_hold(mlflow_server: str) -> No
         client.set_registered_model_alias(name, alias, version)
     client.set_model_version_tag(name, "2", "champion_since", "2023-02-06T00:01:21+00:00")
 
-    models = mlops_page.registry_models(client, name)
+    models = use_case_status.registry_models(client, name)
     assert {alias: m.label for alias, m in models.items()} == {
         "champion": "v2 (champion)",
         "challenger": "v3 (challenger)",
@@ -404,8 +403,8 @@ def test_registry_versions_carry_every_alias_they_hold(mlflow_server: str) -> No
     assert models["champion"].metrics == {"val_rmse": 5.37}
     assert models["champion"].promoted_at == "2023-02-06T00:01:21+00:00"
     client.set_registered_model_alias(name, "challenger", "2")  # one version, two aliases
-    assert mlops_page.registry_models(client, name)["champion"].label == "v2 (champion, challenger)"
-    assert mlops_page.registry_models(client, "never_registered") == {}
+    assert use_case_status.registry_models(client, name)["champion"].label == "v2 (champion, challenger)"
+    assert use_case_status.registry_models(client, "never_registered") == {}
 
 
 # -- the rest of the page -------------------------------------------------------------------------
@@ -424,7 +423,7 @@ def test_collect_reads_contract_and_monitoring_from_the_lake(lake) -> None:
                 "breaches": ["rmse"] * (rmse > 3.5),
             },
         )
-    status = mlops_page.collect(use_case, lake, tracking_uri=None)
+    status = use_case_status.collect(use_case, lake, tracking_uri=None)
     assert status.contract.month == "2024-02" and status.contract.passed
     assert [r.window for r in status.monitoring] == ["2024-03", "2024-04"]
     assert [r.status for r in status.monitoring] == ["ok", "breach"]
@@ -435,12 +434,13 @@ def test_collect_reads_contract_and_monitoring_from_the_lake(lake) -> None:
 
 
 def _record(window: str, **fields) -> MonitoringRecord:
-    return MonitoringRecord.from_dict({"use_case": USE_CASE, "window": window, "status": "ok", **fields})
+    stored = {"use_case": USE_CASE, "window": window, "status": "ok", "metrics": {}, **fields}
+    return MonitoringRecord.from_dict(stored)
 
 
 def test_render_shows_every_part() -> None:
-    status = mlops_page.UseCaseStatus(USE_CASE, "regression", 4)
-    status.models["champion"] = mlops_page.ModelVersion(
+    status = use_case_status.UseCaseStatus(USE_CASE, "regression", 4)
+    status.models["champion"] = use_case_status.ModelVersion(
         "3",
         ("champion",),
         "r",
@@ -449,7 +449,7 @@ def test_render_shows_every_part() -> None:
         {"val_rmse": 3.21, "val_rmse.pu_borough.Queens": 4.0, "fit_seconds": 9.0},
     )
     status.contracts = [
-        mlops_page.ContractMonth(
+        use_case_status.ContractMonth(
             "2024-04",
             "breached",
             bad_row_share=0.2,
@@ -457,7 +457,7 @@ def test_render_shows_every_part() -> None:
             data_docs_url="file:///gx/uncommitted/data_docs/local_site/validations/x.html",
         )
     ]
-    status.limits = mlops_page.Limits("rmse", "minutes", 0.07, 0.3, 0.1)
+    status.limits = use_case_status.Limits("rmse", "minutes", 0.07, 0.3, 0.1)
     variants = {"batch": {"rmse": 3.1}, "champion": {"rmse": 3.3}, "challenger": {"rmse": 3.0}}
     status.monitoring = [
         _record(
@@ -484,7 +484,7 @@ def test_render_shows_every_part() -> None:
         ),
     ]
     status.approvals = [
-        mlops_page.PendingApproval(
+        use_case_status.PendingApproval(
             "Promote version 4?",
             "../dags/x/runs/y/tasks/z/required_actions",
             "**version 4**\n\n| gate | passed | detail |\n|---|---|---|\n| slices | NO | night +9% |",
@@ -516,8 +516,8 @@ def test_render_shows_every_part() -> None:
 
 
 def test_charts_have_axes_units_thresholds_and_a_line_per_variant() -> None:
-    status = mlops_page.UseCaseStatus(USE_CASE, "regression", 4)
-    status.limits = mlops_page.Limits("rmse", "minutes", 0.1, 0.3, 0.1)
+    status = use_case_status.UseCaseStatus(USE_CASE, "regression", 4)
+    status.limits = use_case_status.Limits("rmse", "minutes", 0.1, 0.3, 0.1)
     status.monitoring = [
         _record(
             f"2024-0{m}",
@@ -527,8 +527,8 @@ def test_charts_have_axes_units_thresholds_and_a_line_per_variant() -> None:
         for m in (3, 4, 5)
     ]
     status.contracts = [
-        mlops_page.ContractMonth("2024-03", "quarantined", 0.04),
-        mlops_page.ContractMonth("2024-04", "quarantined", 0.05),
+        use_case_status.ContractMonth("2024-03", "quarantined", 0.04),
+        use_case_status.ContractMonth("2024-04", "quarantined", 0.05),
     ]
     status.trend = [
         RuleTrend("2024-03", "zero_distance", 100, 4, 0.04, "quarantine"),
@@ -572,9 +572,9 @@ def test_alerts_link_and_served_links_per_environment() -> None:
 
 def test_render_escapes_what_it_shows() -> None:
     hostile = "<script>alert(1)</script>"
-    status = mlops_page.UseCaseStatus("x", "regression", 2, errors=[hostile])
+    status = use_case_status.UseCaseStatus("x", "regression", 2, errors=[hostile])
     status.contracts = [
-        mlops_page.ContractMonth(
+        use_case_status.ContractMonth(
             "2023-01", "breached", reasons=(hostile,), notices=(hostile,), jumps=(hostile,)
         )
     ]
@@ -582,7 +582,7 @@ def test_render_escapes_what_it_shows() -> None:
     status.monitoring = [
         _record("2022-12", status="breach", breaches=[hostile], airflow_run_url='x" onclick="y')
     ]
-    status.models["champion"] = mlops_page.ModelVersion(
+    status.models["champion"] = use_case_status.ModelVersion(
         hostile, (hostile,), tags={"promotion.reason": hostile}
     )
     page = mlops_page.render([status], {}, now=NOW)
@@ -666,8 +666,8 @@ def production_lake(lake: Lake) -> Lake:
     return lake
 
 
-def production_page(lake: Lake) -> tuple[mlops_page.UseCaseStatus, str]:
-    status = mlops_page.collect(spec.load_spec(USE_CASE), production_lake(lake), tracking_uri=None)
+def production_page(lake: Lake) -> tuple[use_case_status.UseCaseStatus, str]:
+    status = use_case_status.collect(spec.load_spec(USE_CASE), production_lake(lake), tracking_uri=None)
     return status, mlops_page.render([status], {}, now=datetime(2024, 4, 20, tzinfo=UTC))
 
 
@@ -748,13 +748,14 @@ def test_latest_state_shows_the_latest_live_decision(lake) -> None:
         "trips": 30_000,
         "acted": True,
     }
-    verdicts = mlops_page.live_verdicts([_record("2024-05", details={"live": {"rollback": regressed}})])
+    verdicts = use_case_status.live_verdicts([_record("2024-05", details={"live": {"rollback": regressed}})])
     stage, month, cls, text = mlops_page._live_row(verdicts[0])
     assert (stage, month, cls) == ("live decision", "2024-05", "bad")
     assert "roll back to the previous champion (v1): 30,000 labelled trips so far" in text
     assert 'title="previous better&quot; onmouseover=&quot;x"' in text
     assert text.endswith("; done</span>")
-    assert mlops_page.live_verdicts([_record("2024-05", details={"live": {"challenger": {"no": 1}}})]) == []
+    malformed = _record("2024-05", details={"live": {"challenger": {"no": 1}}})
+    assert use_case_status.live_verdicts([malformed]) == []
 
 
 # -- the plugin ---------------------------------------------------------------------------------

@@ -405,7 +405,7 @@ def test_mlflow_and_slack_down_together_end_consistent_once_both_return(
     failure alert is delivered once."""
     from mlflow.exceptions import MlflowException
 
-    from mlplatform.airflow.notifiers import FailureNotifier
+    from mlplatform.airflow.dagkit import FailureNotifier
 
     name, (old, new) = _versions(2)
     registry.promote(name, old, {"run_id": "setup"})

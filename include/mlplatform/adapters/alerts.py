@@ -2,7 +2,7 @@
 
 Every stage builds an :class:`Alert` (a title, a severity, a few lines, fields and links)
 and calls :func:`send`; every DAG alerts on failure through the notifier in
-:mod:`mlplatform.airflow.notifiers`. A
+:mod:`mlplatform.airflow.dagkit`. A
 message is Block Kit: a header, the text, a fields section and a line of links.
 
 Delivery, decided when a message is sent (never at DAG parse time):

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,7 +29,8 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import PokeReturnValue, task
 
 from mlplatform.adapters import alerts
-from mlplatform.core.records import Assessment
+from mlplatform.airflow import dagkit
+from mlplatform.core.records import Assessment, Record
 from mlplatform.core.spec import UseCase
 
 log = logging.getLogger(__name__)
@@ -82,8 +84,11 @@ def variable_key(dag_id: str) -> str:
 
 
 @dataclass(frozen=True)
-class ApprovalRequest:
-    """One version waiting for a person: what is decided, where, and until when."""
+class ApprovalRequest(Record):
+    """One version waiting for a person: what is decided, where, and until when.
+
+    A request asked before ``improvement`` existed reads back with ``-``.
+    """
 
     dag_id: str
     run_id: str
@@ -95,14 +100,6 @@ class ApprovalRequest:
     form_url: str | None  # the UI's form; None on the Variable path
     how: str  # how to answer
     improvement: str = "-"  # the improvement over the champion with its interval
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> ApprovalRequest:
-        """Read a request back (one asked before ``improvement`` existed has none)."""
-        return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
 
     @property
     def remind_at(self) -> datetime:
@@ -249,7 +246,8 @@ def approval_tasks(use_case: UseCase, dag_id: str, assessment: Any) -> tuple[Any
     hitl = hitl_supported()
 
     @task
-    def request_approval(assessment: Any, run_id: str | None = None, ti: Any = None) -> dict[str, Any]:
+    @dagkit.records
+    def request_approval(assessment: Any, run_id: str | None = None, ti: Any = None) -> ApprovalRequest:
         """Post to Slack that a version waits for approval: the gate table and where to answer."""
         asked = request(
             dag_id=dag_id,
@@ -262,18 +260,18 @@ def approval_tasks(use_case: UseCase, dag_id: str, assessment: Any) -> tuple[Any
             hitl=hitl,
         )
         alerts.send(request_alert(asked))
-        return asked.to_dict()
+        return asked
 
     @task.sensor(poke_interval=poke_seconds(timeout), timeout=sensor_timeout(timeout), mode="reschedule")
-    def remind(asked: Any, run_id: str | None = None, ti: Any = None) -> PokeReturnValue:
+    @dagkit.records
+    def remind(asked: ApprovalRequest, run_id: str | None = None, ti: Any = None) -> PokeReturnValue:
         """Remind Slack once if the approval is still unanswered late in its waiting time."""
         states = ti.get_task_states(dag_id=dag_id, task_ids=["approval"], run_ids=[run_id])
         if approval_finished(states, str(run_id)):
             return PokeReturnValue(is_done=True, xcom_value="answered")
-        waiting = ApprovalRequest.from_dict(asked)
-        if datetime.now(UTC) < waiting.remind_at:
+        if datetime.now(UTC) < asked.remind_at:
             return PokeReturnValue(is_done=False)
-        alerts.send(reminder_alert(waiting))
+        alerts.send(reminder_alert(asked))
         return PokeReturnValue(is_done=True, xcom_value="reminded")
 
     asked = request_approval(assessment)
@@ -303,14 +301,14 @@ def _wait_for_answer(use_case: UseCase, hitl: bool, timeout: timedelta, asked: A
         timeout=sensor_timeout(timeout),
         mode="reschedule",
     )
-    def wait_for_variable(asked: Any, ti: Any = None) -> PokeReturnValue:
+    @dagkit.records
+    def wait_for_variable(asked: ApprovalRequest, ti: Any = None) -> PokeReturnValue:
         """Wait for the answer in the Airflow Variable `<dag id>__approval`; none by the deadline rejects."""
         from airflow.sdk import Variable
 
-        waiting = ApprovalRequest.from_dict(asked)
-        value = Variable.get(variable_key(waiting.dag_id), default=None)
-        found = variable_answer(value, waiting.version)
-        if found is None and datetime.now(UTC) >= datetime.fromisoformat(waiting.deadline):
+        value = Variable.get(variable_key(asked.dag_id), default=None)
+        found = variable_answer(value, asked.version)
+        if found is None and datetime.now(UTC) >= datetime.fromisoformat(asked.deadline):
             found = answer("Reject", None)
         if found is None:
             return PokeReturnValue(is_done=False)
@@ -333,7 +331,7 @@ def recorded_approval_operator() -> type:
     class RecordedApprovalOperator(ApprovalOperator):  # type: ignore[misc]
         __doc__ = recorded_approval_operator.__doc__
 
-        def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        def execute_complete(self, context: Any, event: Mapping[str, Any]) -> Any:
             if "error" not in event:
                 found = {
                     "chosen_options": list(event.get("chosen_options") or []),

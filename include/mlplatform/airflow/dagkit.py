@@ -1,8 +1,19 @@
-"""Conventions every generated DAG shares: ids, tags, default arguments, Assets.
+"""Conventions every generated DAG shares: ids, tags, default arguments, Assets, the failure alert.
 
 DAG files stay thin: they loop over the use-case specs and call these helpers, so each
 stage's DAG looks and behaves the same for every model. Only light imports here: this
 module is imported at DAG parse time.
+
+:class:`FailureNotifier` is the ``on_failure_callback`` in the shared defaults
+(:func:`default_args`), so a task that fails for good in any DAG (retries exhausted, a
+sensor past its deadline, a crash) posts one Slack message naming the DAG, the task, the
+error and a link to the task's log. It is cheap to build at parse time: nothing is looked
+up until a task fails. Delivery is :func:`mlplatform.adapters.alerts.send` (queued in the
+lake's outbox, then delivered with whatever earlier alerts are still queued: a Slack
+connection, else the webhook URL), and it never raises. Failures whose task has already
+sent a detailed alert (:class:`~mlplatform.adapters.alerts.AlertedFailure`) are not
+reported twice. It lives here, not in :mod:`mlplatform.adapters.alerts`, which stays free
+of Airflow so the serving image and the command line can alert without it.
 """
 
 from __future__ import annotations
@@ -11,11 +22,13 @@ import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from types import ModuleType
 from typing import Any, ParamSpec, TypeVar
 
 from airflow.sdk import DAG, Asset, Param
+from airflow.sdk.bases.notifier import BaseNotifier
 
-from mlplatform.airflow.notifiers import FailureNotifier
+from mlplatform.adapters import alerts
 from mlplatform.core import months
 from mlplatform.core.spec import UseCase, load_all
 
@@ -112,7 +125,7 @@ def backfill_param() -> Param:
     )
 
 
-def event_extras(triggering_asset_events: Any, of: Asset | None = None) -> list[dict[str, Any]]:
+def event_extras(triggering_asset_events: Any, of: Asset | None = None) -> list[Mapping[str, Any]]:
     """The extras of the Asset events that started this run, oldest first (none for other
     runs); with ``of``, only the events of that Asset."""
     if not triggering_asset_events:
@@ -125,6 +138,11 @@ def event_extras(triggering_asset_events: Any, of: Asset | None = None) -> list[
     ]
 
 
+def event_months(triggering_asset_events: Any, of: Asset | None = None) -> list[str]:
+    """The months named by the Asset events that started this run (extra ``month``), oldest first."""
+    return [str(extra["month"]) for extra in event_extras(triggering_asset_events, of) if extra.get("month")]
+
+
 def is_backfill(params: Any, dag_run: Any, extras: Sequence[Mapping[str, Any]] = ()) -> bool:
     """Whether this run recomputes history: the `backfill` param, a run of `airflow backfill`
     (run type ``backfill``), or Asset events that a backfill run emitted."""
@@ -134,6 +152,31 @@ def is_backfill(params: Any, dag_run: Any, extras: Sequence[Mapping[str, Any]] =
         or str(getattr(run_type, "value", run_type)) == "backfill"
         or any(extra.get("backfill") for extra in extras)
     )
+
+
+class FailureNotifier(BaseNotifier):
+    """Alert Slack about a task that failed for good, with a link to its log."""
+
+    def __init__(self, use_case: str, stage: str | None = None) -> None:
+        super().__init__()
+        self.use_case = use_case
+        self.stage = stage
+
+    def __repr__(self) -> str:
+        return f"FailureNotifier({self.use_case!r}, {self.stage!r})"
+
+    def notify(self, context: Any) -> None:
+        """Send the failure alert; silent for failures that already alerted.
+
+        Either way the outbox is flushed first: alerts an earlier task could not deliver
+        (Slack was down) go out before this one.
+        """
+        alerts.flush()
+        if getattr(context.get("exception"), "alerted", False):
+            return
+        ti = context.get("ti") or context.get("task_instance")
+        stage = self.stage or str(getattr(ti, "dag_id", "?")).removeprefix(f"{self.use_case}_")
+        alerts.send(alerts.failure_alert(self.use_case, stage, context))
 
 
 def tags(use_case: UseCase, stage: str) -> list[str]:
@@ -154,15 +197,14 @@ def default_args(use_case: UseCase, **overrides: Any) -> dict[str, Any]:
     retries), so each failure alerts once, with a link to the task's log. The DAG integrity
     test fails a DAG whose tasks lack it.
     """
-    args: dict[str, Any] = {
+    return {
         "owner": use_case.owner,
         "retries": 2,
         "retry_delay": timedelta(minutes=1),
         "retry_exponential_backoff": True,
         "on_failure_callback": FailureNotifier(use_case.name),
+        **overrides,
     }
-    args.update(overrides)
-    return args
 
 
 # Asset URIs use an ``x-`` scheme: Airflow normalises any other scheme through the
@@ -198,7 +240,10 @@ def predictions_asset(use_case: UseCase) -> Asset:
 
 
 # What crosses XCom is the JSON form of the typed records (``to_dict``/``from_dict``), as
-# it always was; task bodies see only the records.
+# it always was; task bodies see only the records. A record class of a heavy module is named
+# as the task bodies import it (``training.TrainingSet``, with ``training`` imported under
+# ``TYPE_CHECKING`` in the DAG file): the annotation is read when the task runs, and a module
+# name it uses is looked up among mlplatform's packages then.
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -206,9 +251,10 @@ R = TypeVar("R")
 def records(task_body: Callable[P, R]) -> Callable[P, R]:
     """Let a task take and return typed records: the one conversion at the XCom edge.
 
-    An argument annotated with a record class (one with ``from_dict``, optionally ``| None``)
-    is read from its XCom JSON; a returned record (or list of them) goes back as its
-    ``to_dict()``. Put it under ``@task``: Airflow still sees the body's own signature.
+    An argument annotated with a record class (one with ``from_dict``), optionally
+    ``| None`` or in a ``list`` or ``dict`` of them, is read from its XCom JSON; returned
+    records (also in a list or dict) go back as their ``to_dict()``. Put it under ``@task``:
+    Airflow still sees the body's own signature.
     """
 
     @functools.wraps(task_body)
@@ -217,29 +263,54 @@ def records(task_body: Callable[P, R]) -> Callable[P, R]:
 
         bound = inspect.signature(task_body).bind(*args, **kwargs)
         for name, value in bound.arguments.items():
-            record_class = _record_class(task_body, name)
-            if record_class is not None and isinstance(value, Mapping):
-                bound.arguments[name] = record_class.from_dict(value)
-        result = task_body(*bound.args, **bound.kwargs)
-        return _to_json(result)  # type: ignore[no-any-return]
+            bound.arguments[name] = _from_json(_annotation(task_body, name), value)
+        return _to_json(task_body(*bound.args, **bound.kwargs))  # type: ignore[no-any-return]
 
     return at_the_edge
 
 
-def _record_class(task_body: Callable[..., Any], name: str) -> Any:
-    """The record class ``name`` is annotated with, or ``None`` when it is no record."""
+def _annotation(task_body: Callable[..., Any], name: str) -> Any:
+    """The annotation of the argument ``name``, read in the body's module (``None`` if unreadable)."""
+    annotation = task_body.__annotations__.get(name)
+    if isinstance(annotation, str):
+        try:
+            return eval(annotation, getattr(task_body, "__globals__", {}), _PackageModules())
+        except Exception:
+            return None
+    return annotation
+
+
+def _from_json(annotation: Any, value: Any) -> Any:
+    """``value`` as ``annotation`` says, where that names record classes; else as it is."""
     import types
     import typing
 
-    annotation = task_body.__annotations__.get(name)
-    if isinstance(annotation, str):
-        try:  # the body's own annotation, read in its module (record classes are imported there)
-            annotation = eval(annotation, getattr(task_body, "__globals__", {}))
-        except Exception:
-            return None
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        annotation = next((a for a in typing.get_args(annotation) if a is not type(None)), None)
-    return annotation if isinstance(annotation, type) and hasattr(annotation, "from_dict") else None
+    if value is None or annotation is None:
+        return value
+    origin, arguments = typing.get_origin(annotation), typing.get_args(annotation)
+    if isinstance(annotation, types.UnionType) or origin is typing.Union:
+        return _from_json(next((a for a in arguments if a is not type(None)), None), value)
+    if origin is list and arguments and isinstance(value, list):
+        return [_from_json(arguments[0], item) for item in value]
+    if origin is dict and len(arguments) == 2 and isinstance(value, Mapping):
+        return {key: _from_json(arguments[1], item) for key, item in value.items()}
+    if isinstance(annotation, type) and hasattr(annotation, "from_dict") and isinstance(value, Mapping):
+        return annotation.from_dict(value)
+    return value
+
+
+class _PackageModules(dict[str, ModuleType]):
+    """Names an annotation uses that its module imports only for type checking: mlplatform's modules."""
+
+    def __missing__(self, name: str) -> ModuleType:
+        import importlib
+
+        for package in ("mlplatform.stages", "mlplatform.adapters", "mlplatform.core"):
+            try:
+                return importlib.import_module(f"{package}.{name}")
+            except ModuleNotFoundError:
+                continue
+        raise KeyError(name)
 
 
 def _to_json(value: Any) -> Any:
@@ -247,4 +318,6 @@ def _to_json(value: Any) -> Any:
         return value.to_dict()
     if isinstance(value, list | tuple):
         return [_to_json(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _to_json(item) for key, item in value.items()}
     return value

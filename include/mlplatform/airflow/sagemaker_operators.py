@@ -7,7 +7,7 @@ Two habits on top of the provider's operators (:func:`clear_operator`):
 - a job or endpoint wait that fails ends the task once, without retries (a retry would only
   start the same failing job again), with the reason SageMaker recorded (``FailureReason``,
   and a processing job's ``ExitMessage``) in the message. The DAGs' failure notifier
-  (:class:`mlplatform.airflow.notifiers.FailureNotifier`) posts that message to Slack once.
+  (:class:`mlplatform.airflow.dagkit.FailureNotifier`) posts that message to Slack once.
 
 For an endpoint that never reaches ``InService`` the message also names the configuration
 the endpoint stays on: SageMaker keeps the previous fleet until the new one is healthy, so
@@ -16,6 +16,7 @@ a failed update never leaves a half-updated endpoint.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 # Which SageMaker resource each operator waits for, and where its config names it.
@@ -41,7 +42,7 @@ def clear_operator(operator: type) -> type:
             except Exception as exc:
                 self._fail(exc, None)
 
-        def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
+        def execute_complete(self, context: Any, event: Mapping[str, Any] | None = None) -> Any:
             try:
                 return super().execute_complete(context, event)
             except Exception as exc:
@@ -66,7 +67,7 @@ def clear_operator(operator: type) -> type:
     return Clear
 
 
-def failure_message(client: Any, kind: str, name: str, config: dict[str, Any], error: Exception) -> str:
+def failure_message(client: Any, kind: str, name: str, config: Mapping[str, Any], error: Exception) -> str:
     """What went wrong, in SageMaker's words, and what state it left."""
     from mlplatform.adapters import sagemaker
 
@@ -94,3 +95,20 @@ def failure_message(client: Any, kind: str, name: str, config: dict[str, Any], e
         f"with: {error}). {state}. Check the endpoint's events, its container's logs in CloudWatch and "
         "its alarms before deploying again"
     )
+
+
+def release_image_and_role() -> tuple[str, str]:
+    """The release's platform image (checked to be in ECR) and the execution role SageMaker jobs run as.
+
+    Either missing fails the task without retrying: a retry would not change the answer.
+    """
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from mlplatform.adapters import sagemaker
+
+    try:
+        image = sagemaker.released_image(AwsBaseHook(aws_conn_id=None, client_type="ecr").conn)
+        return image, sagemaker.execution_role()
+    except (sagemaker.ImageNotReleased, sagemaker.NotConfigured) as exc:
+        raise AirflowFailException(str(exc)) from None
