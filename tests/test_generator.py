@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlplatform.core import fares, generator, spec, tlc
-from mlplatform.core.generator import pathologies
+from mlplatform.core.generator import defects
 from mlplatform.stages import contracts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,18 +90,18 @@ def pathology_masks(trips: pd.DataFrame, month: str) -> dict[str, np.ndarray]:
 def calibrated_shares(trips: pd.DataFrame, taxi_type: str) -> dict[str, float]:
     """The share of each pathology the calibration sets for these records (their regime and service)."""
     pickup_us = trips["pickup_datetime"].to_numpy().astype("datetime64[us]").astype(np.int64)
-    regime = pathologies.regime_codes(pathologies.schedule_codes(taxi_type, pickup_us))
+    regime = defects.regime_codes(defects.schedule_codes(taxi_type, pickup_us))
     blank = trips["payment_type"].isna().to_numpy()
     if taxi_type == "yellow":
         blank = np.zeros(len(trips), bool)  # flex fares are street hails: the coded shares
-    zero = pathologies.share(regime, "zero_distance", blank)
+    zero = defects.share(regime, "zero_distance", blank)
     if taxi_type == "yellow":
         zero = np.full(len(trips), generator.world().yellow["zero_distance_share"])
     return {
         "zero_distance": float(zero.mean()),
-        "refund": float(pathologies.share(regime, "refund", blank).mean()),
-        "meter_left_running": float(pathologies.share(regime, "meter_left_running", blank).mean()),
-        "previous_month": float(pathologies.share(regime, "previous_month").mean()),
+        "refund": float(defects.share(regime, "refund", blank).mean()),
+        "meter_left_running": float(defects.share(regime, "meter_left_running", blank).mean()),
+        "previous_month": float(defects.share(regime, "previous_month").mean()),
     }
 
 
@@ -126,24 +126,24 @@ def test_each_pathology_is_at_its_calibrated_share(taxi_type: str, month: str) -
 def test_regimes_take_the_shares_of_their_own_real_months() -> None:
     """Pickups under each rate of fare draw the figures measured on real months of that rate."""
     pickups = np.array(["2019-06-01", "2022-12-18", "2022-12-19", "2025-06-01"], dtype="datetime64[us]")
-    regime = pathologies.regime_codes(pathologies.schedule_codes("green", pickups.astype(np.int64)))
+    regime = defects.regime_codes(defects.schedule_codes("green", pickups.astype(np.int64)))
     assert regime.tolist() == [0, 0, 1, 1]
     coded = np.zeros(4, bool)
     # Street hails of green 2021-01..03, then of 2023-01 (tests/fixtures/real_tlc).
-    assert pathologies.share(regime, "zero_distance", coded).tolist() == [0.04815, 0.04815, 0.05004, 0.05004]
-    assert pathologies.share(regime, "meter_left_running", coded).tolist() == [
+    assert defects.share(regime, "zero_distance", coded).tolist() == [0.04815, 0.04815, 0.05004, 0.05004]
+    assert defects.share(regime, "meter_left_running", coded).tolist() == [
         0.00481,
         0.00481,
         0.00567,
         0.00567,
     ]
-    assert pathologies.share(regime, "refund", coded).tolist() == [0.00315, 0.00315, 0.00268, 0.00268]
-    sources = {r["fares_from"]: r["set_by"] for r in pathologies.regimes()}
+    assert defects.share(regime, "refund", coded).tolist() == [0.00315, 0.00315, 0.00268, 0.00268]
+    sources = {r["fares_from"]: r["set_by"] for r in defects.regimes()}
     assert sources == {
         "2012-09-04": [f"green_tripdata_{m}.parquet" for m in REAL_MONTHS],
         "2022-12-19": ["green_tripdata_2023-01.parquet"],
     }
-    table = pathologies.calibration_table()
+    table = defects.calibration_table()
     assert {row["figure"] for row in table} >= {
         "zero_distance",
         "refund",

@@ -11,7 +11,7 @@ and no-trip records, and the code mixes and null patterns. Yellow months use the
 geography and speeds with a pickup mix from published figures (``calibration/yellow_prior.json``).
 
 By default a month holds TLC's own pathologies at the shares of real months of the same
-fare regime (``pathologies``, ``calibration/pathologies.json``, which names the months
+fare regime (``defects``, ``calibration/pathologies.json``, which names the months
 behind each share): zero distances, refunds and voids negative in every money part, meters
 left running, trips begun the month before, and the green vendors' itemisation quirks. The
 contract quarantines each by its rule. ``generate_month(..., clean=True)`` (``mlplatform
@@ -27,18 +27,18 @@ of them, are no-trips lasting under a minute; the expectation accounts for both.
 :class:`Drift` shift the data the way production data drifts; :data:`CORRUPTIONS` break it
 the way bad deliveries do. The same seed always gives the same file.
 
-Modules: ``world`` (the calibration tables, drift and the duration function), ``sampling``
-(a month's trips and its shape), ``fares`` (codes, money and the file layout),
-``pathologies`` (TLC's own, by fare regime), ``corruptions`` (bad deliveries).
+Modules: ``world`` (the calibration tables, drift and the duration function), ``trips``
+(a month's trips, their codes and money, the file layout, and its shape), ``defects``
+(TLC's own pathologies by fare regime, and bad deliveries).
 """
 
-from mlplatform.core.generator.corruptions import CORRUPTIONS, FILE_CORRUPTIONS, corrupt, corrupted_bytes
-from mlplatform.core.generator.fares import publication_schema
-from mlplatform.core.generator.sampling import (
+from mlplatform.core.generator.defects import CORRUPTIONS, FILE_CORRUPTIONS, corrupt, corrupted_bytes
+from mlplatform.core.generator.trips import (
     GREEN_BLANK_SHARE_FROM_2022,
     METADATA_KEY,
     GeneratedMonth,
     generate_month,
+    publication_schema,
     read_generator_metadata,
     shape_summary,
 )
