@@ -65,10 +65,21 @@ TRANSFORM_CHECK_SECONDS = 30
 # The month's validate run may still be going when this run is due.
 SNAPSHOT_POKE_SECONDS = 300
 SNAPSHOT_WAIT_SECONDS = 6 * 3600
+PARAMS = {
+    "month": dagkit.month_param("Month to score, YYYY-MM. Empty: the month that ended when the run was due."),
+    "backfill": dagkit.backfill_param(),
+}
 
 
 class ScoringStopped(AirflowFailException, alerts.AlertedFailure):
     """Scoring may not go on (no champion, no snapshot, a contract breach); the task has alerted."""
+
+
+def _stop(use_case: UseCase, title: str, message: str, severity: alerts.Severity = "failure") -> NoReturn:
+    """Alert Slack that scoring stopped, and why; then fail the task without retrying."""
+    facts = {"Use case": use_case.name, "Stage": STAGE}
+    alerts.send(alerts.Alert(f"{use_case.name} {STAGE}: {title}", severity, (message,), facts))
+    raise ScoringStopped(message)
 
 
 def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECONDS) -> DAG:
@@ -79,18 +90,8 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
         STAGE,
         schedule=dagkit.schedule(use_case, "batch_score"),
         doc_md=__doc__,
-        params={
-            "month": dagkit.month_param(
-                "Month to score, YYYY-MM. Empty: the month that ended when the run was due."
-            ),
-            "backfill": dagkit.backfill_param(),
-        },
+        params=PARAMS,
     ) as dag:
-
-        def _stop(title: str, message: str, severity: alerts.Severity = "failure") -> NoReturn:
-            facts = {"Use case": use_case.name, "Stage": STAGE}
-            alerts.send(alerts.Alert(f"{use_case.name} {STAGE}: {title}", severity, (message,), facts))
-            raise ScoringStopped(message)
 
         @task
         def resolve_month(params: Mapping[str, Any] | None = None, data_interval_end: Any = None) -> str:
@@ -115,6 +116,7 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
             waited = (datetime.now(UTC) - dag_run.start_date).total_seconds() if dag_run else 0.0
             if waited > SNAPSHOT_WAIT_SECONDS:
                 _stop(
+                    use_case,
                     f"no validated snapshot for {month}",
                     f"{use_case.name} has no validated snapshot for {month} after {waited / 3600:.1f} h: "
                     f"see why the {use_case.name}_validate run for {month} failed or did not run, fix it, "
@@ -131,7 +133,7 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
             try:
                 return registry.resolve(use_case.model_name, "champion")
             except registry.ModelNotFound as exc:
-                _stop("no champion to score with", str(exc))
+                _stop(use_case, "no champion to score with", str(exc))
 
         @task
         @dagkit.records
@@ -144,7 +146,7 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
             try:
                 snapshot = scoring.checked_snapshot(Lake(), use_case, month, columns)
             except scoring.InputRejected as exc:
-                _stop(f"scoring of {month} stopped", str(exc), severity="breach")
+                _stop(use_case, f"scoring of {month} stopped", str(exc), severity="breach")
             return {"month": month, "digest": snapshot.digest, "rows": snapshot.rows}
 
         checked = check_contract(wait_for_snapshot(resolve_month()), model := resolve_champion())

@@ -74,9 +74,18 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import DAG, task
 
 from mlplatform.airflow import dagkit
+from mlplatform.core.records import MonitoringRecord
 from mlplatform.core.spec import UseCase
 
 STAGE = Path(__file__).stem
+PARAMS = {
+    "window": dagkit.month_param(
+        "Month to evaluate, YYYY-MM. Empty: the month(s) of the predictions that "
+        "started the run, else the last full month before the run was due.",
+        "Window",
+    ),
+    "backfill": dagkit.backfill_param(),
+}
 
 
 def build(use_case: UseCase) -> DAG:
@@ -89,14 +98,7 @@ def build(use_case: UseCase) -> DAG:
         # New predictions, or ground truth arriving for a window recorded pending.
         schedule=dagkit.follows(dagkit.predictions_asset(use_case), dagkit.validated_asset(use_case)),
         doc_md=__doc__,
-        params={
-            "window": dagkit.month_param(
-                "Month to evaluate, YYYY-MM. Empty: the month(s) of the predictions that "
-                "started the run, else the last full month before the run was due.",
-                "Window",
-            ),
-            "backfill": dagkit.backfill_param(),
-        },
+        params=PARAMS,
     ) as dag:
 
         @task
@@ -130,18 +132,7 @@ def build(use_case: UseCase) -> DAG:
                 window = monitoring.window_of_run(wanted, data_interval_end)
                 # A backfill records the live decisions and acts on none of them.
                 record = monitoring.monitor(lake, use_case, window, airflow_run_url=run_url, act=not backfill)
-            summary = {
-                "window": record.window,
-                "status": record.model_status,
-                "model_status": record.model_status,
-                "serving_status": record.serving_status,
-                "breaches": [b.metric for b in record.model_breaches],
-                "serving_breaches": [b.metric for b in record.serving_breaches],
-                "record_uri": record.record_uri,
-                "report_url": record.report_url,
-                "mlflow_run_url": record.mlflow_run_url,
-            }
-            return {**summary, "backfill": backfill}
+            return _summary(record, backfill)
 
         @task.short_circuit
         def decide(summary: Mapping[str, Any], ti: Any = None, run_id: str | None = None) -> bool:
@@ -158,47 +149,23 @@ def build(use_case: UseCase) -> DAG:
             if summary["backfill"]:
                 print(f"backfill of {summary['window']}: {summary['breaches']} recorded, not alerted")
                 return False
-            lake = Lake()
-            record = monitoring.read_record(lake, use_case.name, summary["window"])
-            if record is None:
-                raise RuntimeError(f"no monitoring record of {summary['window']}: re-run `evaluate`")
+            lake, record = Lake(), _window_record(use_case, summary)
             active = ti.get_dr_count(dag_id=train_dag_id, states=["queued", "running"])
             decision = monitoring.retrain_decision(lake, use_case, record, active, datetime.now(UTC))
             monitoring.send_alert(use_case, record, decision)
             ti.xcom_push(key="reason", value=decision.reason)
             return decision.retrain
 
-        trigger_retrain = TriggerDagRunOperator(
-            task_id="trigger_retrain",
-            trigger_dag_id=train_dag_id,
-            # Runs triggered from the UI or the API have no logical date: key on run_after.
-            trigger_run_id="monitor__{{ ti.xcom_pull(task_ids='evaluate')['window'] }}__"
-            "{{ dag_run.run_after.strftime('%Y%m%dT%H%M%S') }}",
-            conf={
-                "reason": "{{ ti.xcom_pull(task_ids='decide', key='reason') }}",
-                "triggered_by": "monitor",
-                "window": "{{ ti.xcom_pull(task_ids='evaluate')['window'] }}",
-                "since": "{{ ti.xcom_pull(task_ids='evaluate')['window'] }}",
-                "monitor_run_id": "{{ run_id }}",
-            },
-            skip_when_already_exists=True,
-            wait_for_completion=False,
-        )
-
         @task
         def alert_operations(summary: Mapping[str, Any]) -> bool:
             """Alert operations when the endpoint breached (error rate, latency): never a retrain."""
             from mlplatform.adapters import alerts
-            from mlplatform.adapters.lake import Lake
             from mlplatform.stages import monitoring
 
             alerts.flush()
             if not summary.get("serving_breaches") or summary["backfill"]:
                 return False
-            record = monitoring.read_record(Lake(), use_case.name, summary["window"])
-            if record is None:
-                raise RuntimeError(f"no monitoring record of {summary['window']}: re-run `evaluate`")
-            monitoring.send_operations_alert(use_case, record)
+            monitoring.send_operations_alert(use_case, _window_record(use_case, summary))
             return True
 
         @task
@@ -216,9 +183,56 @@ def build(use_case: UseCase) -> DAG:
             )
 
         summary = evaluate()
-        decide(summary) >> trigger_retrain >> record_retrain(summary)
+        decide(summary) >> _retrain_trigger(train_dag_id) >> record_retrain(summary)
         alert_operations(summary)
     return dag
+
+
+def _summary(record: MonitoringRecord, backfill: bool) -> dict[str, Any]:
+    """The window's verdict as `evaluate` hands it on (XCom): later tasks and the retrain trigger read it."""
+    return {
+        "window": record.window,
+        "status": record.model_status,
+        "model_status": record.model_status,
+        "serving_status": record.serving_status,
+        "breaches": [b.metric for b in record.model_breaches],
+        "serving_breaches": [b.metric for b in record.serving_breaches],
+        "record_uri": record.record_uri,
+        "report_url": record.report_url,
+        "mlflow_run_url": record.mlflow_run_url,
+        "backfill": backfill,
+    }
+
+
+def _window_record(use_case: UseCase, summary: Mapping[str, Any]) -> MonitoringRecord:
+    """The monitoring record `evaluate` wrote for the summary's window."""
+    from mlplatform.adapters.lake import Lake
+    from mlplatform.stages import monitoring
+
+    record = monitoring.read_record(Lake(), use_case.name, summary["window"])
+    if record is None:
+        raise RuntimeError(f"no monitoring record of {summary['window']}: re-run `evaluate`")
+    return record
+
+
+def _retrain_trigger(train_dag_id: str) -> TriggerDagRunOperator:
+    """Start the train DAG for the breached window, once per window and run."""
+    return TriggerDagRunOperator(
+        task_id="trigger_retrain",
+        trigger_dag_id=train_dag_id,
+        # Runs triggered from the UI or the API have no logical date: key on run_after.
+        trigger_run_id="monitor__{{ ti.xcom_pull(task_ids='evaluate')['window'] }}__"
+        "{{ dag_run.run_after.strftime('%Y%m%dT%H%M%S') }}",
+        conf={
+            "reason": "{{ ti.xcom_pull(task_ids='decide', key='reason') }}",
+            "triggered_by": "monitor",
+            "window": "{{ ti.xcom_pull(task_ids='evaluate')['window'] }}",
+            "since": "{{ ti.xcom_pull(task_ids='evaluate')['window'] }}",
+            "monitor_run_id": "{{ run_id }}",
+        },
+        skip_when_already_exists=True,
+        wait_for_completion=False,
+    )
 
 
 for _use_case in dagkit.use_cases():

@@ -67,6 +67,12 @@ if TYPE_CHECKING:
 
 STAGE = Path(__file__).stem
 VALIDATION_CHECK_SECONDS = 30
+PARAMS = {
+    "month": dagkit.month_param(
+        "Month to validate, YYYY-MM. Empty: the month the ingest DAG landed, "
+        "else the month of the run's logical date."
+    ),
+}
 
 
 def build(use_case: UseCase, job_check_seconds: int = VALIDATION_CHECK_SECONDS) -> DAG:
@@ -78,12 +84,7 @@ def build(use_case: UseCase, job_check_seconds: int = VALIDATION_CHECK_SECONDS) 
         # Raw months arrive when TLC publishes them, not on a calendar: ingest says when.
         schedule=dagkit.follows(dagkit.raw_asset(use_case)),
         doc_md=__doc__,
-        params={
-            "month": dagkit.month_param(
-                "Month to validate, YYYY-MM. Empty: the month the ingest DAG landed, "
-                "else the month of the run's logical date."
-            ),
-        },
+        params=PARAMS,
     ) as dag:
 
         @task
