@@ -277,7 +277,7 @@ def approval_tasks(use_case: UseCase, dag_id: str, assessment: Any) -> tuple[Any
     asked = request_approval(assessment)
     waiting = _wait_for_answer(use_case, hitl, timeout, asked)
     asked >> waiting  # the HITL operator takes no input from it, but must wait for it
-    remind(asked)
+    remind(asked)  # type: ignore[arg-type]  # an XComArg: `dagkit.records` reads the request from it
     approved = EmptyOperator(task_id="approved")
     waiting >> approved
     return asked, approved
@@ -328,7 +328,7 @@ def recorded_approval_operator() -> type:
     """
     from airflow.providers.standard.operators.hitl import ApprovalOperator
 
-    class RecordedApprovalOperator(ApprovalOperator):  # type: ignore[misc]
+    class RecordedApprovalOperator(ApprovalOperator):
         __doc__ = recorded_approval_operator.__doc__
 
         def execute_complete(self, context: Any, event: Mapping[str, Any]) -> Any:
@@ -338,6 +338,6 @@ def recorded_approval_operator() -> type:
                     "responded_by_user": event.get("responded_by_user"),
                 }
                 context["ti"].xcom_push(key="answer", value=found)
-            return super().execute_complete(context, event)
+            return super().execute_complete(context, dict(event))
 
     return RecordedApprovalOperator

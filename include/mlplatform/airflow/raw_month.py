@@ -10,7 +10,7 @@ deadline; the task then alerts that the month is late (:class:`MonthLate`) and f
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,7 +32,9 @@ class RawMonthTrigger(BaseTrigger):
     first, ``found`` lists the taxi types published by then.
     """
 
-    def __init__(self, prefix: str, taxi_types: list[str], month: str, due: str, poke_seconds: float) -> None:
+    def __init__(
+        self, prefix: str, taxi_types: Sequence[str], month: str, due: str, poke_seconds: float
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.prefix, self.taxi_types, self.month = prefix, list(taxi_types), month
         self.due, self.poke_seconds = due, float(poke_seconds)
