@@ -174,7 +174,7 @@ def test_captured_traffic_gives_serving_performance_per_variant(captured: dict[s
     outcomes, why = monitoring.serving_outcomes(lake, USE_CASE, logged)
 
     assert why == "" and outcomes is not None and len(outcomes) == 16
-    variants = measures.performance(USE_CASE, outcomes)["variants"]
+    variants = measures.performance(USE_CASE, outcomes).variants
     assert variants["champion"]["rmse"] == pytest.approx(OFFSET["champion"], abs=1e-4)
     assert variants["challenger"]["rmse"] == pytest.approx(OFFSET["challenger"], abs=1e-4)
     health = monitoring.serving_health(logged)

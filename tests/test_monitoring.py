@@ -165,10 +165,10 @@ def test_batch_predictions_join_their_snapshot_ground_truth(world: dict[str, Any
     trips = trips[trips["duration_min"].between(low, high)]
     expected = np.sqrt(np.mean((model.predict(None, trips[KEYS])["prediction"] - trips["duration_min"]) ** 2))
     perf = measures.performance(USE_CASE, joined)
-    assert perf["overall"]["rmse"] == pytest.approx(expected)
-    assert perf["variants"]["batch"]["n"] == len(trips)
-    assert perf["outside_range"] == ROWS - len(trips) > 0
-    assert {k.split("=")[0] for k in perf["slices"]} == {"pu_borough", "hour_band"}
+    assert perf.overall["rmse"] == pytest.approx(expected)
+    assert perf.variants["batch"]["n"] == len(trips)
+    assert perf.outside_range == ROWS - len(trips) > 0
+    assert {k.split("=")[0] for k in perf.slices} == {"pu_borough", "hour_band"}
     assert measures.batch_outcomes(lake, USE_CASE, "2024-05") == (None, "no_predictions")
 
 
@@ -190,12 +190,12 @@ def test_served_predictions_join_on_the_trip_key_and_wait_for_ground_truth(world
     joined, why = monitoring.serving_outcomes(lake, USE_CASE, logged)
     assert why == "" and len(joined) == 400
     perf = measures.performance(USE_CASE, joined)
-    assert set(perf["variants"]) == {"champion", "challenger"}
+    assert set(perf.variants) == {"champion", "challenger"}
     # Every fourth trip went to the challenger; a clean month still has a few trips outside the
     # modelling range (under a minute, over an hour), which no metric counts.
     challenger = trips.head(400).iloc[::4][USE_CASE.target.column]
     in_range = int(in_target_range(challenger, USE_CASE.target.range_).sum())
-    assert perf["variants"]["challenger"]["n"] == in_range and 95 <= in_range <= 100
+    assert perf.variants["challenger"]["n"] == in_range and 95 <= in_range <= 100
 
     health = monitoring.serving_health(logged)
     assert health["requests"] == 200 and health["p99_latency_ms"] == pytest.approx(99.0, abs=1.0)
@@ -226,7 +226,7 @@ def test_classifier_outcomes_are_scored_as_training_scores_them() -> None:
     rows["probability"] = np.clip(rng.random(len(rows)) * 0.6 + rows[sources.ACTUAL] * 0.2, 0, 1)
     rows = rows.assign(variant="champion", model_version="1")
 
-    overall = measures.performance(tip, rows)["overall"]
+    overall = measures.performance(tip, rows).overall
 
     # Only the metrics a spec can monitor: records and history keep their layout.
     assert set(overall) == {"log_loss", "roc_auc", "n"} and overall["n"] == len(rows)
@@ -338,7 +338,7 @@ def test_mlflow_run_gets_every_history_row_in_one_batch(world: dict[str, Any]) -
 
     assert ids["run_id"] == "run-1" and ids["url"].endswith("/#/experiments/7/runs/run-1")
     [batch] = client.batches  # one request, not one per metric
-    rows = history.history_rows(record)
+    rows = history.metric_values(record)
     assert len(batch["metrics"]) == len(rows) > 20
     logged = {m.key: m for m in batch["metrics"]}
     assert logged["rmse"].value == record.metrics["rmse"] and logged["rmse"].step == 202404

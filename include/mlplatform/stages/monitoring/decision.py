@@ -23,7 +23,7 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -131,7 +131,7 @@ def spec_limit(use_case: UseCase, limit: str | float) -> Any:
     return getattr(getattr(use_case, section), name)
 
 
-def breaches(use_case: UseCase, metrics: dict[str, Any]) -> list[Breach]:
+def breaches(use_case: UseCase, metrics: Mapping[str, float | None]) -> list[Breach]:
     """The rules of :data:`THRESHOLD_RULES` the metrics cross; a metric not measured breaches nothing."""
     named = {"metric": use_case.monitoring.performance_metric}
     found = []
@@ -140,7 +140,10 @@ def breaches(use_case: UseCase, metrics: dict[str, Any]) -> list[Breach]:
         if value is None or not COMPARISONS[rule.breached_when](float(value), limit):
             continue
         name = rule.name.format(**named)
-        reported = float(metrics[rule.reports.format(**named)]) if rule.reports else float(value)
+        shown = metrics.get(rule.reports.format(**named)) if rule.reports else value
+        if shown is None:  # the figure a breach reports was not measured: nothing to report
+            continue
+        reported = float(shown)
         reference = metrics[rule.relative_to.format(**named)] if rule.relative_to else None
         threshold = reference * (1 + limit) if reference is not None else limit
         message = rule.message.format(
@@ -156,8 +159,6 @@ def breaches(use_case: UseCase, metrics: dict[str, Any]) -> list[Breach]:
 
 
 # -- the verdicts ------------------------------------------------------------------------------
-
-
 def model_status(found: list[Breach], pending: list[str], metric: str) -> str:
     """The model's verdict: ``breach`` on a performance, drift or data-quality breach, else
     ``pending`` while the performance metric waits for ground truth, else ``ok``. Serving
@@ -167,7 +168,7 @@ def model_status(found: list[Breach], pending: list[str], metric: str) -> str:
     return "pending" if metric in pending else "ok"
 
 
-def serving_status(found: list[Breach], metrics: dict[str, Any]) -> str:
+def serving_status(found: list[Breach], metrics: Mapping[str, object]) -> str:
     """The endpoint's verdict from its error rate and p99 latency: ``breach``, ``ok``, or
     ``unmeasured`` when the window had no real-time traffic."""
     if any(b.serving for b in found):
@@ -176,8 +177,6 @@ def serving_status(found: list[Breach], metrics: dict[str, Any]) -> str:
 
 
 # -- the retrain -------------------------------------------------------------------------------
-
-
 KEPT_TRIGGERS = 50
 """Triggered retrains remembered in the state's ``history``."""
 
@@ -226,8 +225,6 @@ def record_trigger(
 
 
 # -- the alerts --------------------------------------------------------------------------------
-
-
 def alert_text(
     use_case: UseCase, record: MonitoringRecord, decision: RetrainDecision
 ) -> tuple[str, list[str]]:
@@ -305,7 +302,7 @@ def operations_alert(use_case: UseCase, record: MonitoringRecord) -> Any:
         "No retrain: latency and errors are the endpoint's (load, capacity, a failing "
         f"dependency), not the model's. The model's status is {record.model_status}."
     )
-    facts: dict[str, Any] = {"Window": record.window, "Endpoint": ", ".join(served)}
+    facts = {"Window": record.window, "Endpoint": ", ".join(served)}
     for name, unit in (("p99_latency_ms", " ms"), ("error_rate", ""), ("requests", "")):
         if name in record.metrics:
             value = record.metrics[name]

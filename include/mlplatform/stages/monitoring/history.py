@@ -22,6 +22,7 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,6 @@ def pending_windows(lake: Lake, use_case: UseCase, arrived: list[str]) -> list[s
 
 
 # -- writing the history -----------------------------------------------------------------------
-
-
 def write_report(lake: Lake, use_case: UseCase, window: str, result: DriftResult | None) -> str | None:
     """Evidently's HTML drift report in the lake; returns its lake path."""
     if result is None or result.snapshot is None:
@@ -85,28 +84,20 @@ def write_report(lake: Lake, use_case: UseCase, window: str, result: DriftResult
     return path
 
 
-def _flat(prefix: str, values: dict[str, Any]) -> dict[str, float]:
+def _flat(prefix: str, values: Mapping[str, object]) -> dict[str, float]:
     return {f"{prefix}{k}": float(v) for k, v in values.items() if isinstance(v, int | float)}
 
 
-def history_rows(record: MonitoringRecord) -> list[dict[str, Any]]:
-    """One row per metric of a record: headline, per slice, per variant and per feature."""
+def metric_values(record: MonitoringRecord) -> dict[str, float]:
+    """Every number of a record under its history name, sorted by name: headline metrics, per
+    slice (``slice[pu_borough=Queens].rmse``), per variant and per feature (``drift.<feature>``)."""
     values = _flat("", record.metrics)
     details = record.details
     for group in ("slices", "variants"):
         for name, scores in (details.get(group) or {}).items():
             values.update(_flat(f"{group[:-1]}[{name}].", scores))
     values.update(_flat("drift.", details.get("features") or {}))
-    return [
-        {
-            "window": record.window,
-            "metric": name,
-            "value": value,
-            "status": record.model_status,
-            "computed_at": record.computed_at,
-        }
-        for name, value in sorted(values.items())
-    ]
+    return dict(sorted(values.items()))
 
 
 def write_history(lake: Lake, record: MonitoringRecord) -> str:
@@ -114,7 +105,10 @@ def write_history(lake: Lake, record: MonitoringRecord) -> str:
     use_case, window = record.use_case, record.window
     lake.write_json(record_path(use_case, window), dataclasses.replace(record, record_uri=None).to_dict())
     path = history_path(use_case)
-    rows = pd.DataFrame(history_rows(record), columns=HISTORY_COLUMNS)
+    values = metric_values(record)  # one row per metric
+    rows = pd.DataFrame(
+        {"metric": list(values), "value": list(values.values())}, columns=HISTORY_COLUMNS
+    ).assign(window=window, status=record.model_status, computed_at=record.computed_at)
     if lake.exists(path):
         old = lake.read_parquet(path).to_pandas()
         rows = pd.concat([old[old["window"] != window], rows], ignore_index=True)
@@ -128,8 +122,6 @@ def read_history(lake: Lake, use_case: str) -> pd.DataFrame:
 
 
 # -- the window's MLflow run --------------------------------------------------------------------
-
-
 def _mlflow_key(name: str) -> str:
     """A metric name MLflow accepts: ``slice[pu_borough=Queens].rmse`` -> ``slice/pu_borough/Queens.rmse``."""
     name = name.replace("[", "/").replace("]", "").replace("=", "/")
@@ -161,7 +153,8 @@ def log_to_mlflow(
     client = client or registry.client()
     experiment_id, run_id = _window_run(client, use_case.name, record.window)
     step, logged_at = int(record.window.replace("-", "")), int(time.time() * 1000)
-    metrics = [Metric(_mlflow_key(r["metric"]), r["value"], logged_at, step) for r in history_rows(record)]
+    values = metric_values(record)
+    metrics = [Metric(_mlflow_key(name), value, logged_at, step) for name, value in values.items()]
     tags = {
         "status": record.model_status,
         "model_status": record.model_status,

@@ -57,8 +57,6 @@ def applies(use_case: UseCase) -> bool:
 
 
 # -- paired evidence --------------------------------------------------------------------------------
-
-
 def answers(use_case: UseCase, rows: pd.DataFrame, version: str) -> Any | None:
     """``version``'s answers on the window's trips: the batch answers when it scored the batch,
     else scored in shadow now with scoring's predictor; ``None`` when the version is gone."""
@@ -106,8 +104,6 @@ def _alert(
 
 
 # -- the challenger ---------------------------------------------------------------------------------
-
-
 def challenger_decision(
     lake: Lake, use_case: UseCase, window: str, rows: pd.DataFrame, client: Any, run_id: str | None
 ) -> dict[str, Any] | None:
@@ -185,8 +181,6 @@ def _act_on_challenger(
 
 
 # -- rollback on quality ------------------------------------------------------------------------------
-
-
 def rollback_decision(
     lake: Lake, use_case: UseCase, window: str, rows: pd.DataFrame, client: Any, run_id: str | None
 ) -> dict[str, Any] | None:
@@ -228,8 +222,6 @@ def rollback_decision(
 
 
 # -- one window -----------------------------------------------------------------------------------------
-
-
 def assess_window(
     lake: Lake,
     use_case: UseCase,

@@ -167,7 +167,20 @@ def outcome_scores(use_case: UseCase, rows: pd.DataFrame) -> dict[str, float]:
     return {**{k: v for k, v in scores.items() if k in REPORTED_METRICS}, "n": n}
 
 
-def performance(use_case: UseCase, outcomes: pd.DataFrame) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Performance:
+    """Scores of predictions joined to outcomes (each with their number ``n``): overall, per
+    slice (``column=value``) and per variant; the outcomes outside the modelling range, and
+    the model versions that made the predictions."""
+
+    overall: dict[str, float]
+    slices: dict[str, dict[str, float]]
+    variants: dict[str, dict[str, float]]
+    outside_range: int
+    versions: list[str]
+
+
+def performance(use_case: UseCase, outcomes: pd.DataFrame) -> Performance:
     """Overall, per-slice and per-variant metrics of predictions joined to outcomes.
 
     Only outcomes in the spec's modelling range (``target.range``) are scored, as in training
@@ -176,17 +189,20 @@ def performance(use_case: UseCase, outcomes: pd.DataFrame) -> dict[str, Any]:
     """
     keep = in_target_range(outcomes[ACTUAL], use_case.target.range_)
     frame = trip_features(outcomes[keep])
-    out: dict[str, Any] = {"overall": outcome_scores(use_case, frame), "slices": {}}
-    out["outside_range"] = int((~keep).sum())
+    slices = {}
     for column in use_case.promotion.slices:
         if column not in frame:
             continue
         for value, rows in frame.groupby(column, observed=True):
             if len(rows) >= MIN_SLICE_ROWS:
-                out["slices"][f"{column}={value}"] = outcome_scores(use_case, rows)
-    out["variants"] = {str(v): outcome_scores(use_case, rows) for v, rows in frame.groupby("variant")}
-    out["versions"] = sorted(set(frame["model_version"].astype(str)))
-    return out
+                slices[f"{column}={value}"] = outcome_scores(use_case, rows)
+    return Performance(
+        overall=outcome_scores(use_case, frame),
+        slices=slices,
+        variants={str(v): outcome_scores(use_case, rows) for v, rows in frame.groupby("variant")},
+        outside_range=int((~keep).sum()),
+        versions=sorted(set(frame["model_version"].astype(str))),
+    )
 
 
 def measure_performance(
@@ -196,8 +212,9 @@ def measure_performance(
     logged: pd.DataFrame | None,
     client: Any,
     found: Champion | None,
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
-    """Metrics on delayed ground truth, their details, and why a source had none.
+) -> tuple[dict[str, float], dict[str, dict[str, dict[str, float]]], dict[str, str]]:
+    """Metrics on delayed ground truth, their details (``slices`` and ``variants``), and why
+    a source had none.
 
     The headline is the champion's: batch predictions, else what serving's champion
     answered. It is compared with the validation metric of the version that made the
@@ -214,13 +231,13 @@ def measure_performance(
     if headline is None:
         return {}, {}, sources
     perf = performance(use_case, headline)
-    metrics: dict[str, Any] = {k: v for k, v in perf["overall"].items() if k != "n"}
-    metrics["n_outcomes"] = perf["overall"]["n"]
-    metrics["n_outside_range"] = perf["outside_range"]
-    details = {"slices": perf["slices"], "variants": perf["variants"]}
+    metrics = {k: v for k, v in perf.overall.items() if k != "n"}
+    metrics["n_outcomes"] = perf.overall["n"]
+    metrics["n_outside_range"] = perf.outside_range
+    details = {"slices": perf.slices, "variants": perf.variants}
     if served is not None:
-        details["variants"].update(performance(use_case, served)["variants"])
-    versions = perf["versions"]
+        details["variants"].update(performance(use_case, served).variants)
+    versions = perf.versions
     if len(versions) == 1 and (found is None or versions[0] != found.version):
         ref_metrics = version_metrics(client, use_case.model_name, versions[0])
     else:
@@ -234,13 +251,13 @@ def measure_performance(
 
 
 # -- data quality and serving health --------------------------------------------------------------
-def data_quality(lake: Lake, use_case: UseCase, window: str) -> dict[str, Any]:
+def data_quality(lake: Lake, use_case: UseCase, window: str) -> dict[str, float | None]:
     """The window's contract result and quarantined share, from the snapshot manifest and quarantine."""
     snap = snapshots.current_snapshot(lake, use_case.name, window)
     if snap is None:
         return {}
     contract = snap.manifest.get("contract") or {}
-    out: dict[str, Any] = {"contract_success": contract.get("success")}
+    out: dict[str, float | None] = {"contract_success": contract.get("success")}  # a bool, or unknown
     share = contract.get("bad_row_share")
     if share is None:
         quarantined = 0
@@ -278,8 +295,6 @@ def serving_health(logged: pd.DataFrame | None) -> dict[str, float]:
 
 
 # -- the estimate before labels ----------------------------------------------------------------
-
-
 PREDICTION = "__prediction__"
 MIN_REFERENCE_ROWS = 1000
 """Labelled reference trips below which no estimator is fitted (the estimate would be noise)."""

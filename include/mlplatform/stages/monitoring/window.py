@@ -68,8 +68,6 @@ def window_of_run(window: str | None, data_interval_end: datetime | None) -> str
 
 
 # -- evaluating a window -----------------------------------------------------------------------
-
-
 def evaluate_window(
     lake: Lake, use_case: UseCase, window: str, client: Any = None, found: Champion | None = None
 ) -> tuple[MonitoringRecord, DriftResult | None]:
@@ -88,7 +86,9 @@ def evaluate_window(
     # Real-time traffic: the local serving app's log and SageMaker's data capture, one frame.
     captured = read_capture(lake, use_case, window)
     logged = with_capture(serving_log(lake, use_case.name, window), captured)
-    metrics, details, sources = measure_performance(lake, use_case, window, logged, client, found)
+    measured, performance, sources = measure_performance(lake, use_case, window, logged, client, found)
+    metrics: dict[str, int | float | bool | None] = dict(measured)
+    details: dict[str, Any] = dict(performance)  # the record's open-ended JSON
     result, reference_months, reference_rows = measure_drift(lake, use_case, window, logged, found)
     pending: list[str] = [] if metric in metrics else [metric]
     if metric in metrics and f"{metric}_reference" not in metrics:
@@ -122,15 +122,13 @@ def evaluate_window(
     return record, result
 
 
-def _model_fields(found: Champion | None) -> dict[str, Any] | None:
+def _model_fields(found: Champion | None) -> dict[str, str | None] | None:
     if found is None:
         return None
     return {"name": found.name, "version": found.version, "run_id": found.run_id, "url": found.url}
 
 
 # -- one window, end to end --------------------------------------------------------------------
-
-
 def monitor(
     lake: Lake,
     use_case: UseCase,
