@@ -31,8 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlplatform.adapters import settings
 from mlplatform.core import tlc
-from mlplatform.core.spec import UseCase
-from mlplatform.core.spec import Contract
+from mlplatform.core.spec import Contract, UseCase
 from mlplatform.stages.contracts.raw import RawFile, RawRead
 from mlplatform.stages.contracts.rules import (
     BAD_ROW_SHARE_CALIBRATION,
