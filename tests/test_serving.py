@@ -24,6 +24,7 @@ from test_scoring import USE_CASE, normalised_trips, registered_versions, set_al
 from mlplatform import serving
 from mlplatform.adapters.lake import Lake
 from mlplatform.core.spec import UseCase
+from mlplatform.serving.store import assign_variant
 from mlplatform.stages import monitoring, scoring
 
 from conftest import free_port
@@ -237,7 +238,7 @@ def test_the_challenger_gets_its_share_sticky_per_key_and_every_prediction_is_lo
     assert abs(variants["challenger"] / len(keys) - share) < 0.08, variants
     assert all(a["version"] == (challenger if a["variant"] == "challenger" else champion) for a in answers)
     assert [a["variant"] for a in again] == [a["variant"] for a in answers[:40]]  # sticky
-    assert [a["variant"] for a in answers] == [serving.assign_variant(k, share) for k in keys]
+    assert [a["variant"] for a in answers] == [assign_variant(k, share) for k in keys]
     minutes = {a["variant"]: a["predictions"][0]["prediction"] for a in answers}
     assert minutes["champion"] != minutes["challenger"]
 
@@ -255,9 +256,9 @@ def test_the_challenger_gets_its_share_sticky_per_key_and_every_prediction_is_lo
 
 def test_the_variant_split_matches_the_share_over_many_keys() -> None:
     for share in (0.05, 0.1, 0.5):
-        got = np.mean([serving.assign_variant(f"key-{i}", share) == "challenger" for i in range(20_000)])
+        got = np.mean([assign_variant(f"key-{i}", share) == "challenger" for i in range(20_000)])
         assert abs(got - share) < 0.01
-    assert serving.assign_variant("anyone", 0.0) == "champion"
+    assert assign_variant("anyone", 0.0) == "champion"
 
 
 def test_a_promotion_is_picked_up_without_dropping_requests(versions: list[str], lake: Lake) -> None:
@@ -381,7 +382,7 @@ def test_admin_routes_need_the_token(versions: list[str], lake: Lake) -> None:
 def test_the_command_binds_localhost_and_serve_follows_sagemaker(monkeypatch: pytest.MonkeyPatch) -> None:
     import uvicorn
 
-    from mlplatform.serving import run
+    from mlplatform.serving.process import main
 
     started: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda *args, **options: started.append(options))
@@ -389,7 +390,7 @@ def test_the_command_binds_localhost_and_serve_follows_sagemaker(monkeypatch: py
     monkeypatch.delenv("PORT", raising=False)
     monkeypatch.setenv("SAGEMAKER_BIND_TO_PORT", "9090")
     monkeypatch.setenv("SM_MODEL_DIR", "/nonexistent")
-    run.main([])
-    run.main(["serve"])
+    main([])
+    main(["serve"])
     assert (started[0]["host"], started[0]["port"]) == ("127.0.0.1", 8000)
     assert (started[1]["host"], started[1]["port"]) == ("0.0.0.0", 9090)

@@ -46,7 +46,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     features = USE_CASE.features.all
     train = normalised_trips("2024-01", 2_000, seed=5).to_pandas()
-    estimator = build_estimator("hist_gradient_boosting", {"max_iter": 10})
+    estimator = build_estimator("hist_gradient_boosting", {"max_iter": 10}, USE_CASE.features)
     estimator.fit(trip_features(train)[list(features)], train[USE_CASE.target.column])
     model = TripModel(estimator, features, USE_CASE.task, defaults=input_defaults(USE_CASE))
     path = tmp_path_factory.mktemp("model") / "model"

@@ -179,8 +179,8 @@ def test_a_model_without_a_lean_form_declines_and_says_why(logged: tuple[Any, An
 def test_the_batcher_uses_the_lean_path_for_small_requests(logged: tuple[Any, Any]) -> None:
     """Small requests take the lean path, large ones the normal one; both answer the same."""
     from mlplatform.core.records import ModelRef
-    from mlplatform.serving.batcher import MicroBatcher
     from mlplatform.serving.schema import Validator
+    from mlplatform.serving.service import MicroBatcher
     from mlplatform.serving.store import LoadedModel
     from mlplatform.stages.scoring import predictor
 

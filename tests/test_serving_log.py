@@ -10,9 +10,8 @@ from pathlib import Path
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import months
 from mlplatform.core.spec import load_spec
-from mlplatform.serving.log import PredictionLog, answer_rows, failure_row
-from mlplatform.serving.metrics import Metrics
 from mlplatform.serving.store import ModelStore
+from mlplatform.serving.telemetry import Metrics, PredictionLog, answer_rows, failure_row
 
 USE_CASE = load_spec("taxi_trip_duration")
 

@@ -9,23 +9,22 @@ from datetime import datetime
 import pytest
 
 from mlplatform.core.spec import load_spec
-from mlplatform.serving.bodies import (
+from mlplatform.serving.schema import (
     MAX_ROWS,
     Format,
+    InputField,
+    PredictionAnswer,
+    Rejected,
+    Validator,
     answer_format,
+    convert,
     decode,
     encode,
+    frame_of,
     instances_of,
     max_body_bytes,
     parse_json,
     request_format,
-)
-from mlplatform.serving.schema import (
-    InputField,
-    Rejected,
-    Validator,
-    convert,
-    frame_of,
     spec_fields,
     trip_model,
 )
@@ -212,10 +211,13 @@ def test_content_types_and_accept() -> None:
 
 
 def test_answers_are_encoded_in_the_format_asked() -> None:
-    answers = [{"prediction": 9.5}, {"prediction": 11.0}]
-    assert encode({}, answers, Format.CSV) == b"9.5\n11.0\n"
-    assert encode({}, answers, Format.JSON_LINES) == b'{"prediction": 9.5}\n{"prediction": 11.0}\n'
-    assert encode({"predictions": answers}, answers, Format.JSON).startswith(b'{"predictions"')
+    answers: list[dict[str, float | str]] = [{"prediction": 9.5}, {"prediction": 11.0}]
+    answer = PredictionAnswer(
+        request_id="r", model="m", version="1", variant="champion", unit="minutes", predictions=answers
+    )
+    assert encode(answer, Format.CSV) == b"9.5\n11.0\n"
+    assert encode(answer, Format.JSON_LINES) == b'{"prediction": 9.5}\n{"prediction": 11.0}\n'
+    assert encode(answer, Format.JSON).startswith(b'{"request_id": "r"')
 
 
 def test_the_body_limit_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

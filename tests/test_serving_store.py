@@ -39,7 +39,7 @@ def save(path: Path, broken: bool = False) -> str:
     """A small model saved with its input example; ``broken`` swaps in an estimator that fails."""
     features = USE_CASE.features.all
     trips = normalised_trips("2024-01", 500, seed=3).to_pandas()
-    estimator = build_estimator("hist_gradient_boosting", {"max_iter": 5})
+    estimator = build_estimator("hist_gradient_boosting", {"max_iter": 5}, USE_CASE.features)
     estimator.fit(trip_features(trips)[list(features)], trips[USE_CASE.target.column])
     model = TripModel(estimator, features, USE_CASE.task, defaults=input_defaults(USE_CASE))
     example = trips[input_columns(features)].head(5)
@@ -78,7 +78,7 @@ def test_a_fixed_model_whose_files_are_gone_is_not_ready_and_says_why(tmp_path: 
 
     readiness = store.readiness()
     assert not readiness.ready and readiness.reason == "artifacts_unavailable"
-    assert readiness.problem is not None and readiness.problem.detail == readiness.detail
+    assert readiness.last_error is not None and readiness.last_error.detail == readiness.detail
     assert store.settled.is_set() and store.reload_errors == 1 and store.served is None
 
 
@@ -86,7 +86,7 @@ def test_a_fixed_model_failing_its_own_example_is_not_ready(tmp_path: Path) -> N
     store = ModelStore(USE_CASE, fixed_uri=save(tmp_path / "broken", broken=True), fixed_version="2")
     with pytest.raises(ModelDoesNotPredict):
         store.refresh()
-    assert store.readiness().to_dict()["reason"] == "model_does_not_predict"
+    assert store.readiness().model_dump()["reason"] == "model_does_not_predict"
 
 
 class FlakyStore(ModelStore):

@@ -86,21 +86,17 @@ SageMaker containers do) with ``MLPLATFORM_MODEL_VERSION``,
 ``serve`` (SageMaker) it listens on 0.0.0.0:8080 (``SAGEMAKER_BIND_TO_PORT``) and serves
 the model in ``SM_MODEL_DIR`` (default ``/opt/ml/model``) unless ``MLPLATFORM_MODEL_URI`` is set.
 
-The modules, each importing only those above it:
+The modules, each importing only those above it (none imports the package itself):
 
 | module | what it is for |
 |---|---|
-| ``schema`` | the request model: input fields, plausible ranges, pydantic validation |
-| ``bodies`` | content types in and out (JSON, JSON Lines, CSV) and the body limits |
+| ``process`` | how the process runs: ``python -m mlplatform.serving``, workers, their readiness, SIGTERM |
+| ``schema`` | requests and answers: input fields, ranges, validation, content types, body limits |
+| ``lean`` | the lean single-trip path, derived from the loaded model and checked against it |
 | ``store`` | the models served: background loading with backoff, readiness, the aliases, hot swap, A/B |
-| ``batcher`` | the micro-batcher: queued requests for one model predicted in one call |
-| ``metrics`` | ``/metrics``: ``prometheus_client`` families in a registry per app |
-| ``log`` | the prediction log: its row layout and the buffered writer to the lake |
-| ``service`` | one request apart from HTTP: variant, decoding, validation, prediction, metrics, log |
-| ``guard`` | the middleware: every request counted, an unexpected error a 500 that keeps the connection |
-| ``docs`` | the OpenAPI description of the prediction bodies (fields served now), answers, errors |
-| ``routes`` | the routes: ``create_app`` |
-| ``run`` | ``app_from_env`` (the uvicorn factory), ``python -m mlplatform.serving``, SIGTERM |
+| ``telemetry`` | what the app reports: ``/metrics`` and the prediction log |
+| ``service`` | one request apart from HTTP: variant, decoding, validation, the micro-batcher, metrics, log |
+| ``routes`` | the app over HTTP: ``create_app``, ``app_from_env``, routes, OpenAPI document, guard |
 """
 
 from __future__ import annotations
@@ -109,29 +105,21 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mlplatform.serving.routes import create_app
-    from mlplatform.serving.run import app_from_env, main
-    from mlplatform.serving.store import assign_variant
+    from mlplatform.serving.routes import app_from_env, create_app
 
-__all__ = ["app_from_env", "assign_variant", "create_app", "main"]
-
-# Imported on first use, so that ``python -m mlplatform.serving`` handles SIGTERM before the
-# app's libraries load (a container stopped while it starts exits 0 too).
-_HOMES = {
-    "create_app": "mlplatform.serving.routes",
-    "app_from_env": "mlplatform.serving.run",
-    "main": "mlplatform.serving.run",
-    "assign_variant": "mlplatform.serving.store",
-}
+__all__ = ["app", "app_from_env", "create_app"]
 
 
 def __getattr__(name: str) -> Any:
-    """The exports, imported on first use; ``mlplatform.serving:app`` for ``uvicorn``: built on
-    first access, from the environment."""
+    """The exports, imported on first use, so that ``python -m mlplatform.serving`` handles
+    SIGTERM before the app's libraries load (a container stopped while it starts exits 0 too).
+
+    ``mlplatform.serving:app``, for ``uvicorn``, is built on first access, from the environment.
+    """
+    if name in ("app_from_env", "create_app"):
+        globals()[name] = value = getattr(importlib.import_module("mlplatform.serving.routes"), name)
+        return value
     if name == "app":
         globals()["app"] = built = __getattr__("app_from_env")()
         return built
-    if name in _HOMES:
-        globals()[name] = value = getattr(importlib.import_module(_HOMES[name]), name)
-        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,10 +5,10 @@ import os
 import signal
 import sys
 
-# A SIGTERM while the app's libraries import is a normal stop too; run.main keeps it so.
+# A SIGTERM while the app's libraries import is a normal stop too; process.main keeps it so.
 signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
 
-from mlplatform.serving.run import main  # noqa: E402
+from mlplatform.serving.process import main  # noqa: E402
 
 code = main()
 # The shutdown is done (requests drained, prediction log flushed, threads told to stop):

@@ -441,11 +441,11 @@ class LeanModel:
     features: tuple[str, ...]
     task: str
     labels: tuple[str, str]
-    defaults: dict[str, Any]
+    defaults: dict[str, str | float]  # inputs a request may leave out, and their values
     score: Callable[[Features], np.ndarray]  # regression: the prediction; else P(positive)
     family: str
 
-    def answers(self, columns: Columns) -> list[dict[str, Any]] | None:
+    def answers(self, columns: Columns) -> list[dict[str, float | str]] | None:
         """One answer per trip, as the app sends them; ``None`` when a value is missing
         that has no default (the normal path decides what that means)."""
         columns = dict(columns)

@@ -1,43 +1,83 @@
-"""The serving app's routes: HTTP in, a :class:`~mlplatform.serving.service.PredictionService` call, HTTP out.
+"""The serving app over HTTP: its routes, their OpenAPI document, and the guard around them.
 
-``create_app`` builds the FastAPI app from its parts: the service (models, batcher,
+:func:`create_app` builds the FastAPI app from its parts: the service (models, batcher,
 metrics, prediction log), a lifespan that starts the background threads (the model loader
-and the prediction log) without waiting for a model, the
-:class:`~mlplatform.serving.guard.Guard` around everything, the prediction routes
-(``/predict``, and ``/invocations`` of the SageMaker container contract) and the
-operation routes (``/health`` liveness, ``/ready`` and ``/ping`` readiness, ``/metrics``,
-``/admin/reload``).
+and the prediction log) without waiting for a model, the :class:`Guard` around everything,
+the prediction routes (``/predict``, and ``/invocations`` of the SageMaker container
+contract) and the operation routes (``/health`` liveness, ``/ready`` and ``/ping``
+readiness, ``/metrics``, ``/admin/reload``). :func:`app_from_env` is the same app configured
+from the environment: the uvicorn factory each worker of ``python -m mlplatform.serving``
+runs (also ``mlplatform.serving:app_from_env``).
+
+The OpenAPI document. The bodies are read by hand (size limit, parsing off the event loop,
+several content types), so FastAPI cannot derive their schema from a parameter;
+:func:`live_document` describes them from the same pydantic trip model that validates them
+(:func:`~mlplatform.serving.schema.trip_model`), so ``/docs`` and ``/openapi.json`` show
+what ``/predict`` takes. The fields are the loaded champion's (its input signature) once one
+is loaded, the spec's feature columns before, and for the first seconds, until the model
+loader has imported MLflow (which the spec's columns need), a generic body: the document is
+built on demand, so it answers from the app's first second, never waits for an import, and
+follows the version served.
+
+The guard (:class:`Guard`, an ASGI middleware) counts every request in ``/metrics`` by route
+and status with its latency, and turns an exception nothing else handled into a JSON 500
+that names the request id (also written to the prediction log for the prediction routes).
+The 500 is a complete answer, so the server keeps the connection open for the client's next
+request instead of dropping it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hmac
 import json
 import logging
+import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.openapi.models import MediaType, RequestBody, Schema
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from pydantic import create_model as pydantic_model
+from pydantic.json_schema import models_json_schema
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlplatform.adapters.lake import Lake
-from mlplatform.core.spec import UseCase
-from mlplatform.serving import docs
-from mlplatform.serving.bodies import DEFAULT_MAX_BODY_BYTES, Format, answer_format, request_format, too_large
-from mlplatform.serving.guard import Guard, request_id_of
-from mlplatform.serving.metrics import CONTENT_TYPE
-from mlplatform.serving.schema import InputField, Rejected, spec_fields
+from mlplatform.core.spec import UseCase, load_spec
+from mlplatform.serving.process import LOG_FORMAT, REFERENCE_USE_CASE, REGISTRY_CALL_LIMITS
+from mlplatform.serving.schema import (
+    DEFAULT_MAX_BODY_BYTES,
+    MAX_ROWS,
+    ErrorAnswer,
+    Format,
+    InputField,
+    PredictionAnswer,
+    Rejected,
+    answer_format,
+    example_trip,
+    max_body_bytes,
+    request_format,
+    spec_fields,
+    too_large,
+    trip_model,
+)
 from mlplatform.serving.service import Call, PredictionService
 from mlplatform.serving.store import ModelLoader, ModelStore
+from mlplatform.serving.telemetry import CONTENT_TYPE
 
 log = logging.getLogger(__name__)
 
 ADMIN_TOKEN_VARIABLE = "MLPLATFORM_SERVING_ADMIN_TOKEN"
 PREDICTION_ROUTES = ("/predict", "/invocations")
+REQUEST_ID_HEADER = b"x-request-id"
+MAX_REQUEST_ID_CHARS = 128
 T = TypeVar("T")
 _bearer = HTTPBearer(auto_error=False, description=f"The token in {ADMIN_TOKEN_VARIABLE}.")
 
@@ -80,8 +120,31 @@ def create_app(
     app.add_middleware(Guard, service=service, prediction_routes=PREDICTION_ROUTES)
     _add_prediction_routes(app, service, max_body_bytes)
     _add_operation_routes(app, service, admin_token)
-    app.openapi = docs.live_document(app, document_fields)  # type: ignore[method-assign]
+    app.openapi = live_document(app, document_fields)  # type: ignore[method-assign]
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app configured from the environment (what the serving image runs).
+
+    Without ``MLPLATFORM_USE_CASE`` it serves the reference use case. MLflow's HTTP calls
+    in this process are bounded by :data:`~mlplatform.serving.process.REGISTRY_CALL_LIMITS`
+    unless the environment sets them.
+    """
+    for variable, value in REGISTRY_CALL_LIMITS.items():
+        os.environ.setdefault(variable, value)
+    # A worker process of its own (several workers) has not configured logging yet: no-op otherwise.
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    name = os.getenv("MLPLATFORM_USE_CASE") or REFERENCE_USE_CASE
+    return create_app(
+        load_spec(name),
+        poll_seconds=float(os.getenv("MLPLATFORM_SERVING_POLL_SECONDS", "30")),
+        model_uri=os.getenv("MLPLATFORM_MODEL_URI") or None,
+        model_version=os.getenv("MLPLATFORM_MODEL_VERSION") or None,
+        log_predictions=os.getenv("MLPLATFORM_SERVING_LOG_PREDICTIONS", "1") == "1",
+        admin_token=os.getenv(ADMIN_TOKEN_VARIABLE, "").strip() or None,
+        max_body_bytes=max_body_bytes(),
+    )
 
 
 class DocumentFields:
@@ -180,8 +243,8 @@ def _add_prediction_routes(app: FastAPI, service: PredictionService, max_body_by
             answer.content, answer.status, media_type=answer.media_type, headers={"X-Request-Id": request_id}
         )
 
-    # The request bodies are described by docs.live_document, from the fields served now.
-    @app.post("/predict", responses=docs.ANSWERS, tags=["prediction"])
+    # The request bodies are described by live_document, from the fields served now.
+    @app.post("/predict", responses=ANSWERS, tags=["prediction"])
     async def predict(request: Request) -> Response:
         """Predict one trip or a batch (``{"instances": [...]}``), in the model's unit.
 
@@ -190,7 +253,7 @@ def _add_prediction_routes(app: FastAPI, service: PredictionService, max_body_by
         """
         return await serve(request, negotiate=False)
 
-    @app.post("/invocations", responses=docs.ERRORS, tags=["prediction"])
+    @app.post("/invocations", responses=ERRORS, tags=["prediction"])
     async def invocations(request: Request) -> Response:
         """SageMaker's prediction route: JSON like ``/predict``, JSON Lines or CSV (no header),
         answered in the ``Accept`` type (else the type sent): one answer per line for JSON
@@ -206,7 +269,7 @@ def _add_operation_routes(app: FastAPI, service: PredictionService, admin_token:
     async def health() -> Response:
         """Liveness: always 200, with what is served (``status`` is ``no_model`` until a champion
         loads) and what the model loader last ran into (``readiness``)."""
-        return _respond(200, service.health())
+        return _respond(200, service.health().model_dump(exclude_unset=True))
 
     @app.get("/ready", tags=["operation"])
     async def ready() -> Response:
@@ -214,7 +277,7 @@ def _add_operation_routes(app: FastAPI, service: PredictionService, admin_token:
         ``registry_unreachable``, ``registry_error``, ``no_champion``, ``artifacts_unavailable``,
         ``model_does_not_predict``), the last error and the next retry."""
         readiness, served = store.readiness(), store.served
-        body = readiness.to_dict()
+        body = readiness.model_dump()
         if served is not None:  # which path predicts: the lean one, or the normal one and why
             body["fast_path"] = served.champion.lean_status
         return _respond(200 if readiness.ready else 503, body)
@@ -244,7 +307,7 @@ def _add_operation_routes(app: FastAPI, service: PredictionService, admin_token:
             served = store.served
             still = served.champion.ref.version if served else None
             return _respond(503, {"detail": f"reload failed: {exc}; still serving champion version {still}"})
-        return _respond(200, {**service.health(), "changed": changed})
+        return _respond(200, {**service.health().model_dump(exclude_unset=True), "changed": changed})
 
 
 async def _on_daemon_thread(work: Callable[[], T]) -> T:
@@ -288,3 +351,179 @@ def _admin_refusal(token: str | None, credentials: HTTPAuthorizationCredentials 
         detail = "send the admin token as 'Authorization: Bearer <token>'"
         return _respond(401, {"detail": detail}, headers={"WWW-Authenticate": "Bearer"})
     return None
+
+
+# ---------------------------------------------------------------------------- the OpenAPI document
+
+REF = "#/components/schemas/{model}"
+ERRORS: dict[int | str, dict[str, type[BaseModel] | str]] = {
+    status: {"model": ErrorAnswer, "description": why}
+    for status, why in {
+        400: "The body is not JSON (or JSON Lines, or CSV).",
+        413: f"The body is over the size limit or has more than {MAX_ROWS} trips.",
+        415: "A content type the route does not read.",
+        422: "The trips do not fit the model's inputs: each wrong field is named.",
+        503: "No model is loaded yet.",
+    }.items()
+}
+ANSWERS: dict[int | str, dict[str, type[BaseModel] | str]] = {200: {"model": PredictionAnswer}, **ERRORS}
+GENERIC_TRIP = (
+    'A trip (a JSON object of the model\'s input fields) or a batch ({"instances": [trips]}). '
+    "The app is still starting: reload this page in a few seconds for the trip's fields."
+)
+
+
+def _json_media(fields: Sequence[InputField]) -> MediaType:
+    trip = example_trip(fields)
+    refs = [Schema.model_validate({"$ref": REF.format(model=name)}) for name in ("Trip", "TripBatch")]
+    return MediaType(
+        schema=Schema(oneOf=refs),
+        examples={"one trip": {"value": trip}, "a batch": {"value": {"instances": [trip, trip]}}},
+    )
+
+
+def _text_media(description: str, example: str | None = None) -> MediaType:
+    return MediaType(schema=Schema(type="string", description=description), example=example)
+
+
+def request_bodies(fields: Sequence[InputField] | None) -> dict[str, RequestBody]:
+    """The request bodies of ``POST /predict`` (one trip or ``{"instances": [trips]}``) and
+    ``POST /invocations`` (JSON, JSON Lines or CSV) by path; ``None``: the fields are not
+    known yet, a generic description."""
+    if fields is None:
+        trip = MediaType(schema=Schema(type="object", description=GENERIC_TRIP))
+        lines = _text_media("One trip object per line, or CSV lines.")
+        return {
+            "/predict": RequestBody(required=True, content={Format.JSON.value: trip}),
+            "/invocations": RequestBody(
+                required=True,
+                content={Format.JSON.value: trip, Format.JSON_LINES.value: lines, Format.CSV.value: lines},
+            ),
+        }
+    trip_example = example_trip(fields)
+    columns = ", ".join(f.name for f in fields)
+    csv_line = ",".join(str(trip_example.get(f.name, "")) for f in fields)
+    invocations = {
+        Format.JSON.value: _json_media(fields),
+        Format.JSON_LINES.value: _text_media(
+            "One Trip object per line.", "\n".join([json.dumps(trip_example)] * 2) + "\n"
+        ),
+        Format.CSV.value: _text_media(
+            f"No header; one trip per line, columns: {columns}.", "\n".join([csv_line] * 2) + "\n"
+        ),
+    }
+    return {
+        "/predict": RequestBody(required=True, content={Format.JSON.value: _json_media(fields)}),
+        "/invocations": RequestBody(required=True, content=invocations),
+    }
+
+
+def trip_schemas(fields: Sequence[InputField]) -> dict[str, Any]:
+    """The ``Trip`` and ``TripBatch`` component schemas."""
+    trip = trip_model(fields)
+    batch = pydantic_model("TripBatch", instances=(list[trip], Field(min_length=1, max_length=MAX_ROWS)))  # type: ignore[valid-type]
+    _, definitions = models_json_schema([(trip, "validation"), (batch, "validation")], ref_template=REF)
+    return definitions["$defs"]  # type: ignore[no-any-return]
+
+
+def live_document(
+    app: FastAPI, fields_now: Callable[[], tuple[str, Sequence[InputField] | None]]
+) -> Callable[[], dict[str, Any]]:
+    """``app.openapi``: FastAPI's document with the prediction bodies of the fields served now.
+
+    ``fields_now`` returns a key (what the fields come from, e.g. a version) and the
+    fields, ``None`` while they are not known yet; the document is built again only when
+    the key changes.
+    """
+    generate = app.openapi
+    built: dict[str, dict[str, Any]] = {}
+
+    def openapi() -> dict[str, Any]:
+        key, fields = fields_now()
+        if key not in built:
+            app.openapi_schema = None
+            document = copy.deepcopy(generate())
+            paths = document.get("paths", {})
+            if fields is not None:
+                document.setdefault("components", {}).setdefault("schemas", {}).update(trip_schemas(fields))
+            for path, body in request_bodies(fields).items():
+                if "post" in paths.get(path, {}):
+                    paths[path]["post"]["requestBody"] = body.model_dump(by_alias=True, exclude_none=True)
+            built.clear()
+            built[key] = document
+        app.openapi_schema = built[key]
+        return built[key]
+
+    return openapi
+
+
+# ---------------------------------------------------------------------------- the guard
+
+
+def request_id_of(headers: Any) -> str:
+    """The caller's ``X-Request-Id`` (cut to a sane length), or a new one."""
+    given = headers.get("x-request-id") or ""
+    return given[:MAX_REQUEST_ID_CHARS] or uuid.uuid4().hex
+
+
+class Guard:
+    """Counts each request by route and status; answers an unhandled exception with a 500."""
+
+    def __init__(self, app: ASGIApp, service: PredictionService, prediction_routes: Collection[str]) -> None:
+        self.app, self.service, self.prediction_routes = app, service, prediction_routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status: int | None = None
+
+        async def send_counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counted)
+        except Exception:
+            route = _route_of(scope)
+            log.exception("unexpected error on %s %s", scope.get("method"), route)
+            if status is None:  # nothing sent yet: answer, so the connection stays usable
+                status = 500
+                await self._unexpected(scope, send, route, started)
+        finally:
+            self.service.metrics.observe_request(
+                _route_of(scope), status or 500, time.perf_counter() - started
+            )
+
+    async def _unexpected(self, scope: Scope, send: Send, route: str, started: float) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        request_id = request_id_of(headers)
+        if route in self.prediction_routes:
+            self.service.log_failure(request_id, 500, started)
+        body = json.dumps(
+            {
+                "detail": f"unexpected error; the server log has it under request {request_id}",
+                "request_id": request_id,
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 500,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (REQUEST_ID_HEADER, request_id.encode("latin-1", "replace")),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _route_of(scope: Scope) -> str:
+    """The route template that matched (bounded label values), or ``unmatched``."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else "unmatched"

@@ -1,21 +1,37 @@
-"""The request model: the trip fields a model takes, their plausible ranges, and validation.
+"""What a request and its answer are: the trip fields a model takes, their plausible ranges
+and validation, the content types read and written, and the limits on a body.
 
 The fields come from the model's input signature (or, for a model logged without one and
 for the OpenAPI document, from the spec's feature columns). :func:`trip_model` turns them
 into a pydantic model whose JSON schema is what ``/docs`` shows and whose validation is what
-``/predict`` runs; :func:`validate` reports each wrong field by its place in the request
+``/predict`` runs; :class:`Validator` reports each wrong field by its place in the request
 (``instances[3].trip_distance``), never a 5xx: every conversion and overflow error of a
 value is a message. Ranges are data of the use case and the TLC format: distances from 0 to
 the contract's longest plausible trip, zone ids of the TLC zone table, pickups from the
 first TLC records to a year from now.
+
+``/predict`` takes JSON; ``/invocations`` (SageMaker's contract) takes JSON, JSON Lines (one
+trip object per line, what Batch Transform sends) or CSV (no header, one trip per line, the
+columns in the order of the model's inputs) and answers in the type ``Accept`` asks for,
+else in the type it was sent. A body is at most ``max_body_bytes`` (8 MiB unless
+``MLPLATFORM_SERVING_MAX_BODY_BYTES`` says otherwise) and :data:`MAX_ROWS` trips, whatever
+its type. Everything wrong with a body is a :class:`Rejected` 4xx naming where: 400 (not
+parseable), 406 (no answer type we speak), 413 (too large), 415 (a content type we do not
+read), 422 (parsed, but not trips). The answers are :class:`PredictionAnswer` and
+:class:`ErrorAnswer`.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
@@ -37,6 +53,11 @@ from mlplatform.core.spec import UseCase
 if TYPE_CHECKING:  # pandas loads with the first model, not before the app listens
     import pandas as pd
 
+MAX_ROWS = 10_000
+DEFAULT_MAX_BODY_BYTES = 8 * 2**20
+MAX_BODY_BYTES_VARIABLE = "MLPLATFORM_SERVING_MAX_BODY_BYTES"
+OFF_LOOP_BYTES = 64 * 2**10
+"""Bodies larger than this are parsed on a worker thread, so the event loop stays free."""
 MAX_ERRORS_REPORTED = 20
 MAX_STRING_CHARS = 200
 NEW_YORK = ZoneInfo("America/New_York")
@@ -63,7 +84,7 @@ _PYTHON_TYPES: dict[str, type] = {
     "datetime": datetime,
     "string": str,
 }
-_EXAMPLES: dict[str, Any] = {
+_EXAMPLES: dict[str, str | float] = {
     "pickup_datetime": "2024-03-05T08:30:00",
     "pu_location_id": 161,
     "do_location_id": 236,
@@ -86,7 +107,7 @@ class InputField:
 class Rejected(Exception):
     """A request refused before it reaches the model: its HTTP status and ``detail``."""
 
-    def __init__(self, status: int, detail: Any) -> None:
+    def __init__(self, status: int, detail: list[dict[str, str]] | str) -> None:
         super().__init__(status, detail)
         self.status, self.detail = status, detail
 
@@ -94,6 +115,33 @@ class Rejected(Exception):
 def field_error(field: str, error: str) -> list[dict[str, str]]:
     """The ``detail`` of a 4xx about one field (or ``body``, or a header)."""
     return [{"field": field, "error": error}]
+
+
+class FieldError(BaseModel):
+    """One thing wrong with a request: where, and what."""
+
+    field: str = Field(description="The field, header, line or ``body`` that is wrong.")
+    error: str
+
+
+class ErrorAnswer(BaseModel):
+    """The body of every 4xx and 5xx answer."""
+
+    detail: list[FieldError] | str
+    request_id: str | None = None
+
+
+class PredictionAnswer(BaseModel):
+    """The answer of ``/predict``: one prediction per trip, in the order sent."""
+
+    request_id: str
+    model: str
+    version: str
+    variant: str = Field(description="champion or challenger")
+    unit: str = Field(description="the unit of the predictions (minutes for trip durations)")
+    predictions: list[dict[str, float | str]] = Field(
+        description='{"prediction": x} for a regression, {"label", "probability"} for a classifier'
+    )
 
 
 def model_fields(model: Any, use_case: UseCase) -> list[InputField]:
@@ -127,14 +175,21 @@ def with_ranges(fields: Sequence[InputField], use_case: UseCase) -> list[InputFi
     """``fields`` with the plausible ranges of the use case and the TLC zone table."""
     from mlplatform.core.tlc import N_ZONES
 
-    known: dict[str, dict[str, Any]] = {
-        "trip_distance": {"low": 0.0, "high": use_case.contract.max_trip_miles},
-        "pu_location_id": {"low": 1, "high": N_ZONES},
-        "do_location_id": {"low": 1, "high": N_ZONES},
-        "passenger_count": {"low": 0, "high": 9},
-        "taxi_type": {"choices": use_case.data.taxi_types},
+    bounds: dict[str, tuple[float, float]] = {
+        "trip_distance": (0.0, use_case.contract.max_trip_miles),
+        "pu_location_id": (1, N_ZONES),
+        "do_location_id": (1, N_ZONES),
+        "passenger_count": (0, 9),
     }
-    return [replace(f, **known.get(f.name, {})) for f in fields]
+    choices = {"taxi_type": tuple(use_case.data.taxi_types)}
+    ranged = []
+    for f in fields:
+        if f.name in bounds:
+            f = replace(f, low=bounds[f.name][0], high=bounds[f.name][1])
+        if f.name in choices:
+            f = replace(f, choices=choices[f.name])
+        ranged.append(f)
+    return ranged
 
 
 def convert(field: InputField, value: Any) -> tuple[Any, str | None]:
@@ -238,22 +293,16 @@ def _checked(field: InputField, value: Any) -> Any:
 
 
 def _json_schema(field: InputField) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": _JSON_TYPES.get(field.kind, field.kind)}
+    """The JSON schema of one field, as ``/docs`` shows it."""
     if field.kind == "datetime":
         window = f"from {EARLIEST_PICKUP:%Y-%m-%d} to a year ahead"
-        schema = {
-            "type": "string",
-            "format": "date-time",
-            "description": f"New York wall-clock time, {window}",
-        }
-    if field.low is not None:
-        schema |= {"minimum": field.low, "maximum": field.high}
-    if field.choices is not None:
-        schema["enum"] = list(field.choices)
-    return schema
+        return {"type": "string", "format": "date-time", "description": f"New York wall-clock time, {window}"}
+    bounds = {} if field.low is None else {"minimum": field.low, "maximum": field.high}
+    choices = {} if field.choices is None else {"enum": list(field.choices)}
+    return {"type": _JSON_TYPES.get(field.kind, field.kind), **bounds, **choices}
 
 
-def example_of(field: InputField) -> Any:
+def example_of(field: InputField) -> str | float | bool:
     """A plausible value of ``field`` for the documentation."""
     if field.name in _EXAMPLES:
         return _EXAMPLES[field.name]
@@ -266,7 +315,7 @@ def example_of(field: InputField) -> Any:
 
 def trip_model(fields: Sequence[InputField], name: str = "Trip") -> type[BaseModel]:
     """The pydantic model of one trip: validation and the JSON schema ``/docs`` shows."""
-    definitions: dict[str, Any] = {}
+    definitions: dict[str, Any] = {}  # keyword arguments of pydantic's create_model
     for f in fields:
         annotated = Annotated[  # type: ignore[valid-type]
             _PYTHON_TYPES.get(f.kind, Any) | None,
@@ -275,11 +324,11 @@ def trip_model(fields: Sequence[InputField], name: str = "Trip") -> type[BaseMod
         ]
         default = ... if f.required else None
         definitions[f.name] = (annotated, Field(default, examples=[example_of(f)]))
-    config = ConfigDict(extra="ignore", json_schema_extra={"examples": [example_trip(fields)]})
+    config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{**example_trip(fields)}]})
     return pydantic_model(name, __config__=config, **definitions)
 
 
-def example_trip(fields: Sequence[InputField]) -> dict[str, Any]:
+def example_trip(fields: Sequence[InputField]) -> dict[str, str | float | bool]:
     """One plausible trip of ``fields`` (the required ones) for the documentation."""
     return {f.name: example_of(f) for f in fields if f.required}
 
@@ -329,3 +378,159 @@ def frame_of(columns: dict[str, list[Any]], fields: Sequence[InputField]) -> pd.
         except (TypeError, ValueError):  # None among optional values
             data[f.name] = pd.Series(values)
     return pd.DataFrame(data)
+
+
+# ---------------------------------------------------------------------------- bodies
+
+
+class Format(StrEnum):
+    """A content type the app reads and writes."""
+
+    JSON = "application/json"
+    JSON_LINES = "application/jsonlines"
+    CSV = "text/csv"
+
+
+_MEDIA_TYPES = {
+    "application/json": Format.JSON,
+    "application/jsonlines": Format.JSON_LINES,
+    "application/x-jsonlines": Format.JSON_LINES,
+    "application/jsonl": Format.JSON_LINES,
+    "application/x-ndjson": Format.JSON_LINES,
+    "text/csv": Format.CSV,
+}
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The trips of a request body, and the prefix its errors name them by (``instances``)."""
+
+    instances: list[Any]
+    prefix: str | None
+
+
+def max_body_bytes() -> int:
+    """The body size limit: ``MLPLATFORM_SERVING_MAX_BODY_BYTES``, else 8 MiB."""
+    raw = os.getenv(MAX_BODY_BYTES_VARIABLE) or str(DEFAULT_MAX_BODY_BYTES)
+    if not raw.isdigit() or int(raw) < 1024:
+        raise ValueError(f"{MAX_BODY_BYTES_VARIABLE}={raw!r}: expected a number of bytes, at least 1024")
+    return int(raw)
+
+
+def too_large(limit: int) -> Rejected:
+    """The 413 of a body over ``limit`` bytes."""
+    return Rejected(413, field_error("body", f"at most {limit} bytes per request; split the trips"))
+
+
+def request_format(content_type: str | None) -> Format:
+    """The format of a body sent as ``content_type`` (JSON when absent); 415 when unknown."""
+    media = (content_type or Format.JSON).split(";")[0].strip().lower()
+    if media not in _MEDIA_TYPES:
+        known = ", ".join(sorted(_MEDIA_TYPES))
+        raise Rejected(415, field_error("Content-Type", f"expected one of {known}, got {media!r}"))
+    return _MEDIA_TYPES[media]
+
+
+def answer_format(accept: str | None, sent: Format) -> Format:
+    """The format to answer in: the first one ``accept`` names that we write, else ``sent``."""
+    wanted = [part.split(";")[0].strip().lower() for part in (accept or "").split(",") if part.strip()]
+    if not wanted or any(media in ("*/*", "application/*", "text/*") for media in wanted):
+        return sent
+    for media in wanted:
+        if media in _MEDIA_TYPES:
+            return _MEDIA_TYPES[media]
+    raise Rejected(406, field_error("Accept", f"answers are {', '.join(f.value for f in Format)}"))
+
+
+def decode(raw: bytes, fmt: Format, fields: Sequence[InputField]) -> Batch:
+    """The trips of a body of ``fmt``; a 4xx naming the body, line or field when it has none."""
+    if fmt is Format.JSON:
+        return instances_of(parse_json(raw))
+    lines = [line for line in raw.splitlines() if line.strip()]
+    if not lines:
+        raise Rejected(422, field_error("body", "expected at least one trip (one per line)"))
+    if len(lines) > MAX_ROWS:
+        raise Rejected(413, field_error("body", f"at most {MAX_ROWS} trips (lines) per request"))
+    if fmt is Format.CSV:
+        return Batch(csv_trips(lines, fields), "line")
+    trips = []
+    for i, line in enumerate(lines):
+        try:
+            trips.append(json.loads(line))
+        except (ValueError, RecursionError) as exc:
+            raise Rejected(400, field_error(f"line[{i}]", f"not a JSON document: {_why(exc)}")) from None
+    return Batch(trips, "line")
+
+
+def parse_json(raw: bytes) -> Any:
+    """The JSON document of a request body; a 400 naming the body when it is not JSON."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise Rejected(400, field_error("body", f"not valid JSON: {_why(exc)}")) from None
+
+
+def _why(exc: Exception) -> str:
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+
+
+def instances_of(body: Any) -> Batch:
+    """The trips of a JSON body: one trip object, or ``{"instances": [trips]}``."""
+    if isinstance(body, dict) and "instances" in body:
+        instances = body["instances"]
+        if not isinstance(instances, list) or not instances:
+            raise Rejected(422, field_error("instances", "expected a non-empty list of trips"))
+        if len(instances) > MAX_ROWS:
+            raise Rejected(413, field_error("instances", f"at most {MAX_ROWS} trips per request"))
+        return Batch(instances, "instances")
+    if isinstance(body, dict):
+        return Batch([body], None)
+    raise Rejected(422, field_error("body", 'expected a trip object or {"instances": [trips]}'))
+
+
+def csv_trips(
+    lines: Sequence[bytes], fields: Sequence[InputField]
+) -> list[dict[str, str | float | bool | None]]:
+    """Trips from CSV lines whose columns are ``fields`` in order (empty cells are missing)."""
+    try:
+        rows = list(csv.reader(io.StringIO(b"\n".join(lines).decode("utf-8"))))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise Rejected(400, field_error("body", f"not CSV: {str(exc)[:200]}")) from None
+    names = [f.name for f in fields]
+    trips = []
+    for i, row in enumerate(rows):
+        if len(row) != len(fields):
+            why = f"expected {len(fields)} columns ({', '.join(names)}), got {len(row)}"
+            raise Rejected(400, field_error(f"line[{i}]", why))
+        trips.append({f.name: _cell(f.kind, text) for f, text in zip(fields, row, strict=True)})
+    return trips
+
+
+def _cell(kind: str, text: str) -> str | float | bool | None:
+    """A CSV cell as the JSON value it stands for; text that is not one is left for validation
+    to name."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        if kind in ("integer", "long"):
+            return int(text)
+        if kind in ("float", "double"):
+            return float(text)
+    except ValueError:
+        return text
+    if kind == "boolean" and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text
+
+
+def encode(answer: PredictionAnswer, fmt: Format) -> bytes:
+    """``answer`` in ``fmt``: the whole answer as JSON, or its predictions one per line."""
+    if fmt is Format.JSON:
+        return json.dumps(answer.model_dump(), allow_nan=False).encode()
+    answers = answer.predictions
+    if fmt is Format.JSON_LINES:
+        return "".join(json.dumps(a, allow_nan=False) + "\n" for a in answers).encode()
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(list(a.values()) for a in answers)
+    return out.getvalue().encode()

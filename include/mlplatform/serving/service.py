@@ -5,7 +5,15 @@ check its trips against that model's fields (on a worker thread when the body is
 the event loop stays free), predict them in the micro-batch, refuse answers that are not
 finite numbers, then count the request per variant and write it to the prediction log,
 failures included. The routes of :mod:`mlplatform.serving.routes` only turn HTTP into a
-:class:`Call` and the :class:`Answer` back into HTTP.
+:class:`Call` and the :class:`Answer` back into HTTP; :meth:`PredictionService.health` is
+what ``/health`` says.
+
+The micro-batcher (:class:`MicroBatcher`): while one prediction runs, new requests queue;
+the next call takes all of them at once (up to ``MAX_ROWS_PER_CALL`` rows), so a busy
+server does one model call for many requests instead of one each, without ever waiting for
+a batch to fill. A request of at most ``LEAN_MAX_ROWS`` trips is answered at once on the
+event loop by the model's lean path (:mod:`mlplatform.serving.lean`) when it has one;
+larger requests, and a model without one, take the logged model's ``predict``.
 """
 
 from __future__ import annotations
@@ -16,22 +24,38 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
+
 from mlplatform.adapters.lake import Lake
 from mlplatform.core.spec import UseCase
-from mlplatform.serving.batcher import MicroBatcher
-from mlplatform.serving.bodies import OFF_LOOP_BYTES, Batch, Format, decode, encode
-from mlplatform.serving.log import PredictionLog, answer_rows, failure_row
-from mlplatform.serving.metrics import Metrics
-from mlplatform.serving.schema import Rejected, field_error
-from mlplatform.serving.store import LoadedModel, ModelStore, assign_variant
+from mlplatform.serving.schema import (
+    OFF_LOOP_BYTES,
+    Batch,
+    Format,
+    PredictionAnswer,
+    Rejected,
+    decode,
+    encode,
+    field_error,
+    frame_of,
+)
+from mlplatform.serving.store import LoadedModel, ModelStore, Readiness, assign_variant
+from mlplatform.serving.telemetry import Metrics, PredictionLog, answer_rows, failure_row
 
 log = logging.getLogger(__name__)
 
 VARIANTS = ("champion", "challenger")
+MAX_ROWS_PER_CALL = 4096
+LEAN_MAX_ROWS = 32  # calls of up to this many trips take the model's lean path (serving.lean), if it has one
 T = TypeVar("T")
+# One answer per trip: {"prediction": x}, or {"label", "probability"} for a classifier.
+Answers = list[dict[str, float | str]]
+# One queued request: the model, its checked columns, its row count, and where its answers go.
+Pending = tuple[LoadedModel, dict[str, list[Any]], int, "asyncio.Future[Answers]"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +78,31 @@ class Answer:
     content: bytes
     media_type: str
     request_id: str
+
+
+class VersionServed(BaseModel):
+    """One loaded version as ``/health`` describes it."""
+
+    version: str
+    uri: str
+    fast_path: str
+
+
+class Health(BaseModel):
+    """What ``/health`` says: what is served (``status`` is ``no_model`` until a champion
+    loads; only the fields set are sent), what ``/ready`` says, and ``note`` when the last
+    look at the registry failed while a model is served."""
+
+    status: str
+    model: str
+    champion: VersionServed | None
+    challenger: VersionServed | None
+    challenger_share: float = 0.0
+    since: str | None = None
+    unit: str | None = None
+    inputs: list[str] | None = None
+    readiness: Readiness
+    note: str | None = None
 
 
 class PredictionService:
@@ -83,7 +132,7 @@ class PredictionService:
             else None
         )
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> Health:
         """Liveness and what is served; ``status`` is ``no_model`` until a champion loads.
 
         ``readiness`` is what ``/ready`` says; ``note`` says when the last look at the
@@ -93,31 +142,26 @@ class PredictionService:
         name = self.use_case.model_name
         readiness = self.store.readiness()
         if served is None:
-            return {
-                "status": "no_model",
-                "model": name,
-                "champion": None,
-                "challenger": None,
-                "readiness": readiness.to_dict(),
-            }
-        health = {
-            "status": "ok",
-            "model": name,
-            "champion": _describe(served.champion),
-            "challenger": _describe(served.challenger),
-            "challenger_share": self.share if served.challenger else 0.0,
-            "since": served.since,
-            "unit": self.unit,
-            "inputs": [f.name for f in served.champion.fields],
-            "readiness": readiness.to_dict(),
-        }
-        if readiness.problem is not None:
-            problem = readiness.problem
-            health["note"] = (
-                f"the last look at the registry failed at {problem.at} ({problem.reason}: {problem.detail}); "
-                f"still serving champion version {served.champion.ref.version}"
-            )
-        return health
+            return Health(status="no_model", model=name, champion=None, challenger=None, readiness=readiness)
+        problem = readiness.last_error
+        note = (
+            None
+            if problem is None
+            else f"the last look at the registry failed at {problem.at} ({problem.reason}: "
+            f"{problem.detail}); still serving champion version {served.champion.ref.version}"
+        )
+        health = Health(
+            status="ok",
+            model=name,
+            champion=_describe(served.champion),
+            challenger=_describe(served.challenger),
+            challenger_share=self.share if served.challenger else 0.0,
+            since=served.since,
+            unit=self.unit,
+            inputs=[f.name for f in served.champion.fields],
+            readiness=readiness,
+        )
+        return health if note is None else health.model_copy(update={"note": note})
 
     async def answer(self, call: Call) -> Answer:
         """Answer ``call``; every outcome is counted and logged, a refusal is a 4xx naming why."""
@@ -135,7 +179,7 @@ class PredictionService:
 
     async def _predict(
         self, model: LoadedModel, columns: dict[str, list[Any]], rows: int, request_id: str
-    ) -> list[dict[str, Any]]:
+    ) -> Answers:
         """The model's answers; a failing model is a 500 that says so (and is logged)."""
         try:
             return await self.batcher.predict(model, columns, rows)
@@ -165,19 +209,19 @@ class PredictionService:
         model: LoadedModel,
         variant: str,
         columns: dict[str, list[Any]],
-        answers: list[dict[str, Any]],
+        answers: Answers,
         started: float,
     ) -> Answer:
         rows, version = len(answers), model.ref.version
-        body = {
-            "request_id": call.request_id,
-            "model": model.ref.name,
-            "version": version,
-            "variant": variant,
-            "unit": self.unit,
-            "predictions": answers,
-        }
-        content = await _off_loop(rows * 64, encode, body, answers, call.answer_in)
+        body = PredictionAnswer(
+            request_id=call.request_id,
+            model=model.ref.name,
+            version=version,
+            variant=variant,
+            unit=self.unit,
+            predictions=answers,
+        )
+        content = await _off_loop(rows * 64, encode, body, call.answer_in)
         latency = time.perf_counter() - started
         self.metrics.observe_variant(variant, version, 200, rows)
         if self.prediction_log is not None:
@@ -222,7 +266,7 @@ class PredictionService:
         self.prediction_log.add(row, 1)
 
 
-def _refuse_non_finite(answers: list[dict[str, Any]], prefix: str | None) -> None:
+def _refuse_non_finite(answers: Answers, prefix: str | None) -> None:
     """A 422 naming the trips whose prediction is not a finite number (never sent as JSON)."""
     bad = [
         i
@@ -243,7 +287,108 @@ async def _off_loop(size: int, work: Callable[..., T], *args: Any) -> T:
     return work(*args)
 
 
-def _describe(model: LoadedModel | None) -> dict[str, Any] | None:
+def _describe(model: LoadedModel | None) -> VersionServed | None:
     if model is None:
         return None
-    return {"version": model.ref.version, "uri": model.uri, "fast_path": model.lean_status}
+    return VersionServed(version=model.ref.version, uri=model.uri, fast_path=model.lean_status)
+
+
+# ---------------------------------------------------------------------------- the micro-batcher
+
+
+class MicroBatcher:
+    """Runs predictions on one worker thread, merging requests that queued meanwhile."""
+
+    def __init__(self) -> None:
+        self._pending: list[Pending] = []
+        self._running = False
+        self._task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="predict", initializer=_one_native_thread)
+
+    async def predict(self, model: LoadedModel, columns: dict[str, list[Any]], rows: int) -> Answers:
+        """The answers for ``rows`` trips of checked ``columns``, one dict per trip."""
+        if model.lean is not None and rows <= LEAN_MAX_ROWS:
+            # Sub-millisecond work: answered on the event loop. Handing it to the predict
+            # thread would cost more than the work (the GIL changes hands every 5 ms at best).
+            answers = _lean_answers(model, columns)
+            if answers is not None:
+                return answers
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Answers] = loop.create_future()
+        self._pending.append((model, columns, rows, future))
+        if not self._running:
+            self._running = True
+            self._task = loop.create_task(self._drain())
+        return await future
+
+    def _next_group(self) -> tuple[LoadedModel, list[Pending]]:
+        """Take the queued requests for the first one's model, up to a call's rows."""
+        group, rows, rest = [], 0, []
+        model = self._pending[0][0]
+        for item in self._pending:
+            if item[0] is model and (rows == 0 or rows + item[2] <= MAX_ROWS_PER_CALL):
+                group.append(item)
+                rows += item[2]
+            else:
+                rest.append(item)
+        self._pending = rest
+        return model, group
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                model, group = self._next_group()
+                try:
+                    answers = await loop.run_in_executor(self._executor, _predict_group, model, group)
+                except Exception as exc:
+                    for *_, future in group:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                start = 0
+                for _, _, n, future in group:
+                    if not future.done():
+                        future.set_result(answers[start : start + n])
+                    start += n
+        finally:
+            self._running = False
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+def _one_native_thread() -> None:
+    """Keep the model's native code (OpenMP, BLAS) on the predict thread alone.
+
+    Requests are small: a pool of spinning OpenMP threads costs more than it saves there,
+    and it would compete with the event loop for the same cores.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+
+
+def _lean_answers(model: LoadedModel, columns: dict[str, list[Any]]) -> Answers | None:
+    """The lean path's answers; ``None`` when it declines (or fails: the normal path answers then)."""
+    if model.lean is None:
+        return None
+    try:
+        return model.lean.answers(columns)
+    except Exception:  # never an error the normal path would not give
+        log.exception("the lean path of %s failed; the normal path answers", model.ref.uri)
+        return None
+
+
+def _predict_group(model: LoadedModel, group: list[Pending]) -> Answers:
+    merged: dict[str, list[Any]] = {f.name: [] for f in model.fields}
+    for _, columns, _, _ in group:
+        for name, values in columns.items():
+            merged[name].extend(values)
+    out = model.predict(frame_of(merged, model.fields))
+    if model.task == "regression":
+        return [{"prediction": float(v)} for v in out["prediction"].to_numpy()]
+    return [
+        {"label": str(label), "probability": float(p)}
+        for label, p in zip(out["label"].to_numpy(), out["probability"].to_numpy(), strict=True)
+    ]

@@ -8,7 +8,9 @@ background, so the app answers from its first second: until a model is loaded it
 with capped exponential backoff, then it follows the aliases every poll interval; its
 thread never holds up the process's exit. :class:`Readiness` is what ``/ready`` and
 ``/health`` say about it, with the reason when nothing can be served yet
-(:func:`explain` names it). :func:`assign_variant` keeps a caller on one variant.
+(:func:`explain` names it); with several workers, only once every one serves
+(:class:`~mlplatform.serving.process.Marks`). :func:`assign_variant` keeps a caller on one
+variant.
 """
 
 from __future__ import annotations
@@ -18,19 +20,23 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
 
 from mlplatform.adapters import registry
 from mlplatform.adapters.registry import ModelNotFound
 from mlplatform.core.records import ModelRef
 from mlplatform.core.spec import UseCase
+from mlplatform.serving.process import Marks
 from mlplatform.serving.schema import InputField, Validator, model_fields
-from mlplatform.serving.workers import Marks
 
-if TYPE_CHECKING:  # pandas and the scoring stage load with the first model, after the app listens
+if TYPE_CHECKING:  # pandas, numpy and the scoring stage load with the first model, after the app listens
     import pandas as pd
+
+    from mlplatform.serving.lean import LeanModel
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +54,7 @@ class LoadedModel:
     validator: Validator = field(repr=False)
     # The lean single-trip path derived from this model (mlplatform.serving.lean), if it
     # gave the model's own answers at load time; ``lean_status`` says which path serves.
-    lean: Any = field(default=None, repr=False)
+    lean: LeanModel | None = field(default=None, repr=False)
     lean_status: str = "normal path"
 
     @classmethod
@@ -61,9 +67,9 @@ class LoadedModel:
         fields = model_fields(model, use_case)
         task, predict = scoring.model_task(model), scoring.predictor(model)
         _check_predicts(ref, model, predict)
-        from mlplatform.serving import lean
+        from mlplatform.serving.lean import verified
 
-        fast, status = lean.verified(model, fields, predict, task)
+        fast, status = verified(model, fields, predict, task)
         log.info("%s version %s: %s", ref.name, ref.version, status)
         return cls(ref, uri, model, fields, task, predict, Validator(fields), fast, status)
 
@@ -177,26 +183,17 @@ def _short(text: str, limit: int = 400) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-@dataclass(frozen=True)
-class Readiness:
+class Readiness(BaseModel):
     """What ``/ready`` answers: ready once a champion is loaded, else the reason why not."""
+
+    model_config = ConfigDict(frozen=True)
 
     ready: bool
     reason: str | None
     detail: str | None
     attempts: int
     next_retry_at: str | None
-    problem: Problem | None  # the last failure, also while a model is served (the registry left)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ready": self.ready,
-            "reason": self.reason,
-            "detail": self.detail,
-            "attempts": self.attempts,
-            "next_retry_at": self.next_retry_at,
-            "last_error": None if self.problem is None else asdict(self.problem),
-        }
+    last_error: Problem | None  # the last failure, also while a model is served (the registry left)
 
 
 class ModelStore:
@@ -250,13 +247,20 @@ class ModelStore:
         served, problem = self.served, self.problem
         if served is not None:
             waiting = self.workers.waiting_for(serving=True)
-            if waiting is not None:
-                return Readiness(False, STARTING, waiting, self.attempts, self.next_retry_at, problem)
-            return Readiness(True, None, None, self.attempts, self.next_retry_at, problem)
-        if problem is None:
+            ready, reason, detail = waiting is None, None if waiting is None else STARTING, waiting
+        elif problem is None:
+            ready, reason = False, STARTING
             detail = f"loading {self.model_name} ({self.fixed_uri or 'alias ' + registry.CHAMPION})"
-            return Readiness(False, STARTING, detail, self.attempts, self.next_retry_at, None)
-        return Readiness(False, problem.reason, problem.detail, self.attempts, self.next_retry_at, problem)
+        else:
+            ready, reason, detail = False, problem.reason, problem.detail
+        return Readiness(
+            ready=ready,
+            reason=reason,
+            detail=detail,
+            attempts=self.attempts,
+            next_retry_at=self.next_retry_at,
+            last_error=problem,
+        )
 
     def _refresh(self) -> bool:
         now = datetime.now(UTC).isoformat()
