@@ -189,9 +189,7 @@ def test_a_run_completes_across_a_restart_of_airflows_database(cluster: Cluster,
             if any(t.state in ("queued", "running", "success") for t in tasks):
                 break
             time.sleep(0.5)
-        assert airflow.run(dag_id, run_id).state in ("queued", "running"), (
-            "the run ended before the restart"
-        )
+        assert airflow.run(dag_id, run_id).state in ("queued", "running"), "the run ended before the restart"
         before = cluster.started_at()
         cluster.restart()
         assert cluster.started_at() > before  # a new server: every old connection is gone
