@@ -280,7 +280,7 @@ def test_history_is_one_row_per_window_and_metric_and_reruns_replace(world: dict
         monitoring.write_history(lake, dataclasses.replace(record, report_url=lake.uri(report)))
     monitoring.write_history(lake, record)  # the same window again
 
-    rows = history.read_history(lake, USE_CASE.name)
+    rows = lake.read_parquet(history.history_path(USE_CASE.name)).to_pandas()
     assert not rows.duplicated(["window", "metric"]).any()
     assert set(rows["window"]) == {"2024-04", "2024-05"}
     assert {"rmse", "drift_share", "slice[pu_borough=Manhattan].rmse", "drift.trip_distance"} <= set(

@@ -35,7 +35,23 @@ def test_retrain_decision_cooldown_and_active_runs(lake: Lake) -> None:
     assert "cooldown" in monitoring.retrain_decision(lake, USE_CASE, breach, 0, inside).why_not
     assert monitoring.retrain_decision(lake, USE_CASE, breach, 0, after).retrain
     state = decision.read_state(lake, USE_CASE.name)
-    assert state["train_run_id"] == "run-1" and len(state["history"]) == 1
+    assert state is not None and state.train_run_id == "run-1" and len(state.history) == 1
+    stored = lake.read_json(decision.state_path(USE_CASE.name))
+    assert set(stored) == {
+        "last_triggered_at",
+        "window",
+        "reason",
+        "train_run_id",
+        "monitor_run_id",
+        "history",
+    }
+    assert stored["history"][0] == {
+        "triggered_at": now.isoformat(),
+        "window": "2024-04",
+        "reason": "drift",
+        "train_run_id": "run-1",
+        "monitor_run_id": "monitor-1",
+    }
     assert lake.exists(decision.state_path(USE_CASE.name))
 
 

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import retrain
-from mlplatform.core.records import SERVING_METRICS, Breach, MonitoringRecord
+from mlplatform.core.records import SERVING_METRICS, Breach, MonitoringRecord, Record
 from mlplatform.core.retrain import LastTrigger, RetrainDecision
 from mlplatform.core.spec import UseCase
 
@@ -185,18 +185,47 @@ def state_path(use_case: str) -> str:
     return f"monitoring/{use_case}/retrain_state.json"
 
 
+@dataclass(frozen=True)
+class Trigger(Record):
+    """One retrain the monitor triggered: when, for which window and why, and the two runs."""
+
+    triggered_at: str  # ISO 8601, UTC
+    window: str
+    reason: str
+    train_run_id: str | None
+    monitor_run_id: str | None
+
+
+@dataclass(frozen=True)
+class RetrainState(Record):
+    """``retrain_state.json``: the last retrain the monitor triggered, and the ones before it
+    (the last :data:`KEPT_TRIGGERS`, ``history``, oldest first)."""
+
+    last_triggered_at: str
+    window: str
+    reason: str
+    train_run_id: str | None
+    monitor_run_id: str | None
+    history: tuple[Trigger, ...] = ()
+
+    @property
+    def last(self) -> LastTrigger:
+        return LastTrigger(datetime.fromisoformat(self.last_triggered_at), self.window)
+
+
 def retrain_decision(
     lake: Lake, use_case: UseCase, record: MonitoringRecord, active_train_runs: int, now: datetime
 ) -> RetrainDecision:
     """Whether this window's breaches start a retrain now (:func:`mlplatform.core.retrain.on_breaches`)."""
     state = read_state(lake, use_case.name)
-    last = state.get("last_triggered_at")
-    previous = LastTrigger(datetime.fromisoformat(last), str(state.get("window"))) if last else None
-    return retrain.on_breaches(use_case, record, active_train_runs, previous, now)
+    last = None if state is None else state.last
+    return retrain.on_breaches(use_case, record, active_train_runs, last, now)
 
 
-def read_state(lake: Lake, use_case: str) -> dict[str, Any]:
-    return lake.read_json(state_path(use_case)) if lake.exists(state_path(use_case)) else {}
+def read_state(lake: Lake, use_case: str) -> RetrainState | None:
+    """The retrains the monitor triggered; ``None`` before the first (or when the state was emptied)."""
+    stored = lake.read_json(state_path(use_case)) if lake.exists(state_path(use_case)) else {}
+    return RetrainState.from_dict(stored) if stored else None
 
 
 def record_trigger(
@@ -205,23 +234,17 @@ def record_trigger(
     window: str,
     reason: str,
     train_run_id: str | None,
-    monitor_run_id: str,
+    monitor_run_id: str | None,
     now: datetime,
 ) -> dict[str, Any]:
-    """Note a triggered retrain in ``retrain_state.json`` (the last :data:`KEPT_TRIGGERS` are kept)."""
-    state = read_state(lake, use_case)
-    entry = {
-        "triggered_at": now.isoformat(),
-        "window": window,
-        "reason": reason,
-        "train_run_id": train_run_id,
-        "monitor_run_id": monitor_run_id,
-    }
-    history = [*state.get("history", []), entry][-KEPT_TRIGGERS:]
-    new = {"last_triggered_at": entry["triggered_at"], **entry, "history": history}
-    new.pop("triggered_at")
-    lake.write_json(state_path(use_case), new)
-    return new
+    """Note a triggered retrain in ``retrain_state.json`` (the last :data:`KEPT_TRIGGERS` are kept);
+    returns the state's JSON form."""
+    before = read_state(lake, use_case)
+    entry = Trigger(now.isoformat(), window, reason, train_run_id, monitor_run_id)
+    history = (*(before.history if before else ()), entry)[-KEPT_TRIGGERS:]
+    state = RetrainState(entry.triggered_at, window, reason, train_run_id, monitor_run_id, history)
+    lake.write_json(state_path(use_case), state.to_dict())
+    return state.to_dict()
 
 
 # -- the alerts --------------------------------------------------------------------------------

@@ -116,11 +116,6 @@ def write_history(lake: Lake, record: MonitoringRecord) -> str:
     return lake.write_parquet(path, pa.Table.from_pandas(rows, preserve_index=False))
 
 
-def read_history(lake: Lake, use_case: str) -> pd.DataFrame:
-    path = history_path(use_case)
-    return lake.read_parquet(path).to_pandas() if lake.exists(path) else pd.DataFrame()
-
-
 # -- the window's MLflow run --------------------------------------------------------------------
 def _mlflow_key(name: str) -> str:
     """A metric name MLflow accepts: ``slice[pu_borough=Queens].rmse`` -> ``slice/pu_borough/Queens.rmse``."""
