@@ -296,7 +296,7 @@ def build_suite(use_case: UseCase) -> gx.ExpectationSuite:
         expectations=expectations,
         meta={
             "guards": "raw NYC TLC trip records (green and yellow), one month at a time",
-            "generated_by": "mlplatform.stages.contracts.build_suite from the use-case spec's contract",
+            "generated_by": "mlplatform.stages.contracts.suite.build_suite from the use-case spec's contract",
         },
     )
 
