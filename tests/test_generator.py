@@ -96,7 +96,7 @@ def calibrated_shares(trips: pd.DataFrame, taxi_type: str) -> dict[str, float]:
         blank = np.zeros(len(trips), bool)  # flex fares are street hails: the coded shares
     zero = defects.share(regime, "zero_distance", blank)
     if taxi_type == "yellow":
-        zero = np.full(len(trips), generator.world().yellow["zero_distance_share"])
+        zero = np.full(len(trips), generator.world().yellow_zero_distance_share)
     return {
         "zero_distance": float(zero.mean()),
         "refund": float(defects.share(regime, "refund", blank).mean()),

@@ -138,7 +138,7 @@ def _outside_use_case(folder: Path, raw: dict, name: str = "team_trip_duration")
     (folder / f"{name}.yaml").write_text(yaml.safe_dump(raw))
     (folder / f"{name}.py").write_text(
         '"""A team\'s model module."""\n\nFAMILIES = ("linear",)\n\n\n'
-        "def build_estimator(family, params):\n"
+        "def build_estimator(family, params, features):\n"
         "    from sklearn.linear_model import Ridge\n\n"
         "    return Ridge(**params)\n"
     )

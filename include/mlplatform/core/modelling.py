@@ -19,6 +19,7 @@ which offers ``FAMILIES`` and ``build_estimator(family, params, features)`` (the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
 if TYPE_CHECKING:
-    from mlplatform.core.spec import UseCase
+    from mlplatform.core.spec import Hyperparameter, UseCase
 
 # Normalised columns the shared trip features are computed from.
 BASE_INPUTS = ("pickup_datetime", "pu_location_id", "do_location_id", "trip_distance")
@@ -49,7 +50,7 @@ def input_columns(features: tuple[str, ...]) -> list[str]:
     return [*BASE_INPUTS, *raw]
 
 
-def input_defaults(use_case: UseCase) -> dict[str, Any]:
+def input_defaults(use_case: UseCase) -> dict[str, str]:
     """Inputs a request may leave out, with the value they take then.
 
     ``taxi_type``: a trip of the use case's primary taxi type (``data.taxi_types[0]``), so
@@ -67,7 +68,9 @@ def model_module(use_case: UseCase) -> ModuleType:
     return spec.model_module(use_case)
 
 
-def build_estimator(use_case: UseCase, family: str, params: dict[str, Any] | None = None) -> Any:
+def build_estimator(
+    use_case: UseCase, family: str, params: Mapping[str, Hyperparameter] | None = None
+) -> Any:
     """An unfitted estimator of ``family`` from the use case's model module.
 
     Raises ``ValueError`` naming the families the module offers when ``family`` is not one.
@@ -92,7 +95,7 @@ class TripModel(PythonModel):
         features: tuple[str, ...],
         task: str,
         labels: tuple[str, str] | None = None,
-        defaults: dict[str, Any] | None = None,
+        defaults: Mapping[str, str] | None = None,
     ) -> None:
         self.estimator = estimator
         self.features = tuple(features)

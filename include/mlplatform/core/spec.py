@@ -188,12 +188,16 @@ class Features(StrictModel):
         return self
 
 
+Hyperparameter = bool | int | float | str | None
+"""A value the spec gives one of the estimator's parameters."""
+
+
 class Model(StrictModel):
     module: str = Field(description="Model module in use_cases/ that builds the estimator.")
     family: str = Field(description="Default model family the module offers (e.g. hist_gradient_boosting).")
     baseline: str = Field(description="Baseline family every first model must beat (e.g. linear).")
-    hyperparameters: dict[str, Any] = Field(default_factory=dict)
-    search: dict[str, list[Any]] = Field(
+    hyperparameters: dict[str, Hyperparameter] = Field(default_factory=dict)
+    search: dict[str, list[Hyperparameter]] = Field(
         default_factory=dict, description="Small, bounded grid tried on top of the hyperparameters."
     )
     max_search_trials: int = Field(4, ge=1, le=32)

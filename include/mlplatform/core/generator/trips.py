@@ -139,8 +139,8 @@ def _sample_pairs(
 
 def _blank_share(taxi_type: str, month: str) -> float:
     if taxi_type == "yellow":
-        return float(world().yellow["blank_share"])
-    return world().green["blank_share"] if month < "2022-01" else GREEN_BLANK_SHARE_FROM_2022
+        return world().yellow_blank_share
+    return world().green_blank_share if month < "2022-01" else GREEN_BLANK_SHARE_FROM_2022
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,7 @@ def _distances(
     if taxi_type == "green":
         zero_share = defects.share(regime, "zero_distance", blank)
     else:
-        zero_share = np.full(n, w.yellow["zero_distance_share"])
+        zero_share = np.full(n, w.yellow_zero_distance_share)
     return distance, zero_share
 
 
@@ -201,7 +201,7 @@ def _trips(rng: np.random.Generator, taxi_type: str, month: str, n: int, drift: 
     distance, zero_share = _distances(rng, taxi_type, pu, do, blank, regime, drift)
     # Odometer gaps: a zero distance for a trip that was driven, or a no-trip.
     zero = real & (rng.random(n) < zero_share)
-    no_trip = zero & (rng.random(n) < world().green["anomalies"]["no_trip_share_of_zero_distance"])
+    no_trip = zero & (rng.random(n) < world().no_trip_share_of_zero_distance)
     recorded = np.where(zero, 0.0, distance)
 
     hour = (pickup_us // 3_600_000_000) % 24
@@ -281,7 +281,7 @@ def generate_month(
         "noise_floor_rmse": t.noise_floor,
         "generation": generation,
         "clean": clean,
-        "calibration": [s["file"] for s in world().green["source"]],
+        "calibration": list(world().calibration_files),
         "pathologies_set_by": sorted({f for r in defects.regimes() for f in r["set_by"]}),
     }
     table = table.replace_schema_metadata({METADATA_KEY: json.dumps(meta).encode()})
@@ -335,16 +335,14 @@ def _codes(
     """Rate code, payment type, passengers, vendor, store-and-forward flag and trip type."""
     n = len(rate)
     if taxi_type == "green":
-        codes = world().green["codes"]
-        drawn = _draw(rng, codes["rate_code"], n)
+        codes = world().codes
+        drawn = _draw(rng, codes.rate_code, n)
         rate = np.where(rate == 1, drawn, rate)  # negotiated fares are common in green cabs
-        payment = _draw(rng, codes["payment_type"], n)
-        passengers = _draw(rng, codes["passenger_count"], n)
-        vendor = np.where(
-            blank, _draw(rng, codes["vendor"]["blank"], n), _draw(rng, codes["vendor"]["coded"], n)
-        )
-        flag = rng.random(n) < codes["store_and_fwd_y"]
-        trip_type = _draw(rng, codes["trip_type"], n)
+        payment = _draw(rng, codes.payment_type, n)
+        passengers = _draw(rng, codes.passenger_count, n)
+        vendor = np.where(blank, _draw(rng, codes.vendor_blank, n), _draw(rng, codes.vendor_coded, n))
+        flag = rng.random(n) < codes.store_and_fwd_y
+        trip_type = _draw(rng, codes.trip_type, n)
     else:
         rate = np.where(rng.random(n) < 0.004, 5, rate)
         payment = rng.choice([1, 2, 3, 4], size=n, p=[0.74, 0.23, 0.02, 0.01])

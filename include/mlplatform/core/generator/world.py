@@ -15,7 +15,7 @@ import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -94,17 +94,35 @@ def borough_codes() -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class CodeMixes:
+    """Green cabs' code mixes (``green.json``'s ``codes``): each code's share of records."""
+
+    vendor_coded: dict[str, float]  # of records with codes (street hails)
+    vendor_blank: dict[str, float]  # of records with blank codes (dispatched)
+    passenger_count: dict[str, float]
+    rate_code: dict[str, float]
+    payment_type: dict[str, float]
+    trip_type: dict[str, float]
+    store_and_fwd_y: float  # share flagged store-and-forward
+
+
+@dataclass(frozen=True)
 class World:
     """The calibration tables as arrays, ready to sample from (see :func:`world`)."""
 
     miles: np.ndarray  # (266, 266) typical road miles between zones
     slow: np.ndarray  # (266,) zone slowness (>1 = slower)
     speed: np.ndarray  # (7, 2, 24) free speed, mph, by pickup borough, weekend, hour
-    distance_sigma: dict[str, Any]  # log-sd of distance within a pair: same_zone, other
-    od: dict[Any, Any]  # (taxi type, service) -> (266, 266) pair probabilities
-    hourly: dict[str, Any]  # "weekday"/"weekend" -> (24,) green trips per hour
-    green: dict[str, Any]  # the rest of green.json
-    yellow: dict[str, Any]  # yellow_prior.json
+    distance_sigma: dict[str, float]  # log-sd of distance within a pair: same_zone, other
+    od: dict[tuple[str, str], np.ndarray]  # (taxi type, service) -> (266, 266) pair probabilities
+    hourly: dict[str, np.ndarray]  # "weekday"/"weekend" -> (24,) green trips per hour
+    codes: CodeMixes  # green cabs' codes
+    green_blank_share: float  # share of green records with blank codes (before 2022)
+    no_trip_share_of_zero_distance: float  # zero-distance green records that are no trips
+    calibration_files: tuple[str, ...]  # the real green months the tables come from
+    yellow_blank_share: float
+    yellow_zero_distance_share: float
+    yellow_speed_factor: float  # yellow speeds relative to green ones
 
 
 def _gravity(pickups: np.ndarray, attraction: np.ndarray, miles: np.ndarray, reach: float) -> np.ndarray:
@@ -131,6 +149,7 @@ def world() -> World:
     pu, do = pairs.pu.to_numpy(), pairs["do"].to_numpy()
     miles[pu, do] = pairs.miles.to_numpy()
 
+    codes = green["codes"]
     od = {}
     for service in ("coded", "blank"):
         counts = np.zeros((size, size))
@@ -153,11 +172,24 @@ def world() -> World:
         miles=miles,
         slow=np.array(green["zone_slowness"]),
         speed=np.array(green["speed_mph"]),
-        distance_sigma=green["distance_log_sigma"],
+        distance_sigma={k: float(v) for k, v in green["distance_log_sigma"].items()},
         od=od,
         hourly={k: np.array(v) for k, v in green["hourly_trips"].items()},
-        green=green,
-        yellow=yellow,
+        codes=CodeMixes(
+            vendor_coded=codes["vendor"]["coded"],
+            vendor_blank=codes["vendor"]["blank"],
+            passenger_count=codes["passenger_count"],
+            rate_code=codes["rate_code"],
+            payment_type=codes["payment_type"],
+            trip_type=codes["trip_type"],
+            store_and_fwd_y=float(codes["store_and_fwd_y"]),
+        ),
+        green_blank_share=float(green["blank_share"]),
+        no_trip_share_of_zero_distance=float(green["anomalies"]["no_trip_share_of_zero_distance"]),
+        calibration_files=tuple(str(s["file"]) for s in green["source"]),
+        yellow_blank_share=float(yellow["blank_share"]),
+        yellow_zero_distance_share=float(yellow["zero_distance_share"]),
+        yellow_speed_factor=float(yellow["speed_factor"]),
     )
 
 
@@ -187,7 +219,7 @@ def base_minutes(
     w = world()
     speed = w.speed[borough_codes()[pu], weekend.astype(int), hour]
     speed = speed / np.sqrt(w.slow[pu] * w.slow[do]) / congestion
-    speed = np.where(yellow, speed * w.yellow["speed_factor"], speed)
+    speed = np.where(yellow, speed * w.yellow_speed_factor, speed)
     return cast(np.ndarray, fixed_minutes(pu, do) + moving_minutes(distance, speed))
 
 
@@ -205,7 +237,7 @@ def expected_minutes(
     typical = world().miles[pu, do] * drift.trip_length  # what a zero-distance trip really drove
     driven = base_minutes(np.where(zero, typical, distance), hour, weekend, pu, do, drift.congestion, yellow)
     driven = driven * np.exp(NOISE_SIGMA**2 / 2)
-    q = world().green["anomalies"]["no_trip_share_of_zero_distance"]
+    q = world().no_trip_share_of_zero_distance
     return cast(np.ndarray, np.where(zero, q * np.mean(NO_TRIP_MINUTES) + (1 - q) * driven, driven))
 
 
