@@ -32,12 +32,12 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mlplatform.adapters import settings
-from mlplatform.core.records import AliasEvent, Gate, ModelRef
+from mlplatform.core.records import AliasEvent, Gate, ModelRef, Record
 from mlplatform.core.spec import UseCase
 
 if TYPE_CHECKING:
@@ -428,15 +428,12 @@ def decision_tags(outcome: str, reason: str, by: str, run_id: str, **details: An
 
 
 @dataclass(frozen=True)
-class AliasMove:
+class AliasMove(Record):
     """What :func:`promote` did: the champion after it, the one before, and whether it moved."""
 
     champion: str
     previous_champion: str | None
     moved: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def promote(

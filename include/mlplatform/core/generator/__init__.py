@@ -34,23 +34,13 @@ Modules: ``world`` (the calibration tables, drift and the duration function), ``
 
 from mlplatform.core.generator.defects import CORRUPTIONS, FILE_CORRUPTIONS, corrupt, corrupted_bytes
 from mlplatform.core.generator.trips import (
-    GREEN_BLANK_SHARE_FROM_2022,
-    METADATA_KEY,
     GeneratedMonth,
     generate_month,
-    publication_schema,
     read_generator_metadata,
     shape_summary,
 )
 from mlplatform.core.generator.world import (
-    AIRPORTS,
-    CALIBRATION,
-    NO_DRIFT,
-    NO_TRIP_MINUTES,
-    NOISE_SIGMA,
-    OVERHEAD_MINUTES,
     Drift,
-    World,
     borough_codes,
     borough_layout,
     expected_duration_minutes,
@@ -60,19 +50,10 @@ from mlplatform.core.generator.world import (
 )
 
 __all__ = [
-    "AIRPORTS",
-    "CALIBRATION",
     "CORRUPTIONS",
     "FILE_CORRUPTIONS",
-    "GREEN_BLANK_SHARE_FROM_2022",
-    "METADATA_KEY",
-    "NOISE_SIGMA",
-    "NO_DRIFT",
-    "NO_TRIP_MINUTES",
-    "OVERHEAD_MINUTES",
     "Drift",
     "GeneratedMonth",
-    "World",
     "borough_codes",
     "borough_layout",
     "corrupt",
@@ -81,7 +62,6 @@ __all__ = [
     "fixed_minutes",
     "generate_month",
     "moving_minutes",
-    "publication_schema",
     "read_generator_metadata",
     "shape_summary",
     "world",
