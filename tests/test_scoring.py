@@ -77,7 +77,7 @@ def registered_versions(tracking_uri: str, name: str = USE_CASE.model_name) -> l
     mlflow.set_experiment(f"{name}-tests")
     versions = []
     for iterations in (10, 25, 40):
-        estimator = build_estimator("hist_gradient_boosting", {"max_iter": iterations})
+        estimator = build_estimator("hist_gradient_boosting", {"max_iter": iterations}, USE_CASE.features)
         estimator.fit(trip_features(train)[list(features)], train[USE_CASE.target.column])
         model = TripModel(estimator, features, USE_CASE.task, defaults=input_defaults(USE_CASE))
         with mlflow.start_run():
