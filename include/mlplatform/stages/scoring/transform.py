@@ -121,7 +121,7 @@ def transform_request(
     model = sagemaker.model_request(use_case, ref, image, sagemaker.execution_role())
     # Re-runs of a month reuse the name; the operator then appends a timestamp.
     job = f"{sagemaker.endpoint_name(use_case)}-{snapshot.month}-v{ref.version}-{snapshot.digest[:8]}"
-    output: dict[str, Any] = {
+    output = {
         "S3OutputPath": staged.output,
         "Accept": TRANSFORM_CONTENT_TYPE,
         "AssembleWith": "Line",

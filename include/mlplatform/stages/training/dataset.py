@@ -106,6 +106,7 @@ def sample(frame: pd.DataFrame, rows: int | None) -> pd.DataFrame:
     return frame.sample(rows, random_state=SAMPLE_SEED).sort_index().reset_index(drop=True)
 
 
+# Keyword-only records: their fields are declared in the order their JSON form has always had.
 @dataclass(frozen=True, kw_only=True)
 class TrainingInput(Record):
     """One input a model trained or was validated on, with its SHA-256 and rows.

@@ -21,7 +21,7 @@ from mlplatform.core import features
 from mlplatform.core.metrics import LOWER_IS_BETTER, score
 from mlplatform.core.modelling import TripModel, build_estimator, input_defaults
 from mlplatform.core.records import Record
-from mlplatform.core.spec import UseCase
+from mlplatform.core.spec import Hyperparameter, UseCase
 from mlplatform.stages.training.dataset import SAMPLE_SEED, safe_key, sample
 
 MIN_SLICE_ROWS = 100
@@ -79,14 +79,14 @@ class Fitted:
     """What :func:`fit` produced."""
 
     family: str
-    params: dict[str, Any]
+    params: dict[str, Hyperparameter]
     model: TripModel
     baseline: TripModel
     search: list[dict[str, Any]]
     seconds: float
 
 
-def search_trials(use_case: UseCase) -> list[dict[str, Any]]:
+def search_trials(use_case: UseCase) -> list[dict[str, Hyperparameter]]:
     """The hyperparameter combinations tried: the grid, or a fixed sample of it when larger."""
     from sklearn.model_selection import ParameterGrid, ParameterSampler
 
@@ -108,8 +108,8 @@ def trip_model(use_case: UseCase, estimator: Any) -> TripModel:
 
 
 def _search(
-    use_case: UseCase, family: str, featured: pd.DataFrame, y: pd.Series, params: dict[str, Any]
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    use_case: UseCase, family: str, featured: pd.DataFrame, y: pd.Series, params: dict[str, Hyperparameter]
+) -> tuple[list[dict[str, Any]], dict[str, Hyperparameter]]:
     """Every trial of :func:`search_trials` with its primary metric, in the order tried, and
     the best trial's parameters (none when there is nothing to choose from)."""
     trials = search_trials(use_case)
