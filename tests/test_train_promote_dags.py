@@ -176,7 +176,7 @@ class Oracle(RegressorMixin, BaseEstimator):
 def register_oracle(lake: Lake, night_factor: float) -> str:
     """Log an oracle challenger through the training code (real lineage) and register it."""
     assembled = training.assemble_training_set(lake, DURATION, key=f"oracle-{night_factor}")
-    valid = training.read_set(lake, assembled["validation_uri"])
+    valid = training.read_set(lake, assembled.validation_uri)
     model = TripModel(Oracle(CONGESTION, night_factor), DURATION.features.all, "regression")
     fitted = training.Fitted("oracle", {"night_factor": night_factor}, model, model, [], 0.0)
     evaluation, baseline = training.validate(DURATION, fitted, valid)
