@@ -102,37 +102,9 @@ def build(use_case: UseCase) -> DAG:
     ) as dag:
 
         @task
-        def evaluate(
-            params: Mapping[str, Any] | None = None,
-            data_interval_end: Any = None,
-            triggering_asset_events: Any = None,
-            dag_run: Any = None,
-            ti: Any = None,
-        ) -> dict[str, Any]:
+        def evaluate(**context: Any) -> dict[str, Any]:
             """Measure the window(s) and write each record, history rows, report and MLflow run."""
-            from airflow.sdk.exceptions import AirflowSkipException
-
-            from mlplatform.adapters.lake import Lake
-            from mlplatform.stages import monitoring
-
-            lake = Lake()
-            try:
-                windows = monitoring.windows_for_run(
-                    lake,
-                    use_case,
-                    (params or {}).get("window"),
-                    dagkit.event_months(triggering_asset_events, dagkit.predictions_asset(use_case)),
-                    dagkit.event_months(triggering_asset_events, dagkit.validated_asset(use_case)),
-                )
-            except monitoring.NothingPending as nothing:
-                raise AirflowSkipException(str(nothing)) from None
-            run_url = ti.log_url.split("/tasks/")[0] if ti is not None else None
-            backfill = dagkit.is_backfill(params, dag_run, dagkit.event_extras(triggering_asset_events))
-            for wanted in windows:
-                window = monitoring.window_of_run(wanted, data_interval_end)
-                # A backfill records the live decisions and acts on none of them.
-                record = monitoring.monitor(lake, use_case, window, airflow_run_url=run_url, act=not backfill)
-            return _summary(record, backfill)
+            return _summary(*_evaluate(use_case, context))
 
         @task.short_circuit
         def decide(summary: Mapping[str, Any], ti: Any = None, run_id: str | None = None) -> bool:
@@ -186,6 +158,34 @@ def build(use_case: UseCase) -> DAG:
         decide(summary) >> _retrain_trigger(train_dag_id) >> record_retrain(summary)
         alert_operations(summary)
     return dag
+
+
+def _evaluate(use_case: UseCase, context: Mapping[str, Any]) -> tuple[MonitoringRecord, bool]:
+    """Monitor the run's window(s), oldest first: the newest record, and whether the run is a backfill."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from mlplatform.adapters.lake import Lake
+    from mlplatform.stages import monitoring
+
+    params, events, ti = context.get("params") or {}, context.get("triggering_asset_events"), context["ti"]
+    lake = Lake()
+    try:
+        windows = monitoring.windows_for_run(
+            lake,
+            use_case,
+            params.get("window"),
+            dagkit.event_months(events, dagkit.predictions_asset(use_case)),
+            dagkit.event_months(events, dagkit.validated_asset(use_case)),
+        )
+    except monitoring.NothingPending as nothing:
+        raise AirflowSkipException(str(nothing)) from None
+    run_url = ti.log_url.split("/tasks/")[0] if ti is not None else None
+    backfill = dagkit.is_backfill(params, context.get("dag_run"), dagkit.event_extras(events))
+    for wanted in windows:
+        window = monitoring.window_of_run(wanted, context.get("data_interval_end"))
+        # A backfill records the live decisions and acts on none of them.
+        record = monitoring.monitor(lake, use_case, window, airflow_run_url=run_url, act=not backfill)
+    return record, backfill
 
 
 def _summary(record: MonitoringRecord, backfill: bool) -> dict[str, Any]:
