@@ -35,11 +35,11 @@ def shape_against_real() -> list[dict]:
         made = generator.generate_month("green", month, real.num_rows, seed=0, anomalies=True).table
         shapes = {"real": generator.shape_summary(tlc.normalise(real))}
         shapes["generated"] = generator.shape_summary(tlc.normalise(made))
-        top = [set(s["top_pickup_zones"]) for s in shapes.values()]
+        top = [set(s.top_pickup_zones) for s in shapes.values()]
         rows.append(
             {
                 "month": month,
-                **shapes,
+                **{name: shape.to_dict() for name, shape in shapes.items()},
                 "top_10_pickup_zones_shared": len(top[0] & top[1]),
                 "schema_equals_real": made.schema.remove_metadata() == real.schema.remove_metadata(),
             }

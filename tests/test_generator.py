@@ -27,7 +27,9 @@ SURCHARGES = ["congestion_surcharge", "airport_fee", "cbd_congestion_fee"]
 
 
 @pytest.fixture(scope="module", params=REAL_MONTHS)
-def real_and_generated(request: pytest.FixtureRequest) -> tuple[pa.Table, pa.Table, dict, dict]:
+def real_and_generated(
+    request: pytest.FixtureRequest,
+) -> tuple[pa.Table, pa.Table, generator.MonthShape, generator.MonthShape]:
     """A real green month and a generated one of the same size, with their shape figures."""
     real = pq.read_table(REAL / f"green_tripdata_{request.param}.parquet")
     made = generator.generate_month("green", request.param, real.num_rows, seed=0).table
@@ -38,22 +40,22 @@ def real_and_generated(request: pytest.FixtureRequest) -> tuple[pa.Table, pa.Tab
 def test_generated_green_months_look_like_the_real_ones(real_and_generated) -> None:
     _, _, real, made = real_and_generated
     for figure in ("median_duration_min", "median_distance_mi"):
-        assert made[figure] == pytest.approx(real[figure], rel=0.2), figure
+        assert getattr(made, figure) == pytest.approx(getattr(real, figure), rel=0.2), figure
     # The busiest pickup zones are the same ones (East and Central Harlem lead).
-    assert made["top_pickup_zones"][:3] == real["top_pickup_zones"][:3]
-    assert len(set(made["top_pickup_zones"]) & set(real["top_pickup_zones"])) >= 8
-    assert made["top_pickup_zone_share"] == pytest.approx(real["top_pickup_zone_share"], rel=0.25)
-    assert made["distinct_zone_pairs"] == pytest.approx(real["distinct_zone_pairs"], rel=0.35)
-    assert made["blank_code_share"] == pytest.approx(real["blank_code_share"], abs=0.05)
+    assert made.top_pickup_zones[:3] == real.top_pickup_zones[:3]
+    assert len(set(made.top_pickup_zones) & set(real.top_pickup_zones)) >= 8
+    assert made.top_pickup_zone_share == pytest.approx(real.top_pickup_zone_share, rel=0.25)
+    assert made.distinct_zone_pairs == pytest.approx(real.distinct_zone_pairs, rel=0.35)
+    assert made.blank_code_share == pytest.approx(real.blank_code_share, abs=0.05)
 
 
 def test_anomaly_shares_are_of_the_real_order(real_and_generated) -> None:
     _, _, real, made = real_and_generated
-    assert made["zero_distance_share"] == pytest.approx(real["zero_distance_share"], rel=0.25)
-    assert real["under_1_min_share"] / 3 <= made["under_1_min_share"] <= real["under_1_min_share"] * 3
+    assert made.zero_distance_share == pytest.approx(real.zero_distance_share, rel=0.25)
+    assert real.under_1_min_share / 3 <= made.under_1_min_share <= real.under_1_min_share * 3
     # Real trips over two hours are mostly meters idling in traffic or at a kerb: a tail the
     # generator's small duration noise (NOISE_SIGMA) reproduces only in part. Same order.
-    assert real["over_120_min_share"] / 10 <= made["over_120_min_share"] <= real["over_120_min_share"] * 10
+    assert real.over_120_min_share / 10 <= made.over_120_min_share <= real.over_120_min_share * 10
 
 
 def test_schema_is_the_real_files_of_the_same_period(real_and_generated) -> None:
@@ -69,10 +71,10 @@ def test_later_green_months_are_mostly_metered_street_hails() -> None:
     made = generator.generate_month("green", "2023-02", 60_000)
     shape = generator.shape_summary(tlc.normalise(made.table))
     # TLC's 2023-02 green month: median 11.5 min and 1.9 mi, zone 74 first with 18% of pickups.
-    assert shape["median_duration_min"] == pytest.approx(11.5, rel=0.2)
-    assert shape["median_distance_mi"] == pytest.approx(1.9, rel=0.2)
-    assert shape["top_pickup_zones"][0] == 74 and shape["top_pickup_zone_share"] > 0.12
-    assert shape["blank_code_share"] < 0.1
+    assert shape.median_duration_min == pytest.approx(11.5, rel=0.2)
+    assert shape.median_distance_mi == pytest.approx(1.9, rel=0.2)
+    assert shape.top_pickup_zones[0] == 74 and shape.top_pickup_zone_share > 0.12
+    assert shape.blank_code_share < 0.1
 
 
 def pathology_masks(trips: pd.DataFrame, month: str) -> dict[str, np.ndarray]:

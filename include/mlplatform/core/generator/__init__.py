@@ -35,6 +35,7 @@ Modules: ``world`` (the calibration tables, drift and the duration function), ``
 from mlplatform.core.generator.defects import CORRUPTIONS, FILE_CORRUPTIONS, corrupt, corrupted_bytes
 from mlplatform.core.generator.trips import (
     GeneratedMonth,
+    MonthShape,
     generate_month,
     read_generator_metadata,
     shape_summary,
@@ -54,6 +55,7 @@ __all__ = [
     "FILE_CORRUPTIONS",
     "Drift",
     "GeneratedMonth",
+    "MonthShape",
     "borough_codes",
     "borough_layout",
     "corrupt",

@@ -42,6 +42,7 @@ from mlplatform.core.generator.world import (
     expected_minutes,
     world,
 )
+from mlplatform.core.records import Record
 
 METADATA_KEY = b"mlplatform.core.generator"
 """Schema metadata key of what the generator recorded (kept as written in existing files)."""
@@ -288,7 +289,23 @@ def generate_month(
     return GeneratedMonth(table, taxi_type, month, seed, drift, t.noise_floor, meta)
 
 
-def shape_summary(trips: pa.Table, top: int = 10) -> dict[str, Any]:
+@dataclass(frozen=True)
+class MonthShape(Record):
+    """The figures that say whether a month looks like NYC (see :func:`shape_summary`)."""
+
+    rows: int
+    median_duration_min: float
+    median_distance_mi: float
+    top_pickup_zones: tuple[int, ...]  # busiest first
+    top_pickup_zone_share: float
+    distinct_zone_pairs: int
+    zero_distance_share: float
+    under_1_min_share: float
+    over_120_min_share: float  # of trips up to 12 hours
+    blank_code_share: float
+
+
+def shape_summary(trips: pa.Table, top: int = 10) -> MonthShape:
     """The figures that say whether a month looks like NYC: medians, busiest zones, anomalies.
 
     ``trips`` is normalised (:func:`mlplatform.core.tlc.normalise`); real and generated months
@@ -302,18 +319,18 @@ def shape_summary(trips: pa.Table, top: int = 10) -> dict[str, Any]:
     zones, counts = np.unique(pu, return_counts=True)
     order = np.argsort(-counts, kind="stable")[:top]
     blank = trips.column("payment_type").is_null().to_numpy(zero_copy_only=False)
-    return {
-        "rows": n,
-        "median_duration_min": round(float(np.median(minutes)), 2),
-        "median_distance_mi": round(float(np.nanmedian(miles)), 2),
-        "top_pickup_zones": [int(z) for z in zones[order]],
-        "top_pickup_zone_share": round(float(counts[order[0]] / n), 4),
-        "distinct_zone_pairs": int(np.unique(pu.astype(np.int64) * 1000 + do).size),
-        "zero_distance_share": round(float(np.mean(miles == 0)), 4),
-        "under_1_min_share": round(float(np.mean(minutes < 1)), 4),
-        "over_120_min_share": round(float(np.mean((minutes > 120) & (minutes <= 720))), 5),
-        "blank_code_share": round(float(np.mean(blank)), 4),
-    }
+    return MonthShape(
+        rows=n,
+        median_duration_min=round(float(np.median(minutes)), 2),
+        median_distance_mi=round(float(np.nanmedian(miles)), 2),
+        top_pickup_zones=tuple(int(z) for z in zones[order]),
+        top_pickup_zone_share=round(float(counts[order[0]] / n), 4),
+        distinct_zone_pairs=int(np.unique(pu.astype(np.int64) * 1000 + do).size),
+        zero_distance_share=round(float(np.mean(miles == 0)), 4),
+        under_1_min_share=round(float(np.mean(minutes < 1)), 4),
+        over_120_min_share=round(float(np.mean((minutes > 120) & (minutes <= 720))), 5),
+        blank_code_share=round(float(np.mean(blank)), 4),
+    )
 
 
 def read_generator_metadata(schema: pa.Schema) -> dict[str, Any] | None:
