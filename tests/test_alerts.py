@@ -226,7 +226,7 @@ def _alert(n: int) -> alerts.Alert:
 
 
 def _ids(lake: Lake, state: str) -> list[str]:
-    return [e["id"] for e in alerts.queued(lake, state)]
+    return [e.id for e in alerts.queued(lake, state)]
 
 
 def test_alerts_wait_in_the_outbox_while_slack_is_down_and_go_once_each_when_it_is_back(
@@ -246,11 +246,11 @@ def test_alerts_wait_in_the_outbox_while_slack_is_down_and_go_once_each_when_it_
     assert alerts.send(_alert(2)) is False
     assert alerts.send(_alert(1)) is False  # the same problem again: one entry
     queued = alerts.queued(outbox_lake)
-    assert [e["alert"]["title"] for e in queued] == [_alert(1).title, _alert(2).title]
-    assert queued[0]["id"] == _alert(1).id and queued[0]["repeated"] == 1
+    assert [e.alert.title for e in queued] == [_alert(1).title, _alert(2).title]
+    assert queued[0].id == _alert(1).id and queued[0].repeated == 1
     # Each send tried the oldest queued alert once and stopped there: Slack is down for all.
-    assert queued[0]["attempts"] == 3 and "unreachable" in queued[0]["last_error"]
-    assert queued[1]["attempts"] == 0
+    assert queued[0].attempts == 3 and "unreachable" in (queued[0].last_error or "")
+    assert queued[1].attempts == 0
     assert "kept in the outbox" in caplog.text
     assert outbox_lake.exists(f"alerts/outbox/{_alert(2).id}.json")
 
@@ -329,8 +329,8 @@ def test_a_webhook_answering_4xx_fails_the_alert_with_the_reason_and_never_retri
         server.server_close()
     assert posts == 2  # one post per alert, no retry loop
     failed = alerts.queued(outbox_lake, "failed")
-    assert [e["id"] for e in failed] == [_alert(7).id, _alert(8).id]
-    assert "answered 403: invalid_token" in failed[0]["reason"] and failed[0]["attempts"] == 1
+    assert [e.id for e in failed] == [_alert(7).id, _alert(8).id]
+    assert "answered 403: invalid_token" in (failed[0].reason or "") and failed[0].attempts == 1
     assert _ids(outbox_lake, "outbox") == [] and _ids(outbox_lake, "sent") == []
     refused = [r for r in caplog.records if "Slack refused it" in r.getMessage()]
     assert len(refused) == 2 and all(r.levelname == "ERROR" for r in refused)
@@ -350,7 +350,7 @@ def test_a_webhook_answering_5xx_keeps_the_alert_queued(
         server.server_close()
     assert report.queued == [_alert(9).id] and report.failed == []
     [entry] = alerts.queued(outbox_lake)
-    assert entry["attempts"] == 2 and "answered 503" in entry["last_error"]
+    assert entry.attempts == 2 and "answered 503" in (entry.last_error or "")
 
 
 def test_without_a_writable_lake_an_alert_is_delivered_directly(
@@ -363,3 +363,21 @@ def test_without_a_writable_lake_an_alert_is_delivered_directly(
     broken = Broken(sink.url.replace("http://", "memory://"))
     assert alerts.send(_alert(10), broken)
     assert [m["text"] for m in received(sink)] == [_alert(10).text]
+
+
+def test_an_outbox_entry_reads_back_as_it_was_written() -> None:
+    """The outbox's JSON form, as entries in a lake hold it: read and written the same."""
+    stored = {
+        "id": _alert(4).id,
+        "alert": _alert(4).to_dict(),
+        "queued_at": "2024-05-01T00:00:00+00:00",
+        "attempts": 2,
+        "repeated": 1,
+        "last_error": "unreachable: connection refused",
+        "last_try_at": "2024-05-01T00:05:00+00:00",
+    }
+    entry = alerts.OutboxEntry.from_dict(stored)
+    assert entry.alert.title == _alert(4).title and entry.alert.id == _alert(4).id
+    assert entry.to_dict() == stored and list(entry.to_dict()) == list(stored)
+    fresh = {"id": "x", "alert": _alert(5).to_dict(), "queued_at": "2024-05-02T00:00:00+00:00", "attempts": 0}
+    assert alerts.OutboxEntry.from_dict(fresh).to_dict() == fresh

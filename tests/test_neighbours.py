@@ -417,7 +417,7 @@ def test_mlflow_and_slack_down_together_end_consistent_once_both_return(
     FailureNotifier(USE_CASE.name, "promote")(_failure_context("promote-run-3", failed.value))
 
     [queued] = alerts.queued(own_lake)
-    assert "task decide failed" in queued["alert"]["title"] and queued["attempts"] == 1
+    assert "task decide failed" in queued.alert.title and queued.attempts == 1
 
     mlflow_own.start()
     slack.start()

@@ -35,11 +35,14 @@ import json
 import logging
 import threading
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import BeforeValidator
 
 from mlplatform.adapters import settings
+from mlplatform.core.records import Record
 
 if TYPE_CHECKING:
     from mlplatform.adapters.lake import Lake
@@ -60,8 +63,12 @@ TIMEOUT_S = 10
 
 
 @dataclass(frozen=True)
-class Alert:
-    """One message: what happened, how bad, the facts, and where to look."""
+class Alert(Record):
+    """One message: what happened, how bad, the facts, and where to look.
+
+    Its JSON form (the outbox) keeps ``fields`` and ``links`` as ``[name, value]`` pairs, so
+    it writes and reads itself instead of by the records' field-by-field form.
+    """
 
     title: str
     severity: Severity
@@ -127,7 +134,7 @@ class Alert:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Alert:
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
         return cls(
             title=str(data["title"]),
             severity=data["severity"],
@@ -197,7 +204,7 @@ def send(alert: Alert, lake: Lake | None = None) -> bool:
         log.error("alert not queued in the lake's outbox (%s): %s; delivering it directly", alert.title, exc)
         return _deliver_now(alert)
     report = flush(lake)
-    return entry["id"] in report.delivered
+    return entry.id in report.delivered
 
 
 def _deliver_now(alert: Alert) -> bool:
@@ -235,20 +242,55 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def enqueue(lake: Lake, alert: Alert) -> dict[str, Any]:
+def _alert_from_json(value: Any) -> Any:
+    return Alert.from_dict(value) if isinstance(value, Mapping) else value
+
+
+@dataclass(frozen=True)
+class OutboxEntry(Record):
+    """One alert in the lake's outbox folders (``alerts/<state>/<id>.json``) and what became of it.
+
+    ``attempts`` counts the deliveries tried, ``repeated`` how often the same alert was
+    queued again while it waited. A try Slack could not be reached for leaves ``last_error``
+    and ``last_try_at``; a refused alert (``failed/``) its ``reason`` and ``failed_at``; a
+    delivered one (``sent/``) ``delivered_at``.
+    """
+
+    omitted_when_none: ClassVar[tuple[str, ...]] = (
+        "repeated",
+        "last_error",
+        "last_try_at",
+        "reason",
+        "failed_at",
+        "delivered_at",
+    )
+
+    id: str
+    alert: Annotated[Alert, BeforeValidator(_alert_from_json)]
+    queued_at: str
+    attempts: int = 0
+    repeated: int | None = None
+    last_error: str | None = None
+    last_try_at: str | None = None
+    reason: str | None = None
+    failed_at: str | None = None
+    delivered_at: str | None = None
+
+
+def enqueue(lake: Lake, alert: Alert) -> OutboxEntry:
     """Write ``alert`` to ``alerts/outbox/<id>.json`` (atomic); an entry already queued for the
     same alert keeps its place in the queue and its attempts. Returns the entry."""
     path = lake.alert_path("outbox", alert.id)
     if lake.exists(path):
-        entry: dict[str, Any] = lake.read_json(path)
-        entry.update(alert=alert.to_dict(), repeated=int(entry.get("repeated", 0)) + 1)
+        entry = OutboxEntry.from_dict(lake.read_json(path))
+        entry = replace(entry, alert=alert, repeated=(entry.repeated or 0) + 1)
     else:
-        entry = {"id": alert.id, "alert": alert.to_dict(), "queued_at": _now(), "attempts": 0}
-    lake.write_json(path, entry)
+        entry = OutboxEntry(alert.id, alert, _now())
+    lake.write_json(path, entry.to_dict())
     return entry
 
 
-def queued(lake: Lake, state: str = "outbox") -> list[dict[str, Any]]:
+def queued(lake: Lake, state: str = "outbox") -> list[OutboxEntry]:
     """The entries in ``alerts/<state>/`` (``outbox``, ``sent`` or ``failed``), oldest first."""
     from mlplatform.adapters.lake import ALERT_FOLDERS
 
@@ -257,10 +299,10 @@ def queued(lake: Lake, state: str = "outbox") -> list[dict[str, Any]]:
         if not found.path.endswith(".json"):
             continue
         try:
-            entries.append(lake.read_json(found.path))
+            entries.append(OutboxEntry.from_dict(lake.read_json(found.path)))
         except (FileNotFoundError, ValueError):  # moved by a concurrent flush, or damaged
             continue
-    return sorted(entries, key=lambda e: (str(e.get("queued_at", "")), str(e.get("id", ""))))
+    return sorted(entries, key=lambda e: (e.queued_at, e.id))
 
 
 def flush(lake: Lake | None = None) -> FlushReport:
@@ -278,18 +320,18 @@ def flush(lake: Lake | None = None) -> FlushReport:
             for index, entry in enumerate(pending):
                 outcome = _deliver_entry(lake, entry)
                 if outcome == "queued":
-                    report.queued.extend(str(e["id"]) for e in pending[index:])
+                    report.queued.extend(e.id for e in pending[index:])
                     break
-                getattr(report, outcome).append(str(entry["id"]))
+                getattr(report, outcome).append(entry.id)
     except Exception as exc:  # the lake itself failing: nothing is lost, the outbox stays as it was
         log.error("alerts outbox not flushed: %s", exc)
     return report
 
 
-def _deliver_entry(lake: Lake, entry: dict[str, Any]) -> str:
-    alert, alert_id = Alert.from_dict(entry["alert"]), str(entry["id"])
+def _deliver_entry(lake: Lake, entry: OutboxEntry) -> str:
+    alert, alert_id = entry.alert, entry.id
     outbox = lake.alert_path("outbox", alert_id)
-    attempts = int(entry.get("attempts", 0)) + 1
+    attempts = entry.attempts + 1
     if _already_sent(lake, entry):  # delivered by a flush that stopped before tidying the outbox
         lake.remove(outbox)
         return "delivered"
@@ -303,9 +345,8 @@ def _deliver_entry(lake: Lake, entry: dict[str, Any]) -> str:
             attempts,
             exc,
         )
-        lake.write_json(
-            outbox, {**entry, "attempts": attempts, "last_error": str(exc), "last_try_at": _now()}
-        )
+        waiting = replace(entry, attempts=attempts, last_error=str(exc), last_try_at=_now())
+        lake.write_json(outbox, waiting.to_dict())
         return "queued"
     except Undeliverable as exc:
         log.error(
@@ -314,15 +355,14 @@ def _deliver_entry(lake: Lake, entry: dict[str, Any]) -> str:
             exc,
             lake.uri(lake.alert_path("failed", alert_id)),
         )
-        failed = {**entry, "attempts": attempts, "reason": str(exc), "failed_at": _now()}
-        lake.write_json(lake.alert_path("failed", alert_id), failed)
+        failed = replace(entry, attempts=attempts, reason=str(exc), failed_at=_now())
+        lake.write_json(lake.alert_path("failed", alert_id), failed.to_dict())
         lake.remove(outbox)
         return "failed"
     # Delivered: recorded as sent before it leaves the outbox, so a crash between the two
     # finds it in both and a later flush sees it sent (never a second message).
-    lake.write_json(
-        lake.alert_path("sent", alert_id), {**entry, "attempts": attempts, "delivered_at": _now()}
-    )
+    sent = replace(entry, attempts=attempts, delivered_at=_now())
+    lake.write_json(lake.alert_path("sent", alert_id), sent.to_dict())
     lake.remove(outbox)
     return "delivered"
 
@@ -375,9 +415,9 @@ def failure_alert(use_case: str, stage: str, context: Mapping[str, Any]) -> Aler
     )
 
 
-def _already_sent(lake: Lake, entry: dict[str, Any]) -> bool:
+def _already_sent(lake: Lake, entry: OutboxEntry) -> bool:
     """Whether this queued entry was delivered already (its ``sent`` record is newer than it)."""
-    path = lake.alert_path("sent", str(entry["id"]))
+    path = lake.alert_path("sent", entry.id)
     if not lake.exists(path):
         return False
-    return str(lake.read_json(path).get("delivered_at", "")) >= str(entry.get("queued_at", ""))
+    return (OutboxEntry.from_dict(lake.read_json(path)).delivered_at or "") >= entry.queued_at

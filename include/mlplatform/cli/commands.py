@@ -701,7 +701,9 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             args, report.to_dict(), lambda: output.rows_table("alerts flushed", ("", "alerts"), counts)
         )
         return FAILED_CHECK if report.queued or report.failed else PASSED
-    found = [{**e, "state": state} for state in ("outbox", "failed") for e in alerts.queued(lake, state)]
+    found = [
+        {**e.to_dict(), "state": state} for state in ("outbox", "failed") for e in alerts.queued(lake, state)
+    ]
     rows = [
         [
             e["state"],
