@@ -77,7 +77,7 @@ def train(lake: Lake) -> tuple[TripModel, float]:
     features = USE_CASE.features.all
     params = {**USE_CASE.model.hyperparameters, "max_iter": 150}
     train_rows, valid = frame(TRAIN_MONTHS), frame((VALIDATION_MONTH,))
-    estimator = build_estimator(USE_CASE.model.family, params)
+    estimator = build_estimator(USE_CASE.model.family, params, USE_CASE.features)
     estimator.fit(trip_features(train_rows)[list(features)], train_rows[USE_CASE.target.column])
     model = TripModel(estimator, features, USE_CASE.task)
     answer = model.predict(None, valid[input_columns(features)])["prediction"]

@@ -124,7 +124,7 @@ def comparison(repeats: int, window_trips: int, looks: int, correlation: float) 
 def _estimate(train: pd.DataFrame, reference: pd.DataFrame, target: pd.DataFrame) -> dict[str, Any]:
     use_case = load_spec("taxi_trip_duration")
     columns, label = list(use_case.features.all), use_case.target.column
-    model = build_estimator(use_case.model.family, use_case.model.hyperparameters)
+    model = build_estimator(use_case.model.family, use_case.model.hyperparameters, use_case.features)
     model.fit(features.trip_features(train)[columns], train[label])
     ref_x, new_x = features.trip_features(reference)[columns], features.trip_features(target)[columns]
     ref_pred, new_pred = model.predict(ref_x), model.predict(new_x)
@@ -178,7 +178,7 @@ def _error_correlation(green: dict[str, pd.DataFrame]) -> float:
     target_x = features.trip_features(green["2021-03"])[columns]
     errors = []
     for month in ("2021-01", "2021-02"):
-        model = build_estimator(use_case.model.family, use_case.model.hyperparameters)
+        model = build_estimator(use_case.model.family, use_case.model.hyperparameters, use_case.features)
         model.fit(features.trip_features(green[month])[columns], green[month][label])
         errors.append(model.predict(target_x) - green["2021-03"][label].to_numpy())
     return round(float(np.corrcoef(errors[0], errors[1])[0, 1]), 4)

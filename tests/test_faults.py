@@ -159,7 +159,7 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> str:
 
     use_case = load_spec("taxi_trip_duration")
     train = tlc.normalise(generator.generate_month("yellow", "2024-01", 2_000, seed=11).table).to_pandas()
-    estimator = build_estimator("hist_gradient_boosting", {"max_iter": 10})
+    estimator = build_estimator("hist_gradient_boosting", {"max_iter": 10}, use_case.features)
     estimator.fit(trip_features(train)[list(use_case.features.all)], train[use_case.target.column])
     model = TripModel(estimator, use_case.features.all, use_case.task, defaults=input_defaults(use_case))
     path = tmp_path_factory.mktemp("model") / "model"
