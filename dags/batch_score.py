@@ -82,6 +82,17 @@ def _stop(use_case: UseCase, title: str, message: str, severity: alerts.Severity
     raise ScoringStopped(message)
 
 
+def _no_snapshot(use_case: UseCase, month: str, waited: float) -> NoReturn:
+    """Stop waiting for the month's validated snapshot: say where to look."""
+    _stop(
+        use_case,
+        f"no validated snapshot for {month}",
+        f"{use_case.name} has no validated snapshot for {month} after {waited / 3600:.1f} h: "
+        f"see why the {use_case.name}_validate run for {month} failed or did not run, fix it, "
+        "then re-run this month",
+    )
+
+
 def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECONDS) -> DAG:
     """The batch-score DAG of one use case."""
     # One run at a time: two runs of one month would race for its CURRENT.json.
@@ -115,13 +126,7 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
                 return PokeReturnValue(is_done=True, xcom_value=month)
             waited = (datetime.now(UTC) - dag_run.start_date).total_seconds() if dag_run else 0.0
             if waited > SNAPSHOT_WAIT_SECONDS:
-                _stop(
-                    use_case,
-                    f"no validated snapshot for {month}",
-                    f"{use_case.name} has no validated snapshot for {month} after {waited / 3600:.1f} h: "
-                    f"see why the {use_case.name}_validate run for {month} failed or did not run, fix it, "
-                    "then re-run this month",
-                )
+                _no_snapshot(use_case, month, waited)
             return PokeReturnValue(is_done=False)
 
         @task
@@ -157,23 +162,17 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
 
         @task(outlets=[dagkit.predictions_asset(use_case)])
         @dagkit.records
-        def publish(
-            output: ScoredOutput,
-            params: Mapping[str, Any] | None = None,
-            dag_run: Any = None,
-            *,
-            outlet_events: Any = None,
-        ) -> ScoredOutput:
+        def publish(output: ScoredOutput, **context: Any) -> ScoredOutput:
             """Point the month's `CURRENT.json` at the new predictions once they are complete."""
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import scoring
 
             record = scoring.publish(Lake(), output)
-            outlet_events[dagkit.predictions_asset(use_case)].extra = {
+            context["outlet_events"][dagkit.predictions_asset(use_case)].extra = {
                 "month": record.month,
                 "model_version": record.model.version,
                 "uri": record.uri,
-                "backfill": dagkit.is_backfill(params, dag_run),
+                "backfill": dagkit.is_backfill(context.get("params"), context.get("dag_run")),
             }
             return record
 
