@@ -42,10 +42,16 @@ serving breaches are alerted only: a new model would not fix them.
 **Production truth decides.** Once a window is labelled, the `challenger` alias is scored
 in shadow on the trips the champion scored and the paired evidence of every labelled window
 so far decides (`promote`, `retire`, `keep`, `insufficient`, with the interval and the
-trips): level 4 moves the aliases, level 3 asks in an alert, level 2 records it. For
+trips): level 4 moves the aliases, level 3 asks, level 2 records it. For
 `monitoring.shadow_previous_windows` windows after a promotion the previous champion is
 scored the same way, and a champion worse with confidence is rolled back (level 4) or
-reported (level 3), under the promotion cooldown. A window without labels gets
+asked about (level 3), under the promotion cooldown. At level 3 `ask_approval` reads the
+decisions that wait for a person and `trigger_approval` starts `<use case>_promote` with
+conf `{"action": "promote" | "retire" | "rollback", "version", "reason", "evidence"
+(interval, trips, windows), "triggered_by": "monitor", "window"}` and the run id
+`live__<action>__v<version>`: the promote DAG asks in its approval form and acts on the
+answer. One run per version and action: a re-run of the window, or the next window with
+the same verdict, asks nothing new. A window without labels gets
 `estimated_rmse` (direct loss estimation): an estimated breach warns, only a measured one
 acts. All of it is in the record's `details.live` and `details.estimate`.
 
@@ -154,9 +160,20 @@ def build(use_case: UseCase) -> DAG:
                 Lake(), use_case.name, summary["window"], reason, train_run, run_id, datetime.now(UTC)
             )
 
+        @task
+        def ask_approval(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+            """Level 3: the window's live decisions that wait for a person, as promote runs to trigger."""
+            from mlplatform.stages import monitoring
+
+            if use_case.maturity_level != 3 or summary["backfill"]:
+                return []
+            asks = monitoring.approval_asks(_window_record(use_case, summary))
+            return [{"trigger_run_id": a.run_id, "conf": a.conf(summary["window"])} for a in asks]
+
         summary = evaluate()
         decide(summary) >> _retrain_trigger(train_dag_id) >> record_retrain(summary)
         alert_operations(summary)
+        _approval_trigger(dagkit.dag_id(use_case, "promote")).expand_kwargs(ask_approval(summary))
     return dag
 
 
@@ -230,6 +247,17 @@ def _retrain_trigger(train_dag_id: str) -> TriggerDagRunOperator:
             "since": "{{ ti.xcom_pull(task_ids='evaluate')['window'] }}",
             "monitor_run_id": "{{ run_id }}",
         },
+        skip_when_already_exists=True,
+        wait_for_completion=False,
+    )
+
+
+def _approval_trigger(promote_dag_id: str) -> Any:
+    """Start the promote DAG's approval for a live decision, once per version and action: a
+    re-run of the window, or a later window with the same verdict, finds the run and asks nothing."""
+    return TriggerDagRunOperator.partial(
+        task_id="trigger_approval",
+        trigger_dag_id=promote_dag_id,
         skip_when_already_exists=True,
         wait_for_completion=False,
     )

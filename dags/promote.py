@@ -69,10 +69,11 @@ PARAMS = {
     "action": Param(
         "evaluate",
         type="string",
-        enum=["evaluate", "promote", "rollback"],
+        enum=["evaluate", "promote", "retire", "rollback"],
         title="Action",
         description="evaluate: gates, then the maturity level decides. promote: gates, then promote "
-        "with you as approver. rollback: champion back to previous_champion.",
+        "with you as approver. retire: remove the challenger alias (asked on live evidence). "
+        "rollback: champion back to previous_champion.",
     ),
     "version": Param(
         None,
@@ -88,6 +89,13 @@ PARAMS = {
         maxLength=500,
         title="Rollback reason",
         description="rollback: why, recorded in the alias history.",
+    ),
+    "evidence": Param(
+        None,
+        type=["null", "object"],
+        title="Live evidence",
+        description="Set by the monitor at level 3: the live comparison (interval, trips, windows) "
+        "the action rests on. With it, promote, retire and rollback wait for a person's approval.",
     ),
     "force": Param(
         False,
@@ -111,8 +119,46 @@ def build(use_case: UseCase) -> DAG:
 
         @task.branch
         def choose_action(params: Mapping[str, Any] | None = None) -> str:
-            """Roll back, or assess a version."""
-            return "rollback" if (params or {}).get("action") == "rollback" else "assess"
+            """Roll back, ask about a live retire or rollback, or assess a version."""
+            given = params or {}
+            if given.get("action") in ("retire", "rollback"):
+                return "ask_live" if _asks_live(use_case, given) else given["action"]
+            return "assess"
+
+        @task
+        def retire(
+            params: Mapping[str, Any] | None = None, run_id: str | None = None, dag_run: Any = None
+        ) -> str:
+            """Remove the `challenger` alias from the version, recorded in the alias history first."""
+            from mlplatform.adapters import registry
+
+            given, by = params or {}, getattr(dag_run, "triggering_user_name", None) or "airflow"
+            version = str(given.get("version") or "")
+            why = {
+                "by": by,
+                "run_id": run_id,
+                "reason": str(given.get("reason") or "retired from the Airflow UI"),
+            }
+            moved = registry.retire_challenger(registry.client(), use_case.model_name, version, why)
+            return f"version {version} {'retired' if moved else 'is not the challenger: nothing moved'}"
+
+        @task
+        @dagkit.records
+        def ask_live(params: Mapping[str, Any] | None = None) -> approval.LiveCase:
+            """The live retire or rollback the monitor asks about, with its evidence, for the approval."""
+            from mlplatform.stages import promotion
+
+            given = params or {}
+            action, version, reason = (
+                str(given["action"]),
+                str(given["version"]),
+                str(given.get("reason") or ""),
+            )
+            evidence = dict(given.get("evidence") or {})
+            return approval.LiveCase(
+                use_case.model_name, action, version, reason, evidence,
+                promotion.live_summary(action, version, reason, evidence),
+            )  # fmt: skip
 
         @task(outlets=[dagkit.model_asset(use_case, "champion")])
         @dagkit.records
@@ -139,56 +185,82 @@ def build(use_case: UseCase) -> DAG:
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import promotion
 
-            version = (params or {}).get("version")
+            given = params or {}
+            version = given.get("version")
             assessment = promotion.assess(Lake(), use_case, None if version is None else str(version))
-            return {**assessment.to_dict(), "summary_md": promotion.summary_markdown(assessment)}
+            summary = promotion.summary_markdown(assessment)
+            if live := given.get("evidence"):
+                summary = promotion.live_summary(
+                    "promote", assessment.version, str(given.get("reason")), live
+                )
+                summary += "\n\n" + promotion.summary_markdown(assessment)
+            return {**assessment.to_dict(), "summary_md": summary}
 
         @task.branch
         @dagkit.records
         def route(assessment: Assessment, params: Mapping[str, Any] | None = None) -> str:
             """Ask a person only at maturity level 3, only for a version that passed every gate."""
-            asks = use_case.maturity_level == 3 and (params or {}).get("action", "evaluate") == "evaluate"
-            return "request_approval" if asks and assessment.passed else "decide"
+            given = params or {}
+            asks = given.get("action", "evaluate") == "evaluate" and use_case.maturity_level == 3
+            return (
+                "request_approval"
+                if (asks or _asks_live(use_case, given)) and assessment.passed
+                else "decide"
+            )
 
         # After an approval that skipped its downstream on "Reject" too.
         @task(trigger_rule="none_failed_min_one_success")
         @dagkit.records
         def decide(
-            assessment: Assessment,
             params: Mapping[str, Any] | None = None,
             run_id: str | None = None,
             dag_run: Any = None,
             ti: Any = None,
-        ) -> dict[str, Any]:
-            """Record the outcome on the version, promote if decided, and post it to Slack."""
+        ) -> Any:
+            """Record the outcome on the version, act if decided (promote, or a live retire or
+            rollback a person approved), and post it to Slack."""
             from mlplatform.stages import promotion
 
-            answer = None
-            if (params or {}).get("action") == "promote":
+            given, answer = params or {}, None
+            live = given.get("evidence") or None
+            if given.get("action") == "promote" and not live:
                 answer = Approval(True, getattr(dag_run, "triggering_user_name", None) or "manual trigger")
             elif (response := ti.xcom_pull(task_ids="approval", key="answer")) is not None:
                 answer = Approval.from_response(response)
+            if (case := ti.xcom_pull(task_ids="ask_live")) is not None:
+                asked = approval.LiveCase.from_dict(case)
+                return promotion.act_on_live(
+                    use_case, asked.action, asked.version, asked.reason, asked.evidence, answer, str(run_id)
+                )
+            assessment = Assessment.from_dict(ti.xcom_pull(task_ids="assess"))
             decision = promotion.decide(use_case, assessment, answer)
-            return promotion.apply(use_case, assessment, decision, run_id)
+            return promotion.apply(use_case, assessment, decision, run_id, live)
 
         @task(outlets=[dagkit.model_asset(use_case, "champion")])
         def champion_moved(result: dict[str, Any]) -> dict[str, Any]:
             """Update the champion Asset, only when this run promoted."""
             from airflow.sdk.exceptions import AirflowSkipException
 
-            if result["outcome"] != "promoted":
+            if result["outcome"] not in ("promoted", "rolled_back"):
                 outcome = f"version {result['version']} {result['outcome']}"
                 raise AirflowSkipException(f"champion unchanged: {outcome}")
             return result
 
-        assessment = assess()
-        choose_action() >> [rollback(), assessment]
-        decided = decide(assessment)
-        asked, answered = approval.approval_tasks(use_case, dag_id, assessment)
+        assessment, live_case = assess(), ask_live()
+        choose_action() >> [rollback(), retire(), assessment, live_case]
+        decided = decide()
+        asked, answered = approval.approval_tasks(use_case, dag_id)
         route(assessment) >> [asked, decided]
+        assessment >> decided
+        live_case >> [asked, decided]
         answered >> decided
         champion_moved(decided)
     return dag
+
+
+def _asks_live(use_case: UseCase, params: Mapping[str, Any]) -> bool:
+    """Whether the run is the monitor's live decision at level 3: a person approves it first."""
+    return use_case.maturity_level == 3 and bool(params.get("evidence"))
 
 
 for _use_case in dagkit.use_cases():

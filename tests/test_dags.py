@@ -144,6 +144,6 @@ def test_a_backfill_is_a_param_a_run_type_or_a_backfill_s_asset_events() -> None
 def test_the_approval_and_its_reminder_wait_for_the_request(dag_bag, use_case) -> None:
     """Only a request posted to Slack is waited on (a skipped request skips both)."""
     dag = dag_bag.get_dag(dagkit.dag_id(use_case, "promote"))
-    assert dag.get_task("request_approval").upstream_task_ids == {"route", "assess"}
+    assert dag.get_task("request_approval").upstream_task_ids == {"route", "ask_live"}
     assert dag.get_task("approval").upstream_task_ids == {"request_approval"}
     assert dag.get_task("remind").upstream_task_ids == {"request_approval"}

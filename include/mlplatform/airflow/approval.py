@@ -100,6 +100,7 @@ class ApprovalRequest(Record):
     form_url: str | None  # the UI's form; None on the Variable path
     how: str  # how to answer
     improvement: str = "-"  # the improvement over the champion with its interval
+    question: str = ""  # what is asked, the form's subject
 
     @property
     def remind_at(self) -> datetime:
@@ -111,15 +112,32 @@ def request(
     *,
     dag_id: str,
     run_id: str,
-    assessment: Assessment,
+    assessment: Assessment | None,
     summary_md: str,
     now: datetime,
     timeout: timedelta,
     log_url: str | None,
     hitl: bool,
+    case: LiveCase | None = None,
 ) -> ApprovalRequest:
-    """The request for the assessed version, answered in the UI (``hitl``) or by the Variable."""
-    version = assessment.version
+    """The request for the assessed version, or for a live ``case`` (a retire or rollback
+    the monitor asks about), answered in the UI (``hitl``) or by the Variable."""
+    if assessment is not None:
+        model_name, version, improvement = (
+            assessment.model_name,
+            assessment.version,
+            improvement_text(assessment),
+        )
+        question = f"Promote {model_name} version {version} to champion?"
+    elif case is not None:
+        model_name, version, improvement, question = (
+            case.model_name,
+            case.version,
+            case.improvement,
+            case.question,
+        )
+    else:
+        raise ValueError("an approval request needs an assessment or a live case")
     if hitl:
         base = log_url.split("/dags/", 1)[0] if log_url and "/dags/" in log_url else None
         form = f"{base}/dags/{dag_id}/runs/{run_id}/tasks/approval/required_actions" if base else None
@@ -131,15 +149,48 @@ def request(
     return ApprovalRequest(
         dag_id=dag_id,
         run_id=run_id,
-        model_name=assessment.model_name,
+        model_name=model_name,
         version=version,
         summary_md=summary_md,
         requested_at=now.isoformat(),
         deadline=(now + timeout).isoformat(),
         form_url=form,
         how=how,
-        improvement=improvement_text(assessment),
+        improvement=improvement,
+        question=question,
     )
+
+
+@dataclass(frozen=True)
+class LiveCase(Record):
+    """A live decision without gates that waits for a person: ``retire`` the challenger or
+    ``rollback`` the champion (``version``), on the monitor's live evidence."""
+
+    model_name: str
+    action: str
+    version: str
+    reason: str
+    evidence: dict[str, Any]
+    summary_md: str
+
+    @property
+    def question(self) -> str:
+        if self.action == "retire":
+            return f"Retire {self.model_name} challenger version {self.version} on live evidence?"
+        return f"Roll {self.model_name} champion version {self.version} back to the previous champion?"
+
+    @property
+    def improvement(self) -> str:
+        return live_text(self.evidence)
+
+
+def live_text(evidence: Mapping[str, Any]) -> str:
+    """The live comparison's interval, labelled trips and windows, in words."""
+    from mlplatform.core.evidence import Interval
+
+    interval = Interval.from_dict(evidence["interval"]).percent() if evidence.get("interval") else "-"
+    windows = ", ".join(evidence.get("windows") or ()) or "-"
+    return f"{interval} on {int(evidence.get('trips') or 0):,} labelled trips (windows {windows})"
 
 
 def improvement_text(assessment: Assessment) -> str:
@@ -236,8 +287,9 @@ def sensor_timeout(timeout: timedelta) -> float:
     return timeout.total_seconds() + 3600
 
 
-def approval_tasks(use_case: UseCase, dag_id: str, assessment: Any) -> tuple[Any, Any]:
-    """Ask a person about the assessed version: `request_approval`, `approval`, `remind`, `approved`.
+def approval_tasks(use_case: UseCase, dag_id: str) -> tuple[Any, Any]:
+    """Ask a person about the assessed version (XCom of `assess`) or the live case (of
+    `ask_live`): `request_approval`, `approval`, `remind`, `approved`.
 
     Returns the first task (the route to it) and the last (which ``decide`` follows: the
     approval skips its direct downstream on "Reject", and `decide` must still run then).
@@ -245,15 +297,18 @@ def approval_tasks(use_case: UseCase, dag_id: str, assessment: Any) -> tuple[Any
     timeout = timedelta(hours=use_case.promotion.approval_timeout_hours)
     hitl = hitl_supported()
 
-    @task
+    # After `route` (an assessed version) or `ask_live` (a live retire or rollback): one of them ran.
+    @task(trigger_rule="none_failed_min_one_success")
     @dagkit.records
-    def request_approval(assessment: Any, run_id: str | None = None, ti: Any = None) -> ApprovalRequest:
-        """Post to Slack that a version waits for approval: the gate table and where to answer."""
+    def request_approval(run_id: str | None = None, ti: Any = None) -> ApprovalRequest:
+        """Post to Slack what waits for approval: the gate table or the live evidence, and where to answer."""
+        assessed, live_case = ti.xcom_pull(task_ids="assess"), ti.xcom_pull(task_ids="ask_live")
         asked = request(
             dag_id=dag_id,
             run_id=str(run_id),
-            assessment=Assessment.from_dict(assessment),
-            summary_md=str(assessment.get("summary_md") or ""),
+            assessment=Assessment.from_dict(assessed) if assessed else None,
+            case=LiveCase.from_dict(live_case) if live_case else None,
+            summary_md=str((assessed or live_case)["summary_md"]),
             now=datetime.now(UTC),
             timeout=timeout,
             log_url=getattr(ti, "log_url", None),
@@ -274,7 +329,7 @@ def approval_tasks(use_case: UseCase, dag_id: str, assessment: Any) -> tuple[Any
         alerts.send(reminder_alert(asked))
         return PokeReturnValue(is_done=True, xcom_value="reminded")
 
-    asked = request_approval(assessment)
+    asked = request_approval()
     waiting = _wait_for_answer(use_case, hitl, timeout, asked)
     asked >> waiting  # the HITL operator takes no input from it, but must wait for it
     remind(asked)  # type: ignore[arg-type]  # an XComArg: `dagkit.records` reads the request from it
@@ -288,9 +343,8 @@ def _wait_for_answer(use_case: UseCase, hitl: bool, timeout: timedelta, asked: A
     if hitl:
         return recorded_approval_operator()(
             task_id="approval",
-            subject=f"Promote {use_case.model_name} version "
-            "{{ ti.xcom_pull(task_ids='assess')['version'] }} to champion?",
-            body="{{ ti.xcom_pull(task_ids='assess')['summary_md'] }}",
+            subject="{{ ti.xcom_pull(task_ids='request_approval')['question'] }}",
+            body="{{ ti.xcom_pull(task_ids='request_approval')['summary_md'] }}",
             defaults="Reject",
             response_timeout=timeout,
         )

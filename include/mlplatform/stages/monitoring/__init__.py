@@ -56,6 +56,7 @@ from mlplatform.stages.monitoring.decision import (
     send_operations_alert,
 )
 from mlplatform.stages.monitoring.history import read_record, record_path, summary, write_history
+from mlplatform.stages.monitoring.live import approval_asks
 from mlplatform.stages.monitoring.measures import serving_health, serving_outcomes
 from mlplatform.stages.monitoring.sources import Champion, read_capture, serving_log
 from mlplatform.stages.monitoring.window import (
@@ -69,6 +70,7 @@ from mlplatform.stages.monitoring.window import (
 __all__ = [
     "Champion",
     "NothingPending",
+    "approval_asks",
     "evaluate_window",
     "monitor",
     "read_capture",

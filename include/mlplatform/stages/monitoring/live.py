@@ -10,14 +10,15 @@ estimated before the labels. Called once per window by :func:`.window.monitor`.
   ``promote``, ``retire``, ``keep`` or ``insufficient``, with the interval and trips. Level
   4 acts through the registry's alias moves (the promotion stage's own path to the
   aliases, recorded in the alias history: monitoring may not import the promotion stage),
-  level 3 asks a person in an alert naming the command, level 2 records it. A challenger
+  level 3 marks the decision ``ask`` and the monitor DAG asks a person through the promote
+  DAG's approval (:func:`approval_asks`), level 2 records it. A challenger
   whose version is gone from the registry is retired with an alert.
 - **Rollback on quality.** For ``monitoring.shadow_previous_windows`` labelled windows after
   a promotion, ``previous_champion`` is scored in shadow the same way
   (``previous-v<P>-after-v<N>.json``); when the champion is worse than it with confidence
   (:func:`mlplatform.core.live.regressed`), level 4 rolls back (the registry's rollback,
   with the evidence and ``promotion.rollback_cooldown_days`` against flapping), level 3
-  asks; both alert with the evidence.
+  asks through the promote DAG's approval; both alert with the evidence.
 - **Before the labels.** A window whose performance waits for ground truth gets
   ``estimated_rmse`` (:func:`.measures.estimate`, fitted on the newest labelled earlier window);
   ``details["estimate"]`` says it is an estimate and warns when it would breach. Once the
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -38,7 +40,7 @@ import pandas as pd
 from mlplatform.adapters import alerts, registry
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import live
-from mlplatform.core.records import MonitoringRecord
+from mlplatform.core.records import MonitoringRecord, Record
 from mlplatform.core.spec import UseCase
 from mlplatform.stages import scoring
 from mlplatform.stages.monitoring.drift import predict
@@ -143,7 +145,10 @@ def challenger_decision(
         confidence=use_case.promotion.confidence,
     )
     acted = _act_on_challenger(use_case, version, decision, client, run_id)
-    return {"version": version, **decision.to_dict(), "acted": acted}
+    out = {"version": version, **decision.to_dict(), "acted": acted}
+    if use_case.maturity_level == 3 and decision.outcome in ("promote", "retire"):
+        out["ask"] = decision.outcome  # the monitor DAG asks through the promote DAG's approval
+    return out
 
 
 def _retire(client: Any, use_case: UseCase, version: str, why: dict[str, Any]) -> None:
@@ -169,15 +174,7 @@ def _act_on_challenger(
         _alert(use_case, "info", f"{use_case.name}: challenger version {version} {verb} on live evidence",
                [decision.reason], decision)  # fmt: skip
         return True
-    if level == 3:
-        command = (
-            f"mlplatform promote --use-case {use_case.name} --version {version} --approve"
-            if decision.outcome == "promote"
-            else f"remove the `challenger` alias of {name} (version {version})"
-        )
-        _alert(use_case, "warning", f"{use_case.name}: approve? challenger version {version} to be {verb}",
-               [decision.reason, f"To act: {command}"], decision)  # fmt: skip
-    return False  # level 2 records the decision; a person acts on the MLOps page's report
+    return False  # level 3 asks (the record's "ask"), level 2 records the decision
 
 
 # -- rollback on quality ------------------------------------------------------------------------------
@@ -215,10 +212,55 @@ def rollback_decision(
         except registry.PromotionError as refused:  # within the cooldown: alert, do not flap
             lines.append(f"Not rolled back: {refused}")
     else:
-        lines.append(f"To act: mlplatform rollback --use-case {use_case.name}")
+        out["ask"] = "rollback"  # the monitor DAG asks through the promote DAG's approval
+        lines.append(f"Asked for approval: the rollback waits in {use_case.name}_promote's approval.")
     _alert(use_case, "breach", f"{use_case.name}: champion version {current} regressed on live labels",
            lines, decision)  # fmt: skip
     return out
+
+
+# -- level 3: what to ask -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ApprovalAsk(Record):
+    """A live decision a person is asked to approve through the promote DAG (level 3):
+    ``promote`` or ``retire`` the challenger ``version``, or ``rollback`` the champion
+    ``version``, with the reason and the live evidence (interval, trips, windows)."""
+
+    action: str
+    version: str
+    reason: str
+    evidence: dict[str, Any]
+
+    @property
+    def run_id(self) -> str:
+        """The promote run that asks: one per version and action, so nothing is asked twice."""
+        return f"live__{self.action}__v{self.version}"
+
+    def conf(self, window: str) -> dict[str, Any]:
+        """The promote DAG's conf (its params) for this ask."""
+        return {
+            "action": self.action,
+            "version": int(self.version),
+            "reason": self.reason,
+            "evidence": self.evidence,
+            "triggered_by": "monitor",
+            "window": window,
+        }
+
+
+def approval_asks(record: MonitoringRecord) -> list[ApprovalAsk]:
+    """The live decisions of the window's record that ask for a person's approval (level 3)."""
+    found = record.details.get("live") or {}
+    asks = []
+    for key, decided in sorted(found.items()):
+        if decided.get("ask"):
+            version = decided["version"] if key == "challenger" else decided["champion"]
+            evidence = {
+                k: decided[k] for k in ("interval", "trips", "windows", "minimum_effect") if k in decided
+            }
+            evidence["live"] = key
+            asks.append(ApprovalAsk(decided["ask"], str(version), str(decided["reason"]), evidence))
+    return asks
 
 
 # -- one window -----------------------------------------------------------------------------------------

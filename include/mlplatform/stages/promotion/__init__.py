@@ -10,9 +10,11 @@ version served when, and why, from the alias history every move writes first.
 from mlplatform.stages.promotion.decisions import (
     PromotionDecision,
     PromotionOutcome,
+    act_on_live,
     apply,
     decide,
     evaluate_and_decide,
+    live_summary,
     rollback,
     summary_markdown,
 )
@@ -21,10 +23,12 @@ from mlplatform.stages.promotion.gates import assess
 __all__ = [
     "PromotionDecision",
     "PromotionOutcome",
+    "act_on_live",
     "apply",
     "assess",
     "decide",
     "evaluate_and_decide",
+    "live_summary",
     "rollback",
     "summary_markdown",
 ]

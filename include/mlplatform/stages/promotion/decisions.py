@@ -68,7 +68,15 @@ def _improvement_text(assessment: Assessment) -> str:
     return f"{assessment.improvement or 0.0:+.2%} (point estimate)"
 
 
-OUTCOMES = ("promoted", "rejected", "awaiting_promotion", "awaiting_approval", "already_champion")
+OUTCOMES = (
+    "promoted",
+    "rejected",
+    "awaiting_promotion",
+    "awaiting_approval",
+    "already_champion",
+    "retired",
+    "rolled_back",
+)
 
 
 @dataclass(frozen=True)
@@ -162,19 +170,27 @@ def _short_evidence(assessment: Assessment) -> dict[str, Any]:
     return found or {"method": "point estimate", "rows": assessment.rows}
 
 
-def _why(assessment: Assessment, decision: PromotionDecision, run_id: str) -> dict[str, Any]:
-    """What an alias move's history record says about why: the decision and its evidence."""
+def _why(
+    assessment: Assessment, decision: PromotionDecision, run_id: str, live: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What an alias move's history record says about why: the decision and its evidence
+    (with ``live``, the monitor's live comparison it was asked on)."""
+    found = {**_short_evidence(assessment), "rows": assessment.rows, "version": assessment.version}
     return {
         "by": decision.by,
         "run_id": run_id,
         "reason": f"{decision.outcome}: {decision.reason}",
-        "evidence": {**_short_evidence(assessment), "rows": assessment.rows, "version": assessment.version},
+        "evidence": {**found, "live": live} if live else found,
         "gates": [gate.to_dict() for gate in assessment.gates],
     }
 
 
 def apply(
-    use_case: UseCase, assessment: Assessment, decision: PromotionDecision, run_id: str | None = None
+    use_case: UseCase,
+    assessment: Assessment,
+    decision: PromotionDecision,
+    run_id: str | None = None,
+    live: dict[str, Any] | None = None,
 ) -> PromotionOutcome:
     """Move aliases if ``decision`` promotes, record it on the version, and post it to Slack.
 
@@ -188,7 +204,7 @@ def apply(
     run_id = run_id or f"cli:{registry.who()}"
     moved = None
     if decision.outcome == "promoted":
-        why = {**_why(assessment, decision, run_id), "expected_champion": assessment.champion_version}
+        why = {**_why(assessment, decision, run_id, live), "expected_champion": assessment.champion_version}
         try:
             moved = registry.promote(name, version, why, client)
             if not moved.moved:
@@ -203,7 +219,7 @@ def apply(
     if decision.outcome != "already_champion":
         if decision.outcome == "rejected":
             try:
-                registry.retire_challenger(client, name, version, _why(assessment, decision, run_id))
+                registry.retire_challenger(client, name, version, _why(assessment, decision, run_id, live))
             except PromotionError as exc:  # no move without its record: the alias stays, said so
                 log.warning("%s version %s keeps the challenger alias: %s", name, version, exc)
         registry.tag_version(client, name, version, decision_tags(assessment, decision, run_id))
@@ -285,6 +301,71 @@ def rollback(
         force=force,
         history=history,
     )
+
+
+def live_summary(action: str, version: str, reason: str, live: dict[str, Any]) -> str:
+    """The monitor's live evidence as markdown, for the person asked to approve acting on it."""
+    from mlplatform.core.evidence import Interval
+
+    interval = Interval.from_dict(live["interval"]).percent() if live.get("interval") else "-"
+    return "\n".join(
+        [
+            f"**Live evidence: {action} version {version}** (the monitor's decision on delayed labels)",
+            "",
+            f"- {reason}",
+            f"- Improvement of the challenger over the champion: **{interval}**",
+            f"- Labelled trips: {int(live.get('trips') or 0):,}",
+            f"- Windows: {', '.join(live.get('windows') or ()) or '-'}",
+        ]
+    )
+
+
+def act_on_live(
+    use_case: UseCase,
+    action: str,
+    version: str,
+    reason: str,
+    live: dict[str, Any],
+    approval: Approval | None,
+    run_id: str,
+) -> PromotionOutcome:
+    """Retire the challenger or roll the champion back on the monitor's live evidence, once a
+    person approved (level 3). Rejected or timed out, nothing moves and the decision is
+    recorded on the version (``live_decision`` tags) and posted to Slack."""
+    client, name = registry.client(), use_case.model_name
+    by = "approval timeout" if approval is None or approval.timed_out else str(approval.by)
+    outcome, why = "rejected", f"{action} on live evidence not approved ({by}): {reason}"
+    if approval is not None and approval.approved:
+        outcome, why = ("retired" if action == "retire" else "rolled_back"), f"{action}: {reason} (approved)"
+        evidence = {"live": live, "approved_by": by}
+        try:
+            if action == "retire":
+                moved = registry.retire_challenger(
+                    client, name, version, {"by": by, "run_id": run_id, "reason": why, "evidence": evidence}
+                )
+                if not moved:
+                    outcome, why = (
+                        "rejected",
+                        f"the challenger is no longer version {version}: nothing retired",
+                    )
+            else:
+                rollback(use_case, why, evidence, by=by, run_id=run_id)
+        except PromotionError as refused:  # the cooldown, or no record: nothing moved
+            outcome, why = "rejected", f"{action} approved but refused: {refused}"
+    tags = {
+        "live_decision": f"{action}:{outcome}",
+        "live_decision.by": by,
+        "live_decision.reason": why[:4900],
+    }
+    registry.tag_version(client, name, version, {**tags, "live_decision.run_id": run_id})
+    registry.notify(
+        "ok" if outcome != "rejected" else "warning",
+        f"{name} version {version}: {action} on live evidence {outcome.replace('_', ' ')}",
+        [why],
+        {"Model": f"{name} v{version}", "Decided by": by, "Run": run_id},
+        {"Model version": registry.model_url(name, version)},
+    )
+    return PromotionOutcome(name, version, outcome, why, by, registry.alias_version(client, name, CHAMPION))
 
 
 def evaluate_and_decide(
