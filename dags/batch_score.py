@@ -65,6 +65,7 @@ TRANSFORM_CHECK_SECONDS = 30
 # The month's validate run may still be going when this run is due.
 SNAPSHOT_POKE_SECONDS = 300
 SNAPSHOT_WAIT_SECONDS = 6 * 3600
+SNAPSHOT_TIMEOUT = SNAPSHOT_WAIT_SECONDS + 3600  # a backstop: the wait stops itself, with an alert
 PARAMS = {
     "month": dagkit.month_param("Month to score, YYYY-MM. Empty: the month that ended when the run was due."),
     "backfill": dagkit.backfill_param(),
@@ -82,26 +83,32 @@ def _stop(use_case: UseCase, title: str, message: str, severity: alerts.Severity
     raise ScoringStopped(message)
 
 
-def _no_snapshot(use_case: UseCase, month: str, waited: float) -> NoReturn:
-    """Stop waiting for the month's validated snapshot: say where to look."""
-    _stop(
-        use_case,
-        f"no validated snapshot for {month}",
-        f"{use_case.name} has no validated snapshot for {month} after {waited / 3600:.1f} h: "
-        f"see why the {use_case.name}_validate run for {month} failed or did not run, fix it, "
-        "then re-run this month",
-    )
+def _snapshot_ready(use_case: UseCase, month: str, dag_run: Any) -> bool:
+    """Whether the month has a validated snapshot; after `SNAPSHOT_WAIT_SECONDS` without one, stop
+    (with an alert saying where to look)."""
+    from mlplatform.adapters import snapshots
+    from mlplatform.adapters.lake import Lake
+
+    if snapshots.current_snapshot(Lake(), use_case.name, month) is not None:
+        return True
+    waited = (datetime.now(UTC) - dag_run.start_date).total_seconds() if dag_run else 0.0
+    if waited > SNAPSHOT_WAIT_SECONDS:
+        _stop(
+            use_case,
+            f"no validated snapshot for {month}",
+            f"{use_case.name} has no validated snapshot for {month} after {waited / 3600:.1f} h: "
+            f"see why the {use_case.name}_validate run for {month} failed or did not run, fix it, "
+            "then re-run this month",
+        )
+    return False
 
 
 def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECONDS) -> DAG:
     """The batch-score DAG of one use case."""
+    predictions = dagkit.predictions_asset(use_case)
     # One run at a time: two runs of one month would race for its CURRENT.json.
     with dagkit.stage_dag(
-        use_case,
-        STAGE,
-        schedule=dagkit.schedule(use_case, "batch_score"),
-        doc_md=__doc__,
-        params=PARAMS,
+        use_case, STAGE, schedule=dagkit.schedule(use_case, STAGE), doc_md=__doc__, params=PARAMS
     ) as dag:
 
         @task
@@ -111,23 +118,10 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
 
             return scoring.month_of_run((params or {}).get("month"), data_interval_end)
 
-        @task.sensor(
-            poke_interval=SNAPSHOT_POKE_SECONDS, timeout=SNAPSHOT_WAIT_SECONDS + 3600, mode="reschedule"
-        )
+        @task.sensor(poke_interval=SNAPSHOT_POKE_SECONDS, timeout=SNAPSHOT_TIMEOUT, mode="reschedule")
         def wait_for_snapshot(month: str, dag_run: Any = None) -> PokeReturnValue:
-            """Wait until the month has a validated snapshot: its validate run may still be going.
-
-            Rescheduled between checks, so no worker slot is held while waiting.
-            """
-            from mlplatform.adapters import snapshots
-            from mlplatform.adapters.lake import Lake
-
-            if snapshots.current_snapshot(Lake(), use_case.name, month) is not None:
-                return PokeReturnValue(is_done=True, xcom_value=month)
-            waited = (datetime.now(UTC) - dag_run.start_date).total_seconds() if dag_run else 0.0
-            if waited > SNAPSHOT_WAIT_SECONDS:
-                _no_snapshot(use_case, month, waited)
-            return PokeReturnValue(is_done=False)
+            """Wait, holding no worker slot, until the month has a validated snapshot."""
+            return PokeReturnValue(is_done=_snapshot_ready(use_case, month, dag_run), xcom_value=month)
 
         @task
         @dagkit.records
@@ -142,25 +136,17 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
 
         @task
         @dagkit.records
-        def check_contract(month: str, model: ModelRef) -> dict[str, Any]:
+        def check_contract(month: str, model: ModelRef) -> scoring.CheckedSnapshot:
             """Stop, with an alert, unless the month's snapshot passed its data contract."""
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import scoring
 
-            columns = scoring.signature_inputs(model)
             try:
-                snapshot = scoring.checked_snapshot(Lake(), use_case, month, columns)
+                return scoring.check_month(Lake(), use_case, month, model)
             except scoring.InputRejected as exc:
                 _stop(use_case, f"scoring of {month} stopped", str(exc), severity="breach")
-            return {"month": month, "digest": snapshot.digest, "rows": snapshot.rows}
 
-        checked = check_contract(wait_for_snapshot(resolve_month()), model := resolve_champion())
-        if serving_target(use_case, settings.environment()) == "local":
-            output = _score_locally(use_case, checked, model)
-        else:
-            output = _score_on_sagemaker(use_case, checked, model, transform_check_seconds)
-
-        @task(outlets=[dagkit.predictions_asset(use_case)])
+        @task(outlets=[predictions])
         @dagkit.records
         def publish(output: ScoredOutput, **context: Any) -> ScoredOutput:
             """Point the month's `CURRENT.json` at the new predictions once they are complete."""
@@ -168,30 +154,27 @@ def build(use_case: UseCase, transform_check_seconds: int = TRANSFORM_CHECK_SECO
             from mlplatform.stages import scoring
 
             record = scoring.publish(Lake(), output)
-            context["outlet_events"][dagkit.predictions_asset(use_case)].extra = {
-                "month": record.month,
-                "model_version": record.model.version,
-                "uri": record.uri,
-                "backfill": dagkit.is_backfill(context.get("params"), context.get("dag_run")),
-            }
+            context["outlet_events"][predictions].extra = dagkit.predictions_event(record, context)
             return record
 
-        publish(output)
+        checked = check_contract(wait_for_snapshot(resolve_month()), model := resolve_champion())
+        if serving_target(use_case, settings.environment()) == "local":
+            publish(_score_locally(use_case, checked, model))
+        else:
+            publish(_score_on_sagemaker(use_case, checked, model, transform_check_seconds))
     return dag
 
 
 def _score_locally(use_case: UseCase, checked: Any, model: Any) -> Any:
     @task
     @dagkit.records
-    def score(checked: Mapping[str, Any], model: ModelRef) -> ScoredOutput:
+    def score(checked: scoring.CheckedSnapshot, model: ModelRef) -> ScoredOutput:
         """Stream the snapshot through the model, batch by batch, into one parquet file."""
-        from mlplatform.adapters import snapshots
         from mlplatform.adapters.lake import Lake
         from mlplatform.stages import scoring
 
         lake = Lake()
-        snapshot = snapshots.read_snapshot(lake, use_case.name, checked["month"], checked["digest"])
-        return scoring.score_snapshot(lake, use_case, snapshot, model)
+        return scoring.score_snapshot(lake, use_case, checked.read(lake, use_case), model)
 
     return score(checked, model)
 
@@ -208,30 +191,28 @@ def _score_on_sagemaker(use_case: UseCase, checked: Any, model: Any, check_secon
 
         @task
         @dagkit.records
-        def stage_input(checked: Mapping[str, Any], model: ModelRef) -> scoring.StagedTransform:
+        def stage_input(checked: scoring.CheckedSnapshot, model: ModelRef) -> scoring.StagedTransform:
             """Write the snapshot's model inputs as JSON Lines parts next to the month's output."""
-            from mlplatform.adapters import snapshots
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import scoring
 
             lake = Lake()
-            snapshot = snapshots.read_snapshot(lake, use_case.name, checked["month"], checked["digest"])
-            return scoring.stage_transform_input(lake, use_case, snapshot, model)
+            return scoring.stage_transform_input(lake, use_case, checked.read(lake, use_case), model)
 
         @task
         @dagkit.records
         def transform_config(
-            checked: Mapping[str, Any], model: ModelRef, staged: scoring.StagedTransform
+            checked: scoring.CheckedSnapshot, model: ModelRef, staged: scoring.StagedTransform
         ) -> dict[str, Any]:
             """The transform job (and the SageMaker model, unless it exists) for this version."""
             from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
             from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 
-            from mlplatform.adapters import sagemaker, snapshots
+            from mlplatform.adapters import sagemaker
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import scoring
 
-            snapshot = snapshots.read_snapshot(Lake(), use_case.name, checked["month"], checked["digest"])
+            snapshot = checked.read(Lake(), use_case)
             client = SageMakerHook(aws_conn_id=None).conn
             ecr = AwsBaseHook(aws_conn_id=None, client_type="ecr").conn
             try:
@@ -242,16 +223,16 @@ def _score_on_sagemaker(use_case: UseCase, checked: Any, model: Any, check_secon
         @task
         @dagkit.records
         def collect(
-            checked: Mapping[str, Any], model: ModelRef, staged: scoring.StagedTransform
+            checked: scoring.CheckedSnapshot, model: ModelRef, staged: scoring.StagedTransform
         ) -> ScoredOutput:
             """Turn the job's JSON Lines answers into the month's predictions file."""
-            from mlplatform.adapters import snapshots
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import scoring
 
             lake = Lake()
-            snapshot = snapshots.read_snapshot(lake, use_case.name, checked["month"], checked["digest"])
-            return scoring.collect_transform_output(lake, use_case, snapshot, model, staged)
+            return scoring.collect_transform_output(
+                lake, use_case, checked.read(lake, use_case), model, staged
+            )
 
         staged = stage_input(checked, model)
         transform = clear_operator(SageMakerTransformOperator)(

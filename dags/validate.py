@@ -51,12 +51,11 @@ same check runs outside Airflow: `mlplatform validate FILE [FILE...] --use-case 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlplatform.adapters import alerts, settings
 from mlplatform.airflow import dagkit
@@ -77,6 +76,7 @@ PARAMS = {
 
 def build(use_case: UseCase, job_check_seconds: int = VALIDATION_CHECK_SECONDS) -> DAG:
     """The validate DAG of one use case."""
+    validated = dagkit.validated_asset(use_case)
     # One run at a time: two runs of one month would race for its CURRENT.json.
     with dagkit.stage_dag(
         use_case,
@@ -88,15 +88,9 @@ def build(use_case: UseCase, job_check_seconds: int = VALIDATION_CHECK_SECONDS) 
     ) as dag:
 
         @task
-        def resolve_month(
-            params: Mapping[str, Any] | None = None,
-            triggering_asset_events: Any = None,
-            data_interval_start: Any = None,
-        ) -> str:
+        def resolve_month(**context: Any) -> str:
             """The month this run validates: the `month` param, the landed month, or the logical date's."""
-            landed = dagkit.event_months(triggering_asset_events)
-            month = (params or {}).get("month") or (landed[-1] if landed else None)
-            return str(month or data_interval_start.strftime("%Y-%m"))
+            return dagkit.requested_month(context)
 
         @task
         @dagkit.records
@@ -109,8 +103,7 @@ def build(use_case: UseCase, job_check_seconds: int = VALIDATION_CHECK_SECONDS) 
                 outcome = contracts.validate_month(Lake(), use_case, month)
             except contracts.RawFileMissing as exc:
                 raise AirflowFailException(str(exc)) from None  # retrying will not land the file
-            print(outcome.summary)
-            print(f"Data Docs: {outcome.data_docs_url}")
+            print(f"{outcome.summary}\nData Docs: {outcome.data_docs_url}")
             return outcome
 
         @task
@@ -125,22 +118,13 @@ def build(use_case: UseCase, job_check_seconds: int = VALIDATION_CHECK_SECONDS) 
                 raise ContractBreach(outcome.breach_message())
             return outcome
 
-        @task(outlets=[dagkit.validated_asset(use_case)])
+        @task(outlets=[validated])
         @dagkit.records
         def announce(outcome: contracts.ContractOutcome, *, outlet_events: Any = None) -> Any:
             """Emit the validated-data Asset when a new snapshot became current; return the snapshot."""
-            from airflow.sdk.exceptions import AirflowSkipException
-
-            snapshot = outcome.snapshot
-            if snapshot is None or not snapshot.created:
-                current = snapshot.digest[:12] if snapshot else "?"
-                raise AirflowSkipException(
-                    f"snapshot {current} of {outcome.month} was already current: nothing new to announce"
-                )
-            outlet_events[dagkit.validated_asset(use_case)].extra = {
-                "month": outcome.month,
-                "digest": snapshot.digest,
-            }
+            if (snapshot := outcome.new_snapshot()) is None:
+                raise AirflowSkipException(outcome.nothing_new())
+            outlet_events[validated].extra = {"month": outcome.month, "digest": snapshot.digest}
             return snapshot
 
         month = resolve_month()

@@ -250,6 +250,13 @@ def test_the_scored_output_keeps_its_json_form() -> None:
         ScoredOutput.from_dict({k: v for k, v in unpublished.items() if k != "snapshot_rows"})
 
 
+def test_the_checked_snapshot_keeps_the_xcom_form_of_check_contract() -> None:
+    """`check_contract` hands the scoring tasks the month, digest and rows, as it always did."""
+    written = {"month": "2024-03", "digest": "0123456789abcdef" * 4, "rows": 12}
+    record = scoring.CheckedSnapshot.from_dict(written)
+    assert record.to_dict() == written and list(record.to_dict()) == list(written)
+
+
 def test_a_missing_month_stops_with_what_to_do(lake: Lake) -> None:
     with pytest.raises(scoring.InputRejected, match=r"no validated snapshot for 2024-09.*_validate DAG"):
         scoring.checked_snapshot(lake, USE_CASE, "2024-09", ["trip_distance"])

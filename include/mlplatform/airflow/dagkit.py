@@ -23,7 +23,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import ModuleType
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from airflow.sdk import DAG, Asset, Param
 from airflow.sdk.bases.notifier import BaseNotifier
@@ -31,6 +31,9 @@ from airflow.sdk.bases.notifier import BaseNotifier
 from mlplatform.adapters import alerts
 from mlplatform.core import months
 from mlplatform.core.spec import UseCase, load_all
+
+if TYPE_CHECKING:
+    from mlplatform.core.records import ScoredOutput
 
 STAGES = ("ingest", "validate", "train", "promote", "batch_score", "deploy", "monitor")
 
@@ -141,6 +144,25 @@ def event_extras(triggering_asset_events: Any, of: Asset | None = None) -> list[
 def event_months(triggering_asset_events: Any, of: Asset | None = None) -> list[str]:
     """The months named by the Asset events that started this run (extra ``month``), oldest first."""
     return [str(extra["month"]) for extra in event_extras(triggering_asset_events, of) if extra.get("month")]
+
+
+def requested_month(context: Mapping[str, Any]) -> str:
+    """The month a run works on: its `month` param, else the newest month the Asset events that
+    started it name, else the month its data interval starts in."""
+    named = event_months(context.get("triggering_asset_events"))
+    month = (context.get("params") or {}).get("month") or (named[-1] if named else None)
+    return str(month or context["data_interval_start"].strftime("%Y-%m"))
+
+
+def predictions_event(output: ScoredOutput, context: Mapping[str, Any]) -> dict[str, Any]:
+    """The extra of the predictions Asset event a run emits (what the monitor DAG reads), marked
+    ``backfill`` when the run recomputes history."""
+    return {
+        "month": output.month,
+        "model_version": output.model.version,
+        "uri": output.uri,
+        "backfill": is_backfill(context.get("params"), context.get("dag_run")),
+    }
 
 
 def is_backfill(params: Any, dag_run: Any, extras: Sequence[Mapping[str, Any]] = ()) -> bool:

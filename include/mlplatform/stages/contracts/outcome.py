@@ -99,6 +99,16 @@ class ContractOutcome(Record):
             f"Breach record: {self.breach_uri}. Data Docs: {self.data_docs_url}"
         )
 
+    def new_snapshot(self) -> SnapshotWritten | None:
+        """The snapshot this validation made current; ``None`` when the identical snapshot already
+        was, or nothing was validated (then there is nothing to announce)."""
+        return self.snapshot if self.snapshot is not None and self.snapshot.created else None
+
+    def nothing_new(self) -> str:
+        """Why a validation without a :meth:`new_snapshot` announces nothing (one line)."""
+        current = self.snapshot.digest[:12] if self.snapshot else "?"
+        return f"snapshot {current} of {self.month} was already current: nothing new to announce"
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
         """Read an outcome back from XCom or JSON, also in the form that named ``breach_uri``

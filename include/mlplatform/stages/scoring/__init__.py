@@ -24,7 +24,9 @@ collection).
 """
 
 from mlplatform.stages.scoring.batch import (
+    CheckedSnapshot,
     InputRejected,
+    check_month,
     checked_snapshot,
     load_model,
     model_inputs,
@@ -37,21 +39,23 @@ from mlplatform.stages.scoring.batch import (
     score_batches,
     score_file,
     score_snapshot,
+    signature_inputs,
 )
 from mlplatform.stages.scoring.publishing import current_predictions, publish, read_predictions
 from mlplatform.stages.scoring.transform import (
     TRANSFORM_CONTENT_TYPE,
     StagedTransform,
     collect_transform_output,
-    signature_inputs,
     stage_transform_input,
     transform_request,
 )
 
 __all__ = [
     "TRANSFORM_CONTENT_TYPE",
+    "CheckedSnapshot",
     "InputRejected",
     "StagedTransform",
+    "check_month",
     "checked_snapshot",
     "collect_transform_output",
     "current_predictions",

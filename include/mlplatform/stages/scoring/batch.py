@@ -1,7 +1,8 @@
 """Local batch scoring: a parquet file streamed through a registered model into one file.
 
 The model is loaded once (:func:`load_model`) and called directly (:func:`predictor`). A
-month's checked snapshot (:func:`score_snapshot`) is read in record batches of
+month's snapshot, checked against its contract and the model's signature (:func:`check_month`,
+a :class:`CheckedSnapshot`), is scored by :func:`score_snapshot`: read in record batches of
 ``serving.batch_rows``; each batch's modelled rows (the spec's ``data.filter``) are answered
 and written as one row group of
 ``predictions/<use case>/month=YYYY-MM/v<version>-<digest12>/predictions.parquet``,
@@ -15,6 +16,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +30,7 @@ from mlplatform.adapters import settings, snapshots
 from mlplatform.adapters.lake import Lake
 from mlplatform.adapters.registry import resolve
 from mlplatform.core import months
-from mlplatform.core.records import ModelRef, ScoredOutput
+from mlplatform.core.records import ModelRef, Record, ScoredOutput
 from mlplatform.core.spec import UseCase
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,19 @@ def model_inputs(model: Any) -> list[str]:
     from mlplatform.core.modelling import input_columns
 
     return input_columns(model.unwrap_python_model().features)
+
+
+def signature_inputs(ref: ModelRef) -> list[str]:
+    """The input columns of a registered version, read from its metadata without loading it."""
+    import mlflow
+    from mlflow.models import get_model_info
+
+    mlflow.set_tracking_uri(settings.tracking_uri())
+    signature = get_model_info(ref.uri).signature
+    schema = signature.inputs if signature is not None else None
+    if schema is None or not schema.has_input_names():
+        raise ValueError(f"{ref.uri} was logged without an input signature; log it with one to score it")
+    return list(schema.input_names())
 
 
 def model_task(model: Any) -> str:
@@ -134,6 +149,28 @@ def checked_snapshot(lake: Lake, use_case: UseCase, month: str, columns: Iterabl
             f"{', '.join(missing)}; the model and the data contract disagree: retrain on current data"
         )
     return snapshot
+
+
+@dataclass(frozen=True)
+class CheckedSnapshot(Record):
+    """A month's snapshot that passed its data contract and has the model's inputs: what the
+    batch-score DAG's ``check_contract`` hands the tasks that score it."""
+
+    month: str
+    digest: str
+    rows: int
+
+    def read(self, lake: Lake, use_case: UseCase) -> snapshots.Snapshot:
+        return snapshots.read_snapshot(lake, use_case.name, self.month, self.digest)
+
+
+def check_month(lake: Lake, use_case: UseCase, month: str, model: ModelRef) -> CheckedSnapshot:
+    """The month's snapshot, checked against its contract and the inputs of ``model``'s signature.
+
+    Raises :class:`InputRejected` with what is wrong and what to do otherwise.
+    """
+    snapshot = checked_snapshot(lake, use_case, month, signature_inputs(model))
+    return CheckedSnapshot(month, snapshot.digest, snapshot.rows)
 
 
 def answer_columns(task: str) -> tuple[str, ...]:

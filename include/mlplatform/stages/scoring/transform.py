@@ -28,6 +28,7 @@ from mlplatform.stages.scoring.batch import (
     output_path,
     read_columns,
     scored_output,
+    signature_inputs,
     write_predictions,
 )
 
@@ -53,19 +54,6 @@ class StagedTransform(Record):
     positions_path: str
     parts: tuple[StagedPart, ...]
     rows: int
-
-
-def signature_inputs(ref: ModelRef) -> list[str]:
-    """The input columns of a registered version, read from its metadata without loading it."""
-    import mlflow
-    from mlflow.models import get_model_info
-
-    mlflow.set_tracking_uri(settings.tracking_uri())
-    signature = get_model_info(ref.uri).signature
-    schema = signature.inputs if signature is not None else None
-    if schema is None or not schema.has_input_names():
-        raise ValueError(f"{ref.uri} was logged without an input signature; log it with one to score it")
-    return list(schema.input_names())
 
 
 def stage_transform_input(
