@@ -46,6 +46,18 @@ new version), or by hand with these params:
    always reject: a bad model is never promoted, approved or not.
 4. `champion_moved` updates the Asset `<use case>_champion` when the champion changed.
 
+**Live evidence (level 3).** The monitor DAG triggers this DAG (run id
+`live__<action>__v<version>`) when a labelled window's live decision calls for an action,
+with conf `{"action": "promote" | "retire" | "rollback", "version", "reason", "evidence"}`
+(the live interval, labelled trips, windows). `promote` is assessed as above and, if every
+gate passes, asked in `approval` with the live evidence above the gate table; `retire` and
+`rollback` go to `ask_live`, which shows the evidence in the same approval. Approved,
+`decide` promotes (through the gates: a bad model is never promoted), removes the
+`challenger` alias, or rolls back under the cooldown, each recorded in the alias history
+with the evidence and who approved; rejected or timed out, nothing moves and the decision
+is recorded (`decision` tags, or `live_decision` tags for a retire or rollback). A
+`retire` triggered by hand without evidence removes the alias at once (`retire`).
+
 **Rollback.** Trigger with `action=rollback` (and a `reason`), or run
 `mlplatform rollback --use-case <name> --reason "..."`; monitoring calls
 `mlplatform.stages.promotion.rollback(use_case, reason, evidence)`. Each is recorded in the

@@ -232,6 +232,7 @@ def platform(
     bundle = tmp_path_factory.mktemp("dags")
     (bundle / "monitor.py").symlink_to(DAGS_FOLDER / "monitor.py")
     (bundle / "batch_score.py").symlink_to(DAGS_FOLDER / "batch_score.py")
+    (bundle / "promote.py").symlink_to(DAGS_FOLDER / "promote.py")  # level 3 asks through it
     (bundle / "train.py").write_text(STUB_TRAIN_DAG)
     mp.setenv(
         "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST",

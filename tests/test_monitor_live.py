@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -137,6 +138,51 @@ def test_level_2_reports_and_a_worse_challenger_is_retired(
     decided = retired.details["live"]["challenger"]
     assert decided["outcome"] == "retire" and decided["interval"]["high"] < 0, decided["reason"]
     assert registry.alias_version(aliases, USE_CASE.model_name, registry.CHALLENGER) is None
+
+
+def test_level_3_asks_the_promote_dag_with_the_live_evidence_once(
+    world: dict[str, Any],  # noqa: F811
+    tracking_uri: str,  # noqa: F811
+    aliases: Any,
+) -> None:
+    """At level 3 a window whose live decision says promote moves nothing: the monitor DAG
+    triggers `<use case>_promote` with the action, the version and the evidence, and a
+    re-run of the window asks nothing new (the run id is keyed on version and action)."""
+    import importlib.util
+
+    from airflow.models.dagrun import DagRun
+    from test_monitor_dag import DAGS_FOLDER
+
+    lake = world["lake"]
+    better = register(lake, tracking_uri, max_iter=300, rows_scale=3)
+    aliases.set_registered_model_alias(USE_CASE.model_name, registry.CHALLENGER, better)
+    _labelled_window(lake, "2024-04", seed=21)
+    spec = importlib.util.spec_from_file_location("level_3_monitor", DAGS_FOLDER / "monitor.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    dag = module.build(USE_CASE.model_copy(update={"maturity_level": 3}))
+
+    def asked() -> list[Any]:
+        return DagRun.find(dag_id="taxi_trip_duration_promote", run_id=f"live__promote__v{better}")
+
+    for date in ("2032-01-01", "2032-01-02"):  # the window, then a re-run of it
+        run = dag.test(
+            logical_date=datetime.fromisoformat(f"{date}T00:00:00+00:00"), run_conf={"window": "2024-04"}
+        )
+        assert str(run.state) == "success", {ti.task_id: ti.state for ti in run.get_task_instances()}
+        [promote_run] = asked()
+
+    conf = promote_run.conf
+    assert (conf["action"], conf["version"], conf["triggered_by"]) == ("promote", int(better), "monitor")
+    assert conf["evidence"]["trips"] >= 1000 and conf["evidence"]["windows"] == ["2024-04"]
+    assert conf["evidence"]["interval"]["low"] >= USE_CASE.promotion.min_relative_improvement
+    assert conf["reason"]
+    record = monitoring.read_record(lake, USE_CASE.name, "2024-04")
+    assert record is not None and record.details["live"]["challenger"]["ask"] == "promote"
+    assert record.details["live"]["challenger"]["acted"] is False
+    assert registry.alias_version(aliases, USE_CASE.model_name, registry.CHAMPION) == world["version"]
+    assert registry.alias_version(aliases, USE_CASE.model_name, registry.CHALLENGER) == better
 
 
 def test_an_estimate_before_labels_then_its_error_once_they_arrive(world: dict[str, Any]) -> None:  # noqa: F811

@@ -1,8 +1,10 @@
 """Level-3 approvals: who is asked, how they hear of it, and the path where HITL is missing.
 
-A promotion at maturity level 3 waits for a person. :func:`approval_tasks` adds the tasks
-that ask to the promote DAG: `request_approval` posts :func:`request_alert` to Slack (what
-is decided: the gate table; where: the link to the UI's form; until when), `approval` waits
+A promotion at maturity level 3 waits for a person, and so does a live decision of the
+monitor at level 3 (promote, or a :class:`LiveCase`: retire the challenger, roll back the
+champion). :func:`approval_tasks` adds the tasks that ask to the promote DAG:
+`request_approval` posts :func:`request_alert` to Slack (what is decided: the gate table or
+the live evidence; where: the link to the UI's form; until when), `approval` waits
 for the answer, and `remind` posts :func:`reminder_alert` a quarter of the way before the
 deadline if nobody has answered. Who decided is recorded by the promotion itself
 (``decision.by``).
@@ -330,7 +332,7 @@ def approval_tasks(use_case: UseCase, dag_id: str) -> tuple[Any, Any]:
         return PokeReturnValue(is_done=True, xcom_value="reminded")
 
     asked = request_approval()
-    waiting = _wait_for_answer(use_case, hitl, timeout, asked)
+    waiting = _wait_for_answer(hitl, timeout, asked)
     asked >> waiting  # the HITL operator takes no input from it, but must wait for it
     remind(asked)  # type: ignore[arg-type]  # an XComArg: `dagkit.records` reads the request from it
     approved = EmptyOperator(task_id="approved")
@@ -338,7 +340,7 @@ def approval_tasks(use_case: UseCase, dag_id: str) -> tuple[Any, Any]:
     return asked, approved
 
 
-def _wait_for_answer(use_case: UseCase, hitl: bool, timeout: timedelta, asked: Any) -> Any:
+def _wait_for_answer(hitl: bool, timeout: timedelta, asked: Any) -> Any:
     """The task that waits for the answer: Airflow's HITL form, or the Variable on Airflow < 3.1."""
     if hitl:
         return recorded_approval_operator()(
