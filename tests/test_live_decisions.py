@@ -130,3 +130,52 @@ def test_rollback_when_the_previous_champion_is_better() -> None:
     y, new_champion, previous = _window(rng, 20_000, 1.0)
     assert live.regressed(live.PairedSums.of(y, new_champion, previous)).outcome == "keep"
     assert live.regressed(live.PairedSums()).outcome == "insufficient"
+
+
+def test_level_3_asks_what_the_window_decided_once_per_version_and_action() -> None:
+    """The live decisions a level-3 window marks ``ask`` become promote runs to trigger, with
+    the evidence; those it only records ask nothing."""
+    from mlplatform.core.records import MonitoringRecord
+    from mlplatform.stages.monitoring.live import approval_asks
+
+    rng = np.random.default_rng(11)
+    decided = live.decide(live.PairedSums.of(*_window(rng, 20_000, 0.9)), 0.01, ["2024-04"])
+    assert decided.outcome == "promote"
+    regressed = live.regressed(live.PairedSums.of(*_window(rng, 20_000, 0.9)), ["2024-04"])
+    details = {
+        "live": {
+            "challenger": {"version": "7", **decided.to_dict(), "acted": False, "ask": "promote"},
+            "rollback": {
+                "champion": "6",
+                "previous": "5",
+                **regressed.to_dict(),
+                "acted": False,
+                "ask": "rollback",
+            },
+        }
+    }
+    record = MonitoringRecord(
+        use_case="taxi_trip_duration", window="2024-04", model_status="ok", metrics={}, details=details
+    )
+
+    promote, rollback = approval_asks(record)
+
+    assert (promote.action, promote.version, promote.run_id) == ("promote", "7", "live__promote__v7")
+    assert (rollback.action, rollback.version, rollback.run_id) == ("rollback", "6", "live__rollback__v6")
+    conf = promote.conf("2024-04")
+    assert conf["version"] == 7 and conf["triggered_by"] == "monitor" and conf["reason"] == decided.reason
+    assert conf["evidence"]["trips"] == 20_000 and conf["evidence"]["windows"] == ["2024-04"]
+    assert conf["evidence"]["interval"] == decided.interval.to_dict()
+    recorded = {"live": {"challenger": {**details["live"]["challenger"], "ask": None}}}
+    assert (
+        approval_asks(
+            MonitoringRecord(
+                use_case="taxi_trip_duration",
+                window="2024-04",
+                model_status="ok",
+                metrics={},
+                details=recorded,
+            )
+        )
+        == []
+    )
