@@ -105,11 +105,7 @@ def _params(use_case: UseCase) -> dict[str, Param]:
 def build(use_case: UseCase, job_check_seconds: int = TRAINING_CHECK_SECONDS) -> DAG:
     """The train DAG of one use case."""
     with dagkit.stage_dag(
-        use_case,
-        STAGE,
-        schedule=[dagkit.validated_asset(use_case)],
-        doc_md=__doc__,
-        params=_params(use_case),
+        use_case, STAGE, schedule=[dagkit.validated_asset(use_case)], doc_md=__doc__, params=_params(use_case)
     ) as dag:
 
         @task.short_circuit
@@ -117,47 +113,37 @@ def build(use_case: UseCase, job_check_seconds: int = TRAINING_CHECK_SECONDS) ->
             """Skip a run started by new data when the spec's `training.on_new_data` says so."""
             if _run_type(dag_run) != "asset_triggered":
                 return True
-            from mlplatform.adapters import registry, snapshots
             from mlplatform.adapters.lake import Lake
-            from mlplatform.core import retrain
+            from mlplatform.stages import training
 
-            has_champion = registry.alias_version(registry.client(), use_case.name, "champion") is not None
-            validated = len(snapshots.current_snapshots(Lake(), use_case.name))
-            decision = retrain.on_new_data(use_case, validated, has_champion)
+            decision = training.on_new_data(Lake(), use_case)
             print(f"{'training' if decision.retrain else 'not training'}: {decision.explanation}")
             return decision.retrain
 
         @task
         @dagkit.records
-        def assemble(
-            params: Mapping[str, Any] | None = None, run_id: str | None = None
-        ) -> training.TrainingSet:
+        def assemble(**context: Any) -> training.TrainingSet:
             """Write the training and validation sets of the window to the lake; return their URIs."""
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import training
 
-            given = params or {}
+            given, key = context["params"], context["run_id"]
             window = int(given.get("window_months") or use_case.training.window_months)
             return training.assemble_training_set(
-                Lake(), use_case, key=str(run_id), window_months=window, since=given.get("since") or None
+                Lake(), use_case, key=key, window_months=window, since=given.get("since") or None
             )
 
         @task
         @dagkit.records
-        def fit_and_log(assembled: training.TrainingSet, **context: Any) -> dict[str, Any]:
+        def fit_and_log(sets: training.TrainingSet, **context: Any) -> dict[str, Any]:
             """Fit the baseline and the chosen family, log the MLflow run; return its id and model URI."""
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import training
 
             family, reason = _family_and_reason(use_case, context)
+            run_id, tags = context["run_id"], training.bundle_tags(context["ti"])
             return training.fit_and_log(
-                Lake(),
-                use_case,
-                assembled,
-                family=family,
-                reason=reason,
-                airflow_run_id=context["run_id"],
-                extra_tags=training.bundle_tags(context["ti"]),
+                Lake(), use_case, sets, family=family, reason=reason, airflow_run_id=run_id, extra_tags=tags
             )
 
         @task(outlets=[dagkit.model_asset(use_case, "challenger")])
@@ -168,8 +154,7 @@ def build(use_case: UseCase, job_check_seconds: int = TRAINING_CHECK_SECONDS) ->
             registered = registry.register_challenger(use_case, trained["run_id"], trained["model_uri"])
             return {**trained, **registered}
 
-        assembled = assemble()
-        needs_training() >> assembled
+        needs_training() >> (assembled := assemble())
         if serving_target(use_case, settings.environment()) == "local":
             register_challenger(fit_and_log(assembled))
         else:

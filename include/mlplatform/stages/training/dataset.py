@@ -18,7 +18,7 @@ import pandas as pd
 
 from mlplatform.adapters import snapshots
 from mlplatform.adapters.lake import Lake
-from mlplatform.core import features, tlc
+from mlplatform.core import features, retrain, tlc
 from mlplatform.core.modelling import input_columns
 from mlplatform.core.months import check as check_month
 from mlplatform.core.months import end_of
@@ -227,6 +227,15 @@ def _lineage(
         for role, snaps in (("training", train_snaps), ("validation", valid_snaps))
         for s in snaps
     )
+
+
+def on_new_data(lake: Lake, use_case: UseCase) -> retrain.RetrainDecision:
+    """Whether a newly validated month trains a challenger, given the validated months in the
+    lake and whether the registry has a champion (:func:`mlplatform.core.retrain.on_new_data`)."""
+    from mlplatform.adapters import registry
+
+    has_champion = registry.alias_version(registry.client(), use_case.name, "champion") is not None
+    return retrain.on_new_data(use_case, len(snapshots.current_snapshots(lake, use_case.name)), has_champion)
 
 
 def assemble_training_set(
