@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlplatform import cli
-from mlplatform.adapters import snapshots
+from mlplatform.adapters import registry, snapshots
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import generator, retrain, tlc
 from mlplatform.core.modelling import build_estimator
@@ -120,14 +120,16 @@ def test_a_retrain_since_a_month_learns_only_that_month_and_holds_out_its_last_d
 
 
 def test_new_data_trains_until_there_is_a_champion_when_the_spec_says_first_model(
-    lake: Lake, months: dict[str, pd.DataFrame]
+    lake: Lake, months: dict[str, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first_model = small("taxi_trip_duration", on_new_data="first_model")
     every_month = small("taxi_trip_duration", on_new_data="retrain")
 
     def decide(use_case: UseCase, has_champion: bool) -> retrain.RetrainDecision:
-        validated = len(snapshots.current_snapshots(lake, use_case.name))
-        return retrain.on_new_data(use_case, validated, has_champion)
+        champion = "3" if has_champion else None
+        monkeypatch.setattr(registry, "client", lambda: None)
+        monkeypatch.setattr(registry, "alias_version", lambda _client, _name, _alias: champion)
+        return training.on_new_data(lake, use_case)
 
     held = decide(first_model, has_champion=False)
     assert not held.retrain and "training needs 2" in held.why_not
