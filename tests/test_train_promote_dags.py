@@ -468,6 +468,93 @@ def test_rollback_restores_the_previous_champion(platform: dict[str, Any]) -> No
     assert any("rolled back" in text for text in decisions(platform["sink"], name))
 
 
+# -- level 3 on live evidence: what the monitor DAG triggers ------------------------------------
+def live_conf(action: str, version: str) -> dict[str, Any]:
+    """The conf the monitor DAG gives a promote run it triggers at level 3."""
+    interval = {"point": 0.06, "low": 0.03, "high": 0.09, "confidence": 0.95, "resamples": 0, "rows": 24_000}
+    evidence = {"interval": interval, "trips": 24_000, "windows": ["2024-04"], "live": "challenger"}
+    reason = f"{action}: the challenger is better with confidence on 24,000 labelled trips"
+    return {"action": action, "version": int(version), "reason": reason, "evidence": evidence,
+            "triggered_by": "monitor", "window": "2024-04"}  # fmt: skip
+
+
+@pytest.mark.airflow_compat
+def test_level_3_live_promotion_rejected_moves_nothing(platform: dict[str, Any]) -> None:
+    name = DURATION.model_name
+    champion = alias(name, "champion")
+    good = register_oracle(platform["lake"], night_factor=1.0)
+    level_3 = level_3_within(minutes=2)
+    seen = answer_approval(dagkit_id(level_3), answer="Reject")
+    before = len(platform["sink"].messages())
+    states = run_dag("promote", level_3, live_conf("promote", good))
+    seen["thread"].join(timeout=30)
+
+    assert seen.get("answered") == "Reject" and states["champion_moved"] == "skipped", states
+    assert alias(name, "champion") == champion
+    tags = version_tags(name, good)
+    assert (tags["decision"], tags["decision.by"]) == ("rejected", "alice")
+    posted = [json.dumps(m) for m in platform["sink"].messages()[before:]]
+    [asked] = [m for m in posted if f"version {good} waits for approval" in m]
+    assert "Live evidence" in asked and "24,000" in asked and "2024-04" in asked
+
+
+@pytest.mark.airflow_compat
+def test_level_3_live_promotion_approved_moves_the_champion_with_the_evidence(
+    platform: dict[str, Any],
+) -> None:
+    name = DURATION.model_name
+    champion = alias(name, "champion")
+    good = register_oracle(platform["lake"], night_factor=1.0)
+    level_3 = level_3_within(minutes=2)
+    seen = answer_approval(dagkit_id(level_3), answer="Approve")
+    states = run_dag("promote", level_3, live_conf("promote", good))
+    seen["thread"].join(timeout=30)
+
+    assert states["approved"] == "success" and states["champion_moved"] == "success", states
+    assert (alias(name, "champion"), alias(name, "previous_champion")) == (good, champion)
+    [moved] = [
+        e
+        for e in registry.alias_events(name, platform["lake"])
+        if e.alias == "champion" and e.version == good
+    ]
+    assert moved.by == "alice" and moved.evidence["live"]["trips"] == 24_000
+    assert moved.gates  # promoted through its gates
+
+
+def test_level_3_live_rollback_approved_within_the_cooldown_moves_nothing(platform: dict[str, Any]) -> None:
+    """The rollback a person approved still keeps to the cooldown after the last rollback:
+    refused, recorded on the version and posted, and the champion stays."""
+    from airflow.models.variable import Variable
+
+    from mlplatform.airflow import approval
+
+    name = DURATION.model_name
+    champion = alias(name, "champion")
+    assert champion is not None
+    level_3 = level_3_within(minutes=2)
+    dag = _load_dag_module("promote").build(level_3)
+    key = approval.variable_key(dagkit_id(level_3))
+    hitl = approval.hitl_supported()
+    if hitl:
+        seen = answer_approval(dagkit_id(level_3), answer="Approve")
+    else:
+        Variable.set(key, json.dumps({"version": champion, "answer": "Approve", "by": "alice"}))
+    try:
+        dag_run = dag.test(logical_date=next(_logical_dates), run_conf=live_conf("rollback", champion))
+    finally:
+        if hitl:
+            seen["thread"].join(timeout=30)
+        else:
+            Variable.delete(key)
+    states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+    assert states["ask_live"] == "success" and states["assess"] == "skipped", states
+    assert states["decide"] == "success" and states["champion_moved"] == "skipped", states
+    assert alias(name, "champion") == champion
+    tags = version_tags(name, champion)
+    assert tags["live_decision"] == "rollback:rejected" and "does not flap" in tags["live_decision.reason"]
+
+
 def test_a_retrain_from_monitoring_learns_the_breached_month_and_is_judged_on_its_last_days(
     platform: dict[str, Any],
 ) -> None:
