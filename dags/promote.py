@@ -73,7 +73,7 @@ from typing import Any
 from airflow.sdk import DAG, Param, task
 
 from mlplatform.airflow import approval, dagkit
-from mlplatform.core.records import Approval, Assessment
+from mlplatform.core.records import Approval, Assessment, LiveAsk
 from mlplatform.core.spec import UseCase
 
 STAGE = Path(__file__).stem
@@ -160,17 +160,10 @@ def build(use_case: UseCase) -> DAG:
             """The live retire or rollback the monitor asks about, with its evidence, for the approval."""
             from mlplatform.stages import promotion
 
-            given = params or {}
-            action, version, reason = (
-                str(given["action"]),
-                str(given["version"]),
-                str(given.get("reason") or ""),
-            )
-            evidence = dict(given.get("evidence") or {})
-            return approval.LiveCase(
-                use_case.model_name, action, version, reason, evidence,
-                promotion.live_summary(action, version, reason, evidence),
-            )  # fmt: skip
+            ask = LiveAsk.from_params(params or {})
+            if ask is None:
+                raise ValueError("a live retire or rollback needs the monitor's evidence in the conf")
+            return approval.LiveCase(use_case.model_name, ask, promotion.live_summary(ask))
 
         @task(outlets=[dagkit.model_asset(use_case, "champion")])
         @dagkit.records
@@ -201,11 +194,8 @@ def build(use_case: UseCase) -> DAG:
             version = given.get("version")
             assessment = promotion.assess(Lake(), use_case, None if version is None else str(version))
             summary = promotion.summary_markdown(assessment)
-            if live := given.get("evidence"):
-                summary = promotion.live_summary(
-                    "promote", assessment.version, str(given.get("reason")), live
-                )
-                summary += "\n\n" + promotion.summary_markdown(assessment)
+            if (ask := LiveAsk.from_params(given)) is not None:
+                summary = promotion.live_summary(ask) + "\n\n" + summary
             return {**assessment.to_dict(), "summary_md": summary}
 
         @task.branch
@@ -234,15 +224,14 @@ def build(use_case: UseCase) -> DAG:
             from mlplatform.stages import promotion
 
             given, answer = params or {}, None
-            live = given.get("evidence") or None
+            live = LiveAsk.from_params(given)
             if given.get("action") == "promote" and not live:
                 answer = Approval(True, getattr(dag_run, "triggering_user_name", None) or "manual trigger")
             elif (response := ti.xcom_pull(task_ids="approval", key="answer")) is not None:
                 answer = Approval.from_response(response)
             if (case := ti.xcom_pull(task_ids="ask_live")) is not None:
-                asked = approval.LiveCase.from_dict(case)
                 return promotion.act_on_live(
-                    use_case, asked.action, asked.version, asked.reason, asked.evidence, answer, str(run_id)
+                    use_case, approval.LiveCase.from_dict(case).ask, answer, str(run_id)
                 )
             assessment = Assessment.from_dict(ti.xcom_pull(task_ids="assess"))
             decision = promotion.decide(use_case, assessment, answer)

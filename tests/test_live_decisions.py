@@ -135,7 +135,7 @@ def test_rollback_when_the_previous_champion_is_better() -> None:
 def test_level_3_asks_what_the_window_decided_once_per_version_and_action() -> None:
     """The live decisions a level-3 window marks ``ask`` become promote runs to trigger, with
     the evidence; those it only records ask nothing."""
-    from mlplatform.core.records import MonitoringRecord
+    from mlplatform.core.records import LiveAsk, MonitoringRecord
     from mlplatform.stages.monitoring.live import approval_asks
 
     rng = np.random.default_rng(11)
@@ -166,6 +166,8 @@ def test_level_3_asks_what_the_window_decided_once_per_version_and_action() -> N
     assert conf["version"] == 7 and conf["triggered_by"] == "monitor" and conf["reason"] == decided.reason
     assert conf["evidence"]["trips"] == 20_000 and conf["evidence"]["windows"] == ["2024-04"]
     assert conf["evidence"]["interval"] == decided.interval.to_dict()
+    assert LiveAsk.from_params(conf) == promote  # what the promote run reads back
+    assert LiveAsk.from_params({"action": "promote", "version": 7}) is None  # no evidence: not a live ask
     recorded = {"live": {"challenger": {**details["live"]["challenger"], "ask": None}}}
     assert (
         approval_asks(

@@ -32,7 +32,7 @@ from airflow.sdk import PokeReturnValue, task
 
 from mlplatform.adapters import alerts
 from mlplatform.airflow import dagkit
-from mlplatform.core.records import Assessment, Record
+from mlplatform.core.records import Assessment, LiveAsk, Record
 from mlplatform.core.spec import UseCase
 
 log = logging.getLogger(__name__)
@@ -132,12 +132,8 @@ def request(
         )
         question = f"Promote {model_name} version {version} to champion?"
     elif case is not None:
-        model_name, version, improvement, question = (
-            case.model_name,
-            case.version,
-            case.improvement,
-            case.question,
-        )
+        model_name, version, question = case.model_name, case.ask.version, case.question
+        improvement = live_text(case.ask.evidence)
     else:
         raise ValueError("an approval request needs an assessment or a live case")
     if hitl:
@@ -165,25 +161,17 @@ def request(
 
 @dataclass(frozen=True)
 class LiveCase(Record):
-    """A live decision without gates that waits for a person: ``retire`` the challenger or
-    ``rollback`` the champion (``version``), on the monitor's live evidence."""
+    """A live retire or rollback the monitor asks about (no gates), as the approval shows it."""
 
     model_name: str
-    action: str
-    version: str
-    reason: str
-    evidence: dict[str, Any]
+    ask: LiveAsk
     summary_md: str
 
     @property
     def question(self) -> str:
-        if self.action == "retire":
-            return f"Retire {self.model_name} challenger version {self.version} on live evidence?"
-        return f"Roll {self.model_name} champion version {self.version} back to the previous champion?"
-
-    @property
-    def improvement(self) -> str:
-        return live_text(self.evidence)
+        if self.ask.action == "retire":
+            return f"Retire {self.model_name} challenger version {self.ask.version} on live evidence?"
+        return f"Roll {self.model_name} champion version {self.ask.version} back to the previous champion?"
 
 
 def live_text(evidence: Mapping[str, Any]) -> str:

@@ -286,6 +286,38 @@ class Approval(Record):
         )
 
 
+@dataclass(frozen=True)
+class LiveAsk(Record):
+    """A live decision of the monitor that waits for a person's approval (level 3): ``promote``
+    or ``retire`` the challenger ``version``, or ``rollback`` the champion ``version``.
+
+    ``evidence`` is the live comparison as monitoring recorded it (``interval``, ``trips``,
+    ``windows``, and ``live``: which comparison); it travels as the promote run's conf and
+    ends in the alias history.
+    """
+
+    action: str
+    version: str
+    reason: str
+    evidence: dict[str, Any]
+
+    @property
+    def run_id(self) -> str:
+        """The promote run that asks: one per version and action, so nothing is asked twice."""
+        return f"live__{self.action}__v{self.version}"
+
+    def conf(self, window: str) -> dict[str, Any]:
+        """The promote DAG's conf (its params) for this ask."""
+        return {**self.to_dict(), "version": int(self.version), "triggered_by": "monitor", "window": window}
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> LiveAsk | None:
+        """The ask a promote run was triggered with; ``None`` for a run without live evidence."""
+        if not params.get("evidence"):
+            return None
+        return cls.from_dict({**params, "reason": str(params.get("reason") or "")})
+
+
 RETRAIN_KINDS = ("performance", "drift")
 """Breach kinds a new model would fix: only these ask for a retrain."""
 SERVING_KINDS = ("serving",)

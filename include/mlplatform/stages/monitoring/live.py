@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -40,7 +39,7 @@ import pandas as pd
 from mlplatform.adapters import alerts, registry
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import live
-from mlplatform.core.records import MonitoringRecord, Record
+from mlplatform.core.records import LiveAsk, MonitoringRecord
 from mlplatform.core.spec import UseCase
 from mlplatform.stages import scoring
 from mlplatform.stages.monitoring.drift import predict
@@ -220,35 +219,7 @@ def rollback_decision(
 
 
 # -- level 3: what to ask -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ApprovalAsk(Record):
-    """A live decision a person is asked to approve through the promote DAG (level 3):
-    ``promote`` or ``retire`` the challenger ``version``, or ``rollback`` the champion
-    ``version``, with the reason and the live evidence (interval, trips, windows)."""
-
-    action: str
-    version: str
-    reason: str
-    evidence: dict[str, Any]
-
-    @property
-    def run_id(self) -> str:
-        """The promote run that asks: one per version and action, so nothing is asked twice."""
-        return f"live__{self.action}__v{self.version}"
-
-    def conf(self, window: str) -> dict[str, Any]:
-        """The promote DAG's conf (its params) for this ask."""
-        return {
-            "action": self.action,
-            "version": int(self.version),
-            "reason": self.reason,
-            "evidence": self.evidence,
-            "triggered_by": "monitor",
-            "window": window,
-        }
-
-
-def approval_asks(record: MonitoringRecord) -> list[ApprovalAsk]:
+def approval_asks(record: MonitoringRecord) -> list[LiveAsk]:
     """The live decisions of the window's record that ask for a person's approval (level 3)."""
     found = record.details.get("live") or {}
     asks = []
@@ -259,7 +230,7 @@ def approval_asks(record: MonitoringRecord) -> list[ApprovalAsk]:
                 k: decided[k] for k in ("interval", "trips", "windows", "minimum_effect") if k in decided
             }
             evidence["live"] = key
-            asks.append(ApprovalAsk(decided["ask"], str(version), str(decided["reason"]), evidence))
+            asks.append(LiveAsk(decided["ask"], str(version), str(decided["reason"]), evidence))
     return asks
 
 

@@ -32,7 +32,7 @@ from mlplatform.adapters import registry
 from mlplatform.adapters.lake import Lake
 from mlplatform.adapters.registry import CHAMPION, PromotionError
 from mlplatform.core import evidence
-from mlplatform.core.records import Approval, Assessment, Record
+from mlplatform.core.records import Approval, Assessment, LiveAsk, Record
 from mlplatform.core.spec import UseCase
 from mlplatform.stages.promotion.gates import assess
 
@@ -171,7 +171,7 @@ def _short_evidence(assessment: Assessment) -> dict[str, Any]:
 
 
 def _why(
-    assessment: Assessment, decision: PromotionDecision, run_id: str, live: dict[str, Any] | None = None
+    assessment: Assessment, decision: PromotionDecision, run_id: str, live: LiveAsk | None = None
 ) -> dict[str, Any]:
     """What an alias move's history record says about why: the decision and its evidence
     (with ``live``, the monitor's live comparison it was asked on)."""
@@ -180,7 +180,7 @@ def _why(
         "by": decision.by,
         "run_id": run_id,
         "reason": f"{decision.outcome}: {decision.reason}",
-        "evidence": {**found, "live": live} if live else found,
+        "evidence": {**found, "live": live.evidence} if live else found,
         "gates": [gate.to_dict() for gate in assessment.gates],
     }
 
@@ -190,7 +190,7 @@ def apply(
     assessment: Assessment,
     decision: PromotionDecision,
     run_id: str | None = None,
-    live: dict[str, Any] | None = None,
+    live: LiveAsk | None = None,
 ) -> PromotionOutcome:
     """Move aliases if ``decision`` promotes, record it on the version, and post it to Slack.
 
@@ -303,16 +303,15 @@ def rollback(
     )
 
 
-def live_summary(action: str, version: str, reason: str, live: dict[str, Any]) -> str:
+def live_summary(ask: LiveAsk) -> str:
     """The monitor's live evidence as markdown, for the person asked to approve acting on it."""
-    from mlplatform.core.evidence import Interval
-
-    interval = Interval.from_dict(live["interval"]).percent() if live.get("interval") else "-"
+    live = ask.evidence
+    interval = evidence.Interval.from_dict(live["interval"]).percent() if live.get("interval") else "-"
     return "\n".join(
         [
-            f"**Live evidence: {action} version {version}** (the monitor's decision on delayed labels)",
+            f"**Live evidence: {ask.action} version {ask.version}** (the monitor's, on delayed labels)",
             "",
-            f"- {reason}",
+            f"- {ask.reason}",
             f"- Improvement of the challenger over the champion: **{interval}**",
             f"- Labelled trips: {int(live.get('trips') or 0):,}",
             f"- Windows: {', '.join(live.get('windows') or ()) or '-'}",
@@ -320,28 +319,21 @@ def live_summary(action: str, version: str, reason: str, live: dict[str, Any]) -
     )
 
 
-def act_on_live(
-    use_case: UseCase,
-    action: str,
-    version: str,
-    reason: str,
-    live: dict[str, Any],
-    approval: Approval | None,
-    run_id: str,
-) -> PromotionOutcome:
+def act_on_live(use_case: UseCase, ask: LiveAsk, approval: Approval | None, run_id: str) -> PromotionOutcome:
     """Retire the challenger or roll the champion back on the monitor's live evidence, once a
     person approved (level 3). Rejected or timed out, nothing moves and the decision is
     recorded on the version (``live_decision`` tags) and posted to Slack."""
     client, name = registry.client(), use_case.model_name
+    action, version, reason = ask.action, ask.version, ask.reason
     by = "approval timeout" if approval is None or approval.timed_out else str(approval.by)
     outcome, why = "rejected", f"{action} on live evidence not approved ({by}): {reason}"
     if approval is not None and approval.approved:
         outcome, why = ("retired" if action == "retire" else "rolled_back"), f"{action}: {reason} (approved)"
-        evidence = {"live": live, "approved_by": by}
+        moved_on = {"live": ask.evidence, "approved_by": by}
         try:
             if action == "retire":
                 moved = registry.retire_challenger(
-                    client, name, version, {"by": by, "run_id": run_id, "reason": why, "evidence": evidence}
+                    client, name, version, {"by": by, "run_id": run_id, "reason": why, "evidence": moved_on}
                 )
                 if not moved:
                     outcome, why = (
@@ -349,7 +341,7 @@ def act_on_live(
                         f"the challenger is no longer version {version}: nothing retired",
                     )
             else:
-                rollback(use_case, why, evidence, by=by, run_id=run_id)
+                rollback(use_case, why, moved_on, by=by, run_id=run_id)
         except PromotionError as refused:  # the cooldown, or no record: nothing moved
             outcome, why = "rejected", f"{action} approved but refused: {refused}"
     tags = {
