@@ -97,15 +97,10 @@ PARAMS = {
 def build(use_case: UseCase) -> DAG:
     """The monitor DAG of one use case."""
     train_dag_id = dagkit.dag_id(use_case, "train")
+    # New predictions, or ground truth arriving for a window recorded pending.
+    schedule = dagkit.follows(dagkit.predictions_asset(use_case), dagkit.validated_asset(use_case))
     # One run at a time: runs share the history file and the retrain state.
-    with dagkit.stage_dag(
-        use_case,
-        STAGE,
-        # New predictions, or ground truth arriving for a window recorded pending.
-        schedule=dagkit.follows(dagkit.predictions_asset(use_case), dagkit.validated_asset(use_case)),
-        doc_md=__doc__,
-        params=PARAMS,
-    ) as dag:
+    with dagkit.stage_dag(use_case, STAGE, schedule=schedule, doc_md=__doc__, params=PARAMS) as dag:
 
         @task
         def evaluate(**context: Any) -> dict[str, Any]:
@@ -113,68 +108,88 @@ def build(use_case: UseCase) -> DAG:
             return _summary(*_evaluate(use_case, context))
 
         @task.short_circuit
-        def decide(summary: Mapping[str, Any], ti: Any = None, run_id: str | None = None) -> bool:
+        def decide(summary: Mapping[str, Any], ti: Any = None) -> bool:
             """Alert on a model breach; retrain only past the cooldown and with no train run active."""
-            from datetime import UTC, datetime
-
-            from mlplatform.adapters import alerts
-            from mlplatform.adapters.lake import Lake
-            from mlplatform.stages import monitoring
-
-            alerts.flush()  # alerts an earlier run could not deliver go first
-            if not summary["breaches"]:
-                return False
-            if summary["backfill"]:
-                print(f"backfill of {summary['window']}: {summary['breaches']} recorded, not alerted")
-                return False
-            lake, record = Lake(), _window_record(use_case, summary)
-            active = ti.get_dr_count(dag_id=train_dag_id, states=["queued", "running"])
-            decision = monitoring.retrain_decision(lake, use_case, record, active, datetime.now(UTC))
-            monitoring.send_alert(use_case, record, decision)
-            ti.xcom_push(key="reason", value=decision.reason)
-            return decision.retrain
+            return _alert_and_retrain(use_case, summary, ti, train_dag_id)
 
         @task
         def alert_operations(summary: Mapping[str, Any]) -> bool:
             """Alert operations when the endpoint breached (error rate, latency): never a retrain."""
-            from mlplatform.adapters import alerts
-            from mlplatform.stages import monitoring
-
-            alerts.flush()
-            if not summary.get("serving_breaches") or summary["backfill"]:
-                return False
-            monitoring.send_operations_alert(use_case, _window_record(use_case, summary))
-            return True
+            return _alert_operations(use_case, summary)
 
         @task
         def record_retrain(summary: Mapping[str, Any], ti: Any = None, run_id: str | None = None) -> dict:
             """Note the triggered run in the retrain state, which the cooldown reads."""
-            from datetime import UTC, datetime
-
-            from mlplatform.adapters.lake import Lake
-            from mlplatform.stages import monitoring
-
-            train_run = ti.xcom_pull(task_ids="trigger_retrain", key="trigger_run_id")
-            reason = ti.xcom_pull(task_ids="decide", key="reason")
-            return monitoring.record_trigger(
-                Lake(), use_case.name, summary["window"], reason, train_run, run_id, datetime.now(UTC)
-            )
+            return _record_retrain(use_case, summary, ti, run_id)
 
         @task
         def ask_approval(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
             """Level 3: the window's live decisions that wait for a person, as promote runs to trigger."""
-            from mlplatform.stages import monitoring
-
-            if use_case.maturity_level != 3 or summary["backfill"]:
-                return []
-            asks = monitoring.approval_asks(_window_record(use_case, summary))
-            return [{"trigger_run_id": a.run_id, "conf": a.conf(summary["window"])} for a in asks]
+            return _approval_runs(use_case, summary)
 
         summary = evaluate()
         decide(summary) >> _retrain_trigger(train_dag_id) >> record_retrain(summary)
         alert_operations(summary)
         _approval_trigger(dagkit.dag_id(use_case, "promote")).expand_kwargs(ask_approval(summary))
     return dag
+
+
+def _alert_and_retrain(use_case: UseCase, summary: Mapping[str, Any], ti: Any, train_dag_id: str) -> bool:
+    """Alert on the window's model breach (unless a backfill); whether to retrain (its reason in XCom)."""
+    from datetime import UTC, datetime
+
+    from mlplatform.adapters import alerts
+    from mlplatform.adapters.lake import Lake
+    from mlplatform.stages import monitoring
+
+    alerts.flush()  # alerts an earlier run could not deliver go first
+    if not summary["breaches"]:
+        return False
+    if summary["backfill"]:
+        print(f"backfill of {summary['window']}: {summary['breaches']} recorded, not alerted")
+        return False
+    lake, record = Lake(), _window_record(use_case, summary)
+    active = ti.get_dr_count(dag_id=train_dag_id, states=["queued", "running"])
+    decision = monitoring.retrain_decision(lake, use_case, record, active, datetime.now(UTC))
+    monitoring.send_alert(use_case, record, decision)
+    ti.xcom_push(key="reason", value=decision.reason)
+    return decision.retrain
+
+
+def _alert_operations(use_case: UseCase, summary: Mapping[str, Any]) -> bool:
+    """Send the operations alert of a serving breach (unless a backfill); whether one was sent."""
+    from mlplatform.adapters import alerts
+    from mlplatform.stages import monitoring
+
+    alerts.flush()
+    if not summary.get("serving_breaches") or summary["backfill"]:
+        return False
+    monitoring.send_operations_alert(use_case, _window_record(use_case, summary))
+    return True
+
+
+def _record_retrain(use_case: UseCase, summary: Mapping[str, Any], ti: Any, run_id: str | None) -> dict:
+    """The retrain state with the train run `trigger_retrain` started for the window."""
+    from datetime import UTC, datetime
+
+    from mlplatform.adapters.lake import Lake
+    from mlplatform.stages import monitoring
+
+    train_run = ti.xcom_pull(task_ids="trigger_retrain", key="trigger_run_id")
+    reason = ti.xcom_pull(task_ids="decide", key="reason")
+    return monitoring.record_trigger(
+        Lake(), use_case.name, summary["window"], reason, train_run, run_id, datetime.now(UTC)
+    )
+
+
+def _approval_runs(use_case: UseCase, summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The promote runs (run id and conf) that ask about the window's live decisions, at level 3."""
+    from mlplatform.stages import monitoring
+
+    if use_case.maturity_level != 3 or summary["backfill"]:
+        return []
+    asks = monitoring.approval_asks(_window_record(use_case, summary))
+    return [{"trigger_run_id": a.run_id, "conf": a.conf(summary["window"])} for a in asks]
 
 
 def _evaluate(use_case: UseCase, context: Mapping[str, Any]) -> tuple[MonitoringRecord, bool]:

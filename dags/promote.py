@@ -73,7 +73,7 @@ from typing import Any
 from airflow.sdk import DAG, Param, task
 
 from mlplatform.airflow import approval, dagkit
-from mlplatform.core.records import Approval, Assessment, LiveAsk
+from mlplatform.core.records import Assessment, LiveAsk
 from mlplatform.core.spec import UseCase
 
 STAGE = Path(__file__).stem
@@ -120,148 +120,144 @@ PARAMS = {
 
 def build(use_case: UseCase) -> DAG:
     """The promote DAG of one use case."""
-    dag_id = dagkit.dag_id(use_case, STAGE)
-    with dagkit.stage_dag(
-        use_case,
-        STAGE,
-        schedule=[dagkit.model_asset(use_case, "challenger")],
-        doc_md=approval.approval_doc(dag_id, __doc__ or ""),
-        params=PARAMS,
-    ) as dag:
+    doc_md = approval.approval_doc(dagkit.dag_id(use_case, STAGE), __doc__ or "")
+    schedule = [dagkit.model_asset(use_case, "challenger")]
+    with dagkit.stage_dag(use_case, STAGE, schedule=schedule, doc_md=doc_md, params=PARAMS) as dag:
 
         @task.branch
         def choose_action(params: Mapping[str, Any] | None = None) -> str:
             """Roll back, ask about a live retire or rollback, or assess a version."""
-            given = params or {}
-            if given.get("action") in ("retire", "rollback"):
-                return "ask_live" if _asks_live(use_case, given) else given["action"]
-            return "assess"
+            return _first_task(use_case, params or {})
 
         @task
-        def retire(
-            params: Mapping[str, Any] | None = None, run_id: str | None = None, dag_run: Any = None
-        ) -> str:
+        def retire(**context: Any) -> str:
             """Remove the `challenger` alias from the version, recorded in the alias history first."""
-            from mlplatform.adapters import registry
-
-            given, by = params or {}, getattr(dag_run, "triggering_user_name", None) or "airflow"
-            version = str(given.get("version") or "")
-            why = {
-                "by": by,
-                "run_id": run_id,
-                "reason": str(given.get("reason") or "retired from the Airflow UI"),
-            }
-            moved = registry.retire_challenger(registry.client(), use_case.model_name, version, why)
-            return f"version {version} {'retired' if moved else 'is not the challenger: nothing moved'}"
+            return _retire(use_case, context)
 
         @task
         @dagkit.records
         def ask_live(params: Mapping[str, Any] | None = None) -> approval.LiveCase:
             """The live retire or rollback the monitor asks about, with its evidence, for the approval."""
-            from mlplatform.stages import promotion
-
-            ask = LiveAsk.from_params(params or {})
-            if ask is None:
-                raise ValueError("a live retire or rollback needs the monitor's evidence in the conf")
-            return approval.LiveCase(use_case.model_name, ask, promotion.live_summary(ask))
+            return approval.live_case(use_case, params or {})
 
         @task(outlets=[dagkit.model_asset(use_case, "champion")])
         @dagkit.records
-        def rollback(
-            params: Mapping[str, Any] | None = None, run_id: str | None = None, dag_run: Any = None
-        ) -> Any:
+        def rollback(**context: Any) -> Any:
             """Put `champion` back on `previous_champion`, recorded in the alias history first."""
-            from mlplatform.stages import promotion
-
-            given = params or {}
-            by = getattr(dag_run, "triggering_user_name", None) or "airflow"
-            reason = str(given.get("reason") or "rolled back from the Airflow UI")
-            evidence = {"requested_by": by, "dag_run": run_id}
-            return promotion.rollback(
-                use_case, reason, evidence, by=by, run_id=run_id, force=bool(given.get("force"))
-            )
+            return _rollback(use_case, context)
 
         @task
         def assess(params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-            """Evaluate the version and the champion on the same held-out rows against every gate.
-
-            Its XCom is the assessment with the gate table (`summary_md`) the approval shows.
-            """
-            from mlplatform.adapters.lake import Lake
-            from mlplatform.stages import promotion
-
-            given = params or {}
-            version = given.get("version")
-            assessment = promotion.assess(Lake(), use_case, None if version is None else str(version))
-            summary = promotion.summary_markdown(assessment)
-            if (ask := LiveAsk.from_params(given)) is not None:
-                summary = promotion.live_summary(ask) + "\n\n" + summary
-            return {**assessment.to_dict(), "summary_md": summary}
+            """Evaluate the version and the champion on the same held-out rows against every gate."""
+            return _assess(use_case, params or {})
 
         @task.branch
         @dagkit.records
         def route(assessment: Assessment, params: Mapping[str, Any] | None = None) -> str:
             """Ask a person only at maturity level 3, only for a version that passed every gate."""
-            given = params or {}
-            asks = given.get("action", "evaluate") == "evaluate" and use_case.maturity_level == 3
-            return (
-                "request_approval"
-                if (asks or _asks_live(use_case, given)) and assessment.passed
-                else "decide"
-            )
+            return "request_approval" if assessment.passed and _asks(use_case, params or {}) else "decide"
 
-        # After an approval that skipped its downstream on "Reject" too.
-        @task(trigger_rule="none_failed_min_one_success")
+        @task(trigger_rule="none_failed_min_one_success")  # also after an approval that rejected
         @dagkit.records
-        def decide(
-            params: Mapping[str, Any] | None = None,
-            run_id: str | None = None,
-            dag_run: Any = None,
-            ti: Any = None,
-        ) -> Any:
-            """Record the outcome on the version, act if decided (promote, or a live retire or
-            rollback a person approved), and post it to Slack."""
-            from mlplatform.stages import promotion
-
-            given, answer = params or {}, None
-            live = LiveAsk.from_params(given)
-            if given.get("action") == "promote" and not live:
-                answer = Approval(True, getattr(dag_run, "triggering_user_name", None) or "manual trigger")
-            elif (response := ti.xcom_pull(task_ids="approval", key="answer")) is not None:
-                answer = Approval.from_response(response)
-            if (case := ti.xcom_pull(task_ids="ask_live")) is not None:
-                return promotion.act_on_live(
-                    use_case, approval.LiveCase.from_dict(case).ask, answer, str(run_id)
-                )
-            assessment = Assessment.from_dict(ti.xcom_pull(task_ids="assess"))
-            decision = promotion.decide(use_case, assessment, answer)
-            return promotion.apply(use_case, assessment, decision, run_id, live)
+        def decide(**context: Any) -> Any:
+            """Record the outcome on the version, act if decided, and post it to Slack."""
+            return _decide(use_case, context)
 
         @task(outlets=[dagkit.model_asset(use_case, "champion")])
         def champion_moved(result: dict[str, Any]) -> dict[str, Any]:
             """Update the champion Asset, only when this run promoted."""
-            from airflow.sdk.exceptions import AirflowSkipException
-
-            if result["outcome"] not in ("promoted", "rolled_back"):
-                outcome = f"version {result['version']} {result['outcome']}"
-                raise AirflowSkipException(f"champion unchanged: {outcome}")
-            return result
+            return _champion_moved(result)
 
         assessment, live_case = assess(), ask_live()
         choose_action() >> [rollback(), retire(), assessment, live_case]
         decided = decide()
-        asked, answered = approval.approval_tasks(use_case, dag_id)
+        asked, answered = approval.approval_tasks(use_case, dag.dag_id)
         route(assessment) >> [asked, decided]
-        assessment >> decided
-        live_case >> [asked, decided]
-        answered >> decided
+        live_case >> asked
+        [assessment, live_case, answered] >> decided
         champion_moved(decided)
     return dag
+
+
+def _first_task(use_case: UseCase, params: Mapping[str, Any]) -> str:
+    """The task `choose_action` follows: the rollback or retire, its approval when live, else assess."""
+    if params.get("action") in ("retire", "rollback"):
+        return "ask_live" if _asks_live(use_case, params) else str(params["action"])
+    return "assess"
 
 
 def _asks_live(use_case: UseCase, params: Mapping[str, Any]) -> bool:
     """Whether the run is the monitor's live decision at level 3: a person approves it first."""
     return use_case.maturity_level == 3 and bool(params.get("evidence"))
+
+
+def _asks(use_case: UseCase, params: Mapping[str, Any]) -> bool:
+    """Whether a version that passed every gate waits for a person: level 3's evaluation, or live."""
+    evaluates = params.get("action", "evaluate") == "evaluate" and use_case.maturity_level == 3
+    return evaluates or _asks_live(use_case, params)
+
+
+def _by(context: Mapping[str, Any], default: str) -> str:
+    """Who triggered the run, else ``default``."""
+    return getattr(context.get("dag_run"), "triggering_user_name", None) or default
+
+
+def _retire(use_case: UseCase, context: Mapping[str, Any]) -> str:
+    """Remove the `challenger` alias from the version; what happened, in words."""
+    from mlplatform.adapters import registry
+
+    params, by, run_id = context.get("params") or {}, _by(context, "airflow"), context.get("run_id")
+    version = str(params.get("version") or "")
+    why = {"by": by, "run_id": run_id, "reason": str(params.get("reason") or "retired from the Airflow UI")}
+    moved = registry.retire_challenger(registry.client(), use_case.model_name, version, why)
+    return f"version {version} {'retired' if moved else 'is not the challenger: nothing moved'}"
+
+
+def _rollback(use_case: UseCase, context: Mapping[str, Any]) -> Any:
+    """Put `champion` back on `previous_champion` for the reason the run was given."""
+    from mlplatform.stages import promotion
+
+    params, by, run_id = context.get("params") or {}, _by(context, "airflow"), context.get("run_id")
+    reason = str(params.get("reason") or "rolled back from the Airflow UI")
+    evidence = {"requested_by": by, "dag_run": run_id}
+    return promotion.rollback(
+        use_case, reason, evidence, by=by, run_id=run_id, force=bool(params.get("force"))
+    )
+
+
+def _assess(use_case: UseCase, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The assessment with the gate table (`summary_md`) the approval shows, live evidence first."""
+    from mlplatform.adapters.lake import Lake
+    from mlplatform.stages import promotion
+
+    version = params.get("version")
+    assessment = promotion.assess(Lake(), use_case, None if version is None else str(version))
+    summary = promotion.summary_markdown(assessment)
+    if (ask := LiveAsk.from_params(params)) is not None:
+        summary = promotion.live_summary(ask) + "\n\n" + summary
+    return {**assessment.to_dict(), "summary_md": summary}
+
+
+def _decide(use_case: UseCase, context: Mapping[str, Any]) -> Any:
+    """Act on the run's answer: a live retire or rollback, else the assessed version's decision."""
+    from mlplatform.stages import promotion
+
+    params, run_id, ti = context.get("params") or {}, context.get("run_id"), context["ti"]
+    live = LiveAsk.from_params(params)
+    answer = approval.decision_answer(params, live, _by(context, "manual trigger"), ti)
+    if (case := ti.xcom_pull(task_ids="ask_live")) is not None:
+        return promotion.act_on_live(use_case, approval.LiveCase.from_dict(case).ask, answer, str(run_id))
+    assessment = Assessment.from_dict(ti.xcom_pull(task_ids="assess"))
+    return promotion.apply(use_case, assessment, promotion.decide(use_case, assessment, answer), run_id, live)
+
+
+def _champion_moved(result: dict[str, Any]) -> dict[str, Any]:
+    """The decision, when the champion moved; skipped otherwise."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    if result["outcome"] not in ("promoted", "rolled_back"):
+        raise AirflowSkipException(f"champion unchanged: version {result['version']} {result['outcome']}")
+    return result
 
 
 for _use_case in dagkit.use_cases():

@@ -15,7 +15,8 @@ Airflow the promote DAG says so in its docs and a warning at parse time
 (:func:`approval_doc`), and `approval` waits instead for an answer left in the Airflow
 Variable :func:`variable_key` (``airflow variables set <dag id>__approval
 '{"version": "7", "answer": "Approve", "by": "alice"}'``), read by :func:`variable_answer`.
-Both paths hand ``decide`` the same answer (:func:`answer`, in XCom under the key `answer`).
+Both paths hand ``decide`` the same answer (:func:`answer`, in XCom under the key `answer`),
+which it reads with :func:`decision_answer`; :func:`live_case` is what `ask_live` shows.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from airflow.sdk import PokeReturnValue, task
 
 from mlplatform.adapters import alerts
 from mlplatform.airflow import dagkit
-from mlplatform.core.records import Assessment, LiveAsk, Record
+from mlplatform.core.records import Approval, Assessment, LiveAsk, Record
 from mlplatform.core.spec import UseCase
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,24 @@ class LiveCase(Record):
         if self.ask.action == "retire":
             return f"Retire {self.model_name} challenger version {self.ask.version} on live evidence?"
         return f"Roll {self.model_name} champion version {self.ask.version} back to the previous champion?"
+
+
+def live_case(use_case: UseCase, params: Mapping[str, Any]) -> LiveCase:
+    """The live retire or rollback the monitor asks about in a promote run's params, with its evidence."""
+    from mlplatform.stages import promotion
+
+    ask = LiveAsk.from_params(params)
+    if ask is None:
+        raise ValueError("a live retire or rollback needs the monitor's evidence in the conf")
+    return LiveCase(use_case.model_name, ask, promotion.live_summary(ask))
+
+
+def decision_answer(params: Mapping[str, Any], live: LiveAsk | None, by: str, ti: Any) -> Approval | None:
+    """The answer ``decide`` acts on: a manual ``promote`` approves as ``by``; else `approval`'s, if any."""
+    if params.get("action") == "promote" and not live:
+        return Approval(True, by)
+    response = ti.xcom_pull(task_ids="approval", key="answer")
+    return None if response is None else Approval.from_response(response)
 
 
 def live_text(evidence: Mapping[str, Any]) -> str:
