@@ -456,6 +456,7 @@ def test_level_3_promotes_what_a_person_approves(platform: dict[str, Any]) -> No
     assert any("Decided by" in m and "alice" in m for m in posted)
 
 
+@pytest.mark.airflow_compat
 def test_rollback_restores_the_previous_champion(platform: dict[str, Any]) -> None:
     name = DURATION.model_name
     current, previous = alias(name, "champion"), alias(name, "previous_champion")
