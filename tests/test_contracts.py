@@ -322,7 +322,7 @@ def test_green_and_yellow_files_of_a_month_are_validated_together(lake: Lake, gx
     green = land(lake, to_bytes(month_table(rows=1000, seed=2, kind="green")), taxi_type="green")
     outcome = run_month(lake)
     assert outcome.severity == "pass" and outcome.rows == ROWS + 1000
-    assert [f["path"] for f in outcome.source["files"]] == [yellow, green]
+    assert [f.path for f in outcome.source.files or ()] == [yellow, green]
     snapshot = snapshots.current_snapshot(lake, USE_CASE.name, MONTH)
     kinds = snapshots.read_table(lake, snapshot, ["taxi_type"]).column(0).to_pylist()
     assert snapshot.rows == ROWS + 1000 and kinds.count("green") == 1000

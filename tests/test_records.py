@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mlplatform.core.records import AliasEvent, Approval, Assessment, Gate, ModelRef, ScoredOutput
+from mlplatform.stages.contracts.evaluation import ContractVerdict, RawSource
 
 SAMPLES = Path(__file__).parent / "fixtures" / "records"
 
@@ -23,6 +24,9 @@ KINDS = {
     "assessment_unmeasured": Assessment,
     "scored_output": ScoredOutput,
     "scored_output_unpublished": ScoredOutput,
+    "raw_source": RawSource,
+    "raw_source_files": RawSource,
+    "contract_verdict": ContractVerdict,
 }
 
 

@@ -188,8 +188,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     evaluation = contracts.evaluate_files(files, use_case, chosen, history=history, rule_history=rule_history)
     evaluation.docs_rendered()
     if args.json:
-        result = {"use_case": use_case.name, "month": chosen, "source": evaluation.source}
-        output.print_json({**result, "contract": evaluation.contract()})
+        result = {"use_case": use_case.name, "month": chosen, "source": evaluation.source.to_dict()}
+        output.print_json({**result, "contract": evaluation.contract().to_dict()})
     else:
         _print_evaluation(evaluation, origin)
     return PASSED if evaluation.success else FAILED_CHECK

@@ -24,7 +24,6 @@ the seconds per step that the outcome's ``timings`` report.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import time
@@ -32,13 +31,14 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlplatform.adapters import snapshots
+from mlplatform.core.records import Record
 from mlplatform.core.spec import UseCase
 from mlplatform.stages.contracts.raw import RawFile, RawRead, read_raw
 from mlplatform.stages.contracts.rules import (
@@ -64,6 +64,59 @@ from mlplatform.stages.contracts.suite import (
 from mlplatform.stages.contracts.trend import rule_jumps
 
 
+@dataclass(frozen=True)
+class SourceFile(Record):
+    """One raw file of a month delivered as several (its taxi type's trips)."""
+
+    path: str
+    digest: str
+    bytes: int
+    rows: int
+    taxi_type: str | None
+
+
+@dataclass(frozen=True)
+class RawSource(Record):
+    """Where a month came from: the lineage the snapshot manifest, the breach record and the
+    outcome carry.
+
+    ``path`` and ``digest`` are the raw file's, or for a month of several files their common
+    folder and a digest over the ``files`` listing; ``uri`` is filled in once the lake that
+    holds the files is known (:func:`.outcome.publish`).
+    """
+
+    omitted_when_none: ClassVar[tuple[str, ...]] = ("files", "uri")
+
+    path: str
+    digest: str
+    bytes: int
+    rows: int
+    files: tuple[SourceFile, ...] | None = None
+    uri: str | None = None
+
+
+@dataclass(frozen=True)
+class ContractVerdict(Record):
+    """The ``contract`` block of the snapshot manifest and the breach record (training gates
+    on ``success``); only the rules and readings that occurred are listed."""
+
+    success: bool
+    severity: str
+    suite: str
+    bad_row_share: float
+    quarantined_rows: int
+    rows: int
+    rule_counts: dict[str, int]
+    rule_shares: dict[str, float]
+    reading_counts: dict[str, int]
+    volume: VolumeBounds
+    breaches: tuple[str, ...]
+    warnings: tuple[str, ...]
+    jumps: tuple[str, ...]
+    statistics: dict[str, int | float | None]  # GX's counts are ints, its percentages floats
+    data_docs_url: str | None
+
+
 @dataclass
 class Evaluation:
     """The verdict on one raw month, and what to write."""
@@ -71,7 +124,7 @@ class Evaluation:
     use_case: str
     month: str
     suite: str
-    source: dict[str, Any]
+    source: RawSource
     rows: int
     rule_counts: dict[str, int]
     reading_counts: dict[str, int]
@@ -114,25 +167,25 @@ class Evaluation:
             return "breach"
         return "quarantine" if self.bad_rows else "pass"
 
-    def contract(self) -> dict[str, Any]:
+    def contract(self) -> ContractVerdict:
         """The ``contract`` block of the snapshot manifest (training gates on ``success``)."""
-        return {
-            "success": self.success,
-            "severity": self.severity,
-            "suite": self.suite,
-            "bad_row_share": self.bad_row_share,
-            "quarantined_rows": self.bad_rows,
-            "rows": self.rows,
-            "rule_counts": {k: v for k, v in self.rule_counts.items() if v},
-            "rule_shares": self.rule_shares(),
-            "reading_counts": {k: v for k, v in self.reading_counts.items() if v},
-            "volume": dataclasses.asdict(self.volume),
-            "breaches": self.breaches,
-            "warnings": self.warnings,
-            "jumps": self.jumps,
-            "statistics": self.statistics,
-            "data_docs_url": self.data_docs_url,
-        }
+        return ContractVerdict(
+            success=self.success,
+            severity=self.severity,
+            suite=self.suite,
+            bad_row_share=self.bad_row_share,
+            quarantined_rows=self.bad_rows,
+            rows=self.rows,
+            rule_counts={k: v for k, v in self.rule_counts.items() if v},
+            rule_shares=self.rule_shares(),
+            reading_counts={k: v for k, v in self.reading_counts.items() if v},
+            volume=self.volume,
+            breaches=tuple(self.breaches),
+            warnings=tuple(self.warnings),
+            jumps=tuple(self.jumps),
+            statistics=self.statistics,
+            data_docs_url=self.data_docs_url,
+        )
 
     def rule_shares(self) -> dict[str, float]:
         """Share of the month's rows each rule quarantined (rules that hit nothing left out)."""
@@ -147,7 +200,7 @@ class Evaluation:
         }[self.severity]
         lines = [
             f"{self.use_case} {self.month}: contract {self.suite} {verdict}",
-            f"  source  {self.source.get('path')} ({self.rows:,} rows, sha256 {self.source['digest'][:12]})",
+            f"  source  {self.source.path} ({self.rows:,} rows, sha256 {self.source.digest[:12]})",
         ]
         lines += [f"  BREACH  {b}" for b in self.breaches]
         if self.bad_rows:
@@ -224,7 +277,7 @@ def evaluate_files(
     )
     source = _source(files, reads, digests)
     checks, stats, docs_url, docs = run_checkpoint(
-        use_case, month, source["digest"], profile, volume, root or gx_root()
+        use_case, month, source.digest, profile, volume, root or gx_root()
     )
     clock.lap("checkpoint")
     evaluation = Evaluation(
@@ -310,22 +363,22 @@ def pickup_months(trips: pa.Table, outside: pa.ChunkedArray, top: int = 3) -> di
     return {f"{key // 100:04d}-{key % 100:02d}": n for n, key in counted[:top]}
 
 
-def _source(files: Sequence[RawFile], reads: Sequence[RawRead], digests: Sequence[str]) -> dict[str, Any]:
+def _source(files: Sequence[RawFile], reads: Sequence[RawRead], digests: Sequence[str]) -> RawSource:
     """Where the month came from: its file (or files, and a digest over all of them) and rows."""
     rows = sum(r.rows for r in reads)
     if len(files) == 1:
-        return {"path": files[0].path, "digest": digests[0], "bytes": len(files[0].data), "rows": rows}
-    listing = [
-        {"path": f.path, "digest": d, "bytes": len(f.data), "rows": r.rows, "taxi_type": r.taxi_type}
+        return RawSource(files[0].path, digests[0], len(files[0].data), rows)
+    listing = tuple(
+        SourceFile(f.path, d, len(f.data), r.rows, r.taxi_type)
         for f, r, d in zip(files, reads, digests, strict=True)
-    ]
-    return {
-        "path": _common_folder([f.path for f in files]),
-        "digest": _sha256("".join(f"{x['path']}\t{x['digest']}\n" for x in listing).encode()),
-        "bytes": sum(x["bytes"] for x in listing),
-        "rows": rows,
-        "files": listing,
-    }
+    )
+    return RawSource(
+        path=_common_folder([f.path for f in files]),
+        digest=_sha256("".join(f"{x.path}\t{x.digest}\n" for x in listing).encode()),
+        bytes=sum(x.bytes for x in listing),
+        rows=rows,
+        files=listing,
+    )
 
 
 def _common_folder(paths: Sequence[str]) -> str:

@@ -32,7 +32,7 @@ from mlplatform.adapters.lake import Lake
 from mlplatform.core.records import Record
 from mlplatform.core.spec import UseCase
 from mlplatform.core.tlc import TaxiType
-from mlplatform.stages.contracts.evaluation import Clock, Evaluation, evaluate_files
+from mlplatform.stages.contracts.evaluation import Clock, Evaluation, RawSource, evaluate_files
 from mlplatform.stages.contracts.raw import RawFile, RawFileMissing
 from mlplatform.stages.contracts.rules import history_row_counts
 from mlplatform.stages.contracts.trend import history_rule_shares
@@ -61,9 +61,8 @@ class QuarantineWritten(Record):
 class ContractOutcome(Record):
     """A month judged against its contract, and what was written for it.
 
-    ``source`` is the lineage of the raw delivery as the manifest and the breach record
-    carry it (``path``, ``digest``, ``bytes``, ``rows``, ``uri``; ``files`` for a month of
-    several files), passed through unchanged.
+    ``source`` is the lineage of the raw delivery as the breach record carries it (with the
+    ``uri`` of the raw file or folder).
     """
 
     use_case: str
@@ -77,7 +76,7 @@ class ContractOutcome(Record):
     quarantined_rows: int
     bad_row_share: float
     rule_counts: Mapping[str, int]
-    source: Mapping[str, Any]
+    source: RawSource
     suite: str
     data_docs_url: str | None
     snapshot: SnapshotWritten | None = None
@@ -95,7 +94,7 @@ class ContractOutcome(Record):
         return (
             f"{self.use_case} {self.month} breached contract {self.suite}: "
             + "; ".join(self.breaches)
-            + f". Nothing was validated; the raw file {self.source.get('uri')} is kept. "
+            + f". Nothing was validated; the raw file {self.source.uri} is kept. "
             f"Breach record: {self.breach_uri}. Data Docs: {self.data_docs_url}"
         )
 
@@ -176,8 +175,8 @@ def publish(lake: Lake, evaluation: Evaluation) -> ContractOutcome:
     """
     ev = evaluation
     clock = Clock()
-    folder = quarantine_folder(ev.use_case, ev.month, ev.source["digest"])
-    source = {**ev.source, "uri": lake.uri(ev.source["path"])}
+    folder = quarantine_folder(ev.use_case, ev.month, ev.source.digest)
+    source = dataclasses.replace(ev.source, uri=lake.uri(ev.source.path))
     rule_counts = {k: v for k, v in ev.rule_counts.items() if v}
     breach_uri, quarantine, snapshot = None, None, None
     encoding: dict[str, float] = {}
@@ -214,15 +213,15 @@ def publish(lake: Lake, evaluation: Evaluation) -> ContractOutcome:
     )
 
 
-def _write_breach_record(lake: Lake, ev: Evaluation, folder: str, source: dict[str, Any]) -> str:
+def _write_breach_record(lake: Lake, ev: Evaluation, folder: str, source: RawSource) -> str:
     record = {
         "use_case": ev.use_case,
         "month": ev.month,
         "severity": "breach",
         "what_broke": ev.breaches,
-        "source": source,
+        "source": source.to_dict(),
         "recorded_at": datetime.now(UTC).isoformat(),
-        "contract": ev.contract(),
+        "contract": ev.contract().to_dict(),
         "checks": [c.__dict__ for c in ev.checks if not c.success],
         "raw_file_kept": True,
     }
@@ -230,7 +229,7 @@ def _write_breach_record(lake: Lake, ev: Evaluation, folder: str, source: dict[s
 
 
 def _write_quarantine(
-    lake: Lake, ev: Evaluation, folder: str, source: dict[str, Any], rule_counts: dict[str, int]
+    lake: Lake, ev: Evaluation, folder: str, source: RawSource, rule_counts: dict[str, int]
 ) -> QuarantineWritten:
     rows_uri = lake.write_parquet(f"{folder}/rows.parquet", ev.quarantined, compression="zstd")
     lake.write_json(
@@ -238,7 +237,7 @@ def _write_quarantine(
         {
             "use_case": ev.use_case,
             "month": ev.month,
-            "source": source,
+            "source": source.to_dict(),
             "quarantined_rows": ev.bad_rows,
             "rule_counts": rule_counts,
             "reading_counts": {k: v for k, v in ev.reading_counts.items() if v},
@@ -252,8 +251,8 @@ def _write_quarantine(
 def _write_snapshot(lake: Lake, ev: Evaluation) -> tuple[SnapshotWritten, dict[str, float]]:
     """The validated snapshot, and the seconds its encoding took when a thread did it."""
     manifest = {
-        "source": {"path": ev.source["path"], "digest": ev.source["digest"], "rows": ev.rows},
-        "contract": ev.contract(),
+        "source": {"path": ev.source.path, "digest": ev.source.digest, "rows": ev.rows},
+        "contract": ev.contract().to_dict(),
     }
     rows: pa.Table | snapshots.Encoded = ev.valid
     encoding: dict[str, float] = {}
@@ -285,7 +284,7 @@ def alert_for(outcome: ContractOutcome, log_url: str | None = None) -> Alert | N
         "Suite": outcome.suite,
         "Rows": f"{outcome.rows:,}",
         "Quarantined": f"{outcome.quarantined_rows:,} ({outcome.bad_row_share:.2%})",
-        "Raw file": f"`{source['path']}` (sha256 {source['digest'][:12]})",
+        "Raw file": f"`{source.path}` (sha256 {source.digest[:12]})",
     }
     links = {"Data Docs": outcome.data_docs_url, "Task log": log_url}
     if severity == "breach":

@@ -45,6 +45,7 @@ import pyarrow.compute as pc
 from mlplatform.adapters import snapshots
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import fares, months, tlc
+from mlplatform.core.records import Record
 from mlplatform.core.spec import UseCase
 
 T = TypeVar("T")
@@ -655,7 +656,7 @@ def history_row_counts(lake: Lake, use_case: UseCase, month: str, months: int = 
 
 
 @dataclass(frozen=True)
-class VolumeBounds:
+class VolumeBounds(Record):
     """The row count a month may have (the manifest's ``volume`` block)."""
 
     checked: bool

@@ -27,7 +27,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
 from mlplatform.adapters import settings
 from mlplatform.core import tlc
@@ -301,23 +301,44 @@ def build_suite(use_case: UseCase) -> gx.ExpectationSuite:
     )
 
 
-def _meta(check: str, severity: str, rule: str, why: str, calibration: str = "") -> dict[str, Any]:
+class MetaNotes(TypedDict):
+    """The notes Data Docs renders under an expectation."""
+
+    format: Literal["markdown"]
+    content: list[str]
+
+
+class ExpectationMeta(TypedDict):
+    """An expectation's ``meta``: the check it grades, how bad a failure is, the rule in
+    words and why it exists (:func:`_checks` reads the check, severity and rule back)."""
+
+    check: str
+    severity: str
+    rule: str
+    why: str
+    calibration: NotRequired[str]
+    notes: MetaNotes
+
+
+def _meta(check: str, severity: str, rule: str, why: str, calibration: str = "") -> ExpectationMeta:
     notes = [f"**{severity}**: {rule}.", f"*Why:* {why}"]
     if calibration:
         notes.append(f"*Calibrated on real TLC months:* {calibration}")
-    meta = {"check": check, "severity": severity, "rule": rule, "why": why}
-    if calibration:
-        meta["calibration"] = calibration
-    return {**meta, "notes": {"format": "markdown", "content": notes}}
+    written = MetaNotes(format="markdown", content=notes)
+    if calibration:  # before the notes, where the suite files have always had it
+        return ExpectationMeta(
+            check=check, severity=severity, rule=rule, why=why, calibration=calibration, notes=written
+        )
+    return ExpectationMeta(check=check, severity=severity, rule=rule, why=why, notes=written)
 
 
-def _none_expected(column: str, severity: FailureSeverity, meta: dict[str, Any]) -> Any:
+def _none_expected(column: str, severity: FailureSeverity, meta: ExpectationMeta) -> Any:
     """The profile's ``column`` says there is no problem."""
     from great_expectations.expectations.core.expect_column_values_to_be_in_set import (
         ExpectColumnValuesToBeInSet,
     )
 
-    return ExpectColumnValuesToBeInSet(column=column, value_set=[NONE], severity=severity, meta=meta)
+    return ExpectColumnValuesToBeInSet(column=column, value_set=[NONE], severity=severity, meta=dict(meta))
 
 
 def _count_expectations(c: Contract) -> list[Any]:
@@ -338,19 +359,23 @@ def _count_expectations(c: Contract) -> list[Any]:
             column="row_count",
             min_value=1,
             severity=FailureSeverity.CRITICAL,
-            meta=_meta("row_count", BREACH, "the file has rows", "An empty month is a failed delivery."),
+            meta=dict(
+                _meta("row_count", BREACH, "the file has rows", "An empty month is a failed delivery.")
+            ),
         ),
         ExpectColumnValuesToBeBetween(
             column="row_count",
             min_value={"$PARAMETER": "volume_min_rows"},
             max_value={"$PARAMETER": "volume_max_rows"},
             severity=FailureSeverity.CRITICAL,
-            meta=_meta(
-                "volume",
-                BREACH,
-                f"the row count is within {c.volume_band[0]}x..{c.volume_band[1]}x the median of the "
-                f"previous {HISTORY_MONTHS} validated months (no history: any count)",
-                "A month far off the usual volume is a partial or duplicated delivery.",
+            meta=dict(
+                _meta(
+                    "volume",
+                    BREACH,
+                    f"the row count is within {c.volume_band[0]}x..{c.volume_band[1]}x the median of the "
+                    f"previous {HISTORY_MONTHS} validated months (no history: any count)",
+                    "A month far off the usual volume is a partial or duplicated delivery.",
+                )
             ),
         ),
         ExpectColumnMaxToBeBetween(
@@ -358,12 +383,14 @@ def _count_expectations(c: Contract) -> list[Any]:
             min_value=0,
             max_value=c.max_bad_row_share,
             severity=FailureSeverity.CRITICAL,
-            meta=_meta(
-                "bad_row_share",
-                BREACH,
-                f"at most {c.max_bad_row_share:.1%} of rows break a row rule (contract.max_bad_row_share)",
-                "A few bad rows are quarantined; many mean the whole delivery is suspect.",
-                BAD_ROW_SHARE_CALIBRATION,
+            meta=dict(
+                _meta(
+                    "bad_row_share",
+                    BREACH,
+                    f"at most {c.max_bad_row_share:.1%} of rows break a row rule (contract.max_bad_row_share)",
+                    "A few bad rows are quarantined; many mean the whole delivery is suspect.",
+                    BAD_ROW_SHARE_CALIBRATION,
+                )
             ),
         ),
     ]
@@ -382,7 +409,7 @@ def _row_expectations() -> list[Any]:
             min_value=0,
             max_value=0,
             severity=FailureSeverity.WARNING,
-            meta=_meta(rule.name, ROW, rule.rule, rule.why, rule.calibration),
+            meta=dict(_meta(rule.name, ROW, rule.rule, rule.why, rule.calibration)),
         )
         for rule in ROW_RULES
     ]
