@@ -161,6 +161,7 @@ def test_sink_accepts_form_payloads_and_refuses_garbage(sink: Any) -> None:
     assert post(f"{sink.url}/any/path", form.encode(), "application/x-www-form-urlencoded") == (200, "ok")
     assert post(f"{sink.url}/hooks/alerts", b"not json") == (400, "invalid_payload")
     assert post(f"{sink.url}/hooks/alerts", b"[1, 2]") == (400, "invalid_payload")
+    assert post(f"{sink.url}/hooks/alerts", b'{"text": "x", "blocks": "none"}') == (400, "invalid_payload")
     [message] = received(sink)
     assert message == {**message, "text": "from a form", "path": "/any/path"}
 

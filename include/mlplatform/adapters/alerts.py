@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BeforeValidator
+from typing_extensions import TypedDict  # what pydantic validates before Python 3.12 (the webhook sink)
 
 from mlplatform.adapters import settings
 from mlplatform.core.records import Record
@@ -62,6 +63,57 @@ _HEADER_CHARS, _TEXT_CHARS, _FIELD_CHARS, _MAX_FIELDS = 150, 3000, 2000, 10
 TIMEOUT_S = 10
 
 
+# -- the Block Kit shapes the platform sends ------------------------------------------------------
+
+
+class PlainText(TypedDict):
+    type: Literal["plain_text"]
+    text: str
+
+
+class Mrkdwn(TypedDict):
+    type: Literal["mrkdwn"]
+    text: str
+
+
+class HeaderBlock(TypedDict):
+    """The alert's title line."""
+
+    type: Literal["header"]
+    text: PlainText
+
+
+class SectionBlock(TypedDict):
+    """The alert's lines, as one paragraph."""
+
+    type: Literal["section"]
+    text: Mrkdwn
+
+
+class FieldsBlock(TypedDict):
+    """The alert's facts: a section of ``*name*\\nvalue`` fields."""
+
+    type: Literal["section"]
+    fields: list[Mrkdwn]
+
+
+class ContextBlock(TypedDict):
+    """The alert's links, in one small line."""
+
+    type: Literal["context"]
+    elements: list[Mrkdwn]
+
+
+Block = HeaderBlock | SectionBlock | FieldsBlock | ContextBlock
+
+
+class SlackMessage(TypedDict):
+    """An incoming webhook's body: the fallback text and the blocks."""
+
+    text: str
+    blocks: list[Block]
+
+
 @dataclass(frozen=True)
 class Alert(Record):
     """One message: what happened, how bad, the facts, and where to look.
@@ -81,35 +133,37 @@ class Alert(Record):
         """Plain fallback text (notifications and clients without Block Kit show this)."""
         return f"{_ICON.get(self.severity, ':bell:')} [{self.severity}] {self.title}"
 
-    def blocks(self) -> list[dict[str, Any]]:
+    def blocks(self) -> list[Block]:
         """The Block Kit message."""
-        blocks: list[dict[str, Any]] = [
-            {"type": "header", "text": {"type": "plain_text", "text": _cut(self.text, _HEADER_CHARS)}}
+        blocks: list[Block] = [
+            HeaderBlock(type="header", text=PlainText(type="plain_text", text=_cut(self.text, _HEADER_CHARS)))
         ]
         if self.lines:
             body = "\n".join(self.lines)
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(body, _TEXT_CHARS)}})
+            blocks.append(
+                SectionBlock(type="section", text=Mrkdwn(type="mrkdwn", text=_cut(body, _TEXT_CHARS)))
+            )
         if self.fields:
             items = list(self.fields.items())[:_MAX_FIELDS]
             blocks.append(
-                {
-                    "type": "section",
-                    "fields": [
-                        {"type": "mrkdwn", "text": _cut(f"*{name}*\n{value}", _FIELD_CHARS)}
+                FieldsBlock(
+                    type="section",
+                    fields=[
+                        Mrkdwn(type="mrkdwn", text=_cut(f"*{name}*\n{value}", _FIELD_CHARS))
                         for name, value in items
                     ],
-                }
+                )
             )
         if links := {name: url for name, url in self.links.items() if url}:
             line = " · ".join(f"<{url}|{name}>" for name, url in links.items())
             blocks.append(
-                {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(line, _TEXT_CHARS)}]}
+                ContextBlock(type="context", elements=[Mrkdwn(type="mrkdwn", text=_cut(line, _TEXT_CHARS))])
             )
         return blocks
 
-    def payload(self) -> dict[str, Any]:
+    def payload(self) -> SlackMessage:
         """The JSON body an incoming webhook receives."""
-        return {"text": self.text, "blocks": self.blocks()}
+        return SlackMessage(text=self.text, blocks=self.blocks())
 
     @property
     def id(self) -> str:
@@ -178,7 +232,7 @@ def deliver(alert: Alert) -> None:
 
         client, where = WebhookClient(url=url, timeout=TIMEOUT_S), url
     try:
-        response = client.send_dict(alert.payload())
+        response = client.send_dict(dict(alert.payload()))
     except Exception as exc:  # refused, reset, timed out, DNS: urllib and socket errors of many types
         raise Unreachable(f"{where} unreachable: {type(exc).__name__}: {exc}") from exc
     status, body = int(response.status_code), str(response.body)[:200]

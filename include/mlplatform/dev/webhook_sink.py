@@ -31,9 +31,36 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict
+
+from mlplatform.adapters.alerts import Block
+
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20  # Slack itself refuses messages far smaller than this
+
+
+@with_config(ConfigDict(extra="allow"))  # other keys Slack accepts are kept as posted
+class PostedMessage(TypedDict, total=False):
+    """A webhook's body: the platform posts an :class:`~mlplatform.adapters.alerts.SlackMessage`;
+    Slack also takes the text alone. Blocks are the shapes the platform sends: anything else
+    is refused, so a malformed alert shows in the sink as it would in Slack."""
+
+    text: str
+    blocks: list[Block]
+
+
+@with_config(ConfigDict(extra="allow"))
+class KeptMessage(PostedMessage):
+    """A message as the sink keeps it: as posted, with where and when it arrived."""
+
+    path: str
+    received_at: str
+
+
+_POSTED: TypeAdapter[PostedMessage] = TypeAdapter(PostedMessage)
+_KEPT: TypeAdapter[KeptMessage] = TypeAdapter(KeptMessage)
 
 
 class WebhookSink:
@@ -58,7 +85,7 @@ class WebhookSink:
         """The URL to configure as the Slack webhook (``MLPLATFORM_SLACK_WEBHOOK_URL``)."""
         return f"{self.url}/hooks/alerts"
 
-    def messages(self) -> list[dict[str, Any]]:
+    def messages(self) -> list[KeptMessage]:
         with self._lock:
             return list(self._messages)
 
@@ -69,9 +96,9 @@ class WebhookSink:
             if self.store is not None and self.store.exists():
                 self.store.write_text("")
 
-    def keep(self, path: str, body: dict[str, Any]) -> None:
+    def keep(self, path: str, body: PostedMessage) -> None:
         """Keep a posted message: in memory, and as one JSON line in the store file."""
-        message = {**body, "path": path, "received_at": datetime.now(UTC).isoformat()}
+        message = KeptMessage(**body, path=path, received_at=datetime.now(UTC).isoformat())
         with self._lock:
             self._messages.append(message)
             if self.store is not None:
@@ -79,14 +106,14 @@ class WebhookSink:
                 with self.store.open("a", encoding="utf-8") as handle:
                     handle.write(json.dumps(message, sort_keys=True) + "\n")
 
-    def _load(self) -> list[dict[str, Any]]:
+    def _load(self) -> list[KeptMessage]:
         if self.store is None or not self.store.exists():
             return []
         kept = []
         for line in self.store.read_text(encoding="utf-8").splitlines():
             try:
-                kept.append(json.loads(line))
-            except json.JSONDecodeError:
+                kept.append(_KEPT.validate_json(line))
+            except ValidationError:
                 log.warning("skipping a damaged line in %s", self.store)
         return kept
 
@@ -106,18 +133,15 @@ class WebhookSink:
             self._thread.join(timeout=5)
 
 
-def _parse_body(raw: bytes, content_type: str) -> dict[str, Any]:
-    """The posted message as a JSON object; raises ``ValueError`` when it is not one."""
+def _parse_body(raw: bytes, content_type: str) -> PostedMessage:
+    """The posted message; raises ``ValueError`` when it is not a JSON object of that shape."""
     text = raw.decode("utf-8")
     if content_type.startswith("application/x-www-form-urlencoded"):
         payload = parse_qs(text).get("payload")
         if not payload:
             raise ValueError("form body without a payload field")
         text = payload[0]
-    body = json.loads(text)
-    if not isinstance(body, dict):
-        raise ValueError(f"expected a JSON object, got {type(body).__name__}")
-    return body
+    return _POSTED.validate_json(text)  # a ValidationError is a ValueError
 
 
 def _handler_for(sink: WebhookSink) -> type[BaseHTTPRequestHandler]:
