@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlplatform.core.records import AliasEvent, Approval, Assessment, Gate, ModelRef, ScoredOutput
+from mlplatform.core.records import AliasEvent, Approval, Assessment, Gate, LiveConf, ModelRef, ScoredOutput
 from mlplatform.stages.contracts.evaluation import ContractVerdict, RawSource
 
 SAMPLES = Path(__file__).parent / "fixtures" / "records"
@@ -24,6 +24,8 @@ KINDS = {
     "assessment_unmeasured": Assessment,
     "scored_output": ScoredOutput,
     "scored_output_unpublished": ScoredOutput,
+    "live_conf": LiveConf,
+    "live_conf_rollback": LiveConf,
     "raw_source": RawSource,
     "raw_source_files": RawSource,
     "contract_verdict": ContractVerdict,
