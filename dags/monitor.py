@@ -74,7 +74,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, task
@@ -82,9 +82,6 @@ from airflow.sdk import DAG, task
 from mlplatform.airflow import dagkit
 from mlplatform.core.records import MonitoringRecord
 from mlplatform.core.spec import UseCase
-
-if TYPE_CHECKING:
-    from mlplatform.stages import monitoring
 
 STAGE = Path(__file__).stem
 PARAMS = {
@@ -106,34 +103,27 @@ def build(use_case: UseCase) -> DAG:
     with dagkit.stage_dag(use_case, STAGE, schedule=schedule, doc_md=__doc__, params=PARAMS) as dag:
 
         @task
-        @dagkit.records
-        def evaluate(**context: Any) -> monitoring.decision.WindowSummary:
+        def evaluate(**context: Any) -> dict[str, Any]:
             """Measure the window(s) and write each record, history rows, report and MLflow run."""
             return _summary(*_evaluate(use_case, context))
 
         @task.short_circuit
-        @dagkit.records
-        def decide(summary: monitoring.decision.WindowSummary, ti: Any = None) -> bool:
+        def decide(summary: Mapping[str, Any], ti: Any = None) -> bool:
             """Alert on a model breach; retrain only past the cooldown and with no train run active."""
             return _alert_and_retrain(use_case, summary, ti, train_dag_id)
 
         @task
-        @dagkit.records
-        def alert_operations(summary: monitoring.decision.WindowSummary) -> bool:
+        def alert_operations(summary: Mapping[str, Any]) -> bool:
             """Alert operations when the endpoint breached (error rate, latency): never a retrain."""
             return _alert_operations(use_case, summary)
 
         @task
-        @dagkit.records
-        def record_retrain(
-            summary: monitoring.decision.WindowSummary, ti: Any = None, run_id: str | None = None
-        ) -> dict:
+        def record_retrain(summary: Mapping[str, Any], ti: Any = None, run_id: str | None = None) -> dict:
             """Note the triggered run in the retrain state, which the cooldown reads."""
             return _record_retrain(use_case, summary, ti, run_id)
 
         @task
-        @dagkit.records
-        def ask_approval(summary: monitoring.decision.WindowSummary) -> list[monitoring.live.ApprovalRun]:
+        def ask_approval(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
             """Level 3: the window's live decisions that wait for a person, as promote runs to trigger."""
             return _approval_runs(use_case, summary)
 
@@ -144,9 +134,7 @@ def build(use_case: UseCase) -> DAG:
     return dag
 
 
-def _alert_and_retrain(
-    use_case: UseCase, summary: monitoring.decision.WindowSummary, ti: Any, train_dag_id: str
-) -> bool:
+def _alert_and_retrain(use_case: UseCase, summary: Mapping[str, Any], ti: Any, train_dag_id: str) -> bool:
     """Alert on the window's model breach (unless a backfill); whether to retrain (its reason in XCom)."""
     from datetime import UTC, datetime
 
@@ -155,10 +143,10 @@ def _alert_and_retrain(
     from mlplatform.stages import monitoring
 
     alerts.flush()  # alerts an earlier run could not deliver go first
-    if not summary.breaches:
+    if not summary["breaches"]:
         return False
-    if summary.backfill:
-        print(f"backfill of {summary.window}: {list(summary.breaches)} recorded, not alerted")
+    if summary["backfill"]:
+        print(f"backfill of {summary['window']}: {summary['breaches']} recorded, not alerted")
         return False
     lake, record = Lake(), _window_record(use_case, summary)
     active = ti.get_dr_count(dag_id=train_dag_id, states=["queued", "running"])
@@ -168,21 +156,19 @@ def _alert_and_retrain(
     return decision.retrain
 
 
-def _alert_operations(use_case: UseCase, summary: monitoring.decision.WindowSummary) -> bool:
+def _alert_operations(use_case: UseCase, summary: Mapping[str, Any]) -> bool:
     """Send the operations alert of a serving breach (unless a backfill); whether one was sent."""
     from mlplatform.adapters import alerts
     from mlplatform.stages import monitoring
 
     alerts.flush()
-    if not summary.serving_breaches or summary.backfill:
+    if not summary.get("serving_breaches") or summary["backfill"]:
         return False
     monitoring.send_operations_alert(use_case, _window_record(use_case, summary))
     return True
 
 
-def _record_retrain(
-    use_case: UseCase, summary: monitoring.decision.WindowSummary, ti: Any, run_id: str | None
-) -> dict:
+def _record_retrain(use_case: UseCase, summary: Mapping[str, Any], ti: Any, run_id: str | None) -> dict:
     """The retrain state with the train run `trigger_retrain` started for the window."""
     from datetime import UTC, datetime
 
@@ -192,19 +178,18 @@ def _record_retrain(
     train_run = ti.xcom_pull(task_ids="trigger_retrain", key="trigger_run_id")
     reason = ti.xcom_pull(task_ids="decide", key="reason")
     return monitoring.record_trigger(
-        Lake(), use_case.name, summary.window, reason, train_run, run_id, datetime.now(UTC)
+        Lake(), use_case.name, summary["window"], reason, train_run, run_id, datetime.now(UTC)
     )
 
 
-def _approval_runs(
-    use_case: UseCase, summary: monitoring.decision.WindowSummary
-) -> list[monitoring.live.ApprovalRun]:
+def _approval_runs(use_case: UseCase, summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The promote runs (run id and conf) that ask about the window's live decisions, at level 3."""
     from mlplatform.stages import monitoring
 
-    if use_case.maturity_level != 3 or summary.backfill:
+    if use_case.maturity_level != 3 or summary["backfill"]:
         return []
-    return monitoring.live.approval_runs(_window_record(use_case, summary))
+    asks = monitoring.approval_asks(_window_record(use_case, summary))
+    return [{"trigger_run_id": a.run_id, "conf": a.conf(summary["window"])} for a in asks]
 
 
 def _evaluate(use_case: UseCase, context: Mapping[str, Any]) -> tuple[MonitoringRecord, bool]:
@@ -235,21 +220,30 @@ def _evaluate(use_case: UseCase, context: Mapping[str, Any]) -> tuple[Monitoring
     return record, backfill
 
 
-def _summary(record: MonitoringRecord, backfill: bool) -> monitoring.decision.WindowSummary:
+def _summary(record: MonitoringRecord, backfill: bool) -> dict[str, Any]:
     """The window's verdict as `evaluate` hands it on (XCom): later tasks and the retrain trigger read it."""
-    from mlplatform.stages import monitoring
+    return {
+        "window": record.window,
+        "status": record.model_status,
+        "model_status": record.model_status,
+        "serving_status": record.serving_status,
+        "breaches": [b.metric for b in record.model_breaches],
+        "serving_breaches": [b.metric for b in record.serving_breaches],
+        "record_uri": record.record_uri,
+        "report_url": record.report_url,
+        "mlflow_run_url": record.mlflow_run_url,
+        "backfill": backfill,
+    }
 
-    return monitoring.decision.WindowSummary.of(record, backfill)
 
-
-def _window_record(use_case: UseCase, summary: monitoring.decision.WindowSummary) -> MonitoringRecord:
+def _window_record(use_case: UseCase, summary: Mapping[str, Any]) -> MonitoringRecord:
     """The monitoring record `evaluate` wrote for the summary's window."""
     from mlplatform.adapters.lake import Lake
     from mlplatform.stages import monitoring
 
-    record = monitoring.read_record(Lake(), use_case.name, summary.window)
+    record = monitoring.read_record(Lake(), use_case.name, summary["window"])
     if record is None:
-        raise RuntimeError(f"no monitoring record of {summary.window}: re-run `evaluate`")
+        raise RuntimeError(f"no monitoring record of {summary['window']}: re-run `evaluate`")
     return record
 
 

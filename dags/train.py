@@ -56,6 +56,7 @@ from airflow.sdk import DAG, Param, task
 
 from mlplatform.adapters import settings
 from mlplatform.airflow import dagkit
+from mlplatform.core.records import TrainedRun
 from mlplatform.core.spec import UseCase, serving_target
 
 if TYPE_CHECKING:
@@ -135,7 +136,7 @@ def build(use_case: UseCase, job_check_seconds: int = TRAINING_CHECK_SECONDS) ->
 
         @task
         @dagkit.records
-        def fit_and_log(sets: training.TrainingSet, **context: Any) -> dict[str, Any]:
+        def fit_and_log(sets: training.TrainingSet, **context: Any) -> TrainedRun:
             """Fit the baseline and the chosen family, log the MLflow run; return its id and model URI."""
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import training
@@ -147,12 +148,13 @@ def build(use_case: UseCase, job_check_seconds: int = TRAINING_CHECK_SECONDS) ->
             )
 
         @task(outlets=[dagkit.model_asset(use_case, "challenger")])
-        def register_challenger(trained: dict[str, Any]) -> dict[str, Any]:
+        @dagkit.records
+        def register_challenger(trained: TrainedRun) -> TrainedRun:
             """Register the logged model as a new version and point `challenger` at it."""
             from mlplatform.adapters import registry
 
-            registered = registry.register_challenger(use_case, trained["run_id"], trained["model_uri"])
-            return {**trained, **registered}
+            version = registry.register_challenger(use_case, trained.run_id, trained.model_uri)
+            return trained.registered(version)
 
         needs_training() >> (assembled := assemble())
         if serving_target(use_case, settings.environment()) == "local":
@@ -206,7 +208,8 @@ def _fit_on_sagemaker(use_case: UseCase, assembled: Any, check_seconds: int) -> 
         )
 
         @task
-        def collect(job: dict[str, Any]) -> dict[str, Any]:
+        @dagkit.records
+        def collect(job: dict[str, Any]) -> TrainedRun:
             """The MLflow run and model the job logged, from its `model.tar.gz`."""
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import training

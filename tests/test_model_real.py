@@ -69,17 +69,17 @@ def test_a_request_without_the_taxi_type_is_a_trip_of_the_primary_type() -> None
     )
     model = TripModel(estimator, use_case.features.all, use_case.task, defaults=input_defaults(use_case))
     trips = train.head(20).drop(columns=["taxi_type", "duration_min"])
-    primary = model.predict(trips.assign(taxi_type=use_case.data.taxi_type))
-    np.testing.assert_allclose(model.predict(trips)["prediction"], primary["prediction"])
+    primary = model.predict(None, trips.assign(taxi_type=use_case.data.taxi_type))
+    np.testing.assert_allclose(model.predict(None, trips)["prediction"], primary["prediction"])
     some_missing = trips.assign(taxi_type=[None, *["green"] * 19])
-    answer = model.predict(some_missing)["prediction"].to_numpy()
+    answer = model.predict(None, some_missing)["prediction"].to_numpy()
     assert answer[0] == pytest.approx(primary["prediction"].iloc[0]) and np.isfinite(answer).all()
 
 
 @pytest.mark.slow
 def test_default_model_beats_the_linear_anchor_on_real_green_months() -> None:
     use_case = load_spec("taxi_trip_duration")
-    result = training.train_files(use_case, [JANUARY], [FEBRUARY])
+    result = training.train_files(use_case, [JANUARY], [FEBRUARY]).to_dict()
 
     # The range is applied to both months, and what it leaves out is counted.
     assert 0 < result["rows_outside_range"]["training"] < 0.05 * result["train_rows"]

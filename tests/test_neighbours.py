@@ -271,7 +271,7 @@ def test_mlflow_stopping_mid_registration_is_finished_by_the_retry_with_one_vers
     retried = registry.register_challenger(use_case, run_id, model_uri)  # the task's retry
 
     (whole,) = client.search_model_versions(f"name = '{name}'")
-    assert retried == {"model_name": name, "version": str(half.version), "run_id": run_id}
+    assert (retried.name, retried.version, retried.run_id) == (name, str(half.version), run_id)
     assert whole.tags[registry.REGISTRATION_TAG] == "complete"
     assert registry.alias_version(client, name, "challenger") == str(half.version)
     moved = [e for e in registry.alias_events(name, own_lake) if e.alias == "challenger"]

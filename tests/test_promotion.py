@@ -260,7 +260,7 @@ def trained(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         snapshots.write_snapshot(lake, uc.name, month, table, {"contract": {"success": True}})
     assembled = training.assemble_training_set(lake, uc, key="gates")
     logged = training.fit_and_log(lake, uc, assembled, reason="gate tests")
-    version = registry.register_challenger(uc, logged["run_id"], logged["model_uri"])["version"]
+    version = registry.register_challenger(uc, logged.run_id, logged.model_uri).version
     yield {"lake": lake, "use_case": uc, "version": version}
 
 

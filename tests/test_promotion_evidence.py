@@ -297,7 +297,7 @@ def register_scaled(lake: Lake, congestion: float) -> str:
     fitted = training.Fitted("oracle", {"congestion": congestion}, model, baseline, [], 0.0)
     evaluation, base = training.validate(USE_CASE, fitted, valid)
     logged = training.log_run(USE_CASE, fitted, evaluation, base, valid, assembled=assembled)
-    return registry.register_challenger(USE_CASE, logged["run_id"], logged["model_uri"])["version"]
+    return registry.register_challenger(USE_CASE, logged.run_id, logged.model_uri).version
 
 
 def alias(which: str) -> str | None:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mlplatform.core.records import AliasEvent, Approval, Assessment, Gate, LiveConf, ModelRef, ScoredOutput
+from mlplatform.core.records import AliasEvent, Approval, Assessment, Gate, ModelRef, ScoredOutput, TrainedRun
 from mlplatform.stages.contracts.evaluation import ContractVerdict, RawSource
+from mlplatform.stages.training import SearchTrial
 
 SAMPLES = Path(__file__).parent / "fixtures" / "records"
 
@@ -24,8 +25,9 @@ KINDS = {
     "assessment_unmeasured": Assessment,
     "scored_output": ScoredOutput,
     "scored_output_unpublished": ScoredOutput,
-    "live_conf": LiveConf,
-    "live_conf_rollback": LiveConf,
+    "trained_run": TrainedRun,
+    "trained_run_registered": TrainedRun,
+    "search_trial": SearchTrial,
     "raw_source": RawSource,
     "raw_source_files": RawSource,
     "contract_verdict": ContractVerdict,
@@ -79,3 +81,19 @@ def test_an_approval_reads_the_answer_airflow_records() -> None:
     timed_out = Approval.from_response({"chosen_options": ["Reject"], "responded_by_user": None})
     assert timed_out.timed_out and not timed_out.approved
     assert Approval.from_dict({"approved": True, "by": "bob"}) == Approval(True, "bob")
+
+
+def test_metrics_named_by_the_use_case_read_back_beside_the_fields() -> None:
+    """``trained.json`` writes ``val_<metric>`` and ``baseline_val_<metric>`` at its top level."""
+    trained = TrainedRun.from_dict(json.loads((SAMPLES / "trained_run_registered.json").read_text()))
+    assert trained.metrics == {
+        "val_log_loss": 0.5127340184203316,
+        "baseline_val_log_loss": 0.6904120573196628,
+    }
+    assert (trained.value, trained.baseline_value) == (0.5127340184203316, 0.6904120573196628)
+    unregistered = json.loads((SAMPLES / "trained_run.json").read_text())
+    ref = ModelRef("taxi_trip_duration", "3", "challenger", unregistered["run_id"])
+    registered = TrainedRun.from_dict(unregistered).registered(ref).to_dict()
+    assert registered == {**unregistered, "model_name": "taxi_trip_duration", "version": "3"}
+    with pytest.raises(ValueError, match="val_rmse"):
+        TrainedRun.from_dict({**unregistered, "val_rmse": "not a number"})

@@ -3,7 +3,9 @@ use cases and the `mlplatform train` command (no tracking server needed)."""
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from mlplatform.core.spec import UseCase, load_spec
 from mlplatform.stages import training
 
 MONTHS = ("2024-01", "2024-02", "2024-03")
+RECORDS = Path(__file__).parent / "fixtures" / "records"
 ROWS = 6000
 
 
@@ -174,6 +177,7 @@ def test_duration_model_learns_beats_the_baseline_and_reports_slices(
     valid = training.read_set(lake, assembled.validation_uri)
     fitted, evaluation, baseline = training.train_frames(use_case, train, valid)
     assert len(fitted.search) == 2 and fitted.family == "hist_gradient_boosting"
+    assert all(set(trial.metrics) == {"rmse"} for trial in fitted.search)
     assert evaluation.overall["rmse"] < 0.7 * baseline.overall["rmse"]
     best = generator.expected_duration_minutes(pa.Table.from_pandas(valid, preserve_index=False))
     floor = np.sqrt(np.mean((best - valid["duration_min"].to_numpy()) ** 2))
@@ -183,7 +187,7 @@ def test_duration_model_learns_beats_the_baseline_and_reports_slices(
     assert all(v["rows"] >= training.MIN_SLICE_ROWS for v in evaluation.slices.values())
 
     inputs = valid[["pickup_datetime", "pu_location_id", "do_location_id", "trip_distance"]]
-    answer = fitted.model.predict(inputs)
+    answer = fitted.model.predict(None, inputs)
     assert list(answer.columns) == ["prediction"] and (answer["prediction"] > 0).all()
 
 
@@ -226,7 +230,7 @@ def test_tip_model_answers_labels_with_probabilities(months: dict[str, pd.DataFr
     assert {"log_loss", "roc_auc", "accuracy", "brier"} <= set(evaluation.overall)
     assert evaluation.overall["log_loss"] < baseline.overall["log_loss"]
     assert evaluation.overall["roc_auc"] > 0.6  # generous tips are learnable from pickup facts
-    answer = fitted.model.predict(months["2024-03"].head(50))
+    answer = fitted.model.predict(None, months["2024-03"].head(50))
     assert list(answer.columns) == ["label", "probability"]
     assert set(answer["label"]) <= {"ordinary", "generous"}
     assert ((answer["probability"] >= 0.5) == (answer["label"] == "generous")).all()
@@ -263,3 +267,35 @@ def test_train_command_prints_metrics_as_json(
         == 2
     )
     assert "nope.csv" in capsys.readouterr().err
+
+
+def test_the_training_job_s_trained_json_reads_back_as_the_run_it_logged(lake: Lake) -> None:
+    """``trained.json`` as the Training job leaves it in ``model.tar.gz``: read back for
+    registration, it writes the same JSON; an archive without it says where to look."""
+    stored = (RECORDS / "trained_run.json").read_text()
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        entry = tarfile.TarInfo("trained.json")
+        entry.size = len(stored.encode())
+        tar.addfile(entry, io.BytesIO(stored.encode()))
+    uri = lake.write_bytes("features/taxi_trip_duration/training/run/job/model.tar.gz", archive.getvalue())
+    trained = training.read_job_output(lake, uri)
+    assert json.dumps(trained.to_dict(), indent=2) + "\n" == stored
+    assert (trained.family, trained.metric) == ("hist_gradient_boosting", "rmse")
+    assert trained.value is not None and trained.baseline_value is not None
+    assert trained.value < trained.baseline_value
+
+    empty = io.BytesIO()
+    with tarfile.open(fileobj=empty, mode="w:gz"):
+        pass
+    bare = lake.write_bytes("features/taxi_trip_duration/training/bare/job/model.tar.gz", empty.getvalue())
+    with pytest.raises(ValueError, match=r"holds no trained\.json.*CloudWatch"):
+        training.read_job_output(lake, bare)
+
+
+def test_search_trials_keep_their_metric_under_its_name() -> None:
+    """The search as the run's ``training.json`` holds it: ``{"params": ..., "<metric>": value}``."""
+    stored = json.loads((RECORDS / "search_trial.json").read_text())
+    trial = training.SearchTrial.from_dict(stored)
+    assert trial.metrics == {"rmse": stored["rmse"]} and trial.params["max_leaf_nodes"] == 31
+    assert trial.to_dict() == stored

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mlplatform.core.records import TrainedRun
     from mlplatform.stages.contracts import ContractOutcome
 
 ROOT_VARIABLE = "MLPLATFORM_JOB_ROOT"
@@ -47,7 +48,7 @@ class JobInputMissing(ValueError):
     """The job directory lacks an input the job needs; the message names the path."""
 
 
-def train(root: Path) -> dict[str, Any]:
+def train(root: Path) -> TrainedRun:
     """The Training job: fit and log on the channels' sets, write the model directory."""
     import mlflow
 
@@ -56,14 +57,14 @@ def train(root: Path) -> dict[str, Any]:
     from mlplatform.core.spec import load_spec
     from mlplatform.stages import training
 
-    hyperparameters = _read_json(root / "input" / "config" / "hyperparameters.json")
+    hyperparameters = _hyperparameters(root / "input" / "config" / "hyperparameters.json")
     if not hyperparameters.get("use_case"):
         raise JobInputMissing("hyperparameters.json has no use_case: the train job needs the use case's name")
     use_case = load_spec(hyperparameters["use_case"])
     data = root / "input" / "data"
     train, validation = _one_parquet(data / "train"), _one_parquet(data / "validation")
     assembled = dataclasses.replace(
-        training.TrainingSet.from_dict(_read_json(data / "lineage" / "lineage.json")),
+        training.TrainingSet.from_dict(_json_object(data / "lineage" / "lineage.json")),
         train_uri=train.as_uri(),
         validation_uri=validation.as_uri(),
     )
@@ -79,8 +80,8 @@ def train(root: Path) -> dict[str, Any]:
     model = root / "model"
     model.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.tracking_uri())
-    mlflow.artifacts.download_artifacts(artifact_uri=trained["model_uri"], dst_path=str(model / "model"))
-    (model / "trained.json").write_text(json.dumps(trained, indent=2, default=str))
+    mlflow.artifacts.download_artifacts(artifact_uri=trained.model_uri, dst_path=str(model / "model"))
+    (model / "trained.json").write_text(json.dumps(trained.to_dict(), indent=2))
     return trained
 
 
@@ -100,7 +101,16 @@ def validate(root: Path, use_case_name: str, month: str) -> ContractOutcome:
     return outcome
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _hyperparameters(path: Path) -> dict[str, str]:
+    """The job's hyperparameters: SageMaker writes every value as a string."""
+    found = _json_object(path)
+    if not all(isinstance(value, str) for value in found.values()):
+        raise JobInputMissing(f"{path} holds values that are not strings: SageMaker writes strings")
+    return {key: str(value) for key, value in found.items()}
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    """The JSON object SageMaker wrote from the job's request (its keys are strings)."""
     if not path.is_file():
         raise JobInputMissing(f"{path} is missing: SageMaker writes it from the job's request")
     found = json.loads(path.read_text())
@@ -143,12 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     root = Path(args.root or os.environ.get(ROOT_VARIABLE) or SAGEMAKER_ROOT)
     try:
-        result = train(root) if args.job == "train" else validate(root, args.use_case, args.month).to_dict()
+        result = train(root) if args.job == "train" else validate(root, args.use_case, args.month)
     except Exception as exc:
         traceback.print_exc()
         write_failure(root, f"{args.job} job failed: {type(exc).__name__}: {exc}")
         return 1
-    print(json.dumps({"job": args.job, **{k: v for k, v in result.items() if not isinstance(v, dict)}}))
+    shown = result.to_dict()
+    print(json.dumps({"job": args.job, **{k: v for k, v in shown.items() if not isinstance(v, dict)}}))
     return 0
 
 

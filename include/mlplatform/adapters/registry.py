@@ -112,8 +112,11 @@ def model_url(name: str, version: str) -> str:
     return f"{settings.tracking_uri().rstrip('/')}/#/models/{name}/versions/{version}"
 
 
-def register_challenger(use_case: UseCase, run_id: str, model_uri: str) -> dict[str, Any]:
-    """Register the model a training run logged as a new version and point ``challenger`` at it."""
+def register_challenger(use_case: UseCase, run_id: str, model_uri: str) -> ModelRef:
+    """Register the model a training run logged as a new version and point ``challenger`` at it.
+
+    Returns the version (a retry of a registration returns the version the first attempt made).
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -127,11 +130,10 @@ def register_challenger(use_case: UseCase, run_id: str, model_uri: str) -> dict[
         with contextlib.suppress(MlflowException):  # created meanwhile by a concurrent run
             registry.create_registered_model(name, description=use_case.description)
     run_tags = registry.get_run(run_id).data.tags
-    registered = {"model_name": name, "run_id": run_id}
     earlier = registry.search_model_versions(f"name = '{name}' and tags.training_run_id = '{run_id}'")
     finished = [v for v in earlier if v.tags.get(REGISTRATION_TAG) != INCOMPLETE]
     if finished:  # an earlier attempt registered this run's model whole
-        return {**registered, "version": str(finished[0].version)}
+        return ModelRef(name, str(finished[0].version), CHALLENGER, run_id)
     if earlier:  # an earlier attempt died half-way: finish that version, register no second one
         version = str(min(int(v.version) for v in earlier))
     else:
@@ -156,7 +158,7 @@ def register_challenger(use_case: UseCase, run_id: str, model_uri: str) -> dict[
         if moved:
             _tag_events(registry, name, moved[-1:])
     registry.set_model_version_tag(name, version, REGISTRATION_TAG, "complete")
-    return {**registered, "version": version}
+    return ModelRef(name, version, CHALLENGER, run_id)
 
 
 # -- the alias history --------------------------------------------------------------------------

@@ -469,7 +469,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             track=args.track,
             reason=args.reason,
         )
-    output.show(args, result, lambda: output.record_table(f"{use_case.name}: trained", result))
+    shown = result.to_dict()
+    output.show(args, shown, lambda: output.record_table(f"{use_case.name}: trained", shown))
     return PASSED
 
 

@@ -25,7 +25,10 @@ class Record:
     ``to_dict`` writes the fields in their declared order, nested records and tuples as
     JSON; a field named in ``omitted_when_none`` is left out while it is ``None``, and each
     property named in ``computed`` is written after the fields (and ignored when read
-    back). ``from_dict`` ignores keys the record does not know, reads ``null`` as the
+    back). The mapping field named ``flattened`` (metrics whose names depend on the use
+    case) is written as its items, in the field's place, and read back from the keys no
+    field or property has. ``from_dict`` ignores keys the record does not know (unless it
+    has a ``flattened`` field), reads ``null`` as the
     field's default where it has one, coerces numbers stored where text is expected
     (a version written as ``7``), and names the fields a record lacks.
     """
@@ -34,6 +37,7 @@ class Record:
     __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(coerce_numbers_to_str=True)
     omitted_when_none: ClassVar[tuple[str, ...]] = ()
     computed: ClassVar[tuple[str, ...]] = ()
+    flattened: ClassVar[str] = ""
     when_incomplete: ClassVar[str] = ""  # what to do about a record that lacks a field
 
     def to_dict(self) -> dict[str, Any]:
@@ -42,6 +46,9 @@ class Record:
         for item in dataclasses.fields(self):
             value = getattr(self, item.name)
             if value is None and item.name in self.omitted_when_none:
+                continue
+            if item.name == self.flattened:
+                out.update(_json(value))
                 continue
             out[item.name] = _json(value)
         for name in self.computed:
@@ -57,6 +64,10 @@ class Record:
             for key, value in data.items()
             if key in known and not (value is None and _has_default(known[key]))
         }
+        if cls.flattened:
+            given[cls.flattened] = {
+                key: value for key, value in data.items() if key not in known and key not in cls.computed
+            }
         if missing := [name for name, item in known.items() if name not in given and not _has_default(item)]:
             raise ValueError(
                 f"{cls.__name__} record lacks {', '.join(missing)} (has: {', '.join(data) or 'nothing'})"
@@ -106,6 +117,43 @@ class ModelRef(Record):
     def uri(self) -> str:
         """The version's URI: pinned, unlike ``models:/<name>@<alias>``."""
         return f"models:/{self.name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class TrainedRun(Record):
+    """A training run logged to MLflow, as the Training job's ``trained.json`` and the train
+    DAG's tasks hand it on: the run, its logged model, the family fitted and the primary
+    ``metric`` on the validation rows, for the model and for the baseline.
+
+    ``metrics`` are keyed by their MLflow names (``val_<metric>``, ``baseline_val_<metric>``)
+    and written beside the other fields. ``model_name`` and ``version`` are set once the
+    model is registered (:meth:`registered`), and only then written.
+    """
+
+    omitted_when_none: ClassVar[tuple[str, ...]] = ("model_name", "version")
+    flattened: ClassVar[str] = "metrics"
+
+    run_id: str
+    model_uri: str
+    family: str
+    metric: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    model_name: str | None = None
+    version: str | None = None
+
+    @property
+    def value(self) -> float | None:
+        """The model's value of the primary metric on the validation rows."""
+        return self.metrics.get(f"val_{self.metric}")
+
+    @property
+    def baseline_value(self) -> float | None:
+        """The baseline's value of the primary metric on the same rows."""
+        return self.metrics.get(f"baseline_val_{self.metric}")
+
+    def registered(self, version: ModelRef) -> TrainedRun:
+        """This run once its model is registered as ``version``."""
+        return dataclasses.replace(self, model_name=version.name, version=version.version)
 
 
 @dataclass(frozen=True)
@@ -287,54 +335,28 @@ class Approval(Record):
 
 
 @dataclass(frozen=True)
-class LiveEvidence(Record):
-    """The live comparison a live decision rests on, as monitoring measured it on delayed labels.
-
-    ``interval`` is the relative RMSE improvement of the candidate over the serving model (an
-    :class:`mlplatform.core.evidence.Interval` as a dict), measured on ``trips`` paired
-    labelled trips of the ``windows``; ``minimum_effect`` is the improvement a promotion must
-    be sure of; ``live`` says which comparison: ``challenger`` (the challenger against the
-    champion) or ``rollback`` (the previous champion against the champion).
-    """
-
-    omitted_when_none: ClassVar[tuple[str, ...]] = ("interval", "minimum_effect")
-
-    interval: Mapping[str, float | int] | None = None
-    trips: int = 0
-    windows: tuple[str, ...] = ()
-    minimum_effect: float | None = None
-    live: str = ""
-
-    def text(self) -> str:
-        """The interval, labelled trips and windows, in words."""
-        from mlplatform.core.evidence import Interval  # numpy: not at a DAG file's parse time
-
-        interval = Interval.from_dict(self.interval).percent() if self.interval else "-"
-        return f"{interval} on {self.trips:,} labelled trips (windows {', '.join(self.windows) or '-'})"
-
-
-@dataclass(frozen=True)
 class LiveAsk(Record):
     """A live decision of the monitor that waits for a person's approval (level 3): ``promote``
     or ``retire`` the challenger ``version``, or ``rollback`` the champion ``version``.
 
-    ``evidence`` is the live comparison it rests on; it travels in the promote run's conf
-    (:meth:`conf`) and ends in the alias history.
+    ``evidence`` is the live comparison as monitoring recorded it (``interval``, ``trips``,
+    ``windows``, and ``live``: which comparison); it travels as the promote run's conf and
+    ends in the alias history.
     """
 
     action: str
     version: str
     reason: str
-    evidence: LiveEvidence
+    evidence: dict[str, Any]
 
     @property
     def run_id(self) -> str:
         """The promote run that asks: one per version and action, so nothing is asked twice."""
         return f"live__{self.action}__v{self.version}"
 
-    def conf(self, window: str) -> LiveConf:
-        """The promote DAG's conf (its params) for this ask, from the monitor's ``window``."""
-        return LiveConf(self.action, int(self.version), self.reason, self.evidence, "monitor", window)
+    def conf(self, window: str) -> dict[str, Any]:
+        """The promote DAG's conf (its params) for this ask."""
+        return {**self.to_dict(), "version": int(self.version), "triggered_by": "monitor", "window": window}
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> LiveAsk | None:
@@ -342,19 +364,6 @@ class LiveAsk(Record):
         if not params.get("evidence"):
             return None
         return cls.from_dict({**params, "reason": str(params.get("reason") or "")})
-
-
-@dataclass(frozen=True)
-class LiveConf(Record):
-    """The conf of the promote run a :class:`LiveAsk` triggers: the promote DAG's params
-    (``version`` a number, as its form takes it), who triggered it and for which window."""
-
-    action: str
-    version: int
-    reason: str
-    evidence: LiveEvidence
-    triggered_by: str
-    window: str
 
 
 RETRAIN_KINDS = ("performance", "drift")

@@ -65,6 +65,7 @@ from mlplatform.stages.training.fitting import (
     MIN_SLICE_ROWS,
     Fitted,
     ModelEvaluation,
+    SearchTrial,
     evaluate,
     fit,
     primary_metric,
@@ -78,6 +79,7 @@ from mlplatform.stages.training.tracking import (
     figures,
     fit_and_log,
     log_run,
+    model_code,
     model_signature,
 )
 
@@ -87,6 +89,7 @@ __all__ = [
     "VALIDATION_DAYS",
     "Fitted",
     "ModelEvaluation",
+    "SearchTrial",
     "TrainingSet",
     "assemble_training_set",
     "bundle_tags",
@@ -98,6 +101,7 @@ __all__ = [
     "labelled",
     "labelled_and_excluded",
     "log_run",
+    "model_code",
     "model_signature",
     "on_new_data",
     "primary_metric",

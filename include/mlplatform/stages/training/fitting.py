@@ -12,8 +12,9 @@ on the whole training sample.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -74,6 +75,18 @@ SEARCH_ROWS = 200_000
 """Training rows the hyperparameter search fits on (a uniform subsample)."""
 
 
+@dataclass(frozen=True)
+class SearchTrial(Record):
+    """One trial of the hyperparameter search: its parameters and its value of the primary
+    metric on the search's holdout. The JSON form (in the run's ``training.json``) writes the
+    metric under its name: ``{"params": {...}, "rmse": 4.2}``."""
+
+    flattened: ClassVar[str] = "metrics"
+
+    params: dict[str, Hyperparameter]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
 @dataclass
 class Fitted:
     """What :func:`fit` produced."""
@@ -82,7 +95,7 @@ class Fitted:
     params: dict[str, Hyperparameter]
     model: TripModel
     baseline: TripModel
-    search: list[dict[str, Any]]
+    search: Sequence[SearchTrial]
     seconds: float
 
 
@@ -109,7 +122,7 @@ def trip_model(use_case: UseCase, estimator: Any) -> TripModel:
 
 def _search(
     use_case: UseCase, family: str, featured: pd.DataFrame, y: pd.Series, params: dict[str, Hyperparameter]
-) -> tuple[list[dict[str, Any]], dict[str, Hyperparameter]]:
+) -> tuple[list[SearchTrial], dict[str, Hyperparameter]]:
     """Every trial of :func:`search_trials` with its primary metric, in the order tried, and
     the best trial's parameters (none when there is nothing to choose from)."""
     trials = search_trials(use_case)
@@ -120,12 +133,13 @@ def _search(
     subset = sample(featured.assign(_y=y.to_numpy()), SEARCH_ROWS)
     holdout = subset.sample(frac=0.2, random_state=SAMPLE_SEED)
     inner = subset.drop(holdout.index)
-    tried, ranks = [], []
+    tried: list[SearchTrial] = []
+    ranks: list[float] = []
     for trial in trials:
         estimator = build_estimator(use_case, family, {**params, **trial})
         estimator.fit(inner[columns], inner["_y"])
         value = score(use_case.task, holdout["_y"], trip_model(use_case, estimator).answer(holdout))[metric]
-        tried.append({"params": trial, metric: value})
+        tried.append(SearchTrial(trial, {metric: value}))
         ranks.append(value if LOWER_IS_BETTER[metric] else -value)
     return tried, trials[ranks.index(min(ranks))]
 

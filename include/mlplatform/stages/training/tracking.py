@@ -34,12 +34,16 @@ import pandas as pd
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import features
 from mlplatform.core.modelling import TripModel, input_columns, input_defaults
-from mlplatform.core.spec import UseCase
+from mlplatform.core.records import TrainedRun
+from mlplatform.core.spec import Hyperparameter, UseCase
 from mlplatform.stages.training.dataset import SAMPLE_SEED, TrainingInput, TrainingSet, read_set, sample
 from mlplatform.stages.training.fitting import Fitted, ModelEvaluation, primary_metric, train_frames
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+"""The ``mlplatform`` package folder the logged model's code is copied from."""
 
 
 # -- plots ----------------------------------------------------------------------------------------
@@ -177,6 +181,24 @@ def pip_requirements() -> list[str]:
     return pins
 
 
+def model_code(folder: Path) -> list[str]:
+    """Copy the code a logged model needs into ``folder``; returns its MLflow ``code_paths``.
+
+    That is the package's ``__init__`` and its pure core, Python files only: what
+    :class:`~mlplatform.core.modelling.TripModel` and the features it derives import.
+    """
+    import shutil
+
+    target = folder / "mlplatform"
+    (target / "core").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(PACKAGE_ROOT / "__init__.py", target / "__init__.py")
+    for source in (PACKAGE_ROOT / "core").rglob("*.py"):
+        destination = target / source.relative_to(PACKAGE_ROOT)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, destination)
+    return [str(target)]
+
+
 def snapshot_input(ref: TrainingInput) -> Any:
     """An MLflow dataset input for one lineage entry (a validated snapshot or a raw file)."""
     import warnings
@@ -202,7 +224,7 @@ def model_signature(use_case: UseCase, model: TripModel, example: pd.DataFrame) 
     from mlflow.types.schema import ColSpec, Schema
 
     example = example[input_columns(use_case.features.all)].reset_index(drop=True)
-    signature = infer_signature(example, model.predict(example).reset_index(drop=True))
+    signature = infer_signature(example, model.predict(None, example).reset_index(drop=True))
     optional = input_defaults(use_case)
     inputs = Schema(
         [
@@ -215,8 +237,8 @@ def model_signature(use_case: UseCase, model: TripModel, example: pd.DataFrame) 
 
 def run_params(
     use_case: UseCase, fitted: Fitted, evaluation: ModelEvaluation, assembled: TrainingSet | None
-) -> dict[str, Any]:
-    """The run's params (``None`` values are not logged)."""
+) -> dict[str, Hyperparameter]:
+    """The run's params (``None`` values are not logged; MLflow logs each as its ``str``)."""
     return {
         "family": fitted.family,
         "baseline_family": use_case.model.baseline,
@@ -229,7 +251,7 @@ def run_params(
         ),
         "sample_rows": use_case.training.sample_rows,
         "search_trials": len(fitted.search),
-        "target_range": list(use_case.target.range_) if use_case.target.range_ else None,
+        "target_range": str(list(use_case.target.range_)) if use_case.target.range_ else None,
         **{f"hp.{k}": v for k, v in sorted(fitted.params.items())},
     }
 
@@ -264,13 +286,11 @@ def _log_lineage(lineage: tuple[TrainingInput, ...]) -> None:
 def _log_model(use_case: UseCase, fitted: Fitted, valid: pd.DataFrame) -> Any:
     import mlflow
 
-    from mlplatform.adapters.pyfunc import TripPyfunc, model_code
-
     example = valid[input_columns(use_case.features.all)].head(5).reset_index(drop=True)
     with tempfile.TemporaryDirectory(prefix="mlplatform-model-code-") as folder:
         return mlflow.pyfunc.log_model(
             name="model",
-            python_model=TripPyfunc(fitted.model),
+            python_model=fitted.model,
             signature=model_signature(use_case, fitted.model, example),
             input_example=example,
             pip_requirements=pip_requirements(),
@@ -290,8 +310,8 @@ def log_run(
     reason: str = "",
     airflow_run_id: str | None = None,
     extra_tags: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """Log one training run to the tracking server; returns ``run_id``, ``model_uri``, metrics."""
+) -> TrainedRun:
+    """Log one training run to the tracking server; returns the run, its model and its metric."""
     import matplotlib.pyplot as plt
     import mlflow
 
@@ -314,7 +334,11 @@ def log_run(
         lineage = assembled.lineage if assembled else ()
         _log_lineage(lineage)
         mlflow.log_dict(
-            {"search": fitted.search, "chosen": fitted.params, "lineage": [ref.to_dict() for ref in lineage]},
+            {
+                "search": [trial.to_dict() for trial in fitted.search],
+                "chosen": fitted.params,
+                "lineage": [ref.to_dict() for ref in lineage],
+            },
             "training.json",
         )
         mlflow.log_dict(use_case.model_dump(mode="json", by_alias=True), "spec.json")
@@ -323,14 +347,14 @@ def log_run(
         plt.close("all")
         info = _log_model(use_case, fitted, valid)
     metric = primary_metric(use_case)
-    return {
-        "run_id": run.info.run_id,
-        "model_uri": info.model_uri,
-        "family": fitted.family,
-        "metric": metric,
-        f"val_{metric}": evaluation.overall.get(metric),
-        f"baseline_val_{metric}": baseline.overall.get(metric),
-    }
+    values = {"val_": evaluation.overall.get(metric), "baseline_val_": baseline.overall.get(metric)}
+    return TrainedRun(
+        run.info.run_id,
+        info.model_uri,
+        fitted.family,
+        metric,
+        {f"{prefix}{metric}": float(value) for prefix, value in values.items() if value is not None},
+    )
 
 
 def fit_and_log(
@@ -342,7 +366,7 @@ def fit_and_log(
     reason: str = "",
     airflow_run_id: str | None = None,
     extra_tags: dict[str, str] | None = None,
-) -> dict[str, Any]:
+) -> TrainedRun:
     """Fit on an assembled training set (:func:`~mlplatform.stages.training.assemble_training_set`)
     and log the run."""
     train_uri, validation_uri = assembled.set_uris()
