@@ -74,7 +74,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, task
@@ -82,6 +82,9 @@ from airflow.sdk import DAG, task
 from mlplatform.airflow import dagkit
 from mlplatform.core.records import MonitoringRecord
 from mlplatform.core.spec import UseCase
+
+if TYPE_CHECKING:
+    from mlplatform.stages import monitoring
 
 STAGE = Path(__file__).stem
 PARAMS = {
@@ -103,27 +106,34 @@ def build(use_case: UseCase) -> DAG:
     with dagkit.stage_dag(use_case, STAGE, schedule=schedule, doc_md=__doc__, params=PARAMS) as dag:
 
         @task
-        def evaluate(**context: Any) -> dict[str, Any]:
+        @dagkit.records
+        def evaluate(**context: Any) -> monitoring.decision.WindowSummary:
             """Measure the window(s) and write each record, history rows, report and MLflow run."""
             return _summary(*_evaluate(use_case, context))
 
         @task.short_circuit
-        def decide(summary: Mapping[str, Any], ti: Any = None) -> bool:
+        @dagkit.records
+        def decide(summary: monitoring.decision.WindowSummary, ti: Any = None) -> bool:
             """Alert on a model breach; retrain only past the cooldown and with no train run active."""
             return _alert_and_retrain(use_case, summary, ti, train_dag_id)
 
         @task
-        def alert_operations(summary: Mapping[str, Any]) -> bool:
+        @dagkit.records
+        def alert_operations(summary: monitoring.decision.WindowSummary) -> bool:
             """Alert operations when the endpoint breached (error rate, latency): never a retrain."""
             return _alert_operations(use_case, summary)
 
         @task
-        def record_retrain(summary: Mapping[str, Any], ti: Any = None, run_id: str | None = None) -> dict:
+        @dagkit.records
+        def record_retrain(
+            summary: monitoring.decision.WindowSummary, ti: Any = None, run_id: str | None = None
+        ) -> dict:
             """Note the triggered run in the retrain state, which the cooldown reads."""
             return _record_retrain(use_case, summary, ti, run_id)
 
         @task
-        def ask_approval(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+        @dagkit.records
+        def ask_approval(summary: monitoring.decision.WindowSummary) -> list[monitoring.live.ApprovalRun]:
             """Level 3: the window's live decisions that wait for a person, as promote runs to trigger."""
             return _approval_runs(use_case, summary)
 
@@ -134,7 +144,9 @@ def build(use_case: UseCase) -> DAG:
     return dag
 
 
-def _alert_and_retrain(use_case: UseCase, summary: Mapping[str, Any], ti: Any, train_dag_id: str) -> bool:
+def _alert_and_retrain(
+    use_case: UseCase, summary: monitoring.decision.WindowSummary, ti: Any, train_dag_id: str
+) -> bool:
     """Alert on the window's model breach (unless a backfill); whether to retrain (its reason in XCom)."""
     from datetime import UTC, datetime
 
@@ -143,10 +155,10 @@ def _alert_and_retrain(use_case: UseCase, summary: Mapping[str, Any], ti: Any, t
     from mlplatform.stages import monitoring
 
     alerts.flush()  # alerts an earlier run could not deliver go first
-    if not summary["breaches"]:
+    if not summary.breaches:
         return False
-    if summary["backfill"]:
-        print(f"backfill of {summary['window']}: {summary['breaches']} recorded, not alerted")
+    if summary.backfill:
+        print(f"backfill of {summary.window}: {list(summary.breaches)} recorded, not alerted")
         return False
     lake, record = Lake(), _window_record(use_case, summary)
     active = ti.get_dr_count(dag_id=train_dag_id, states=["queued", "running"])
@@ -156,19 +168,21 @@ def _alert_and_retrain(use_case: UseCase, summary: Mapping[str, Any], ti: Any, t
     return decision.retrain
 
 
-def _alert_operations(use_case: UseCase, summary: Mapping[str, Any]) -> bool:
+def _alert_operations(use_case: UseCase, summary: monitoring.decision.WindowSummary) -> bool:
     """Send the operations alert of a serving breach (unless a backfill); whether one was sent."""
     from mlplatform.adapters import alerts
     from mlplatform.stages import monitoring
 
     alerts.flush()
-    if not summary.get("serving_breaches") or summary["backfill"]:
+    if not summary.serving_breaches or summary.backfill:
         return False
     monitoring.send_operations_alert(use_case, _window_record(use_case, summary))
     return True
 
 
-def _record_retrain(use_case: UseCase, summary: Mapping[str, Any], ti: Any, run_id: str | None) -> dict:
+def _record_retrain(
+    use_case: UseCase, summary: monitoring.decision.WindowSummary, ti: Any, run_id: str | None
+) -> dict:
     """The retrain state with the train run `trigger_retrain` started for the window."""
     from datetime import UTC, datetime
 
@@ -178,18 +192,19 @@ def _record_retrain(use_case: UseCase, summary: Mapping[str, Any], ti: Any, run_
     train_run = ti.xcom_pull(task_ids="trigger_retrain", key="trigger_run_id")
     reason = ti.xcom_pull(task_ids="decide", key="reason")
     return monitoring.record_trigger(
-        Lake(), use_case.name, summary["window"], reason, train_run, run_id, datetime.now(UTC)
+        Lake(), use_case.name, summary.window, reason, train_run, run_id, datetime.now(UTC)
     )
 
 
-def _approval_runs(use_case: UseCase, summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _approval_runs(
+    use_case: UseCase, summary: monitoring.decision.WindowSummary
+) -> list[monitoring.live.ApprovalRun]:
     """The promote runs (run id and conf) that ask about the window's live decisions, at level 3."""
     from mlplatform.stages import monitoring
 
-    if use_case.maturity_level != 3 or summary["backfill"]:
+    if use_case.maturity_level != 3 or summary.backfill:
         return []
-    asks = monitoring.approval_asks(_window_record(use_case, summary))
-    return [{"trigger_run_id": a.run_id, "conf": a.conf(summary["window"])} for a in asks]
+    return monitoring.live.approval_runs(_window_record(use_case, summary))
 
 
 def _evaluate(use_case: UseCase, context: Mapping[str, Any]) -> tuple[MonitoringRecord, bool]:
@@ -220,30 +235,21 @@ def _evaluate(use_case: UseCase, context: Mapping[str, Any]) -> tuple[Monitoring
     return record, backfill
 
 
-def _summary(record: MonitoringRecord, backfill: bool) -> dict[str, Any]:
+def _summary(record: MonitoringRecord, backfill: bool) -> monitoring.decision.WindowSummary:
     """The window's verdict as `evaluate` hands it on (XCom): later tasks and the retrain trigger read it."""
-    return {
-        "window": record.window,
-        "status": record.model_status,
-        "model_status": record.model_status,
-        "serving_status": record.serving_status,
-        "breaches": [b.metric for b in record.model_breaches],
-        "serving_breaches": [b.metric for b in record.serving_breaches],
-        "record_uri": record.record_uri,
-        "report_url": record.report_url,
-        "mlflow_run_url": record.mlflow_run_url,
-        "backfill": backfill,
-    }
+    from mlplatform.stages import monitoring
+
+    return monitoring.decision.WindowSummary.of(record, backfill)
 
 
-def _window_record(use_case: UseCase, summary: Mapping[str, Any]) -> MonitoringRecord:
+def _window_record(use_case: UseCase, summary: monitoring.decision.WindowSummary) -> MonitoringRecord:
     """The monitoring record `evaluate` wrote for the summary's window."""
     from mlplatform.adapters.lake import Lake
     from mlplatform.stages import monitoring
 
-    record = monitoring.read_record(Lake(), use_case.name, summary["window"])
+    record = monitoring.read_record(Lake(), use_case.name, summary.window)
     if record is None:
-        raise RuntimeError(f"no monitoring record of {summary['window']}: re-run `evaluate`")
+        raise RuntimeError(f"no monitoring record of {summary.window}: re-run `evaluate`")
     return record
 
 

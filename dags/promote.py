@@ -68,13 +68,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Param, task
 
 from mlplatform.airflow import approval, dagkit
 from mlplatform.core.records import Assessment, LiveAsk
 from mlplatform.core.spec import UseCase
+
+if TYPE_CHECKING:
+    from mlplatform.stages import promotion
 
 STAGE = Path(__file__).stem
 PARAMS = {
@@ -147,7 +150,8 @@ def build(use_case: UseCase) -> DAG:
             return _rollback(use_case, context)
 
         @task
-        def assess(params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        @dagkit.records
+        def assess(params: Mapping[str, Any] | None = None) -> approval.AssessedCase:
             """Evaluate the version and the champion on the same held-out rows against every gate."""
             return _assess(use_case, params or {})
 
@@ -164,7 +168,8 @@ def build(use_case: UseCase) -> DAG:
             return _decide(use_case, context)
 
         @task(outlets=[dagkit.model_asset(use_case, "champion")])
-        def champion_moved(result: dict[str, Any]) -> dict[str, Any]:
+        @dagkit.records
+        def champion_moved(result: promotion.PromotionOutcome) -> promotion.PromotionOutcome:
             """Update the champion Asset, only when this run promoted."""
             return _champion_moved(result)
 
@@ -225,7 +230,7 @@ def _rollback(use_case: UseCase, context: Mapping[str, Any]) -> Any:
     )
 
 
-def _assess(use_case: UseCase, params: Mapping[str, Any]) -> dict[str, Any]:
+def _assess(use_case: UseCase, params: Mapping[str, Any]) -> approval.AssessedCase:
     """The assessment with the gate table (`summary_md`) the approval shows, live evidence first."""
     from mlplatform.adapters.lake import Lake
     from mlplatform.stages import promotion
@@ -235,7 +240,7 @@ def _assess(use_case: UseCase, params: Mapping[str, Any]) -> dict[str, Any]:
     summary = promotion.summary_markdown(assessment)
     if (ask := LiveAsk.from_params(params)) is not None:
         summary = promotion.live_summary(ask) + "\n\n" + summary
-    return {**assessment.to_dict(), "summary_md": summary}
+    return approval.AssessedCase.of(assessment, summary)
 
 
 def _decide(use_case: UseCase, context: Mapping[str, Any]) -> Any:
@@ -251,12 +256,12 @@ def _decide(use_case: UseCase, context: Mapping[str, Any]) -> Any:
     return promotion.apply(use_case, assessment, promotion.decide(use_case, assessment, answer), run_id, live)
 
 
-def _champion_moved(result: dict[str, Any]) -> dict[str, Any]:
+def _champion_moved(result: promotion.PromotionOutcome) -> promotion.PromotionOutcome:
     """The decision, when the champion moved; skipped otherwise."""
     from airflow.sdk.exceptions import AirflowSkipException
 
-    if result["outcome"] not in ("promoted", "rolled_back"):
-        raise AirflowSkipException(f"champion unchanged: version {result['version']} {result['outcome']}")
+    if result.outcome not in ("promoted", "rolled_back"):
+        raise AirflowSkipException(f"champion unchanged: version {result.version} {result.outcome}")
     return result
 
 

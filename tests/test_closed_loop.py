@@ -1,6 +1,7 @@
-"""`make run`'s closed loop without the scheduler: the command line, setting a previous run
-aside, and the summary's JSON and chart. The loop itself runs on a real scheduler in
-`tests/test_system.py`."""
+"""`make run`'s closed loop without the scheduler: the command line, the demo's three live
+stories (a challenger retired, one promoted, a bad promotion rolled back) from the monitoring
+records they leave to the summary, setting a previous run aside, and the summary's JSON and
+chart. The loop itself runs on a real scheduler in `tests/test_system.py`."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import pytest
 
 from mlplatform import cli
 from mlplatform.adapters import registry
+from mlplatform.airflow.use_case_status import window_verdicts
+from mlplatform.core.records import AliasEvent, MonitoringRecord
 from mlplatform.dev import closed_loop
-from mlplatform.dev.closed_loop import MonthRecord, Scenario
+from mlplatform.dev.closed_loop import DEMO, STRONG, WEAK, MonthRecord, Scenario
 from mlplatform.dev.embedded import Platform
 
 
@@ -25,11 +28,106 @@ def test_run_command_takes_the_scenario_knobs() -> None:
     assert args.outer_borough_shift == Scenario().outer_borough_shift
 
 
+def test_make_run_plays_the_three_live_stories() -> None:
+    """The demo: a weak challenger after month 2 (retired on month 3's labels), a strong one
+    after month 3 (promoted on month 4's), a drift in month 5 only (its retrain a bad promotion,
+    rolled back on month 6's labels); the command line plays it unless told otherwise."""
+    assert DEMO.months == 6 and [DEMO.drifted(i) for i in range(6)] == [False] * 4 + [True, False]
+    assert DEMO.drift(5).congestion == 1.0 and DEMO.drift(4).congestion == DEMO.congestion
+    assert [DEMO.trial(i) for i in range(6)] == [None, WEAK, STRONG, None, None, None]
+    assert WEAK.sample_rows == 2_000 and STRONG.sample_rows is None
+    assert "2,000 trips" in WEAK.describe() and "every validated month" in STRONG.describe()
+    args = cli.build_parser().parse_args(["run"])
+    assert (args.months, args.drift_from, args.drift_months, args.live_trials) == (6, 5, 1, True)
+    quiet = cli.build_parser().parse_args(["run", "--no-live-trials", "--drift-months", "0"])
+    assert quiet.live_trials is False and quiet.drift_months == 0
+    assert Scenario(data=REAL_TLC).trial(1) is None  # real months: nothing proposed, nothing injected
+
+
+def _interval(point: float, low: float, high: float, trips: int) -> dict:
+    return {"point": point, "low": low, "high": high, "confidence": 0.95, "resamples": 0, "rows": trips}
+
+
+def story_records() -> list[MonitoringRecord]:
+    """The monitoring records the three stories leave, as the monitor DAG writes them."""
+    retire = {
+        "version": "2", "outcome": "retire", "reason": "challenger worse with confidence",
+        "interval": _interval(-0.303, -0.340, -0.264, 29_469), "trips": 29_469,
+        "windows": ["2024-03"], "acted": True,
+    }  # fmt: skip
+    promote = {
+        "version": "3", "outcome": "promote", "reason": "challenger better by at least 1.0%",
+        "interval": _interval(0.033, 0.021, 0.045, 29_486), "trips": 29_486,
+        "windows": ["2024-04"], "acted": True,
+    }  # fmt: skip
+    watch = {
+        "champion": "3", "previous": "1", "outcome": "keep", "reason": "no confident regression",
+        "interval": _interval(-0.03, -0.04, -0.02, 29_400), "trips": 29_400, "acted": False,
+    }  # fmt: skip
+    rollback = {
+        "champion": "4", "previous": "3", "outcome": "promote",
+        "reason": "the previous champion is better with confidence",
+        "interval": _interval(0.519, 0.506, 0.533, 29_458), "trips": 29_458, "acted": True,
+    }  # fmt: skip
+    live = {"2024-03": {"challenger": retire}, "2024-04": {"challenger": promote},
+            "2024-05": {"rollback": watch}, "2024-06": {"rollback": rollback}}  # fmt: skip
+    return [
+        MonitoringRecord.from_dict(
+            {"use_case": closed_loop.USE_CASE, "window": w, "status": "ok", "metrics": {}}
+            | {"details": {"live": d}}
+        )
+        for w, d in live.items()
+    ]
+
+
+def test_the_live_stories_reach_the_summary_its_json_and_the_decisions(tmp_path: Path) -> None:
+    rollback_moves = [
+        AliasEvent("e1", "2024-06-30T10:00:00+00:00", "m", "champion", "rollback", "3", "4", "monitor",
+                   cooldown_until="2024-07-07T10:00:00+00:00"),
+    ]  # fmt: skip
+    records = []
+    for found in story_records():
+        verdicts = window_verdicts(found)
+        record = MonthRecord(found.window, False, "passed", "3", 2.2, 2.1, 0.0, 0.3, "ok", live=verdicts)
+        record.actions = closed_loop.live_actions(verdicts, rollback_moves)
+        records.append(record)
+    assert [r.actions for r in records] == [
+        ["live: retired challenger version 2"],
+        ["live: promoted challenger version 3"],
+        [],
+        ["live: rolled back to version 3 (cooldown until 2024-07-07T10:00)"],
+    ]
+    assert [r.decisions().live for r in records] == [
+        ["challenger retire v2"],
+        ["challenger promote v3"],
+        [],
+        ["rollback promote v3"],
+    ]
+    assert [r.decisions().promoted for r in records] == [[], [], [], []]  # none by the offline gates
+
+    table = closed_loop.summary_table(records).splitlines()
+    live = table[table.index(next(line for line in table if line.startswith("live decisions"))) + 2 :]
+    assert len(live) == 4
+    assert live[0].split()[:5] == ["2024-03", "retire", "the", "challenger", "v2"]
+    assert "-30.3% [-34.0%, -26.4%]" in live[0] and "29,469" in live[0] and live[0].endswith("yes")
+    assert "promote the challenger" in live[1] and "v3" in live[1] and "+3.3% [+2.1%, +4.5%]" in live[1]
+    assert "keep the champion (no confident regression)" in live[2] and live[2].endswith("no")
+    assert "roll back to the previous champion" in live[3] and "v3" in live[3] and "29,458" in live[3]
+    assert "rolled back to version 3 (cooldown until 2024-07-07T10:00)" in table[4]
+
+    summary, chart = closed_loop.write_outputs(records, tmp_path)
+    months = json.loads(summary.read_text())
+    assert months[3]["live"][0]["kind"] == "rollback" and months[3]["live"][0]["interval"]["low"] == 0.506
+    assert chart.read_bytes().startswith(b"\x89PNG")
+
+
 def test_scenario_drifts_from_the_chosen_month_on() -> None:
     scenario = Scenario(months=4, start="2024-11", drift_from=3, congestion=1.4, outer_borough_shift=0.2)
     assert scenario.month_names() == ["2024-11", "2024-12", "2025-01", "2025-02"]
     assert [scenario.drift(i).congestion for i in range(4)] == [1.0, 1.0, 1.4, 1.4]
     assert scenario.drift(3).outer_borough_shift == 0.2 and scenario.drift(1).outer_borough_shift == 0.0
+    passing = Scenario(months=4, drift_from=2, drift_months=1)  # a passing disruption: month 2 only
+    assert [passing.drifted(i) for i in range(4)] == [False, True, False, False]
 
 
 def test_a_previous_run_is_set_aside_and_nothing_is_lost(

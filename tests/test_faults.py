@@ -151,6 +151,7 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A small trip-duration model saved as an MLflow pyfunc folder (no registry needed)."""
     import mlflow
 
+    from mlplatform.adapters.pyfunc import TripPyfunc
     from mlplatform.core import generator, tlc
     from mlplatform.core.features import trip_features
     from mlplatform.core.modelling import TripModel, input_defaults
@@ -163,7 +164,7 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     estimator.fit(trip_features(train)[list(use_case.features.all)], train[use_case.target.column])
     model = TripModel(estimator, use_case.features.all, use_case.task, defaults=input_defaults(use_case))
     path = tmp_path_factory.mktemp("model") / "model"
-    mlflow.pyfunc.save_model(str(path), python_model=model)
+    mlflow.pyfunc.save_model(str(path), python_model=TripPyfunc(model))
     return str(path)
 
 

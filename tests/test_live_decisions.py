@@ -136,7 +136,7 @@ def test_level_3_asks_what_the_window_decided_once_per_version_and_action() -> N
     """The live decisions a level-3 window marks ``ask`` become promote runs to trigger, with
     the evidence; those it only records ask nothing."""
     from mlplatform.core.records import LiveAsk, MonitoringRecord
-    from mlplatform.stages.monitoring.live import approval_asks
+    from mlplatform.stages.monitoring.live import approval_asks, approval_runs
 
     rng = np.random.default_rng(11)
     decided = live.decide(live.PairedSums.of(*_window(rng, 20_000, 0.9)), 0.01, ["2024-04"])
@@ -162,11 +162,24 @@ def test_level_3_asks_what_the_window_decided_once_per_version_and_action() -> N
 
     assert (promote.action, promote.version, promote.run_id) == ("promote", "7", "live__promote__v7")
     assert (rollback.action, rollback.version, rollback.run_id) == ("rollback", "6", "live__rollback__v6")
-    conf = promote.conf("2024-04")
+    assert rollback.evidence.live == "rollback" and rollback.evidence.trips == 20_000
+    conf = promote.conf("2024-04").to_dict()  # the promote DAG's params: the version a number
+    assert list(conf) == ["action", "version", "reason", "evidence", "triggered_by", "window"]
     assert conf["version"] == 7 and conf["triggered_by"] == "monitor" and conf["reason"] == decided.reason
-    assert conf["evidence"]["trips"] == 20_000 and conf["evidence"]["windows"] == ["2024-04"]
-    assert conf["evidence"]["interval"] == decided.interval.to_dict()
+    assert conf["evidence"] == {
+        "interval": decided.interval.to_dict(),
+        "trips": 20_000,
+        "windows": ["2024-04"],
+        "minimum_effect": 0.01,
+        "live": "challenger",
+    }
     assert LiveAsk.from_params(conf) == promote  # what the promote run reads back
+    assert [run.to_dict() for run in approval_runs(record)] == [
+        {"trigger_run_id": ask.run_id, "conf": ask.conf("2024-04").to_dict()} for ask in (promote, rollback)
+    ]
+    assert "20,000 labelled trips (windows 2024-04)" in promote.evidence.text()
+    with pytest.raises(ValueError):  # evidence of the wrong shape is refused, not guessed at
+        LiveAsk.from_params({**conf, "evidence": {"trips": "many"}})
     assert LiveAsk.from_params({"action": "promote", "version": 7}) is None  # no evidence: not a live ask
     recorded = {"live": {"challenger": {**details["live"]["challenger"], "ask": None}}}
     assert (

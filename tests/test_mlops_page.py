@@ -833,3 +833,80 @@ def test_the_plugin_shows_production_truth_and_its_json_has_no_nan(plugin_client
     assert [e["version"] for e in status["aliases"] if e["alias"] == "champion"] == ["1", "2", "1"]
     live = status["monitoring"][-1]["details"]["live"]["challenger"]
     assert live["interval"]["point"] is None
+
+
+def test_the_page_lists_every_live_decision_and_the_timeline_shows_their_moves(lake) -> None:
+    """`make run`'s three live stories on the page: the challenger retired (v2) and the one
+    promoted (v3) on live labels, the bad promotion (v4) rolled back to v3; every decision is
+    listed with its interval and trips, oldest window first, and the timeline draws each move."""
+    from mlplatform.adapters import registry
+
+    registry.record(
+        [
+            _event(1, "2024-02-05T03:00:00+00:00", "champion", "promote", "1", None, "promote run"),
+            _event(2, "2024-02-06T03:00:00+00:00", "challenger", "register", "2", None, "ann"),
+            _event(3, "2024-03-06T03:00:00+00:00", "challenger", "retire", None, "2", "monitor", "worse"),
+            _event(4, "2024-03-07T03:00:00+00:00", "challenger", "register", "3", None, "ann"),
+            _event(5, "2024-04-06T03:00:00+00:00", "previous_champion", "promote", "1", None, "monitor"),
+            _event(6, "2024-04-06T03:00:00+00:00", "champion", "promote", "3", "1", "monitor", "live +3%"),
+            _event(7, "2024-04-06T03:00:00+00:00", "challenger", "promote", None, "3", "monitor"),
+            _event(8, "2024-05-06T03:00:00+00:00", "champion", "promote", "4", "3", "promote run"),
+            _event(9, "2024-06-06T03:00:00+00:00", "champion", "rollback", "3", "4", "monitor", "worse live"),
+        ],
+        lake,
+    )
+
+    def decided(outcome: str, trips: int, point: float, acted: bool, **who: str) -> dict:
+        interval = {"point": point, "low": point - 0.01, "high": point + 0.01, "confidence": 0.95}
+        return {
+            **who,
+            "outcome": outcome,
+            "reason": outcome,
+            "interval": {**interval, "resamples": 0, "rows": trips},
+            "trips": trips,
+            "acted": acted,
+        }
+
+    live = {
+        "2024-03": {"challenger": decided("retire", 29_469, -0.303, True, version="2")},
+        "2024-04": {"challenger": decided("promote", 29_486, 0.033, True, version="3")},
+        "2024-06": {"rollback": decided("promote", 29_458, 0.519, True, champion="4", previous="3")},
+    }
+    for window, found in live.items():
+        lake.write_json(
+            f"monitoring/{USE_CASE}/history/window={window}/metrics.json",
+            {"use_case": USE_CASE, "window": window, "status": "ok", "metrics": {"rmse": 2.2}}
+            | {"details": {"live": found}},
+        )
+    status = use_case_status.collect(spec.load_spec(USE_CASE), lake, tracking_uri=None)
+    assert [
+        (v.window, v.kind, v.outcome, v.version) for v in use_case_status.live_history(status.monitoring)
+    ] == [
+        ("2024-03", "challenger", "retire", "2"),
+        ("2024-04", "challenger", "promote", "3"),
+        ("2024-06", "rollback", "promote", "3"),
+    ]
+    page = mlops_page.render([status], {}, now=datetime(2024, 7, 1, tzinfo=UTC))
+    block = re.search(r'<div class="live-history">.*?</table></div>', page, flags=re.S)[0]
+    rows = re.findall(r'<tr data-window="([\d-]+)" data-kind="(\w+)" data-outcome="(\w+)">(.*?)</tr>', block)
+    assert [r[:3] for r in rows] == [
+        ("2024-03", "challenger", "retire"),
+        ("2024-04", "challenger", "promote"),
+        ("2024-06", "rollback", "promote"),
+    ]
+    assert "retire the challenger (v2): 29,469 labelled trips so far; improvement -30.30%" in rows[0][3]
+    assert "promote the challenger (v3): 29,486 labelled trips so far; improvement +3.30%" in rows[1][3]
+    assert "roll back to the previous champion (v3): 29,458 labelled trips so far" in rows[2][3]
+    assert all(r[3].endswith("; done</span></td>") for r in rows)
+    timeline = re.search(r'<svg class="chart timeline".*?</svg>', page, flags=re.S)[0]
+    tenures = re.findall(r'<g class="tenure" data-lane="(\w+)" data-label="(v\d+)">', timeline)
+    assert tenures == [
+        ("champion", "v1"),
+        ("champion", "v3"),
+        ("champion", "v4"),
+        ("champion", "v3"),
+        ("challenger", "v2"),
+        ("challenger", "v3"),
+    ]
+    assert len(re.findall(r'<g class="move rollback" data-lane="champion"', timeline)) == 1
+    assert "by monitor: live +3%" in timeline and "by monitor: worse" in timeline

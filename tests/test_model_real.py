@@ -69,10 +69,10 @@ def test_a_request_without_the_taxi_type_is_a_trip_of_the_primary_type() -> None
     )
     model = TripModel(estimator, use_case.features.all, use_case.task, defaults=input_defaults(use_case))
     trips = train.head(20).drop(columns=["taxi_type", "duration_min"])
-    primary = model.predict(None, trips.assign(taxi_type=use_case.data.taxi_type))
-    np.testing.assert_allclose(model.predict(None, trips)["prediction"], primary["prediction"])
+    primary = model.predict(trips.assign(taxi_type=use_case.data.taxi_type))
+    np.testing.assert_allclose(model.predict(trips)["prediction"], primary["prediction"])
     some_missing = trips.assign(taxi_type=[None, *["green"] * 19])
-    answer = model.predict(None, some_missing)["prediction"].to_numpy()
+    answer = model.predict(some_missing)["prediction"].to_numpy()
     assert answer[0] == pytest.approx(primary["prediction"].iloc[0]) and np.isfinite(answer).all()
 
 

@@ -172,6 +172,7 @@ def train_champion(lake: Lake, tracking: str) -> str:
     import pandas as pd
     from mlflow.models import infer_signature
 
+    from mlplatform.adapters.pyfunc import TripPyfunc
     from mlplatform.core.features import trip_features
     from mlplatform.core.modelling import TripModel, input_columns
     from mlplatform.use_cases.taxi_trip_duration import build_estimator
@@ -189,7 +190,7 @@ def train_champion(lake: Lake, tracking: str) -> str:
     estimator.fit(trip_features(train)[list(features)], train[USE_CASE.target.column])
     model = TripModel(estimator, features, "regression")
     inputs = valid[input_columns(features)]
-    answer = model.predict(None, inputs)
+    answer = model.predict(inputs)
     rmse = float(np.sqrt(np.mean((answer["prediction"] - valid[USE_CASE.target.column]) ** 2)))
     mlflow.set_tracking_uri(tracking)
     mlflow.set_experiment(USE_CASE.name)
@@ -198,7 +199,7 @@ def train_champion(lake: Lake, tracking: str) -> str:
         mlflow.log_metric("val_rmse", rmse)
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=model,
+            python_model=TripPyfunc(model),
             signature=infer_signature(inputs.head(50), answer.head(50)),
             registered_model_name=USE_CASE.model_name,
         )

@@ -42,6 +42,7 @@ def register(lake: Lake, tracking: str, max_iter: int, rows_scale: int = 1, bias
     from mlflow.models import infer_signature
 
     from mlplatform.adapters import snapshots
+    from mlplatform.adapters.pyfunc import TripPyfunc
     from mlplatform.core.features import trip_features
     from mlplatform.core.modelling import TripModel, input_columns
     from mlplatform.use_cases.taxi_trip_duration import build_estimator
@@ -61,8 +62,8 @@ def register(lake: Lake, tracking: str, max_iter: int, rows_scale: int = 1, bias
     with mlflow.start_run():
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=model,
-            signature=infer_signature(inputs, model.predict(None, inputs)),
+            python_model=TripPyfunc(model),
+            signature=infer_signature(inputs, model.predict(inputs)),
             registered_model_name=USE_CASE.model_name,
         )
     return str(info.registered_model_version)

@@ -59,7 +59,7 @@ def world(lake: Lake, model: TripModel) -> dict[str, Any]:
     for month in ("2024-01", "2024-02", "2024-03"):
         add_month(lake, month)
     trips = snapshots.read_table(lake, snapshots.current_snapshot(lake, USE_CASE.name, "2024-03")).to_pandas()
-    answer = model.predict(None, trips[KEYS])["prediction"]
+    answer = model.predict(trips[KEYS])["prediction"]
     val_rmse = float(np.sqrt(np.mean((answer - trips[USE_CASE.target.column]) ** 2)))
     champion = monitoring.Champion(
         USE_CASE.model_name,
@@ -80,7 +80,7 @@ def score(lake: Lake, model: TripModel, snapshot: Any, version: str = "1") -> No
         {
             "row_id": [f"{snapshot.digest[:16]}-{i}" for i in range(n)],
             "row_index": np.arange(n, dtype=np.int64),
-            "prediction": model.predict(None, trips)["prediction"].to_numpy(),
+            "prediction": model.predict(trips)["prediction"].to_numpy(),
             "model_name": [USE_CASE.model_name] * n,
             "model_version": np.full(n, int(version), dtype=np.int64),
             "snapshot_digest": [snapshot.digest] * n,
@@ -105,7 +105,7 @@ def score(lake: Lake, model: TripModel, snapshot: Any, version: str = "1") -> No
 def serving_log(
     lake: Lake, model: TripModel, month: str, trips: pd.DataFrame, folder: str | None = None
 ) -> None:
-    answers = model.predict(None, trips[KEYS])["prediction"].to_numpy()
+    answers = model.predict(trips[KEYS])["prediction"].to_numpy()
     n = len(trips)
     log = trips[KEYS].assign(
         request_id=[f"req-{i // 2}" for i in range(n)],  # two trips per request
@@ -163,7 +163,7 @@ def test_batch_predictions_join_their_snapshot_ground_truth(world: dict[str, Any
     trips = snapshots.read_table(lake, snapshot).to_pandas()
     low, high = USE_CASE.target.range_  # scored like validation: trips in the modelling range
     trips = trips[trips["duration_min"].between(low, high)]
-    expected = np.sqrt(np.mean((model.predict(None, trips[KEYS])["prediction"] - trips["duration_min"]) ** 2))
+    expected = np.sqrt(np.mean((model.predict(trips[KEYS])["prediction"] - trips["duration_min"]) ** 2))
     perf = measures.performance(USE_CASE, joined)
     assert perf.overall["rmse"] == pytest.approx(expected)
     assert perf.variants["batch"]["n"] == len(trips)

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from mlplatform.core.records import AliasEvent, Approval, Assessment, Gate, ModelRef, ScoredOutput, TrainedRun
+from mlplatform.core.records import (
+    AliasEvent,
+    Approval,
+    Assessment,
+    Gate,
+    LiveConf,
+    ModelRef,
+    ScoredOutput,
+    TrainedRun,
+)
 from mlplatform.stages.contracts.evaluation import ContractVerdict, RawSource
 from mlplatform.stages.training import SearchTrial
 
@@ -28,6 +37,8 @@ KINDS = {
     "trained_run": TrainedRun,
     "trained_run_registered": TrainedRun,
     "search_trial": SearchTrial,
+    "live_conf": LiveConf,
+    "live_conf_rollback": LiveConf,
     "raw_source": RawSource,
     "raw_source_files": RawSource,
     "contract_verdict": ContractVerdict,

@@ -64,6 +64,7 @@ def registered_versions(tracking_uri: str, name: str = USE_CASE.model_name) -> l
         return _registered[key]
     import sklearn
 
+    from mlplatform.adapters.pyfunc import TripPyfunc
     from mlplatform.core.features import trip_features
     from mlplatform.core.modelling import TripModel, input_columns, input_defaults
     from mlplatform.stages.training import model_signature
@@ -83,7 +84,7 @@ def registered_versions(tracking_uri: str, name: str = USE_CASE.model_name) -> l
         with mlflow.start_run():
             info = mlflow.pyfunc.log_model(
                 name="model",
-                python_model=model,
+                python_model=TripPyfunc(model),
                 signature=model_signature(USE_CASE, model, inputs.head(20)),
                 registered_model_name=name,
                 pip_requirements=requirements,  # given: inferring them costs seconds per model
@@ -294,6 +295,7 @@ def test_a_classifier_scores_only_the_rows_its_spec_models(lake: Lake, tmp_path:
     those rows, each at its position in the snapshot, and nothing for cash trips."""
     import mlflow.pyfunc
 
+    from mlplatform.adapters.pyfunc import TripPyfunc
     from mlplatform.core.features import modelled_rows, target_values, trip_features
     from mlplatform.core.modelling import TripModel, build_estimator
 
@@ -306,7 +308,7 @@ def test_a_classifier_scores_only_the_rows_its_spec_models(lake: Lake, tmp_path:
     )
     mlflow.pyfunc.save_model(
         str(tmp_path / "model"),
-        python_model=TripModel(estimator, tips.features.all, tips.task, tips.target.labels),
+        python_model=TripPyfunc(TripModel(estimator, tips.features.all, tips.task, tips.target.labels)),
         pip_requirements=[],
     )
     contract = {"contract": {"success": True}}

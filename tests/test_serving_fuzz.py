@@ -39,6 +39,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small trip-duration model saved as an MLflow pyfunc folder (no registry needed)."""
     import mlflow
 
+    from mlplatform.adapters.pyfunc import TripPyfunc
     from mlplatform.core.features import trip_features
     from mlplatform.core.modelling import TripModel, input_columns, input_defaults
     from mlplatform.stages.training import model_signature
@@ -51,7 +52,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = TripModel(estimator, features, USE_CASE.task, defaults=input_defaults(USE_CASE))
     path = tmp_path_factory.mktemp("model") / "model"
     signature = model_signature(USE_CASE, model, train[input_columns(features)].head(20))
-    mlflow.pyfunc.save_model(path, python_model=model, signature=signature, pip_requirements=[])
+    mlflow.pyfunc.save_model(path, python_model=TripPyfunc(model), signature=signature, pip_requirements=[])
     return path
 
 

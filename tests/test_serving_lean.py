@@ -18,8 +18,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from mlplatform.adapters.pyfunc import TripPyfunc
 from mlplatform.core import spec, tlc
 from mlplatform.core.features import modelled_rows, trip_features
+from mlplatform.core.modelling import TripModel
 from mlplatform.serving import lean
 from mlplatform.serving.schema import frame_of, model_fields
 
@@ -69,7 +71,7 @@ def _fit_and_log(name: str, family: str, folder: Path) -> Any:
     path = folder / f"{name}-{family}"
     mlflow.pyfunc.save_model(
         str(path),
-        python_model=model,
+        python_model=TripPyfunc(model),
         signature=model_signature(use_case, model, example),
         input_example=example,
     )
@@ -168,10 +170,16 @@ def test_a_model_without_a_lean_form_declines_and_says_why(logged: tuple[Any, An
 
     class Other:
         def unwrap_python_model(self) -> Any:
-            return type("Inner", (), {"estimator": object(), "features": ()})()
+            return TripPyfunc(TripModel(object(), (), "regression"))
+
+    class Foreign:
+        def unwrap_python_model(self) -> Any:
+            return object()
 
     with pytest.raises(lean.NotCompilable, match="two-step pipeline"):
         lean.compile_model(Other())
+    with pytest.raises(lean.NotCompilable, match="not a model of this platform"):
+        lean.compile_model(Foreign())
     model, status = lean.verified(Other(), model_fields(pyfunc, use_case), pyfunc.predict, use_case.task)
     assert model is None and status.startswith("normal path")
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from test_scoring import USE_CASE, normalised_trips
 
+from mlplatform.adapters.pyfunc import TripPyfunc
 from mlplatform.adapters.registry import ModelNotFound
 from mlplatform.core.features import trip_features
 from mlplatform.core.modelling import TripModel, input_columns, input_defaults
@@ -47,7 +48,7 @@ def save(path: Path, broken: bool = False) -> str:
     if broken:
         model = TripModel(BrokenEstimator(), features, USE_CASE.task, defaults=input_defaults(USE_CASE))
     mlflow.pyfunc.save_model(
-        path, python_model=model, signature=signature, input_example=example, pip_requirements=[]
+        path, python_model=TripPyfunc(model), signature=signature, input_example=example, pip_requirements=[]
     )
     return str(path)
 

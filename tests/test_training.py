@@ -187,7 +187,7 @@ def test_duration_model_learns_beats_the_baseline_and_reports_slices(
     assert all(v["rows"] >= training.MIN_SLICE_ROWS for v in evaluation.slices.values())
 
     inputs = valid[["pickup_datetime", "pu_location_id", "do_location_id", "trip_distance"]]
-    answer = fitted.model.predict(None, inputs)
+    answer = fitted.model.predict(inputs)
     assert list(answer.columns) == ["prediction"] and (answer["prediction"] > 0).all()
 
 
@@ -230,7 +230,7 @@ def test_tip_model_answers_labels_with_probabilities(months: dict[str, pd.DataFr
     assert {"log_loss", "roc_auc", "accuracy", "brier"} <= set(evaluation.overall)
     assert evaluation.overall["log_loss"] < baseline.overall["log_loss"]
     assert evaluation.overall["roc_auc"] > 0.6  # generous tips are learnable from pickup facts
-    answer = fitted.model.predict(None, months["2024-03"].head(50))
+    answer = fitted.model.predict(months["2024-03"].head(50))
     assert list(answer.columns) == ["label", "probability"]
     assert set(answer["label"]) <= {"ordinary", "generous"}
     assert ((answer["probability"] >= 0.5) == (answer["label"] == "generous")).all()

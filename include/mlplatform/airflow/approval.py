@@ -16,11 +16,13 @@ Airflow the promote DAG says so in its docs and a warning at parse time
 Variable :func:`variable_key` (``airflow variables set <dag id>__approval
 '{"version": "7", "answer": "Approve", "by": "alice"}'``), read by :func:`variable_answer`.
 Both paths hand ``decide`` the same answer (:func:`answer`, in XCom under the key `answer`),
-which it reads with :func:`decision_answer`; :func:`live_case` is what `ask_live` shows.
+an :class:`ApprovalResponse`, which it reads with :func:`decision_answer`; :func:`live_case` is
+what `ask_live` shows.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping
@@ -134,7 +136,7 @@ def request(
         question = f"Promote {model_name} version {version} to champion?"
     elif case is not None:
         model_name, version, question = case.model_name, case.ask.version, case.question
-        improvement = live_text(case.ask.evidence)
+        improvement = case.ask.evidence.text()
     else:
         raise ValueError("an approval request needs an assessment or a live case")
     if hitl:
@@ -158,6 +160,19 @@ def request(
         improvement=improvement,
         question=question,
     )
+
+
+@dataclass(frozen=True)
+class AssessedCase(Assessment):
+    """An assessed version as the approval shows it: the assessment, and ``summary_md`` (its
+    gate table, after the live evidence when the monitor asked) for the form and Slack."""
+
+    summary_md: str = ""
+
+    @classmethod
+    def of(cls, assessment: Assessment, summary_md: str) -> AssessedCase:
+        fields = {item.name: getattr(assessment, item.name) for item in dataclasses.fields(assessment)}
+        return cls(**fields, summary_md=summary_md)
 
 
 @dataclass(frozen=True)
@@ -191,15 +206,6 @@ def decision_answer(params: Mapping[str, Any], live: LiveAsk | None, by: str, ti
         return Approval(True, by)
     response = ti.xcom_pull(task_ids="approval", key="answer")
     return None if response is None else Approval.from_response(response)
-
-
-def live_text(evidence: Mapping[str, Any]) -> str:
-    """The live comparison's interval, labelled trips and windows, in words."""
-    from mlplatform.core.evidence import Interval
-
-    interval = Interval.from_dict(evidence["interval"]).percent() if evidence.get("interval") else "-"
-    windows = ", ".join(evidence.get("windows") or ()) or "-"
-    return f"{interval} on {int(evidence.get('trips') or 0):,} labelled trips (windows {windows})"
 
 
 def improvement_text(assessment: Assessment) -> str:
@@ -246,12 +252,21 @@ def reminder_alert(req: ApprovalRequest) -> alerts.Alert:
     )
 
 
-def answer(chosen: str, by: str | None) -> dict[str, Any]:
-    """An answer in the shape the HITL operator records (``by`` is ``None`` after a timeout)."""
-    return {"chosen_options": [chosen], "responded_by_user": {"name": by} if by else None}
+@dataclass(frozen=True)
+class ApprovalResponse(Record):
+    """An answer in the shape Airflow's HITL approval records it, as `decide` reads it from XCom
+    (key `answer`): the options chosen, and who chose them (``None`` after a timeout)."""
+
+    chosen_options: tuple[str, ...]
+    responded_by_user: Mapping[str, str] | None = None
 
 
-def variable_answer(value: Any, version: str) -> dict[str, Any] | None:
+def answer(chosen: str, by: str | None) -> ApprovalResponse:
+    """An answer as the HITL operator records it (``by`` is ``None`` after a timeout)."""
+    return ApprovalResponse((chosen,), {"name": by} if by else None)
+
+
+def variable_answer(value: Any, version: str) -> ApprovalResponse | None:
     """The answer the Variable holds for ``version``, or ``None`` while there is none.
 
     A malformed value is logged with what to fix and waited past (never taken as an answer).
@@ -375,8 +390,8 @@ def _wait_for_answer(hitl: bool, timeout: timedelta, asked: Any) -> Any:
             found = answer("Reject", None)
         if found is None:
             return PokeReturnValue(is_done=False)
-        ti.xcom_push(key="answer", value=found)
-        return PokeReturnValue(is_done=True, xcom_value=found)
+        ti.xcom_push(key="answer", value=found.to_dict())
+        return PokeReturnValue(is_done=True, xcom_value=found.to_dict())
 
     return wait_for_variable(asked)
 

@@ -12,7 +12,9 @@ For each use case the page shows, top to bottom:
    the latest **live decision** on delayed labels (promote, keep with the trips so far and
    needed, retire, insufficient; or a rollback due), with its interval.
 3. **Models** (``champion`` and ``challenger``: version, metrics, when and why promoted) and
-   the approval queue with each request's gate table.
+   the approval queue with each request's gate table; under them every **live decision** so
+   far, oldest window first (a challenger promoted or retired on live labels, a rollback),
+   each with its interval and labelled trips.
 4. **Charts** with axes, units and thresholds: the quarantine share of each contract rule
    per month (the trend a platform team watches to see TLC change something before it
    becomes a breach; a rule's jump is ringed), with each month's rule jumps and notices
@@ -70,6 +72,7 @@ from mlplatform.airflow.use_case_status import (
     UseCaseStatus,
     airflow_run_link,
     incidents,
+    live_history,
     live_verdicts,
     parse_time,
     tenures,
@@ -503,6 +506,25 @@ def _live_row(v: LiveVerdict) -> tuple[str, str, str, str]:
     return ("live decision", v.window, cls, f'<span title="{_esc(v.reason)}">{_esc(text)}</span>')
 
 
+def _live_history_block(s: UseCaseStatus) -> str:
+    """Every live decision so far, oldest window first: the challengers production truth
+    promoted or retired and the rollbacks, each with its interval and labelled trips."""
+    found = live_history(s.monitoring)
+    if not found:
+        return ""
+    rows = []
+    for v in found:
+        _, window, cls, text = _live_row(v)
+        rows.append(
+            f'<tr data-window="{_esc(window)}" data-kind="{_esc(v.kind)}" data-outcome="{_esc(v.outcome)}">'
+            f'<td>{_esc(window)}</td><td class="{cls}">{text}</td></tr>'
+        )
+    return (
+        '<div class="live-history"><h3>Live decisions</h3><table class="latest">'
+        f"<tr><th>window</th><th>decision on production truth</th></tr>{''.join(rows)}</table></div>"
+    )
+
+
 def _promotion_html(s: UseCaseStatus, champion: ModelVersion, link: Link, now: datetime) -> str:
     """The champion, when and why it was promoted (its promote run), and a challenger's fate."""
     why = f": {champion.reason}" if champion.reason else ""
@@ -660,7 +682,8 @@ def render(
             f'<p class="muted">{_esc(s.task)} · maturity level {_esc(s.maturity_level)}</p>{errors}'
             f"{_incidents_block(s, link, now)}{_latest_block(s, link, now)}"
             f'<div class="grid"><div><h3>Models</h3><div class="models">{models}</div></div>'
-            f"<div><h3>Approval queue</h3>{_approvals_block(s)}</div></div>{_charts_block(s, now)}</section>"
+            f"<div><h3>Approval queue</h3>{_approvals_block(s)}</div></div>{_live_history_block(s)}"
+            f"{_charts_block(s, now)}</section>"
         )
     nav = " · ".join(
         f'<a href="{_esc(url)}" target="_blank">{_esc(name)}</a>' for name, url in links.items() if url

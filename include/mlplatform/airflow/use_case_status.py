@@ -4,7 +4,8 @@
 (contract months, the latest training set and scored month, monitoring records, the alias
 history) into a :class:`UseCaseStatus`. From it, :func:`incidents` picks the breaches that
 stay listed (the rule in :mod:`mlplatform.airflow.mlops_page`), :func:`live_verdicts` the
-live decisions on delayed labels, and :func:`tenures` each version's time under an alias.
+latest live decisions on delayed labels (:func:`live_history` every one of them), and
+:func:`tenures` each version's time under an alias.
 :mod:`mlplatform.airflow.mlops_page` renders them; the plugin adds what only Airflow knows.
 """
 
@@ -468,22 +469,33 @@ class LiveVerdict:
         return (self.kind, self.outcome) in (("rollback", "promote"), ("challenger", "retire"))
 
 
+def window_verdicts(record: MonitoringRecord) -> list[LiveVerdict]:
+    """The live decisions a window's record holds (rollback first: it is the worse news)."""
+    decided = record.details.get("live")
+    if not isinstance(decided, Mapping):
+        return []
+    found = []
+    for kind in ("rollback", "challenger"):
+        if isinstance(decided.get(kind), Mapping):
+            try:
+                found.append(LiveVerdict.of(record.window, kind, decided[kind]))
+            except (KeyError, TypeError, ValueError):
+                continue  # a damaged entry: the next window's record will say
+    return found
+
+
 def live_verdicts(records: Sequence[MonitoringRecord]) -> list[LiveVerdict]:
-    """The live decisions of the newest window that has any (rollback first: it is the worse news)."""
+    """The live decisions of the newest window that has any."""
     for record in reversed(records):
-        decided = record.details.get("live")
-        if not isinstance(decided, Mapping):
-            continue
-        found = []
-        for kind in ("rollback", "challenger"):
-            if isinstance(decided.get(kind), Mapping):
-                try:
-                    found.append(LiveVerdict.of(record.window, kind, decided[kind]))
-                except (KeyError, TypeError, ValueError):
-                    continue  # a damaged entry: the next window's record will say
-        if found:
+        if found := window_verdicts(record):
             return found
     return []
+
+
+def live_history(records: Sequence[MonitoringRecord]) -> list[LiveVerdict]:
+    """Every live decision of every window, oldest window first: the trail of what production
+    truth decided (the challengers promoted and retired, the rollbacks) and on what evidence."""
+    return [verdict for record in records for verdict in window_verdicts(record)]
 
 
 def tenures(events: Sequence[AliasEvent], alias: str) -> list[tuple[AliasEvent, str | None]]:

@@ -1,4 +1,4 @@
-"""The model artifact every stage shares: an MLflow pyfunc over normalised trip records.
+"""The model every stage shares: a fitted estimator over normalised trip records.
 
 Training logs, batch scoring and the serving app load one kind of model: a
 :class:`TripModel`, which takes normalised trip columns (as :func:`mlplatform.core.tlc.normalise`
@@ -9,6 +9,8 @@ produces them), derives the spec's features itself and answers in the units a us
   the positive class.
 
 So a request, a batch file and a training row all go through the same feature code.
+The class knows nothing of MLflow: :mod:`mlplatform.adapters.pyfunc` wraps it in the pyfunc
+flavour when it is logged, and unwraps it when a stage loads it back.
 Inputs with a default (:func:`input_defaults`: the taxi type) are optional in the logged
 signature and filled in before the features are derived.
 
@@ -24,7 +26,6 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from mlflow.pyfunc.model import PythonModel
 
 if TYPE_CHECKING:
     from mlplatform.core.spec import Hyperparameter, UseCase
@@ -86,7 +87,7 @@ def build_estimator(
     return module.build_estimator(family, dict(params or {}), use_case.features)
 
 
-class TripModel(PythonModel):
+class TripModel:
     """A fitted scikit-learn estimator plus the feature derivation and output format."""
 
     def __init__(
@@ -103,17 +104,15 @@ class TripModel(PythonModel):
         self.labels = labels
         self.defaults = dict(defaults or {})
 
-    def predict(
-        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
-    ) -> pd.DataFrame:
+    def predict(self, trips: pd.DataFrame) -> pd.DataFrame:
+        """The answer for normalised trips (see :func:`input_columns`): features derived here."""
         from mlplatform.core.features import trip_features
 
-        return self.answer(trip_features(self.with_defaults(model_input)))
+        return self.answer(trip_features(self.with_defaults(trips)))
 
     def with_defaults(self, trips: pd.DataFrame) -> pd.DataFrame:
         """``trips`` with every optional input (see :func:`input_defaults`) present and filled."""
-        defaults = getattr(self, "defaults", {})  # models pickled before defaults existed
-        missing = {c: v for c, v in defaults.items() if c not in trips or trips[c].isna().any()}
+        missing = {c: v for c, v in self.defaults.items() if c not in trips or trips[c].isna().any()}
         if not missing:
             return trips
         out = trips.copy()

@@ -335,28 +335,54 @@ class Approval(Record):
 
 
 @dataclass(frozen=True)
+class LiveEvidence(Record):
+    """The live comparison a live decision rests on, as monitoring measured it on delayed labels.
+
+    ``interval`` is the relative RMSE improvement of the candidate over the serving model (an
+    :class:`mlplatform.core.evidence.Interval` as a dict), measured on ``trips`` paired
+    labelled trips of the ``windows``; ``minimum_effect`` is the improvement a promotion must
+    be sure of; ``live`` says which comparison: ``challenger`` (the challenger against the
+    champion) or ``rollback`` (the previous champion against the champion).
+    """
+
+    omitted_when_none: ClassVar[tuple[str, ...]] = ("interval", "minimum_effect")
+
+    interval: Mapping[str, float | int] | None = None
+    trips: int = 0
+    windows: tuple[str, ...] = ()
+    minimum_effect: float | None = None
+    live: str = ""
+
+    def text(self) -> str:
+        """The interval, labelled trips and windows, in words."""
+        from mlplatform.core.evidence import Interval  # numpy: not at a DAG file's parse time
+
+        interval = Interval.from_dict(self.interval).percent() if self.interval else "-"
+        return f"{interval} on {self.trips:,} labelled trips (windows {', '.join(self.windows) or '-'})"
+
+
+@dataclass(frozen=True)
 class LiveAsk(Record):
     """A live decision of the monitor that waits for a person's approval (level 3): ``promote``
     or ``retire`` the challenger ``version``, or ``rollback`` the champion ``version``.
 
-    ``evidence`` is the live comparison as monitoring recorded it (``interval``, ``trips``,
-    ``windows``, and ``live``: which comparison); it travels as the promote run's conf and
-    ends in the alias history.
+    ``evidence`` is the live comparison it rests on; it travels in the promote run's conf
+    (:meth:`conf`) and ends in the alias history.
     """
 
     action: str
     version: str
     reason: str
-    evidence: dict[str, Any]
+    evidence: LiveEvidence
 
     @property
     def run_id(self) -> str:
         """The promote run that asks: one per version and action, so nothing is asked twice."""
         return f"live__{self.action}__v{self.version}"
 
-    def conf(self, window: str) -> dict[str, Any]:
-        """The promote DAG's conf (its params) for this ask."""
-        return {**self.to_dict(), "version": int(self.version), "triggered_by": "monitor", "window": window}
+    def conf(self, window: str) -> LiveConf:
+        """The promote DAG's conf (its params) for this ask, from the monitor's ``window``."""
+        return LiveConf(self.action, int(self.version), self.reason, self.evidence, "monitor", window)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> LiveAsk | None:
@@ -364,6 +390,19 @@ class LiveAsk(Record):
         if not params.get("evidence"):
             return None
         return cls.from_dict({**params, "reason": str(params.get("reason") or "")})
+
+
+@dataclass(frozen=True)
+class LiveConf(Record):
+    """The conf of the promote run a :class:`LiveAsk` triggers: the promote DAG's params
+    (``version`` a number, as its form takes it), who triggered it and for which window."""
+
+    action: str
+    version: int
+    reason: str
+    evidence: LiveEvidence
+    triggered_by: str
+    window: str
 
 
 RETRAIN_KINDS = ("performance", "drift")

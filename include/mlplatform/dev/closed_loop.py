@@ -16,6 +16,20 @@ operator would from the UI:
    move pickups to the outer boroughs. Monitoring sees the performance drop and the drift,
    alerts Slack and triggers ``<use case>_train`` on the changed month; the new model
    passes the gates, is promoted and deployed, and the next month performs again.
+4. Production truth decides (the use case is at maturity level 4, so the monitor acts). The
+   loop proposes challengers for a live trial as a data scientist would: trained in this
+   process with the training stage and registered as ``challenger`` (no offline decision:
+   only the live labels decide). The monitor scores the challenger in shadow on the
+   month's labelled trips and decides on the paired evidence
+   (:mod:`mlplatform.core.live`): a challenger trained on a 2,000-trip sample loses and is
+   retired, one trained on every month so far wins and is promoted. A drift that lasts one
+   month (a passing disruption) makes the retrain on it a bad promotion: it passes the
+   offline gates on the disrupted month, the old regime returns, the previous champion
+   (scored in shadow) is better on the next month's labels, and the monitor rolls back, with
+   the rollback cooldown against flapping.
+
+``make run`` plays :data:`DEMO`: six months, the weak challenger after month 2, the strong
+one after month 3, a one-month drift in month 5 and its rollback in month 6.
 
 With ``--data DIR`` the months are real TLC monthly files instead (``green_tripdata_2021-01
 .parquet``, ``yellow_tripdata_2024-03.parquet``, ...): each month of the folder lands as TLC
@@ -23,15 +37,18 @@ published it, in month order, and goes through the same loop; nothing is injecte
 monitoring sees is the real month-to-month change.
 
 The run ends with a month-by-month summary (contract result, champion version, RMSE,
-drift, actions taken), the same as JSON (one object per month) and a PNG chart of RMSE
-and drift over time, then says where everything is and how long it took.
+drift, actions taken) and the live decisions (window, decision, version, interval,
+labelled trips), the same as JSON (one object per month) and a PNG chart of RMSE and
+drift over time with the alias moves, then says where everything is and how long it took.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +56,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from mlplatform.adapters import snapshots
+from mlplatform.airflow.use_case_status import LiveVerdict, window_verdicts
 from mlplatform.core import tlc
 from mlplatform.core.months import sequence
 from mlplatform.core.tlc import TaxiType
@@ -47,6 +65,7 @@ from mlplatform.dev.embedded import Platform
 
 if TYPE_CHECKING:
     from mlplatform.core.generator import Drift
+    from mlplatform.core.records import AliasEvent
 
 USE_CASE = "taxi_trip_duration"
 STAGES = ("validate", "train", "promote", "deploy", "batch_score", "monitor")
@@ -67,6 +86,13 @@ class Scenario:
     """The first drifted month (1-based); every later month drifts too."""
     congestion: float = 1.3
     outer_borough_shift: float = 0.5
+    drift_months: int | None = None
+    """How many months the drift lasts (``None``: every later month drifts too). A one-month
+    drift is a passing disruption: the old regime returns after it."""
+    weak_challenger_after: int | None = None
+    """After this month (1-based) the loop proposes :data:`WEAK` for a live trial (``None``: never)."""
+    strong_challenger_after: int | None = None
+    """After this month the loop proposes :data:`STRONG` for a live trial (``None``: never)."""
     data: Path | None = None
     """A folder of real TLC monthly files to replay instead of generated months."""
 
@@ -76,14 +102,43 @@ class Scenario:
         return sequence(self.start, self.months)
 
     def drifted(self, index: int) -> bool:
-        return self.data is None and index + 1 >= self.drift_from
+        after = index + 1 - self.drift_from
+        return self.data is None and after >= 0 and (self.drift_months is None or after < self.drift_months)
 
     def drift(self, index: int) -> Drift:
         from mlplatform.core.generator import Drift
 
-        if index + 1 < self.drift_from:
+        if not self.drifted(index):
             return Drift()
         return Drift(congestion=self.congestion, outer_borough_shift=self.outer_borough_shift)
+
+    def trial(self, index: int) -> ChallengerTrial | None:
+        """The challenger proposed for a live trial after the month, if any (none on real months)."""
+        if self.data is not None:
+            return None
+        return {self.weak_challenger_after: WEAK, self.strong_challenger_after: STRONG}.get(index + 1)
+
+
+@dataclass(frozen=True)
+class ChallengerTrial:
+    """A version proposed as ``challenger`` for a live trial, trained by the training stage
+    on the validated months so far (all of them, ``sample_rows`` trips at most)."""
+
+    name: str
+    sample_rows: int | None = None
+
+    def describe(self) -> str:
+        if self.sample_rows is None:
+            return f"{self.name}: trained on every validated month so far"
+        return f"{self.name}: trained on a sample of {self.sample_rows:,} trips"
+
+
+WEAK = ChallengerTrial("weak challenger", sample_rows=2_000)
+"""Too little data: a deliberately weakened challenger that production truth retires."""
+STRONG = ChallengerTrial("strong challenger")
+"""Twice or three times the first champion's data: better by a few percent, and promoted."""
+DEMO = Scenario(months=6, drift_from=5, drift_months=1, weak_challenger_after=2, strong_challenger_after=3)
+"""What ``make run`` plays: the three live stories on generated months (see the module docstring)."""
 
 
 def real_files(folder: Path) -> dict[str, dict[TaxiType, Path]]:
@@ -120,6 +175,8 @@ class MonthRecord:
     serving_status: str | None = None
     """The endpoint's verdict (error rate, latency): operations, never a retrain."""
     serving_breaches: list[str] = field(default_factory=list)
+    live: list[LiveVerdict] = field(default_factory=list)
+    """The month's live decisions on production truth (the challenger's, the rollback watch's)."""
 
     def decisions(self) -> MonthDecisions:
         """What the loop decided this month: the model's verdict, a retrain, a promotion.
@@ -131,6 +188,7 @@ class MonthRecord:
             model_status=self.monitor_status,
             retrain=any(a.startswith("monitoring triggered a retrain") for a in self.actions),
             promoted=[a.removeprefix("promoted version ") for a in self.actions if a.startswith("promoted")],
+            live=[f"{v.kind} {v.outcome} v{v.version}" for v in self.live if v.acted],
         )
 
 
@@ -144,7 +202,9 @@ class MonthDecisions:
     retrain: bool
     """Monitoring triggered a retrain."""
     promoted: list[str]
-    """The versions promoted to champion."""
+    """The versions promoted to champion by the offline gates."""
+    live: list[str] = field(default_factory=list)
+    """The live decisions acted on (``challenger promote v3``, ``rollback promote v3``)."""
 
 
 class ClosedLoop:
@@ -306,17 +366,73 @@ class ClosedLoop:
         record.rmse = values.get("rmse")
         record.rmse_reference = values.get("rmse_reference")
         record.drift_share = values.get("drift_share")
+        from mlplatform.stages.promotion import history
+
+        record.live = window_verdicts(found)
+        record.actions.extend(live_actions(record.live, history.events(self.use_case, self.lake)))
         if self.task_states("monitor", run_id).get("trigger_retrain") == "success":
             record.actions.append(f"monitoring triggered a retrain ({', '.join(record.breaches)})")
             self.follow_training(before, record, "retrain")
+
+    @contextlib.contextmanager
+    def platform_settings(self) -> Iterator[None]:
+        """The platform's lake and tracking server for the stages run in this process."""
+        env = self.platform.env()
+        names = ("MLPLATFORM_LAKE_URI", "MLFLOW_TRACKING_URI", "MLPLATFORM_MLFLOW_ARTIFACT_URI")
+        saved = {name: os.environ.get(name) for name in names}
+        os.environ.update({name: env[name] for name in names})
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+    def propose(self, record: MonthRecord, trial: ChallengerTrial, months: int) -> None:
+        """Train ``trial`` on the ``months`` validated so far and register it as ``challenger``, as a
+        data scientist proposing a version would: no promote run follows (the train DAG's
+        Asset starts one), so the monitor decides it on the next month's labelled trips."""
+        from mlplatform.adapters import registry
+        from mlplatform.stages import training
+
+        use_case = self.use_case
+        if trial.sample_rows is not None:
+            sampled = use_case.training.model_copy(update={"sample_rows": trial.sample_rows})
+            use_case = use_case.model_copy(update={"training": sampled})
+        with self.platform_settings():
+            assembled = training.assemble_training_set(
+                self.lake, use_case, key=f"live-trial-{record.month}", window_months=months
+            )
+            trained = training.fit_and_log(self.lake, use_case, assembled, reason=f"live trial: {trial.name}")
+            proposed = registry.register_challenger(self.use_case, trained.run_id, trained.model_uri)
+        record.actions.append(f"proposed version {proposed.version} for a live trial ({trial.describe()})")
 
     def month(self, record: MonthRecord, index: int) -> None:
         record.drift_threshold = self.use_case.monitoring.drifted_share_threshold
         self.land_and_validate(record, index)
         if record.contract.startswith("passed") and self.champion() is not None:
             self.score_and_monitor(record)
+            if (trial := self.scenario.trial(index)) is not None:
+                self.propose(record, trial, months=index + 1)
         record.champion_version = self.champion()
         record.actions.extend(f"alert: {text}" for text in self.new_alerts())
+
+
+def live_actions(verdicts: list[LiveVerdict], events: list[AliasEvent]) -> list[str]:
+    """What the monitor did on production truth, in the summary's words; a rollback says when
+    its cooldown ends (from the alias history's ``events``)."""
+    done = []
+    for v in (v for v in verdicts if v.acted):
+        if v.kind == "rollback":
+            until = next((e.cooldown_until for e in reversed(events) if e.action == "rollback"), None)
+            cooldown = f" (cooldown until {until[:16]})" if until else ""
+            done.append(f"live: rolled back to version {v.version}{cooldown}")
+        else:
+            verb = "promoted" if v.outcome == "promote" else "retired"
+            done.append(f"live: {verb} challenger version {v.version}")
+    return done
 
 
 def simulate(
@@ -379,7 +495,7 @@ def run(scenario: Scenario | None = None, status: Callable[[str], None] = lambda
 
     ``status`` is told what is going on while nothing prints (a live status line on a terminal).
     """
-    scenario = scenario or Scenario()
+    scenario = scenario or DEMO
     started = time.perf_counter()
     platform = Platform()
     print("starting the embedded platform (Airflow, MLflow, serving app, Slack sink) ...", flush=True)
@@ -391,12 +507,16 @@ def run(scenario: Scenario | None = None, status: Callable[[str], None] = lambda
         months = scenario.month_names()
         print(f"replaying {len(months)} real months from {scenario.data}: {', '.join(months)}", flush=True)
     else:
+        lasting = "" if scenario.drift_months is None else f" for {scenario.drift_months} month(s)"
         print(
             f"simulating {scenario.months} months of {scenario.rows:,} trips from {scenario.start}; "
-            f"drift from month {scenario.drift_from} (congestion x{scenario.congestion}, "
+            f"drift from month {scenario.drift_from}{lasting} (congestion x{scenario.congestion}, "
             f"{scenario.outer_borough_shift:.0%} of pickups to the outer boroughs)",
             flush=True,
         )
+        for index in range(scenario.months):
+            if (trial := scenario.trial(index)) is not None:
+                print(f"live trial after month {index + 1}: {trial.describe()}", flush=True)
     records = simulate(platform, scenario, lambda line: print(line, flush=True), status)
     print("\n" + summary_table(records))
     summary, chart = write_outputs(records, platform.home / "closed_loop")
@@ -424,7 +544,29 @@ def summary_table(records: list[MonthRecord]) -> str:
             f"{r.month:<8} {'yes' if r.drift_injected else 'no':<6} {r.contract.split(' ')[0]:<10} "
             f"{r.champion_version or '-':>8} {rmse:>7} {drift:>8}  {'; '.join(actions) or '-'}"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + live_table(records))
+
+
+def live_table(records: list[MonthRecord]) -> list[str]:
+    """The live decisions on production truth, one line each: window, decision, version (the
+    challenger's, or the previous champion's for a rollback), interval, labelled trips, acted."""
+    verdicts = [v for r in records for v in r.live]
+    if not verdicts:
+        return []
+    lines = [
+        "",
+        "live decisions on production truth (paired labelled trips, 95% confidence sequence):",
+        f"{'window':<8} {'decision':<45} {'version':>7}  {'improvement [interval]':<26} {'trips':>7}  acted",
+    ]
+    for v in verdicts:
+        shown = "-"
+        if v.interval is not None and v.trips and v.interval.point == v.interval.point:
+            shown = f"{v.interval.point:+.1%} [{v.interval.low:+.1%}, {v.interval.high:+.1%}]"
+        lines.append(
+            f"{v.window:<8} {v.words:<45} {'v' + (v.version or '-'):>7}  {shown:<26} {v.trips:>7,}  "
+            f"{'yes' if v.acted else 'no'}"
+        )
+    return lines
 
 
 def write_outputs(records: list[MonthRecord], folder: Path) -> tuple[Path, Path]:
@@ -456,16 +598,18 @@ def write_outputs(records: list[MonthRecord], folder: Path) -> tuple[Path, Path]
     rmse_axis.plot(x, rmse, marker="o", color="tab:blue", label="RMSE (min)")
     rmse_axis.plot(x, reference, ls="--", color="grey", label="RMSE at training")
     for i, r in enumerate(records):
-        if any(a.startswith("promoted") for a in r.actions):
+        moves = [f"v{a.removeprefix('promoted version ')}" for a in r.actions if a.startswith("promoted")]
+        moves += [a.removeprefix("live: ").split(" (")[0] for a in r.actions if a.startswith("live: ")]
+        if moves:
             rmse_axis.annotate(
-                f"v{r.champion_version}", (i, r.rmse or 0), textcoords="offset points", xytext=(0, 8)
+                "\n".join(moves), (i, r.rmse or 0), textcoords="offset points", xytext=(0, 8), fontsize=7
             )
     first_drift = next((i for i, r in enumerate(records) if r.drift_injected), None)
     if first_drift is not None:
         rmse_axis.axvline(first_drift - 0.5, color="tab:red", ls=":", label="drift injected")
     rmse_axis.set_xticks(list(x), [r.month for r in records])
     rmse_axis.set_ylabel("RMSE (minutes)")
-    rmse_axis.set_title(f"{USE_CASE}: production RMSE and drift by month")
+    rmse_axis.set_title(f"{USE_CASE}: production RMSE, drift and alias moves by month")
     handles = [h for axis in (rmse_axis, drift_axis) for h in axis.get_legend_handles_labels()[0]]
     rmse_axis.legend(handles=handles, loc="upper left", fontsize=8)
     fig.tight_layout()

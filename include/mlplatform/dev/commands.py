@@ -69,6 +69,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         drift_from=args.drift_from,
         congestion=args.congestion,
         outer_borough_shift=args.outer_borough_shift,
+        drift_months=args.drift_months or None,
+        weak_challenger_after=closed_loop.DEMO.weak_challenger_after if args.live_trials else None,
+        strong_challenger_after=closed_loop.DEMO.strong_challenger_after if args.live_trials else None,
         data=args.data,
     )
     if args.data is not None:
@@ -88,16 +91,17 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 def register(sub: Subparsers) -> None:
     """Add ``run`` and ``stop`` to ``sub``."""
-    from mlplatform.dev.closed_loop import Scenario
+    from mlplatform.dev.closed_loop import DEMO
 
     p = sub.add_parser("run", help="run the closed loop on the embedded default")
     p.description = (
         "Start (or reuse) the embedded default (local lake, MLflow, Airflow, serving app, Slack "
         "sink) and simulate months through the real scheduler: contracts, training, promotion, "
-        "deployment, scoring, monitoring, drift and automatic retraining. A previous run's lake "
-        "and registered models are set aside first."
+        "deployment, scoring, monitoring, drift and automatic retraining, and live decisions on "
+        "production truth: a challenger that loses, one that wins, a bad promotion rolled back. "
+        "A previous run's lake and registered models are set aside first."
     )
-    defaults = Scenario()
+    defaults = DEMO
     p.add_argument(
         "--months", type=int, default=defaults.months, help=f"months to simulate ({defaults.months})"
     )
@@ -120,6 +124,19 @@ def register(sub: Subparsers) -> None:
         type=float,
         default=defaults.outer_borough_shift,
         help=f"drift: share of pickups moved to the outer boroughs ({defaults.outer_borough_shift})",
+    )
+    p.add_argument(
+        "--drift-months",
+        type=int,
+        default=defaults.drift_months,
+        help=f"months the drift lasts, 0 for every later month ({defaults.drift_months})",
+    )
+    p.add_argument(
+        "--live-trials",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"propose a weak challenger after month {defaults.weak_challenger_after} and a strong "
+        f"one after month {defaults.strong_challenger_after} for live trials (on)",
     )
     p.add_argument(
         "--data",

@@ -436,7 +436,7 @@ class Linear:
 
 @dataclass
 class LeanModel:
-    """The lean form of a logged :class:`~mlplatform.core.modelling.TripModel`."""
+    """The lean form of a :class:`~mlplatform.core.modelling.TripModel` loaded from the registry."""
 
     features: tuple[str, ...]
     task: str
@@ -467,14 +467,16 @@ def compile_model(pyfunc: Any) -> LeanModel:
     from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
     from sklearn.pipeline import Pipeline
 
+    from mlplatform.adapters.pyfunc import trip_model
+
     try:
-        inner = pyfunc.unwrap_python_model()
-    except Exception as exc:
-        raise NotCompilable(f"not a Python model of this platform ({type(exc).__name__})") from None
-    estimator = getattr(inner, "estimator", None)
+        inner = trip_model(pyfunc)
+    except TypeError as exc:
+        raise NotCompilable(f"not a model of this platform ({exc})") from None
+    estimator = inner.estimator
     if not isinstance(estimator, Pipeline) or len(estimator.steps) != 2:
         raise NotCompilable("the estimator is not a two-step pipeline (encoding, model)")
-    features = tuple(inner.features)
+    features = inner.features
     encoding = compile_encoding(estimator.steps[0][1])
     model = estimator.steps[-1][1]
     score: Callable[[Features], np.ndarray]
@@ -497,9 +499,9 @@ def compile_model(pyfunc: Any) -> LeanModel:
         raise NotCompilable(f"model {type(model).__name__} has no lean form")
     return LeanModel(
         features,
-        str(inner.task),
-        tuple(inner.labels or ("0", "1")),
-        dict(getattr(inner, "defaults", {}) or {}),
+        inner.task,
+        inner.labels or ("0", "1"),
+        dict(inner.defaults),
         score,
         type(model).__name__,
     )

@@ -153,7 +153,9 @@ def model_fields(model: Any, use_case: UseCase) -> list[InputField]:
             for spec in schema.inputs
         ]
         return with_ranges(fields, use_case)
-    return spec_fields(use_case, model.unwrap_python_model().features)
+    from mlplatform.adapters.pyfunc import trip_model
+
+    return spec_fields(use_case, trip_model(model).features)
 
 
 def spec_fields(use_case: UseCase, features: Sequence[str] | None = None) -> list[InputField]:

@@ -181,6 +181,41 @@ KEPT_TRIGGERS = 50
 """Triggered retrains remembered in the state's ``history``."""
 
 
+@dataclass(frozen=True)
+class WindowSummary(Record):
+    """A monitored window's verdicts as the monitor DAG's `evaluate` hands them on (XCom): the
+    alert, retrain and approval tasks and the retrain trigger's templates read it. ``status`` is
+    the model status, kept for readers of the single status; ``backfill``: the run recomputes
+    history, so it alerts, retrains and asks nothing."""
+
+    window: str
+    status: str
+    model_status: str
+    serving_status: str
+    breaches: tuple[str, ...]
+    serving_breaches: tuple[str, ...]
+    record_uri: str | None
+    report_url: str | None
+    mlflow_run_url: str | None
+    backfill: bool
+
+    @classmethod
+    def of(cls, record: MonitoringRecord, backfill: bool) -> WindowSummary:
+        """The summary of the window's record: its model and serving breaches named apart."""
+        return cls(
+            window=record.window,
+            status=record.model_status,
+            model_status=record.model_status,
+            serving_status=record.serving_status,
+            breaches=tuple(b.metric for b in record.model_breaches),
+            serving_breaches=tuple(b.metric for b in record.serving_breaches),
+            record_uri=record.record_uri,
+            report_url=record.report_url,
+            mlflow_run_url=record.mlflow_run_url,
+            backfill=backfill,
+        )
+
+
 def state_path(use_case: str) -> str:
     return f"monitoring/{use_case}/retrain_state.json"
 

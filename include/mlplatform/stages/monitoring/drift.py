@@ -133,7 +133,7 @@ def drift(
 def predict(use_case: UseCase, model: Any, trips: pd.DataFrame) -> np.ndarray:
     """The champion's answers for trips (``prediction``, or the positive-class probability)."""
     inputs = trips[input_columns(use_case.features.all)]
-    call = (lambda f: model.predict(None, f)) if hasattr(model, "estimator") else scoring.predictor(model)
+    call = model.predict if hasattr(model, "estimator") else scoring.predictor(model)
     answers: np.ndarray = call(inputs)[answer_column(use_case)].to_numpy(float)
     return answers
 

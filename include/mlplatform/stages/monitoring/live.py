@@ -32,14 +32,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import pandas as pd
 
 from mlplatform.adapters import alerts, registry
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import live
-from mlplatform.core.records import LiveAsk, MonitoringRecord
+from mlplatform.core.records import LiveAsk, LiveConf, LiveEvidence, MonitoringRecord, Record
 from mlplatform.core.spec import UseCase
 from mlplatform.stages import scoring
 from mlplatform.stages.monitoring.drift import predict
@@ -47,6 +49,66 @@ from mlplatform.stages.monitoring.measures import batch_outcomes, estimate, labe
 from mlplatform.stages.monitoring.sources import ACTUAL, answer_column, version_metrics
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LiveVerdict(Record):
+    """One live comparison of a window, as the record's ``details["live"]`` keeps it.
+
+    ``challenger``: the challenger ``version`` against the champion; ``rollback``: the
+    ``champion`` against the ``previous`` champion (``outcome`` ``promote`` means roll back).
+    The decision of :mod:`mlplatform.core.live` with its evidence, whether it ``acted``
+    (level 4) and, at level 3, what it ``ask``s a person to approve. A challenger gone from
+    the registry is retired without evidence.
+    """
+
+    omitted_when_none: ClassVar[tuple[str, ...]] = (
+        "version", "champion", "previous", "interval", "trips", "windows", "minimum_effect", "ask",
+    )  # fmt: skip
+
+    version: str | None = None
+    champion: str | None = None
+    previous: str | None = None
+    outcome: str
+    reason: str
+    interval: Mapping[str, float | int] | None = None
+    trips: int | None = None
+    windows: tuple[str, ...] | None = None
+    trips_needed: int | None = None
+    minimum_effect: float | None = None
+    acted: bool = False
+    ask: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        decision: live.LiveDecision,
+        version: str | None = None,
+        champion: str | None = None,
+        previous: str | None = None,
+    ) -> LiveVerdict:
+        """The verdict of ``decision`` on the challenger ``version``, or on the ``champion``
+        against the ``previous`` one."""
+        d = decision
+        return cls(
+            version=version, champion=champion, previous=previous, outcome=d.outcome, reason=d.reason,
+            interval=d.interval.to_dict(), trips=d.trips, windows=d.windows, trips_needed=d.trips_needed,
+            minimum_effect=d.minimum_effect,
+        )  # fmt: skip
+
+    def evidence(self, comparison: str) -> LiveEvidence:
+        """What the verdict rests on, to travel with an ask (``comparison``: its key in the record)."""
+        return LiveEvidence(
+            self.interval, self.trips or 0, self.windows or (), self.minimum_effect, comparison
+        )
+
+
+@dataclass(frozen=True)
+class ApprovalRun(Record):
+    """A promote run that asks about a live decision: what `trigger_approval` is expanded with."""
+
+    trigger_run_id: str
+    conf: LiveConf
 
 
 def live_path(use_case: str, name: str) -> str:
@@ -107,7 +169,7 @@ def _alert(
 # -- the challenger ---------------------------------------------------------------------------------
 def challenger_decision(
     lake: Lake, use_case: UseCase, window: str, rows: pd.DataFrame, client: Any, run_id: str | None
-) -> dict[str, Any] | None:
+) -> LiveVerdict | None:
     """Shadow-score the challenger on the window's labelled trips, decide on all windows so far, act."""
     version = registry.alias_version(client, use_case.model_name, registry.CHALLENGER)
     if version is None:
@@ -118,10 +180,13 @@ def challenger_decision(
         return None  # no champion to compare with
     candidate = answers(use_case, rows, version)
     if candidate is None:
-        why = {"by": "monitor", "run_id": run_id, "reason": f"version {version} is gone from the registry"}
+        gone = LiveVerdict(
+            version=version, outcome="retire", reason=f"version {version} is gone from the registry"
+        )
         if use_case.maturity_level <= 2:  # level 2 (and backfills) record it only
-            return {"version": version, "outcome": "retire", "reason": why["reason"], "acted": False}
-        _retire(client, use_case, version, why)
+            return gone
+        why = {"by": "monitor", "run_id": run_id, "reason": gone.reason}
+        registry.retire_challenger(client, use_case.model_name, version, why)
         alerts.send(
             alerts.Alert(
                 title=f"{use_case.name}: challenger version {version} is gone from the registry, retired",
@@ -129,7 +194,7 @@ def challenger_decision(
                 lines=(f"`challenger` pointed at version {version}, which no longer loads; alias removed.",),
             )
         )
-        return {"version": version, "outcome": "retire", "reason": why["reason"], "acted": True}
+        return dataclasses.replace(gone, acted=True)
     total, windows = accumulate(
         lake,
         live_path(use_case.name, f"challenger-v{version}"),
@@ -144,15 +209,11 @@ def challenger_decision(
         confidence=use_case.promotion.confidence,
     )
     acted = _act_on_challenger(use_case, version, decision, client, run_id)
-    out = {"version": version, **decision.to_dict(), "acted": acted}
-    if use_case.maturity_level == 3 and decision.outcome in ("promote", "retire"):
-        out["ask"] = decision.outcome  # the monitor DAG asks through the promote DAG's approval
-    return out
-
-
-def _retire(client: Any, use_case: UseCase, version: str, why: dict[str, Any]) -> None:
-    """Remove the ``challenger`` alias, recorded first in the alias history."""
-    registry.retire_challenger(client, use_case.model_name, version, why)
+    asks = use_case.maturity_level == 3 and decision.outcome in ("promote", "retire")
+    # At level 3 the monitor DAG asks through the promote DAG's approval.
+    return dataclasses.replace(
+        LiveVerdict.of(decision, version=version), acted=acted, ask=decision.outcome if asks else None
+    )
 
 
 def _act_on_challenger(
@@ -169,7 +230,7 @@ def _act_on_challenger(
             champion = registry.alias_version(client, name, registry.CHAMPION)
             registry.promote(name, version, {**why, "expected_champion": champion}, client)
         else:
-            _retire(client, use_case, version, why)
+            registry.retire_challenger(client, name, version, why)
         _alert(use_case, "info", f"{use_case.name}: challenger version {version} {verb} on live evidence",
                [decision.reason], decision)  # fmt: skip
         return True
@@ -179,7 +240,7 @@ def _act_on_challenger(
 # -- rollback on quality ------------------------------------------------------------------------------
 def rollback_decision(
     lake: Lake, use_case: UseCase, window: str, rows: pd.DataFrame, client: Any, run_id: str | None
-) -> dict[str, Any] | None:
+) -> LiveVerdict | None:
     """Score ``previous_champion`` in shadow for a few windows after a promotion; roll back (or ask)
     when the champion is worse with confidence."""
     name = use_case.model_name
@@ -196,7 +257,7 @@ def rollback_decision(
         return None
     total, windows = accumulate(lake, path, window, window_sums(use_case, rows, mine, theirs))
     decision = live.regressed(total, windows)
-    out = {"champion": current, "previous": previous, **decision.to_dict(), "acted": False}
+    out = LiveVerdict.of(decision, champion=current, previous=previous)
     if decision.outcome != "promote" or use_case.maturity_level <= 2:
         return out  # level 2 (and backfills) record the regression; a person reads the record
     lines = [f"Champion version {current} is worse than version {previous} on live labels.", decision.reason]
@@ -206,12 +267,13 @@ def rollback_decision(
                 name, "monitor", run_id, reason=decision.reason, evidence={"live": decision.to_dict()},
                 cooldown_days=use_case.promotion.rollback_cooldown_days,
             )  # fmt: skip
-            out["acted"] = True
+            out = dataclasses.replace(out, acted=True)
             lines.append(f"Rolled back to version {previous}.")
         except registry.PromotionError as refused:  # within the cooldown: alert, do not flap
             lines.append(f"Not rolled back: {refused}")
     else:
-        out["ask"] = "rollback"  # the monitor DAG asks through the promote DAG's approval
+        # The monitor DAG asks through the promote DAG's approval.
+        out = dataclasses.replace(out, ask="rollback")
         lines.append(f"Asked for approval: the rollback waits in {use_case.name}_promote's approval.")
     _alert(use_case, "breach", f"{use_case.name}: champion version {current} regressed on live labels",
            lines, decision)  # fmt: skip
@@ -221,17 +283,17 @@ def rollback_decision(
 # -- level 3: what to ask -------------------------------------------------------------------------------
 def approval_asks(record: MonitoringRecord) -> list[LiveAsk]:
     """The live decisions of the window's record that ask for a person's approval (level 3)."""
-    found = record.details.get("live") or {}
-    asks = []
-    for key, decided in sorted(found.items()):
-        if decided.get("ask"):
-            version = decided["version"] if key == "challenger" else decided["champion"]
-            evidence = {
-                k: decided[k] for k in ("interval", "trips", "windows", "minimum_effect") if k in decided
-            }
-            evidence["live"] = key
-            asks.append(LiveAsk(decided["ask"], str(version), str(decided["reason"]), evidence))
-    return asks
+    found = {key: LiveVerdict.from_dict(v) for key, v in (record.details.get("live") or {}).items()}
+    return [
+        LiveAsk(v.ask, str(v.version if key == "challenger" else v.champion), v.reason, v.evidence(key))
+        for key, v in sorted(found.items())
+        if v.ask
+    ]
+
+
+def approval_runs(record: MonitoringRecord) -> list[ApprovalRun]:
+    """The promote runs (run id and conf) that ask about the window's live decisions."""
+    return [ApprovalRun(ask.run_id, ask.conf(record.window)) for ask in approval_asks(record)]
 
 
 # -- one window -----------------------------------------------------------------------------------------
@@ -262,17 +324,17 @@ def assess_window(
         details["estimate"] = shown
     joined, _ = batch_outcomes(lake, use_case, record.window) if "rmse" in record.metrics else (None, "")
     if joined is not None and len(rows := labelled_rows(use_case, joined)):
-        decided: dict[str, Any] = {}
+        decided: dict[str, LiveVerdict] = {}
         if (
             challenger := challenger_decision(lake, use_case, record.window, rows, client, run_id)
         ) is not None:
             decided["challenger"] = challenger
-        promoted_now = (challenger or {}).get("outcome") == "promote" and (challenger or {}).get("acted")
+        promoted_now = challenger is not None and challenger.outcome == "promote" and challenger.acted
         # The window that promoted the challenger is not evidence against it: the watch starts after.
         if not promoted_now and (
             rollback := rollback_decision(lake, use_case, record.window, rows, client, run_id)
         ):
             decided["rollback"] = rollback
         if decided:
-            details["live"] = decided
+            details["live"] = {key: verdict.to_dict() for key, verdict in decided.items()}
     return dataclasses.replace(record, metrics=metrics, details=details)

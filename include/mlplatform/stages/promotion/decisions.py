@@ -180,7 +180,7 @@ def _why(
         "by": decision.by,
         "run_id": run_id,
         "reason": f"{decision.outcome}: {decision.reason}",
-        "evidence": {**found, "live": live.evidence} if live else found,
+        "evidence": {**found, "live": live.evidence.to_dict()} if live else found,
         "gates": [gate.to_dict() for gate in assessment.gates],
     }
 
@@ -306,15 +306,20 @@ def rollback(
 def live_summary(ask: LiveAsk) -> str:
     """The monitor's live evidence as markdown, for the person asked to approve acting on it."""
     live = ask.evidence
-    interval = evidence.Interval.from_dict(live["interval"]).percent() if live.get("interval") else "-"
+    interval = evidence.Interval.from_dict(live.interval).percent() if live.interval else "-"
+    compared = (
+        "the previous champion over the champion"
+        if live.live == "rollback"
+        else "the challenger over the champion"
+    )
     return "\n".join(
         [
             f"**Live evidence: {ask.action} version {ask.version}** (the monitor's, on delayed labels)",
             "",
             f"- {ask.reason}",
-            f"- Improvement of the challenger over the champion: **{interval}**",
-            f"- Labelled trips: {int(live.get('trips') or 0):,}",
-            f"- Windows: {', '.join(live.get('windows') or ()) or '-'}",
+            f"- Improvement of {compared}: **{interval}**",
+            f"- Labelled trips: {live.trips:,}",
+            f"- Windows: {', '.join(live.windows) or '-'}",
         ]
     )
 
@@ -329,7 +334,7 @@ def act_on_live(use_case: UseCase, ask: LiveAsk, approval: Approval | None, run_
     outcome, why = "rejected", f"{action} on live evidence not approved ({by}): {reason}"
     if approval is not None and approval.approved:
         outcome, why = ("retired" if action == "retire" else "rolled_back"), f"{action}: {reason} (approved)"
-        moved_on = {"live": ask.evidence, "approved_by": by}
+        moved_on = {"live": ask.evidence.to_dict(), "approved_by": by}
         try:
             if action == "retire":
                 moved = registry.retire_challenger(
@@ -354,7 +359,12 @@ def act_on_live(use_case: UseCase, ask: LiveAsk, approval: Approval | None, run_
         "ok" if outcome != "rejected" else "warning",
         f"{name} version {version}: {action} on live evidence {outcome.replace('_', ' ')}",
         [why],
-        {"Model": f"{name} v{version}", "Decided by": by, "Run": run_id},
+        {
+            "Model": f"{name} v{version}",
+            "Live evidence": ask.evidence.text(),
+            "Decided by": by,
+            "Run": run_id,
+        },
         {"Model version": registry.model_url(name, version)},
     )
     return PromotionOutcome(name, version, outcome, why, by, registry.alias_version(client, name, CHAMPION))

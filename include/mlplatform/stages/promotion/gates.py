@@ -288,6 +288,7 @@ def _head(
 
 
 def _measure(lake: Lake, use_case: UseCase, client: Any, version: str, champion: str | None) -> _Measured:
+    from mlplatform.adapters.pyfunc import trip_model
     from mlplatform.core import features
 
     head, found = _head(use_case, client, version, champion)
@@ -295,12 +296,14 @@ def _measure(lake: Lake, use_case: UseCase, client: Any, version: str, champion:
     rows, held_out = _evaluation_rows(lake, use_case, found)
     model, size_mb = _load(f"models:/{use_case.model_name}/{version}")
     featured = features.trip_features(rows)
-    mine = training.evaluate(use_case, model.unwrap_python_model(), featured, rows[use_case.target.column])
+    mine = training.evaluate(use_case, trip_model(model), featured, rows[use_case.target.column])
     return _Measured(head, checks, rows, featured, held_out, model, size_mb, mine)
 
 
 def assess(lake: Lake, use_case: UseCase, version: str | None = None) -> Assessment:
     """Evaluate ``version`` (default: the ``challenger``) against every gate."""
+    from mlplatform.adapters.pyfunc import trip_model
+
     client = registry.client()
     name = use_case.model_name
     version = str(version) if version is not None else registry.alias_version(client, name, CHALLENGER)
@@ -326,10 +329,10 @@ def assess(lake: Lake, use_case: UseCase, version: str | None = None) -> Assessm
     if champion is not None and champion != version:
         champion_model, _ = _load(f"models:/{name}/{champion}")
         y = got.rows[use_case.target.column]
-        theirs_model = champion_model.unwrap_python_model()
+        theirs_model = trip_model(champion_model)
         theirs = training.evaluate(use_case, theirs_model, got.featured, y)
         reference, kind = theirs.overall[metric], f"champion (version {champion})"
-        mine_model = got.model.unwrap_python_model()
+        mine_model = trip_model(got.model)
         intervals = improvement_intervals(use_case, got.featured, y, theirs_model, mine_model)
         measured = dataclasses.replace(
             measured, champion=theirs.to_dict(), evidence=_evidence(use_case, intervals)

@@ -40,7 +40,7 @@ DATA_FILE = "predictions.parquet"
 
 # -- the model -------------------------------------------------------------------------------
 def load_model(uri: str) -> Any:
-    """Load an MLflow pyfunc (a :class:`mlplatform.core.modelling.TripModel`) from any MLflow URI."""
+    """Load an MLflow pyfunc (a :class:`~mlplatform.adapters.pyfunc.TripPyfunc`) from any MLflow URI."""
     import mlflow.pyfunc
 
     if uri.startswith(("models:/", "runs:/")):
@@ -55,9 +55,10 @@ def model_inputs(model: Any) -> list[str]:
     schema = model.metadata.get_input_schema()
     if schema is not None and schema.has_input_names():
         return list(schema.input_names())
+    from mlplatform.adapters.pyfunc import trip_model
     from mlplatform.core.modelling import input_columns
 
-    return input_columns(model.unwrap_python_model().features)
+    return input_columns(trip_model(model).features)
 
 
 def signature_inputs(ref: ModelRef) -> list[str]:
@@ -75,9 +76,11 @@ def signature_inputs(ref: ModelRef) -> list[str]:
 
 def model_task(model: Any) -> str:
     """``regression`` or ``classification``: which answer columns the model returns."""
+    from mlplatform.adapters.pyfunc import trip_model
+
     try:
-        return str(model.unwrap_python_model().task)
-    except Exception:  # not a TripModel: a regressor is the only other shape we accept
+        return trip_model(model).task
+    except TypeError:  # not a TripModel: a regressor is the only other shape we accept
         return "regression"
 
 
@@ -89,13 +92,12 @@ def predictor(model: Any) -> Any:
     the pyfunc wrapper's second schema pass would only cost time. The callable takes a frame
     of the model's inputs and returns its answer frame.
     """
+    from mlplatform.adapters.pyfunc import trip_model
+
     try:
-        inner = model.unwrap_python_model()
-    except Exception:
+        return trip_model(model).predict
+    except TypeError:
         return model.predict
-    if hasattr(inner, "estimator") and hasattr(inner, "features"):
-        return lambda frame: inner.predict(None, frame)
-    return model.predict
 
 
 # -- a month's snapshot --------------------------------------------------------------------------

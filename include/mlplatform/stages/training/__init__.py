@@ -79,7 +79,6 @@ from mlplatform.stages.training.tracking import (
     figures,
     fit_and_log,
     log_run,
-    model_code,
     model_signature,
 )
 
@@ -101,7 +100,6 @@ __all__ = [
     "labelled",
     "labelled_and_excluded",
     "log_run",
-    "model_code",
     "model_signature",
     "on_new_data",
     "primary_metric",

@@ -42,9 +42,6 @@ from mlplatform.stages.training.fitting import Fitted, ModelEvaluation, primary_
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
-"""The ``mlplatform`` package folder the logged model's code is copied from."""
-
 
 # -- plots ----------------------------------------------------------------------------------------
 SHOWN_ROWS = 5000
@@ -181,24 +178,6 @@ def pip_requirements() -> list[str]:
     return pins
 
 
-def model_code(folder: Path) -> list[str]:
-    """Copy the code a logged model needs into ``folder``; returns its MLflow ``code_paths``.
-
-    That is the package's ``__init__`` and its pure core, Python files only: what
-    :class:`~mlplatform.core.modelling.TripModel` and the features it derives import.
-    """
-    import shutil
-
-    target = folder / "mlplatform"
-    (target / "core").mkdir(parents=True, exist_ok=True)
-    shutil.copy2(PACKAGE_ROOT / "__init__.py", target / "__init__.py")
-    for source in (PACKAGE_ROOT / "core").rglob("*.py"):
-        destination = target / source.relative_to(PACKAGE_ROOT)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, destination)
-    return [str(target)]
-
-
 def snapshot_input(ref: TrainingInput) -> Any:
     """An MLflow dataset input for one lineage entry (a validated snapshot or a raw file)."""
     import warnings
@@ -224,7 +203,7 @@ def model_signature(use_case: UseCase, model: TripModel, example: pd.DataFrame) 
     from mlflow.types.schema import ColSpec, Schema
 
     example = example[input_columns(use_case.features.all)].reset_index(drop=True)
-    signature = infer_signature(example, model.predict(None, example).reset_index(drop=True))
+    signature = infer_signature(example, model.predict(example).reset_index(drop=True))
     optional = input_defaults(use_case)
     inputs = Schema(
         [
@@ -286,11 +265,13 @@ def _log_lineage(lineage: tuple[TrainingInput, ...]) -> None:
 def _log_model(use_case: UseCase, fitted: Fitted, valid: pd.DataFrame) -> Any:
     import mlflow
 
+    from mlplatform.adapters.pyfunc import TripPyfunc, model_code
+
     example = valid[input_columns(use_case.features.all)].head(5).reset_index(drop=True)
     with tempfile.TemporaryDirectory(prefix="mlplatform-model-code-") as folder:
         return mlflow.pyfunc.log_model(
             name="model",
-            python_model=fitted.model,
+            python_model=TripPyfunc(fitted.model),
             signature=model_signature(use_case, fitted.model, example),
             input_example=example,
             pip_requirements=pip_requirements(),
