@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Param, TaskGroup, task
 
@@ -47,6 +47,9 @@ from mlplatform.adapters import settings
 from mlplatform.airflow import dagkit
 from mlplatform.core.records import ModelRef
 from mlplatform.core.spec import UseCase, serving_target
+
+if TYPE_CHECKING:
+    from mlplatform.stages import deployment
 
 STAGE = Path(__file__).stem
 ENDPOINT_CHECK_SECONDS = 30
@@ -152,7 +155,7 @@ def _deploy_to_sagemaker(use_case: UseCase, versions: Any, check_seconds: int) -
         @dagkit.records
         def plan(
             versions: dict[str, ModelRef | None], params: Mapping[str, Any] | None = None
-        ) -> dict[str, Any]:
+        ) -> deployment.SageMakerPlan:
             """Every SageMaker request this deployment needs, given what already exists."""
             from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
             from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
@@ -177,7 +180,7 @@ def _deploy_to_sagemaker(use_case: UseCase, versions: Any, check_seconds: int) -
                 raise AirflowFailException(str(exc)) from None  # retrying would not change the answer
 
         @task(trigger_rule="none_failed")
-        def verify(plan: dict[str, Any]) -> dict[str, Any]:
+        def verify(plan: deployment.SageMakerPlan) -> deployment.EndpointServing:
             """Check the endpoint is in service on the new configuration (a rollback is a failure)."""
             from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
             from airflow.sdk.exceptions import AirflowFailException

@@ -60,6 +60,9 @@ from mlplatform.core.records import TrainedRun
 from mlplatform.core.spec import UseCase, serving_target
 
 if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.type_defs import CreateTrainingJobRequestTypeDef
+
+    from mlplatform.airflow.sagemaker_operators import TrainingResult
     from mlplatform.stages import training
 
 STAGE = Path(__file__).stem
@@ -177,7 +180,7 @@ def _fit_on_sagemaker(use_case: UseCase, assembled: Any, check_seconds: int) -> 
 
         @task
         @dagkit.records
-        def job_config(assembled: training.TrainingSet, **context: Any) -> dict[str, Any]:
+        def job_config(assembled: training.TrainingSet, **context: Any) -> CreateTrainingJobRequestTypeDef:
             """The Training job: the release's image, the assembled sets as channels, the params."""
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import training
@@ -209,7 +212,7 @@ def _fit_on_sagemaker(use_case: UseCase, assembled: Any, check_seconds: int) -> 
 
         @task
         @dagkit.records
-        def collect(job: dict[str, Any]) -> TrainedRun:
+        def collect(job: TrainingResult) -> TrainedRun:
             """The MLflow run and model the job logged, from its `model.tar.gz`."""
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import training

@@ -62,6 +62,8 @@ from mlplatform.airflow import dagkit
 from mlplatform.core.spec import UseCase, serving_target
 
 if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.type_defs import CreateProcessingJobRequestTypeDef
+
     from mlplatform.stages import contracts
 
 STAGE = Path(__file__).stem
@@ -147,7 +149,7 @@ def _validate_on_sagemaker(use_case: UseCase, month: Any, check_seconds: int) ->
     ):
 
         @task
-        def job_config(month: str, run_id: str | None = None) -> dict[str, Any]:
+        def job_config(month: str, run_id: str | None = None) -> CreateProcessingJobRequestTypeDef:
             """The Processing job: `python -m mlplatform.jobs validate` on the release's image."""
             from mlplatform.adapters import sagemaker
             from mlplatform.adapters.lake import Lake
@@ -170,7 +172,7 @@ def _validate_on_sagemaker(use_case: UseCase, month: Any, check_seconds: int) ->
 
         @task
         @dagkit.records
-        def read_outcome(config: dict[str, Any]) -> contracts.ContractOutcome:
+        def read_outcome(config: CreateProcessingJobRequestTypeDef) -> contracts.ContractOutcome:
             """The outcome the job wrote beside its output: what `check_contract` returns locally."""
             from mlplatform.adapters.lake import Lake
             from mlplatform.stages import contracts

@@ -5,6 +5,9 @@ creates nothing twice. A model's data is the registered version's MLflow model f
 which SageMaker copies to ``/opt/ml/model``; endpoints capture their traffic to the lake
 (:func:`data_capture_config`), where monitoring reads it. The operators that send the
 requests are Airflow's (amazon provider); this module only builds them and asks what exists.
+
+The requests are typed against the AWS API model (``mypy_boto3_sagemaker``'s TypedDicts, a
+test-only dependency imported for type checking alone): at run time they are plain dicts.
 """
 
 from __future__ import annotations
@@ -12,11 +15,24 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from mlplatform.adapters import settings
 from mlplatform.core.records import ModelRef
 from mlplatform.core.spec import UseCase
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.literals import ProcessingInstanceTypeType, TrainingInstanceTypeType
+    from mypy_boto3_sagemaker.type_defs import (
+        ContainerDefinitionTypeDef,
+        CreateModelInputTypeDef,
+        CreateProcessingJobRequestTypeDef,
+        CreateTrainingJobRequestTypeDef,
+        DataCaptureConfigTypeDef,
+        OutputDataConfigTypeDef,
+        TagTypeDef,
+    )
 
 SAGEMAKER_MODEL_DIR = "/opt/ml/model"  # where SageMaker puts the model data in the container
 DEFAULT_CAPTURE_PERCENT = 100
@@ -42,6 +58,11 @@ class ModelDataNotInS3(RuntimeError):
 def digest(obj: Any, length: int = 8) -> str:
     """A short content hash of a JSON-able request: what makes SageMaker names idempotent."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:length]
+
+
+def content_digest(request: Mapping[str, object], name_key: str, length: int = 8) -> str:
+    """The digest of what a request asks for: everything but its name (``name_key``) and tags."""
+    return digest({key: value for key, value in request.items() if key not in (name_key, "Tags")}, length)
 
 
 def endpoint_name(use_case: UseCase) -> str:
@@ -173,7 +194,7 @@ def model_data_uri(ref: ModelRef, registry_client: Any = None) -> str:
 
 def model_request(
     use_case: UseCase, ref: ModelRef, image: str, role: str, registry_client: Any = None
-) -> dict[str, Any]:
+) -> CreateModelInputTypeDef:
     """The CreateModel request serving one registered version.
 
     SageMaker copies the version's artifacts from S3 (:func:`model_data_uri`), uncompressed,
@@ -186,7 +207,7 @@ def model_request(
         "MLPLATFORM_SERVING_POLL_SECONDS": "0",
         "MLPLATFORM_SERVING_LOG_PREDICTIONS": "0",  # SageMaker data capture records traffic there
     }
-    container: dict[str, Any] = {
+    container: ContainerDefinitionTypeDef = {
         "Image": image,
         "Mode": "SingleModel",
         "Environment": environment,
@@ -198,9 +219,16 @@ def model_request(
             }
         },
     }
-    request = {"PrimaryContainer": container, "ExecutionRoleArn": role}
-    name = f"{endpoint_name(use_case)}-v{ref.version}-{digest(request, 6)}"
-    return {"ModelName": name, **request, "Tags": tags(use_case, ref)}
+    request: CreateModelInputTypeDef = {
+        "ModelName": "",  # named after its content, below
+        "PrimaryContainer": container,
+        "ExecutionRoleArn": role,
+        "Tags": tags(use_case, ref),
+    }
+    request["ModelName"] = (
+        f"{endpoint_name(use_case)}-v{ref.version}-{content_digest(request, 'ModelName', 6)}"
+    )
+    return request
 
 
 # -- data capture ------------------------------------------------------------------------------
@@ -222,7 +250,7 @@ def capture_percent() -> int:
     return int(raw)
 
 
-def data_capture_config(use_case: UseCase, lake_root: str, kms_key: str = "") -> dict[str, Any]:
+def data_capture_config(use_case: UseCase, lake_root: str, kms_key: str = "") -> DataCaptureConfigTypeDef:
     """The endpoint's DataCaptureConfig: requests and answers, to the lake's capture prefix.
 
     Monitoring reads these records for serving performance and per-variant metrics, so the
@@ -233,7 +261,7 @@ def data_capture_config(use_case: UseCase, lake_root: str, kms_key: str = "") ->
             f"SageMaker endpoints capture their traffic to the lake, but the lake is {lake_root}: "
             "set MLPLATFORM_LAKE_URI to the lake bucket (Terraform publishes it), or use MLPLATFORM_ENV=local"
         )
-    config: dict[str, Any] = {
+    config: DataCaptureConfigTypeDef = {
         "EnableCapture": True,
         "InitialSamplingPercentage": capture_percent(),
         "DestinationS3Uri": f"{lake_root.rstrip('/')}/{capture_prefix(use_case.name)}",
@@ -248,25 +276,27 @@ def data_capture_config(use_case: UseCase, lake_root: str, kms_key: str = "") ->
     return config
 
 
-def tags(use_case: UseCase, ref: ModelRef | None = None) -> list[dict[str, str]]:
+def tags(use_case: UseCase, ref: ModelRef | None = None) -> list[TagTypeDef]:
     """Tags of every SageMaker resource of a use case (and of a model version)."""
-    out = [{"Key": "mlplatform:use_case", "Value": use_case.name}]
+    out: list[TagTypeDef] = [{"Key": "mlplatform:use_case", "Value": use_case.name}]
     if ref is not None:
         out.append({"Key": "mlplatform:model_version", "Value": f"{ref.name}/{ref.version}"})
     return out
 
 
-def existing(describe: Any, **name: str) -> dict[str, Any] | None:
-    """What ``describe(**name)`` returns, or ``None`` when SageMaker has no such resource."""
+Described = TypeVar("Described")
+
+
+def existing(describe: Callable[..., Described], **name: str) -> Described | None:
+    """What ``describe(**name)`` (a ``Describe*`` call) returns, or ``None`` when SageMaker has none."""
     from botocore.exceptions import ClientError
 
     try:
-        found: dict[str, Any] = describe(**name)
+        return describe(**name)
     except ClientError as exc:
         if exc.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):
             return None
         raise
-    return found
 
 
 # -- jobs: training and processing on the platform image ----------------------------------------
@@ -277,9 +307,9 @@ PROCESSING_MAX_SECONDS = 3 * 3600
 PROCESSING_OUTPUT_DIR = "/opt/ml/processing/output"
 
 
-def job_name(use_case: UseCase, kind: str, request: Any) -> str:
+def job_name(use_case: UseCase, kind: str, request: Mapping[str, object], name_key: str) -> str:
     """``<use case>-<kind>-<hash>``: the same request twice is the same job (63 characters at most)."""
-    return f"{endpoint_name(use_case)[:40]}-{kind}-{digest(request)}"
+    return f"{endpoint_name(use_case)[:40]}-{kind}-{content_digest(request, name_key)}"
 
 
 def _job_environment() -> dict[str, str]:
@@ -299,7 +329,7 @@ def training_job_request(
     channels: dict[str, str],
     hyperparameters: dict[str, str],
     output_uri: str,
-) -> dict[str, Any]:
+) -> CreateTrainingJobRequestTypeDef:
     """The CreateTrainingJob request running ``python -m mlplatform.jobs train`` on the image.
 
     ``channels`` maps a channel name to the S3 prefix SageMaker copies to
@@ -307,8 +337,11 @@ def training_job_request(
     ``/opt/ml/input/config/hyperparameters.json``; ``/opt/ml/model`` ends up as
     ``<output_uri>/<job name>/output/model.tar.gz``.
     """
-    kms = settings.get("MLPLATFORM_SERVING_KMS_KEY_ARN")
-    request: dict[str, Any] = {
+    output: OutputDataConfigTypeDef = {"S3OutputPath": output_uri}
+    if kms := settings.get("MLPLATFORM_SERVING_KMS_KEY_ARN"):
+        output["KmsKeyId"] = kms
+    request: CreateTrainingJobRequestTypeDef = {
+        "TrainingJobName": "",  # named after its content, below
         "AlgorithmSpecification": {
             "TrainingImage": image,
             "TrainingInputMode": "File",
@@ -330,26 +363,30 @@ def training_job_request(
             }
             for channel, uri in sorted(channels.items())
         ],
-        "OutputDataConfig": {"S3OutputPath": output_uri, **({"KmsKeyId": kms} if kms else {})},
+        "OutputDataConfig": output,
         "ResourceConfig": {
-            "InstanceType": use_case.serving.instance_type,
+            # The spec names any instance type; SageMaker refuses one it does not train on.
+            "InstanceType": cast("TrainingInstanceTypeType", use_case.serving.instance_type),
             "InstanceCount": 1,
             "VolumeSizeInGB": JOB_VOLUME_GB,
         },
         "StoppingCondition": {"MaxRuntimeInSeconds": TRAINING_MAX_SECONDS},
         "Environment": _job_environment(),
+        "Tags": tags(use_case),
     }
-    return {"TrainingJobName": job_name(use_case, "train", request), **request, "Tags": tags(use_case)}
+    request["TrainingJobName"] = job_name(use_case, "train", request, "TrainingJobName")
+    return request
 
 
 def processing_job_request(
     use_case: UseCase, image: str, role: str, arguments: list[str], output_uri: str
-) -> dict[str, Any]:
+) -> CreateProcessingJobRequestTypeDef:
     """The CreateProcessingJob request running ``python -m mlplatform.jobs <arguments>`` on the image.
 
     What the job writes to ``/opt/ml/processing/output`` is uploaded to ``output_uri`` when it ends.
     """
-    request: dict[str, Any] = {
+    request: CreateProcessingJobRequestTypeDef = {
+        "ProcessingJobName": "",  # named after its content, below
         "AppSpecification": {
             "ImageUri": image,
             "ContainerEntrypoint": list(JOB_MODULE),
@@ -359,7 +396,8 @@ def processing_job_request(
         "ProcessingResources": {
             "ClusterConfig": {
                 "InstanceCount": 1,
-                "InstanceType": use_case.serving.instance_type,
+                # The spec names any instance type; SageMaker refuses one it does not process on.
+                "InstanceType": cast("ProcessingInstanceTypeType", use_case.serving.instance_type),
                 "VolumeSizeInGB": JOB_VOLUME_GB,
             }
         },
@@ -377,9 +415,11 @@ def processing_job_request(
         },
         "StoppingCondition": {"MaxRuntimeInSeconds": PROCESSING_MAX_SECONDS},
         "Environment": _job_environment(),
+        "Tags": tags(use_case),
     }
     kind = arguments[0] if arguments else "job"
-    return {"ProcessingJobName": job_name(use_case, kind, request), **request, "Tags": tags(use_case)}
+    request["ProcessingJobName"] = job_name(use_case, kind, request, "ProcessingJobName")
+    return request
 
 
 def failure_reason(client: Any, kind: str, name: str) -> str:

@@ -17,7 +17,10 @@ a failed update never leaves a half-updated endpoint.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.type_defs import DescribeTrainingJobResponseTypeDef
 
 # Which SageMaker resource each operator waits for, and where its config names it.
 _WAITS = {
@@ -26,6 +29,13 @@ _WAITS = {
     "SageMakerTransformOperator": ("Transform", "TransformJobName"),
     "SageMakerEndpointOperator": ("endpoint", "EndpointName"),
 }
+
+
+class TrainingResult(TypedDict):
+    """What SageMakerTrainingOperator returns (its XCom): the job's DescribeTrainingJob answer,
+    made JSON-able (its times become strings)."""
+
+    Training: DescribeTrainingJobResponseTypeDef
 
 
 def clear_operator(operator: type) -> type:

@@ -35,12 +35,12 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from mlplatform.adapters import settings
 from mlplatform.adapters.sagemaker import (
+    content_digest,
     data_capture_config,
-    digest,
     endpoint_alarms,
     endpoint_name,
     execution_role,
@@ -51,6 +51,18 @@ from mlplatform.adapters.sagemaker import (
 )
 from mlplatform.core.records import ModelRef
 from mlplatform.core.spec import UseCase
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.client import SageMakerClient
+    from mypy_boto3_sagemaker.literals import ProductionVariantInstanceTypeType
+    from mypy_boto3_sagemaker.type_defs import (
+        CreateEndpointConfigInputTypeDef,
+        CreateEndpointInputTypeDef,
+        CreateModelInputTypeDef,
+        DeploymentConfigTypeDef,
+        ProductionVariantTypeDef,
+        UpdateEndpointInputTypeDef,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +169,7 @@ def admin_headers() -> dict[str, str]:
 
 def endpoint_config_request(
     use_case: UseCase, champion_model: str, challenger_model: str | None
-) -> dict[str, Any]:
+) -> CreateEndpointConfigInputTypeDef:
     """The CreateEndpointConfig request: a ``champion`` variant, and a ``challenger`` by share.
 
     The set of variants depends only on the spec (a challenger share above zero means two
@@ -169,24 +181,28 @@ def endpoint_config_request(
     variants = [("champion", champion_model, 1.0 - share)]
     if share > 0:
         variants.append(("challenger", challenger_model or champion_model, share))
-    config: dict[str, Any] = {
-        "ProductionVariants": [
-            {
-                "VariantName": variant,
-                "ModelName": model,
-                "InitialInstanceCount": 1,
-                "InstanceType": use_case.serving.instance_type,
-                "InitialVariantWeight": round(weight, 4),
-            }
-            for variant, model, weight in variants
-        ]
+    production_variants: list[ProductionVariantTypeDef] = [
+        {
+            "VariantName": variant,
+            "ModelName": model,
+            "InitialInstanceCount": 1,
+            # The spec names any instance type; SageMaker refuses one it does not serve on.
+            "InstanceType": cast("ProductionVariantInstanceTypeType", use_case.serving.instance_type),
+            "InitialVariantWeight": round(weight, 4),
+        }
+        for variant, model, weight in variants
+    ]
+    config: CreateEndpointConfigInputTypeDef = {
+        "EndpointConfigName": "",  # named after its content, below
+        "ProductionVariants": production_variants,
     }
     kms = settings.get("MLPLATFORM_SERVING_KMS_KEY_ARN")
     if kms:
         config["KmsKeyId"] = kms
     config["DataCaptureConfig"] = data_capture_config(use_case, settings.lake_uri(), kms)
-    name = f"{endpoint_name(use_case)}-{digest(config)}"
-    return {"EndpointConfigName": name, **config, "Tags": tags(use_case)}
+    config["Tags"] = tags(use_case)
+    config["EndpointConfigName"] = f"{endpoint_name(use_case)}-{content_digest(config, 'EndpointConfigName')}"
+    return config
 
 
 def deployment_config(
@@ -194,13 +210,13 @@ def deployment_config(
     alarms: list[str],
     canary_percent: int = CANARY_PERCENT,
     bake_minutes: int = BAKE_MINUTES,
-) -> dict[str, Any]:
+) -> DeploymentConfigTypeDef:
     """Blue/green with a canary: ``canary_percent`` of capacity first, bake, then the rest.
 
     Each baking period lasts ``bake_minutes``; any of ``alarms`` (the endpoint's own) firing
     in that time rolls all traffic back to the old fleet.
     """
-    config: dict[str, Any] = {
+    config: DeploymentConfigTypeDef = {
         "BlueGreenUpdatePolicy": {
             "TrafficRoutingConfiguration": {
                 "Type": "CANARY",
@@ -234,8 +250,39 @@ STEPS = (
 )
 
 
+class NoRequest(TypedDict):
+    """A step with nothing to do: what it would create exists already (its task skips itself)."""
+
+
+class SageMakerPlan(TypedDict):
+    """A SageMaker deployment: the endpoint, the configuration and models it will serve, the
+    configuration it serves now, one request per step of :data:`STEPS` (empty where the step
+    has nothing to do) and ``steps``, the steps with something to do."""
+
+    endpoint: str
+    endpoint_config: str
+    previous_endpoint_config: str | None
+    variants: dict[str, str]
+    versions: dict[str, str | None]
+    create_champion_model: CreateModelInputTypeDef | NoRequest
+    create_challenger_model: CreateModelInputTypeDef | NoRequest
+    create_endpoint_config: CreateEndpointConfigInputTypeDef | NoRequest
+    create_endpoint: CreateEndpointInputTypeDef | NoRequest
+    update_endpoint: UpdateEndpointInputTypeDef | NoRequest
+    steps: list[str]
+
+
+class EndpointServing(TypedDict):
+    """A verified deployment: the endpoint in service, its configuration and the versions it serves."""
+
+    endpoint: str
+    status: str
+    endpoint_config: str
+    versions: dict[str, str | None]
+
+
 def plan_sagemaker(
-    client: Any,
+    client: SageMakerClient,
     use_case: UseCase,
     champion: ModelRef,
     challenger: ModelRef | None,
@@ -245,11 +292,10 @@ def plan_sagemaker(
     *,
     ecr: Any,
     cloudwatch: Any,
-) -> dict[str, Any]:
+) -> SageMakerPlan:
     """Every SageMaker request a deployment needs, given what already exists.
 
-    One request per step of :data:`STEPS`, empty where the step has nothing to do, and
-    ``steps``: the steps with something to do. A new endpoint is created; a running one is
+    A new endpoint is created; a running one is
     updated blue/green, unless it already serves the planned configuration, and rolled back
     by its own alarms (read from ``cloudwatch``). Each model's data is its version's
     artifacts in S3, resolved through ``registry_client``. The release's image must be in
@@ -261,28 +307,33 @@ def plan_sagemaker(
     if challenger is not None and challenger.version != champion.version:
         models["challenger"] = model_request(use_case, challenger, image, role, registry_client)
     config = endpoint_config_request(
-        use_case, models["champion"]["ModelName"], models.get("challenger", {}).get("ModelName")
+        use_case,
+        models["champion"]["ModelName"],
+        models["challenger"]["ModelName"] if "challenger" in models else None,
     )
-    used = {v["ModelName"] for v in config["ProductionVariants"]}
-    requests: dict[str, Any] = {step: {} for step in STEPS}
+    variants = {v["VariantName"]: v["ModelName"] for v in config["ProductionVariants"]}
+    new_models: dict[str, CreateModelInputTypeDef | NoRequest] = {"champion": {}, "challenger": {}}
     for role_name, request in models.items():
         if (
-            request["ModelName"] in used
+            request["ModelName"] in variants.values()
             and existing(client.describe_model, ModelName=request["ModelName"]) is None
         ):
-            requests[f"create_{role_name}_model"] = request
+            new_models[role_name] = request
+    new_config: CreateEndpointConfigInputTypeDef | NoRequest = {}
     if existing(client.describe_endpoint_config, EndpointConfigName=config["EndpointConfigName"]) is None:
-        requests["create_endpoint_config"] = config
+        new_config = config
     name = endpoint_name(use_case)
     endpoint = existing(client.describe_endpoint, EndpointName=name)
+    create: CreateEndpointInputTypeDef | NoRequest = {}
+    update: UpdateEndpointInputTypeDef | NoRequest = {}
     if endpoint is None:
-        requests["create_endpoint"] = {
+        create = {
             "EndpointName": name,
             "EndpointConfigName": config["EndpointConfigName"],
             "Tags": tags(use_case),
         }
-    elif endpoint.get("EndpointConfigName") != config["EndpointConfigName"]:
-        requests["update_endpoint"] = {
+    elif endpoint["EndpointConfigName"] != config["EndpointConfigName"]:
+        update = {
             "EndpointName": name,
             "EndpointConfigName": config["EndpointConfigName"],
             "RetainAllVariantProperties": False,
@@ -290,18 +341,24 @@ def plan_sagemaker(
                 name, endpoint_alarms(cloudwatch, name), canary_percent, bake_minutes
             ),
         }
-    return {
+    plan: SageMakerPlan = {
         "endpoint": name,
         "endpoint_config": config["EndpointConfigName"],
-        "previous_endpoint_config": (endpoint or {}).get("EndpointConfigName"),
-        "variants": {v["VariantName"]: v["ModelName"] for v in config["ProductionVariants"]},
+        "previous_endpoint_config": endpoint["EndpointConfigName"] if endpoint else None,
+        "variants": variants,
         "versions": {"champion": champion.version, "challenger": challenger.version if challenger else None},
-        **requests,
-        "steps": [step for step in STEPS if requests[step]],
+        "create_champion_model": new_models["champion"],
+        "create_challenger_model": new_models["challenger"],
+        "create_endpoint_config": new_config,
+        "create_endpoint": create,
+        "update_endpoint": update,
+        "steps": [],
     }
+    plan["steps"] = [step for step in STEPS if plan.get(step)]
+    return plan
 
 
-def verify_sagemaker(client: Any, plan: dict[str, Any]) -> dict[str, Any]:
+def verify_sagemaker(client: SageMakerClient, plan: SageMakerPlan) -> EndpointServing:
     """Check the endpoint is in service with the planned configuration.
 
     A blue/green update that rolled back leaves the endpoint in service on the previous

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,15 @@ from mlplatform.stages.scoring.batch import (
     signature_inputs,
     write_predictions,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.client import SageMakerClient
+    from mypy_boto3_sagemaker.literals import TransformInstanceTypeType
+    from mypy_boto3_sagemaker.type_defs import (
+        CreateModelInputTypeDef,
+        CreateTransformJobRequestTypeDef,
+        TransformOutputTypeDef,
+    )
 
 TRANSFORM_CONTENT_TYPE = "application/jsonlines"
 
@@ -92,14 +101,21 @@ def stage_transform_input(
     )
 
 
+class TransformConfig(TypedDict):
+    """What SageMakerTransformOperator takes: the job, and the SageMaker model when it is new."""
+
+    Transform: CreateTransformJobRequestTypeDef
+    Model: NotRequired[CreateModelInputTypeDef]
+
+
 def transform_request(
     use_case: UseCase,
     ref: ModelRef,
     snapshot: snapshots.Snapshot,
     staged: StagedTransform,
-    client: Any,
+    client: SageMakerClient,
     ecr: Any,
-) -> dict[str, Any]:
+) -> TransformConfig:
     """The SageMakerTransformOperator config: the SageMaker model (if new) and the job.
 
     The model runs the release's image, checked to be in ``ecr`` first
@@ -109,14 +125,14 @@ def transform_request(
     model = sagemaker.model_request(use_case, ref, image, sagemaker.execution_role())
     # Re-runs of a month reuse the name; the operator then appends a timestamp.
     job = f"{sagemaker.endpoint_name(use_case)}-{snapshot.month}-v{ref.version}-{snapshot.digest[:8]}"
-    output = {
+    output: TransformOutputTypeDef = {
         "S3OutputPath": staged.output,
         "Accept": TRANSFORM_CONTENT_TYPE,
         "AssembleWith": "Line",
     }
     if kms := settings.get("MLPLATFORM_SERVING_KMS_KEY_ARN"):
         output["KmsKeyId"] = kms
-    transform = {
+    transform: CreateTransformJobRequestTypeDef = {
         "TransformJobName": job[:63],
         "ModelName": model["ModelName"],
         "BatchStrategy": "MultiRecord",
@@ -129,10 +145,14 @@ def transform_request(
             "CompressionType": "None",
         },
         "TransformOutput": output,
-        "TransformResources": {"InstanceType": use_case.serving.instance_type, "InstanceCount": 1},
+        "TransformResources": {
+            # The spec names any instance type; SageMaker refuses one it does not transform on.
+            "InstanceType": cast("TransformInstanceTypeType", use_case.serving.instance_type),
+            "InstanceCount": 1,
+        },
         "Tags": model["Tags"],
     }
-    config: dict[str, Any] = {"Transform": transform}
+    config: TransformConfig = {"Transform": transform}
     if sagemaker.existing(client.describe_model, ModelName=model["ModelName"]) is None:
         config["Model"] = model
     return config
