@@ -20,7 +20,7 @@ import io
 import json
 import tarfile
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from mlplatform.adapters import sagemaker
 from mlplatform.adapters.lake import Lake
@@ -36,6 +36,9 @@ from mlplatform.stages.training.dataset import (
 )
 from mlplatform.stages.training.fitting import ModelEvaluation, SearchTrial, train_frames
 from mlplatform.stages.training.tracking import log_run
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.type_defs import CreateTrainingJobRequestTypeDef
 
 TRAINED_FILE = "trained.json"  # written to /opt/ml/model by the job
 
@@ -132,7 +135,7 @@ def job_request(
     reason: str,
     airflow_run_id: str | None,
     tags: dict[str, str] | None = None,
-) -> dict[str, Any]:
+) -> CreateTrainingJobRequestTypeDef:
     """The CreateTrainingJob request fitting ``assembled`` (what ``assemble_training_set`` returned)."""
     train_uri, validation_uri = assembled.set_uris()
     folder = lake.relative(train_uri).rsplit("/", 1)[0]
