@@ -72,6 +72,9 @@ class CeleryPlatform(Platform):
             "AIRFLOW__CELERY__RESULT_BACKEND": self.result_backend,
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT_S),
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+            # The DAG files never change during the test: parsed once at start, not again every
+            # 30 s (the default), which takes CPU from the workers' tasks on a small machine.
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",
         }
 
     def services(self) -> list[Service]:
