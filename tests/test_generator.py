@@ -140,19 +140,19 @@ def test_regimes_take_the_shares_of_their_own_real_months() -> None:
         0.00567,
     ]
     assert defects.share(regime, "refund", coded).tolist() == [0.00315, 0.00315, 0.00268, 0.00268]
-    sources = {r["fares_from"]: r["set_by"] for r in defects.regimes()}
+    sources = {r.fares_from: list(r.set_by) for r in defects.regimes()}
     assert sources == {
         "2012-09-04": [f"green_tripdata_{m}.parquet" for m in REAL_MONTHS],
         "2022-12-19": ["green_tripdata_2023-01.parquet"],
     }
     table = defects.calibration_table()
-    assert {row["figure"] for row in table} >= {
+    assert {row.figure for row in table} >= {
         "zero_distance",
         "refund",
         "meter_left_running",
         "previous_month",
     }
-    assert all(row["set_by"] for row in table)
+    assert all(row.set_by and row.values for row in table)
 
 
 def test_refunds_are_negative_in_every_money_part() -> None:
@@ -179,9 +179,9 @@ def test_clean_months_hold_no_pathology() -> None:
         assert np.allclose(parts, trips["total_amount"], atol=0.011)
         schedule = fares.schedule_at(taxi_type, pd.Timestamp(f"{month}-15"))
         assert set(trips["improvement_surcharge"]) == {schedule.improvement_surcharge}
-        assert made.metadata["clean"] is True
+        assert made.metadata.clean is True
     # The earlier spelling still works.
-    assert generator.generate_month("green", "2021-01", 2_000, seed=1, anomalies=False).metadata["clean"]
+    assert generator.generate_month("green", "2021-01", 2_000, seed=1, anomalies=False).metadata.clean
 
 
 @pytest.mark.parametrize(
@@ -356,8 +356,8 @@ def test_noise_floor_is_reported_and_exact(taxi_type: str, month: str) -> None:
     real_like = generator.generate_month(taxi_type, month, 30_000, seed=2)
     assert made.noise_floor_rmse < real_like.noise_floor_rmse < 2 * made.noise_floor_rmse
     meta = generator.read_generator_metadata(made.table.schema)
-    assert meta["noise_floor_rmse"] == made.noise_floor_rmse
-    assert json.dumps(meta)  # JSON in the parquet metadata
+    assert meta is not None and meta.noise_floor_rmse == made.noise_floor_rmse
+    assert json.dumps(meta.to_dict())  # JSON in the parquet metadata
 
 
 def test_the_expectation_is_the_conditional_mean() -> None:

@@ -262,7 +262,7 @@ def test_clean_window_is_ok_and_drifted_window_breaches(world: dict[str, Any]) -
     bad, result = monitoring.evaluate_window(lake, USE_CASE, "2024-05", object(), champion)
 
     assert ok.status == "ok", ok.breach_details
-    assert ok.reference["months"] == ["2024-01", "2024-02"]
+    assert ok.reference.months == ("2024-01", "2024-02")
     assert ok.metrics["rmse_reference"] == pytest.approx(world["val_rmse"])
     assert ok.metrics["quarantined_share"] == pytest.approx(0.01)
     assert bad.status == "breach" and "drift_share" in bad.breaches

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mlplatform.core.generator.trips import GeneratorMetadata
 from mlplatform.core.records import (
     AliasEvent,
     Approval,
@@ -15,6 +16,7 @@ from mlplatform.core.records import (
     Gate,
     LiveConf,
     ModelRef,
+    MonitoringRecord,
     ScoredOutput,
     TrainedRun,
 )
@@ -42,6 +44,8 @@ KINDS = {
     "raw_source": RawSource,
     "raw_source_files": RawSource,
     "contract_verdict": ContractVerdict,
+    "monitoring_record": MonitoringRecord,
+    "generator_metadata": GeneratorMetadata,
 }
 
 

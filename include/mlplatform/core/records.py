@@ -441,6 +441,14 @@ class Breach(Record):
 
 
 @dataclass(frozen=True)
+class DriftReference(Record):
+    """What a window's drift was measured against: the champion's training months and their rows."""
+
+    months: tuple[str, ...] = ()
+    rows: int = 0
+
+
+@dataclass(frozen=True)
 class MonitoringRecord(Record):
     """What monitoring found for one window (a month), as ``metrics.json`` in the lake holds it.
 
@@ -457,9 +465,11 @@ class MonitoringRecord(Record):
     ``status`` is kept for readers of the single status of older records; it is the model
     status. Records stored before the split load with both verdicts derived from their
     ``breach_details`` (a breach of kind ``serving`` is the endpoint's).
-    ``details`` (per slice, variant and feature), ``sources``, ``reference`` and
-    ``thresholds`` are open-ended JSON for the page and the people reading it; ``model`` is
-    the champion the window was judged against (``name``, ``version``, ``run_id``, ``url``).
+    ``details`` (per slice, variant and feature) is open-ended JSON for the page and the
+    people reading it; ``sources`` says why a source of ground truth (``batch``, ``serving``)
+    had none, ``reference`` what drift was measured against, ``thresholds`` the use case's
+    monitoring thresholds as they were; ``model`` is the champion the window was judged
+    against (``name``, ``version``, ``run_id``, ``url``).
     The links are filled in once the record's report and MLflow run exist. ``record_uri``
     (where the record is stored) is written only where it is known.
     """
@@ -474,11 +484,11 @@ class MonitoringRecord(Record):
     metrics: dict[str, int | float | bool | None]  # contract_success is a bool, counts are ints
     breach_details: tuple[Breach, ...] = ()
     pending: tuple[str, ...] = ()
-    sources: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
-    reference: dict[str, Any] = field(default_factory=dict)
+    reference: DriftReference = field(default_factory=DriftReference)
     model: dict[str, Any] | None = None
-    thresholds: dict[str, Any] = field(default_factory=dict)
+    thresholds: dict[str, int | float | str | None] = field(default_factory=dict)
     computed_at: str = ""
     report_url: str | None = None
     airflow_run_url: str | None = None

@@ -28,11 +28,13 @@ data contract must catch every one of them.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import json
 from collections.abc import Callable
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -40,6 +42,7 @@ import pyarrow.compute as pc
 
 from mlplatform.core import fares
 from mlplatform.core.generator.world import CALIBRATION
+from mlplatform.core.records import Record
 
 CALIBRATION_FILE = CALIBRATION / "pathologies.json"
 METER_LEFT_RUNNING_MINUTES = (61.0, 1380.0, 1439.0)
@@ -49,17 +52,115 @@ IDLE_MPH = 1.5
 """Meters left running average at most this speed (the contract's idle rule: under 2 mph)."""
 
 
+@dataclass(frozen=True)
+class Share(Record):
+    """A pathology's share of all records, and how the real months measured it."""
+
+    share: float
+    measure: str
+
+
+@dataclass(frozen=True)
+class StaleMeters(Share):
+    """Vendor 2 meters itemising by the previous rate of fare, for ``days`` after a change."""
+
+    days: int
+
+
+@dataclass(frozen=True)
+class ServiceShares(Record):
+    """A pathology's share of coded-service and of blank-code records, and how it was measured."""
+
+    coded: float
+    blank: float
+    measure: str
+
+
+@dataclass(frozen=True)
+class Refunds(ServiceShares):
+    """Refunds and voids, and the mix of their payment types (``"3"``, ``"4"``)."""
+
+    payment_type: dict[str, float]
+
+
+@dataclass(frozen=True)
+class MetersLeftRunning(ServiceShares):
+    """Meters left running, and the share of them that run to the end of the day."""
+
+    to_day_end: float
+
+
+@dataclass(frozen=True)
+class Quirks(Record):
+    """The shares of the green vendors' itemisation quirks (:func:`itemisation_quirks`)."""
+
+    vendor1_congestion_in_extra: Share
+    vendor1_improvement_in_mta_tax: Share
+    blank_congestion_in_extra: Share
+    blank_congestion_in_total_only: Share
+    stale_meters: StaleMeters
+
+    def by_name(self) -> dict[str, Share]:
+        return {item.name: getattr(self, item.name) for item in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True)
+class Regime(Record):
+    """The calibration of one fare regime: the real months that set it and each figure."""
+
+    fares_from: str
+    fares: str
+    set_by: tuple[str, ...]
+    zero_distance: ServiceShares
+    refund: Refunds
+    meter_left_running: MetersLeftRunning
+    previous_month: Share
+    quirks: Quirks
+    assumed: tuple[str, ...] = ()
+
+    def by_service(self, name: str) -> ServiceShares:
+        """A pathology drawn at a coded-service and a blank-code share."""
+        figures: dict[str, ServiceShares] = {
+            "zero_distance": self.zero_distance,
+            "refund": self.refund,
+            "meter_left_running": self.meter_left_running,
+        }
+        if name not in figures:
+            raise ValueError(f"no coded and blank shares of {name!r}; there are of {', '.join(figures)}")
+        return figures[name]
+
+    def figures(self) -> dict[str, ServiceShares | Share]:
+        """Every figure the generator draws, quirks named ``quirk:<name>``."""
+        return {
+            "zero_distance": self.zero_distance,
+            "refund": self.refund,
+            "meter_left_running": self.meter_left_running,
+            "previous_month": self.previous_month,
+            **{f"quirk:{k}": v for k, v in self.quirks.by_name().items()},
+        }
+
+
 @functools.cache
-def regimes() -> tuple[dict[str, Any], ...]:
+def regimes() -> tuple[Regime, ...]:
     """The calibration of each fare regime, oldest first (``calibration/pathologies.json``)."""
     data = json.loads(CALIBRATION_FILE.read_text())
-    return tuple(sorted(data["regimes"], key=lambda r: str(r["fares_from"])))
+    return tuple(sorted((Regime.from_dict(r) for r in data["regimes"]), key=lambda r: r.fares_from))
+
+
+@dataclass(frozen=True)
+class CalibrationRow:
+    """One figure the generator draws: its regime, its numbers and the real months that set them."""
+
+    fares_from: str
+    figure: str
+    values: dict[str, float]
+    set_by: tuple[str, ...]
 
 
 @functools.cache
 def _regime_of_schedule() -> np.ndarray:
     """``_regime_of_schedule()[i]``: the regime of ``fares.SCHEDULES[i]``."""
-    starts = [dt.date.fromisoformat(r["fares_from"]) for r in regimes()]
+    starts = [dt.date.fromisoformat(r.fares_from) for r in regimes()]
     return np.array(
         [max(sum(s.start >= start for start in starts) - 1, 0) for s in fares.SCHEDULES], dtype=np.int64
     )
@@ -83,15 +184,17 @@ def share(regime: np.ndarray, name: str, blank: np.ndarray | None = None) -> np.
     """Per record, the share of pathology ``name`` in its regime (coded or blank-code service)."""
     table = regimes()
     if blank is None:
-        return cast(np.ndarray, np.array([float(r[name]["share"]) for r in table])[regime])
-    coded = np.array([float(r[name]["coded"]) for r in table])[regime]
-    blanks = np.array([float(r[name]["blank"]) for r in table])[regime]
+        if name != "previous_month":
+            raise ValueError(f"{name!r} is drawn per service: give the blank-code flags")
+        return cast(np.ndarray, np.array([r.previous_month.share for r in table])[regime])
+    coded = np.array([r.by_service(name).coded for r in table])[regime]
+    blanks = np.array([r.by_service(name).blank for r in table])[regime]
     return cast(np.ndarray, np.where(blank, blanks, coded))
 
 
 def quirk_share(regime: np.ndarray, name: str) -> np.ndarray:
     """Per record, the share of itemisation quirk ``name`` in its regime."""
-    return cast(np.ndarray, np.array([float(r["quirks"][name]["share"]) for r in regimes()])[regime])
+    return cast(np.ndarray, np.array([r.quirks.by_name()[name].share for r in regimes()])[regime])
 
 
 def meter_left_running_minutes(
@@ -100,7 +203,7 @@ def meter_left_running_minutes(
     """How long meters left running stood: a share to the end of the day, the rest 1-23 h,
     and always long enough to average under :data:`IDLE_MPH` over the recorded distance."""
     low, day_end, high = METER_LEFT_RUNNING_MINUTES
-    to_day_end = np.array([float(r["meter_left_running"]["to_day_end"]) for r in regimes()])[regime]
+    to_day_end = np.array([r.meter_left_running.to_day_end for r in regimes()])[regime]
     n = len(regime)
     minutes = np.where(
         rng.random(n) < to_day_end,
@@ -112,7 +215,7 @@ def meter_left_running_minutes(
 
 def refund_payment_types(rng: np.random.Generator, regime: np.ndarray) -> np.ndarray:
     """Payment types of refunds and voids: 3 (no charge) or 4 (dispute), at their regime's mix."""
-    no_charge = np.array([float(r["refund"]["payment_type"]["3"]) for r in regimes()])[regime]
+    no_charge = np.array([r.refund.payment_type["3"] for r in regimes()])[regime]
     return np.where(rng.random(len(regime)) < no_charge, 3, 4)
 
 
@@ -126,8 +229,8 @@ def stale_meters(
     """Records a vendor 2 meter still itemised by the previous rate of fare after a change:
     their regime's share, within its ``days`` after the change."""
     table = regimes()
-    days = np.array([int(r["quirks"]["stale_meters"]["days"]) for r in table])[regime]
-    since = np.array([np.datetime64(r["fares_from"], "us").astype(np.int64) for r in table])[regime]
+    days = np.array([r.quirks.stale_meters.days for r in table])[regime]
+    since = np.array([np.datetime64(r.fares_from, "us").astype(np.int64) for r in table])[regime]
     recent = (pickup_us - since) < days * 86_400_000_000
     has_previous = np.array(
         [i > 0 and fares.SCHEDULES[i - 1].taxi_type == s.taxi_type for i, s in enumerate(fares.SCHEDULES)]
@@ -136,21 +239,18 @@ def stale_meters(
     return cast(np.ndarray, chosen & recent & (vendor == 2) & has_previous)
 
 
-def calibration_table() -> list[dict[str, Any]]:
+def calibration_table() -> list[CalibrationRow]:
     """Each figure the generator draws, its regime and the real months that set it."""
-    rows = []
-    for r in regimes():
-        figures = {
-            "zero_distance": r["zero_distance"],
-            "refund": r["refund"],
-            "meter_left_running": r["meter_left_running"],
-            "previous_month": r["previous_month"],
-            **{f"quirk:{k}": v for k, v in r["quirks"].items()},
-        }
-        for name, figure in figures.items():
-            values = {k: v for k, v in figure.items() if isinstance(v, int | float)}
-            rows.append({"fares_from": r["fares_from"], "figure": name, **values, "set_by": r["set_by"]})
-    return rows
+    return [
+        CalibrationRow(
+            r.fares_from,
+            name,
+            {k: float(v) for k, v in figure.to_dict().items() if isinstance(v, int | float)},
+            r.set_by,
+        )
+        for r in regimes()
+        for name, figure in r.figures().items()
+    ]
 
 
 # -- bad deliveries -----------------------------------------------------------------------------

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import calendar
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -66,6 +66,25 @@ _TRIP_LENGTH_SCALE_MILES = 3.5
 
 
 @dataclass(frozen=True)
+class GeneratorMetadata(Record):
+    """What the generator records in a file's schema metadata: how the month was made."""
+
+    taxi_type: tlc.TaxiType
+    month: str
+    rows: int
+    seed: int
+    drift: Drift
+    noise_sigma: float
+    noise_floor_rmse: float
+    generation: tlc.Generation
+    clean: bool
+    calibration: tuple[str, ...]
+    """The real files the world was fitted on."""
+    pathologies_set_by: tuple[str, ...]
+    """The real files that set the shares of TLC's own pathologies."""
+
+
+@dataclass(frozen=True)
 class GeneratedMonth:
     """What :func:`generate_month` made."""
 
@@ -75,7 +94,7 @@ class GeneratedMonth:
     seed: int
     drift: Drift
     noise_floor_rmse: float
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: GeneratorMetadata
 
 
 def _month_bounds(month: str) -> tuple[datetime, int]:
@@ -272,20 +291,20 @@ def generate_month(
     columns = money_and_codes(rng, taxi_type, record, clean)
     columns.update(pickup=t.pickup_us, dropoff=t.dropoff_us, pu=t.pu, do=t.do, distance=t.recorded)
     table = to_arrow(columns, publication_schema(taxi_type, month, generation))
-    meta = {
-        "taxi_type": taxi_type,
-        "month": month,
-        "rows": rows,
-        "seed": seed,
-        "drift": asdict(drift),
-        "noise_sigma": NOISE_SIGMA,
-        "noise_floor_rmse": t.noise_floor,
-        "generation": generation,
-        "clean": clean,
-        "calibration": list(world().calibration_files),
-        "pathologies_set_by": sorted({f for r in defects.regimes() for f in r["set_by"]}),
-    }
-    table = table.replace_schema_metadata({METADATA_KEY: json.dumps(meta).encode()})
+    meta = GeneratorMetadata(
+        taxi_type=taxi_type,
+        month=month,
+        rows=rows,
+        seed=seed,
+        drift=drift,
+        noise_sigma=NOISE_SIGMA,
+        noise_floor_rmse=t.noise_floor,
+        generation=generation,
+        clean=clean,
+        calibration=tuple(world().calibration_files),
+        pathologies_set_by=tuple(sorted({f for r in defects.regimes() for f in r.set_by})),
+    )
+    table = table.replace_schema_metadata({METADATA_KEY: json.dumps(meta.to_dict()).encode()})
     return GeneratedMonth(table, taxi_type, month, seed, drift, t.noise_floor, meta)
 
 
@@ -333,10 +352,10 @@ def shape_summary(trips: pa.Table, top: int = 10) -> MonthShape:
     )
 
 
-def read_generator_metadata(schema: pa.Schema) -> dict[str, Any] | None:
+def read_generator_metadata(schema: pa.Schema) -> GeneratorMetadata | None:
     """What the generator recorded in a file's metadata, or ``None`` for other files."""
     raw = (schema.metadata or {}).get(METADATA_KEY)
-    return json.loads(raw) if raw else None
+    return GeneratorMetadata.from_dict(json.loads(raw)) if raw else None
 
 
 # -- codes, money and the file layout -----------------------------------------------------------

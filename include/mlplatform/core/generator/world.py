@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlplatform.core import tlc
+from mlplatform.core.records import Record
 
 NOISE_SIGMA = 0.12
 """Standard deviation of the log-normal duration noise."""
@@ -33,7 +34,7 @@ NO_TRIP_MINUTES = (0.05, 1.0)
 
 
 @dataclass(frozen=True)
-class Drift:
+class Drift(Record):
     """How a month departs from the reference world (1.0 / 0.0 = no drift).
 
     ``congestion`` slows every trip (concept drift: same features, longer trips);

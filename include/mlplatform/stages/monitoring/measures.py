@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -438,13 +438,30 @@ def _reference_rows(lake: Lake, use_case: UseCase, window: str) -> tuple[str, pd
     return None
 
 
+class EstimateDetails(TypedDict, total=False):
+    """What the record's ``details.estimate`` says of a window's estimated RMSE: ``measured``
+    (labelled: the estimate made before and the realised value), ``unavailable`` (and why) or
+    ``estimated`` (how, from what, and a ``warning`` when it would breach)."""
+
+    status: Literal["measured", "unavailable", "estimated"]
+    estimated_rmse: float
+    realised_rmse: float | None
+    reason: str
+    method: str
+    reference_window: str
+    reference_rows: int
+    rows: int
+    estimated_degradation: float
+    warning: str
+
+
 def estimate(
     lake: Lake,
     use_case: UseCase,
     record: MonitoringRecord,
     champion_metrics: dict[str, float],
     alert: bool = True,
-) -> tuple[dict[str, float], dict[str, Any]]:
+) -> tuple[dict[str, float], EstimateDetails]:
     """``estimated_rmse`` (and, once labelled, ``estimate_error``) and the estimate's details;
     an estimate that would breach warns (``alert``)."""
     window, features = record.window, list(use_case.features.all)
@@ -454,25 +471,27 @@ def estimate(
         if made is None:
             return {}, {}
         error = estimate_error(made, record.metrics["rmse"])
-        shown = {"status": "measured", "estimated_rmse": made, "realised_rmse": record.metrics["rmse"]}
+        shown = EstimateDetails(status="measured", estimated_rmse=made, realised_rmse=record.metrics["rmse"])
         return {"estimated_rmse": made, **({"estimate_error": error} if error is not None else {})}, shown
     found = _reference_rows(lake, use_case, window)
     rows = _unlabelled_rows(lake, use_case, window)
     if found is None or rows is None or not len(rows):
-        return {}, {"status": "unavailable", "reason": "no labelled reference window or no predictions"}
+        return {}, EstimateDetails(
+            status="unavailable", reason="no labelled reference window or no predictions"
+        )
     reference_window, reference = found
     answer = answer_column(use_case)
     estimator = fit_loss_estimator(
         trip_features(reference)[features], reference[answer].to_numpy(), reference[ACTUAL].to_numpy()
     )
     value = estimator.estimate_rmse(trip_features(rows)[features], rows[answer].to_numpy(float))
-    details: dict[str, Any] = {
-        "status": "estimated",
-        "method": "direct loss estimation",
-        "reference_window": reference_window,
-        "reference_rows": estimator.reference_rows,
-        "rows": len(rows),
-    }
+    details = EstimateDetails(
+        status="estimated",
+        method="direct loss estimation",
+        reference_window=reference_window,
+        reference_rows=estimator.reference_rows,
+        rows=len(rows),
+    )
     validated = reference_metric(champion_metrics, "rmse")
     if validated:
         degradation = value / validated - 1

@@ -19,8 +19,9 @@
   ``served_at``, ``variant``, ``model_name``, ``model_version``, ``status``, the inputs and
   the answer), so monitoring measures SageMaker traffic exactly as it measures the local
   app's. Requests are JSON, JSON Lines or CSV (columns in the model's input order, or a
-  header line); data is plain text or base64. A line that cannot be read, or whose answers
-  do not match its trips one for one, is counted and skipped, never fatal. SageMaker records
+  header line); data is plain text or base64. A line that cannot be read, whose trips or
+  answers hold anything but plain values, or whose answers do not match its trips one for
+  one, is counted and skipped, never fatal. SageMaker records
   no latency in a capture record: CloudWatch's ``ModelLatency`` has it.
 - **The champion and its training reference** (:func:`champion`): the ``champion``
   version, the metrics and params its training run logged, the validation value of the
@@ -185,7 +186,14 @@ class Payload:
         return cls(content_type, data)
 
 
-def _cell(value: str) -> Any:
+Cell = str | int | float | bool | None
+"""One value of a captured trip or answer: a JSON scalar, or a CSV cell read as one."""
+
+Values = dict[str, Cell]
+"""A captured trip (its input columns) or an answer (``prediction`` or ``probability``)."""
+
+
+def _cell(value: str) -> Cell:
     """A CSV cell as the JSON value it stands for: an int, a float, or the text."""
     for kind in (int, float):
         try:
@@ -199,7 +207,14 @@ def _json_lines(text: str) -> list[Any]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def trips_of(payload: Payload, columns: list[str]) -> list[dict[str, Any]]:
+def _values(item: Any, what: str) -> Values:
+    """A JSON object of scalars, as captured; raises :class:`MalformedRecord` for anything else."""
+    if not isinstance(item, dict) or not all(isinstance(v, str | int | float | None) for v in item.values()):
+        raise MalformedRecord(f"{what} is not an object of plain values")
+    return {str(k): v for k, v in item.items()}
+
+
+def trips_of(payload: Payload, columns: list[str]) -> list[Values]:
     """The trips of a captured request, as the serving app reads them."""
     try:
         if payload.content_type == "text/csv":
@@ -210,7 +225,7 @@ def trips_of(payload: Payload, columns: list[str]) -> list[dict[str, Any]]:
                 header = columns
             if any(len(row) != len(header) for row in rows):
                 raise MalformedRecord(f"a CSV row does not have the {len(header)} input columns")
-            return [dict(zip(header, map(_cell, row), strict=True)) for row in rows]
+            return [{name: _cell(value) for name, value in zip(header, row, strict=True)} for row in rows]
         body = json.loads(payload.text) if payload.content_type == "application/json" else None
         if body is None:
             trips = _json_lines(payload.text)
@@ -222,10 +237,10 @@ def trips_of(payload: Payload, columns: list[str]) -> list[dict[str, Any]]:
         raise MalformedRecord(f"request is not readable {payload.content_type or 'data'}: {exc}") from None
     if not isinstance(trips, list) or not trips or not all(isinstance(t, dict) for t in trips):
         raise MalformedRecord("request holds no trip objects")
-    return trips
+    return [_values(t, "a trip") for t in trips]
 
 
-def answers_of(payload: Payload, answer: str) -> tuple[list[dict[str, Any]], str | None]:
+def answers_of(payload: Payload, answer: str) -> tuple[list[Values], str | None]:
     """The answers of a captured response, one per trip, and the model version that gave them."""
     version = None
     try:
@@ -243,14 +258,43 @@ def answers_of(payload: Payload, answer: str) -> tuple[list[dict[str, Any]], str
         raise MalformedRecord(f"response is not readable {payload.content_type or 'data'}: {exc}") from None
     if not isinstance(items, list):
         raise MalformedRecord("response holds no answers")
-    answers = [item if isinstance(item, dict) else {answer: item} for item in items]
+    answers = [_values(item if isinstance(item, dict) else {answer: item}, "an answer") for item in items]
     if any(answer not in a for a in answers):
         raise MalformedRecord(f"an answer has no {answer!r}")
     return answers, None if version is None else str(version)
 
 
-def record_rows(line: str, variant: str, use_case: UseCase) -> list[dict[str, Any]]:
-    """The serving-log rows of one capture line; raises :class:`MalformedRecord`."""
+@dataclass(frozen=True)
+class CapturedTrip:
+    """One trip of a captured request with the endpoint's answer to it: a serving-log row."""
+
+    request_id: str
+    item: int
+    served_at: pd.Timestamp
+    variant: str
+    model_name: str
+    model_version: str | None
+    inputs: Values
+    answer: Values
+    status: int = 200
+
+    def row(self) -> dict[str, Cell | pd.Timestamp]:
+        """The row as the local serving app logs it: the request's columns, the inputs, the answer."""
+        return {
+            "request_id": self.request_id,
+            "served_at": self.served_at,
+            "variant": self.variant,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "status": self.status,
+            "item": self.item,
+            **self.inputs,
+            **self.answer,
+        }
+
+
+def record_rows(line: str, variant: str, use_case: UseCase) -> list[CapturedTrip]:
+    """The trips of one capture line, each with its answer; raises :class:`MalformedRecord`."""
     try:
         record = json.loads(line)
         capture, meta = record["captureData"], record["eventMetadata"]
@@ -262,16 +306,9 @@ def record_rows(line: str, variant: str, use_case: UseCase) -> list[dict[str, An
     answers, version = answers_of(response, answer_column(use_case))
     if len(answers) != len(trips):
         raise MalformedRecord(f"{len(answers)} answers for {len(trips)} trips")
-    common = {
-        "request_id": event_id,
-        "served_at": served_at,
-        "variant": variant,
-        "model_name": use_case.model_name,
-        "model_version": version,
-        "status": 200,
-    }
     return [
-        {**common, "item": i, **trip, **a} for i, (trip, a) in enumerate(zip(trips, answers, strict=True))
+        CapturedTrip(event_id, i, served_at, variant, use_case.model_name, version, trip, a)
+        for i, (trip, a) in enumerate(zip(trips, answers, strict=True))
     ]
 
 
@@ -287,7 +324,7 @@ def read_capture(lake: Lake, use_case: UseCase, window: str) -> CaptureLog:
         found = CAPTURE_FILE.fullmatch(entry.path.removeprefix(f"{prefix}/"))
         if found and f"{found['year']}-{found['month']}" >= window:
             files.append((entry.path, found["variant"]))
-    rows: list[dict[str, Any]] = []
+    rows: list[CapturedTrip] = []
     lines = malformed = 0
     for path, variant in sorted(files):
         for number, line in enumerate(lake.read_bytes(path).decode(errors="replace").splitlines(), 1):
@@ -302,10 +339,10 @@ def read_capture(lake: Lake, use_case: UseCase, window: str) -> CaptureLog:
     return CaptureLog(_in_window(rows, window), len(files), lines, malformed)
 
 
-def _in_window(rows: list[dict[str, Any]], window: str) -> pd.DataFrame | None:
+def _in_window(rows: list[CapturedTrip], window: str) -> pd.DataFrame | None:
     if not rows:
         return None
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame([r.row() for r in rows])
     served = pd.to_datetime(frame["served_at"], utc=True)
     frame["served_at"] = served
     if "pickup_datetime" in frame:

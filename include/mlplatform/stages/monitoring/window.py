@@ -17,7 +17,7 @@ from typing import Any
 from mlplatform.adapters import registry
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import months
-from mlplatform.core.records import MonitoringRecord
+from mlplatform.core.records import DriftReference, MonitoringRecord
 from mlplatform.core.spec import UseCase
 from mlplatform.stages.monitoring.decision import breaches, model_status, serving_status
 from mlplatform.stages.monitoring.drift import DriftResult, measure_drift
@@ -114,7 +114,7 @@ def evaluate_window(
         pending=tuple(pending),
         sources=sources,
         details=details,
-        reference={"months": reference_months, "rows": reference_rows},
+        reference=DriftReference(tuple(reference_months), reference_rows),
         model=_model_fields(found),
         thresholds=use_case.monitoring.model_dump(),
         computed_at=datetime.now(UTC).isoformat(),
