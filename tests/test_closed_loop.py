@@ -29,13 +29,18 @@ def test_run_command_takes_the_scenario_knobs() -> None:
 
 
 def test_make_run_plays_the_three_live_stories() -> None:
-    """The demo: a weak challenger after month 2 (retired on month 3's labels), a strong one
-    after month 3 (promoted on month 4's), a drift in month 5 only (its retrain a bad promotion,
-    rolled back on month 6's labels); the command line plays it unless told otherwise."""
+    """The demo: a short first month, a weak challenger after month 2 (retired on month 3's
+    labels), a strong one after month 3 (promoted on month 4's), a drift in month 5 only (its
+    retrain a bad promotion, rolled back on month 6's labels); the command line plays it
+    unless told otherwise."""
     assert DEMO.months == 6 and [DEMO.drifted(i) for i in range(6)] == [False] * 4 + [True, False]
     assert DEMO.drift(5).congestion == 1.0 and DEMO.drift(4).congestion == DEMO.congestion
     assert [DEMO.trial(i) for i in range(6)] == [None, WEAK, STRONG, None, None, None]
     assert WEAK.sample_rows == 2_000 and STRONG.sample_rows is None
+    # The first month is short, so the first champion learns from little data and the strong
+    # challenger (every month so far) beats it by several percent.
+    assert (DEMO.month_rows(0), DEMO.month_rows(1)) == (12_000, DEMO.rows)
+    assert Scenario(rows=5_000, first_month_rows=12_000).month_rows(0) == 5_000
     assert "2,000 trips" in WEAK.describe() and "every validated month" in STRONG.describe()
     args = cli.build_parser().parse_args(["run"])
     assert (args.months, args.drift_from, args.drift_months, args.live_trials) == (6, 5, 1, True)
@@ -218,3 +223,29 @@ def test_run_data_without_tlc_files_is_a_clear_error(tmp_path: Path, capsys) -> 
     assert "no TLC monthly files" in capsys.readouterr().err
     assert cli.main(["run", "--data", str(tmp_path / "missing")]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_history_shows_the_live_moves_with_their_interval_and_trips(tmp_path: Path, capsys) -> None:
+    """`mlplatform history` after the demo: the monitor's moves on live labels carry the
+    interval and the labelled trips they rest on, as the gates' moves carry theirs."""
+    from mlplatform.adapters.lake import Lake
+    from mlplatform.core import spec
+
+    lake = Lake(tmp_path.as_uri())
+    model = spec.load_spec(closed_loop.USE_CASE).model_name
+    retire = {"live": {"interval": _interval(-0.2519, -0.2799, -0.2232, 28_971), "trips": 28_971}}
+    rollback = {"live": {"interval": _interval(0.5381, 0.5259, 0.5506, 28_925), "trips": 28_925}}
+    registry.record(
+        [
+            AliasEvent("e1", "2024-03-06T03:00:00+00:00", model, "challenger", "retire", None, "2", "monitor",
+                       reason="challenger worse with confidence", evidence=retire),
+            AliasEvent("e2", "2024-06-06T03:00:00+00:00", model, "champion", "rollback", "3", "4", "monitor",
+                       reason="the previous champion is better", evidence=rollback,
+                       cooldown_until="2024-06-13T03:00:00+00:00"),
+        ],
+        lake,
+    )  # fmt: skip
+    assert cli.main(["history", closed_loop.USE_CASE, "--lake", lake.uri("")]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "-25.19%" in shown and "28,971 live" in shown
+    assert "+53.81%" in shown and "28,925 live" in shown and "rollback" in shown

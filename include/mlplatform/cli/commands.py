@@ -516,10 +516,17 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def _event_row(event: Any, until: str | None) -> list[Any]:
-    interval = (event.evidence or {}).get("improvement")
+    evidence = event.evidence or {}
+    live = evidence.get("live")
+    if not isinstance(live, dict):
+        live = {}
+    # The gates' interval, or the live decision's (a move by the monitor on live labels).
+    interval = evidence.get("improvement") or live.get("interval")
     shown = "-"
     if isinstance(interval, dict) and {"point", "low", "high"} <= set(interval):
         shown = f"{interval['point']:+.2%} [{interval['low']:+.2%}, {interval['high']:+.2%}]"
+        if live.get("trips"):
+            shown += f" on {int(live['trips']):,} live trips"
     moved = f"{event.from_version or '-'} -> {event.version or '-'}"
     return [event.at[:19], event.alias, event.action, moved, event.by, shown, event.reason, until or ""]
 

@@ -28,8 +28,9 @@ operator would from the UI:
    (scored in shadow) is better on the next month's labels, and the monitor rolls back, with
    the rollback cooldown against flapping.
 
-``make run`` plays :data:`DEMO`: six months, the weak challenger after month 2, the strong
-one after month 3, a one-month drift in month 5 and its rollback in month 6.
+``make run`` plays :data:`DEMO`: six months, the first a short one (the platform started
+mid-month, so the first champion learns from 12,000 trips), the weak challenger after month
+2, the strong one after month 3, a one-month drift in month 5 and its rollback in month 6.
 
 With ``--data DIR`` the months are real TLC monthly files instead (``green_tripdata_2021-01
 .parquet``, ``yellow_tripdata_2024-03.parquet``, ...): each month of the folder lands as TLC
@@ -81,6 +82,9 @@ class Scenario:
 
     months: int = 5
     rows: int = 30_000
+    first_month_rows: int | None = None
+    """Trips of the first month when it is short (the platform started mid-month): the first
+    champion, trained on it alone, learns from little data. ``None``: ``rows``."""
     start: str = "2024-01"
     drift_from: int = 4
     """The first drifted month (1-based); every later month drifts too."""
@@ -100,6 +104,10 @@ class Scenario:
         if self.data is not None:
             return sorted(real_files(self.data))
         return sequence(self.start, self.months)
+
+    def month_rows(self, index: int) -> int:
+        short = index == 0 and self.first_month_rows is not None
+        return min(self.first_month_rows or self.rows, self.rows) if short else self.rows
 
     def drifted(self, index: int) -> bool:
         after = index + 1 - self.drift_from
@@ -136,8 +144,16 @@ class ChallengerTrial:
 WEAK = ChallengerTrial("weak challenger", sample_rows=2_000)
 """Too little data: a deliberately weakened challenger that production truth retires."""
 STRONG = ChallengerTrial("strong challenger")
-"""Twice or three times the first champion's data: better by a few percent, and promoted."""
-DEMO = Scenario(months=6, drift_from=5, drift_months=1, weak_challenger_after=2, strong_challenger_after=3)
+"""Over three times the data of the first champion (trained on the short first month alone):
+better by several percent, and promoted."""
+DEMO = Scenario(
+    months=6,
+    first_month_rows=12_000,
+    drift_from=5,
+    drift_months=1,
+    weak_challenger_after=2,
+    strong_challenger_after=3,
+)
 """What ``make run`` plays: the three live stories on generated months (see the module docstring)."""
 
 
@@ -308,11 +324,11 @@ class ClosedLoop:
                 dataset,
                 self.use_case.data.taxi_type,
                 record.month,
-                self.scenario.rows,
+                rows := self.scenario.month_rows(index),
                 seed=index,
                 drift=self.scenario.drift(index),
             )
-            record.actions.append(f"landed {self.scenario.rows:,} trips")
+            record.actions.append(f"landed {rows:,} trips")
             return
         for taxi_type, path in real_files(self.scenario.data)[record.month].items():
             landed = ingest.land_bytes(self.lake, dataset, taxi_type, record.month, path.read_bytes())
@@ -514,6 +530,10 @@ def run(scenario: Scenario | None = None, status: Callable[[str], None] = lambda
             f"{scenario.outer_borough_shift:.0%} of pickups to the outer boroughs)",
             flush=True,
         )
+        if scenario.first_month_rows is not None:
+            print(
+                f"the first month is short: {scenario.month_rows(0):,} trips (started mid-month)", flush=True
+            )
         for index in range(scenario.months):
             if (trial := scenario.trial(index)) is not None:
                 print(f"live trial after month {index + 1}: {trial.describe()}", flush=True)

@@ -65,6 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     scenario = closed_loop.Scenario(
         months=args.months,
         rows=args.rows,
+        first_month_rows=closed_loop.DEMO.first_month_rows if args.live_trials else None,
         start=args.start,
         drift_from=args.drift_from,
         congestion=args.congestion,
