@@ -449,7 +449,7 @@ def plan_left_out(rehearsal: Rehearsal) -> None:
     """``terraform plan`` of the applied account with what the rehearsal left out put back."""
     (rehearsal.root / "left_out.tfvars.json").write_text(json.dumps(PLAN_LEFT_OUT))
     run = functools.partial(terraform, rehearsal.terraform, rehearsal.work, rehearsal.root)
-    run("plan", "-var-file=left_out.tfvars.json", "-out=left_out.tfplan")
+    run("plan", "-var-file=left_out.tfvars.json", "-out=left_out.tfplan", "-parallelism=20")
     plan = json.loads(run("show", "-json", "left_out.tfplan"))
     changes = {c["address"]: c["change"]["actions"] for c in plan.get("resource_changes", [])}
     rehearsal.planned_back = {address: changes.get(address, []) for address in PLANNED_BACK}
@@ -577,9 +577,10 @@ def step_model_registered(rehearsal: Rehearsal) -> str:
         track=True,
         reason="AWS rehearsal",
     )
-    version = registry.register_challenger(use_case, result["run_id"], result["model_uri"])
-    rehearsal.facts["version"] = version["version"]
-    return f"{version['model_name']} version {version['version']}, run {result['run_id'][:8]}"
+    assert result.run_id and result.model_uri, "a tracked training names its run and model"
+    version = registry.register_challenger(use_case, result.run_id, result.model_uri)
+    rehearsal.facts["version"] = version.version
+    return f"{version.name} version {version.version}, run {result.run_id[:8]}"
 
 
 def step_champion_promoted(rehearsal: Rehearsal) -> str:
@@ -619,7 +620,9 @@ def step_release_pushed(rehearsal: Rehearsal) -> str:
         ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=RELEASE_TAG)
     name = f"{rehearsal.outputs['ssm_prefix']}/serving_image_tag"
     rehearsal.client("ssm").put_parameter(Name=name, Value=RELEASE_TAG, Type="String", Overwrite=True)
-    terraform(rehearsal.terraform, rehearsal.work, rehearsal.root, "plan", "-out=release.tfplan")
+    terraform(
+        rehearsal.terraform, rehearsal.work, rehearsal.root, "plan", "-out=release.tfplan", "-parallelism=20"
+    )
     plan = json.loads(
         terraform(rehearsal.terraform, rehearsal.work, rehearsal.root, "show", "-json", "release.tfplan")
     )
@@ -1058,8 +1061,9 @@ def step_retrained(rehearsal: Rehearsal) -> str:
         track=True,
         reason="AWS rehearsal: retrain after monitoring",
     )
-    version = registry.register_challenger(use_case, result["run_id"], result["model_uri"])
-    first, second = rehearsal.facts["version"], version["version"]
+    assert result.run_id and result.model_uri, "a tracked training names its run and model"
+    version = registry.register_challenger(use_case, result.run_id, result.model_uri)
+    first, second = rehearsal.facts["version"], version.version
     if second == first:
         raise RuntimeError(f"retraining registered version {second} again")
     registry.promote(
@@ -1068,7 +1072,7 @@ def step_retrained(rehearsal: Rehearsal) -> str:
         {"run_id": "aws-rehearsal", "expected_champion": first, "reason": "retrained on newer data"},
     )
     rehearsal.facts["version"] = second
-    return f"{version['model_name']} version {second} on {VALIDATION_MONTH}, champion over version {first}"
+    return f"{version.name} version {second} on {VALIDATION_MONTH}, champion over version {first}"
 
 
 def step_endpoint_updated(rehearsal: Rehearsal) -> str:
@@ -1108,9 +1112,12 @@ LOOP_STEPS: list[tuple[str, Callable[[Rehearsal], str]]] = [
 
 
 @contextmanager
-def mlflow_server(rehearsal: Rehearsal, port: int) -> Iterator[str]:
+def mlflow_server(rehearsal: Rehearsal, port: int) -> Iterator[Callable[[], str]]:
     """An MLflow server standing in for the managed one: artifacts straight into the MLflow
-    bucket Terraform created (clients write them, as with SageMaker's server)."""
+    bucket Terraform created (clients write them, as with SageMaker's server).
+
+    Yields as soon as the process is started: calling what it yields waits until the server
+    answers and returns its URI, so the caller can work while the server migrates its store."""
     import urllib.request
 
     uri = f"http://127.0.0.1:{port}"
@@ -1140,13 +1147,14 @@ def mlflow_server(rehearsal: Rehearsal, port: int) -> Iterator[str]:
         env={**aws_mode(rehearsal), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         start_new_session=True,
     )
-    try:
+
+    def started() -> str:
         deadline = time.monotonic() + 600
         while True:
             try:
                 with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
                     if response.status == 200:
-                        break
+                        return uri
             except OSError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
@@ -1154,7 +1162,9 @@ def mlflow_server(rehearsal: Rehearsal, port: int) -> Iterator[str]:
                     f"mlflow server did not start:\n{(home / 'server.log').read_text()[-2000:]}"
                 )
             time.sleep(0.5)
-        yield uri
+
+    try:
+        yield started
     finally:
         _stop(process)
         log.close()
@@ -1197,8 +1207,9 @@ def rehearse(environment: str = "dev", work: Path | None = None) -> Rehearsal:
         rehearsal = Rehearsal(endpoint=endpoint, ca_bundle=ca_bundle, work=work, root=root, terraform=binary)
         port = free_port()
         apply(rehearsal, binary, {**REHEARSAL_VARIABLES, "mlflow_tracking_uri": f"http://127.0.0.1:{port}"})
-        plan_left_out(rehearsal)
-        with mlflow_server(rehearsal, port):
+        with mlflow_server(rehearsal, port) as started:
+            plan_left_out(rehearsal)  # while the server migrates its store
+            started()
             run_loop(rehearsal, LOOP_STEPS)
     return rehearsal
 
