@@ -17,10 +17,10 @@ operator would from the UI:
    alerts Slack and triggers ``<use case>_train`` on the changed month; the new model
    passes the gates, is promoted and deployed, and the next month performs again.
 4. Production truth decides (the use case is at maturity level 4, so the monitor acts). The
-   loop proposes challengers for a live trial as a data scientist would: trained in this
-   process with the training stage and registered as ``challenger`` (no offline decision:
-   only the live labels decide). The monitor scores the challenger in shadow on the
-   month's labelled trips and decides on the paired evidence
+   loop proposes challengers for a live trial as a data scientist would: trained with the
+   training stage (in a process of its own, ``python -m mlplatform.dev.closed_loop``) and
+   registered as ``challenger`` (no offline decision: only the live labels decide). The
+   monitor scores the challenger in shadow on the month's labelled trips and decides on the paired evidence
    (:mod:`mlplatform.core.live`): a challenger trained on a 2,000-trip sample loses and is
    retired, one trained on every month so far wins and is promoted. A drift that lasts one
    month (a passing disruption) makes the retrain on it a bad promotion: it passes the
@@ -45,18 +45,19 @@ drift over time with the alias moves, then says where everything is and how long
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 
-from mlplatform.adapters import snapshots
+from mlplatform.adapters import settings, snapshots
 from mlplatform.airflow.use_case_status import LiveVerdict, window_verdicts
 from mlplatform.core import tlc
 from mlplatform.core.months import sequence
@@ -146,6 +147,8 @@ WEAK = ChallengerTrial("weak challenger", sample_rows=2_000)
 STRONG = ChallengerTrial("strong challenger")
 """Over three times the data of the first champion (trained on the short first month alone):
 better by several percent, and promoted."""
+TRIALS = {"weak": WEAK, "strong": STRONG}
+
 DEMO = Scenario(
     months=6,
     first_month_rows=12_000,
@@ -390,40 +393,29 @@ class ClosedLoop:
             record.actions.append(f"monitoring triggered a retrain ({', '.join(record.breaches)})")
             self.follow_training(before, record, "retrain")
 
-    @contextlib.contextmanager
-    def platform_settings(self) -> Iterator[None]:
-        """The platform's lake and tracking server for the stages run in this process."""
-        env = self.platform.env()
-        names = ("MLPLATFORM_LAKE_URI", "MLFLOW_TRACKING_URI", "MLPLATFORM_MLFLOW_ARTIFACT_URI")
-        saved = {name: os.environ.get(name) for name in names}
-        os.environ.update({name: env[name] for name in names})
-        try:
-            yield
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-
     def propose(self, record: MonthRecord, trial: ChallengerTrial, months: int) -> None:
         """Train ``trial`` on the ``months`` validated so far and register it as ``challenger``, as a
         data scientist proposing a version would: no promote run follows (the train DAG's
-        Asset starts one), so the monitor decides it on the next month's labelled trips."""
-        from mlplatform.adapters import registry
-        from mlplatform.stages import training
+        Asset starts one), so the monitor decides it on the next month's labelled trips.
 
-        use_case = self.use_case
-        if trial.sample_rows is not None:
-            sampled = use_case.training.model_copy(update={"sample_rows": trial.sample_rows})
-            use_case = use_case.model_copy(update={"training": sampled})
-        with self.platform_settings():
-            assembled = training.assemble_training_set(
-                self.lake, use_case, key=f"live-trial-{record.month}", window_months=months
-            )
-            trained = training.fit_and_log(self.lake, use_case, assembled, reason=f"live trial: {trial.name}")
-            proposed = registry.register_challenger(self.use_case, trained.run_id, trained.model_uri)
-        record.actions.append(f"proposed version {proposed.version} for a live trial ({trial.describe()})")
+        It runs in a process of its own with the platform's settings (lake, tracking server),
+        MLflow's telemetry off: its thread edits the environment while requests read it.
+        """
+        key = next(name for name, known in TRIALS.items() if known == trial)
+        env = {**os.environ, **self.platform.env(), "MLFLOW_DISABLE_TELEMETRY": "true"}
+        done = subprocess.run(
+            [sys.executable, "-m", "mlplatform.dev.closed_loop", key, str(months), record.month],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+            cwd=settings.REPO_ROOT,
+        )
+        if done.returncode != 0:
+            record.actions.append(f"proposing the {trial.name} failed: {done.stderr.strip()[-300:]}")
+            return
+        version = done.stdout.strip().splitlines()[-1]
+        record.actions.append(f"proposed version {version} for a live trial ({trial.describe()})")
 
     def month(self, record: MonthRecord, index: int) -> None:
         record.drift_threshold = self.use_case.monitoring.drifted_share_threshold
@@ -434,6 +426,26 @@ class ClosedLoop:
                 self.propose(record, trial, months=index + 1)
         record.champion_version = self.champion()
         record.actions.extend(f"alert: {text}" for text in self.new_alerts())
+
+
+def propose_challenger(trial: ChallengerTrial, months: int, month: str) -> str:
+    """Train ``trial`` on the newest ``months`` validated months with the training stage and
+    register it as ``challenger`` (in this process's settings); returns its version."""
+    from mlplatform.adapters import registry
+    from mlplatform.adapters.lake import Lake
+    from mlplatform.core import spec
+    from mlplatform.stages import training
+
+    use_case = spec.load_spec(USE_CASE)
+    if trial.sample_rows is not None:
+        sampled = use_case.training.model_copy(update={"sample_rows": trial.sample_rows})
+        use_case = use_case.model_copy(update={"training": sampled})
+    lake = Lake()
+    assembled = training.assemble_training_set(
+        lake, use_case, key=f"live-trial-{month}", window_months=months
+    )
+    trained = training.fit_and_log(lake, use_case, assembled, reason=f"live trial: {trial.name}")
+    return registry.register_challenger(use_case, trained.run_id, trained.model_uri).version
 
 
 def live_actions(verdicts: list[LiveVerdict], events: list[AliasEvent]) -> list[str]:
@@ -636,3 +648,21 @@ def write_outputs(records: list[MonthRecord], folder: Path) -> tuple[Path, Path]
     fig.savefig(chart, dpi=110)
     plt.close(fig)
     return summary, chart
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mlplatform.dev.closed_loop weak|strong MONTHS MONTH``: propose a challenger
+    (what :meth:`ClosedLoop.propose` runs, in the platform's settings); prints its version."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m mlplatform.dev.closed_loop")
+    parser.add_argument("trial", choices=sorted(TRIALS))
+    parser.add_argument("months", type=int, help="validated months to train on (the newest)")
+    parser.add_argument("month", help="the month after which it is proposed (names its training set)")
+    args = parser.parse_args(argv)
+    print(propose_challenger(TRIALS[args.trial], args.months, args.month))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
