@@ -69,6 +69,11 @@ def platform(tmp_path_factory: pytest.TempPathFactory, postgres_uri: str):
     from mlplatform.dev.embedded import Platform
 
     home = tmp_path_factory.mktemp("platform")
+    # The DAG files never change during these tests: the dag-processor parses them once at
+    # start, not again every 30 s (the default), which takes CPU from the loop's tasks on a
+    # small machine. The platform's processes inherit it (Platform.env does not set it).
+    patch = pytest.MonkeyPatch()
+    patch.setenv("AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL", "3600")
     platform = Platform(
         home=home,
         airflow_port=free_port(),
@@ -82,6 +87,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory, postgres_uri: str):
         yield platform
     finally:
         platform.stop()
+        patch.undo()
 
 
 @pytest.fixture(scope="module")
