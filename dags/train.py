@@ -27,7 +27,7 @@ and `since` in the run conf); or by hand from the trigger form, with these param
    bounded hyperparameter search) and logs one MLflow run in the experiment `<use case>`:
    params, validation metrics overall and per slice, the baseline's metrics, the snapshots
    as dataset inputs with their digests, plots, code version and this run's id, and the
-   model (a `TripModel` pyfunc with signature and input example), and the DAG bundle
+   model (a `TripModel` in its MLflow pyfunc wrapper, with signature and input example), and the DAG bundle
    version this code ran from (`airflow.bundle_version`: the Git commit with `GitDagBundle`).
 3. `register_challenger`: registers the model as a new version of `<use case>` and points
    the alias `challenger` at it, which updates the Asset `<use case>_challenger` and so
