@@ -154,6 +154,9 @@ class Platform:
             "MLFLOW_TRACKING_URI": self.mlflow_url,
             # The MLflow server's job runner (three more processes) serves features unused here.
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            # MLflow's usage telemetry would post to the internet, and its thread edits the
+            # environment while a task's code may be iterating it.
+            "MLFLOW_DISABLE_TELEMETRY": "true",
             "MLPLATFORM_SLACK_WEBHOOK_URL": hook,
             "MLPLATFORM_SLACK_CONN_ID": "slack_alerts",
             "AIRFLOW_CONN_SLACK_ALERTS": json.dumps({"conn_type": "slackwebhook", "password": hook}),
