@@ -38,8 +38,7 @@ import pyarrow as pa
 from mlplatform.adapters import settings, snapshots
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import generator, tlc
-from mlplatform.core.features import trip_features
-from mlplatform.core.modelling import TripModel, input_columns
+from mlplatform.core.modelling import TripModel, input_columns, trip_features
 from mlplatform.core.months import shift
 from mlplatform.core.records import ModelRef, ScoredOutput
 from mlplatform.core.spec import load_spec

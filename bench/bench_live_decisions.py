@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from mlplatform.core import features, generator, live
+from mlplatform.core import generator, live, modelling
 from mlplatform.core.spec import load_spec
 from mlplatform.stages import training
 from mlplatform.stages.monitoring.measures import estimate_error, fit_loss_estimator
@@ -125,8 +125,8 @@ def _estimate(train: pd.DataFrame, reference: pd.DataFrame, target: pd.DataFrame
     use_case = load_spec("taxi_trip_duration")
     columns, label = list(use_case.features.all), use_case.target.column
     model = build_estimator(use_case.model.family, use_case.model.hyperparameters, use_case.features)
-    model.fit(features.trip_features(train)[columns], train[label])
-    ref_x, new_x = features.trip_features(reference)[columns], features.trip_features(target)[columns]
+    model.fit(modelling.trip_features(train)[columns], train[label])
+    ref_x, new_x = modelling.trip_features(reference)[columns], modelling.trip_features(target)[columns]
     ref_pred, new_pred = model.predict(ref_x), model.predict(new_x)
     estimator = fit_loss_estimator(ref_x, ref_pred, reference[label])
     estimated = estimator.estimate_rmse(new_x, new_pred)
@@ -175,11 +175,11 @@ def _error_correlation(green: dict[str, pd.DataFrame]) -> float:
     """Correlation of the errors of models trained on 2021-01 and on 2021-02, on 2021-03's trips."""
     use_case = load_spec("taxi_trip_duration")
     columns, label = list(use_case.features.all), use_case.target.column
-    target_x = features.trip_features(green["2021-03"])[columns]
+    target_x = modelling.trip_features(green["2021-03"])[columns]
     errors = []
     for month in ("2021-01", "2021-02"):
         model = build_estimator(use_case.model.family, use_case.model.hyperparameters, use_case.features)
-        model.fit(features.trip_features(green[month])[columns], green[month][label])
+        model.fit(modelling.trip_features(green[month])[columns], green[month][label])
         errors.append(model.predict(target_x) - green["2021-03"][label].to_numpy())
     return round(float(np.corrcoef(errors[0], errors[1])[0, 1]), 4)
 

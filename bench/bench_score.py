@@ -46,8 +46,13 @@ def make_model(path: Path) -> None:
     import sklearn
 
     from mlplatform.core import generator, spec, tlc
-    from mlplatform.core.features import trip_features
-    from mlplatform.core.modelling import TripModel, build_estimator, input_columns, input_defaults
+    from mlplatform.core.modelling import (
+        TripModel,
+        build_estimator,
+        input_columns,
+        input_defaults,
+        trip_features,
+    )
     from mlplatform.stages.training import model_signature
 
     use_case = spec.load_spec("taxi_trip_duration")

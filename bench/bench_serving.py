@@ -91,8 +91,13 @@ def make_real_model(path: Path) -> str:
     import pyarrow.parquet as pq
 
     from mlplatform.core import spec, tlc
-    from mlplatform.core.features import in_target_range, target_values, trip_features
-    from mlplatform.core.modelling import build_estimator, input_columns
+    from mlplatform.core.modelling import (
+        build_estimator,
+        in_target_range,
+        input_columns,
+        target_values,
+        trip_features,
+    )
     from mlplatform.stages.training import model_signature
     from mlplatform.stages.training.fitting import trip_model
 

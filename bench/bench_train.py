@@ -47,7 +47,7 @@ import pyarrow as pa
 
 from mlplatform.adapters import snapshots
 from mlplatform.adapters.lake import Lake
-from mlplatform.core import features, generator, spec, tlc
+from mlplatform.core import generator, modelling, spec, tlc
 from mlplatform.core.modelling import build_estimator
 from mlplatform.core.spec import UseCase
 from mlplatform.stages import training
@@ -104,7 +104,7 @@ def generated(use_case: UseCase, rows_per_month: int, n_months: int) -> dict[str
         table = pa.Table.from_pandas(valid, preserve_index=False)
         best = generator.expected_duration_minutes(table)
         floor = float(np.sqrt(np.mean((best - valid[use_case.target.column].to_numpy()) ** 2)))
-        assert len(features.trip_features(valid)) == len(valid)
+        assert len(modelling.trip_features(valid)) == len(valid)
 
     rmse = evaluation.overall["rmse"]
     return {
@@ -206,8 +206,8 @@ def compare(
     target = use_case.target.column
     anchor = linear_anchor(train, valid, target)
 
-    featured_train = features.trip_features(train)
-    featured_valid = features.trip_features(valid)
+    featured_train = modelling.trip_features(train)
+    featured_valid = modelling.trip_features(valid)
     columns = list(use_case.features.all)
     trials = []
     for trial in training.search_trials(use_case):

@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from mlplatform.core import features, generator
+from mlplatform.core import generator, modelling
 from mlplatform.core.spec import load_spec
 from mlplatform.stages import training
 from mlplatform.stages.monitoring.measures import MIN_REFERENCE_ROWS, estimate_error, fit_loss_estimator
@@ -31,8 +31,8 @@ def _estimate_on(train: pd.DataFrame, reference: pd.DataFrame, target: pd.DataFr
     use_case = load_spec("taxi_trip_duration")
     columns, label = list(use_case.features.all), use_case.target.column
     model = build_estimator(use_case.model.family, use_case.model.hyperparameters, use_case.features)
-    model.fit(features.trip_features(train)[columns], train[label])
-    ref_x, new_x = features.trip_features(reference)[columns], features.trip_features(target)[columns]
+    model.fit(modelling.trip_features(train)[columns], train[label])
+    ref_x, new_x = modelling.trip_features(reference)[columns], modelling.trip_features(target)[columns]
     ref_pred, new_pred = model.predict(ref_x), model.predict(new_x)
     estimator = fit_loss_estimator(ref_x, ref_pred, reference[label])
     assert estimator.reference_rmse == pytest.approx(_rmse(ref_pred, reference[label]))
@@ -82,7 +82,7 @@ def test_estimate_sees_a_harder_mix_of_trips() -> None:
     rows = _real("2021-02")
     use_case = load_spec("taxi_trip_duration")
     columns, label = list(use_case.features.all), use_case.target.column
-    x = features.trip_features(rows)[columns]
+    x = modelling.trip_features(rows)[columns]
     predicted = (
         x["trip_distance"].clip(0, 30).to_numpy() * 3.0 + 5.0
     )  # a crude model, errors grow with distance

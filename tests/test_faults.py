@@ -153,8 +153,7 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> str:
 
     from mlplatform.adapters.pyfunc import TripPyfunc
     from mlplatform.core import generator, tlc
-    from mlplatform.core.features import trip_features
-    from mlplatform.core.modelling import TripModel, input_defaults
+    from mlplatform.core.modelling import TripModel, input_defaults, trip_features
     from mlplatform.core.spec import load_spec
     from mlplatform.use_cases.taxi_trip_duration import build_estimator
 

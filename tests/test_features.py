@@ -1,11 +1,11 @@
-"""core/features.py: the trip features training, batch scoring and serving share."""
+"""core/modelling.py: the trip features training, batch scoring and serving share."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from mlplatform.core import features
+from mlplatform.core import modelling
 
 
 def trips() -> pd.DataFrame:
@@ -21,7 +21,7 @@ def trips() -> pd.DataFrame:
 
 
 def test_features_are_derived_from_the_four_inputs() -> None:
-    out = features.trip_features(trips())
+    out = modelling.trip_features(trips())
     assert out["pickup_hour"].tolist() == [7, 22, 12]
     assert out["is_weekend"].tolist() == [1, 0, 0]  # a Saturday, then Monday and Tuesday
     assert out["is_airport_pickup"].tolist() == [1, 0, 0]
@@ -34,12 +34,12 @@ def test_features_are_derived_from_the_four_inputs() -> None:
 
 def test_rows_filters_and_targets_follow_the_spec() -> None:
     frame = trips()
-    assert len(features.modelled_rows(frame, "trip_distance > 5")) == 2
+    assert len(modelling.modelled_rows(frame, "trip_distance > 5")) == 2
     with pytest.raises(ValueError, match=r"data\.filter"):
-        features.modelled_rows(frame, "no_such_column >")
-    assert features.in_target_range(frame["duration_min"], (1, 30)).tolist() == [False, True, True]
-    assert features.in_target_range(frame["duration_min"], None).all()
-    assert features.target_values(frame, "duration_min").tolist() == [48.0, 25.0, 6.5]
-    assert features.target_values(frame, "x", "trip_distance > 5").tolist() == [1, 1, 0]
+        modelling.modelled_rows(frame, "no_such_column >")
+    assert modelling.in_target_range(frame["duration_min"], (1, 30)).tolist() == [False, True, True]
+    assert modelling.in_target_range(frame["duration_min"], None).all()
+    assert modelling.target_values(frame, "duration_min").tolist() == [48.0, 25.0, 6.5]
+    assert modelling.target_values(frame, "x", "trip_distance > 5").tolist() == [1, 1, 0]
     with pytest.raises(ValueError, match="target column 'tip'"):
-        features.target_values(frame, "tip")
+        modelling.target_values(frame, "tip")

@@ -56,7 +56,7 @@ def trips(rows: int, month: str, seed: int) -> pd.DataFrame:
 def fitted() -> training.Fitted:
     """A small gradient-boosting model on a small month (its encoding holds the use case's own
     transformer, pickled by reference to ``mlplatform.use_cases``), with a linear baseline."""
-    from mlplatform.core.features import trip_features
+    from mlplatform.core.modelling import trip_features
     from mlplatform.stages.training.fitting import trip_model as wrap
 
     train = trips(3000, "2024-01", 1)

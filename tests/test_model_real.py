@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlplatform.core import features
+from mlplatform.core import modelling
 from mlplatform.core.modelling import TripModel, build_estimator, input_defaults
 from mlplatform.core.spec import SpecError, load_spec, parse_spec
 from mlplatform.stages import training
@@ -56,7 +56,7 @@ def test_the_range_keeps_its_bounds_and_counts_what_it_leaves_out() -> None:
     assert rows["duration_min"].tolist() == [1.0, 12.0, 60.0] and outside == 2  # unknown is not counted
     no_range = use_case.model_copy(update={"target": use_case.target.model_copy(update={"range_": None})})
     assert len(training.labelled(trips, no_range)) == 5
-    assert features.in_target_range(trips["duration_min"], None).all()
+    assert modelling.in_target_range(trips["duration_min"], None).all()
 
 
 def test_a_request_without_the_taxi_type_is_a_trip_of_the_primary_type() -> None:
@@ -65,7 +65,7 @@ def test_a_request_without_the_taxi_type_is_a_trip_of_the_primary_type() -> None
     train = train.sample(5000, random_state=0).reset_index(drop=True)
     columns = list(use_case.features.all)
     estimator = build_estimator(use_case, "linear").fit(
-        features.trip_features(train)[columns], train["duration_min"]
+        modelling.trip_features(train)[columns], train["duration_min"]
     )
     model = TripModel(estimator, use_case.features.all, use_case.task, defaults=input_defaults(use_case))
     trips = train.head(20).drop(columns=["taxi_type", "duration_min"])

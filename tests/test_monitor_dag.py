@@ -173,8 +173,7 @@ def train_champion(lake: Lake, tracking: str) -> str:
     from mlflow.models import infer_signature
 
     from mlplatform.adapters.pyfunc import TripPyfunc
-    from mlplatform.core.features import trip_features
-    from mlplatform.core.modelling import TripModel, input_columns
+    from mlplatform.core.modelling import TripModel, input_columns, trip_features
     from mlplatform.use_cases.taxi_trip_duration import build_estimator
 
     def frame(months: tuple[str, ...]) -> pd.DataFrame:

@@ -43,8 +43,7 @@ def register(lake: Lake, tracking: str, max_iter: int, rows_scale: int = 1, bias
 
     from mlplatform.adapters import snapshots
     from mlplatform.adapters.pyfunc import TripPyfunc
-    from mlplatform.core.features import trip_features
-    from mlplatform.core.modelling import TripModel, input_columns
+    from mlplatform.core.modelling import TripModel, input_columns, trip_features
     from mlplatform.use_cases.taxi_trip_duration import build_estimator
 
     months = (*TRAIN_MONTHS, VALIDATION_MONTH)[:rows_scale]

@@ -18,8 +18,7 @@ import pytest
 from mlplatform.adapters import snapshots
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import generator, retrain, tlc
-from mlplatform.core.features import in_target_range
-from mlplatform.core.modelling import TripModel, input_columns
+from mlplatform.core.modelling import TripModel, in_target_range, input_columns
 from mlplatform.core.records import Breach, ModelRef, MonitoringRecord, ScoredOutput
 from mlplatform.core.spec import load_spec
 from mlplatform.stages import monitoring, scoring
@@ -43,7 +42,7 @@ def add_month(lake: Lake, month: str, drift: generator.Drift = generator.Drift()
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> TripModel:
     """A linear model on two clean months (fast; monitoring does not care which family)."""
-    from mlplatform.core.features import trip_features
+    from mlplatform.core.modelling import trip_features
     from mlplatform.use_cases.taxi_trip_duration import build_estimator
 
     lake = Lake(tmp_path_factory.mktemp("train").joinpath("lake").as_uri())

@@ -65,8 +65,7 @@ def registered_versions(tracking_uri: str, name: str = USE_CASE.model_name) -> l
     import sklearn
 
     from mlplatform.adapters.pyfunc import TripPyfunc
-    from mlplatform.core.features import trip_features
-    from mlplatform.core.modelling import TripModel, input_columns, input_defaults
+    from mlplatform.core.modelling import TripModel, input_columns, input_defaults, trip_features
     from mlplatform.stages.training import model_signature
     from mlplatform.use_cases.taxi_trip_duration import build_estimator
 
@@ -296,8 +295,13 @@ def test_a_classifier_scores_only_the_rows_its_spec_models(lake: Lake, tmp_path:
     import mlflow.pyfunc
 
     from mlplatform.adapters.pyfunc import TripPyfunc
-    from mlplatform.core.features import modelled_rows, target_values, trip_features
-    from mlplatform.core.modelling import TripModel, build_estimator
+    from mlplatform.core.modelling import (
+        TripModel,
+        build_estimator,
+        modelled_rows,
+        target_values,
+        trip_features,
+    )
 
     tips = load_spec("taxi_generous_tip")
     train = modelled_rows(normalised_trips("2024-01", 3_000, seed=2).to_pandas(), tips.data.filter)

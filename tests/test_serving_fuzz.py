@@ -40,8 +40,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import mlflow
 
     from mlplatform.adapters.pyfunc import TripPyfunc
-    from mlplatform.core.features import trip_features
-    from mlplatform.core.modelling import TripModel, input_columns, input_defaults
+    from mlplatform.core.modelling import TripModel, input_columns, input_defaults, trip_features
     from mlplatform.stages.training import model_signature
     from mlplatform.use_cases.taxi_trip_duration import build_estimator
 

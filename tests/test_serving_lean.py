@@ -20,8 +20,7 @@ import pytest
 
 from mlplatform.adapters.pyfunc import TripPyfunc
 from mlplatform.core import spec, tlc
-from mlplatform.core.features import modelled_rows, trip_features
-from mlplatform.core.modelling import TripModel
+from mlplatform.core.modelling import TripModel, modelled_rows, trip_features
 from mlplatform.serving import lean
 from mlplatform.serving.schema import frame_of, model_fields
 
@@ -49,8 +48,7 @@ def _fit_and_log(name: str, family: str, folder: Path) -> Any:
     """A model of ``family`` fitted on a real month, saved as MLflow saves it, loaded back."""
     import mlflow.pyfunc
 
-    from mlplatform.core.features import in_target_range, target_values
-    from mlplatform.core.modelling import build_estimator, input_columns
+    from mlplatform.core.modelling import build_estimator, in_target_range, input_columns, target_values
     from mlplatform.stages.training import model_signature
     from mlplatform.stages.training.fitting import trip_model
 

@@ -14,8 +14,7 @@ from test_scoring import USE_CASE, normalised_trips
 
 from mlplatform.adapters.pyfunc import TripPyfunc
 from mlplatform.adapters.registry import ModelNotFound
-from mlplatform.core.features import trip_features
-from mlplatform.core.modelling import TripModel, input_columns, input_defaults
+from mlplatform.core.modelling import TripModel, input_columns, input_defaults, trip_features
 from mlplatform.core.records import ModelRef
 from mlplatform.serving.store import (
     ArtifactsUnavailable,

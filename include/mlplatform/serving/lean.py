@@ -60,7 +60,7 @@ class NotCompilable(ValueError):
 
 
 def trip_features(columns: Columns, needed: Sequence[str]) -> Features:
-    """:func:`mlplatform.core.features.trip_features` for checked request columns, without pandas."""
+    """:func:`mlplatform.core.modelling.trip_features` for checked request columns, without pandas."""
     pickups = [_as_datetime(v) for v in columns["pickup_datetime"]]
     pu = np.array(columns["pu_location_id"], dtype=np.int64)
     do = np.array(columns["do_location_id"], dtype=np.int64)

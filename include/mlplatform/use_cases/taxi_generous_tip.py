@@ -2,7 +2,7 @@
 
 ``build_estimator(family, params, features)`` returns an unfitted scikit-learn classifier
 over the spec's feature columns (``features``: the spec's ``numeric`` and ``categorical``
-lists, as :func:`mlplatform.core.features.trip_features` derives them) whose
+lists, as :func:`mlplatform.core.modelling.trip_features` derives them) whose
 ``predict_proba(X)[:, 1]`` is the probability of a generous tip.
 
 - ``linear``: the baseline, a logistic regression.

@@ -2,7 +2,7 @@
 
 ``build_estimator(family, params, features)`` returns an unfitted scikit-learn estimator
 that takes the spec's feature columns (``features``: the spec's ``numeric`` and
-``categorical`` lists, as :func:`mlplatform.core.features.trip_features` derives them) and
+``categorical`` lists, as :func:`mlplatform.core.modelling.trip_features` derives them) and
 predicts minutes.
 
 - ``linear``: the baseline, the standard linear anchor of NYC trip-duration work: a

@@ -18,8 +18,7 @@ import pandas as pd
 
 from mlplatform.adapters import snapshots
 from mlplatform.adapters.lake import Lake
-from mlplatform.core.features import trip_features
-from mlplatform.core.modelling import input_columns
+from mlplatform.core.modelling import input_columns, trip_features
 from mlplatform.core.spec import UseCase
 from mlplatform.stages import scoring
 from mlplatform.stages.monitoring.sources import (

@@ -41,8 +41,7 @@ from mlplatform.adapters import alerts, snapshots
 from mlplatform.adapters.lake import Lake
 from mlplatform.core import metrics as model_metrics
 from mlplatform.core import months
-from mlplatform.core.features import in_target_range, trip_features
-from mlplatform.core.modelling import input_columns, input_defaults
+from mlplatform.core.modelling import in_target_range, input_columns, input_defaults, trip_features
 from mlplatform.core.records import MonitoringRecord
 from mlplatform.core.spec import UseCase
 from mlplatform.stages import scoring
@@ -354,7 +353,7 @@ def fit_loss_estimator(
 ) -> LossEstimator:
     """Fit the squared-error regressor on a labelled reference window.
 
-    ``features`` are the model's inputs (:func:`mlplatform.core.features.trip_features`),
+    ``features`` are the model's inputs (:func:`mlplatform.core.modelling.trip_features`),
     ``prediction`` its answers and ``actual`` the truth, row for row. The reference must be
     trips the model did not train on, or the estimate learns its training error.
     """

@@ -92,7 +92,7 @@ def modelled_frame(
     ``with_truth`` adds the ground truth (``target.column`` or ``target.expression``) as
     :data:`ACTUAL`; it is NaN where the snapshot cannot tell it.
     """
-    from mlplatform.core.features import modelled_rows, target_values
+    from mlplatform.core.modelling import modelled_rows, target_values
 
     schema = list(snapshot.manifest.get("schema") or {})
     extra = _referenced(use_case, schema)

@@ -289,13 +289,13 @@ def _head(
 
 def _measure(lake: Lake, use_case: UseCase, client: Any, version: str, champion: str | None) -> _Measured:
     from mlplatform.adapters.pyfunc import trip_model
-    from mlplatform.core import features
+    from mlplatform.core import modelling
 
     head, found = _head(use_case, client, version, champion)
     checks = [contract_gate(lake, use_case, found)]
     rows, held_out = _evaluation_rows(lake, use_case, found)
     model, size_mb = _load(f"models:/{use_case.model_name}/{version}")
-    featured = features.trip_features(rows)
+    featured = modelling.trip_features(rows)
     mine = training.evaluate(use_case, trip_model(model), featured, rows[use_case.target.column])
     return _Measured(head, checks, rows, featured, held_out, model, size_mb, mine)
 

@@ -216,7 +216,7 @@ def modelled_batches(
 ) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
     """Per batch: the rows the use case models (its ``data.filter``) as a frame of ``columns``,
     with their positions in the input (the ``row_index`` of their predictions)."""
-    from mlplatform.core.features import modelled_rows
+    from mlplatform.core.modelling import modelled_rows
 
     offset = 0
     for batch in batches:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from mlplatform.adapters import snapshots
 from mlplatform.adapters.lake import Lake
-from mlplatform.core import features, retrain, tlc
+from mlplatform.core import modelling, retrain, tlc
 from mlplatform.core.modelling import input_columns
 from mlplatform.core.months import check as check_month
 from mlplatform.core.months import end_of
@@ -72,12 +72,12 @@ def labelled(trips: pd.DataFrame, use_case: UseCase) -> pd.DataFrame:
 
 def labelled_and_excluded(trips: pd.DataFrame, use_case: UseCase) -> tuple[pd.DataFrame, int]:
     """:func:`labelled` rows, and how many labelled rows ``target.range`` left out."""
-    rows = features.modelled_rows(trips, use_case.data.filter)
-    target = features.target_values(rows, use_case.target.column, use_case.target.expression)
+    rows = modelling.modelled_rows(trips, use_case.data.filter)
+    target = modelling.target_values(rows, use_case.target.column, use_case.target.expression)
     out = rows[input_columns(use_case.features.all)].copy()
     out[use_case.target.column] = target
     out = out[target.notna()]
-    keep = features.in_target_range(out[use_case.target.column], use_case.target.range_)
+    keep = modelling.in_target_range(out[use_case.target.column], use_case.target.range_)
     return out[keep].reset_index(drop=True), int((~keep).sum())
 
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from mlplatform.core import features
+from mlplatform.core import modelling
 from mlplatform.core.metrics import LOWER_IS_BETTER, score
 from mlplatform.core.modelling import TripModel, build_estimator, input_defaults
 from mlplatform.core.records import Record
@@ -148,7 +148,7 @@ def fit(use_case: UseCase, train: pd.DataFrame, family: str | None = None) -> Fi
     """Fit the baseline and ``family`` (default: the spec's) on a labelled training frame."""
     started = time.perf_counter()
     family = family or use_case.model.family
-    featured = features.trip_features(train)
+    featured = modelling.trip_features(train)
     X, y = featured[list(use_case.features.all)], train[use_case.target.column]
 
     baseline = build_estimator(use_case, use_case.model.baseline).fit(X, y)
@@ -175,7 +175,7 @@ def validate(
     use_case: UseCase, fitted: Fitted, valid: pd.DataFrame
 ) -> tuple[ModelEvaluation, ModelEvaluation]:
     """Evaluations of the model and of the baseline on the same validation rows."""
-    featured = features.trip_features(valid)
+    featured = modelling.trip_features(valid)
     y = valid[use_case.target.column]
     return evaluate(use_case, fitted.model, featured, y), evaluate(use_case, fitted.baseline, featured, y)
 

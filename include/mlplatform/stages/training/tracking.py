@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from mlplatform.adapters.lake import Lake
-from mlplatform.core import features
+from mlplatform.core import modelling
 from mlplatform.core.modelling import TripModel, input_columns, input_defaults
 from mlplatform.core.records import TrainedRun
 from mlplatform.core.spec import Hyperparameter, UseCase
@@ -117,7 +117,7 @@ def figures(use_case: UseCase, fitted: Fitted, valid: pd.DataFrame) -> dict[str,
 
     matplotlib.use("Agg")
     shown = sample(valid, SHOWN_ROWS)
-    featured = features.trip_features(shown)
+    featured = modelling.trip_features(shown)
     y = shown[use_case.target.column].to_numpy(dtype=float)
     answer = fitted.model.answer(featured)
     answered = answer["prediction"] if use_case.task == "regression" else answer["probability"]
