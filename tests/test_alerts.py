@@ -382,3 +382,115 @@ def test_an_outbox_entry_reads_back_as_it_was_written() -> None:
     assert entry.to_dict() == stored and list(entry.to_dict()) == list(stored)
     fresh = {"id": "x", "alert": _alert(5).to_dict(), "queued_at": "2024-05-02T00:00:00+00:00", "attempts": 0}
     assert alerts.OutboxEntry.from_dict(fresh).to_dict() == fresh
+
+
+# -- many flushers: each queued alert is claimed before it is delivered --------------------------
+class _Slow(BaseHTTPRequestHandler):
+    """A webhook that keeps what it is posted and answers the first post only once released."""
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        server: Any = self.server
+        with server.lock:
+            server.texts.append(body["text"])
+            first = len(server.texts) == 1
+        if first:
+            server.first_arrived.set()
+            server.release.wait(timeout=300)
+        else:
+            time.sleep(0.05)  # slow, so that flushers overlap; nothing asserts on time
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def slow_webhook(monkeypatch: pytest.MonkeyPatch) -> Any:
+    server: Any = ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
+    server.texts, server.lock = [], threading.Lock()
+    server.first_arrived, server.release = threading.Event(), threading.Event()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("MLPLATFORM_SLACK_CONN_ID", "")
+    monkeypatch.setenv("MLPLATFORM_SLACK_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hooks/alerts")
+    try:
+        yield server
+    finally:
+        server.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+# A flusher of its own process; it waits as long as the slow webhook takes to answer.
+_FLUSHER = """
+import json, sys
+from mlplatform.adapters import alerts
+from mlplatform.adapters.lake import Lake
+alerts.TIMEOUT_S = 300
+print(json.dumps(alerts.flush(Lake(sys.argv[1])).to_dict()))
+"""
+
+
+def _flusher(lake: Lake) -> subprocess.Popen[str]:
+    command = [sys.executable, "-c", _FLUSHER, lake.root_uri]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _report(process: subprocess.Popen[str]) -> dict[str, list[str]]:
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    return json.loads(out)
+
+
+def test_two_processes_flushing_at_once_deliver_each_alert_once(outbox_lake: Lake, slow_webhook: Any) -> None:
+    for n in range(3):
+        alerts.enqueue(outbox_lake, _alert(n))
+    ids = [_alert(n).id for n in range(3)]
+    first = _flusher(outbox_lake)
+    assert slow_webhook.first_arrived.wait(timeout=300)  # the first flusher is delivering alert 0
+    # The second finds alert 0 queued, but claimed: it leaves it and the rest to the first.
+    assert _report(_flusher(outbox_lake)) == {"delivered": [], "queued": ids, "failed": []}
+    slow_webhook.release.set()
+    assert _report(first) == {"delivered": ids, "queued": [], "failed": []}
+    assert slow_webhook.texts == [_alert(n).text for n in range(3)]  # once each, in order
+    assert _ids(outbox_lake, "outbox") == [] and sorted(_ids(outbox_lake, "sent")) == sorted(ids)
+    assert list(outbox_lake.list("alerts/claims")) == []
+
+
+def test_processes_racing_for_an_outbox_deliver_each_alert_exactly_once(
+    outbox_lake: Lake, slow_webhook: Any
+) -> None:
+    slow_webhook.release.set()  # every answer slow, none held
+    for n in range(6):
+        alerts.enqueue(outbox_lake, _alert(n))
+    flushers = [_flusher(outbox_lake) for _ in range(3)]
+    reports = [_report(process) for process in flushers]
+    delivered = [alert_id for report in reports for alert_id in report["delivered"]]
+    assert sorted(delivered) == sorted(_alert(n).id for n in range(6))  # by one flusher each
+    assert sorted(slow_webhook.texts) == sorted(_alert(n).text for n in range(6))  # and posted once each
+    assert _ids(outbox_lake, "outbox") == [] and list(outbox_lake.list("alerts/claims")) == []
+
+
+def test_the_claim_of_a_flusher_that_died_is_taken_over_after_the_grace(
+    outbox_lake: Lake, slow_webhook: Any
+) -> None:
+    alerts.enqueue(outbox_lake, _alert(11))
+    dying = _flusher(outbox_lake)
+    assert slow_webhook.first_arrived.wait(timeout=300)
+    dying.kill()  # killed mid-delivery: its claim stays behind
+    dying.communicate(timeout=60)
+    [claim] = outbox_lake.list("alerts/claims")
+    assert f"-{dying.pid}-" in alerts.Claim.from_dict(outbox_lake.read_json(claim.path)).owner
+
+    # Within the grace the claim holds: another flusher leaves the alert queued.
+    assert alerts.flush(outbox_lake).queued == [_alert(11).id]
+    assert slow_webhook.texts == [_alert(11).text]  # only the dead flusher's post
+    # Past it (a grace made small here), the next flusher takes the alert over and delivers it.
+    report = alerts.flush(outbox_lake, claim_grace_seconds=0.0)
+    assert report.delivered == [_alert(11).id]
+    assert slow_webhook.texts == [_alert(11).text] * 2  # at least once: never silently dropped
+    assert _ids(outbox_lake, "outbox") == [] and _ids(outbox_lake, "sent") == [_alert(11).id]
+    assert list(outbox_lake.list("alerts/claims")) == []

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -67,6 +68,19 @@ def test_landing_never_overwrites_raw(any_lake: Lake) -> None:
     assert replaced.changed and replaced.digest != first.digest
     superseded = [e.path for e in any_lake.list("raw/nyc/month=2024-01/superseded")]
     assert superseded == [f"raw/nyc/month=2024-01/superseded/{first.digest}.parquet"]
+
+
+def test_create_if_absent_is_atomic(any_lake: Lake) -> None:
+    """On S3 a conditional PutObject (``If-None-Match: *``), which moto's server honours."""
+    assert any_lake.write_if_absent("alerts/claims/a/0/000000.json", b"first")
+    assert not any_lake.write_if_absent("alerts/claims/a/0/000000.json", b"second")
+    assert any_lake.read_bytes("alerts/claims/a/0/000000.json") == b"first"
+    # Writers racing for one path: exactly one creates it, and what it wrote is what is there.
+    with ThreadPoolExecutor(8) as pool:
+        created = list(pool.map(lambda n: any_lake.write_if_absent("raced.json", b"%d" % n), range(8)))
+    assert created.count(True) == 1
+    assert any_lake.read_bytes("raced.json") == b"%d" % created.index(True)
+    assert [e.path for e in any_lake.list("alerts")] == ["alerts/claims/a/0/000000.json"]  # no leftovers
 
 
 def test_inventory_groups_by_zone(any_lake: Lake) -> None:

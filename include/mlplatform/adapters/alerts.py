@@ -22,10 +22,21 @@ webhook answering 4xx is a configuration error, not retried: the alert moves to
 ``alerts/failed/`` with the reason and is logged at ERROR (the task log); the MLOps page
 reads that folder. Without a lake (it cannot be written) an alert is delivered directly.
 
+Many processes flush the same outbox at once (the monitor's parallel tasks, other DAGs'
+tasks and failure callbacks, the command line), so a flusher delivers an entry only after
+claiming it: it creates ``alerts/claims/<id>/<try>/<n>.json`` (who, when) with the lake's
+atomic create-if-absent, which exactly one flusher wins; ``<try>`` names the entry's
+queued time and attempts, so a claim covers one delivery attempt of one queued alert. The
+winner reads the entry again, delivers it, records the outcome and removes the claim; a
+flusher that finds an entry claimed stops there, leaving it and the rest, in order, to the
+claimer, which goes on through the outbox until nothing unclaimed is left. A claim older
+than :data:`CLAIM_GRACE_SECONDS` was left by a flusher that died: the next flusher takes
+it over (a new claim numbered after it, created the same way) and delivers the alert. Each
+queued alert is thus delivered once per attempt, and at least once even when a flusher
+dies mid-delivery (a dead flusher's alert may have reached Slack before it died).
+
 Every alert is also logged, and sending never raises: an alert that cannot be delivered
 is logged as an error and the work it reports on goes on (or fails) as it would have.
-Two processes flushing the same outbox at once may each deliver an alert both found
-queued; one flusher per platform (the tasks of one DAG run in turn) delivers each once.
 """
 
 from __future__ import annotations
@@ -33,10 +44,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import posixpath
+import secrets
+import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BeforeValidator
@@ -249,7 +264,8 @@ def deliver(alert: Alert) -> None:
 def send(alert: Alert, lake: Lake | None = None) -> bool:
     """Log ``alert``, queue it in the lake's outbox and deliver what is queued; returns whether
     this alert was delivered now. Never raises: an alert not delivered stays queued (Slack
-    unreachable) or is kept in ``alerts/failed/`` (Slack refused it), and is logged."""
+    unreachable) or is kept in ``alerts/failed/`` (Slack refused it), and is logged. ``False``
+    also when another flusher holds the outbox: that one delivers the alert."""
     _log(alert)
     try:
         lake = lake or _lake()
@@ -290,6 +306,10 @@ class FlushReport:
 
 
 _flushing = threading.Lock()  # one flush at a time in a process (the serving app alerts from threads)
+
+CLAIM_GRACE_SECONDS = 300.0
+"""How long a claim holds off other flushers. A delivery gives up after :data:`TIMEOUT_S`, so
+a claim this old was left by a flusher that died, and the next flusher takes it over."""
 
 
 def _now() -> str:
@@ -359,30 +379,103 @@ def queued(lake: Lake, state: str = "outbox") -> list[OutboxEntry]:
     return sorted(entries, key=lambda e: (e.queued_at, e.id))
 
 
-def flush(lake: Lake | None = None) -> FlushReport:
-    """Deliver every queued alert, oldest first; never raises.
+def flush(lake: Lake | None = None, claim_grace_seconds: float = CLAIM_GRACE_SECONDS) -> FlushReport:
+    """Deliver every queued alert no other flusher holds, oldest first; never raises.
 
-    Delivered alerts move to ``alerts/sent/``; refused ones (4xx, no destination) to
-    ``alerts/failed/`` with the reason, logged at ERROR. At the first alert Slack cannot be
-    reached for, the flush stops: it and the rest stay queued, in order, for the next one.
+    Each entry is claimed first (see the module's docstring); delivered alerts move to
+    ``alerts/sent/``, refused ones (4xx, no destination) to ``alerts/failed/`` with the
+    reason, logged at ERROR. At the first alert Slack cannot be reached for, or that another
+    live flusher has claimed, the flush stops: it and the rest stay queued, in order, for
+    the next flush or that flusher. Alerts queued while it ran are delivered before it ends.
     """
     report = FlushReport()
+    owner = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         lake = lake or _lake()
         with _flushing:
-            pending = queued(lake)
-            for index, entry in enumerate(pending):
-                outcome = _deliver_entry(lake, entry)
-                if outcome == "queued":
-                    report.queued.extend(e.id for e in pending[index:])
-                    break
-                getattr(report, outcome).append(entry.id)
+            tried: set[tuple[str, str]] = set()
+            while pending := [e for e in queued(lake) if (e.id, _try(e)) not in tried]:
+                for index, entry in enumerate(pending):
+                    tried.add((entry.id, _try(entry)))
+                    outcome = _deliver_claimed(lake, entry, owner, claim_grace_seconds)
+                    if outcome == "moved":  # another flusher dealt with this try of it
+                        continue
+                    if outcome in ("queued", "busy"):
+                        report.queued.extend(e.id for e in pending[index:])
+                        return report
+                    getattr(report, outcome).append(entry.id)
     except Exception as exc:  # the lake itself failing: nothing is lost, the outbox stays as it was
         log.error("alerts outbox not flushed: %s", exc)
     return report
 
 
-def _deliver_entry(lake: Lake, entry: OutboxEntry) -> str:
+@dataclass(frozen=True)
+class Claim(Record):
+    """Who is delivering one try of a queued alert, and since when (``alerts/claims/``)."""
+
+    owner: str
+    claimed_at: str
+
+    def stale(self, grace_seconds: float) -> bool:
+        """Whether its flusher has had longer than ``grace_seconds``: it died."""
+        age = datetime.now(UTC) - datetime.fromisoformat(self.claimed_at)
+        return age >= timedelta(seconds=grace_seconds)
+
+
+def _try(entry: OutboxEntry) -> str:
+    """One delivery attempt of one queued alert: its attempts so far and when it was queued
+    (an alert queued again after it left the outbox is a new entry)."""
+    queued_at = hashlib.sha256(entry.queued_at.encode()).hexdigest()[:8]
+    return f"{entry.attempts}-{queued_at}"
+
+
+def _claim(
+    lake: Lake, entry: OutboxEntry, owner: str, grace_seconds: float
+) -> Literal["claimed", "busy", "moved"]:
+    """Claim this try of ``entry`` for ``owner``: ``busy`` when a live flusher holds it,
+    ``moved`` when its claimer finished it while we looked."""
+    folder = lake.alert_claim_path(entry.id, _try(entry))
+    numbers = [int(name) for e in lake.list(folder) if (name := posixpath.basename(e.path)[:-5]).isdigit()]
+    number = 0
+    if numbers:
+        held = f"{folder}/{max(numbers):06d}.json"
+        try:
+            claim = Claim.from_dict(lake.read_json(held))
+        except FileNotFoundError:
+            return "moved"
+        if not claim.stale(grace_seconds):
+            return "busy"
+        log.warning(
+            "alert %s was claimed by %s at %s, who has not finished it: taking it over",
+            entry.id,
+            claim.owner,
+            claim.claimed_at,
+        )
+        number = max(numbers) + 1
+    mine = json.dumps(Claim(owner, _now()).to_dict()).encode()
+    return "claimed" if lake.write_if_absent(f"{folder}/{number:06d}.json", mine) else "busy"
+
+
+def _deliver_claimed(
+    lake: Lake, listed: OutboxEntry, owner: str, grace_seconds: float
+) -> Literal["delivered", "queued", "failed", "busy", "moved"]:
+    """Claim ``listed``, deliver it as the outbox holds it now, and release the claim."""
+    claimed = _claim(lake, listed, owner, grace_seconds)
+    if claimed != "claimed":
+        return claimed
+    try:
+        try:
+            entry = OutboxEntry.from_dict(lake.read_json(lake.alert_path("outbox", listed.id)))
+        except FileNotFoundError:  # delivered or refused by the flusher that listed it first
+            return "moved"
+        if _try(entry) != _try(listed):  # tried since we listed it: listed again, as a new try
+            return "moved"
+        return _deliver_entry(lake, entry)
+    finally:
+        lake.remove(lake.alert_claim_path(listed.id, _try(listed)), recursive=True)
+
+
+def _deliver_entry(lake: Lake, entry: OutboxEntry) -> Literal["delivered", "queued", "failed"]:
     alert, alert_id = entry.alert, entry.id
     outbox = lake.alert_path("outbox", alert_id)
     attempts = entry.attempts + 1

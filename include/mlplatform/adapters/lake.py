@@ -14,6 +14,7 @@ and by month::
     alerts/outbox/<id>.json                                        alerts queued, not yet delivered
     alerts/sent/<id>.json                                          alerts delivered
     alerts/failed/<id>.json                                        alerts Slack refused (4xx), with why
+    alerts/claims/<id>/<try>/<n>.json                              which flusher is delivering an alert
     registry/history/<model>/<time>-<alias>-<version>-<id>.json   alias moves, append-only, one per event
 
 Every write is atomic: a reader sees the old object or the new one, never a part. On a
@@ -25,7 +26,10 @@ stale by the next write to the same folder or by :meth:`Lake.sweep` once its pro
 dead or it is older than :data:`TEMP_GRACE_SECONDS` (S3 has no temporaries: the bucket's
 lifecycle rule aborts incomplete multipart uploads). Multi-object
 outputs (a snapshot) publish a small pointer last, so readers never follow a half-written
-set. The layer is plain fsspec, which is what Airflow's ``ObjectStoragePath`` wraps: the
+set. Creating an object only if it is absent (:meth:`Lake.write_if_absent`) is atomic as
+well: of writers racing for one path exactly one creates it (a local hard link, which
+fails on an existing name; on S3 a conditional PutObject); the alerts' claims rely on it.
+The layer is plain fsspec, which is what Airflow's ``ObjectStoragePath`` wraps: the
 same code runs inside a task, in the command line and in the serving app, with AWS
 credentials from the usual chain (the MWAA execution role in AWS, ``AWS_ENDPOINT_URL``
 for S3-compatible stores).
@@ -74,6 +78,9 @@ AlertState = Literal["outbox", "sent", "failed"]
 ALERT_FOLDERS: dict[str, str] = {state: f"alerts/{state}" for state in ("outbox", "sent", "failed")}
 """The alerts' outbox, and where delivered and refused alerts move (:mod:`.alerts`)."""
 
+
+CLAIMS_FOLDER = "alerts/claims"
+"""Who is delivering a queued alert: one atomically created claim per try (:mod:`.alerts`)."""
 
 HISTORY_FOLDER = "registry/history"
 """Registry alias moves, one JSON file per event, never rewritten (:mod:`.registry`)."""
@@ -160,6 +167,12 @@ class Lake:
     def alert_path(state: AlertState, alert_id: str) -> str:
         """Where an alert is kept: ``alerts/<outbox|sent|failed>/<id>.json``."""
         return f"{ALERT_FOLDERS[state]}/{alert_id}.json"
+
+    @staticmethod
+    def alert_claim_path(alert_id: str, name: str = "") -> str:
+        """Where the claims on a queued alert are kept: ``alerts/claims/<id>/<name>``."""
+        folder = f"{CLAIMS_FOLDER}/{alert_id}"
+        return f"{folder}/{name}" if name else folder
 
     @staticmethod
     def alias_history_path(model_name: str, event_id: str = "") -> str:
@@ -269,10 +282,34 @@ class Lake:
         return self.write_bytes(path, buffer.getvalue())
 
     def write_if_absent(self, path: str, data: Bytes) -> bool:
-        """Write only when nothing is there yet (raw data is never overwritten)."""
-        if self.exists(path):
+        """Create ``path`` with ``data`` only if nothing is there yet; returns whether it did.
+
+        Atomic: of writers creating the same path at once, exactly one succeeds and the
+        others get ``False`` (so an alert's claim has one owner). A local object is written
+        under a temporary name and hard-linked into place, which fails if the name exists
+        (``O_EXCL`` semantics, with the content complete when it appears); an S3 object is a
+        conditional PutObject (``If-None-Match: *``).
+        """
+        full = self._full(path)
+        if not self._local:
+            try:
+                self.fs.pipe_file(full, bytes(data), mode="create")
+            except FileExistsError:
+                return False
+            return True
+        parent = posixpath.dirname(full)
+        self.fs.makedirs(parent, exist_ok=True)
+        self._sweep_folder(parent)
+        tmp = f"{parent}/{temp_name(posixpath.basename(full))}"
+        try:
+            with builtins.open(tmp, "xb") as handle:
+                handle.write(data)
+            os.link(tmp, full)
+        except FileExistsError:
             return False
-        self.write_bytes(path, data)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
         return True
 
     def remove(self, path: str, recursive: bool = False) -> None:
