@@ -18,8 +18,8 @@ previous one untouched) and ``CURRENT.json`` only moves once the new file is com
 has one row per snapshot row. Superseded outputs stay where they are, addressed by model
 version and snapshot digest.
 
-Modules: ``batch`` (the model loaded once; a month's snapshot or any file scored locally),
-``publishing`` (``CURRENT.json``), ``transform`` (SageMaker Batch Transform staging and
+Modules: ``batch`` (the model loaded once; a month's snapshot or any file scored locally;
+its ``CURRENT.json`` published), ``transform`` (SageMaker Batch Transform staging and
 collection).
 """
 
@@ -28,6 +28,7 @@ from mlplatform.stages.scoring.batch import (
     InputRejected,
     check_month,
     checked_snapshot,
+    current_predictions,
     load_model,
     model_inputs,
     model_task,
@@ -36,12 +37,13 @@ from mlplatform.stages.scoring.batch import (
     output_folder,
     output_path,
     predictor,
+    publish,
+    read_predictions,
     score_batches,
     score_file,
     score_snapshot,
     signature_inputs,
 )
-from mlplatform.stages.scoring.publishing import current_predictions, publish, read_predictions
 from mlplatform.stages.scoring.transform import (
     TRANSFORM_CONTENT_TYPE,
     StagedTransform,
