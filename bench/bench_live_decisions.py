@@ -6,7 +6,7 @@ tailed as trip durations are) and one error of each model's own, ``u1`` and ``u2
 champion errs by ``s + u1``, the challenger by ``ratio * (s + u2)``, so the challenger's
 RMSE is ``ratio`` times the champion's and their errors correlate as two models of the
 same trips do (the correlation is measured below on real months). Labelled trips arrive
-in windows of ``--window-trips``; after each window :func:`mlplatform.core.live.decide`
+in windows of ``--window-trips``; after each window :func:`mlplatform.core.evidence.decide`
 looks at all trips so far, as the monitor does after each labelled month.
 
 - trips needed to promote a challenger 5% better (minimum effect 0 and the spec's 1%):
@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from mlplatform.core import generator, live, modelling
+from mlplatform.core import evidence, generator, modelling
 from mlplatform.core.spec import load_spec
 from mlplatform.stages import training
 from mlplatform.stages.monitoring.measures import estimate_error, fit_loss_estimator
@@ -68,16 +68,16 @@ def run_until_decided(
     sequential: bool,
 ) -> tuple[str, int]:  # fmt: skip
     """Windows until the comparison promotes or retires (or ``looks`` windows): outcome and trips."""
-    sums = live.PairedSums()
+    sums = evidence.PairedSums()
     for look in range(1, looks + 1):
-        sums = sums + live.PairedSums.of(*paired_window(rng, window_trips, ratio, correlation))
+        sums = sums + evidence.PairedSums.of(*paired_window(rng, window_trips, ratio, correlation))
         if sequential:
-            decision = live.decide(sums, minimum, [str(i) for i in range(look)], max_windows=looks + 1)
+            decision = evidence.decide(sums, minimum, [str(i) for i in range(look)], max_windows=looks + 1)
             if decision.outcome in ("promote", "retire"):
                 return decision.outcome, sums.n
         else:  # a fixed 95% interval read at every look: promote as soon as its lower bound clears
-            interval = live.improvement(sums, sequential=False)
-            if sums.n >= live.MIN_TRIPS and interval.low >= minimum and interval.low > 0:
+            interval = evidence.improvement(sums, sequential=False)
+            if sums.n >= evidence.MIN_TRIPS and interval.low >= minimum and interval.low > 0:
                 return "promote", sums.n
     return "keep", sums.n
 
@@ -114,8 +114,8 @@ def comparison(repeats: int, window_trips: int, looks: int, correlation: float) 
             "within_target": false / repeats <= TARGET_FALSE_PROMOTION,
         }
     # One look at exactly DESIGN_TRIPS: how much wider the sequence is than a fixed interval.
-    s = live.PairedSums.of(*paired_window(rng, live.DESIGN_TRIPS, 0.95, correlation))
-    seq, fixed = live.improvement(s), live.improvement(s, sequential=False)
+    s = evidence.PairedSums.of(*paired_window(rng, evidence.DESIGN_TRIPS, 0.95, correlation))
+    seq, fixed = evidence.improvement(s), evidence.improvement(s, sequential=False)
     out["width_ratio_sequence_to_fixed_at_design"] = round((seq.high - seq.low) / (fixed.high - fixed.low), 3)
     return out
 

@@ -21,7 +21,7 @@ operator would from the UI:
    training stage (in a process of its own, ``python -m mlplatform.dev.closed_loop``) and
    registered as ``challenger`` (no offline decision: only the live labels decide). The
    monitor scores the challenger in shadow on the month's labelled trips and decides on the paired evidence
-   (:mod:`mlplatform.core.live`): a challenger trained on a 2,000-trip sample loses and is
+   (:mod:`mlplatform.core.evidence`): a challenger trained on a 2,000-trip sample loses and is
    retired, one trained on every month so far wins and is promoted. A drift that lasts one
    month (a passing disruption) makes the retrain on it a bad promotion: it passes the
    offline gates on the disrupted month, the old regime returns, the previous champion

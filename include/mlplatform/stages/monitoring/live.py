@@ -6,7 +6,7 @@ estimated before the labels. Called once per window by :func:`.window.monitor`.
   champion, when it is not the version that scored the batch).
   The paired squared errors of the window are stored as sums
   (``monitoring/<uc>/live/challenger-v<N>.json``, one entry per window, so a re-run
-  replaces its window) and :func:`mlplatform.core.live.decide` reads all windows so far:
+  replaces its window) and :func:`mlplatform.core.evidence.decide` reads all windows so far:
   ``promote``, ``retire``, ``keep`` or ``insufficient``, with the interval and trips. Level
   4 acts through the registry's alias moves (the promotion stage's own path to the
   aliases, recorded in the alias history: monitoring may not import the promotion stage),
@@ -16,7 +16,7 @@ estimated before the labels. Called once per window by :func:`.window.monitor`.
 - **Rollback on quality.** For ``monitoring.shadow_previous_windows`` labelled windows after
   a promotion, ``previous_champion`` is scored in shadow the same way
   (``previous-v<P>-after-v<N>.json``); when the champion is worse than it with confidence
-  (:func:`mlplatform.core.live.regressed`), level 4 rolls back (the registry's rollback,
+  (:func:`mlplatform.core.evidence.regressed`), level 4 rolls back (the registry's rollback,
   with the evidence and ``promotion.rollback_cooldown_days`` against flapping), level 3
   asks through the promote DAG's approval; both alert with the evidence.
 - **Before the labels.** A window whose performance waits for ground truth gets
@@ -40,7 +40,7 @@ import pandas as pd
 
 from mlplatform.adapters import alerts, registry
 from mlplatform.adapters.lake import Lake
-from mlplatform.core import live
+from mlplatform.core import evidence
 from mlplatform.core.records import LiveAsk, LiveConf, LiveEvidence, MonitoringRecord, Record
 from mlplatform.core.spec import UseCase
 from mlplatform.stages import scoring
@@ -57,7 +57,7 @@ class LiveVerdict(Record):
 
     ``challenger``: the challenger ``version`` against the champion; ``rollback``: the
     ``champion`` against the ``previous`` champion (``outcome`` ``promote`` means roll back).
-    The decision of :mod:`mlplatform.core.live` with its evidence, whether it ``acted``
+    The decision of :mod:`mlplatform.core.evidence` with its evidence, whether it ``acted``
     (level 4) and, at level 3, what it ``ask``s a person to approve. A challenger gone from
     the registry is retired without evidence.
     """
@@ -82,7 +82,7 @@ class LiveVerdict(Record):
     @classmethod
     def of(
         cls,
-        decision: live.LiveDecision,
+        decision: evidence.LiveDecision,
         version: str | None = None,
         champion: str | None = None,
         previous: str | None = None,
@@ -129,20 +129,22 @@ def answers(use_case: UseCase, rows: pd.DataFrame, version: str) -> Any | None:
     return None if model is None else predict(use_case, model, rows)
 
 
-def window_sums(use_case: UseCase, rows: pd.DataFrame, reference: Any, candidate: Any) -> live.PairedSums:
+def window_sums(use_case: UseCase, rows: pd.DataFrame, reference: Any, candidate: Any) -> evidence.PairedSums:
     """Paired sums of one window: two models' answers on exactly the same labelled trips."""
-    return live.PairedSums.of(rows[ACTUAL], reference, candidate)
+    return evidence.PairedSums.of(rows[ACTUAL], reference, candidate)
 
 
 def accumulate(
-    lake: Lake, path: str, window: str, sums: live.PairedSums
-) -> tuple[live.PairedSums, list[str]]:
+    lake: Lake, path: str, window: str, sums: evidence.PairedSums
+) -> tuple[evidence.PairedSums, list[str]]:
     """Store the window's sums (replacing a re-run's) and return the total over every window so far."""
     stored = lake.read_json(path) if lake.exists(path) else {"windows": {}}
     stored["windows"][window] = sums.to_dict()
     lake.write_json(path, stored)
     windows = sorted(stored["windows"])
-    return live.PairedSums.total(live.PairedSums.from_dict(stored["windows"][w]) for w in windows), windows
+    return evidence.PairedSums.total(
+        evidence.PairedSums.from_dict(stored["windows"][w]) for w in windows
+    ), windows
 
 
 def _load(use_case: UseCase, version: str) -> Any | None:
@@ -155,7 +157,7 @@ def _load(use_case: UseCase, version: str) -> Any | None:
 
 
 def _alert(
-    use_case: UseCase, severity: Any, title: str, lines: list[str], decision: live.LiveDecision
+    use_case: UseCase, severity: Any, title: str, lines: list[str], decision: evidence.LiveDecision
 ) -> None:
     facts = {
         "Use case": use_case.name,
@@ -201,7 +203,7 @@ def challenger_decision(
         window,
         window_sums(use_case, rows, reference, candidate),
     )
-    decision = live.decide(
+    decision = evidence.decide(
         total,
         use_case.promotion.min_relative_improvement,
         windows,
@@ -217,7 +219,7 @@ def challenger_decision(
 
 
 def _act_on_challenger(
-    use_case: UseCase, version: str, decision: live.LiveDecision, client: Any, run_id: str | None
+    use_case: UseCase, version: str, decision: evidence.LiveDecision, client: Any, run_id: str | None
 ) -> bool:
     level, name = use_case.maturity_level, use_case.model_name
     if decision.outcome not in ("promote", "retire"):
@@ -256,7 +258,7 @@ def rollback_decision(
     if mine is None or theirs is None:
         return None
     total, windows = accumulate(lake, path, window, window_sums(use_case, rows, mine, theirs))
-    decision = live.regressed(total, windows)
+    decision = evidence.regressed(total, windows)
     out = LiveVerdict.of(decision, champion=current, previous=previous)
     if decision.outcome != "promote" or use_case.maturity_level <= 2:
         return out  # level 2 (and backfills) record the regression; a person reads the record
