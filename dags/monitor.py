@@ -133,7 +133,7 @@ def build(use_case: UseCase) -> DAG:
 
         @task
         @dagkit.records
-        def ask_approval(summary: monitoring.decision.WindowSummary) -> list[monitoring.live.ApprovalRun]:
+        def ask_approval(summary: monitoring.decision.WindowSummary) -> list[monitoring.decision.ApprovalRun]:
             """Level 3: the window's live decisions that wait for a person, as promote runs to trigger."""
             return _approval_runs(use_case, summary)
 
@@ -198,13 +198,13 @@ def _record_retrain(
 
 def _approval_runs(
     use_case: UseCase, summary: monitoring.decision.WindowSummary
-) -> list[monitoring.live.ApprovalRun]:
+) -> list[monitoring.decision.ApprovalRun]:
     """The promote runs (run id and conf) that ask about the window's live decisions, at level 3."""
     from mlplatform.stages import monitoring
 
     if use_case.maturity_level != 3 or summary.backfill:
         return []
-    return monitoring.live.approval_runs(_window_record(use_case, summary))
+    return monitoring.decision.approval_runs(_window_record(use_case, summary))
 
 
 def _evaluate(use_case: UseCase, context: Mapping[str, Any]) -> tuple[MonitoringRecord, bool]:

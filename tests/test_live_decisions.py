@@ -140,7 +140,7 @@ def test_level_3_asks_what_the_window_decided_once_per_version_and_action() -> N
     """The live decisions a level-3 window marks ``ask`` become promote runs to trigger, with
     the evidence; those it only records ask nothing."""
     from mlplatform.core.records import LiveAsk, MonitoringRecord
-    from mlplatform.stages.monitoring.live import approval_asks, approval_runs
+    from mlplatform.stages.monitoring.decision import approval_asks, approval_runs
 
     rng = np.random.default_rng(11)
     decided = evidence.decide(evidence.PairedSums.of(*_window(rng, 20_000, 0.9)), 0.01, ["2024-04"])

@@ -36,7 +36,7 @@ thresholds, a rule table. Only performance and drift breaches ask for retraining
 data-quality or serving breach is alerted but a new model would not fix it.
 :func:`retrain_decision` (:mod:`.decision`) applies :mod:`mlplatform.core.retrain` with the
 cooldown and de-duplication (``monitoring/<uc>/retrain_state.json``), and the alerts say what
-breached and what happens next. :mod:`.live` decides champion against challenger on live
+breached and what happens next. :mod:`.decision` also decides champion against challenger on live
 labels; :mod:`.window` evaluates a window end to end and :mod:`.history` keeps its record.
 
 Lake layout written here::
@@ -50,13 +50,13 @@ Lake layout written here::
 from __future__ import annotations
 
 from mlplatform.stages.monitoring.decision import (
+    approval_asks,
     record_trigger,
     retrain_decision,
     send_alert,
     send_operations_alert,
 )
 from mlplatform.stages.monitoring.history import read_record, record_path, summary, write_history
-from mlplatform.stages.monitoring.live import approval_asks
 from mlplatform.stages.monitoring.measures import serving_health, serving_outcomes
 from mlplatform.stages.monitoring.sources import Champion, read_capture, serving_log
 from mlplatform.stages.monitoring.window import (

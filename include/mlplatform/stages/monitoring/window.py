@@ -3,7 +3,7 @@
 :func:`evaluate_window` gathers what production did in a window (performance, drift, data
 quality, serving health), holds it to the spec's thresholds and returns the record with
 its two verdicts; :func:`monitor` adds the live decisions and the estimate before labels
-(:mod:`.live`) and keeps it all (:mod:`.history`). :func:`windows_for_run` and
+(:func:`.decision.assess_window`) and keeps it all (:mod:`.history`). :func:`windows_for_run` and
 :func:`window_of_run` say which windows a monitor run evaluates.
 """
 
@@ -19,7 +19,7 @@ from mlplatform.adapters.lake import Lake
 from mlplatform.core import months
 from mlplatform.core.records import DriftReference, MonitoringRecord
 from mlplatform.core.spec import UseCase
-from mlplatform.stages.monitoring.decision import breaches, model_status, serving_status
+from mlplatform.stages.monitoring.decision import assess_window, breaches, model_status, serving_status
 from mlplatform.stages.monitoring.drift import DriftResult, measure_drift
 from mlplatform.stages.monitoring.history import (
     log_to_mlflow,
@@ -28,7 +28,6 @@ from mlplatform.stages.monitoring.history import (
     write_history,
     write_report,
 )
-from mlplatform.stages.monitoring.live import assess_window
 from mlplatform.stages.monitoring.measures import data_quality, measure_performance, serving_health
 from mlplatform.stages.monitoring.sources import Champion, champion, read_capture, serving_log, with_capture
 
