@@ -18,7 +18,6 @@ from mlplatform.adapters.lake import Lake
 from mlplatform.core.records import AliasEvent, Gate
 from mlplatform.core.spec import load_spec
 from mlplatform.stages import promotion
-from mlplatform.stages.promotion import history
 
 BASE = load_spec("taxi_trip_duration")
 
@@ -79,13 +78,13 @@ def test_applied_leaves_out_a_recorded_move_that_never_happened() -> None:
         event("2024-02-01T00:00:00+00:00", "champion", "1", "2"),  # recorded, then the writer died
         event("2024-03-01T00:00:00+00:00", "champion", "1", "3"),  # starts from where it really was
     ]
-    assert [e.version for e in history.applied(found)] == ["1", "3"]
-    assert history.serving_at(found, datetime(2024, 2, 15, tzinfo=UTC)).version == "1"
-    assert history.serving_at(found, datetime(2023, 12, 31, tzinfo=UTC)) is None
-    assert history.until(found, found[0]) == "2024-03-01T00:00:00+00:00"
-    assert history.parse_time("2024-02-15") == datetime(2024, 2, 15, tzinfo=UTC)
+    assert [e.version for e in registry.applied(found)] == ["1", "3"]
+    assert registry.serving_at(found, datetime(2024, 2, 15, tzinfo=UTC)).version == "1"
+    assert registry.serving_at(found, datetime(2023, 12, 31, tzinfo=UTC)) is None
+    assert registry.until(found, found[0]) == "2024-03-01T00:00:00+00:00"
+    assert registry.parse_time("2024-02-15") == datetime(2024, 2, 15, tzinfo=UTC)
     with pytest.raises(ValueError, match="not a date or time"):
-        history.parse_time("last tuesday")
+        registry.parse_time("last tuesday")
 
 
 # -- every move recorded, before it happens -----------------------------------------------------

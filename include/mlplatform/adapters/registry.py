@@ -17,7 +17,10 @@ Every alias move is recorded before it happens: :func:`record` writes one
 (``registry/history/<model>/``, one file per event, so concurrent writers never collide),
 and a move whose record cannot be written does not happen (:class:`PromotionError`). After
 the move the registered model's tag ``alias_history.last`` summarises the events.
-:func:`alias_events` reads the history back. A process killed between the record and the
+:func:`alias_events` reads the history back; :func:`applied` keeps the moves that happened,
+:func:`serving_at` says which version an alias held at a given time ("what served production
+on date X, and why": who moved it, the reason and the evidence) and :func:`until` when that
+tenure ended. A process killed between the record and the
 move leaves an event the registry never followed; the next event on that alias names
 where the alias really was (``from_version``), so a reader sees it.
 """
@@ -229,6 +232,45 @@ def alias_events(model_name: str, lake: Lake | None = None) -> list[AliasEvent]:
         except (ValueError, TypeError, AttributeError):
             continue
     return sorted(found, key=lambda e: (e.at, e.event_id))
+
+
+def applied(found: Sequence[AliasEvent]) -> list[AliasEvent]:
+    """The events whose move happened: each one the next event on its alias starts from
+    (the last event on an alias is taken as applied)."""
+    kept = []
+    for i, event in enumerate(found):
+        following = next((e for e in found[i + 1 :] if e.alias == event.alias), None)
+        if following is None or following.from_version == event.version:
+            kept.append(event)
+    return kept
+
+
+def parse_time(text: str) -> datetime:
+    """A time given as ISO 8601 (a date means its midnight); without a zone, UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a date or time: give ISO 8601, e.g. 2024-05-01 or 2024-05-01T12:00:00Z"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def serving_at(found: Sequence[AliasEvent], at: datetime, alias: str = CHAMPION) -> AliasEvent | None:
+    """The applied move that set ``alias`` as it was at ``at`` (``None`` before the first).
+
+    Its ``version`` is what served (``None``: the alias was removed), ``at`` since when,
+    ``by``, ``reason``, ``evidence`` and ``gates`` why.
+    """
+    moment = at if at.tzinfo else at.replace(tzinfo=UTC)
+    before = [e for e in applied(found) if e.alias == alias and datetime.fromisoformat(e.at) <= moment]
+    return before[-1] if before else None
+
+
+def until(found: Sequence[AliasEvent], event: AliasEvent) -> str | None:
+    """When the tenure ``event`` began ended: the next applied move of the same alias."""
+    later = [e for e in applied(found) if e.alias == event.alias and e.at > event.at]
+    return later[0].at if later else None
 
 
 def _tag_events(registry: Any, name: str, events: Sequence[AliasEvent]) -> None:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from mlplatform.adapters import snapshots
+from mlplatform.adapters import registry, snapshots
 from mlplatform.adapters.lake import Lake
 from mlplatform.core.evidence import Interval
 from mlplatform.core.records import (
@@ -30,7 +30,6 @@ from mlplatform.core.records import (
 )
 from mlplatform.core.spec import UseCase
 from mlplatform.stages import contracts as contract_stage
-from mlplatform.stages.promotion import history
 
 ALIASES = ("champion", "challenger", "previous_champion")
 
@@ -403,7 +402,7 @@ def collect(use_case: UseCase, lake: Lake, tracking_uri: str | None) -> UseCaseS
         status.monitoring = monitoring_history(lake, use_case.name)
         status.training = latest_training(lake, use_case.name)
         status.scored = latest_scored(lake, use_case.name)
-        status.aliases = history.applied(history.events(use_case, lake))
+        status.aliases = registry.applied(registry.alias_events(use_case.model_name, lake))
     except Exception as exc:
         status.errors.append(f"lake unreachable: {exc}")
     return status

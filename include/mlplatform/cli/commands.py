@@ -532,14 +532,14 @@ def _event_row(event: Any, until: str | None) -> list[Any]:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    from mlplatform.adapters import registry
     from mlplatform.adapters.lake import Lake
-    from mlplatform.stages.promotion import history
 
     use_case = load_use_case(args.use_case)
-    moment = history.parse_time(args.at) if args.at else None  # a bad time answers before reading
-    found = history.events(use_case, Lake(args.lake))
+    moment = registry.parse_time(args.at) if args.at else None  # a bad time answers before reading
+    found = registry.alias_events(use_case.model_name, Lake(args.lake))
     if moment is None:
-        listed = [{**e.to_dict(), "until": history.until(found, e)} for e in found]
+        listed = [{**e.to_dict(), "until": registry.until(found, e)} for e in found]
         columns = ("at (UTC)", "alias", "action", "from -> to", "by", "improvement", "why", "until")
         output.show(
             args,
@@ -547,11 +547,11 @@ def cmd_history(args: argparse.Namespace) -> int:
             lambda: output.rows_table(
                 f"{use_case.name}: alias history",
                 columns,
-                [_event_row(e, history.until(found, e)) for e in found],
+                [_event_row(e, registry.until(found, e)) for e in found],
             ),
         )
         return PASSED
-    event = history.serving_at(found, moment)
+    event = registry.serving_at(found, moment)
     if event is None:
         answer: dict[str, Any] = {
             "at": moment.isoformat(),
@@ -563,7 +563,7 @@ def cmd_history(args: argparse.Namespace) -> int:
             "at": moment.isoformat(),
             "champion": event.version,
             "since": event.at,
-            "until": history.until(found, event),
+            "until": registry.until(found, event),
             "moved_by": event.by,
             "action": event.action,
             "run_id": event.run_id,

@@ -385,10 +385,12 @@ class ClosedLoop:
         record.rmse = values.get("rmse")
         record.rmse_reference = values.get("rmse_reference")
         record.drift_share = values.get("drift_share")
-        from mlplatform.stages.promotion import history
+        from mlplatform.adapters import registry
 
         record.live = window_verdicts(found)
-        record.actions.extend(live_actions(record.live, history.events(self.use_case, self.lake)))
+        record.actions.extend(
+            live_actions(record.live, registry.alias_events(self.use_case.model_name, self.lake))
+        )
         if self.task_states("monitor", run_id).get("trigger_retrain") == "success":
             record.actions.append(f"monitoring triggered a retrain ({', '.join(record.breaches)})")
             self.follow_training(before, record, "retrain")

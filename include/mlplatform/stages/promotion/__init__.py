@@ -3,8 +3,9 @@
 ``gates`` measures a version against the spec's ``promotion`` section (:func:`assess`);
 ``decisions`` decides on the assessment by the maturity level and acts on it
 (:func:`decide`, :func:`apply`), puts the previous champion back on quality
-(:func:`rollback`, with a cooldown), and leaves the audit trail; ``history`` answers which
-version served when, and why, from the alias history every move writes first.
+(:func:`rollback`, with a cooldown), and leaves the audit trail. Which version served when,
+and why, is read from the alias history every move writes first
+(:func:`mlplatform.adapters.registry.serving_at`).
 """
 
 from mlplatform.stages.promotion.decisions import (
