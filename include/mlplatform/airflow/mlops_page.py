@@ -67,9 +67,9 @@ from mlplatform.airflow.use_case_status import (
     QUARANTINED,
     ContractMonth,
     Limits,
-    LiveVerdict,
     ModelVersion,
     UseCaseStatus,
+    WindowVerdict,
     airflow_run_link,
     incidents,
     live_history,
@@ -486,7 +486,7 @@ def _latest_rows(s: UseCaseStatus, link: Link, now: datetime) -> list[tuple[str,
     return rows
 
 
-def _live_row(v: LiveVerdict) -> tuple[str, str, str, str]:
+def _live_row(v: WindowVerdict) -> tuple[str, str, str, str]:
     """``live decision``: what was decided, on which version, how sure and how many trips."""
     subject = f"v{v.version}" if v.version else ""
     target = f" ({subject})" if subject else ""

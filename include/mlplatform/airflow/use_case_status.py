@@ -30,6 +30,7 @@ from mlplatform.core.records import (
 )
 from mlplatform.core.spec import UseCase
 from mlplatform.stages import contracts as contract_stage
+from mlplatform.stages.monitoring.decision import LiveVerdict
 
 ALIASES = ("champion", "challenger", "previous_champion")
 
@@ -425,8 +426,9 @@ LIVE_WORDS = {
 
 
 @dataclass(frozen=True)
-class LiveVerdict:
-    """The latest live decision of a window (monitoring's ``details["live"]``): ``kind`` is
+class WindowVerdict:
+    """A window's live decision as the page and the loop's summary list it (read from the
+    stored :class:`~mlplatform.stages.monitoring.decision.LiveVerdict`): ``kind`` is
     ``challenger`` (the challenger in shadow) or ``rollback`` (the champion against the
     previous one); ``version`` is the challenger's or, for a rollback, the previous champion's."""
 
@@ -441,21 +443,17 @@ class LiveVerdict:
     acted: bool = False
 
     @classmethod
-    def of(cls, window: str, kind: str, found: Mapping[str, Any]) -> LiveVerdict:
-        """Read one decision as monitoring stores it (``LiveDecision.to_dict`` plus who and ``acted``)."""
-        interval = found.get("interval")
-        needed = found.get("trips_needed")
-        version = found.get("version" if kind == "challenger" else "previous")
+    def of(cls, window: str, kind: str, verdict: LiveVerdict) -> WindowVerdict:
         return cls(
             window=window,
             kind=kind,
-            outcome=str(found["outcome"]),
-            reason=str(found.get("reason") or ""),
-            version=None if version is None else str(version),
-            trips=int(found.get("trips") or 0),
-            trips_needed=None if needed is None else int(needed),
-            interval=Interval.from_dict(interval) if isinstance(interval, Mapping) else None,
-            acted=bool(found.get("acted")),
+            outcome=verdict.outcome,
+            reason=verdict.reason,
+            version=verdict.version if kind == "challenger" else verdict.previous,
+            trips=verdict.trips or 0,
+            trips_needed=verdict.trips_needed,
+            interval=Interval.from_dict(verdict.interval) if verdict.interval else None,
+            acted=verdict.acted,
         )
 
     @property
@@ -468,7 +466,7 @@ class LiveVerdict:
         return (self.kind, self.outcome) in (("rollback", "promote"), ("challenger", "retire"))
 
 
-def window_verdicts(record: MonitoringRecord) -> list[LiveVerdict]:
+def window_verdicts(record: MonitoringRecord) -> list[WindowVerdict]:
     """The live decisions a window's record holds (rollback first: it is the worse news)."""
     decided = record.details.get("live")
     if not isinstance(decided, Mapping):
@@ -477,13 +475,13 @@ def window_verdicts(record: MonitoringRecord) -> list[LiveVerdict]:
     for kind in ("rollback", "challenger"):
         if isinstance(decided.get(kind), Mapping):
             try:
-                found.append(LiveVerdict.of(record.window, kind, decided[kind]))
+                found.append(WindowVerdict.of(record.window, kind, LiveVerdict.from_dict(decided[kind])))
             except (KeyError, TypeError, ValueError):
                 continue  # a damaged entry: the next window's record will say
     return found
 
 
-def live_verdicts(records: Sequence[MonitoringRecord]) -> list[LiveVerdict]:
+def live_verdicts(records: Sequence[MonitoringRecord]) -> list[WindowVerdict]:
     """The live decisions of the newest window that has any."""
     for record in reversed(records):
         if found := window_verdicts(record):
@@ -491,7 +489,7 @@ def live_verdicts(records: Sequence[MonitoringRecord]) -> list[LiveVerdict]:
     return []
 
 
-def live_history(records: Sequence[MonitoringRecord]) -> list[LiveVerdict]:
+def live_history(records: Sequence[MonitoringRecord]) -> list[WindowVerdict]:
     """Every live decision of every window, oldest window first: the trail of what production
     truth decided (the challengers promoted and retired, the rollbacks) and on what evidence."""
     return [verdict for record in records for verdict in window_verdicts(record)]

@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from mlplatform.adapters import settings, snapshots
-from mlplatform.airflow.use_case_status import LiveVerdict, window_verdicts
+from mlplatform.airflow.use_case_status import WindowVerdict, window_verdicts
 from mlplatform.core import tlc
 from mlplatform.core.months import sequence
 from mlplatform.core.tlc import TaxiType
@@ -194,7 +194,7 @@ class MonthRecord:
     serving_status: str | None = None
     """The endpoint's verdict (error rate, latency): operations, never a retrain."""
     serving_breaches: list[str] = field(default_factory=list)
-    live: list[LiveVerdict] = field(default_factory=list)
+    live: list[WindowVerdict] = field(default_factory=list)
     """The month's live decisions on production truth (the challenger's, the rollback watch's)."""
 
     def decisions(self) -> MonthDecisions:
@@ -450,7 +450,7 @@ def propose_challenger(trial: ChallengerTrial, months: int, month: str) -> str:
     return registry.register_challenger(use_case, trained.run_id, trained.model_uri).version
 
 
-def live_actions(verdicts: list[LiveVerdict], events: list[AliasEvent]) -> list[str]:
+def live_actions(verdicts: list[WindowVerdict], events: list[AliasEvent]) -> list[str]:
     """What the monitor did on production truth, in the summary's words; a rollback says when
     its cooldown ends (from the alias history's ``events``)."""
     done = []
