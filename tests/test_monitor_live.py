@@ -1,7 +1,7 @@
 """Production truth decides, on the real services: a challenger scored in shadow on labelled
-windows is promoted by a whole monitor DAG run at level 4, only reported at level 2, and
-retired when worse; a window without labels gets an estimated RMSE, kept beside the
-measured one once its labels arrive."""
+windows is promoted by a whole monitor DAG run at level 4, only reported by one at level 2
+(nobody asked, nothing moved), and retired when worse; a window without labels gets an
+estimated RMSE, kept beside the measured one once its labels arrive."""
 
 from __future__ import annotations
 
@@ -115,6 +115,19 @@ def test_a_better_challenger_is_promoted_by_the_monitor_dag_at_level_4(
     assert any(e.action == "promote" and e.version == better and "live" in e.evidence for e in events)
 
 
+def _monitor_dag_at(level: int) -> Any:
+    """The monitor DAG of the use case at another maturity level, built from the DAG file."""
+    import importlib.util
+
+    from test_monitor_dag import DAGS_FOLDER
+
+    spec = importlib.util.spec_from_file_location(f"level_{level}_monitor", DAGS_FOLDER / "monitor.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build(USE_CASE.model_copy(update={"maturity_level": level}))
+
+
 def test_level_2_reports_and_a_worse_challenger_is_retired(
     world: dict[str, Any],  # noqa: F811
     tracking_uri: str,  # noqa: F811
@@ -125,10 +138,20 @@ def test_level_2_reports_and_a_worse_challenger_is_retired(
     aliases.set_registered_model_alias(USE_CASE.model_name, registry.CHALLENGER, better)
     _labelled_window(lake, "2024-04", seed=21)
 
-    reported = monitoring.monitor(lake, USE_CASE.model_copy(update={"maturity_level": 2}), "2024-04")
+    from airflow.models.dagrun import DagRun
 
+    dag = _monitor_dag_at(2)  # a whole monitor run at level 2: reports, asks nobody, moves nothing
+    run = dag.test(
+        logical_date=datetime.fromisoformat("2033-01-01T00:00:00+00:00"), run_conf={"window": "2024-04"}
+    )
+    assert str(run.state) == "success", {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+    reported = monitoring.read_record(lake, USE_CASE.name, "2024-04")
+    assert reported is not None
     assert reported.details["live"]["challenger"]["outcome"] == "promote"
     assert reported.details["live"]["challenger"]["acted"] is False
+    assert reported.details["live"]["challenger"].get("ask") is None
+    assert DagRun.find(dag_id="taxi_trip_duration_promote", run_id=f"live__promote__v{better}") == []
     assert registry.alias_version(aliases, USE_CASE.model_name, registry.CHAMPION) == world["version"]
     assert registry.alias_version(aliases, USE_CASE.model_name, registry.CHALLENGER) == better
 
@@ -148,20 +171,13 @@ def test_level_3_asks_the_promote_dag_with_the_live_evidence_once(
     """At level 3 a window whose live decision says promote moves nothing: the monitor DAG
     triggers `<use case>_promote` with the action, the version and the evidence, and a
     re-run of the window asks nothing new (the run id is keyed on version and action)."""
-    import importlib.util
-
     from airflow.models.dagrun import DagRun
-    from test_monitor_dag import DAGS_FOLDER
 
     lake = world["lake"]
     better = register(lake, tracking_uri, max_iter=300, rows_scale=3)
     aliases.set_registered_model_alias(USE_CASE.model_name, registry.CHALLENGER, better)
     _labelled_window(lake, "2024-04", seed=21)
-    spec = importlib.util.spec_from_file_location("level_3_monitor", DAGS_FOLDER / "monitor.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    dag = module.build(USE_CASE.model_copy(update={"maturity_level": 3}))
+    dag = _monitor_dag_at(3)
 
     def asked() -> list[Any]:
         return DagRun.find(dag_id="taxi_trip_duration_promote", run_id=f"live__promote__v{better}")
