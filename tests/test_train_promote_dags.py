@@ -181,13 +181,7 @@ def register_oracle(lake: Lake, night_factor: float) -> str:
     fitted = training.Fitted("oracle", {"night_factor": night_factor}, model, model, [], 0.0)
     evaluation, baseline = training.validate(DURATION, fitted, valid)
     logged = training.log_run(DURATION, fitted, evaluation, baseline, valid, assembled=assembled)
-    registered = registry.register_challenger(DURATION, field(logged, "run_id"), field(logged, "model_uri"))
-    return field(registered, "version")
-
-
-def field(found: Any, name: str) -> str:
-    """A field of what training and the registry return: a record, or its JSON form."""
-    return str(found[name] if isinstance(found, dict) else getattr(found, name))
+    return registry.register_challenger(DURATION, logged.run_id, logged.model_uri).version
 
 
 # -- human in the loop ----------------------------------------------------------------------
