@@ -1,14 +1,16 @@
 """The bundle on a real Airflow: scheduler, dag-processor, api-server and triggerer with the
 LocalExecutor on PostgreSQL, driven through the REST API the way a person drives the UI.
 
-The closed loop of ``make run`` runs on it, smaller (validate → train → promote → deploy →
-batch score and serving → monitor, drift, retrain, recovery); then a headless Chromium logs
+The closed loop of ``make run`` runs on it with fewer trips a month (validate → train → promote
+→ deploy → batch score and serving → monitor; a challenger retired and one promoted on live
+labels; drift, retrain, promotion and its rollback); then a headless Chromium logs
 in to the Airflow UI and opens the MLOps page, and screenshots are saved for a person to
 look at (``.local/screenshots/``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from mlplatform.dev.closed_loop import MonthDecisions
+from mlplatform.dev.closed_loop import MonthDecisions, Scenario
 
 from conftest import REPO_ROOT, free_port, headless_chromium, throwaway_postgres
 
@@ -29,16 +31,16 @@ pytestmark = [pytest.mark.system, pytest.mark.services, pytest.mark.slow]
 USE_CASE = "taxi_trip_duration"
 SCREENSHOTS = REPO_ROOT / ".local" / "screenshots"
 
-# What the generated loop decides each month: the model's verdict, a retrain, a promotion. The
-# serving figures are not decisions: they depend on how busy the machine is.
+LOAD_SCENARIO = Scenario(months=4, rows=20_000, drift_from=3)
+"""The loop played beside a CPU hog: four months, drift from month 3, no live trial."""
+# What it decides each month: the model's verdict, a retrain, a promotion. The serving figures
+# are not decisions: they depend on how busy the machine is.
 EXPECTED_DECISIONS = [
     MonthDecisions(month="2024-01", model_status=None, retrain=False, promoted=[]),
     MonthDecisions(month="2024-02", model_status="ok", retrain=False, promoted=["1"]),
     MonthDecisions(month="2024-03", model_status="breach", retrain=True, promoted=["2"]),
     MonthDecisions(month="2024-04", model_status="ok", retrain=False, promoted=[]),
 ]
-decided: dict[str, list[MonthDecisions]] = {}
-"""The decisions of the loop run without a CPU hog, for the run beside one to compare with."""
 HOG_SECONDS = 3600
 """The CPU hog ends by itself after this, whatever happens to the test."""
 
@@ -99,14 +101,22 @@ def client(platform):
     client.close()
 
 
-def test_closed_loop_detects_drift_retrains_and_recovers(platform) -> None:
-    """`make run`'s simulation, smaller: contracts, the first model, scoring, serving,
-    monitoring, then drift → alert → one retrain → promotion → deployment → recovery."""
+def test_closed_loop_detects_drift_and_plays_the_three_live_stories(platform) -> None:
+    """`make run`'s demo with fewer trips a month: contracts, the first model, scoring, serving,
+    monitoring; a weak challenger retired and a strong one promoted on live labels; then drift →
+    alert → one retrain → promotion → deployment, and that promotion rolled back on the next
+    month's labels to the previous champion, with the cooldown."""
+    from mlplatform.adapters import registry
+    from mlplatform.adapters.lake import Lake
+    from mlplatform.core import spec
     from mlplatform.dev import closed_loop
 
-    scenario = closed_loop.Scenario(months=4, rows=20_000, drift_from=3)
+    scenario = dataclasses.replace(closed_loop.DEMO, rows=20_000)
     records = closed_loop.simulate(platform, scenario)
-    first, steady, drifted, after = records
+    summary, chart = closed_loop.write_outputs(records, platform.home / "closed_loop")
+    print(closed_loop.summary_table(records))
+    first, steady, weak, strong, drifted, recovered = records
+    decisions = [r.decisions() for r in records]
 
     # The loop's verdicts are the model's (monitor_status is the record's model_status): how fast
     # the serving app answered on a shared machine is operations' business, not a model breach.
@@ -116,31 +126,67 @@ def test_closed_loop_detects_drift_retrains_and_recovers(platform) -> None:
     assert {"new data: trained a challenger", "promoted version 1", "deployed to serving"} <= set(
         steady.actions
     )
+    assert all(r.serving_status in (None, "ok", "breach", "unmeasured") for r in records)
 
+    # A challenger that loses: v2, trained on 2,000 trips, is retired on month 3's labels.
+    assert any(a.startswith("proposed version 2 for a live trial (weak") for a in steady.actions), steady
+    assert "live: retired challenger version 2" in weak.actions, weak.actions
+    assert weak.decisions().live == ["challenger retire v2"] and weak.champion_version == "1", decisions
+    (retired,) = [v for v in weak.live if v.kind == "challenger"]
+    assert retired.interval is not None and retired.interval.high < 0, retired
+
+    # A challenger that wins: v3, trained on every month so far, is promoted on month 4's labels.
+    assert any(a.startswith("proposed version 3 for a live trial (strong") for a in weak.actions), weak
+    assert "live: promoted challenger version 3" in strong.actions, strong.actions
+    assert strong.decisions().live == ["challenger promote v3"] and strong.champion_version == "3", decisions
+    (won,) = [v for v in strong.live if v.kind == "challenger"]
+    assert won.interval is not None and won.interval.low > 0, won
+    assert strong.decisions().promoted == []  # live labels promoted it, not the offline gates
+
+    # Drift → breach → alert → one retrain, promoted offline and deployed.
     assert drifted.drift_injected and drifted.monitor_status == "breach", drifted
     assert "rmse" in drifted.breaches and drifted.rmse > 1.07 * drifted.rmse_reference
     retrain = [a for a in drifted.actions if a.startswith("monitoring triggered a retrain")]
-    assert len(retrain) == 1 and drifted.champion_version == "2", drifted.actions
-    assert {"promoted version 2", "deployed to serving"} <= set(drifted.actions)
+    assert len(retrain) == 1 and drifted.champion_version == "4", drifted.actions
+    assert {"promoted version 4", "deployed to serving"} <= set(drifted.actions)
     assert any(a.startswith("alert:") and "breach" in a.lower() for a in drifted.actions), drifted.actions
+    assert drifted.decisions().live == [], decisions  # v3 kept beside v1 on the disrupted month
 
-    assert after.monitor_status == "ok" and after.champion_version == "2", after
-    assert after.rmse < drifted.rmse
-    assert all(r.serving_status in (None, "ok", "breach", "unmeasured") for r in records)
-    decided["quiet"] = [r.decisions() for r in records]
-    assert decided["quiet"] == EXPECTED_DECISIONS
+    # The disruption passes: v3, scoring in shadow, is better on month 6's labels; rolled back.
+    assert not recovered.drift_injected
+    assert "rollback promote v3" in recovered.decisions().live, decisions
+    rolled = [a for a in recovered.actions if a.startswith("live: rolled back to version 3 (cooldown until")]
+    assert len(rolled) == 1, recovered.actions
+    (rollback,) = [v for v in recovered.live if v.kind == "rollback"]
+    assert rollback.interval is not None and rollback.interval.low > 0, rollback
 
-    # Every model names the DAG bundle version its training ran from (LocalDagBundle: none).
+    # The alias history (what `mlplatform history` lists) says who moved what, why, on what evidence.
+    use_case = spec.load_spec(closed_loop.USE_CASE)
+    moves = registry.alias_events(use_case.model_name, Lake(platform.env()["MLPLATFORM_LAKE_URI"]))
+    by_monitor = [(e.alias, e.action, e.from_version, e.version) for e in moves if e.by == "monitor"]
+    assert ("challenger", "retire", "2", None) in by_monitor, by_monitor
+    assert ("champion", "promote", "1", "3") in by_monitor, by_monitor
+    assert ("champion", "rollback", "4", "3") in by_monitor, by_monitor
+    for event in (e for e in moves if e.by == "monitor"):
+        live = event.evidence["live"]
+        assert event.reason and live["trips"] >= 1000 and live["interval"], event
+    offline = [e for e in moves if e.alias == "champion" and e.action == "promote" and e.version == "4"]
+    assert len(offline) == 1 and offline[0].by != "monitor" and "live" not in offline[0].evidence, offline
+    (back,) = [e for e in moves if e.alias == "champion" and e.action == "rollback"]
+    assert back.cooldown_until is not None, back
+    assert registry.parse_time(back.cooldown_until) > registry.parse_time(back.at), back
+
+    # Every model the DAGs trained names the DAG bundle version its training ran from
+    # (LocalDagBundle: none); the live-trial challengers were trained outside Airflow.
     from mlflow import MlflowClient
 
-    registry = MlflowClient(platform.mlflow_url, platform.mlflow_url)
-    for version in ("1", "2"):
+    client = MlflowClient(platform.mlflow_url, platform.mlflow_url)
+    for version in ("1", "4"):
         assert (
-            registry.get_model_version(closed_loop.USE_CASE, version).tags["airflow.bundle_version"]
+            client.get_model_version(closed_loop.USE_CASE, version).tags["airflow.bundle_version"]
             == "unversioned"
         )
 
-    summary, chart = closed_loop.write_outputs(records, platform.home / "closed_loop")
     assert [m["month"] for m in json.loads(summary.read_text())] == scenario.month_names()
     assert chart.read_bytes().startswith(b"\x89PNG")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -148,17 +194,16 @@ def test_closed_loop_detects_drift_retrains_and_recovers(platform) -> None:
 
 
 def test_closed_loop_decides_the_same_beside_a_cpu_hog(platform) -> None:
-    """The same loop with two busy-looping processes beside the platform: serving latency
-    rises, and may breach its limit, but the decisions (each month's model status, retrain,
-    promotion) are those of the run without them."""
+    """A smaller loop (drift from month 3, one retrain) with two busy-looping processes beside
+    the platform: serving latency rises, and may breach its limit, but the decisions (each
+    month's model status, retrain, promotion) are those of a run without them."""
     from mlplatform.dev import closed_loop
 
-    closed_loop.archive_previous(platform)  # the quiet run's lake and models stand aside
-    scenario = closed_loop.Scenario(months=4, rows=20_000, drift_from=3)
+    closed_loop.archive_previous(platform)  # the demo's lake and models stand aside
     with cpu_hog() as hogs:
-        records = closed_loop.simulate(platform, scenario)
+        records = closed_loop.simulate(platform, LOAD_SCENARIO)
         assert all(hog.poll() is None for hog in hogs)  # busy for the whole loop
-    assert [r.decisions() for r in records] == decided.get("quiet", EXPECTED_DECISIONS)
+    assert [r.decisions() for r in records] == EXPECTED_DECISIONS
     slow = [r.month for r in records if r.serving_status == "breach"]
     print(f"months whose endpoint breached beside the hog: {slow or 'none'}")
 
