@@ -26,7 +26,7 @@ from test_monitor_dag import (  # the monitor DAG's services, months and runs
     world,  # noqa: F401  (fixture)
 )
 from test_monitor_live import _labelled_window, aliases, register  # noqa: F401  (fixture)
-from test_train_promote_dags import Oracle, answer_approval, field
+from test_train_promote_dags import Oracle, answer_approval
 
 from mlplatform.adapters import registry
 from mlplatform.adapters.lake import Lake
@@ -66,8 +66,7 @@ def register_oracle_challenger(lake: Lake) -> str:
     fitted = training.Fitted("oracle", {}, model, model, [], 0.0)
     evaluation, baseline = training.validate(USE_CASE, fitted, valid)
     logged = training.log_run(USE_CASE, fitted, evaluation, baseline, valid, assembled=assembled)
-    registered = registry.register_challenger(USE_CASE, field(logged, "run_id"), field(logged, "model_uri"))
-    return field(registered, "version")
+    return registry.register_challenger(USE_CASE, logged.run_id, logged.model_uri).version
 
 
 def monitor_asks(window: str, run_id: str) -> Any:
