@@ -387,7 +387,8 @@ def _count_expectations(c: Contract) -> list[Any]:
                 _meta(
                     "bad_row_share",
                     BREACH,
-                    f"at most {c.max_bad_row_share:.1%} of rows break a row rule (contract.max_bad_row_share)",
+                    f"at most {c.max_bad_row_share:.1%} of rows break a row rule"
+                    " (contract.max_bad_row_share)",
                     "A few bad rows are quarantined; many mean the whole delivery is suspect.",
                     BAD_ROW_SHARE_CALIBRATION,
                 )
