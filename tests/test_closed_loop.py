@@ -249,3 +249,23 @@ def test_history_shows_the_live_moves_with_their_interval_and_trips(tmp_path: Pa
     shown = " ".join(capsys.readouterr().out.split())
     assert "-25.19%" in shown and "28,971 live" in shown
     assert "+53.81%" in shown and "28,925 live" in shown and "rollback" in shown
+
+
+def test_a_service_that_exits_on_sigterm_is_seen_stopped(tmp_path: Path) -> None:
+    """The platform starts its services, so an exited one stays a zombie of this process until
+    reaped; it must count as stopped (not wait out the stop's grace, nor look alive)."""
+    import os
+    import signal
+    import time
+
+    from mlplatform.dev.embedded import Service
+
+    platform = Platform(home=tmp_path)
+    pid = platform.start(Service("sleeper", ("sleep", "600"), None))
+    assert platform.pid("sleeper") == pid
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60  # sleep exits at once on SIGTERM; generous for a busy machine
+    while platform.pid("sleeper") is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert platform.pid("sleeper") is None
+    assert platform.stop() == []  # nothing left: its pid file names a process that is gone

@@ -347,6 +347,10 @@ class Platform:
 
 
 def _group_alive(pgid: int) -> bool:
+    # A leader this process started stays a zombie, still a member of its group, until it is
+    # reaped: reap it once it has exited, or the stop would wait out its grace every time.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pgid, os.WNOHANG)
     try:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
