@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 
 TERMINAL = {"success", "failed"}
+POLL_S = 0.5
+"""How often a wait asks again: a GET the API server answers in milliseconds."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ class AirflowClient:
             missing = set(dag_ids) - set(self.dag_ids())
             if not missing:
                 return
-            time.sleep(2)
+            time.sleep(POLL_S)
         raise AirflowError(f"DAGs not parsed within {timeout_s:.0f}s: {sorted(missing)}")
 
     def set_paused(self, dag_id: str, paused: bool) -> None:
@@ -117,5 +119,5 @@ class AirflowClient:
             state = self.run(dag_id, run_id).state
             if state in TERMINAL:
                 return state
-            time.sleep(2)
+            time.sleep(POLL_S)
         raise AirflowError(f"{dag_id} run {run_id} did not finish within {timeout_s:.0f}s")
