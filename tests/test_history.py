@@ -15,6 +15,7 @@ import pytest
 from mlplatform import cli
 from mlplatform.adapters import registry
 from mlplatform.adapters.lake import Lake
+from mlplatform.cli import arguments
 from mlplatform.core.records import AliasEvent, Gate
 from mlplatform.core.spec import load_spec
 from mlplatform.stages import promotion
@@ -82,9 +83,9 @@ def test_applied_leaves_out_a_recorded_move_that_never_happened() -> None:
     assert registry.serving_at(found, datetime(2024, 2, 15, tzinfo=UTC)).version == "1"
     assert registry.serving_at(found, datetime(2023, 12, 31, tzinfo=UTC)) is None
     assert registry.until(found, found[0]) == "2024-03-01T00:00:00+00:00"
-    assert registry.parse_time("2024-02-15") == datetime(2024, 2, 15, tzinfo=UTC)
+    assert arguments.instant("2024-02-15") == datetime(2024, 2, 15, tzinfo=UTC)
     with pytest.raises(ValueError, match="not a date or time"):
-        registry.parse_time("last tuesday")
+        arguments.instant("last tuesday")
 
 
 # -- every move recorded, before it happens -----------------------------------------------------

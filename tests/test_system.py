@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -174,7 +175,7 @@ def test_closed_loop_detects_drift_and_plays_the_three_live_stories(platform) ->
     assert len(offline) == 1 and offline[0].by != "monitor" and "live" not in offline[0].evidence, offline
     (back,) = [e for e in moves if e.alias == "champion" and e.action == "rollback"]
     assert back.cooldown_until is not None, back
-    assert registry.parse_time(back.cooldown_until) > registry.parse_time(back.at), back
+    assert datetime.fromisoformat(back.cooldown_until) > datetime.fromisoformat(back.at), back
 
     # Every model the DAGs trained names the DAG bundle version its training ran from
     # (LocalDagBundle: none); the live-trial challengers were trained outside Airflow.

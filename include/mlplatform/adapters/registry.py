@@ -245,17 +245,6 @@ def applied(found: Sequence[AliasEvent]) -> list[AliasEvent]:
     return kept
 
 
-def parse_time(text: str) -> datetime:
-    """A time given as ISO 8601 (a date means its midnight); without a zone, UTC."""
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is not a date or time: give ISO 8601, e.g. 2024-05-01 or 2024-05-01T12:00:00Z"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def serving_at(found: Sequence[AliasEvent], at: datetime, alias: str = CHAMPION) -> AliasEvent | None:
     """The applied move that set ``alias`` as it was at ``at`` (``None`` before the first).
 

@@ -22,6 +22,7 @@ import os
 import shlex
 import stat
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 from urllib.parse import urlparse
@@ -51,6 +52,17 @@ def month(value: str) -> str:
     if not months.is_month(value):
         raise argparse.ArgumentTypeError(f"month must be YYYY-MM, got {value!r}")
     return value
+
+
+def instant(text: str) -> datetime:
+    """A time a person gives (``--at``) as ISO 8601: a date means its midnight; without a zone, UTC."""
+    try:
+        found = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a date or time: give ISO 8601, e.g. 2024-05-01 or 2024-05-01T12:00:00Z"
+        ) from None
+    return found if found.tzinfo else found.replace(tzinfo=UTC)
 
 
 def input_file(value: str | Path) -> Path:

@@ -37,6 +37,7 @@ from mlplatform.cli.arguments import (
     input_files,
     input_folder,
     input_uri,
+    instant,
     load_use_case,
     month,
     use_case_help,
@@ -536,7 +537,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     from mlplatform.adapters.lake import Lake
 
     use_case = load_use_case(args.use_case)
-    moment = registry.parse_time(args.at) if args.at else None  # a bad time answers before reading
+    moment = instant(args.at) if args.at else None  # a bad time answers before reading
     found = registry.alias_events(use_case.model_name, Lake(args.lake))
     if moment is None:
         listed = [{**e.to_dict(), "until": registry.until(found, e)} for e in found]
