@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,6 +60,18 @@ def stop_process_group(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def load_dag_module(stage: str) -> Any:
+    """A DAG file of the bundle imported as a module: its ``build`` makes the DAG for any spec
+    (another maturity level, thresholds, timeouts)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"bundle_{stage}", REPO_ROOT / "dags" / f"{stage}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def asset_event_extras(uri: str) -> list[dict]:

@@ -17,11 +17,13 @@ from typing import Any
 
 import pytest
 from test_sagemaker_container import release_image, version_in_s3
-from test_scoring import USE_CASE, load_dag_module, registered_versions, run_dag, set_alias, with_serving
+from test_scoring import USE_CASE, registered_versions, run_dag, set_alias, with_serving
 from test_serving import TRIP, running_app
 
 from mlplatform.core.records import ModelRef
 from mlplatform.stages import deployment
+
+from conftest import load_dag_module
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,6 @@ alias history: who, why, and the live evidence the monitor measured.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,7 +17,6 @@ from typing import Any
 
 import pytest
 from test_monitor_dag import (  # the monitor DAG's services, months and runs
-    DAGS_FOLDER,
     USE_CASE,
     alert_sink,  # noqa: F401  (fixture)
     platform,  # noqa: F401  (fixture)
@@ -26,14 +24,14 @@ from test_monitor_dag import (  # the monitor DAG's services, months and runs
     world,  # noqa: F401  (fixture)
 )
 from test_monitor_live import _labelled_window, aliases, register  # noqa: F401  (fixture)
-from test_train_promote_dags import Oracle, answer_approval
+from test_train_promote_dags import answer_approval, register_oracle
 
 from mlplatform.adapters import registry
 from mlplatform.adapters.lake import Lake
-from mlplatform.core.modelling import TripModel
 from mlplatform.core.records import AliasEvent, LiveAsk
-from mlplatform.core.spec import UseCase
-from mlplatform.stages import monitoring, training
+from mlplatform.stages import monitoring
+
+from conftest import load_dag_module
 
 pytestmark = pytest.mark.slow
 
@@ -48,32 +46,13 @@ LEVEL_3 = USE_CASE.model_copy(
 _dates = (datetime(2033, 1, 1, tzinfo=UTC) + timedelta(hours=i) for i in range(10_000))
 
 
-def _build(stage: str, use_case: UseCase) -> Any:
-    spec = importlib.util.spec_from_file_location(f"live_chain_{stage}", DAGS_FOLDER / f"{stage}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build(use_case)
-
-
-def register_oracle_challenger(lake: Lake) -> str:
-    """The generator's own expected duration, logged through the training code (lineage of the
-    lake's validated months, so the promote DAG's gates can measure it) and registered as the
-    challenger."""
-    assembled = training.assemble_training_set(lake, USE_CASE, key="oracle")
-    valid = training.read_set(lake, assembled.validation_uri)
-    model = TripModel(Oracle(), USE_CASE.features.all, "regression")
-    fitted = training.Fitted("oracle", {}, model, model, [], 0.0)
-    evaluation, baseline = training.validate(USE_CASE, fitted, valid)
-    logged = training.log_run(USE_CASE, fitted, evaluation, baseline, valid, assembled=assembled)
-    return registry.register_challenger(USE_CASE, logged.run_id, logged.model_uri).version
-
-
 def monitor_asks(window: str, run_id: str) -> Any:
     """A whole level-3 monitor run of ``window``; the promote run it triggered, read from the DB."""
     from airflow.models.dagrun import DagRun
 
-    run = _build("monitor", LEVEL_3).test(logical_date=next(_dates), run_conf={"window": window})
+    run = (
+        load_dag_module("monitor").build(LEVEL_3).test(logical_date=next(_dates), run_conf={"window": window})
+    )
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     assert str(run.state) == "success" and states["trigger_approval"] == "success", states
     [asked] = DagRun.find(dag_id=PROMOTE_DAG_ID, run_id=run_id)
@@ -96,8 +75,10 @@ def run_asked(asked: Any, answer: str) -> dict[str, str]:
     try:
         with pytest.MonkeyPatch.context() as pinned:
             pinned.setattr(DagRun, "generate_run_id", staticmethod(lambda **_: run_id))
-            run = _build("promote", LEVEL_3).test(
-                logical_date=asked.logical_date, run_after=asked.run_after, run_conf=conf
+            run = (
+                load_dag_module("promote")
+                .build(LEVEL_3)
+                .test(logical_date=asked.logical_date, run_after=asked.run_after, run_conf=conf)
             )
     finally:
         seen["thread"].join(timeout=30)
@@ -132,7 +113,7 @@ def test_the_promotion_the_monitor_asks_for_is_approved_and_moves_the_champion(
 ) -> None:
     lake, champion, name = approvals["lake"], approvals["version"], USE_CASE.model_name
     _labelled_window(lake, "2024-04", seed=21)  # scored by the champion
-    better = register_oracle_challenger(lake)
+    better = register_oracle(lake, congestion=1.0, use_case=USE_CASE)
     asked = monitor_asks("2024-04", f"live__promote__v{better}")
     record = monitoring.read_record(lake, USE_CASE.name, "2024-04")
     assert record is not None

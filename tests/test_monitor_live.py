@@ -30,6 +30,8 @@ from mlplatform.core.records import MonitoringRecord
 from mlplatform.stages import monitoring
 from mlplatform.stages.monitoring import measures
 
+from conftest import load_dag_module
+
 pytestmark = pytest.mark.slow
 
 
@@ -115,19 +117,6 @@ def test_a_better_challenger_is_promoted_by_the_monitor_dag_at_level_4(
     assert any(e.action == "promote" and e.version == better and "live" in e.evidence for e in events)
 
 
-def _monitor_dag_at(level: int) -> Any:
-    """The monitor DAG of the use case at another maturity level, built from the DAG file."""
-    import importlib.util
-
-    from test_monitor_dag import DAGS_FOLDER
-
-    spec = importlib.util.spec_from_file_location(f"level_{level}_monitor", DAGS_FOLDER / "monitor.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build(USE_CASE.model_copy(update={"maturity_level": level}))
-
-
 def test_level_2_reports_and_a_worse_challenger_is_retired(
     world: dict[str, Any],  # noqa: F811
     tracking_uri: str,  # noqa: F811
@@ -140,7 +129,8 @@ def test_level_2_reports_and_a_worse_challenger_is_retired(
 
     from airflow.models.dagrun import DagRun
 
-    dag = _monitor_dag_at(2)  # a whole monitor run at level 2: reports, asks nobody, moves nothing
+    # A whole monitor run at level 2: reports, asks nobody, moves nothing.
+    dag = load_dag_module("monitor").build(USE_CASE.model_copy(update={"maturity_level": 2}))
     run = dag.test(
         logical_date=datetime.fromisoformat("2033-01-01T00:00:00+00:00"), run_conf={"window": "2024-04"}
     )
@@ -177,7 +167,7 @@ def test_level_3_asks_the_promote_dag_with_the_live_evidence_once(
     better = register(lake, tracking_uri, max_iter=300, rows_scale=3)
     aliases.set_registered_model_alias(USE_CASE.model_name, registry.CHALLENGER, better)
     _labelled_window(lake, "2024-04", seed=21)
-    dag = _monitor_dag_at(3)
+    dag = load_dag_module("monitor").build(USE_CASE.model_copy(update={"maturity_level": 3}))
 
     def asked() -> list[Any]:
         return DagRun.find(dag_id="taxi_trip_duration_promote", run_id=f"live__promote__v{better}")

@@ -28,6 +28,8 @@ from mlplatform.core.spec import Gates, UseCase, load_spec
 from mlplatform.stages import promotion, training
 from mlplatform.stages.promotion import decisions, gates
 
+from conftest import load_dag_module
+
 DAGS_FOLDER = Path(__file__).resolve().parents[1] / "dags"
 
 
@@ -243,9 +245,7 @@ _dates = (datetime(2032, 1, 1, tzinfo=UTC) + timedelta(hours=i) for i in range(1
 
 
 def run_promote(use_case: UseCase, conf: dict[str, Any] | None = None, dag: Any = None) -> dict[str, str]:
-    from test_train_promote_dags import _load_dag_module
-
-    dag = dag or _load_dag_module("promote").build(use_case)
+    dag = dag or load_dag_module("promote").build(use_case)
     dag_run = dag.test(logical_date=next(_dates), run_conf=conf or {})
     return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
 
@@ -374,7 +374,6 @@ def test_a_level_3_approval_is_recorded_with_the_approver(
     world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from airflow.models.variable import Variable
-    from test_train_promote_dags import _load_dag_module
 
     from mlplatform.airflow import approval, dagkit
 
@@ -390,7 +389,7 @@ def test_a_level_3_approval_is_recorded_with_the_approver(
     key = approval.variable_key(dagkit.dag_id(level_3, "promote"))
     Variable.set(key, json.dumps({"version": best, "answer": "Approve", "by": "bob"}))
     try:
-        states = run_promote(level_3, dag=_load_dag_module("promote").build(level_3))
+        states = run_promote(level_3, dag=load_dag_module("promote").build(level_3))
     finally:
         Variable.delete(key)
     assert states["champion_moved"] == "success", states

@@ -30,7 +30,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from test_sagemaker_container import release_image
-from test_scoring import USE_CASE, add_snapshot, load_dag_module, run_dag, with_serving
+from test_scoring import USE_CASE, add_snapshot, run_dag, with_serving
 
 from mlplatform.adapters import snapshots
 from mlplatform.adapters.lake import Lake
@@ -38,7 +38,7 @@ from mlplatform.core import tlc
 from mlplatform.core.spec import serving_target
 from mlplatform.stages import ingest, training
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_dag_module
 
 pytestmark = pytest.mark.slow
 

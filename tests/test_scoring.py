@@ -3,7 +3,6 @@ server, the command line, atomic replacement, and SageMaker Batch Transform on m
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import itertools
 import json
@@ -25,6 +24,8 @@ from mlplatform.core import generator, tlc
 from mlplatform.core.records import ModelRef, ScoredOutput
 from mlplatform.core.spec import UseCase, load_spec
 from mlplatform.stages import scoring
+
+from conftest import load_dag_module
 
 pytestmark = pytest.mark.slow
 
@@ -120,14 +121,6 @@ def set_alias(name: str, alias: str, version: str | None) -> None:
         client.delete_registered_model_alias(name, alias)
     else:
         client.set_registered_model_alias(name, alias, version)
-
-
-def load_dag_module(stage: str) -> Any:
-    """A DAG file of the bundle, imported as a module (its ``build`` makes a DAG for any spec)."""
-    spec = importlib.util.spec_from_file_location(f"bundle_{stage}", REPO_ROOT / "dags" / f"{stage}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_dag(dag: Any, **conf: Any) -> dict[str, str]:

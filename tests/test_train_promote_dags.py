@@ -10,7 +10,6 @@ first champion, a better challenger, a worse one, a slice regression, level 3 ap
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import threading
@@ -18,7 +17,6 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -33,6 +31,8 @@ from mlplatform.core import generator, tlc
 from mlplatform.core.modelling import TripModel
 from mlplatform.core.spec import UseCase, load_spec
 from mlplatform.stages import training
+
+from conftest import load_dag_module
 
 pytestmark = pytest.mark.slow
 
@@ -66,17 +66,9 @@ TIP = _TIP.model_copy(
 )
 
 
-def _load_dag_module(stage: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"mlplatform_dags_{stage}", DAGS_FOLDER / f"{stage}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def run_dag(stage: str, use_case: UseCase, conf: dict[str, Any] | None = None) -> dict[str, str]:
     """One whole run of the stage's DAG built for ``use_case``; each task's final state."""
-    dag = _load_dag_module(stage).build(use_case)
+    dag = load_dag_module(stage).build(use_case)
     dag_run = dag.test(logical_date=next(_logical_dates), run_conf=conf or {})
     return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
 
@@ -173,15 +165,18 @@ class Oracle(RegressorMixin, BaseEstimator):
         return np.where(night, expected * self.night_factor, expected)
 
 
-def register_oracle(lake: Lake, night_factor: float) -> str:
-    """Log an oracle challenger through the training code (real lineage) and register it."""
-    assembled = training.assemble_training_set(lake, DURATION, key=f"oracle-{night_factor}")
+def register_oracle(
+    lake: Lake, night_factor: float = 1.0, congestion: float = CONGESTION, use_case: UseCase = DURATION
+) -> str:
+    """Log an oracle challenger through the training code (real lineage of the lake's validated
+    months, so the promote DAG's gates can measure it) and register it as the challenger."""
+    assembled = training.assemble_training_set(lake, use_case, key=f"oracle-{congestion}-{night_factor}")
     valid = training.read_set(lake, assembled.validation_uri)
-    model = TripModel(Oracle(CONGESTION, night_factor), DURATION.features.all, "regression")
+    model = TripModel(Oracle(congestion, night_factor), use_case.features.all, "regression")
     fitted = training.Fitted("oracle", {"night_factor": night_factor}, model, model, [], 0.0)
-    evaluation, baseline = training.validate(DURATION, fitted, valid)
-    logged = training.log_run(DURATION, fitted, evaluation, baseline, valid, assembled=assembled)
-    return registry.register_challenger(DURATION, logged.run_id, logged.model_uri).version
+    evaluation, baseline = training.validate(use_case, fitted, valid)
+    logged = training.log_run(use_case, fitted, evaluation, baseline, valid, assembled=assembled)
+    return registry.register_challenger(use_case, logged.run_id, logged.model_uri).version
 
 
 # -- human in the loop ----------------------------------------------------------------------
@@ -417,7 +412,7 @@ def test_level_3_before_airflow_3_1_waits_for_the_approval_variable(
     champion = alias(name, "champion")
     good = register_oracle(platform["lake"], night_factor=1.0)
     level_3 = level_3_within(minutes=2)
-    dag = _load_dag_module("promote").build(level_3)
+    dag = load_dag_module("promote").build(level_3)
     assert dag.doc_md.startswith("> **Warning: Airflow 3.0.6 has no human-in-the-loop approval**")
     assert type(dag.get_task("approval")).__name__ != "RecordedApprovalOperator"
     key = approval.variable_key(dagkit_id(level_3))
@@ -533,7 +528,7 @@ def test_level_3_live_rollback_approved_within_the_cooldown_moves_nothing(platfo
     champion = alias(name, "champion")
     assert champion is not None
     level_3 = level_3_within(minutes=2)
-    dag = _load_dag_module("promote").build(level_3)
+    dag = load_dag_module("promote").build(level_3)
     key = approval.variable_key(dagkit_id(level_3))
     hitl = approval.hitl_supported()
     if hitl:
