@@ -62,6 +62,8 @@ is recorded (`decision` tags, or `live_decision` tags for a retire or rollback).
 `mlplatform rollback --use-case <name> --reason "..."`; monitoring calls
 `mlplatform.stages.promotion.rollback(use_case, reason, evidence)`. Each is recorded in the
 alias history and starts a cooldown during which another rollback is refused unless forced.
+A refused rollback (within the cooldown, or no previous champion) fails the task at once with
+the reason, without retries: trying again would get the same answer.
 """
 
 from __future__ import annotations
@@ -220,14 +222,20 @@ def _retire(use_case: UseCase, context: Mapping[str, Any]) -> str:
 
 def _rollback(use_case: UseCase, context: Mapping[str, Any]) -> Any:
     """Put `champion` back on `previous_champion` for the reason the run was given."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from mlplatform.adapters.registry import RollbackRefused
     from mlplatform.stages import promotion
 
     params, by, run_id = context.get("params") or {}, _by(context, "airflow"), context.get("run_id")
     reason = str(params.get("reason") or "rolled back from the Airflow UI")
     evidence = {"requested_by": by, "dag_run": run_id}
-    return promotion.rollback(
-        use_case, reason, evidence, by=by, run_id=run_id, force=bool(params.get("force"))
-    )
+    try:
+        return promotion.rollback(
+            use_case, reason, evidence, by=by, run_id=run_id, force=bool(params.get("force"))
+        )
+    except RollbackRefused as refused:  # the registry's answer: retrying would not change it
+        raise AirflowFailException(str(refused)) from refused
 
 
 def _assess(use_case: UseCase, params: Mapping[str, Any]) -> approval.AssessedCase:

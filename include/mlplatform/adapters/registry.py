@@ -60,6 +60,12 @@ class PromotionError(RuntimeError):
     """A promotion or rollback cannot go ahead; the message says why and what to do."""
 
 
+class RollbackRefused(PromotionError):
+    """A rollback the registry's state refuses (no previous champion, or within the cooldown):
+    trying again minutes later gives the same answer, unlike a history that could not be
+    written."""
+
+
 class ModelNotFound(LookupError):
     """The registry has no version under the requested name and alias."""
 
@@ -546,14 +552,14 @@ def rollback(
         current = alias_version(registry, model_name, CHAMPION)
         previous = alias_version(registry, model_name, PREVIOUS)
         if previous is None:
-            raise PromotionError(
+            raise RollbackRefused(
                 f"{model_name} has no previous_champion to roll back to (champion: {current or 'none'}); "
                 f"promote a specific version instead: mlplatform promote --use-case {model_name} "
                 "--version N --approve"
             )
         now = datetime.now(UTC)
         if not force and (refusal := cooldown_refusal(model_name, now, history)):
-            raise PromotionError(refusal)
+            raise RollbackRefused(refusal)
         moves = [v for v in _history(registry, model_name) if v != current]
         if not moves or moves[-1] != previous:
             moves.append(previous)
