@@ -91,30 +91,33 @@ stop: venv  ## Stop every process `make run` started
 	$(BIN)/mlplatform stop
 
 # lint-imports checks the package's layers (contracts in pyproject.toml); mypy types the package (strict on core/).
-# MWAA's virtualenv is built while the checks and pytest run: the build is mostly downloads
-# and file copies, and on a fresh clone it would otherwise add minutes after pytest. Its
-# output goes to $(MWAA_BUILD_LOG), printed once both are done, so the two never interleave;
-# a failure of either fails the target, and test-mwaa then runs in the finished virtualenv.
-# (SUBMAKE, not $$(MAKE), in that recipe line: make runs a line naming $$(MAKE) even under
-# `make -n`, which would run the whole suite.)
-MWAA_BUILD_LOG := .local/venv-mwaa.log
+# pytest runs in $(PYTEST_WORKERS) processes (pytest-xdist; each test file whole in one of
+# them, so a file's module fixtures start once; PYTEST_WORKERS=0 runs it in this process):
+# the suite spends much of its time waiting on schedulers, servers and subprocesses.
+# MWAA's half (test-mwaa: its virtualenv built, mostly downloads and file copies, then its
+# tests) runs beside the checks and pytest, not after them. Its output goes to
+# $(MWAA_TEST_LOG), printed once both are done, so the two never interleave; a failure of
+# either fails the target. (SUBMAKE, not $$(MAKE), in that recipe line: make runs a line
+# naming $$(MAKE) even under `make -n`, which would run the whole suite.)
+PYTEST_WORKERS ?= 2
+MWAA_TEST_LOG := .local/test-mwaa.log
 SUBMAKE := $(MAKE)
 # What the tests need installed; independent of each other (mostly downloads), so
 # `make -j3 test-deps` prepares them side by side, as .ci/run does on a fresh clone.
 test-deps: venv $(CHECKOV_VENV)/.installed system-deps
 
 test: test-deps  ## Run the whole test suite
-	@mkdir -p $(dir $(MWAA_BUILD_LOG))
-	@echo "make venv-mwaa > $(MWAA_BUILD_LOG) 2>&1 &"
-	@$(SUBMAKE) --no-print-directory venv-mwaa > $(MWAA_BUILD_LOG) 2>&1 & build=$$!; \
-	trap 'kill $$build 2>/dev/null; exit 130' INT TERM; \
+	@mkdir -p $(dir $(MWAA_TEST_LOG))
+	@echo "make test-mwaa > $(MWAA_TEST_LOG) 2>&1 &"
+	@$(SUBMAKE) --no-print-directory test-mwaa > $(MWAA_TEST_LOG) 2>&1 & mwaa=$$!; \
+	trap 'pkill -TERM -P $$mwaa; kill $$mwaa 2>/dev/null; exit 130' INT TERM; \
 	set -x; \
-	$(BIN)/ruff check . && $(BIN)/lint-imports && $(BIN)/mypy && $(BIN)/pytest $(PYTEST_ARGS); \
+	$(BIN)/ruff check . && $(BIN)/lint-imports && $(BIN)/mypy \
+	  && $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS); \
 	{ checks=$$?; set +x; } 2>/dev/null; \
-	echo "waiting for make venv-mwaa"; wait $$build; built=$$?; \
-	echo "----- make venv-mwaa ($(MWAA_BUILD_LOG)) -----"; cat $(MWAA_BUILD_LOG); \
-	test $$checks -eq 0 && test $$built -eq 0
-	$(MAKE) --no-print-directory test-mwaa
+	echo "waiting for make test-mwaa"; wait $$mwaa; mwaa_tests=$$?; \
+	echo "----- make test-mwaa ($(MWAA_TEST_LOG)) -----"; cat $(MWAA_TEST_LOG); \
+	test $$checks -eq 0 && test $$mwaa_tests -eq 0
 
 # The DAG integrity tests and a whole-DAG run of every stage (marker airflow_compat) on
 # MWAA's Python, image and Airflow, with the bundle installed as MWAA installs it.

@@ -43,6 +43,32 @@ os.environ.setdefault("PYTHONPATH", str(REPO_ROOT / "include"))
 os.environ.setdefault("MLPLATFORM_LAKE_URI", Path(tempfile.mkdtemp(prefix="mlplatform-lake-")).as_uri())
 
 
+# The files that take minutes, longest first. `make test` runs the suite in two processes
+# (pytest-xdist, one file per process at a time): the long files start first, each in a
+# process of its own, and the short ones fill in around them, so neither process is left
+# with a long file at the end. Every other file keeps its place, after these.
+LONGEST_FIRST = (
+    "test_system.py",
+    "test_celery.py",
+    "test_aws_rehearsal.py",
+    "test_neighbours.py",
+    "test_train_promote_dags.py",
+    "test_monitor_live.py",
+    "test_promotion_evidence.py",
+    "test_live_chain.py",
+    "test_postgres_restart.py",
+    "test_serving_resilience.py",
+    "test_faults.py",
+    "test_sagemaker_jobs.py",
+    "test_infra.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's order kept
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -144,60 +170,83 @@ def airflow_db() -> Path:
     return AIRFLOW_HOME
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real MLflow tracking server and registry (SQLite, local artifacts) on a free port.
+class MlflowServer:
+    """A real MLflow tracking server and registry (SQLite unless given another database, local
+    artifacts) on a free port, in a folder of its own; it can be stopped and started again on
+    the same port and database, as a registry that goes away mid-run and comes back."""
 
-    Sets ``MLFLOW_TRACKING_URI`` for the session, so the code under test finds it.
-    """
-    import time
-    import urllib.request
+    def __init__(self, home: Path, backend_store_uri: str | None = None) -> None:
+        self.home, self.port = home, free_port()
+        self.backend_store_uri = backend_store_uri or f"sqlite:///{home / 'mlflow.db'}"
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
 
-    home = tmp_path_factory.mktemp("mlflow")
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    command = [
-        str(Path(sys.executable).with_name("mlflow")),
-        "server",
-        "--backend-store-uri",
-        f"sqlite:///{home / 'mlflow.db'}",
-        "--artifacts-destination",
-        str(home / "artifacts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    log = (home / "server.log").open("wb")
-    # No server-side job runner: tests need none, and it costs three more processes.
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    # A session of its own: the server runs its workers as child processes, stopped together.
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    previous = os.environ.get("MLFLOW_TRACKING_URI")
-    try:
+    def start(self) -> MlflowServer:
+        import time
+        import urllib.request
+
+        command = [
+            str(Path(sys.executable).with_name("mlflow")),
+            "server",
+            "--backend-store-uri",
+            self.backend_store_uri,
+            "--artifacts-destination",
+            str(self.home / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+        ]
+        # No server-side job runner: tests need none, and it costs three more processes.
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        with (self.home / "server.log").open("ab") as log:
+            # A session of its own: the server runs its workers as child processes, stopped together.
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
         deadline = time.monotonic() + 300  # a busy CI machine needs minutes for the migrations
         while True:
             try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
                     if response.status == 200:
-                        break
+                        return self
             except OSError:
                 pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = (home / "server.log").read_text()[-2000:]
-                raise RuntimeError(f"mlflow server did not start on {uri}:\n{tail}")
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = (self.home / "server.log").read_text()[-2000:]
+                raise RuntimeError(f"mlflow server did not start on {self.url}:\n{tail}")
             time.sleep(0.5)
-        os.environ["MLFLOW_TRACKING_URI"] = uri
-        yield uri
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process_group(self.process)
+            self.process = None
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's MLflow server (:class:`MlflowServer`).
+
+    Sets ``MLFLOW_TRACKING_URI`` for the session, so the code under test finds it.
+    """
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow")).start()
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = server.url
+    try:
+        yield server.url
     finally:
         if previous is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
             os.environ["MLFLOW_TRACKING_URI"] = previous
-        stop_process_group(process)
-        log.close()
+        server.stop()
 
 
 @pytest.fixture(scope="session")

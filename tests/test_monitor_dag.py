@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,54 +37,6 @@ _logical_dates = (datetime(2030, 1, 1, tzinfo=UTC) + timedelta(hours=i) for i in
 
 
 # -- services --------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tracking_uri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The shared MLflow server fixture when the suite has one, else a server of our own."""
-    try:
-        server = request.getfixturevalue("mlflow_server")
-        yield server if isinstance(server, str) else server.url
-        return
-    except pytest.FixtureLookupError:
-        pass
-    home = tmp_path_factory.mktemp("mlflow")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("mlflow")),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{home / 'mlflow.db'}",
-            "--default-artifact-root",
-            (home / "artifacts").as_uri(),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        import httpx
-
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError(f"the MLflow server on {url} did not start within 120 s")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 class _Sink(BaseHTTPRequestHandler):
     """Keeps posted messages and serves them at GET /messages, like the platform's sink."""
 
@@ -221,7 +170,7 @@ with DAG("taxi_trip_duration_train", schedule=None, start_date=datetime(2024, 1,
 
 @pytest.fixture(scope="module")
 def platform(
-    tracking_uri: str, alert_sink: Any, airflow_db: Path, tmp_path_factory: pytest.TempPathFactory
+    mlflow_server: str, alert_sink: Any, airflow_db: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
     """Settings pointed at the services; the champion trained once for the module.
 
@@ -246,13 +195,13 @@ def platform(
             ]
         ),
     )
-    mp.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+    mp.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     mp.setenv("MLPLATFORM_SLACK_WEBHOOK_URL", alert_sink.hook_url)
     mp.setenv("MLPLATFORM_SLACK_CONN_ID", "")
     seed_lake = Lake(tmp_path_factory.mktemp("seed").joinpath("lake").as_uri())
     for month in (*TRAIN_MONTHS, VALIDATION_MONTH):
         add_month(seed_lake, month)
-    version = train_champion(seed_lake, tracking_uri)
+    version = train_champion(seed_lake, mlflow_server)
     yield {"version": version, "sink": alert_sink}
     mp.undo()
 

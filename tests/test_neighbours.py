@@ -1,6 +1,6 @@
 """The platform keeps its head when a neighbour fails in the middle of a run.
 
-Each fault happens on the real service: an MLflow server of the test's own that is stopped
+Each fault happens on the real service: an MLflow server of the module's own that is stopped
 mid-promotion or mid-monitoring and started again on the same port and database, a Slack
 webhook (the local sink) stopped and started again, and a lake whose disk fills during a
 write (a tiny tmpfs when the test may mount one, else a file system whose writes fail with
@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -35,7 +34,7 @@ from mlplatform.dev.webhook_sink import WebhookSink
 from mlplatform.stages import monitoring, promotion
 from mlplatform.stages.promotion import decisions
 
-from conftest import free_port, stop_process_group
+from conftest import MlflowServer
 
 pytestmark = pytest.mark.slow
 
@@ -43,65 +42,26 @@ USE_CASE = load_spec("taxi_trip_duration")
 GATES = (Gate("improvement", True, "better than the champion"),)
 
 
-class MlflowServer:
-    """An MLflow server of the test's own: stopped and started again on the same port and
-    database, as a registry that goes away mid-run and comes back."""
-
-    def __init__(self, home: Path) -> None:
-        self.home, self.port = home, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> MlflowServer:
-        command = [
-            str(Path(sys.executable).with_name("mlflow")),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{self.home / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(self.home / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-        ]
-        log = (self.home / "server.log").open("ab")
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        self.process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-        log.close()
-        deadline = time.monotonic() + 300  # migrations on a busy machine take minutes
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow did not start:\n{(self.home / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process_group(self.process)
-            self.process = None
-
-
-@pytest.fixture
-def mlflow_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MlflowServer]:
-    """The test's MLflow server; the client gives up fast when it is down (no long retries)."""
-    server = MlflowServer(tmp_path).start()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+@pytest.fixture(scope="module")
+def _module_mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-own"))
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def mlflow_own(_module_mlflow: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> MlflowServer:
+    """An MLflow server of this module's own, which each test may stop and start again (it is
+    running when a test starts; each test uses model names of its own); the client gives up
+    fast when it is down (no long retries)."""
+    if not _module_mlflow.running:
+        _module_mlflow.start()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", _module_mlflow.url)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    return _module_mlflow
 
 
 @pytest.fixture

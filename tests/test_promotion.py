@@ -3,15 +3,11 @@ promotions, rollback; on the real MLflow server (SQLite) and once on PostgreSQL.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +21,7 @@ from mlplatform.core.spec import UseCase, load_spec
 from mlplatform.stages import promotion, training
 from mlplatform.stages.promotion import gates
 
-from conftest import free_port, stop_process_group, throwaway_postgres
+from conftest import MlflowServer, throwaway_postgres
 
 BASE = load_spec("taxi_trip_duration")
 
@@ -321,37 +317,12 @@ def test_first_model_must_beat_the_baseline(
 @pytest.fixture(scope="module")
 def postgres_mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An MLflow server on a throwaway PostgreSQL database (trust auth, user postgres)."""
-    import urllib.request
-
-    home = tmp_path_factory.mktemp("mlflow-pg")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with throwaway_postgres("mlflow_test") as database, (home / "server.log").open("wb") as log:
-        mlflow = str(Path(sys.executable).with_name("mlflow"))
-        process = subprocess.Popen(
-            [mlflow, "server", "--backend-store-uri", database,
-             "--artifacts-destination", str(home / "artifacts"),
-             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
+    with throwaway_postgres("mlflow_test") as database:
+        server = MlflowServer(tmp_path_factory.mktemp("mlflow-pg"), backend_store_uri=database).start()
         try:
-            deadline = time.monotonic() + 180
-            while True:
-                with (
-                    contextlib.suppress(OSError),
-                    urllib.request.urlopen(f"{url}/health", timeout=2) as answer,
-                ):
-                    if answer.status == 200:
-                        break
-                if process.poll() is not None or time.monotonic() > deadline:
-                    tail = (home / "server.log").read_text()[-2000:]
-                    raise RuntimeError(f"mlflow server on PostgreSQL did not start:\n{tail}")
-                time.sleep(0.5)
-            yield url
+            yield server.url
         finally:
-            stop_process_group(process)
+            server.stop()
 
 
 @pytest.mark.services
