@@ -113,7 +113,7 @@ test: test-deps  ## Run the whole test suite
 	trap 'pkill -TERM -P $$mwaa; kill $$mwaa 2>/dev/null; exit 130' INT TERM; \
 	set -x; \
 	$(BIN)/ruff check . && $(BIN)/lint-imports && $(BIN)/mypy \
-	  && $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS); \
+	  && $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS); \
 	{ checks=$$?; set +x; } 2>/dev/null; \
 	echo "waiting for make test-mwaa"; wait $$mwaa; mwaa_tests=$$?; \
 	echo "----- make test-mwaa ($(MWAA_TEST_LOG)) -----"; cat $(MWAA_TEST_LOG); \

@@ -20,7 +20,6 @@ from test_monitor_dag import (  # the monitor DAG's services, months and runs
     USE_CASE,
     alert_sink,  # noqa: F401  (fixture)
     platform,  # noqa: F401  (fixture)
-    tracking_uri,  # noqa: F401  (fixture)
     world,  # noqa: F401  (fixture)
 )
 from test_monitor_live import _labelled_window, aliases, register  # noqa: F401  (fixture)
@@ -153,12 +152,12 @@ def test_the_promotion_the_monitor_asks_for_is_approved_and_moves_the_champion(
 
 def test_the_retirement_the_monitor_asks_for_is_approved_and_removes_only_the_challenger(
     approvals: dict[str, Any],
-    tracking_uri: str,  # noqa: F811
+    mlflow_server: str,
     aliases: Any,  # noqa: F811
 ) -> None:
     lake, champion, name = approvals["lake"], approvals["version"], USE_CASE.model_name
     _labelled_window(lake, "2024-04", seed=21)
-    worse = register(lake, tracking_uri, max_iter=300, rows_scale=3, bias=1.6)
+    worse = register(lake, mlflow_server, max_iter=300, rows_scale=3, bias=1.6)
     aliases.set_registered_model_alias(name, registry.CHALLENGER, worse)
     asked = monitor_asks("2024-04", f"live__retire__v{worse}")
     assert registry.alias_version(aliases, name, registry.CHALLENGER) == worse  # asked, not retired
@@ -190,11 +189,11 @@ def test_the_retirement_the_monitor_asks_for_is_approved_and_removes_only_the_ch
 
 def test_the_rollback_the_monitor_asks_for_is_approved_and_restores_the_previous_champion(
     approvals: dict[str, Any],
-    tracking_uri: str,  # noqa: F811
+    mlflow_server: str,
     aliases: Any,  # noqa: F811
 ) -> None:
     lake, previous, name = approvals["lake"], approvals["version"], USE_CASE.model_name
-    worse = register(lake, tracking_uri, max_iter=300, rows_scale=3, bias=1.6)
+    worse = register(lake, mlflow_server, max_iter=300, rows_scale=3, bias=1.6)
     registry.promote(name, worse, {"by": "test", "reason": "a bad promotion"}, aliases, lake)
     _labelled_window(lake, "2024-04", seed=21)  # scored by the (worse) champion
     asked = monitor_asks("2024-04", f"live__rollback__v{worse}")

@@ -20,7 +20,6 @@ from test_monitor_dag import (  # the monitor DAG's services, months and runs
     platform,  # noqa: F401  (fixture)
     run_monitor,
     score_month,
-    tracking_uri,  # noqa: F401  (fixture)
     world,  # noqa: F401  (fixture)
 )
 
@@ -71,7 +70,7 @@ def register(lake: Lake, tracking: str, max_iter: int, rows_scale: int = 1, bias
 
 
 @pytest.fixture
-def aliases(world: dict[str, Any], tracking_uri: str) -> Iterator[Any]:  # noqa: F811
+def aliases(world: dict[str, Any], mlflow_server: str) -> Iterator[Any]:  # noqa: F811
     """The registry's client; the champion and no challenger or previous champion are restored after."""
     client = registry.client()
     yield client
@@ -93,11 +92,11 @@ def _labelled_window(lake: Lake, month: str, seed: int) -> None:
 
 def test_a_better_challenger_is_promoted_by_the_monitor_dag_at_level_4(
     world: dict[str, Any],  # noqa: F811
-    tracking_uri: str,  # noqa: F811
+    mlflow_server: str,
     aliases: Any,
 ) -> None:
     lake = world["lake"]
-    better = register(lake, tracking_uri, max_iter=300, rows_scale=3)
+    better = register(lake, mlflow_server, max_iter=300, rows_scale=3)
     aliases.set_registered_model_alias(USE_CASE.model_name, registry.CHALLENGER, better)
     _labelled_window(lake, "2024-04", seed=21)
 
@@ -119,11 +118,11 @@ def test_a_better_challenger_is_promoted_by_the_monitor_dag_at_level_4(
 
 def test_level_2_reports_and_a_worse_challenger_is_retired(
     world: dict[str, Any],  # noqa: F811
-    tracking_uri: str,  # noqa: F811
+    mlflow_server: str,
     aliases: Any,
 ) -> None:
     lake = world["lake"]
-    better = register(lake, tracking_uri, max_iter=300, rows_scale=3)
+    better = register(lake, mlflow_server, max_iter=300, rows_scale=3)
     aliases.set_registered_model_alias(USE_CASE.model_name, registry.CHALLENGER, better)
     _labelled_window(lake, "2024-04", seed=21)
 
@@ -145,7 +144,7 @@ def test_level_2_reports_and_a_worse_challenger_is_retired(
     assert registry.alias_version(aliases, USE_CASE.model_name, registry.CHAMPION) == world["version"]
     assert registry.alias_version(aliases, USE_CASE.model_name, registry.CHALLENGER) == better
 
-    worse = register(lake, tracking_uri, max_iter=300, rows_scale=3, bias=1.6)
+    worse = register(lake, mlflow_server, max_iter=300, rows_scale=3, bias=1.6)
     aliases.set_registered_model_alias(USE_CASE.model_name, registry.CHALLENGER, worse)
     retired = monitoring.monitor(lake, USE_CASE, "2024-04")
     decided = retired.details["live"]["challenger"]
@@ -155,7 +154,7 @@ def test_level_2_reports_and_a_worse_challenger_is_retired(
 
 def test_level_3_asks_the_promote_dag_with_the_live_evidence_once(
     world: dict[str, Any],  # noqa: F811
-    tracking_uri: str,  # noqa: F811
+    mlflow_server: str,
     aliases: Any,
 ) -> None:
     """At level 3 a window whose live decision says promote moves nothing: the monitor DAG
@@ -164,7 +163,7 @@ def test_level_3_asks_the_promote_dag_with_the_live_evidence_once(
     from airflow.models.dagrun import DagRun
 
     lake = world["lake"]
-    better = register(lake, tracking_uri, max_iter=300, rows_scale=3)
+    better = register(lake, mlflow_server, max_iter=300, rows_scale=3)
     aliases.set_registered_model_alias(USE_CASE.model_name, registry.CHALLENGER, better)
     _labelled_window(lake, "2024-04", seed=21)
     dag = load_dag_module("monitor").build(USE_CASE.model_copy(update={"maturity_level": 3}))
@@ -216,14 +215,14 @@ def test_an_estimate_before_labels_then_its_error_once_they_arrive(world: dict[s
 
 def test_a_champion_worse_than_the_previous_one_on_live_labels_is_rolled_back_once(
     world: dict[str, Any],  # noqa: F811
-    tracking_uri: str,  # noqa: F811
+    mlflow_server: str,
     aliases: Any,
 ) -> None:
     """A worse model became champion; on the next labelled window the previous champion,
     scored in shadow, is better with confidence: rolled back, with the evidence in the alias
     history; the cooldown refuses a second rollback on the next window (alerted, not done)."""
     lake = world["lake"]
-    worse = register(lake, tracking_uri, max_iter=300, rows_scale=3, bias=1.6)
+    worse = register(lake, mlflow_server, max_iter=300, rows_scale=3, bias=1.6)
     registry.promote(USE_CASE.model_name, worse, {"by": "test", "reason": "a bad promotion"}, aliases, lake)
     _labelled_window(lake, "2024-04", seed=21)  # scored by the (worse) champion
 
