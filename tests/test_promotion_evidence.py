@@ -411,9 +411,12 @@ def test_rollback_is_recorded_with_its_reason_and_cooldown_and_history_answers(
     assert (back[0].alias, back[0].from_version, back[0].version) == ("champion", current, previous)
     assert back[0].reason == "live rmse worse than before" and back[0].cooldown_until is not None
     assert back[0].by == "dag_test" and back[0].run_id.startswith("manual__")
-    # Within the cooldown the next rollback fails and moves nothing.
-    states = run_promote(USE_CASE, {"action": "rollback", "reason": "again"})
-    assert states["rollback"] == "failed" and alias("champion") == previous
+    # Within the cooldown the next rollback fails at once, without retries, and moves nothing.
+    again = load_dag_module("promote").build(USE_CASE)
+    dag_run = again.test(logical_date=next(_dates), run_conf={"action": "rollback", "reason": "again"})
+    [refused] = [ti for ti in dag_run.get_task_instances() if ti.task_id == "rollback"]
+    assert (str(refused.state), refused.try_number) == ("failed", 1)
+    assert alias("champion") == previous
 
     # Which version served when, and why, over the whole module's history.
     monkeypatch.setattr("mlplatform.core.spec.load_spec", lambda name: USE_CASE)
