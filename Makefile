@@ -93,7 +93,8 @@ stop: venv  ## Stop every process `make run` started
 # lint-imports checks the package's layers (contracts in pyproject.toml); mypy types the package (strict on core/).
 # pytest runs in $(PYTEST_WORKERS) processes (pytest-xdist; each test file whole in one of
 # them, so a file's module fixtures start once; PYTEST_WORKERS=0 runs it in this process):
-# the suite spends much of its time waiting on schedulers, servers and subprocesses.
+# much of the suite waits on schedulers, servers and subprocesses (more processes would
+# not help on 2 cores: with two, the long files keep both cores busy).
 # MWAA's half (test-mwaa: its virtualenv built, mostly downloads and file copies, then its
 # tests) runs beside the checks and pytest, not after them. Its output goes to
 # $(MWAA_TEST_LOG), printed once both are done, so the two never interleave; a failure of
